@@ -1,1 +1,4 @@
-export const HELLO = 1;
+export * from './subjects.js';
+export * from './messages.js';
+export * from './contract.js';
+export * from './version.js';

@@ -1,0 +1,17 @@
+import { join } from 'node:path';
+import type { KoalaConfig } from './schema.js';
+
+/** Where things live under $KOALA_HOME. One place, so the CLI and the daemons agree. */
+export function koalaPaths(home: KoalaConfig['home']) {
+  return {
+    home,
+    logs: join(home, 'log'),
+    run: join(home, 'run'),
+    images: join(home, 'images'),
+    imageStore: join(home, 'image-store'),
+    masterKey: join(home, 'master.key'),
+    adminEnv: join(home, 'admin.env'),
+    logFile: (component: string) => join(home, 'log', `${component}.log`),
+    pidFile: (component: string) => join(home, 'run', `${component}.pid`),
+  };
+}

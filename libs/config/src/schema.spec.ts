@@ -1,0 +1,51 @@
+import { ConfigError, loadConfig, SCHEMA } from './schema.js';
+
+describe('loadConfig', () => {
+  it('applies documented defaults', () => {
+    const c = loadConfig({});
+    expect(c.home).toBe('/var/lib/koala');
+    expect(c.apiPort).toBe(8773);
+    expect(c.schedulerPolicy).toBe('GREEDY');
+    expect(c.masterKey).toBeUndefined();
+    expect(c.nodeName.length).toBeGreaterThan(0);
+  });
+
+  it('parses given values', () => {
+    const c = loadConfig({ KOALA_API_PORT: '9000', KOALA_SCHEDULER_POLICY: 'roundrobin', KOALA_HOME: '/tmp/k' });
+    expect(c.apiPort).toBe(9000);
+    expect(c.schedulerPolicy).toBe('ROUNDROBIN');
+    expect(c.home).toBe('/tmp/k');
+  });
+
+  it.each([
+    ['KOALA_API_PORT', 'eighty', /must be an integer/],
+    ['KOALA_API_PORT', '70000', /between 1 and 65535/],
+    ['KOALA_HOME', 'relative/dir', /absolute path/],
+    ['KOALA_DATABASE_URL', 'mysql://x/y', /must use postgres/],
+    ['KOALA_DATABASE_URL', 'not a url', /must be a URL/],
+    ['KOALA_NATS_URL', 'http://127.0.0.1:4222', /must use nats/],
+    ['KOALA_SCHEDULER_POLICY', 'RANDOM', /GREEDY, ROUNDROBIN/],
+    ['KOALA_LOG_LEVEL', 'loud', /one of/],
+    ['KOALA_PUBLIC_IP_RANGE', '10.0.0.0/33', /CIDR/],
+    ['KOALA_ZONE', 'Zone_A', /lower-case/],
+    ['KOALA_REGION', '', /lower-case/],
+  ])('rejects %s=%s naming the variable', (env, value, reason) => {
+    let err: unknown;
+    try {
+      loadConfig({ [env]: value });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as ConfigError).variable).toBe(env);
+    expect((err as Error).message).toContain(env);
+    expect((err as Error).message).toMatch(reason);
+  });
+
+  it('documents every variable', () => {
+    for (const spec of Object.values(SCHEMA)) {
+      expect(spec.env).toMatch(/^KOALA_[A-Z_]+$/);
+      expect(spec.doc.length).toBeGreaterThan(10);
+    }
+  });
+});

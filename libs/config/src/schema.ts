@@ -1,0 +1,119 @@
+/**
+ * Every environment variable Koala reads, in one table: name, default, parser, meaning.
+ * `loadConfig` validates them all at start; README's configuration table mirrors this file.
+ */
+import { hostname } from 'node:os';
+
+export class ConfigError extends Error {
+  constructor(
+    readonly variable: string,
+    reason: string,
+  ) {
+    super(`Invalid configuration: ${variable} ${reason}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Parser<T> = (raw: string, name: string) => T;
+
+export interface VarSpec<T> {
+  env: string;
+  default: string | (() => string) | undefined;
+  parse: Parser<T>;
+  doc: string;
+}
+
+const fail = (name: string, reason: string): never => {
+  throw new ConfigError(name, reason);
+};
+
+export const str: Parser<string> = (raw, name) => (raw.length ? raw : fail(name, 'must not be empty'));
+
+export const optionalStr: Parser<string | undefined> = (raw) => (raw.length ? raw : undefined);
+
+export const int =
+  (min: number, max: number): Parser<number> =>
+  (raw, name) => {
+    if (!/^-?\d+$/.test(raw.trim())) fail(name, `must be an integer, got "${raw}"`);
+    const n = Number(raw);
+    if (n < min || n > max) fail(name, `must be between ${min} and ${max}, got ${n}`);
+    return n;
+  };
+
+export const oneOf =
+  <T extends string>(...values: T[]): Parser<T> =>
+  (raw, name) => {
+    const v = raw.trim();
+    const match = values.find((x) => x.toLowerCase() === v.toLowerCase());
+    return match ?? fail(name, `must be one of ${values.join(', ')}, got "${raw}"`);
+  };
+
+export const url =
+  (...protocols: string[]): Parser<string> =>
+  (raw, name) => {
+    let u: URL;
+    try {
+      u = new URL(raw);
+    } catch {
+      return fail(name, `must be a URL, got "${raw}"`);
+    }
+    if (!protocols.includes(u.protocol.replace(/:$/, ''))) fail(name, `must use ${protocols.join(' or ')}, got "${u.protocol}"`);
+    return raw;
+  };
+
+export const absPath: Parser<string> = (raw, name) => (raw.startsWith('/') ? raw : fail(name, `must be an absolute path, got "${raw}"`));
+
+export const list: Parser<string[]> = (raw) =>
+  raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+
+export const cidr: Parser<string> = (raw, name) => {
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(raw.trim());
+  if (!m || m.slice(1, 5).some((o) => Number(o) > 255) || Number(m[5]) > 32 || Number(m[5]) < 8)
+    fail(name, `must be an IPv4 CIDR such as 198.51.100.0/24, got "${raw}"`);
+  return raw.trim();
+};
+
+export const name: Parser<string> = (raw, n) =>
+  /^[a-z0-9][a-z0-9-]{0,62}$/.test(raw) ? raw : fail(n, `must be lower-case letters, digits and '-', got "${raw}"`);
+
+const def = <T>(env: string, dflt: VarSpec<T>['default'], parse: Parser<T>, doc: string): VarSpec<T> => ({ env, default: dflt, parse, doc });
+
+/** The schema. Add a variable here and it is validated, typed and documented. */
+export const SCHEMA = {
+  home: def('KOALA_HOME', '/var/lib/koala', absPath, 'State, logs, pid files, image store and caches.'),
+  logLevel: def('KOALA_LOG_LEVEL', 'info', oneOf('trace', 'debug', 'info', 'warn', 'error', 'fatal'), 'Minimum log level (JSON logs).'),
+  databaseUrl: def('KOALA_DATABASE_URL', 'postgres://postgres@127.0.0.1:5432/koala', url('postgres', 'postgresql'), 'PostgreSQL database (created on first start).'),
+  natsUrl: def('KOALA_NATS_URL', 'nats://127.0.0.1:4222', url('nats', 'tls'), 'NATS server(s); comma-free single URL of the cluster seed.'),
+  region: def('KOALA_REGION', 'koala-1', name, 'The region name this cloud answers as.'),
+  zone: def('KOALA_ZONE', 'koala-1a', name, 'Availability zone (cluster) of a CC, NC or SC.'),
+  apiHost: def('KOALA_API_HOST', '0.0.0.0', str, 'Address the EC2 endpoint listens on.'),
+  apiPort: def('KOALA_API_PORT', '8773', int(1, 65535), 'Port of the EC2 endpoint (Eucalyptus used 8773).'),
+  publicEndpoint: def('KOALA_PUBLIC_ENDPOINT', 'http://127.0.0.1:8773/', url('http', 'https'), 'Endpoint URL given to users (EC2_URL) and to NCs for image downloads.'),
+  apiMaxBodyBytes: def('KOALA_API_MAX_BODY_BYTES', String(1024 * 1024), int(1024, 64 * 1024 * 1024), 'Largest request body accepted before parsing.'),
+  masterKey: def('KOALA_MASTER_KEY', undefined, optionalStr, 'Key that encrypts secrets at rest; default: $KOALA_HOME/master.key (created by set-up).'),
+  nodeName: def('KOALA_NODE_NAME', () => hostname(), name, 'Name a node controller registers under.'),
+  libvirtUri: def('KOALA_LIBVIRT_URI', 'qemu:///system', str, 'libvirt connection URI of a node controller (test:///... for simulated hosts).'),
+  libvirtSocket: def('KOALA_LIBVIRT_SOCKET', '/var/run/libvirt/libvirt-sock', absPath, 'libvirtd UNIX socket.'),
+  heartbeatMs: def('KOALA_HEARTBEAT_MS', '5000', int(100, 600000), 'How often NCs and SCs announce themselves.'),
+  nodeTimeoutMs: def('KOALA_NODE_TIMEOUT_MS', '20000', int(500, 3600000), 'A node silent this long is reported down.'),
+  schedulerPolicy: def('KOALA_SCHEDULER_POLICY', 'GREEDY', oneOf('GREEDY', 'ROUNDROBIN'), 'Placement policy of the CC.'),
+  publicIpRange: def('KOALA_PUBLIC_IP_RANGE', '198.51.100.0/24', cidr, 'Pool of elastic (public) addresses.'),
+  instanceTypesFile: def('KOALA_INSTANCE_TYPES_FILE', '', optionalStr, 'JSON file replacing the built-in instance type table.'),
+  iscsiPortal: def('KOALA_ISCSI_PORTAL', '127.0.0.1:3260', str, 'host:port of the tgt iSCSI portal an SC exports volumes on.'),
+} as const;
+
+export type KoalaConfig = { readonly [K in keyof typeof SCHEMA]: ReturnType<(typeof SCHEMA)[K]['parse']> };
+
+/** Reads and validates every variable once. Throws ConfigError naming the first bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): KoalaConfig {
+  const out: Record<string, unknown> = {};
+  for (const [key, spec] of Object.entries(SCHEMA) as [string, VarSpec<unknown>][]) {
+    const given = env[spec.env];
+    const raw = given !== undefined ? given : typeof spec.default === 'function' ? spec.default() : spec.default;
+    out[key] = raw === undefined ? undefined : spec.parse(raw, spec.env);
+  }
+  return Object.freeze(out) as KoalaConfig;
+}

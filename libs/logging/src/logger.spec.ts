@@ -1,0 +1,34 @@
+import { Writable } from 'node:stream';
+import { createLogger } from './logger.js';
+import { withCorrelationId } from './correlation.js';
+
+function capture() {
+  const lines: Record<string, unknown>[] = [];
+  const stream = new Writable({
+    write(chunk, _enc, cb) {
+      lines.push(JSON.parse(chunk.toString()));
+      cb();
+    },
+  });
+  return { lines, stream };
+}
+
+describe('createLogger', () => {
+  it('writes JSON with component and the current correlation id', async () => {
+    const { lines, stream } = capture();
+    const log = createLogger('cloud-controller', 'info', stream);
+    withCorrelationId('req-123', () => log.info({ action: 'RunInstances' }, 'handled'));
+    log.info('outside');
+    await new Promise((r) => setImmediate(r));
+    expect(lines[0]).toMatchObject({ component: 'cloud-controller', correlationId: 'req-123', action: 'RunInstances', msg: 'handled', level: 'info' });
+    expect(lines[1].correlationId).toBeUndefined();
+  });
+
+  it('never writes secrets', async () => {
+    const { lines, stream } = capture();
+    const log = createLogger('x', 'info', stream);
+    log.info({ secretAccessKey: 'SHOULD-NOT-APPEAR', key: { secret: 'NOPE' } }, 'creds');
+    await new Promise((r) => setImmediate(r));
+    expect(JSON.stringify(lines)).not.toMatch(/SHOULD-NOT-APPEAR|NOPE/);
+  });
+});

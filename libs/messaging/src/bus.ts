@@ -1,0 +1,197 @@
+/**
+ * NatsBus: the one way Koala components talk. A thin layer over @nats-io/transport-node that
+ *  - reconnects forever (components must survive a NATS restart by themselves),
+ *  - validates every payload against its contract (libs/contracts) on send and on receipt,
+ *  - carries the correlation id in a header so logs follow a request across processes,
+ *  - turns a handler's thrown error into a `RemoteError` reply (code + message), re-thrown
+ *    on the caller's side as `BusRemoteError` so EC2 error codes survive the hop.
+ *
+ * Why not @nestjs/microservices' NATS transport: it wraps this same client, but its
+ * decorators take static patterns (our subjects carry the zone and node name, known only at
+ * run time), and it hides headers and JetStream, which we need.
+ */
+import { connect, headers as natsHeaders, type Msg, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import type { z } from 'zod';
+import { RemoteError, type RequestContract } from '@koala/contracts';
+import { CORRELATION_HEADER, currentCorrelationId, withCorrelationId, type Logger } from '@koala/logging';
+
+export class BusRemoteError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'BusRemoteError';
+  }
+}
+
+/** No component answered (nobody subscribed, or the request timed out). */
+export class BusUnavailableError extends Error {
+  constructor(
+    readonly subject: string,
+    reason: string,
+  ) {
+    super(`no answer on ${subject}: ${reason}`);
+    this.name = 'BusUnavailableError';
+  }
+}
+
+export interface BusOptions {
+  url: string;
+  /** Connection name shown by the NATS server (component and id). */
+  name: string;
+  logger?: Logger;
+  /** Delay between reconnect attempts. */
+  reconnectWaitMs?: number;
+}
+
+type Handler<Req, Res> = (request: Req, msg: Msg) => Promise<Res> | Res;
+
+const encode = (value: unknown) => new TextEncoder().encode(JSON.stringify(value));
+const decode = (msg: Msg): unknown => (msg.data.length ? JSON.parse(new TextDecoder().decode(msg.data)) : undefined);
+
+export class NatsBus {
+  private readonly subscriptions = new Set<Subscription>();
+  private connected = true;
+
+  private constructor(
+    readonly connection: NatsConnection,
+    private readonly logger?: Logger,
+  ) {
+    void this.watchStatus();
+  }
+
+  static async connect(options: BusOptions): Promise<NatsBus> {
+    const u = new URL(options.url);
+    const connection = await connect({
+      servers: `${u.hostname}:${u.port || 4222}`,
+      name: options.name,
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: options.reconnectWaitMs ?? 1000,
+      waitOnFirstConnect: true,
+      pingInterval: 10_000,
+    });
+    return new NatsBus(connection, options.logger);
+  }
+
+  private async watchStatus() {
+    for await (const s of this.connection.status()) {
+      if (s.type === 'disconnect') this.connected = false;
+      if (s.type === 'reconnect') this.connected = true;
+      if (s.type === 'disconnect' || s.type === 'reconnect') this.logger?.warn({ nats: s.type, server: (s as { server?: string }).server }, `NATS ${s.type}`);
+    }
+  }
+
+  get isConnected(): boolean {
+    return this.connected && !this.connection.isClosed();
+  }
+
+  private headers() {
+    const h = natsHeaders();
+    const id = currentCorrelationId();
+    if (id) h.set(CORRELATION_HEADER, id);
+    return h;
+  }
+
+  /** Request/reply with validation on both ends. */
+  async request<Req extends z.ZodType, Res extends z.ZodType>(contract: RequestContract<Req, Res>, payload: z.input<Req>, opts: { timeoutMs?: number } = {}): Promise<z.output<Res>> {
+    const body = contract.request.parse(payload);
+    let reply: Msg;
+    try {
+      reply = await this.connection.request(contract.subject, encode(body), { timeout: opts.timeoutMs ?? 5000, headers: this.headers() });
+    } catch (e) {
+      throw new BusUnavailableError(contract.subject, (e as Error).message);
+    }
+    const data = decode(reply) as { ok?: unknown; error?: unknown };
+    if (data && typeof data === 'object' && 'error' in data) {
+      const err = RemoteError.parse(data.error);
+      throw new BusRemoteError(err.code, err.message);
+    }
+    return contract.response.parse(data.ok);
+  }
+
+  /** Serves a contract. Handlers run inside the caller's correlation id. */
+  handle<Req extends z.ZodType, Res extends z.ZodType>(contract: RequestContract<Req, Res>, handler: Handler<z.output<Req>, z.input<Res>>, opts: { queue?: string } = {}): Subscription {
+    return this.subscribeRaw(contract.subject, opts.queue, async (msg) => {
+      let reply: unknown;
+      try {
+        const req = contract.request.parse(decode(msg));
+        const res = await handler(req, msg);
+        reply = { ok: contract.response.parse(res) };
+      } catch (e) {
+        const err = e as Error & { code?: string };
+        if (!err.code) this.logger?.error({ err, subject: contract.subject }, 'handler failed');
+        reply = { error: { code: typeof err.code === 'string' ? err.code : 'InternalError', message: err.message ?? String(e) } };
+      }
+      if (msg.reply) msg.respond(encode(reply));
+    });
+  }
+
+  /** Fire-and-forget publication of a validated payload (heartbeats, events). */
+  publish<S extends z.ZodType>(subject: string, schema: S, payload: z.input<S>): void {
+    this.connection.publish(subject, encode(schema.parse(payload)), { headers: this.headers() });
+  }
+
+  /** Subscribes to validated publications; invalid payloads are logged and dropped. */
+  subscribe<S extends z.ZodType>(subject: string, schema: S, handler: (payload: z.output<S>, msg: Msg) => unknown, opts: { queue?: string } = {}): Subscription {
+    return this.subscribeRaw(subject, opts.queue, async (msg) => {
+      const parsed = schema.safeParse(decode(msg));
+      if (!parsed.success) {
+        this.logger?.warn({ subject, issues: parsed.error.issues }, 'dropped invalid message');
+        return;
+      }
+      await handler(parsed.data, msg);
+    });
+  }
+
+  /**
+   * Scatter-gather: publish one request and collect every answer that arrives within
+   * `timeoutMs` (used for "who is out there" questions such as status and zones).
+   */
+  async gather<S extends z.ZodType>(subject: string, schema: S, payload: unknown = {}, opts: { timeoutMs?: number } = {}): Promise<z.output<S>[]> {
+    const out: z.output<S>[] = [];
+    try {
+      const replies = await this.connection.requestMany(subject, encode(payload), { maxWait: opts.timeoutMs ?? 1000, strategy: 'timer', headers: this.headers() });
+      for await (const msg of replies) {
+        const data = decode(msg) as { ok?: unknown };
+        const parsed = schema.safeParse(data?.ok);
+        if (parsed.success) out.push(parsed.data);
+      }
+    } catch (e) {
+      // No responders at all is an empty answer, not a failure.
+      if (!/no responders|503/i.test(String((e as Error).message))) throw e;
+    }
+    return out;
+  }
+
+  /** Answers scatter-gather requests (see `gather`). */
+  answer(subject: string, responder: () => unknown | Promise<unknown>): Subscription {
+    return this.subscribeRaw(subject, undefined, async (msg) => {
+      if (msg.reply) msg.respond(encode({ ok: await responder() }));
+    });
+  }
+
+  private subscribeRaw(subject: string, queue: string | undefined, onMessage: (msg: Msg) => Promise<void>): Subscription {
+    const sub = this.connection.subscribe(subject, { queue });
+    this.subscriptions.add(sub);
+    void (async () => {
+      for await (const msg of sub) {
+        const correlationId = msg.headers?.get(CORRELATION_HEADER) || undefined;
+        // Each message is handled concurrently; the loop only dispatches.
+        void withCorrelationId(correlationId, () =>
+          onMessage(msg).catch((err) => this.logger?.error({ err, subject }, 'message handling failed')),
+        );
+      }
+    })();
+    return sub;
+  }
+
+  async flush(): Promise<void> {
+    await this.connection.flush();
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.subscriptions) s.unsubscribe();
+    if (!this.connection.isClosed()) await this.connection.drain().catch(() => this.connection.close());
+  }
+}
