@@ -1,0 +1,91 @@
+import { createHash } from 'node:crypto';
+import { Ec2Error } from './errors.js';
+
+/** Code used for malformed / foreign pagination tokens (EC2 answers `InvalidPaginationToken`). */
+export const INVALID_TOKEN_CODE = 'InvalidPaginationToken';
+
+export interface PaginateOptions<T> {
+  /** `MaxResults`; undefined → everything in one page (as EC2 without MaxResults). */
+  maxResults?: number;
+  /** `NextToken` from the previous page. */
+  nextToken?: string;
+  /** Smallest MaxResults accepted (EC2 usually 5). */
+  min?: number;
+  /** Largest MaxResults accepted (EC2 usually 1000). */
+  max?: number;
+  /**
+   * Optional stable key: when given, `items` MUST be sorted ascending by it (string order)
+   * and the token records the last key seen, so deletions between pages do not skip items.
+   * Without it the token records an offset.
+   */
+  keyOf?: (item: T) => string;
+  /** Distinguishes token families (e.g. the action name) so a token of one list is refused by another. */
+  scope?: string;
+}
+
+export interface Page<T> {
+  page: T[];
+  /** Present only when more items exist. */
+  nextToken?: string;
+}
+
+function checksum(scope: string, payload: string): string {
+  return createHash('sha256').update(`koala-page\0${scope}\0${payload}`).digest('base64url').slice(0, 12);
+}
+
+function encodeToken(scope: string, payload: string): string {
+  return Buffer.from(`${payload}\n${checksum(scope, payload)}`, 'utf8').toString('base64url');
+}
+
+function decodeToken(scope: string, token: string): string {
+  const bad = () => new Ec2Error(INVALID_TOKEN_CODE, `Invalid pagination token: ${token.slice(0, 64)}`);
+  if (!/^[A-Za-z0-9_-]{1,2048}$/.test(token)) throw bad();
+  const s = Buffer.from(token, 'base64url').toString('utf8');
+  const nl = s.lastIndexOf('\n');
+  if (nl < 0) throw bad();
+  const payload = s.slice(0, nl);
+  if (s.slice(nl + 1) !== checksum(scope, payload)) throw bad();
+  return payload;
+}
+
+/**
+ * Slice a fully filtered, stably ordered list into an EC2 page. `MaxResults` outside
+ * [min, max] → `InvalidParameterValue`; a token that we did not issue → `InvalidPaginationToken`.
+ * `nextToken` is returned only when more items follow (botocore's paginator stops on its absence).
+ */
+export function paginate<T>(items: readonly T[], opts: PaginateOptions<T> = {}): Page<T> {
+  const min = opts.min ?? 5;
+  const max = opts.max ?? 1000;
+  const scope = opts.scope ?? '';
+  const { maxResults } = opts;
+  if (maxResults !== undefined) {
+    if (!Number.isInteger(maxResults) || maxResults < min || maxResults > max) {
+      throw new Ec2Error(
+        'InvalidParameterValue',
+        `Value ( ${maxResults} ) for parameter maxResults is invalid. Parameter must be between ${min} and ${max}.`,
+      );
+    }
+  }
+  let start = 0;
+  if (opts.nextToken !== undefined && opts.nextToken !== '') {
+    const payload = decodeToken(scope, opts.nextToken);
+    if (payload.startsWith('o:')) {
+      if (opts.keyOf) throw new Ec2Error(INVALID_TOKEN_CODE, 'Invalid pagination token');
+      const n = Number(payload.slice(2));
+      if (!Number.isSafeInteger(n) || n < 0) throw new Ec2Error(INVALID_TOKEN_CODE, 'Invalid pagination token');
+      start = Math.min(n, items.length);
+    } else if (payload.startsWith('k:')) {
+      if (!opts.keyOf) throw new Ec2Error(INVALID_TOKEN_CODE, 'Invalid pagination token');
+      const last = payload.slice(2);
+      const keyOf = opts.keyOf;
+      start = items.findIndex((it) => keyOf(it) > last);
+      if (start < 0) start = items.length;
+    } else throw new Ec2Error(INVALID_TOKEN_CODE, 'Invalid pagination token');
+  }
+  if (maxResults === undefined) return { page: items.slice(start) };
+  const end = start + maxResults;
+  const page = items.slice(start, end);
+  if (end >= items.length) return { page };
+  const payload = opts.keyOf ? `k:${opts.keyOf(items[end - 1]!)}` : `o:${end}`;
+  return { page, nextToken: encodeToken(scope, payload) };
+}

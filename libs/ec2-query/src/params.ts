@@ -1,0 +1,239 @@
+import { Ec2Error } from './errors.js';
+
+/**
+ * Parse an EC2 Query request (POST form body or GET query string) into a flat map.
+ *
+ * URLSearchParams semantics (`+` is a space, percent-decoding, no `?` expected but a leading
+ * one is ignored). When a name repeats, the FIRST occurrence wins (as Java servlet
+ * `getParameter`, which Eucalyptus used); callers that need both the query string and the body
+ * should parse each and merge explicitly.
+ */
+export function parseQueryParams(raw: string | Buffer | URLSearchParams): Record<string, string> {
+  let sp: URLSearchParams;
+  if (raw instanceof URLSearchParams) sp = raw;
+  else {
+    const s = typeof raw === 'string' ? raw : raw.toString('utf8');
+    sp = new URLSearchParams(s.startsWith('?') ? s.slice(1) : s);
+  }
+  const out: Record<string, string> = Object.create(null);
+  for (const [k, v] of sp) if (!(k in out)) out[k] = v;
+  return out;
+}
+
+export interface StrOptions {
+  required?: boolean;
+}
+export interface IntOptions {
+  required?: boolean;
+  min?: number;
+  max?: number;
+}
+
+/**
+ * Typed reader over the flat parameter map, optionally scoped to a prefix such as
+ * `Filter.2.` (see `members()`); names in error messages are the full wire names.
+ * Unknown parameters are simply never read (we ignore them, as DESIGN §3 asks).
+ */
+export class Params {
+  constructor(
+    /** The whole flat map (shared by scoped readers). */
+    readonly map: Readonly<Record<string, string>>,
+    /** Scope prefix including the trailing dot, e.g. `IpPermissions.1.`; '' at top level. */
+    readonly prefix = '',
+  ) {}
+
+  /** Build from a raw body / query string / URLSearchParams / map. */
+  static from(raw: string | Buffer | URLSearchParams | Record<string, string>): Params {
+    if (typeof raw === 'string' || Buffer.isBuffer(raw) || raw instanceof URLSearchParams) {
+      return new Params(parseQueryParams(raw));
+    }
+    return new Params(raw);
+  }
+
+  /** Full wire name of `name` in this scope. */
+  fullName(name: string): string {
+    return this.prefix + name;
+  }
+
+  /** True if the parameter is present (even if empty). */
+  has(name: string): boolean {
+    return Object.prototype.hasOwnProperty.call(this.map, this.prefix + name);
+  }
+
+  /** True if any parameter starts with `name` (`name`, `name.x`, `name.1.y`) in this scope. */
+  hasAny(name: string): boolean {
+    const full = this.prefix + name;
+    for (const k of Object.keys(this.map)) if (k === full || k.startsWith(full + '.')) return true;
+    return false;
+  }
+
+  /** Raw value or undefined. */
+  raw(name: string): string | undefined {
+    const full = this.prefix + name;
+    return Object.prototype.hasOwnProperty.call(this.map, full) ? this.map[full] : undefined;
+  }
+
+  /** String parameter. `required` → `MissingParameter` when absent. */
+  str(name: string, opts: { required: true }): string;
+  str(name: string, opts?: StrOptions): string | undefined;
+  str(name: string, opts: StrOptions = {}): string | undefined {
+    const v = this.raw(name);
+    if (v === undefined && opts.required) throw Ec2Error.missingParameter(this.fullName(name));
+    return v;
+  }
+
+  /** Integer parameter (decimal, optional sign); out of range or not an integer → `InvalidParameterValue`. */
+  int(name: string, opts: IntOptions & { required: true }): number;
+  int(name: string, opts?: IntOptions): number | undefined;
+  int(name: string, opts: IntOptions = {}): number | undefined {
+    const v = this.str(name, { required: opts.required });
+    if (v === undefined) return undefined;
+    const t = v.trim();
+    if (!/^[+-]?\d{1,15}$/.test(t)) {
+      throw Ec2Error.invalidParameterValue(this.fullName(name), v, 'It must be an integer.');
+    }
+    const n = Number(t);
+    if (opts.min !== undefined && n < opts.min) {
+      throw Ec2Error.invalidParameterValue(this.fullName(name), v, `Parameter may not be less than ${opts.min}.`);
+    }
+    if (opts.max !== undefined && n > opts.max) {
+      throw Ec2Error.invalidParameterValue(this.fullName(name), v, `Parameter may not be greater than ${opts.max}.`);
+    }
+    return n;
+  }
+
+  /** Boolean parameter: `true`/`false` (case-insensitive), also `1`/`0`. */
+  bool(name: string, opts: { required: true }): boolean;
+  bool(name: string, opts?: StrOptions): boolean | undefined;
+  bool(name: string, opts: StrOptions = {}): boolean | undefined {
+    const v = this.str(name, opts);
+    if (v === undefined) return undefined;
+    const t = v.trim().toLowerCase();
+    if (t === 'true' || t === '1') return true;
+    if (t === 'false' || t === '0') return false;
+    throw Ec2Error.invalidParameterValue(this.fullName(name), v, 'It must be true or false.');
+  }
+
+  /** One of `values` (case-sensitive) or `InvalidParameterValue`. */
+  enum<T extends string>(name: string, values: readonly T[], opts: { required: true }): T;
+  enum<T extends string>(name: string, values: readonly T[], opts?: StrOptions): T | undefined;
+  enum<T extends string>(name: string, values: readonly T[], opts: StrOptions = {}): T | undefined {
+    const v = this.str(name, opts);
+    if (v === undefined) return undefined;
+    if (!(values as readonly string[]).includes(v)) {
+      throw Ec2Error.invalidParameterValue(this.fullName(name), v, `Valid values: ${values.join(', ')}.`);
+    }
+    return v as T;
+  }
+
+  /** Base64 parameter decoded to bytes (e.g. `UserData`, `PublicKeyMaterial`). */
+  base64(name: string, opts: { required: true }): Buffer;
+  base64(name: string, opts?: StrOptions): Buffer | undefined;
+  base64(name: string, opts: StrOptions = {}): Buffer | undefined {
+    const v = this.str(name, opts);
+    if (v === undefined) return undefined;
+    const t = v.replace(/\s+/g, '');
+    if (!/^[A-Za-z0-9+/_-]*={0,2}$/.test(t) || t.replace(/=+$/, '').length % 4 === 1) {
+      throw Ec2Error.invalidParameterValue(this.fullName(name), undefined, 'Invalid BASE64 encoding.');
+    }
+    return Buffer.from(t, t.includes('-') || t.includes('_') ? 'base64url' : 'base64');
+  }
+
+  /** Sorted member indexes N present under `prefix.N` or `prefix.N.*` in this scope. */
+  indexes(prefix: string): number[] {
+    const full = this.prefix + prefix + '.';
+    const seen = new Set<number>();
+    for (const k of Object.keys(this.map)) {
+      if (!k.startsWith(full)) continue;
+      const m = /^(\d{1,9})(?:\.|$)/.exec(k.slice(full.length));
+      if (m) seen.add(Number(m[1]));
+    }
+    return [...seen].sort((a, b) => a - b);
+  }
+
+  /** Values of `prefix.1`, `prefix.2`, ... in numeric order; gaps tolerated. */
+  list(prefix: string, opts: StrOptions = {}): string[] {
+    const out: string[] = [];
+    for (const n of this.indexes(prefix)) {
+      const v = this.raw(`${prefix}.${n}`);
+      if (v !== undefined) out.push(v);
+    }
+    if (opts.required && out.length === 0) throw Ec2Error.missingParameter(this.fullName(`${prefix}.1`));
+    return out;
+  }
+
+  /** Readers scoped to each `prefix.N.` (numeric order, gaps tolerated). */
+  members(prefix: string): Params[] {
+    return this.indexes(prefix)
+      .filter((n) => this.hasAnyChild(`${prefix}.${n}.`))
+      .map((n) => new Params(this.map, `${this.prefix}${prefix}.${n}.`));
+  }
+
+  /** Reader scoped to `name.` (e.g. `Ebs` inside `BlockDeviceMapping.1.`); undefined when nothing is under it. */
+  child(name: string): Params | undefined {
+    return this.hasAnyChild(name + '.') ? new Params(this.map, `${this.prefix}${name}.`) : undefined;
+  }
+
+  /** All (name, value) pairs in this scope, names relative to the scope. */
+  entries(): Array<[string, string]> {
+    const out: Array<[string, string]> = [];
+    for (const [k, v] of Object.entries(this.map)) if (k.startsWith(this.prefix)) out.push([k.slice(this.prefix.length), v]);
+    return out;
+  }
+
+  private hasAnyChild(scope: string): boolean {
+    const full = this.prefix + scope;
+    for (const k of Object.keys(this.map)) if (k.startsWith(full)) return true;
+    return false;
+  }
+}
+
+/** A filter as sent in `Filter.N.Name` / `Filter.N.Value.M`. */
+export interface Filter {
+  name: string;
+  values: string[];
+}
+/** A tag key/value (value '' when absent). */
+export interface Tag {
+  key: string;
+  value: string;
+}
+/** A `TagSpecification.N`. */
+export interface TagSpecification {
+  resourceType: string;
+  tags: Tag[];
+}
+
+/** `Filter.N.Name` + `Filter.N.Value.M` (the prefix can be changed, e.g. for `Filters`). */
+export function readFilters(params: Params, prefix = 'Filter'): Filter[] {
+  return params.members(prefix).map((m) => ({ name: m.str('Name', { required: true }), values: m.list('Value') }));
+}
+
+/** `Tag.N.Key` / `Tag.N.Value` (value '' when absent). Empty keys → `InvalidParameterValue`. */
+export function readTags(params: Params, prefix = 'Tag'): Tag[] {
+  return params.members(prefix).map((m) => {
+    const key = m.str('Key', { required: true });
+    if (key === '') throw Ec2Error.invalidParameterValue(m.fullName('Key'), key, 'Tag key must not be empty.');
+    return { key, value: m.str('Value') ?? '' };
+  });
+}
+
+/** `TagSpecification.N.ResourceType` + `TagSpecification.N.Tag.M.{Key,Value}`. */
+export function readTagSpecifications(params: Params, prefix = 'TagSpecification'): TagSpecification[] {
+  return params.members(prefix).map((m) => ({
+    resourceType: m.str('ResourceType', { required: true }),
+    tags: readTags(m, 'Tag'),
+  }));
+}
+
+/** Default EC2 API version when `Version` is absent. */
+export const DEFAULT_EC2_VERSION = '2016-11-15';
+
+/** `Action` (required: `MissingAction`) and `Version` (default `DEFAULT_EC2_VERSION`). */
+export function readActionAndVersion(params: Params): { action: string; version: string } {
+  const action = params.raw('Action');
+  if (!action) throw new Ec2Error('MissingAction', 'The request must contain the parameter Action');
+  const version = params.raw('Version') || DEFAULT_EC2_VERSION;
+  if (!/^[0-9A-Za-z.-]{1,32}$/.test(version)) throw Ec2Error.invalidParameterValue('Version', version);
+  return { action, version };
+}
