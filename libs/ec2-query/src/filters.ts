@@ -34,7 +34,7 @@ export function compileFilterPattern(pattern: string): (s: string) => boolean {
   return (s) => rx.test(s);
 }
 function escapeRe(c: string): string {
-  return c.replace(/[.*+?^${}()|[\]\\/-]/g, '\\$&');
+  return c.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
 function tagList<T>(tagsOf: TagsOf<T>, item: T): Array<[string, string]> {
