@@ -1,0 +1,44 @@
+import 'reflect-metadata';
+import { NestFactory } from '@nestjs/core';
+import type { NestExpressApplication } from '@nestjs/platform-express';
+import { createLogger, NestPinoLogger } from '@koala/logging';
+import { installProcessHandlers, loadConfigOrExit, prepareDaemon } from '@koala/runtime';
+import { cloudModule } from './app.module.js';
+import { ensureDatabase } from './persistence/ensure-database.js';
+import { createDataSource, migrateDown, migrateUp, pendingMigrations } from './persistence/data-source.js';
+
+const command = process.argv[2] ?? 'serve';
+const config = loadConfigOrExit();
+
+if (command === 'migrate') {
+  // `migrate [up|down|status]`: run by the set-up before the CLC starts.
+  const direction = process.argv[3] ?? 'up';
+  const log = createLogger('cloud-controller', config.logLevel);
+  if (await ensureDatabase(config.databaseUrl)) log.info('created database');
+  const ds = await createDataSource(config.databaseUrl).initialize();
+  try {
+    if (direction === 'up') log.info({ applied: await migrateUp(ds) }, 'migrations up to date');
+    else if (direction === 'down') await migrateDown(ds);
+    else if (direction === 'status') process.stdout.write(JSON.stringify({ pending: await pendingMigrations(ds) }) + '\n');
+    else throw new Error(`unknown migrate direction "${direction}" (up, down, status)`);
+  } finally {
+    await ds.destroy();
+  }
+  process.exit(0);
+} else if (command === 'serve') {
+  const ctx = await prepareDaemon('cloud-controller', { zoned: false, config });
+  await ensureDatabase(config.databaseUrl);
+  const ds = await createDataSource(config.databaseUrl).initialize();
+  const pending = await pendingMigrations(ds);
+  if (pending.length) {
+    ctx.logger.fatal({ pending }, 'database schema is behind: run `koala migrate` (the set-up does)');
+    process.exit(1);
+  }
+  const app = await NestFactory.create<NestExpressApplication>(cloudModule(ctx, ds), { logger: new NestPinoLogger(ctx.logger), bodyParser: false });
+  installProcessHandlers(app, ctx.logger);
+  await app.listen(config.apiPort, config.apiHost);
+  ctx.logger.info({ port: config.apiPort, host: config.apiHost }, 'EC2 endpoint listening');
+} else {
+  process.stderr.write(`unknown command "${command}" (serve, migrate)\n`);
+  process.exit(64);
+}

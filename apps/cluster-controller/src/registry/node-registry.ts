@@ -1,0 +1,52 @@
+import type { NodeHeartbeat, NodeSummary, Resources } from '@koala/contracts';
+
+interface Entry {
+  heartbeat: NodeHeartbeat;
+  lastSeen: Date;
+}
+
+const zero = (): Resources => ({ cores: 0, memoryMiB: 0, diskGiB: 0 });
+const add = (a: Resources, b: Resources): Resources => ({ cores: a.cores + b.cores, memoryMiB: a.memoryMiB + b.memoryMiB, diskGiB: a.diskGiB + b.diskGiB });
+
+/**
+ * The CC's live view of its nodes, built only from heartbeats. A node silent for longer than
+ * `timeoutMs` is `down` (kept, so an operator sees it, and revived by its next heartbeat).
+ * Pure and clock-free: callers pass `now`, so tests need no timers.
+ */
+export class NodeRegistry {
+  private readonly nodes = new Map<string, Entry>();
+
+  constructor(
+    readonly zone: string,
+    private readonly timeoutMs: number,
+  ) {}
+
+  /** Records a heartbeat; heartbeats for another zone are ignored (returns false). */
+  record(heartbeat: NodeHeartbeat, now: Date): boolean {
+    if (heartbeat.zone !== this.zone) return false;
+    this.nodes.set(heartbeat.node, { heartbeat, lastSeen: now });
+    return true;
+  }
+
+  list(now: Date): NodeSummary[] {
+    return [...this.nodes.values()]
+      .map(({ heartbeat, lastSeen }) => ({
+        ...heartbeat,
+        state: now.getTime() - lastSeen.getTime() <= this.timeoutMs ? ('up' as const) : ('down' as const),
+        lastSeen: lastSeen.toISOString(),
+      }))
+      .sort((a, b) => a.node.localeCompare(b.node));
+  }
+
+  /** Capacity totals over the nodes that are up. */
+  capacity(now: Date): { nodes: number; nodesUp: number; total: Resources; free: Resources } {
+    const all = this.list(now);
+    const up = all.filter((n) => n.state === 'up');
+    return {
+      nodes: all.length,
+      nodesUp: up.length,
+      total: up.reduce((acc, n) => add(acc, n.total), zero()),
+      free: up.reduce((acc, n) => add(acc, n.free), zero()),
+    };
+  }
+}

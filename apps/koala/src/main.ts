@@ -1,0 +1,39 @@
+#!/usr/bin/env node
+/**
+ * `koala`: the operator CLI (what euca_conf/euctl were to Eucalyptus operators).
+ * Each command is a function (config, args) -> exit code, registered below.
+ */
+import { loadConfigOrExit } from '@koala/runtime';
+import type { KoalaConfig } from '@koala/config';
+import { down } from './commands/down.js';
+import { migrate } from './commands/migrate.js';
+import { health, status } from './commands/status.js';
+import { up } from './commands/up.js';
+
+type Command = { run: (config: KoalaConfig, args: string[]) => number | Promise<number>; help: string };
+
+export const COMMANDS: Record<string, Command> = {
+  up: { run: up, help: 'start the all-in-one cloud in the background and wait until healthy [--timeout=SECONDS]' },
+  down: { run: down, help: 'stop every component started by `up`' },
+  status: { run: status, help: 'each component and node: up/down, version, capacity [--json]' },
+  health: { run: health, help: 'exit 0 when every component and at least one node are up' },
+  migrate: { run: migrate, help: 'apply database migrations [up|down|status]' },
+};
+
+function usage(): string {
+  const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(22)} ${c.help}`);
+  return `usage: koala <command> [args]\n\ncommands:\n${lines.join('\n')}\n\nConfiguration comes from KOALA_* environment variables (see README).\n`;
+}
+
+const [name, ...args] = process.argv.slice(2);
+if (!name || name === 'help' || name === '--help' || name === '-h') {
+  process.stdout.write(usage());
+  process.exit(name ? 0 : 64);
+}
+const command = COMMANDS[name];
+if (!command) {
+  process.stderr.write(`koala: unknown command "${name}"\n\n${usage()}`);
+  process.exit(64);
+}
+const code = await command.run(loadConfigOrExit(), args);
+process.exit(code);

@@ -1,0 +1,84 @@
+import { spawn } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { koalaPaths, type KoalaConfig } from '@koala/config';
+import type { ComponentSpec } from './components.js';
+
+export type ProcessState = { running: true; pid: number } | { running: false; stalePid?: number };
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Starts and stops the daemons of the all-in-one cloud, with pid files and logs under $KOALA_HOME. */
+export class ProcessSupervisor {
+  private readonly paths;
+
+  constructor(config: KoalaConfig) {
+    this.paths = koalaPaths(config.home);
+    mkdirSync(this.paths.run, { recursive: true });
+    mkdirSync(this.paths.logs, { recursive: true });
+  }
+
+  logFile(c: ComponentSpec) {
+    return this.paths.logFile(c.short);
+  }
+
+  state(c: ComponentSpec): ProcessState {
+    const file = this.paths.pidFile(c.short);
+    if (!existsSync(file)) return { running: false };
+    const pid = Number(readFileSync(file, 'utf8').trim());
+    if (!Number.isInteger(pid) || pid <= 0) return { running: false };
+    // A pid file may outlive its process (crash, reboot): only a live process whose command
+    // line is our entry point counts, so a recycled pid is never mistaken for a component.
+    if (alive(pid) && this.commandLine(pid).includes(c.entry)) return { running: true, pid };
+    return { running: false, stalePid: pid };
+  }
+
+  private commandLine(pid: number): string {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
+    } catch {
+      return '';
+    }
+  }
+
+  /** Starts a component in the background unless it already runs. Returns its pid. */
+  start(c: ComponentSpec, env: NodeJS.ProcessEnv): { pid: number; started: boolean } {
+    const s = this.state(c);
+    if (s.running) return { pid: s.pid, started: false };
+    const out = openSync(this.logFile(c), 'a');
+    const child = spawn(process.execPath, ['--enable-source-maps', c.entry], { detached: true, stdio: ['ignore', out, out], env });
+    closeSync(out);
+    child.unref();
+    writeFileSync(this.paths.pidFile(c.short), `${child.pid}\n`);
+    return { pid: child.pid!, started: true };
+  }
+
+  /** SIGTERM, then SIGKILL after `graceMs`; removes the pid file. */
+  async stop(c: ComponentSpec, graceMs = 10_000): Promise<'stopped' | 'killed' | 'not-running'> {
+    const s = this.state(c);
+    rmSync(this.paths.pidFile(c.short), { force: true });
+    if (!s.running) return 'not-running';
+    process.kill(s.pid, 'SIGTERM');
+    const deadline = Date.now() + graceMs;
+    while (Date.now() < deadline) {
+      if (!alive(s.pid)) return 'stopped';
+      await sleep(100);
+    }
+    process.kill(s.pid, 'SIGKILL');
+    while (alive(s.pid)) await sleep(50);
+    return 'killed';
+  }
+
+  /** Whether a started component died right away (bad config, port taken...). */
+  exitedEarly(c: ComponentSpec, pid: number): boolean {
+    return !alive(pid) || !this.commandLine(pid).includes(c.entry);
+  }
+}

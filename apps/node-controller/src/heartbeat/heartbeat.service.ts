@@ -1,0 +1,56 @@
+import { Inject, Injectable, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
+import { KOALA_VERSION, NodeHeartbeat, Subjects, type Resources } from '@koala/contracts';
+import { KOALA_CONFIG, type KoalaConfig } from '@koala/config';
+import type { Logger } from '@koala/logging';
+import type { NatsBus } from '@koala/messaging';
+import { BUS, CLOCK, LOGGER, StatusResponder, type Clock } from '@koala/runtime';
+import { HOST_PROBE, type HostProbe } from '../host/host-probe.js';
+
+/** Capacity already promised to instances on this node (instances module fills this in). */
+export const ALLOCATED = Symbol('ALLOCATED');
+export type AllocatedResources = () => Resources;
+
+/** Announces this node to its zone's CC every KOALA_HEARTBEAT_MS (and once at start). */
+@Injectable()
+export class HeartbeatService implements OnModuleInit, OnApplicationShutdown {
+  private timer?: NodeJS.Timeout;
+
+  constructor(
+    @Inject(KOALA_CONFIG) private readonly config: KoalaConfig,
+    @Inject(BUS) private readonly bus: NatsBus,
+    @Inject(HOST_PROBE) private readonly probe: HostProbe,
+    @Inject(CLOCK) private readonly clock: Clock,
+    @Inject(LOGGER) private readonly logger: Logger,
+    @Inject(ALLOCATED) private readonly allocated: AllocatedResources,
+    private readonly status: StatusResponder,
+  ) {}
+
+  async onModuleInit() {
+    this.status.setDetails(async () => ({ ...(await this.build()) }));
+    await this.beat();
+    this.timer = setInterval(() => void this.beat(), this.config.heartbeatMs);
+  }
+
+  onApplicationShutdown() {
+    clearInterval(this.timer);
+  }
+
+  async build(): Promise<NodeHeartbeat> {
+    const [{ uri, hypervisor }, total, domains] = await Promise.all([this.probe.describe(), this.probe.total(), this.probe.domains()]);
+    const used = this.allocated();
+    const free = {
+      cores: Math.max(0, total.cores - used.cores),
+      memoryMiB: Math.max(0, total.memoryMiB - used.memoryMiB),
+      diskGiB: Math.max(0, total.diskGiB - used.diskGiB),
+    };
+    return { node: this.config.nodeName, zone: this.config.zone, version: KOALA_VERSION, hypervisorUri: uri, hypervisor, total, free, domains, sentAt: this.clock.now().toISOString() };
+  }
+
+  async beat() {
+    try {
+      this.bus.publish(Subjects.nodeHeartbeat(this.config.zone), NodeHeartbeat, await this.build());
+    } catch (err) {
+      this.logger.warn({ err }, 'heartbeat failed');
+    }
+  }
+}

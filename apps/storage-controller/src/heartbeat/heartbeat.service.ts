@@ -1,0 +1,56 @@
+import { Inject, Injectable, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
+import { statfs } from 'node:fs/promises';
+import { KOALA_VERSION, StorageHeartbeat, Subjects } from '@koala/contracts';
+import { KOALA_CONFIG, type KoalaConfig } from '@koala/config';
+import type { Logger } from '@koala/logging';
+import type { NatsBus } from '@koala/messaging';
+import { BUS, CLOCK, COMPONENT, LOGGER, StatusResponder, type Clock, type ComponentIdentity } from '@koala/runtime';
+
+/** Announces this zone's storage controller and its capacity every KOALA_HEARTBEAT_MS. */
+@Injectable()
+export class StorageHeartbeatService implements OnModuleInit, OnApplicationShutdown {
+  private timer?: NodeJS.Timeout;
+
+  constructor(
+    @Inject(KOALA_CONFIG) private readonly config: KoalaConfig,
+    @Inject(BUS) private readonly bus: NatsBus,
+    @Inject(CLOCK) private readonly clock: Clock,
+    @Inject(LOGGER) private readonly logger: Logger,
+    @Inject(COMPONENT) private readonly identity: ComponentIdentity,
+    private readonly status: StatusResponder,
+  ) {}
+
+  async onModuleInit() {
+    this.status.setDetails(async () => {
+      const hb = await this.build();
+      return { backend: hb.backend, capacityBytes: hb.capacityBytes, availableBytes: hb.availableBytes };
+    });
+    await this.beat();
+    this.timer = setInterval(() => void this.beat(), this.config.heartbeatMs);
+  }
+
+  onApplicationShutdown() {
+    clearInterval(this.timer);
+  }
+
+  async build(): Promise<StorageHeartbeat> {
+    const fs = await statfs(this.config.home);
+    return {
+      scId: this.identity.id,
+      zone: this.config.zone,
+      version: KOALA_VERSION,
+      backend: 'dir',
+      capacityBytes: fs.blocks * fs.bsize,
+      availableBytes: fs.bavail * fs.bsize,
+      sentAt: this.clock.now().toISOString(),
+    };
+  }
+
+  async beat() {
+    try {
+      this.bus.publish(Subjects.storageHeartbeat(this.config.zone), StorageHeartbeat, await this.build());
+    } catch (err) {
+      this.logger.warn({ err }, 'heartbeat failed');
+    }
+  }
+}

@@ -1,0 +1,66 @@
+import type { INestApplication, INestApplicationContext } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { hostname } from 'node:os';
+import type { ComponentKind } from '@koala/contracts';
+import { ConfigError, loadConfig, type KoalaConfig } from '@koala/config';
+import { createLogger, NestPinoLogger, type Logger } from '@koala/logging';
+import { NatsBus } from '@koala/messaging';
+import { RuntimeModule } from './runtime.module.js';
+import type { ComponentIdentity } from './tokens.js';
+
+export interface DaemonContext {
+  config: KoalaConfig;
+  logger: Logger;
+  bus: NatsBus;
+  identity: ComponentIdentity;
+  runtime: ReturnType<typeof RuntimeModule.forRoot>;
+}
+
+/** Loads config or exits with a message naming the bad variable. */
+export function loadConfigOrExit(env: NodeJS.ProcessEnv = process.env): KoalaConfig {
+  try {
+    return loadConfig(env);
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      process.stderr.write(`${e.message}\n`);
+      process.exit(78); // EX_CONFIG
+    }
+    throw e;
+  }
+}
+
+/** Shared start-up: config, logger, NATS (retrying until it answers), identity. */
+export async function prepareDaemon(kind: ComponentKind, opts: { zoned: boolean; config?: KoalaConfig }): Promise<DaemonContext> {
+  const config = opts.config ?? loadConfigOrExit();
+  const logger = createLogger(kind, config.logLevel);
+  const zone = opts.zoned ? config.zone : undefined;
+  const id = kind === 'node-controller' ? `${kind}@${config.nodeName}` : `${kind}@${hostname()}${zone ? `/${zone}` : ''}`;
+  const identity: ComponentIdentity = { kind, id, zone, startedAt: new Date() };
+  logger.info({ nats: config.natsUrl }, 'connecting to NATS');
+  const bus = await NatsBus.connect({ url: config.natsUrl, name: id, logger });
+  return { config, logger, bus, identity, runtime: RuntimeModule.forRoot({ config, logger, bus, identity }) };
+}
+
+/** Stops the process cleanly on SIGTERM/SIGINT and logs crashes as JSON before exiting. */
+export function installProcessHandlers(app: INestApplication | INestApplicationContext, logger: Logger) {
+  const stop = async (signal: string) => {
+    logger.info({ signal }, 'shutting down');
+    const timer = setTimeout(() => process.exit(1), 10_000);
+    timer.unref();
+    await app.close().catch((err) => logger.error({ err }, 'error during shutdown'));
+    process.exit(0);
+  };
+  process.once('SIGTERM', () => void stop('SIGTERM'));
+  process.once('SIGINT', () => void stop('SIGINT'));
+  process.on('unhandledRejection', (err) => logger.error({ err }, 'unhandled rejection'));
+}
+
+/** Runs a daemon without an HTTP listener (CC, NC, SC). */
+export async function runDaemon(kind: ComponentKind, moduleFactory: (ctx: DaemonContext) => unknown, opts: { zoned: boolean }) {
+  const ctx = await prepareDaemon(kind, opts);
+  const app = await NestFactory.createApplicationContext(moduleFactory(ctx) as never, { logger: new NestPinoLogger(ctx.logger) });
+  installProcessHandlers(app, ctx.logger);
+  await app.init();
+  ctx.logger.info({ id: ctx.identity.id, zone: ctx.identity.zone }, 'started');
+  return app;
+}
