@@ -1,0 +1,115 @@
+/** Public libvirt enum values (libvirt-domain.h, libvirt-storage.h, libvirt-secret.h, libvirt-host.h). */
+
+/** virConnectFlags */
+export const VIR_CONNECT_RO = 1;
+
+/** virDomainState */
+export const DomainState = {
+  NOSTATE: 0,
+  RUNNING: 1,
+  BLOCKED: 2,
+  PAUSED: 3,
+  SHUTDOWN: 4,
+  SHUTOFF: 5,
+  CRASHED: 6,
+  PMSUSPENDED: 7,
+} as const;
+
+/** virConnectListAllDomainsFlags */
+export const VIR_CONNECT_LIST_DOMAINS_ACTIVE = 1;
+export const VIR_CONNECT_LIST_DOMAINS_INACTIVE = 2;
+export const VIR_CONNECT_LIST_DOMAINS_PERSISTENT = 4;
+export const VIR_CONNECT_LIST_DOMAINS_TRANSIENT = 8;
+
+/** virDomainModificationImpact / virDomainDeviceModifyFlags */
+export const VIR_DOMAIN_AFFECT_CURRENT = 0;
+export const VIR_DOMAIN_AFFECT_LIVE = 1;
+export const VIR_DOMAIN_AFFECT_CONFIG = 2;
+
+/** virDomainUndefineFlagsValues */
+export const VIR_DOMAIN_UNDEFINE_MANAGED_SAVE = 1;
+export const VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA = 2;
+export const VIR_DOMAIN_UNDEFINE_NVRAM = 4;
+export const VIR_DOMAIN_UNDEFINE_KEEP_NVRAM = 8;
+export const VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA = 16;
+
+/** virDomainDestroyFlagsValues */
+export const VIR_DOMAIN_DESTROY_DEFAULT = 0;
+export const VIR_DOMAIN_DESTROY_GRACEFUL = 1;
+
+/** virDomainXMLFlags */
+export const VIR_DOMAIN_XML_SECURE = 1;
+export const VIR_DOMAIN_XML_INACTIVE = 2;
+
+/** virDomainEventID */
+export const VIR_DOMAIN_EVENT_ID_LIFECYCLE = 0;
+
+/** virDomainEventType */
+export const DomainEventType = {
+  DEFINED: 0,
+  UNDEFINED: 1,
+  STARTED: 2,
+  SUSPENDED: 3,
+  RESUMED: 4,
+  STOPPED: 5,
+  SHUTDOWN: 6,
+  PMSUSPENDED: 7,
+  CRASHED: 8,
+} as const;
+
+export type DomainEventName = 'defined' | 'undefined' | 'started' | 'suspended' | 'resumed' | 'stopped' | 'shutdown' | 'pmsuspended' | 'crashed' | 'unknown';
+
+const EVENT_NAMES: DomainEventName[] = ['defined', 'undefined', 'started', 'suspended', 'resumed', 'stopped', 'shutdown', 'pmsuspended', 'crashed'];
+
+export function domainEventName(event: number): DomainEventName {
+  return EVENT_NAMES[event] ?? 'unknown';
+}
+
+/** virStoragePoolState */
+export const StoragePoolState = {
+  INACTIVE: 0,
+  BUILDING: 1,
+  RUNNING: 2,
+  DEGRADED: 3,
+  INACCESSIBLE: 4,
+} as const;
+
+/** virStoragePoolBuildFlags */
+export const VIR_STORAGE_POOL_BUILD_NEW = 0;
+export const VIR_STORAGE_POOL_BUILD_REPAIR = 1;
+export const VIR_STORAGE_POOL_BUILD_RESIZE = 2;
+export const VIR_STORAGE_POOL_BUILD_NO_OVERWRITE = 4;
+export const VIR_STORAGE_POOL_BUILD_OVERWRITE = 8;
+
+/** virConnectListAllStoragePoolsFlags (subset) */
+export const VIR_CONNECT_LIST_STORAGE_POOLS_INACTIVE = 1;
+export const VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE = 2;
+
+/** virStorageVolType */
+export const StorageVolType = {
+  FILE: 0,
+  BLOCK: 1,
+  DIR: 2,
+  NETWORK: 3,
+  NETDIR: 4,
+  PLOOP: 5,
+} as const;
+
+/** virStorageVolCreateFlags */
+export const VIR_STORAGE_VOL_CREATE_PREALLOC_METADATA = 1;
+export const VIR_STORAGE_VOL_CREATE_REFLINK = 2;
+
+/** virStorageVolResizeFlags */
+export const VIR_STORAGE_VOL_RESIZE_ALLOCATE = 1;
+export const VIR_STORAGE_VOL_RESIZE_DELTA = 2;
+export const VIR_STORAGE_VOL_RESIZE_SHRINK = 4;
+
+/** virSecretUsageType */
+export const SecretUsageType = {
+  NONE: 0,
+  VOLUME: 1,
+  CEPH: 2,
+  ISCSI: 3,
+  TLS: 4,
+  VTPM: 5,
+} as const;
