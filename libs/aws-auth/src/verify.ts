@@ -165,6 +165,28 @@ function canonicalQueryV4(pairs: Array<[string, string]>): string {
     .join('&');
 }
 
+/**
+ * The normalized canonical query (decode, RFC 3986 re-encode, sort) and, when different, the
+ * query as sent with its pairs sorted (what botocore signs for a pre-encoded URL).
+ */
+function canonicalQueryCandidates(rawQuery: string, presigned: boolean): string[] {
+  const raw = rawQuery.startsWith('?') ? rawQuery.slice(1) : rawQuery;
+  const keep = (k: string) => !presigned || k !== 'X-Amz-Signature';
+  const normalized = canonicalQueryV4(parsePairs(raw).filter(([k]) => keep(k)));
+  const asSent = raw
+    .split('&')
+    .filter((p) => p !== '')
+    .map((p) => {
+      const eq = p.indexOf('=');
+      return (eq < 0 ? [p, ''] : [p.slice(0, eq), p.slice(eq + 1)]) as [string, string];
+    })
+    .filter(([k]) => keep(k))
+    .sort((a, b) => byteCompare(a[0], b[0]) || byteCompare(a[1], b[1]))
+    .map(([k, v]) => `${k}=${v}`)
+    .join('&');
+  return asSent === normalized ? [normalized] : [normalized, asSent];
+}
+
 function canonicalHeaders(req: SignedRequest, signed: string[]): string {
   let out = '';
   for (const name of signed) {
@@ -221,12 +243,12 @@ async function verifyV4<K extends AccessKeyRecord>(
 
   const signedNames = p.signedHeaders;
   const hdrs = canonicalHeaders(req, signedNames);
-  const query = canonicalQueryV4(presigned ? queryPairs.filter(([k]) => k !== 'X-Amz-Signature') : queryPairs);
+  const queries = canonicalQueryCandidates(req.query, presigned);
   const scope = `${p.date}/${p.region}/${p.service}/aws4_request`;
   const kSigning = signingKey(key.secret, p.date, p.region, p.service);
   let ok = false;
   for (const path of canonicalPathCandidates(req.path)) {
-    for (const payload of payloads) {
+    for (const query of queries) for (const payload of payloads) {
       const canonical = [req.method.toUpperCase(), path, query, hdrs, signedNames.join(';'), payload].join('\n');
       const sts = ['AWS4-HMAC-SHA256', p.amzDate, scope, sha256hex(canonical)].join('\n');
       const sig = createHmac('sha256', kSigning).update(sts, 'utf8').digest('hex');
