@@ -49,3 +49,14 @@ describe('loadConfig', () => {
     }
   });
 });
+
+describe('README', () => {
+  it('documents every variable', async () => {
+    const { readFileSync } = await import('node:fs');
+    const readme = readFileSync(new URL('../../../README.md', import.meta.url), 'utf8');
+    const missing = Object.values(SCHEMA)
+      .map((s) => s.env)
+      .filter((env) => !readme.includes(`\`${env}\``));
+    expect(missing).toEqual([]);
+  });
+});

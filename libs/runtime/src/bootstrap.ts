@@ -47,7 +47,9 @@ export function installProcessHandlers(app: INestApplication | INestApplicationC
     logger.info({ signal }, 'shutting down');
     const timer = setTimeout(() => process.exit(1), 10_000);
     timer.unref();
+    const t0 = Date.now();
     await app.close().catch((err) => logger.error({ err }, 'error during shutdown'));
+    logger.info({ ms: Date.now() - t0 }, 'stopped');
     process.exit(0);
   };
   process.once('SIGTERM', () => void stop('SIGTERM'));
@@ -55,12 +57,18 @@ export function installProcessHandlers(app: INestApplication | INestApplicationC
   process.on('unhandledRejection', (err) => logger.error({ err }, 'unhandled rejection'));
 }
 
-/** Runs a daemon without an HTTP listener (CC, NC, SC). */
-export async function runDaemon(kind: ComponentKind, moduleFactory: (ctx: DaemonContext) => unknown, opts: { zoned: boolean }) {
+/** Builds and starts a daemon without an HTTP listener (CC, NC, SC); tests use it in-process. */
+export async function startDaemon(kind: ComponentKind, moduleFactory: (ctx: DaemonContext) => unknown, opts: { zoned: boolean; config?: KoalaConfig }) {
   const ctx = await prepareDaemon(kind, opts);
   const app = await NestFactory.createApplicationContext(moduleFactory(ctx) as never, { logger: new NestPinoLogger(ctx.logger) });
-  installProcessHandlers(app, ctx.logger);
   await app.init();
   ctx.logger.info({ id: ctx.identity.id, zone: ctx.identity.zone }, 'started');
+  return { app, ctx };
+}
+
+/** Runs a daemon as its process's main job: signals stop it cleanly. */
+export async function runDaemon(kind: ComponentKind, moduleFactory: (ctx: DaemonContext) => unknown, opts: { zoned: boolean }) {
+  const { app, ctx } = await startDaemon(kind, moduleFactory, opts);
+  installProcessHandlers(app, ctx.logger);
   return app;
 }

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Prepares a KVM host to run a Koala node controller (systemd hosts).
+# Usage: node-host-setup.sh --nats nats://CLC-HOST:4222 --zone koala-1a [--name NODE] [--src /opt/koala]
+# Installs libvirt + QEMU + qemu-utils, enables libvirtd, installs Koala under /opt/koala
+# (a built tree: run `npm ci && npm run build` there first or copy one), writes
+# /etc/koala/koala.env and starts koala-node-controller.service.
+set -euo pipefail
+NATS="" ZONE="" NAME=$(hostname -s) SRC=/opt/koala
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --nats) NATS=$2; shift 2 ;;
+    --zone) ZONE=$2; shift 2 ;;
+    --name) NAME=$2; shift 2 ;;
+    --src) SRC=$2; shift 2 ;;
+    *) echo "unknown option $1" >&2; exit 64 ;;
+  esac
+done
+[ -n "$NATS" ] && [ -n "$ZONE" ] || { echo "usage: $0 --nats URL --zone ZONE [--name NODE] [--src DIR]" >&2; exit 64; }
+[ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 1; }
+
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends libvirt-daemon-system qemu-system-x86 qemu-utils qemu-block-extra genisoimage nodejs
+[ -e /dev/kvm ] || echo "warning: /dev/kvm is missing; instances will run under QEMU TCG (slow)" >&2
+
+# Guests get no network from libvirt's default NAT network: Koala manages networking itself.
+virsh net-autostart default --disable >/dev/null 2>&1 || true
+systemctl enable --now libvirtd
+
+[ -f "$SRC/dist/apps/node-controller/src/main.js" ] || { echo "$SRC has no built Koala (dist/ missing)" >&2; exit 1; }
+[ "$SRC" = /opt/koala ] || ln -sfn "$SRC" /opt/koala
+
+mkdir -p /etc/koala /var/lib/koala
+cat > /etc/koala/koala.env <<ENV
+KOALA_NATS_URL=$NATS
+KOALA_ZONE=$ZONE
+KOALA_NODE_NAME=$NAME
+KOALA_HOME=/var/lib/koala
+KOALA_LIBVIRT_URI=qemu:///system
+ENV
+chmod 0640 /etc/koala/koala.env
+install -m 0644 "$(dirname "$0")/systemd/koala-node-controller.service" /etc/systemd/system/
+systemctl daemon-reload
+systemctl enable --now koala-node-controller
+echo "node $NAME joins zone $ZONE via $NATS; check with: koala status (on the CLC host)"

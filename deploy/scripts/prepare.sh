@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Shared set-up of both Quick start commands: host services, npm ci, build, CLI link,
+# migrations. Idempotent; safe to run on a machine where Koala already runs.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROOT=$(pwd)
+
+log() { printf '\033[1;34m==>\033[0m %s\n' "$*"; }
+
+[ "$(id -u)" = 0 ] || { echo "run as root (installs packages and starts libvirtd/tgtd)" >&2; exit 1; }
+command -v node >/dev/null || { echo "Node.js >= 20.19 is required (node not found)" >&2; exit 1; }
+node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=19)?0:1)' \
+  || { echo "Node.js >= 20.19 is required, found $(node --version)" >&2; exit 1; }
+
+bash deploy/scripts/host-services.sh
+
+# npm ci only when the lockfile changed since the last install (it wipes node_modules).
+stamp=node_modules/.koala-lock.sha256
+want=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  log "installing npm dependencies (npm ci)"
+  npm ci --no-audit --no-fund --loglevel=error
+  echo "$want" > "$stamp"
+fi
+
+log "building"
+npm run --silent build
+
+ln -sf "$ROOT/bin/koala" /usr/local/bin/koala
+
+export KOALA_HOME=${KOALA_HOME:-/var/lib/koala}
+mkdir -p "$KOALA_HOME"
+log "database migrations"
+koala migrate up >/dev/null
