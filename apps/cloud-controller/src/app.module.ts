@@ -1,14 +1,18 @@
 import { Module } from '@nestjs/common';
 import type { DataSource } from 'typeorm';
 import type { DaemonContext } from '@koala/runtime';
+import { AuthModule } from './auth/auth.module.js';
 import { ClustersService } from './clusters/clusters.service.js';
+import { Ec2Module } from './ec2/ec2.module.js';
 import { HealthController } from './health/health.controller.js';
+import { InstanceTypesModule } from './instance-types/instance-types.module.js';
 import { PersistenceModule } from './persistence/persistence.module.js';
+import { RegionsModule } from './regions/regions.module.js';
 
 /** The cloud controller: the EC2 endpoint and the owner of all persistent state. */
-export function cloudModule(ctx: Pick<DaemonContext, 'runtime'>, ds: DataSource) {
+export function cloudModule(ctx: Pick<DaemonContext, 'runtime'>, ds: DataSource, opts: { masterKey: string }) {
   @Module({
-    imports: [ctx.runtime, PersistenceModule.forRoot(ds)],
+    imports: [ctx.runtime, PersistenceModule.forRoot(ds), AuthModule.forRoot(opts), Ec2Module, RegionsModule, InstanceTypesModule],
     controllers: [HealthController],
     providers: [ClustersService],
     exports: [ClustersService],

@@ -3,7 +3,10 @@ import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { createLogger, NestPinoLogger } from '@koala/logging';
 import { installProcessHandlers, loadConfigOrExit, prepareDaemon } from '@koala/runtime';
+import { ADMIN_COMMANDS, runAdminCommand } from './admin/admin-commands.js';
 import { cloudModule } from './app.module.js';
+import { MasterKeyFile } from './auth/master-key.js';
+import { loadInstanceTypes } from './instance-types/instance-types.service.js';
 import { ensureDatabase } from './persistence/ensure-database.js';
 import { createDataSource, migrateDown, migrateUp, pendingMigrations } from './persistence/data-source.js';
 
@@ -25,7 +28,16 @@ if (command === 'migrate') {
     await ds.destroy();
   }
   process.exit(0);
+} else if ((ADMIN_COMMANDS as readonly string[]).includes(command)) {
+  // `bootstrap`, `account ...`, `credentials NAME`, `access-key ...` (spawned by the koala CLI).
+  process.exit(await runAdminCommand(config, process.argv.slice(2)));
 } else if (command === 'serve') {
+  try {
+    loadInstanceTypes(config.instanceTypesFile);
+  } catch (e) {
+    process.stderr.write(`${(e as Error).message}\n`);
+    process.exit(78);
+  }
   const ctx = await prepareDaemon('cloud-controller', { zoned: false, config });
   await ensureDatabase(config.databaseUrl);
   const ds = await createDataSource(config.databaseUrl).initialize();
@@ -34,11 +46,13 @@ if (command === 'migrate') {
     ctx.logger.fatal({ pending }, 'database schema is behind: run `koala migrate` (the set-up does)');
     process.exit(1);
   }
-  const app = await NestFactory.create<NestExpressApplication>(cloudModule(ctx, ds), { logger: new NestPinoLogger(ctx.logger), bodyParser: false });
+  const { key: masterKey, created } = new MasterKeyFile(config).ensure();
+  if (created) ctx.logger.warn({ path: new MasterKeyFile(config).path }, 'created a new master key');
+  const app = await NestFactory.create<NestExpressApplication>(cloudModule(ctx, ds, { masterKey }), { logger: new NestPinoLogger(ctx.logger), bodyParser: false });
   installProcessHandlers(app, ctx.logger);
   await app.listen(config.apiPort, config.apiHost);
   ctx.logger.info({ port: config.apiPort, host: config.apiHost }, 'EC2 endpoint listening');
 } else {
-  process.stderr.write(`unknown command "${command}" (serve, migrate)\n`);
+  process.stderr.write(`unknown command "${command}" (serve, migrate, ${ADMIN_COMMANDS.join(', ')})\n`);
   process.exit(64);
 }

@@ -27,7 +27,7 @@ export interface Ec2Context {
   action: string;
   /** The `Version` parameter (default `DEFAULT_EC2_VERSION`). */
   version: string;
-  /** Query string + form body, merged (body wins for repeated names). Unknown names are ignored by handlers. */
+  /** Query string + form body, merged (the query string wins for a name in both, as SigV2 verification). Unknown names are ignored by handlers. */
   params: Params;
   /** The verified caller. */
   account: { id: string; name: string; isAdmin: boolean };

@@ -1,0 +1,169 @@
+/**
+ * Operator commands of the CLC entry point (`node dist/apps/cloud-controller/src/main.js <cmd>`),
+ * spawned by `koala bootstrap|account|credentials|access-key`. They need PostgreSQL only (no NATS).
+ */
+import { koalaPaths, type KoalaConfig } from '@koala/config';
+import type { DataSource } from 'typeorm';
+import { AccountsError, AccountsService, ADMIN_ACCOUNT, type Credentials } from '../accounts/accounts.service.js';
+import { CredentialsGenerator } from '../accounts/credentials-generator.js';
+import { MasterKeyFile } from '../auth/master-key.js';
+import { ensureDatabase } from '../persistence/ensure-database.js';
+import { createDataSource, migrateUp, pendingMigrations } from '../persistence/data-source.js';
+import { exportLines, readEnvFile, writeEnvFile } from './admin-env.js';
+
+export const ADMIN_COMMANDS = ['bootstrap', 'account', 'credentials', 'access-key'] as const;
+
+export interface AdminIo {
+  out: (s: string) => void;
+  err: (s: string) => void;
+}
+const stdio: AdminIo = { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s) };
+
+export interface BootstrapResult extends Credentials {
+  envFile: string;
+  masterKeyCreated: boolean;
+  keyReused: boolean;
+}
+
+/**
+ * Idempotent set-up: master key, schema, the `admin` account, one working access key, and
+ * `$KOALA_HOME/admin.env` (0600). A re-run keeps the key in admin.env when it still works.
+ */
+export async function bootstrapAdmin(config: KoalaConfig, ds: DataSource): Promise<BootstrapResult> {
+  const { key: masterKey, created: masterKeyCreated } = new MasterKeyFile(config).ensure();
+  await migrateUp(ds);
+  const accounts = new AccountsService(ds, masterKey, new CredentialsGenerator());
+  let admin = await accounts.findAccount(ADMIN_ACCOUNT);
+  if (!admin) {
+    try {
+      admin = await accounts.createAccount(ADMIN_ACCOUNT, { isAdmin: true });
+    } catch (e) {
+      if (!(e instanceof AccountsError && e.code === 'Duplicate')) throw e;
+      admin = await accounts.getAccount(ADMIN_ACCOUNT);
+    }
+  }
+  const envFile = koalaPaths(config.home).adminEnv;
+  const previous = readEnvFile(envFile);
+  let creds: Credentials | undefined;
+  let keyReused = false;
+  if (previous) {
+    const k = await accounts.resolveAccessKey(previous.accessKeyId);
+    if (k && k.active && k.account.id === admin.id && k.secret === previous.secretAccessKey) {
+      creds = { ...previous, accountId: admin.id, accountName: admin.name };
+      keyReused = true;
+    }
+  }
+  if (!creds) {
+    const c = await accounts.credentials(ADMIN_ACCOUNT);
+    keyReused = !c.created;
+    creds = { accessKeyId: c.accessKeyId, secretAccessKey: c.secretAccessKey, accountId: c.accountId, accountName: c.accountName };
+  }
+  writeEnvFile(envFile, { ...creds, region: config.region, endpoint: config.publicEndpoint });
+  return { ...creds, envFile, masterKeyCreated, keyReused };
+}
+
+const USAGE = `usage:
+  bootstrap
+  account create NAME | account list
+  credentials NAME
+  access-key create|list ACCOUNT
+  access-key deactivate|activate|delete ACCOUNT KEYID
+`;
+
+class UsageError extends Error {}
+
+function pad(rows: string[][]): string {
+  const w = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) => r.map((c, i) => c.padEnd(w[i]!)).join('  ').trimEnd()).join('\n') + '\n';
+}
+
+/** Runs one admin command; returns the exit code. */
+export async function runAdminCommand(config: KoalaConfig, argv: string[], io: AdminIo = stdio): Promise<number> {
+  const [command, ...args] = argv;
+  await ensureDatabase(config.databaseUrl);
+  const ds = await createDataSource(config.databaseUrl).initialize();
+  try {
+    if (command === 'bootstrap') {
+      const r = await bootstrapAdmin(config, ds);
+      if (r.masterKeyCreated) io.out(`created master key ${new MasterKeyFile(config).path}\n`);
+      io.out(`admin account ${r.accountId}, access key ${r.accessKeyId}${r.keyReused ? ' (kept)' : ' (new)'}\n`);
+      io.out(`credentials written to ${r.envFile}: . ${r.envFile} && aws ec2 describe-regions\n`);
+      return 0;
+    }
+    const pending = await pendingMigrations(ds);
+    if (pending.length) {
+      io.err(`the database schema is behind (${pending.join(', ')}): run \`koala migrate\` or \`koala bootstrap\`\n`);
+      return 1;
+    }
+    const masterKey = new MasterKeyFile(config).read();
+    if (!masterKey) {
+      io.err(`no master key (KOALA_MASTER_KEY or ${new MasterKeyFile(config).path}): run \`koala bootstrap\` first\n`);
+      return 1;
+    }
+    const accounts = new AccountsService(ds, masterKey, new CredentialsGenerator());
+    const env = (c: Credentials) => exportLines({ ...c, region: config.region, endpoint: config.publicEndpoint });
+    const need = (n: number) => {
+      if (args.length < n + 1) throw new UsageError();
+    };
+    switch (command) {
+      case 'account':
+        if (args[0] === 'create') {
+          need(1);
+          const a = await accounts.createAccount(args[1]!);
+          io.out(`${a.id}  ${a.name}\n`);
+          return 0;
+        }
+        if (args[0] === 'list') {
+          const rows = [['ACCOUNT ID', 'NAME', 'ADMIN', 'CREATED']];
+          for (const a of await accounts.listAccounts()) rows.push([a.id, a.name, a.isAdmin ? 'yes' : 'no', a.createdAt.toISOString()]);
+          io.out(pad(rows));
+          return 0;
+        }
+        throw new UsageError();
+      case 'credentials':
+        need(0);
+        io.out(env(await accounts.credentials(args[0]!)));
+        return 0;
+      case 'access-key': {
+        const [sub, account, keyId] = args;
+        if (!account) throw new UsageError();
+        if (sub === 'create') {
+          io.out(env(await accounts.createAccessKey(account)));
+          return 0;
+        }
+        if (sub === 'list') {
+          const rows = [['ACCESS KEY ID', 'STATUS', 'CREATED']];
+          for (const k of await accounts.listAccessKeys(account)) rows.push([k.accessKeyId, k.status, k.createdAt.toISOString()]);
+          io.out(pad(rows));
+          return 0;
+        }
+        if (!keyId) throw new UsageError();
+        if (sub === 'deactivate' || sub === 'activate') {
+          await accounts.setAccessKeyStatus(account, keyId, sub === 'activate' ? 'Active' : 'Inactive');
+          io.out(`${keyId} ${sub === 'activate' ? 'Active' : 'Inactive'}\n`);
+          return 0;
+        }
+        if (sub === 'delete') {
+          await accounts.deleteAccessKey(account, keyId);
+          io.out(`${keyId} deleted\n`);
+          return 0;
+        }
+        throw new UsageError();
+      }
+      default:
+        throw new UsageError();
+    }
+  } catch (e) {
+    if (e instanceof UsageError) {
+      io.err(USAGE);
+      return 64;
+    }
+    if (e instanceof AccountsError) {
+      io.err(`${e.message}\n`);
+      return 1;
+    }
+    throw e;
+  } finally {
+    await ds.destroy();
+  }
+}

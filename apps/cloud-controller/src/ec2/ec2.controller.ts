@@ -1,0 +1,37 @@
+import { Controller, Get, Inject, Post, Req, Res } from '@nestjs/common';
+import type { Request, Response } from 'express';
+import { Ec2EndpointService, type Ec2HttpRequest } from './ec2-endpoint.service.js';
+import { readRawBody } from './raw-body.js';
+
+/** AWS's path and the two Eucalyptus paths; trailing slashes are tolerated (Express non-strict routing). */
+export const EC2_PATHS = ['/', '/services/compute', '/services/Eucalyptus'];
+
+/** HTTP glue only: hands the raw request to `Ec2EndpointService` and writes what it answers. */
+@Controller()
+export class Ec2Controller {
+  constructor(@Inject(Ec2EndpointService) private readonly endpoint: Ec2EndpointService) {}
+
+  @Post(EC2_PATHS)
+  post(@Req() req: Request, @Res() res: Response): Promise<void> {
+    return this.serve(req, res);
+  }
+
+  @Get(EC2_PATHS)
+  get(@Req() req: Request, @Res() res: Response): Promise<void> {
+    return this.serve(req, res);
+  }
+
+  private async serve(req: Request, res: Response): Promise<void> {
+    const url = req.originalUrl || req.url;
+    const q = url.indexOf('?');
+    const input: Ec2HttpRequest = {
+      method: req.method,
+      path: q < 0 ? url : url.slice(0, q),
+      query: q < 0 ? '' : url.slice(q + 1),
+      headers: req.headers,
+      readBody: (limit) => readRawBody(req, limit),
+    };
+    const out = await this.endpoint.handle(input);
+    res.status(out.status).set(out.headers).send(out.body);
+  }
+}
