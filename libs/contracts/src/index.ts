@@ -2,3 +2,4 @@ export * from './subjects.js';
 export * from './messages.js';
 export * from './contract.js';
 export * from './version.js';
+export * from './instances.js';

@@ -14,6 +14,7 @@ import { connect, headers as natsHeaders, type Msg, type NatsConnection, type Su
 import type { z } from 'zod';
 import { RemoteError, type RequestContract } from '@koala/contracts';
 import { CORRELATION_HEADER, currentCorrelationId, withCorrelationId, type Logger } from '@koala/logging';
+import { EventStream, type StreamSpec } from './events.js';
 
 export class BusRemoteError extends Error {
   constructor(
@@ -53,6 +54,7 @@ const decode = (msg: Msg): unknown => (msg.data.length ? JSON.parse(new TextDeco
 export class NatsBus {
   private readonly subscriptions = new Set<Subscription>();
   private connected = true;
+  private readonly streams = new Set<EventStream>();
 
   private constructor(
     readonly connection: NatsConnection,
@@ -186,11 +188,19 @@ export class NatsBus {
     return sub;
   }
 
+  /** A durable JetStream event stream on this connection (see events.ts). */
+  events(spec: StreamSpec): EventStream {
+    const stream = new EventStream(this.connection, spec, this.logger);
+    this.streams.add(stream);
+    return stream;
+  }
+
   async flush(): Promise<void> {
     await this.connection.flush();
   }
 
   async close(): Promise<void> {
+    for (const s of this.streams) s.stop();
     for (const s of this.subscriptions) s.unsubscribe();
     if (!this.connection.isClosed()) await this.connection.drain().catch(() => this.connection.close());
   }

@@ -1,0 +1,95 @@
+/**
+ * Durable events over JetStream: state changes that must not be lost when a consumer is down
+ * (an NC's "instance running" while the CLC restarts). Producers publish with an ack from the
+ * server; consumers use a durable pull consumer and ack after handling, so a restarted
+ * consumer replays what it missed and a failed handler gets the message again.
+ */
+import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type JetStreamClient } from '@nats-io/jetstream';
+import { headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
+import type { z } from 'zod';
+import { CORRELATION_HEADER, currentCorrelationId, withCorrelationId, type Logger } from '@koala/logging';
+
+export interface StreamSpec {
+  name: string;
+  subjects: string[];
+  /** How long events are kept (ms); consumers offline longer than this lose them (heartbeats reconcile). */
+  maxAgeMs: number;
+}
+
+export class EventStream {
+  private js?: JetStreamClient;
+  private readonly stopped = new Set<() => void>();
+
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly spec: StreamSpec,
+    private readonly logger?: Logger,
+  ) {}
+
+  /** Creates the stream, or updates its subjects/retention; safe to call from every component. */
+  async ensure(): Promise<void> {
+    const jsm = await jetstreamManager(this.nc);
+    const config = { name: this.spec.name, subjects: this.spec.subjects, max_age: this.spec.maxAgeMs * 1_000_000 };
+    try {
+      await jsm.streams.info(this.spec.name);
+      await jsm.streams.update(this.spec.name, config);
+    } catch (e) {
+      if (!/not found/i.test(String((e as Error).message))) throw e;
+      await jsm.streams.add(config).catch(async (err) => {
+        // Another component created it in between.
+        if (!/already in use|exists/i.test(String(err.message))) throw err;
+      });
+    }
+    this.js = jetstream(this.nc);
+  }
+
+  /** Publishes a validated event and waits for the server to store it. */
+  async publish<S extends z.ZodType>(subject: string, schema: S, payload: z.input<S>): Promise<void> {
+    if (!this.js) await this.ensure();
+    const h = natsHeaders();
+    const id = currentCorrelationId();
+    if (id) h.set(CORRELATION_HEADER, id);
+    await this.js!.publish(subject, JSON.stringify(schema.parse(payload)), { headers: h });
+  }
+
+  /**
+   * Consumes events with a durable consumer named `durable` (one per consuming role: replicas
+   * of the same role share it, so each event is handled once per role). Invalid payloads are
+   * logged and acked (they would never become valid); a throwing handler's event is redelivered.
+   */
+  async consume<S extends z.ZodType>(durable: string, filterSubject: string, schema: S, handler: (event: z.output<S>) => Promise<void> | void): Promise<void> {
+    const jsm = await jetstreamManager(this.nc);
+    await jsm.consumers
+      .add(this.spec.name, { durable_name: durable, ack_policy: AckPolicy.Explicit, filter_subject: filterSubject, deliver_policy: DeliverPolicy.All, ack_wait: 30_000_000_000, max_deliver: 20 })
+      .catch(async (e) => {
+        if (!/already in use|exists/i.test(String(e.message))) throw e;
+      });
+    const js = this.js ?? jetstream(this.nc);
+    const consumer = await js.consumers.get(this.spec.name, durable);
+    const messages = await consumer.consume({ max_messages: 64 });
+    this.stopped.add(() => void messages.stop());
+    void (async () => {
+      for await (const m of messages) {
+        const parsed = schema.safeParse(m.json());
+        if (!parsed.success) {
+          this.logger?.warn({ subject: m.subject, issues: parsed.error.issues }, 'dropped invalid event');
+          m.ack();
+          continue;
+        }
+        const correlationId = m.headers?.get(CORRELATION_HEADER) || undefined;
+        try {
+          await withCorrelationId(correlationId, () => handler(parsed.data));
+          m.ack();
+        } catch (err) {
+          this.logger?.error({ err, subject: m.subject }, 'event handler failed; will be redelivered');
+          m.nak(1000);
+        }
+      }
+    })();
+  }
+
+  stop() {
+    for (const s of this.stopped) s();
+    this.stopped.clear();
+  }
+}

@@ -1,0 +1,76 @@
+import { z } from 'zod';
+import { NatsBus } from '@koala/messaging';
+import { TestNatsServer } from '../support/nats-server.js';
+
+const Ev = z.object({ n: z.number() });
+const spec = { name: 'TEST_EVENTS', subjects: ['test.events.>'], maxAgeMs: 60_000 };
+
+async function until(cond: () => boolean, timeoutMs = 15_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe('EventStream (JetStream) on a real nats-server', () => {
+  let server: TestNatsServer;
+  const buses: NatsBus[] = [];
+  const bus = async () => {
+    const b = await NatsBus.connect({ url: server.url, name: 't', reconnectWaitMs: 200 });
+    buses.push(b);
+    return b;
+  };
+
+  beforeAll(async () => {
+    server = await TestNatsServer.start();
+  });
+  afterAll(async () => {
+    for (const b of buses) await b.close();
+    await server.dispose();
+  });
+
+  it('delivers events published while the consumer was away, once, in order', async () => {
+    const producer = (await bus()).events(spec);
+    await producer.ensure();
+    for (let n = 1; n <= 5; n++) await producer.publish('test.events.a', Ev, { n });
+    const got: number[] = [];
+    const consumerBus = await bus();
+    await consumerBus.events(spec).consume('clc', 'test.events.>', Ev, (e) => void got.push(e.n));
+    await until(() => got.length === 5);
+    expect(got).toEqual([1, 2, 3, 4, 5]);
+
+    // A restarted consumer (same durable name) resumes after the last acked event.
+    await consumerBus.close();
+    await producer.publish('test.events.a', Ev, { n: 6 });
+    const again: number[] = [];
+    await (await bus()).events(spec).consume('clc', 'test.events.>', Ev, (e) => void again.push(e.n));
+    await until(() => again.length === 1);
+    expect(again).toEqual([6]);
+  });
+
+  it('redelivers an event whose handler failed', async () => {
+    const b = await bus();
+    const s = b.events(spec);
+    let calls = 0;
+    await s.consume('flaky', 'test.events.flaky', Ev, () => {
+      calls++;
+      if (calls === 1) throw new Error('transient');
+    });
+    await s.publish('test.events.flaky', Ev, { n: 1 });
+    await until(() => calls >= 2);
+  });
+
+  it('keeps events across a NATS restart', async () => {
+    const b = await bus();
+    const s = b.events(spec);
+    await s.publish('test.events.persist', Ev, { n: 42 });
+    await server.stop();
+    await server.restart();
+    const got: number[] = [];
+    const c = await bus();
+    await c.events(spec).consume('after-restart', 'test.events.persist', Ev, (e) => void got.push(e.n));
+    await until(() => got.length === 1);
+    expect(got).toEqual([42]);
+  }, 30_000);
+});
