@@ -5,6 +5,7 @@
  */
 import { loadConfigOrExit } from '@koala/runtime';
 import type { KoalaConfig } from '@koala/config';
+import { accessKey, account, bootstrap, credentials } from './commands/accounts.js';
 import { down } from './commands/down.js';
 import { migrate } from './commands/migrate.js';
 import { health, status } from './commands/status.js';
@@ -18,6 +19,10 @@ export const COMMANDS: Record<string, Command> = {
   status: { run: status, help: 'each component and node: up/down, version, capacity [--json]' },
   health: { run: health, help: 'exit 0 when every component and at least one node are up' },
   migrate: { run: migrate, help: 'apply database migrations [up|down|status]' },
+  bootstrap: { run: bootstrap, help: 'master key, admin account and key, $KOALA_HOME/admin.env (idempotent)' },
+  account: { run: account, help: 'create NAME | list' },
+  credentials: { run: credentials, help: 'NAME: print export lines for an account (creates a key if none)' },
+  'access-key': { run: accessKey, help: 'create|list ACCOUNT | deactivate|activate|delete ACCOUNT KEYID' },
 };
 
 function usage(): string {

@@ -18,6 +18,8 @@ export function exportLines(c: EnvCredentials): string {
       `export AWS_SECRET_ACCESS_KEY=${q(c.secretAccessKey)}`,
       `export AWS_DEFAULT_REGION=${q(c.region)}`,
       `export EC2_URL=${q(c.endpoint)}`,
+      // read by aws-cli v1 >= 1.29, v2 >= 2.13, boto3 >= 1.28 (older v2: `--endpoint-url "$EC2_URL"`)
+      `export AWS_ENDPOINT_URL_EC2=${q(c.endpoint)}`,
     ].join('\n') + '\n'
   );
 }

@@ -32,6 +32,9 @@ export class Ec2Controller {
       readBody: (limit) => readRawBody(req, limit),
     };
     const out = await this.endpoint.handle(input);
-    res.status(out.status).set(out.headers).send(out.body);
+    // writeHead/end, not res.send: Express would rewrite the content type to `text/xml; charset=utf-8`
+    const body = Buffer.from(out.body, 'utf8');
+    res.writeHead(out.status, { ...out.headers, 'content-length': String(body.length) });
+    res.end(body);
   }
 }
