@@ -112,7 +112,7 @@ export async function startCloud(opts: StartCloudOptions = {}): Promise<TestClou
     bus = await NatsBus.connect({ url: config.natsUrl, name: `test-clc-${dbName}`, logger });
     const identity = { kind: 'cloud-controller' as const, id: `cloud-controller@test/${dbName}`, startedAt: new Date() };
     const runtime = RuntimeModule.forRoot({ config, logger, bus, identity });
-    const app = await NestFactory.create(cloudModule({ runtime }, ds, { masterKey }), { logger: new NestPinoLogger(logger), bodyParser: false });
+    const app = await NestFactory.create(cloudModule({ runtime }, ds, { masterKey }), { logger: new NestPinoLogger(logger), bodyParser: false, abortOnError: false });
     await app.listen(port, '127.0.0.1');
     const dataSource = ds;
     const accounts = app.get(AccountsService);
