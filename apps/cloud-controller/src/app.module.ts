@@ -8,11 +8,15 @@ import { HealthController } from './health/health.controller.js';
 import { InstanceTypesModule } from './instance-types/instance-types.module.js';
 import { PersistenceModule } from './persistence/persistence.module.js';
 import { RegionsModule } from './regions/regions.module.js';
+import { KeyPairsModule } from './key-pairs/key-pairs.module.js';
+import { SecurityGroupsModule } from './security-groups/security-groups.module.js';
+import { TagsModule } from './tags/tags.module.js';
+import { AddressesModule } from './addresses/addresses.module.js';
 
 /** The cloud controller: the EC2 endpoint and the owner of all persistent state. */
 export function cloudModule(ctx: Pick<DaemonContext, 'runtime'>, ds: DataSource, opts: { masterKey: string }) {
   @Module({
-    imports: [ctx.runtime, PersistenceModule.forRoot(ds), AuthModule.forRoot(opts), Ec2Module, RegionsModule, InstanceTypesModule],
+    imports: [ctx.runtime, PersistenceModule.forRoot(ds), AuthModule.forRoot(opts), Ec2Module, RegionsModule, InstanceTypesModule, TagsModule, KeyPairsModule, SecurityGroupsModule, AddressesModule],
     controllers: [HealthController],
     providers: [ClustersService],
     exports: [ClustersService],

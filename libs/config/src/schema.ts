@@ -101,6 +101,7 @@ export const SCHEMA = {
   nodeTimeoutMs: def('KOALA_NODE_TIMEOUT_MS', '20000', int(500, 3600000), 'A node silent this long is reported down.'),
   schedulerPolicy: def('KOALA_SCHEDULER_POLICY', 'GREEDY', oneOf('GREEDY', 'ROUNDROBIN'), 'Placement policy of the CC.'),
   publicIpRange: def('KOALA_PUBLIC_IP_RANGE', '198.51.100.0/24', cidr, 'Pool of elastic (public) addresses.'),
+  addressesPerAccount: def('KOALA_ADDRESSES_PER_ACCOUNT', '5', int(0, 1000000), 'Elastic IP addresses one account may hold (AddressLimitExceeded beyond).'),
   instanceTypesFile: def('KOALA_INSTANCE_TYPES_FILE', '', optionalStr, 'JSON file replacing the built-in instance type table.'),
   iscsiPortal: def('KOALA_ISCSI_PORTAL', '127.0.0.1:3260', str, 'host:port of the tgt iSCSI portal an SC exports volumes on.'),
 } as const;

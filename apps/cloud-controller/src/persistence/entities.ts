@@ -3,3 +3,11 @@ import { AccountEntity } from '../accounts/account.entity.js';
 import { AccessKeyEntity } from '../accounts/access-key.entity.js';
 
 export const ENTITIES = [AccountEntity, AccessKeyEntity];
+
+// Resources that need no hypervisor (tags, key pairs, security groups, addresses).
+import { TagEntity } from '../tags/tag.entity.js';
+import { KeyPairEntity } from '../key-pairs/key-pair.entity.js';
+import { SecurityGroupEntity, SecurityGroupRuleEntity } from '../security-groups/security-group.entity.js';
+import { AddressEntity } from '../addresses/address.entity.js';
+
+(ENTITIES as Function[]).push(TagEntity, KeyPairEntity, SecurityGroupEntity, SecurityGroupRuleEntity, AddressEntity);

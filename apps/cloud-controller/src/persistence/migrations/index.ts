@@ -6,3 +6,11 @@ import { Accounts1764129600000 } from './1764129600000-Accounts.js';
 import { AccessKeys1764130000000 } from './1764130000000-AccessKeys.js';
 
 export const MIGRATIONS = [Accounts1764129600000, AccessKeys1764130000000];
+
+// Resources that need no hypervisor (tags, key pairs, security groups, addresses).
+import { Tags1764131000000 } from './1764131000000-Tags.js';
+import { KeyPairs1764131100000 } from './1764131100000-KeyPairs.js';
+import { SecurityGroups1764131200000 } from './1764131200000-SecurityGroups.js';
+import { Addresses1764131300000 } from './1764131300000-Addresses.js';
+
+(MIGRATIONS as Function[]).push(Tags1764131000000, KeyPairs1764131100000, SecurityGroups1764131200000, Addresses1764131300000);

@@ -1,0 +1,156 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { applyFilters, Ec2Error, newId, type Filter, type FilterSpec, type Tag, type TagSpecification } from '@koala/ec2-query';
+import { DataSource, In, QueryFailedError, type EntityManager } from 'typeorm';
+import { TaggableResources, type Caller } from '../tags/taggable-resources.js';
+import { TagsService } from '../tags/tags.service.js';
+import { KeyPairEntity } from './key-pair.entity.js';
+import { KEY_MATERIAL, type KeyMaterial, type KeyType } from './key-material.js';
+
+export const KEY_PAIR_RESOURCE_TYPE = 'key-pair';
+
+export interface KeyPairView {
+  keyPair: KeyPairEntity;
+  tags: Tag[];
+}
+
+type Item = KeyPairView;
+const KEY_PAIR_FILTERS: FilterSpec<Item> = {
+  'key-name': (i) => i.keyPair.name,
+  'key-pair-id': (i) => i.keyPair.id,
+  fingerprint: (i) => i.keyPair.fingerprint,
+  'key-type': (i) => i.keyPair.keyType,
+};
+
+/** Key name rules: 1-255 ASCII characters. */
+export function validateKeyName(name: string): void {
+  if (name.length === 0) throw Ec2Error.missingParameter('KeyName');
+  if (!/^[\x00-\x7F]*$/.test(name)) {
+    throw Ec2Error.invalidParameterValue('KeyName', name, 'Character sets beyond ASCII are not supported.');
+  }
+  if (name.length > 255) throw Ec2Error.invalidParameterValue('KeyName', name, 'Length must not exceed 255 characters.');
+}
+
+function duplicate(name: string): Ec2Error {
+  return Ec2Error.duplicate('InvalidKeyPair.Duplicate', `The keypair '${name}' already exists.`);
+}
+function isUniqueViolation(e: unknown): boolean {
+  return e instanceof QueryFailedError && (e as unknown as { code?: string }).code === '23505';
+}
+
+/** Key pairs: create (private key returned once, never stored), import, describe, delete. */
+@Injectable()
+export class KeyPairsService {
+  constructor(
+    @Inject(DataSource) private readonly ds: DataSource,
+    @Inject(KEY_MATERIAL) private readonly keys: KeyMaterial,
+    private readonly tags: TagsService,
+    registry: TaggableResources,
+  ) {
+    registry.register({
+      prefix: 'key',
+      resourceType: KEY_PAIR_RESOURCE_TYPE,
+      notFoundCode: 'InvalidKeyPair.NotFound',
+      owners: async (em, ids) => {
+        const rows = await em.getRepository(KeyPairEntity).find({ where: { id: In([...ids]) }, select: { id: true, accountId: true } });
+        return new Map(rows.map((r) => [r.id, r.accountId]));
+      },
+    });
+  }
+
+  /** CreateKeyPair: returns the private key (PEM) once. */
+  async create(
+    caller: Caller,
+    now: Date,
+    input: { name: string; keyType: KeyType; tagSpecifications: readonly TagSpecification[] },
+  ): Promise<KeyPairView & { privateKey: string }> {
+    validateKeyName(input.name);
+    this.tags.checkTagSpecifications(KEY_PAIR_RESOURCE_TYPE, input.tagSpecifications);
+    await this.assertNameFree(caller.id, input.name);
+    const key = this.keys.generate(input.keyType, input.name);
+    const view = await this.insert(caller, now, input.name, key.keyType, key.fingerprint, key.publicKey, input.tagSpecifications);
+    return { ...view, privateKey: key.privateKeyPem };
+  }
+
+  /** ImportKeyPair: `material` is the decoded PublicKeyMaterial. */
+  async import(
+    caller: Caller,
+    now: Date,
+    input: { name: string; material: Buffer; tagSpecifications: readonly TagSpecification[] },
+  ): Promise<KeyPairView> {
+    validateKeyName(input.name);
+    this.tags.checkTagSpecifications(KEY_PAIR_RESOURCE_TYPE, input.tagSpecifications);
+    const key = this.keys.parsePublicKey(input.material);
+    await this.assertNameFree(caller.id, input.name);
+    return this.insert(caller, now, input.name, key.keyType, key.fingerprint, key.publicKey, input.tagSpecifications);
+  }
+
+  /**
+   * DescribeKeyPairs: the caller's key pairs (the admin's: every account's), sorted by name.
+   * A requested name or id that is not visible → `InvalidKeyPair.NotFound`.
+   */
+  async describe(caller: Caller, q: { names: readonly string[]; ids: readonly string[]; filters: readonly Filter[] }): Promise<KeyPairView[]> {
+    const where = caller.isAdmin ? {} : { accountId: caller.id };
+    const rows = await this.ds.getRepository(KeyPairEntity).find({ where, order: { name: 'ASC', accountId: 'ASC' } });
+    for (const name of q.names) if (!rows.some((r) => r.name === name)) throw Ec2Error.notFound('InvalidKeyPair.NotFound', name);
+    for (const id of q.ids) if (!rows.some((r) => r.id === id)) throw Ec2Error.notFound('InvalidKeyPair.NotFound', id);
+    const selected = rows.filter((r) => (!q.names.length || q.names.includes(r.name)) && (!q.ids.length || q.ids.includes(r.id)));
+    const tags = await this.tags.tagsOf(selected.map((r) => r.id));
+    const items = selected.map((keyPair) => ({ keyPair, tags: tags.get(keyPair.id) ?? [] }));
+    return applyFilters(items, q.filters, KEY_PAIR_FILTERS, (i) => i.tags);
+  }
+
+  /**
+   * DeleteKeyPair by id (the admin: any account's; missing → `InvalidKeyPair.NotFound`) or by
+   * name (the caller's own; a missing name succeeds, as AWS). Returns the deleted id, if any.
+   */
+  async delete(caller: Caller, by: { name?: string; id?: string }): Promise<string | undefined> {
+    return this.ds.transaction(async (em) => {
+      const repo = em.getRepository(KeyPairEntity);
+      let row: KeyPairEntity | null;
+      if (by.id !== undefined) {
+        row = await repo.findOne({ where: { id: by.id } });
+        if (!row || (row.accountId !== caller.id && !caller.isAdmin)) throw Ec2Error.notFound('InvalidKeyPair.NotFound', by.id);
+      } else {
+        row = await repo.findOne({ where: { accountId: caller.id, name: by.name ?? '' } });
+        if (!row) return undefined;
+      }
+      await repo.delete({ id: row.id });
+      await this.tags.deleteAllFor(row.id, em);
+      return row.id;
+    });
+  }
+
+  private async assertNameFree(accountId: string, name: string): Promise<void> {
+    if (await this.ds.getRepository(KeyPairEntity).exists({ where: { accountId, name } })) throw duplicate(name);
+  }
+
+  private async insert(
+    caller: Caller,
+    now: Date,
+    name: string,
+    keyType: KeyType,
+    fingerprint: string,
+    publicKey: string,
+    specs: readonly TagSpecification[],
+  ): Promise<KeyPairView> {
+    try {
+      return await this.ds.transaction(async (em: EntityManager) => {
+        const keyPair = em.getRepository(KeyPairEntity).create({
+          id: newId('key'),
+          accountId: caller.id,
+          name,
+          keyType,
+          fingerprint,
+          publicKey,
+          createdAt: now,
+        });
+        await em.getRepository(KeyPairEntity).insert(keyPair);
+        const tags = await this.tags.applyTagSpecifications(caller, KEY_PAIR_RESOURCE_TYPE, keyPair.id, specs, em);
+        return { keyPair, tags };
+      });
+    } catch (e) {
+      if (isUniqueViolation(e)) throw duplicate(name);
+      throw e;
+    }
+  }
+}

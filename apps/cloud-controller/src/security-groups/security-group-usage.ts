@@ -1,0 +1,21 @@
+import { Injectable } from '@nestjs/common';
+import type { EntityManager } from 'typeorm';
+
+/**
+ * Port: which instances use a security group. DeleteSecurityGroup refuses with
+ * `InvalidGroup.InUse` while this answers any id. The instances work provides the real
+ * implementation (bind `SECURITY_GROUP_USAGE` to it in the security groups module).
+ */
+export interface SecurityGroupUsage {
+  /** Ids of the non-terminated instances using `groupId` (`em`: the caller's transaction). */
+  instancesUsing(groupId: string, em: EntityManager): Promise<string[]>;
+}
+export const SECURITY_GROUP_USAGE = Symbol('SECURITY_GROUP_USAGE');
+
+/** Until instances exist no group is used by any instance. */
+@Injectable()
+export class NoInstancesSecurityGroupUsage implements SecurityGroupUsage {
+  async instancesUsing(): Promise<string[]> {
+    return [];
+  }
+}

@@ -1,0 +1,139 @@
+import { Injectable } from '@nestjs/common';
+import { checkDryRun, readFilters, readTagSpecifications, type Params } from '@koala/ec2-query';
+import { Ec2Action, type Ec2Context } from '../ec2/ec2-action.decorator.js';
+import { tagSet } from '../tags/tags.service.js';
+import { readRuleInputs, toIpPermissions } from './ip-permissions.js';
+import type { SecurityGroupEntity, SecurityGroupRuleEntity } from './security-group.entity.js';
+import { SecurityGroupsService, type GroupRef, type GroupView } from './security-groups.service.js';
+
+function groupRef(p: Params): GroupRef {
+  return { id: p.str('GroupId') || undefined, name: p.str('GroupName') || undefined };
+}
+
+function groupItem(v: GroupView, names: ReadonlyMap<string, string>) {
+  return {
+    ownerId: v.group.accountId,
+    groupId: v.group.id,
+    groupName: v.group.name,
+    groupDescription: v.group.description,
+    vpcId: v.group.vpcId ?? undefined,
+    ipPermissions: toIpPermissions(v.ingress, names),
+    ipPermissionsEgress: toIpPermissions(v.egress, names),
+    tagSet: tagSet(v.tags),
+  };
+}
+
+/** A `SecurityGroupRule` as Authorize* returns it (ports -1 when the protocol has none). */
+function ruleItem(group: SecurityGroupEntity, r: SecurityGroupRuleEntity) {
+  return {
+    securityGroupRuleId: r.id,
+    groupId: group.id,
+    groupOwnerId: group.accountId,
+    isEgress: r.isEgress,
+    ipProtocol: r.ipProtocol,
+    fromPort: r.fromPort ?? -1,
+    toPort: r.toPort ?? -1,
+    cidrIpv4: r.cidrIpv4 ?? undefined,
+    cidrIpv6: r.cidrIpv6 ?? undefined,
+    referencedGroupInfo: r.referencedGroupId ? { groupId: r.referencedGroupId, userId: r.referencedUserId ?? undefined } : undefined,
+    description: r.description ?? undefined,
+    tagSet: [],
+  };
+}
+
+function revokedItem(group: SecurityGroupEntity, r: SecurityGroupRuleEntity) {
+  return {
+    securityGroupRuleId: r.id,
+    groupId: group.id,
+    isEgress: r.isEgress,
+    ipProtocol: r.ipProtocol,
+    fromPort: r.fromPort ?? -1,
+    toPort: r.toPort ?? -1,
+    cidrIpv4: r.cidrIpv4 ?? undefined,
+    cidrIpv6: r.cidrIpv6 ?? undefined,
+    referencedGroupId: r.referencedGroupId ?? undefined,
+    description: r.description ?? undefined,
+  };
+}
+
+/** Create/Describe/Delete security groups; Authorize/Revoke ingress and egress rules. */
+@Injectable()
+export class SecurityGroupsHandlers {
+  constructor(private readonly groups: SecurityGroupsService) {}
+
+  @Ec2Action('CreateSecurityGroup')
+  async create(ctx: Ec2Context) {
+    const p = ctx.params;
+    const name = p.str('GroupName', { required: true });
+    const description = p.str('GroupDescription', { required: true });
+    const vpcId = p.str('VpcId') || undefined;
+    const tagSpecifications = readTagSpecifications(p);
+    checkDryRun(p);
+    const v = await this.groups.create(ctx.account, ctx.now, { name, description, vpcId, tagSpecifications });
+    return { return: true, groupId: v.group.id, tagSet: v.tags.length ? tagSet(v.tags) : undefined };
+  }
+
+  @Ec2Action('DescribeSecurityGroups')
+  async describe(ctx: Ec2Context) {
+    const p = ctx.params;
+    const { groups, nextToken, groupNames } = await this.groups.describe(ctx.account, ctx.now, {
+      names: p.list('GroupName'),
+      ids: p.list('GroupId'),
+      filters: readFilters(p),
+      maxResults: p.int('MaxResults'),
+      nextToken: p.str('NextToken'),
+    });
+    return { securityGroupInfo: groups.map((g) => groupItem(g, groupNames)), nextToken };
+  }
+
+  @Ec2Action('DeleteSecurityGroup')
+  async delete(ctx: Ec2Context) {
+    const ref = groupRef(ctx.params);
+    checkDryRun(ctx.params);
+    const groupId = await this.groups.delete(ctx.account, ctx.now, ref);
+    return { return: true, groupId };
+  }
+
+  @Ec2Action('AuthorizeSecurityGroupIngress')
+  authorizeIngress(ctx: Ec2Context) {
+    return this.authorize(ctx, false);
+  }
+
+  @Ec2Action('AuthorizeSecurityGroupEgress')
+  authorizeEgress(ctx: Ec2Context) {
+    return this.authorize(ctx, true);
+  }
+
+  @Ec2Action('RevokeSecurityGroupIngress')
+  revokeIngress(ctx: Ec2Context) {
+    return this.revoke(ctx, false);
+  }
+
+  @Ec2Action('RevokeSecurityGroupEgress')
+  revokeEgress(ctx: Ec2Context) {
+    return this.revoke(ctx, true);
+  }
+
+  private async authorize(ctx: Ec2Context, isEgress: boolean) {
+    const p = ctx.params;
+    const ref = groupRef(p);
+    const inputs = readRuleInputs(p);
+    checkDryRun(p);
+    const { group, rules } = await this.groups.authorize(ctx.account, ctx.now, ref, isEgress, inputs);
+    return { return: true, securityGroupRuleSet: rules.map((r) => ruleItem(group, r)) };
+  }
+
+  private async revoke(ctx: Ec2Context, isEgress: boolean) {
+    const p = ctx.params;
+    const ref = groupRef(p);
+    const ruleIds = p.list('SecurityGroupRuleId');
+    const inputs = ruleIds.length && !p.hasAny('IpPermissions') && !p.has('IpProtocol') ? [] : readRuleInputs(p);
+    checkDryRun(p);
+    const { group, revoked, unknown } = await this.groups.revoke(ctx.account, ctx.now, ref, isEgress, inputs, ruleIds);
+    return {
+      return: true,
+      unknownIpPermissionSet: unknown.length ? toIpPermissions(unknown) : undefined,
+      revokedSecurityGroupRuleSet: revoked.map((r) => revokedItem(group, r)),
+    };
+  }
+}

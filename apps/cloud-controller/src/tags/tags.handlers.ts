@@ -1,0 +1,39 @@
+import { Injectable } from '@nestjs/common';
+import { checkDryRun, Ec2Error, readFilters, readTags } from '@koala/ec2-query';
+import { Ec2Action, type Ec2Context } from '../ec2/ec2-action.decorator.js';
+import { TagsService, type TagToDelete } from './tags.service.js';
+
+/** CreateTags, DeleteTags, DescribeTags. */
+@Injectable()
+export class TagsHandlers {
+  constructor(private readonly tags: TagsService) {}
+
+  @Ec2Action('CreateTags')
+  async createTags(ctx: Ec2Context) {
+    const ids = ctx.params.list('ResourceId', { required: true });
+    const tags = readTags(ctx.params);
+    if (tags.length === 0) throw Ec2Error.missingParameter('Tag.1.Key');
+    checkDryRun(ctx.params);
+    await this.tags.createTags(ctx.account, ids, tags);
+    return { return: true };
+  }
+
+  @Ec2Action('DeleteTags')
+  async deleteTags(ctx: Ec2Context) {
+    const ids = ctx.params.list('ResourceId', { required: true });
+    const tags: TagToDelete[] = ctx.params.members('Tag').map((m) => ({ key: m.str('Key', { required: true }), value: m.str('Value') }));
+    checkDryRun(ctx.params);
+    await this.tags.deleteTags(ctx.account, ids, tags);
+    return { return: true };
+  }
+
+  @Ec2Action('DescribeTags')
+  async describeTags(ctx: Ec2Context) {
+    const p = ctx.params;
+    const { tags, nextToken } = await this.tags.describeTags(ctx.account, readFilters(p), {
+      maxResults: p.int('MaxResults'),
+      nextToken: p.str('NextToken'),
+    });
+    return { tagSet: tags, nextToken };
+  }
+}
