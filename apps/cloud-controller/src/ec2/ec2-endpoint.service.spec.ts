@@ -1,0 +1,48 @@
+import { Ec2Error } from '@koala/ec2-query';
+import { ActionRegistry } from './action-registry.js';
+import { Ec2EndpointService, type Ec2HttpRequest } from './ec2-endpoint.service.js';
+import type { AuthService } from '../auth/auth.service.js';
+
+function setup(handler: () => Promise<Record<string, never>>) {
+  const logs: Array<{ obj: Record<string, unknown>; msg: string; level: string }> = [];
+  const log = (level: string) => (obj: Record<string, unknown>, msg: string) => logs.push({ obj, msg, level });
+  const logger = { info: log('info'), error: log('error'), warn: log('warn') };
+  const registry = { get: (a: string) => (a === 'Boom' || a === 'Fine' ? handler : undefined) } as unknown as ActionRegistry;
+  const auth = { authenticate: async () => ({ accessKeyId: 'AKIAFAKE', account: { id: '111122223333', name: 'a', isAdmin: false }, signatureVersion: 4 }) } as unknown as AuthService;
+  const svc = new Ec2EndpointService(registry, auth, { now: () => new Date('2026-01-01T00:00:00Z') }, logger as never, { apiMaxBodyBytes: 1024 } as never);
+  const req = (body: string): Ec2HttpRequest => ({ method: 'POST', path: '/', query: '', headers: { 'content-type': 'application/x-www-form-urlencoded' }, readBody: async () => Buffer.from(body) });
+  return { svc, logs, req };
+}
+
+describe('Ec2EndpointService', () => {
+  it('turns an unexpected error into InternalError 500 and logs it with the request id', async () => {
+    const { svc, logs, req } = setup(async () => {
+      throw new Error('database on fire: secret=hunter2');
+    });
+    const r = await svc.handle(req('Action=Boom'));
+    expect(r.status).toBe(500);
+    expect(r.body).toContain('<Code>InternalError</Code>');
+    expect(r.body).not.toContain('database on fire');
+    const rid = r.headers['x-amzn-requestid'];
+    expect(logs.find((l) => l.level === 'error')?.obj).toMatchObject({ requestId: rid, action: 'Boom' });
+    expect(logs.find((l) => l.msg === 'ec2 request')?.obj).toMatchObject({ requestId: rid, action: 'Boom', status: 500, code: 'InternalError', account: '111122223333' });
+  });
+
+  it('renders a thrown Ec2Error with its status, and logs one line per request', async () => {
+    const { svc, logs, req } = setup(async () => {
+      throw new Ec2Error('IncorrectInstanceState', 'nope');
+    });
+    const r = await svc.handle(req('Action=Fine'));
+    expect(r.status).toBe(400);
+    expect(r.body).toContain('<Code>IncorrectInstanceState</Code>');
+    expect(logs.filter((l) => l.msg === 'ec2 request')).toHaveLength(1);
+    expect(logs.some((l) => l.level === 'error')).toBe(false);
+  });
+
+  it('answers InvalidAction for an action without handler', async () => {
+    const { svc, req } = setup(async () => ({}));
+    const r = await svc.handle(req('Action=Nope'));
+    expect(r.status).toBe(400);
+    expect(r.body).toContain('<Code>InvalidAction</Code>');
+  });
+});
