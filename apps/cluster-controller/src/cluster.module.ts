@@ -1,10 +1,12 @@
 import { Module } from '@nestjs/common';
 import type { DaemonContext } from '@koala/runtime';
+import { LaunchService } from './instances/launch.service.js';
 import { RegistryService } from './registry/registry.service.js';
+import { SchedulerService } from './scheduler/scheduler.service.js';
 
 /** The cluster controller of one availability zone. */
 export function clusterModule(ctx: Pick<DaemonContext, 'runtime'>) {
-  @Module({ imports: [ctx.runtime], providers: [RegistryService] })
+  @Module({ imports: [ctx.runtime], providers: [RegistryService, SchedulerService, LaunchService] })
   class ClusterControllerModule {}
   return ClusterControllerModule;
 }

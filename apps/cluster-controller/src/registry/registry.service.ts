@@ -10,6 +10,7 @@ import { NodeRegistry } from './node-registry.js';
 @Injectable()
 export class RegistryService implements OnModuleInit {
   readonly registry: NodeRegistry;
+  private readonly listeners: ((hb: NodeHeartbeat) => void)[] = [];
 
   constructor(
     @Inject(KOALA_CONFIG) private readonly config: KoalaConfig,
@@ -27,11 +28,17 @@ export class RegistryService implements OnModuleInit {
     this.bus.subscribe(Subjects.nodeHeartbeat(zone), NodeHeartbeat, (hb) => {
       const known = this.registry.list(this.clock.now()).find((n) => n.node === hb.node);
       this.registry.record(hb, this.clock.now());
+      for (const l of this.listeners) l(hb);
       if (!known || known.state === 'down') this.logger.info({ node: hb.node, total: hb.total }, 'node up');
     });
     this.bus.handle(listNodes(zone), () => ({ zone, nodes: this.registry.list(this.clock.now()) }), { queue: QueueGroups.cluster(zone) });
     this.bus.answer(Subjects.clustersDescribe, () => this.summary());
     this.status.setDetails(() => ({ policy: this.config.schedulerPolicy, ...this.registry.capacity(this.clock.now()) }));
+  }
+
+  /** Called for every heartbeat of this zone (after the registry recorded it). */
+  onHeartbeat(listener: (hb: NodeHeartbeat) => void) {
+    this.listeners.push(listener);
   }
 
   summary(): ClusterSummary {
