@@ -150,10 +150,13 @@ export class NatsBus {
    * Scatter-gather: publish one request and collect every answer that arrives within
    * `timeoutMs` (used for "who is out there" questions such as status and zones).
    */
-  async gather<S extends z.ZodType>(subject: string, schema: S, payload: unknown = {}, opts: { timeoutMs?: number } = {}): Promise<z.output<S>[]> {
+  async gather<S extends z.ZodType>(subject: string, schema: S, payload: unknown = {}, opts: { timeoutMs?: number; stallMs?: number } = {}): Promise<z.output<S>[]> {
     const out: z.output<S>[] = [];
     try {
-      const replies = await this.connection.requestMany(subject, encode(payload), { maxWait: opts.timeoutMs ?? 1000, strategy: 'timer', headers: this.headers() });
+      // 'stall': wait up to timeoutMs for the first answer, then stop once answers pause for
+      // stallMs — callers rarely know how many responders exist, and a fixed timer makes every
+      // status or zone question as slow as its timeout.
+      const replies = await this.connection.requestMany(subject, encode(payload), { maxWait: opts.timeoutMs ?? 1000, strategy: 'stall', stall: opts.stallMs ?? 150, headers: this.headers() });
       for await (const msg of replies) {
         const data = decode(msg) as { ok?: unknown };
         const parsed = schema.safeParse(data?.ok);
