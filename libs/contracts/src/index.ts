@@ -3,3 +3,4 @@ export * from './messages.js';
 export * from './contract.js';
 export * from './version.js';
 export * from './instances.js';
+export * from './volumes.js';
