@@ -21,8 +21,7 @@ export class SecurityGroupEntity {
   vpcId: string | null;
 
   @Column({ name: 'created_at', type: 'timestamptz' })
-  createdAt: Date;
-}
+  createdAt: Date;}
 
 /**
  * One rule: protocol + port range + exactly one peer (IPv4 CIDR, IPv6 CIDR or group).
@@ -67,4 +66,8 @@ export class SecurityGroupRuleEntity {
 
   @Column({ name: 'created_at', type: 'timestamptz' })
   createdAt: Date;
+
+  /** Insertion order (database identity); rules are listed in the order they were authorized. */
+  @Column({ type: 'bigint', insert: false, update: false, select: false })
+  seq?: string;
 }

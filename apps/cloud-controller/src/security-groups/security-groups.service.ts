@@ -176,7 +176,7 @@ export class SecurityGroupsService {
     const selected = all.filter((g) => (!q.names.length || q.names.includes(g.name)) && (!q.ids.length || q.ids.includes(g.id)));
     const ids = selected.map((g) => g.id);
     const rules = ids.length
-      ? await em.getRepository(SecurityGroupRuleEntity).find({ where: { groupId: In(ids) }, order: { createdAt: 'ASC', id: 'ASC' } })
+      ? await em.getRepository(SecurityGroupRuleEntity).find({ where: { groupId: In(ids) }, order: { seq: 'ASC' } })
       : [];
     const groupNames = new Map(all.map((g) => [g.id, g.name]));
     const missing = [...new Set(rules.map((r) => r.referencedGroupId).filter((x): x is string => !!x && !groupNames.has(x)))];

@@ -28,7 +28,8 @@ export class SecurityGroups1764131200000 implements MigrationInterface {
         referenced_group_id  varchar(32)  REFERENCES security_groups(id),
         referenced_user_id   varchar(12),
         description          varchar(255),
-        created_at           timestamptz  NOT NULL
+        created_at           timestamptz  NOT NULL,
+        seq                  bigint       GENERATED ALWAYS AS IDENTITY
       )`);
     await q.query(`
       CREATE UNIQUE INDEX security_group_rules_identity ON security_group_rules (
