@@ -14,11 +14,11 @@ import {
 } from '@koala/contracts';
 import { KOALA_CONFIG, type KoalaConfig } from '@koala/config';
 import type { Logger } from '@koala/logging';
-import { BusRemoteError, type EventStream, type NatsBus } from '@koala/messaging';
+import type { EventStream, NatsBus } from '@koala/messaging';
 import { BUS, CLOCK, LOGGER, type Clock } from '@koala/runtime';
+import { codedError, nodeErrors } from '../node-errors.js';
 import { SchedulerService } from '../scheduler/scheduler.service.js';
 
-const codeError = (code: string, message: string) => Object.assign(new Error(message), { code });
 
 /**
  * The CC's side of the instance contract (libs/contracts/src/instances.ts): places launches,
@@ -44,8 +44,8 @@ export class LaunchService implements OnModuleInit {
     await this.events.ensure();
 
     this.bus.handle(placeInstances(zone), (req) => this.place(req.reservationId, req.instances, req.minCount), { queue });
-    this.bus.handle(instanceAction(zone), (req) => this.bus.request(nodeInstanceAction(zone, req.node), req, { timeoutMs: 10_000 }).catch(this.unavailable(req.node)), { queue });
-    this.bus.handle(consoleOutput(zone), (req) => this.bus.request(nodeConsoleOutput(zone, req.node), req, { timeoutMs: 10_000 }).catch(this.unavailable(req.node)), { queue });
+    this.bus.handle(instanceAction(zone), (req) => this.bus.request(nodeInstanceAction(zone, req.node), req, { timeoutMs: 10_000 }).catch(nodeErrors(req.node)), { queue });
+    this.bus.handle(consoleOutput(zone), (req) => this.bus.request(nodeConsoleOutput(zone, req.node), req, { timeoutMs: 10_000 }).catch(nodeErrors(req.node)), { queue });
 
     // Every CC replica of the zone watches outcomes to free reservations early.
     this.bus.subscribe(EventSubjects.instance(zone), InstanceEvent, (ev) => {
@@ -53,17 +53,10 @@ export class LaunchService implements OnModuleInit {
     });
   }
 
-  private unavailable(node: string) {
-    return (e: unknown): never => {
-      if (e instanceof BusRemoteError) throw codeError(e.code, e.message);
-      throw codeError('Unavailable', `node ${node} does not answer: ${(e as Error).message}`);
-    };
-  }
-
   async place(reservationId: string, instances: InstanceSpec[], minCount: number) {
     const resources = instances[0].resources;
-    if (instances.some((i) => JSON.stringify(i.resources) !== JSON.stringify(resources))) throw codeError('InvalidParameterValue', 'all instances of one launch must have the same resources');
-    if (minCount > instances.length) throw codeError('InvalidParameterValue', `MinCount ${minCount} exceeds the ${instances.length} instances given`);
+    if (instances.some((i) => JSON.stringify(i.resources) !== JSON.stringify(resources))) throw codedError('InvalidParameterValue', 'all instances of one launch must have the same resources');
+    if (minCount > instances.length) throw codedError('InvalidParameterValue', `MinCount ${minCount} exceeds the ${instances.length} instances given`);
 
     const placements = await this.scheduler.reserve(
       instances.map((i) => i.instanceId),
@@ -71,7 +64,7 @@ export class LaunchService implements OnModuleInit {
       minCount,
     );
     if (!placements.length) {
-      throw codeError('InsufficientInstanceCapacity', `There is not enough capacity in zone ${this.config.zone} to launch ${minCount} instance(s) of ${instances[0].instanceType}.`);
+      throw codedError('InsufficientInstanceCapacity', `There is not enough capacity in zone ${this.config.zone} to launch ${minCount} instance(s) of ${instances[0].instanceType}.`);
     }
     this.logger.info({ reservationId, placements, policy: this.scheduler.policy }, 'placed');
     const byId = new Map(instances.map((i) => [i.instanceId, i]));

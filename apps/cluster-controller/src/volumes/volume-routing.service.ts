@@ -1,10 +1,10 @@
 import { Inject, Injectable, type OnModuleInit } from '@nestjs/common';
 import { attachVolume, detachVolume, nodeAttachVolume, nodeDetachVolume, QueueGroups } from '@koala/contracts';
 import { KOALA_CONFIG, type KoalaConfig } from '@koala/config';
-import { BusRemoteError, type NatsBus } from '@koala/messaging';
+import type { NatsBus } from '@koala/messaging';
 import { BUS } from '@koala/runtime';
+import { nodeErrors } from '../node-errors.js';
 
-const codeError = (code: string, message: string) => Object.assign(new Error(message), { code });
 
 /** Routes volume attach/detach from the CLC to the NC that runs the instance. */
 @Injectable()
@@ -18,14 +18,7 @@ export class VolumeRoutingService implements OnModuleInit {
     const zone = this.config.zone;
     const queue = QueueGroups.cluster(zone);
     // Hot-plug through QEMU's iSCSI initiator logs in to the target first: allow for it.
-    this.bus.handle(attachVolume(zone), (req) => this.bus.request(nodeAttachVolume(zone, req.node), req, { timeoutMs: 60_000 }).catch(this.unavailable(req.node)), { queue });
-    this.bus.handle(detachVolume(zone), (req) => this.bus.request(nodeDetachVolume(zone, req.node), req, { timeoutMs: 60_000 }).catch(this.unavailable(req.node)), { queue });
-  }
-
-  private unavailable(node: string) {
-    return (e: unknown): never => {
-      if (e instanceof BusRemoteError) throw codeError(e.code, e.message);
-      throw codeError('Unavailable', `node ${node} does not answer: ${(e as Error).message}`);
-    };
+    this.bus.handle(attachVolume(zone), (req) => this.bus.request(nodeAttachVolume(zone, req.node), req, { timeoutMs: 60_000 }).catch(nodeErrors(req.node)), { queue });
+    this.bus.handle(detachVolume(zone), (req) => this.bus.request(nodeDetachVolume(zone, req.node), req, { timeoutMs: 60_000 }).catch(nodeErrors(req.node)), { queue });
   }
 }
