@@ -5,6 +5,7 @@
  * Layout: koala.v1.<scope>...
  *   koala.v1.status                          every component answers (scatter-gather)
  *   koala.v1.clusters.describe               every CC answers with its zone summary
+ *   koala.v1.clc.<command>                   requests to the CLCs (queue group `clc`)
  *   koala.v1.zone.<zone>.cc.<command>        requests to a zone's CC (queue group per zone)
  *   koala.v1.zone.<zone>.node.heartbeat      NC -> CC announcements
  *   koala.v1.zone.<zone>.node.<node>.<cmd>   CC -> one NC
@@ -20,6 +21,8 @@ const token = (kind: string, value: string): string => {
 export const Subjects = {
   status: `${PREFIX}.status`,
   clustersDescribe: `${PREFIX}.clusters.describe`,
+  /** Requests to the cloud controllers (queue group `clc`). */
+  cloudCommand: (command: string) => `${PREFIX}.clc.${command}`,
   clusterCommand: (zone: string, command: string) => `${PREFIX}.zone.${token('zone', zone)}.cc.${command}`,
   nodeHeartbeat: (zone: string) => `${PREFIX}.zone.${token('zone', zone)}.node.heartbeat`,
   nodeCommand: (zone: string, node: string, command: string) => `${PREFIX}.zone.${token('zone', zone)}.node.${token('node', node)}.${command}`,
@@ -29,6 +32,7 @@ export const Subjects = {
 
 /** Queue groups: replicas of one role in one zone share the work. */
 export const QueueGroups = {
+  cloud: 'clc',
   cluster: (zone: string) => `cc-${zone}`,
   storage: (zone: string) => `sc-${zone}`,
 } as const;

@@ -47,7 +47,13 @@ export const IscsiTarget = z.object({
 });
 export type IscsiTarget = z.infer<typeof IscsiTarget>;
 
-export const ExportVolumeRequest = z.object({ volumeId: z.string(), node: z.string(), initiatorIqn: z.string() });
+/**
+ * Export a volume to one node. The CLC chooses the CHAP credentials and keeps them (encrypted),
+ * so an SC that restarts, or finds tgtd restarted, rebuilds the same targets by asking the CLC
+ * `listExports` — tgt itself keeps nothing across restarts.
+ */
+export const ExportVolumeRequest = z.object({ volumeId: z.string(), node: z.string(), initiatorIqn: z.string(), chapUser: z.string(), chapSecret: z.string().min(12) });
+export type ExportVolumeRequest = z.infer<typeof ExportVolumeRequest>;
 export const exportVolume = (zone: string) => requestContract('sc.export-volume', Subjects.storageCommand(zone, 'export-volume'), ExportVolumeRequest, IscsiTarget);
 
 export const UnexportVolumeRequest = z.object({ volumeId: z.string() });
@@ -62,6 +68,13 @@ export const deleteSnapshot = (zone: string) => requestContract('sc.delete-snaps
 /** Copy a snapshot within the region (to the SC of `zone`). */
 export const CopySnapshotRequest = z.object({ sourceSnapshotId: z.string(), snapshotId: z.string() });
 export const copySnapshot = (zone: string) => requestContract('sc.copy-snapshot', Subjects.storageCommand(zone, 'copy-snapshot'), CopySnapshotRequest, Ack);
+
+// ---- SC -> CLC ---------------------------------------------------------------------------
+
+/** Every export the CLC believes should exist in `zone` (volumes attaching or attached). */
+export const ListExportsRequest = z.object({ zone: z.string() });
+export const ListExportsResponse = z.object({ exports: z.array(ExportVolumeRequest) });
+export const listExports = () => requestContract('clc.list-exports', Subjects.cloudCommand('list-exports'), ListExportsRequest, ListExportsResponse);
 
 // ---- CLC -> CC -> NC ---------------------------------------------------------------------
 
