@@ -16,6 +16,7 @@ import {
   ReleaseAddressCommand,
   RevokeSecurityGroupIngressCommand,
   type EC2Client,
+  type ResourceType,
 } from '@aws-sdk/client-ec2';
 import { startCloud, type TestCloud, type TestCredentials } from '../support/cloud.js';
 import { failure } from './helpers.js';
@@ -35,7 +36,7 @@ beforeAll(async () => {
   bCreds = await cloud.createAccount('tenant-b');
   a = cloud.ec2(aCreds);
   b = cloud.ec2(bCreds);
-  const tag = (ResourceType: string) => [{ ResourceType, Tags: [{ Key: 'owner', Value: 'a' }] }];
+  const tag = (ResourceType: ResourceType) => [{ ResourceType, Tags: [{ Key: 'owner', Value: 'a' }] }];
   A.keyId = (await a.send(new CreateKeyPairCommand({ KeyName: 'shared-name', KeyType: 'ed25519', TagSpecifications: tag('key-pair') }))).KeyPairId!;
   A.groupId = (await a.send(new CreateSecurityGroupCommand({ GroupName: 'shared-name', Description: 'a', TagSpecifications: tag('security-group') }))).GroupId!;
   const addr = await a.send(new AllocateAddressCommand({ TagSpecifications: tag('elastic-ip') }));

@@ -37,7 +37,12 @@ function isUniqueViolation(e: unknown): boolean {
   return e instanceof QueryFailedError && (e as unknown as { code?: string }).code === '23505';
 }
 
-/** Key pairs: create (private key returned once, never stored), import, describe, delete. */
+/**
+ * Key pairs: create (private key returned once, never stored), import, describe, delete.
+ * Fingerprints as AWS (see key-material.ts). DeleteKeyPair by name succeeds when the caller has
+ * no such key (as AWS); by KeyPairId a missing/foreign id is `InvalidKeyPair.NotFound`. The
+ * stored public key is an OpenSSH line (`ssh-rsa|ssh-ed25519 AAAA… comment`) for the config drive.
+ */
 @Injectable()
 export class KeyPairsService {
   constructor(

@@ -82,9 +82,26 @@ export function validateGroupInput(name: string, description: string): void {
 }
 
 /**
- * Security groups and their rules. Every group gets the egress rule "all traffic to
- * 0.0.0.0/0" (as AWS VPC groups); each account's `default` group is created on first use with
- * "all traffic from the same group" ingress, and cannot be deleted.
+ * Security groups and their rules.
+ *
+ * Decisions (AWS behaviour we follow, and where we differ):
+ * - One flat network per account, no VPC objects: `VpcId` is accepted, stored and echoed
+ *   (`vpcId`, filter `vpc-id`) but not validated. Groups otherwise behave as AWS VPC groups:
+ *   every new group gets the egress rule "all traffic to 0.0.0.0/0", and egress rules can be
+ *   authorized and revoked.
+ * - Each account's `default` group ("default group") is created on first use of any security
+ *   group action, with ingress "all traffic from the same group" and the allow-all egress. It
+ *   cannot be deleted (`CannotDelete`, as VPC) and its name cannot be reused.
+ * - Authorize: all rules of a request or none; a rule already present (description ignored) →
+ *   `InvalidPermission.Duplicate`. Old form without a protocol but with a source group means
+ *   tcp 0-65535, udp 0-65535 and icmp -1 (EC2-Classic); old form without any peer means 0.0.0.0/0.
+ *   Group peers must be groups of the same account (UserId, if given, must be that account).
+ * - Revoke (AWS's current documented behaviour): rules that exist are removed and the others are
+ *   answered in `unknownIpPermissionSet` with `return` true; when nothing matched at all →
+ *   `InvalidPermission.NotFound` (as EC2-Classic and moto). `SecurityGroupRuleId.N` also accepted.
+ * - Delete: `DependencyViolation` while another group's rule references it; `InvalidGroup.InUse`
+ *   while the `SecurityGroupUsage` port reports instances.
+ * - Admin (see Ec2Context): Describe lists every account's groups; by id the admin may act on any.
  */
 @Injectable()
 export class SecurityGroupsService {
