@@ -78,6 +78,13 @@ describe('buildDomainXml / parseDomainXml', () => {
     ]);
   });
 
+  it('keeps extra Koala metadata (reservation, type, resources, digests) and reads it back', () => {
+    const extra = { reservationId: 'r-0123', instanceType: 't1.micro', vcpus: '1', rootSha256: 'ab'.repeat(32) };
+    const d = parseDomainXml(buildDomainXml(baseSpec({ koala: { instanceId: 'i-0123456789abcdef0', accountId: '111122223333', extra } })));
+    expect(d.koala).toEqual({ instanceId: 'i-0123456789abcdef0', accountId: '111122223333', extra });
+    expect(() => buildDomainXml(baseSpec({ koala: { instanceId: 'i-1', accountId: 'a', extra: { 'bad key': 'x' } } }))).toThrow(/extra key/);
+  });
+
   it('always has ACPI and APIC, no interface, memballoon none by default', () => {
     const xml = buildDomainXml(baseSpec({ interfaces: undefined }));
     expect(xml).toMatch(/<features>\s*<acpi\/>\s*<apic\/>\s*<\/features>/);

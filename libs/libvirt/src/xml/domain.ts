@@ -50,6 +50,8 @@ export type BootSpec = DiskBoot | KernelBoot;
 export interface KoalaDomainMetadata {
   instanceId: string;
   accountId: string;
+  /** More facts to keep with the domain (written as `<koala:KEY>VALUE</koala:KEY>`; keys are XML names). */
+  extra?: Record<string, string>;
 }
 
 /**
@@ -188,6 +190,10 @@ export function buildDomainXml(spec: DomainSpec): string {
         [`${p}:accountId`]: checkLine(spec.koala.accountId, 'domain.koala.accountId'),
       },
     };
+    for (const [key, value] of Object.entries(spec.koala.extra ?? {})) {
+      if (!/^[A-Za-z][A-Za-z0-9_.-]*$/.test(key) || key === 'instanceId' || key === 'accountId') throw new Error(`domain.koala.extra key ${JSON.stringify(key)} must be an XML name other than instanceId/accountId`);
+      (dom.metadata as Record<string, XmlNode>)[`${p}:instance`][`${p}:${key}`] = checkLine(value, `domain.koala.extra.${key}`, { allowEmpty: true });
+    }
   }
   dom.memory = { $: { unit: 'MiB' }, _: String(memory) };
   dom.currentMemory = { $: { unit: 'MiB' }, _: String(memory) };
@@ -263,7 +269,15 @@ function readKoalaMetadata(metadata: XmlNode | undefined): KoalaDomainMetadata |
       const q = (n: string) => (prefix ? `${prefix}:${n}` : n);
       const instanceId = childText(el, q('instanceId'));
       const accountId = childText(el, q('accountId'));
-      if (instanceId !== undefined && accountId !== undefined) return { instanceId, accountId };
+      if (instanceId === undefined || accountId === undefined) continue;
+      const extra: Record<string, string> = {};
+      for (const k of Object.keys(el)) {
+        if (k === '$' || k === '_' || k === q('instanceId') || k === q('accountId')) continue;
+        if (prefix ? !k.startsWith(`${prefix}:`) : k.includes(':')) continue;
+        const text = childText(el, k);
+        if (text !== undefined) extra[prefix ? k.slice(prefix.length + 1) : k] = text;
+      }
+      return Object.keys(extra).length ? { instanceId, accountId, extra } : { instanceId, accountId };
     }
   }
   return undefined;
