@@ -9,6 +9,7 @@ import { accessKey, account, bootstrap, credentials } from './commands/accounts.
 import { down } from './commands/down.js';
 import { migrate } from './commands/migrate.js';
 import { health, status } from './commands/status.js';
+import { image } from './commands/images.js';
 import { up } from './commands/up.js';
 
 type Command = { run: (config: KoalaConfig, args: string[]) => number | Promise<number>; help: string };
@@ -23,6 +24,7 @@ export const COMMANDS: Record<string, Command> = {
   account: { run: account, help: 'create NAME | list' },
   credentials: { run: credentials, help: 'NAME: print export lines for an account (creates a key if none)' },
   'access-key': { run: accessKey, help: 'create|list ACCOUNT | deactivate|activate|delete ACCOUNT KEYID' },
+  image: { run: image, help: 'import --name NAME [--public] DISK | import --name NAME --kernel F --ramdisk F --root F | list' },
 };
 
 function usage(): string {

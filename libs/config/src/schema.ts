@@ -104,6 +104,9 @@ export const SCHEMA = {
   addressesPerAccount: def('KOALA_ADDRESSES_PER_ACCOUNT', '5', int(0, 1000000), 'Elastic IP addresses one account may hold (AddressLimitExceeded beyond).'),
   instanceTypesFile: def('KOALA_INSTANCE_TYPES_FILE', '', optionalStr, 'JSON file replacing the built-in instance type table.'),
   iscsiPortal: def('KOALA_ISCSI_PORTAL', '127.0.0.1:3260', str, 'host:port of the tgt iSCSI portal an SC exports volumes on.'),
+  imageMaxBytes: def('KOALA_IMAGE_MAX_BYTES', String(20 * 1024 ** 3), int(1024 * 1024, 2 ** 50), 'Largest image RegisterImage fetches or `koala image import` stores (bytes).'),
+  imageFetchTimeoutMs: def('KOALA_IMAGE_FETCH_TIMEOUT_MS', '1800000', int(1000, 24 * 3600000), 'RegisterImage gives up fetching an ImageLocation after this long (the image fails).'),
+  imageUrlTtlSeconds: def('KOALA_IMAGE_URL_TTL_SECONDS', '3600', int(60, 7 * 86400), 'Lifetime of the signed image-store URLs given to NCs.'),
 } as const;
 
 export type KoalaConfig = { readonly [K in keyof typeof SCHEMA]: ReturnType<(typeof SCHEMA)[K]['parse']> };

@@ -10,14 +10,19 @@ import { MasterKeyFile } from '../auth/master-key.js';
 import { ensureDatabase } from '../persistence/ensure-database.js';
 import { createDataSource, migrateUp, pendingMigrations } from '../persistence/data-source.js';
 import { exportLines, readEnvFile, writeEnvFile } from './admin-env.js';
+import { IMAGE_USAGE_TEXT, ImageUsageError, runImageCommand } from './image-commands.js';
+import { ImageImportError } from '../images/images.service.js';
+import { isEc2Error } from '@koala/ec2-query';
 
-export const ADMIN_COMMANDS = ['bootstrap', 'account', 'credentials', 'access-key'] as const;
+export const ADMIN_COMMANDS = ['bootstrap', 'account', 'credentials', 'access-key', 'image'] as const;
 
 export interface AdminIo {
   out: (s: string) => void;
   err: (s: string) => void;
+  /** stderr is a terminal (progress bars redraw in place). */
+  tty?: boolean;
 }
-const stdio: AdminIo = { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s) };
+const stdio: AdminIo = { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s), tty: process.stderr.isTTY };
 
 export interface BootstrapResult extends Credentials {
   envFile: string;
@@ -68,7 +73,7 @@ const USAGE = `usage:
   credentials NAME
   access-key create|list ACCOUNT
   access-key deactivate|activate|delete ACCOUNT KEYID
-`;
+${IMAGE_USAGE_TEXT.replace(/^usage:\n/, '')}`;
 
 class UsageError extends Error {}
 
@@ -150,10 +155,20 @@ export async function runAdminCommand(config: KoalaConfig, argv: string[], io: A
         }
         throw new UsageError();
       }
+      case 'image':
+        return await runImageCommand(config, ds, masterKey, args, io);
       default:
         throw new UsageError();
     }
   } catch (e) {
+    if (e instanceof ImageUsageError) {
+      io.err(`${e.message}\n${IMAGE_USAGE_TEXT}`);
+      return 64;
+    }
+    if (e instanceof ImageImportError || (command === 'image' && isEc2Error(e))) {
+      io.err(`image import failed: ${e.message}\n`);
+      return 1;
+    }
     if (e instanceof UsageError) {
       io.err(USAGE);
       return 64;

@@ -11,3 +11,8 @@ import { SecurityGroupEntity, SecurityGroupRuleEntity } from '../security-groups
 import { AddressEntity } from '../addresses/address.entity.js';
 
 (ENTITIES as Function[]).push(TagEntity, KeyPairEntity, SecurityGroupEntity, SecurityGroupRuleEntity, AddressEntity);
+
+// Images (emi/eki/eri).
+import { ImageEntity, ImageLaunchPermissionEntity } from '../images/image.entity.js';
+
+(ENTITIES as Function[]).push(ImageEntity, ImageLaunchPermissionEntity);

@@ -14,3 +14,8 @@ import { SecurityGroups1764131200000 } from './1764131200000-SecurityGroups.js';
 import { Addresses1764131300000 } from './1764131300000-Addresses.js';
 
 (MIGRATIONS as Function[]).push(Tags1764131000000, KeyPairs1764131100000, SecurityGroups1764131200000, Addresses1764131300000);
+
+// Images (emi/eki/eri).
+import { Images1764133000000 } from './1764133000000-Images.js';
+
+(MIGRATIONS as Function[]).push(Images1764133000000);

@@ -1,0 +1,22 @@
+import { Injectable } from '@nestjs/common';
+import type { EntityManager } from 'typeorm';
+
+/**
+ * Port: which images non-terminated instances use. DeregisterImage keeps the blobs of such
+ * images (the image itself disappears from DescribeImages at once, as in AWS). The instances
+ * module provides the real implementation (bind `IMAGE_USAGE` to it in ImagesModule) and calls
+ * `ImagesService.collectUnreferencedBlobs()` when instances terminate.
+ */
+export interface ImageUsage {
+  /** The subset of `imageIds` that some non-terminated instance was launched from. */
+  imagesInUse(imageIds: readonly string[], em: EntityManager): Promise<Set<string>>;
+}
+export const IMAGE_USAGE = Symbol('IMAGE_USAGE');
+
+/** Until instances exist no image is in use. */
+@Injectable()
+export class NoInstancesImageUsage implements ImageUsage {
+  async imagesInUse(): Promise<Set<string>> {
+    return new Set();
+  }
+}

@@ -1,0 +1,32 @@
+import { Module } from '@nestjs/common';
+import { KOALA_CONFIG, koalaPaths, type KoalaConfig } from '@koala/config';
+import { MASTER_KEY } from '../auth/master-key.js';
+import { TagsModule } from '../tags/tags.module.js';
+import { BLOB_STORE, FsBlobStore } from './blob-store.js';
+import { BlobUrlSigner } from './blob-url-signer.js';
+import { HttpImageFetcher, IMAGE_FETCHER } from './image-fetcher.js';
+import { IMAGE_LAUNCH } from './image-launch.port.js';
+import { IMAGE_USAGE, NoInstancesImageUsage } from './image-usage.port.js';
+import { ImageBlobsController } from './image-blobs.controller.js';
+import { ImagesHandlers } from './images.handlers.js';
+import { BLOB_URL_SIGNER, ImagesService } from './images.service.js';
+
+/**
+ * Images and the image store. Exports `IMAGE_LAUNCH` (the instances module's way in) and
+ * `ImagesService` (e.g. `collectUnreferencedBlobs()` after instances terminate).
+ */
+@Module({
+  imports: [TagsModule],
+  controllers: [ImageBlobsController],
+  providers: [
+    ImagesService,
+    ImagesHandlers,
+    { provide: IMAGE_LAUNCH, useExisting: ImagesService },
+    { provide: IMAGE_USAGE, useClass: NoInstancesImageUsage },
+    { provide: IMAGE_FETCHER, useClass: HttpImageFetcher },
+    { provide: BLOB_STORE, inject: [KOALA_CONFIG], useFactory: (c: KoalaConfig) => new FsBlobStore(koalaPaths(c.home).imageStore) },
+    { provide: BLOB_URL_SIGNER, inject: [MASTER_KEY], useFactory: (key: string) => new BlobUrlSigner(key) },
+  ],
+  exports: [IMAGE_LAUNCH, ImagesService],
+})
+export class ImagesModule {}
