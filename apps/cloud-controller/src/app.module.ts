@@ -12,12 +12,13 @@ import { KeyPairsModule } from './key-pairs/key-pairs.module.js';
 import { SecurityGroupsModule } from './security-groups/security-groups.module.js';
 import { TagsModule } from './tags/tags.module.js';
 import { AddressesModule } from './addresses/addresses.module.js';
+import { InstancesModule } from './instances/instances.module.js';
 import { ImagesModule } from './images/images.module.js';
 
 /** The cloud controller: the EC2 endpoint and the owner of all persistent state. */
 export function cloudModule(ctx: Pick<DaemonContext, 'runtime'>, ds: DataSource, opts: { masterKey: string }) {
   @Module({
-    imports: [ctx.runtime, PersistenceModule.forRoot(ds), AuthModule.forRoot(opts), Ec2Module, RegionsModule, InstanceTypesModule, TagsModule, KeyPairsModule, SecurityGroupsModule, AddressesModule, ImagesModule],
+    imports: [ctx.runtime, PersistenceModule.forRoot(ds), AuthModule.forRoot(opts), Ec2Module, RegionsModule, InstanceTypesModule, TagsModule, KeyPairsModule, SecurityGroupsModule, AddressesModule, ImagesModule, InstancesModule],
     controllers: [HealthController],
     providers: [ClustersService],
     exports: [ClustersService],

@@ -107,6 +107,12 @@ export const SCHEMA = {
   imageMaxBytes: def('KOALA_IMAGE_MAX_BYTES', String(20 * 1024 ** 3), int(1024 * 1024, 2 ** 50), 'Largest image RegisterImage fetches or `koala image import` stores (bytes).'),
   imageFetchTimeoutMs: def('KOALA_IMAGE_FETCH_TIMEOUT_MS', '1800000', int(1000, 24 * 3600000), 'RegisterImage gives up fetching an ImageLocation after this long (the image fails).'),
   imageUrlTtlSeconds: def('KOALA_IMAGE_URL_TTL_SECONDS', '3600', int(60, 7 * 86400), 'Lifetime of the signed image-store URLs given to NCs.'),
+  maxInstancesPerRun: def('KOALA_MAX_INSTANCES_PER_RUN', '20', int(1, 10000), 'Most instances one RunInstances may launch (MinCount above → InvalidParameterValue; MaxCount is capped).'),
+  reconcileIntervalMs: def('KOALA_RECONCILE_INTERVAL_MS', '10000', int(100, 3600000), 'How often the CLC compares instances with the domains the nodes report.'),
+  reconcileGraceMs: def('KOALA_RECONCILE_GRACE_MS', '60000', int(0, 86400000), 'How long an instance/domain mismatch must last before the CLC corrects it.'),
+  launchTimeoutMs: def('KOALA_LAUNCH_TIMEOUT_MS', '900000', int(1000, 86400000), 'A pending instance with no domain and no event for this long is terminated (Server.InternalError).'),
+  terminatedRetentionMs: def('KOALA_TERMINATED_RETENTION_MS', '3600000', int(0, 30 * 86400000), 'How long terminated instances stay visible in DescribeInstances.'),
+  eventsConsumer: def('KOALA_EVENTS_CONSUMER', 'clc-instances', name, 'Durable JetStream consumer of instance events (clouds sharing one NATS need distinct names).'),
 } as const;
 
 export type KoalaConfig = { readonly [K in keyof typeof SCHEMA]: ReturnType<(typeof SCHEMA)[K]['parse']> };

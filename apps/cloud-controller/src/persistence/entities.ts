@@ -16,3 +16,8 @@ import { AddressEntity } from '../addresses/address.entity.js';
 import { ImageEntity, ImageLaunchPermissionEntity } from '../images/image.entity.js';
 
 (ENTITIES as Function[]).push(ImageEntity, ImageLaunchPermissionEntity);
+
+// Instances (reservations, instances, their security groups).
+import { InstanceEntity, InstanceSecurityGroupEntity, ReservationEntity } from '../instances/instance.entity.js';
+
+(ENTITIES as Function[]).push(ReservationEntity, InstanceEntity, InstanceSecurityGroupEntity);

@@ -19,3 +19,8 @@ import { Addresses1764131300000 } from './1764131300000-Addresses.js';
 import { Images1764133000000 } from './1764133000000-Images.js';
 
 (MIGRATIONS as Function[]).push(Images1764133000000);
+
+// Instances.
+import { Instances1764132000000 } from './1764132000000-Instances.js';
+
+(MIGRATIONS as Function[]).push(Instances1764132000000);

@@ -1,0 +1,66 @@
+import { Inject, Injectable } from '@nestjs/common';
+import type { InstanceAction, InstanceEvent, StateReason } from '@koala/contracts';
+import type { Logger } from '@koala/logging';
+import { CLOCK, LOGGER, type Clock } from '@koala/runtime';
+import { DataSource } from 'typeorm';
+import { CLUSTER_GATEWAY, type ClusterGateway } from './cluster-gateway.js';
+import { InstanceEntity } from './instance.entity.js';
+import { decideEvent, moveTo, serviceInitiated, type Decision } from './instance-states.js';
+
+/**
+ * Applies state changes reported by the zones (events, reconciliation) to instances, one row
+ * at a time under a row lock, following the state machine of instance-states.ts.
+ */
+@Injectable()
+export class InstanceLifecycleService {
+  constructor(
+    @Inject(DataSource) private readonly ds: DataSource,
+    @Inject(CLOCK) private readonly clock: Clock,
+    @Inject(LOGGER) private readonly logger: Logger,
+    @Inject(CLUSTER_GATEWAY) private readonly cluster: ClusterGateway,
+  ) {}
+
+  /** An InstanceEvent (from JetStream or synthesized by reconciliation). Returns what was decided. */
+  async applyEvent(ev: Pick<InstanceEvent, 'instanceId' | 'node' | 'state' | 'at' | 'reason' | 'guestInitiated'>): Promise<Decision> {
+    const now = this.clock.now();
+    const result = await this.ds.transaction(async (em) => {
+      const repo = em.getRepository(InstanceEntity);
+      const inst = await repo.findOne({ where: { id: ev.instanceId }, lock: { mode: 'pessimistic_write' } });
+      const decision = decideEvent(inst ?? undefined, ev, now);
+      if (decision.kind === 'apply') await repo.update({ id: ev.instanceId }, decision.patch);
+      return { decision, inst };
+    });
+    const { decision, inst } = result;
+    if (decision.kind === 'ignore') {
+      if (decision.why !== 'unknown' && decision.why !== 'same') this.logger.debug({ instanceId: ev.instanceId, state: ev.state, why: decision.why }, 'instance event ignored');
+    } else {
+      this.logger.info({ instanceId: ev.instanceId, from: inst?.state, to: decision.patch.state ?? inst?.state }, 'instance state');
+      if (decision.then && inst) await this.send(inst.zone, ev.instanceId, inst.node ?? ev.node, decision.then);
+    }
+    return decision;
+  }
+
+  /** Terminated for good (`reason`, e.g. Server.InternalError): the instance is gone from its node. */
+  async fail(instanceId: string, reason: StateReason): Promise<boolean> {
+    const now = this.clock.now();
+    return this.ds.transaction(async (em) => {
+      const repo = em.getRepository(InstanceEntity);
+      const inst = await repo.findOne({ where: { id: instanceId }, lock: { mode: 'pessimistic_write' } });
+      if (!inst || inst.state === 'terminated') return false;
+      await repo.update({ id: instanceId }, moveTo('terminated', now, { reason, transitionReason: serviceInitiated(now), now }));
+      this.logger.warn({ instanceId, from: inst.state, reason: reason.code }, 'instance failed');
+      return true;
+    });
+  }
+
+  /** Sends a command to an instance's node through its zone's CC; failures are logged (reconciliation re-sends). */
+  async send(zone: string, instanceId: string, node: string, action: InstanceAction, force?: boolean): Promise<boolean> {
+    try {
+      await this.cluster.action(zone, { instanceId, node, action, force });
+      return true;
+    } catch (err) {
+      this.logger.warn({ err, zone, instanceId, node, action }, 'instance command not delivered; reconciliation will retry');
+      return false;
+    }
+  }
+}

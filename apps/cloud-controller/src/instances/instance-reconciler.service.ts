@@ -1,0 +1,135 @@
+import { Inject, Injectable, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
+import { KOALA_CONFIG, type KoalaConfig } from '@koala/config';
+import type { NodeSummary } from '@koala/contracts';
+import type { Logger } from '@koala/logging';
+import { CLOCK, LOGGER, type Clock } from '@koala/runtime';
+import { DataSource, In, LessThan, Not } from 'typeorm';
+import { TagsService } from '../tags/tags.service.js';
+import { CLUSTER_GATEWAY, type ClusterGateway } from './cluster-gateway.js';
+import { InstanceEntity } from './instance.entity.js';
+import { InstanceLifecycleService } from './instance-lifecycle.service.js';
+import { MismatchMemory, planZone, type ReconcileStep } from './reconcile-plan.js';
+
+/** Timer port so the loop is testable; the default uses setInterval. */
+export interface Ticker {
+  every(ms: number, fn: () => Promise<void>): () => void;
+}
+export const RECONCILE_TICKER = Symbol('RECONCILE_TICKER');
+export const intervalTicker: Ticker = {
+  every(ms, fn) {
+    let running = false;
+    const h = setInterval(() => {
+      if (running) return;
+      running = true;
+      void fn().finally(() => (running = false));
+    }, ms);
+    h.unref?.();
+    return () => clearInterval(h);
+  },
+};
+
+/**
+ * The periodic reconciliation of instances against the domains the nodes report (through each
+ * zone's CC): kills domains nobody owns, fails instances whose domain vanished, corrects states
+ * whose event was lost, marks instances on down nodes impaired, and forgets terminated
+ * instances once they are no longer shown.
+ */
+@Injectable()
+export class InstanceReconcilerService implements OnApplicationBootstrap, OnModuleDestroy {
+  private readonly memory = new MismatchMemory();
+  private cancel?: () => void;
+
+  constructor(
+    @Inject(DataSource) private readonly ds: DataSource,
+    @Inject(KOALA_CONFIG) private readonly config: KoalaConfig,
+    @Inject(CLOCK) private readonly clock: Clock,
+    @Inject(LOGGER) private readonly logger: Logger,
+    @Inject(CLUSTER_GATEWAY) private readonly cluster: ClusterGateway,
+    @Inject(InstanceLifecycleService) private readonly lifecycle: InstanceLifecycleService,
+    @Inject(TagsService) private readonly tags: TagsService,
+    @Inject(RECONCILE_TICKER) private readonly ticker: Ticker,
+  ) {}
+
+  onApplicationBootstrap() {
+    this.cancel = this.ticker.every(this.config.reconcileIntervalMs, () =>
+      this.runOnce().then(
+        () => undefined,
+        (err) => this.logger.error({ err }, 'reconciliation failed'),
+      ),
+    );
+  }
+
+  onModuleDestroy() {
+    this.cancel?.();
+  }
+
+  /** One pass over every zone (the ones answering, and the ones holding live instances). */
+  async runOnce(): Promise<ReconcileStep[]> {
+    const live = await this.ds.getRepository(InstanceEntity).find({ where: { state: Not('terminated') } });
+    const zones = new Set(live.map((i) => i.zone));
+    for (const z of await this.cluster.zones().catch(() => [])) zones.add(z.zone);
+    const all: ReconcileStep[] = [];
+    for (const zone of [...zones].sort()) {
+      let nodes: NodeSummary[] | undefined;
+      try {
+        nodes = await this.cluster.nodes(zone);
+      } catch (err) {
+        this.logger.debug({ err, zone }, 'zone did not answer; judging launches only');
+      }
+      const now = this.clock.now();
+      const steps = planZone(zone, live.filter((i) => i.zone === zone), nodes, now, { graceMs: this.config.reconcileGraceMs, launchTimeoutMs: this.config.launchTimeoutMs }, this.memory);
+      await this.execute(zone, steps, live, now);
+      all.push(...steps);
+    }
+    await this.purge();
+    return all;
+  }
+
+  private async execute(zone: string, steps: ReconcileStep[], live: InstanceEntity[], now: Date) {
+    const repo = this.ds.getRepository(InstanceEntity);
+    const seen: string[] = [];
+    for (const s of steps) {
+      const inst = live.find((i) => i.id === s.instanceId);
+      switch (s.kind) {
+        case 'kill-domain':
+          this.logger.warn({ zone, node: s.node, instanceId: s.instanceId }, 'terminating a domain no live instance owns');
+          await this.lifecycle.send(zone, s.instanceId, s.node, 'terminate');
+          break;
+        case 'resend':
+          this.logger.warn({ zone, node: s.node, instanceId: s.instanceId, action: s.action }, 're-sending a command that had no effect');
+          await this.lifecycle.send(zone, s.instanceId, s.node, s.action);
+          break;
+        case 'observe':
+          this.logger.warn({ zone, instanceId: s.instanceId, state: s.state }, 'correcting an instance state from its node (event lost)');
+          await this.lifecycle.applyEvent({ instanceId: s.instanceId, node: s.node, state: s.state, guestInitiated: s.guestInitiated, at: now.toISOString() });
+          break;
+        case 'fail':
+          await this.lifecycle.fail(s.instanceId, s.reason);
+          break;
+        case 'impaired':
+          if (inst && inst.impaired !== s.impaired) {
+            await repo.update({ id: s.instanceId, state: Not('terminated') }, { impaired: s.impaired, impairedSince: s.impaired ? now : null });
+            this.logger.warn({ zone, instanceId: s.instanceId, node: inst.node, impaired: s.impaired }, s.impaired ? 'instance impaired: node down' : 'instance reachable again');
+          }
+          break;
+        case 'seen':
+          seen.push(s.instanceId);
+          break;
+      }
+    }
+    if (seen.length) await repo.update({ id: In(seen) }, { lastSeenAt: now });
+  }
+
+  /** Deletes instances terminated longer ago than KOALA_TERMINATED_RETENTION_MS, and emptied reservations. */
+  private async purge() {
+    const cutoff = new Date(this.clock.now().getTime() - this.config.terminatedRetentionMs);
+    await this.ds.transaction(async (em) => {
+      const old = await em.getRepository(InstanceEntity).find({ where: { state: 'terminated', terminatedAt: LessThan(cutoff) }, select: { id: true } });
+      if (!old.length) return;
+      const ids = old.map((o) => o.id);
+      for (const id of ids) await this.tags.deleteAllFor(id, em);
+      await em.getRepository(InstanceEntity).delete({ id: In(ids) });
+      await em.query('DELETE FROM reservations r WHERE NOT EXISTS (SELECT 1 FROM instances i WHERE i.reservation_id = r.id)');
+    });
+  }
+}

@@ -1,0 +1,172 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { Ec2Error, readFilters, readTagSpecifications, type Params, type XmlValue } from '@koala/ec2-query';
+import { Ec2Action, type Ec2Context } from '../ec2/ec2-action.decorator.js';
+import { reachability, InstancesService, INSTANCE_ATTRIBUTES, type AttributeChange, type InstanceAttributeName, type StateChange, type StatusView } from './instances.service.js';
+import { reservationItem, stateItem } from './instance-view.js';
+
+const changesXml = (changes: StateChange[]) => ({
+  instancesSet: changes.map((c) => ({ instanceId: c.instanceId, currentState: c.current, previousState: c.previous })),
+});
+
+function statusItem(v: StatusView): Record<string, XmlValue> {
+  const i = v.instance;
+  const r = reachability(v.status);
+  const details = r ? [{ name: 'reachability', status: r, impairedSince: v.status === 'impaired' ? (i.impairedSince ?? undefined) : undefined }] : [];
+  return {
+    instanceId: i.id,
+    availabilityZone: i.zone,
+    instanceState: stateItem(i),
+    systemStatus: { status: v.status, details },
+    instanceStatus: { status: v.status, details },
+    eventsSet: [],
+  };
+}
+
+const ids = (p: Params) => p.list('InstanceId');
+const dryRun = (p: Params) => p.bool('DryRun') === true;
+
+/** One value of ModifyInstanceAttribute: `<Name>.Value` or the older `Attribute` + `Value`. */
+function readChange(p: Params): AttributeChange {
+  const attr = p.str('Attribute');
+  const value = (name: string): string | undefined => p.str(`${name}.Value`) ?? (attr?.toLowerCase() === name.toLowerCase() ? p.str('Value') : undefined);
+  const given = (['InstanceType', 'UserData', 'DisableApiTermination', 'InstanceInitiatedShutdownBehavior'] as const).filter((n) => value(n) !== undefined);
+  if (given.length === 0) {
+    if (attr && !['instanceType', 'userData', 'disableApiTermination', 'instanceInitiatedShutdownBehavior'].includes(attr)) {
+      throw new Ec2Error('UnsupportedOperation', `The attribute '${attr}' cannot be modified.`);
+    }
+    if (p.hasAny('GroupId') || p.hasAny('Kernel') || p.hasAny('Ramdisk') || p.hasAny('SourceDestCheck') || p.hasAny('EbsOptimized')) {
+      throw new Ec2Error('UnsupportedOperation', 'Only instanceType, userData, disableApiTermination and instanceInitiatedShutdownBehavior can be modified.');
+    }
+    throw Ec2Error.missingParameter('Attribute');
+  }
+  if (given.length > 1) throw Ec2Error.invalidParameterCombination('Only one attribute can be modified at a time.');
+  const name = given[0]!;
+  const raw = value(name)!;
+  switch (name) {
+    case 'InstanceType':
+      return { attribute: 'instanceType', value: raw };
+    case 'UserData': {
+      const decoded = p.has('UserData.Value') ? p.base64('UserData.Value') : p.base64('Value');
+      return { attribute: 'userData', value: decoded ?? Buffer.alloc(0) };
+    }
+    case 'DisableApiTermination': {
+      const v = raw.trim().toLowerCase();
+      if (v !== 'true' && v !== 'false') throw Ec2Error.invalidParameterValue('DisableApiTermination', raw);
+      return { attribute: 'disableApiTermination', value: v === 'true' };
+    }
+    case 'InstanceInitiatedShutdownBehavior':
+      if (raw !== 'stop' && raw !== 'terminate') throw Ec2Error.invalidParameterValue('InstanceInitiatedShutdownBehavior', raw, 'Valid values: stop, terminate.');
+      return { attribute: 'instanceInitiatedShutdownBehavior', value: raw };
+  }
+}
+
+/** The instance actions: parse -> InstancesService -> output shape. */
+@Injectable()
+export class InstancesHandlers {
+  constructor(@Inject(InstancesService) private readonly instances: InstancesService) {}
+
+  @Ec2Action('RunInstances')
+  async run(ctx: Ec2Context) {
+    const p = ctx.params;
+    const r = await this.instances.run(ctx.account, ctx.now, {
+      imageId: p.str('ImageId', { required: true }),
+      instanceType: p.str('InstanceType') || undefined,
+      minCount: p.int('MinCount', { required: true }),
+      maxCount: p.int('MaxCount', { required: true }),
+      keyName: p.str('KeyName') || undefined,
+      userData: p.base64('UserData'),
+      groupNames: p.list('SecurityGroup'),
+      groupIds: p.list('SecurityGroupId'),
+      zone: p.str('Placement.AvailabilityZone') || undefined,
+      tagSpecifications: readTagSpecifications(p),
+      clientToken: p.str('ClientToken') || undefined,
+      disableApiTermination: p.bool('DisableApiTermination') ?? false,
+      shutdownBehavior: p.enum('InstanceInitiatedShutdownBehavior', ['stop', 'terminate'] as const) ?? 'stop',
+      dryRun: dryRun(p),
+    });
+    return reservationItem(r.reservation, r.instances);
+  }
+
+  @Ec2Action('DescribeInstances')
+  async describe(ctx: Ec2Context) {
+    const p = ctx.params;
+    const q = { ids: ids(p), filters: readFilters(p), maxResults: p.int('MaxResults'), nextToken: p.str('NextToken') || undefined };
+    if (dryRun(p)) throw Ec2Error.dryRun();
+    const { reservations, nextToken } = await this.instances.describe(ctx.account, ctx.now, q);
+    return { reservationSet: reservations.map((r) => reservationItem(r.reservation, r.instances)), nextToken };
+  }
+
+  @Ec2Action('DescribeInstanceStatus')
+  async describeStatus(ctx: Ec2Context) {
+    const p = ctx.params;
+    const q = { ids: ids(p), filters: readFilters(p), includeAll: p.bool('IncludeAllInstances') ?? false, maxResults: p.int('MaxResults'), nextToken: p.str('NextToken') || undefined };
+    if (dryRun(p)) throw Ec2Error.dryRun();
+    const { statuses, nextToken } = await this.instances.describeStatus(ctx.account, ctx.now, q);
+    return { instanceStatusSet: statuses.map(statusItem), nextToken };
+  }
+
+  @Ec2Action('TerminateInstances')
+  async terminate(ctx: Ec2Context) {
+    return changesXml(await this.instances.terminate(ctx.account, ctx.now, ids(ctx.params), dryRun(ctx.params)));
+  }
+
+  @Ec2Action('StopInstances')
+  async stop(ctx: Ec2Context) {
+    const p = ctx.params;
+    return changesXml(await this.instances.stop(ctx.account, ctx.now, ids(p), p.bool('Force') ?? false, dryRun(p)));
+  }
+
+  @Ec2Action('StartInstances')
+  async start(ctx: Ec2Context) {
+    return changesXml(await this.instances.start(ctx.account, ctx.now, ids(ctx.params), dryRun(ctx.params)));
+  }
+
+  @Ec2Action('RebootInstances')
+  async reboot(ctx: Ec2Context) {
+    await this.instances.reboot(ctx.account, ctx.now, ids(ctx.params), dryRun(ctx.params));
+    return { return: true };
+  }
+
+  @Ec2Action('GetConsoleOutput')
+  async consoleOutput(ctx: Ec2Context) {
+    const p = ctx.params;
+    const r = await this.instances.consoleOutput(ctx.account, ctx.now, p.str('InstanceId', { required: true }), p.bool('Latest') ?? false, dryRun(p));
+    return { instanceId: r.instance.id, timestamp: r.timestamp, output: r.output };
+  }
+
+  @Ec2Action('DescribeInstanceAttribute')
+  async describeAttribute(ctx: Ec2Context) {
+    const p = ctx.params;
+    const id = p.str('InstanceId', { required: true });
+    const attribute = p.enum('Attribute', INSTANCE_ATTRIBUTES, { required: true }) as InstanceAttributeName;
+    const { instance: i, groups } = await this.instances.describeAttribute(ctx.account, ctx.now, id, attribute, dryRun(p));
+    const value = (v: XmlValue) => ({ value: v });
+    const out: Record<string, XmlValue> = { instanceId: i.id };
+    switch (attribute) {
+      case 'instanceType': out.instanceType = value(i.instanceType); break;
+      case 'kernel': out.kernel = i.kernelId ? value(i.kernelId) : {}; break;
+      case 'ramdisk': out.ramdisk = i.ramdiskId ? value(i.ramdiskId) : {}; break;
+      case 'userData': out.userData = i.userData ? value(i.userData) : {}; break;
+      case 'disableApiTermination': out.disableApiTermination = value(i.disableApiTermination); break;
+      case 'instanceInitiatedShutdownBehavior': out.instanceInitiatedShutdownBehavior = value(i.shutdownBehavior); break;
+      case 'rootDeviceName': out.rootDeviceName = value(i.rootDeviceName); break;
+      case 'blockDeviceMapping': out.blockDeviceMapping = []; break;
+      case 'productCodes': out.productCodes = []; break;
+      case 'sourceDestCheck': out.sourceDestCheck = value(true); break;
+      case 'groupSet': out.groupSet = groups.map((g) => ({ groupId: g.groupId })); break;
+      case 'ebsOptimized': out.ebsOptimized = value(false); break;
+      case 'enaSupport': out.enaSupport = value(false); break;
+      case 'sriovNetSupport': out.sriovNetSupport = {}; break;
+      case 'disableApiStop': out.disableApiStop = value(false); break;
+    }
+    return out;
+  }
+
+  @Ec2Action('ModifyInstanceAttribute')
+  async modifyAttribute(ctx: Ec2Context) {
+    const p = ctx.params;
+    const id = p.str('InstanceId', { required: true });
+    await this.instances.modifyAttribute(ctx.account, ctx.now, id, readChange(p), dryRun(p));
+    return { return: true };
+  }
+}

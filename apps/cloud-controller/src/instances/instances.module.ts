@@ -1,0 +1,34 @@
+import { Module } from '@nestjs/common';
+import { ClustersService } from '../clusters/clusters.service.js';
+import { InstanceTypesModule } from '../instance-types/instance-types.module.js';
+import { SecurityGroupsModule } from '../security-groups/security-groups.module.js';
+import { TagsModule } from '../tags/tags.module.js';
+import { CLUSTER_GATEWAY, NatsClusterGateway } from './cluster-gateway.js';
+import { ImageLaunchAdapter } from './image-launch.adapter.js';
+import { InstanceEventsConsumer } from './instance-events.consumer.js';
+import { InstanceLifecycleService } from './instance-lifecycle.service.js';
+import { InstanceReconcilerService, intervalTicker, RECONCILE_TICKER } from './instance-reconciler.service.js';
+import { InstancesHandlers } from './instances.handlers.js';
+import { InstancesService } from './instances.service.js';
+
+/**
+ * Instances: the EC2 actions, the instance-event consumer and the reconciliation loop.
+ * Images are resolved through ImageLaunchAdapter, which finds the images module's `IMAGE_LAUNCH`
+ * provider at run time.
+ */
+@Module({
+  imports: [TagsModule, InstanceTypesModule, SecurityGroupsModule],
+  providers: [
+    ClustersService,
+    { provide: CLUSTER_GATEWAY, useClass: NatsClusterGateway },
+    ImageLaunchAdapter,
+    { provide: RECONCILE_TICKER, useValue: intervalTicker },
+    InstanceLifecycleService,
+    InstancesService,
+    InstancesHandlers,
+    InstanceEventsConsumer,
+    InstanceReconcilerService,
+  ],
+  exports: [InstancesService, InstanceLifecycleService],
+})
+export class InstancesModule {}

@@ -1,0 +1,553 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { createHash } from 'node:crypto';
+import { KOALA_CONFIG, type KoalaConfig } from '@koala/config';
+import type { InstanceSpec, InstanceState } from '@koala/contracts';
+import { applyFilters, Ec2Error, isValidId, newId, paginate, type Filter, type FilterSpec, type TagSpecification } from '@koala/ec2-query';
+import type { Logger } from '@koala/logging';
+import { BusRemoteError } from '@koala/messaging';
+import { LOGGER } from '@koala/runtime';
+import { DataSource, In, QueryFailedError, type EntityManager } from 'typeorm';
+import { InstanceTypesService } from '../instance-types/instance-types.service.js';
+import { KeyPairEntity } from '../key-pairs/key-pair.entity.js';
+import { SecurityGroupEntity } from '../security-groups/security-group.entity.js';
+import { SecurityGroupsService, DEFAULT_GROUP_NAME } from '../security-groups/security-groups.service.js';
+import { TaggableResources, type Caller } from '../tags/taggable-resources.js';
+import { TagsService } from '../tags/tags.service.js';
+import type { ImageLaunchPort } from '../images/image-launch.port.js';
+import { ImageLaunchAdapter } from './image-launch.adapter.js';
+import { CLUSTER_GATEWAY, type ClusterGateway } from './cluster-gateway.js';
+import { InstanceEntity, InstanceSecurityGroupEntity, ReservationEntity, type ShutdownBehavior } from './instance.entity.js';
+import { InstanceLifecycleService } from './instance-lifecycle.service.js';
+import { moveTo, REASONS, stateCode, userInitiated } from './instance-states.js';
+import { INSTANCE_FILTERS, type GroupRef, type InstanceView } from './instance-view.js';
+
+export const INSTANCE_RESOURCE_TYPE = 'instance';
+export const DEFAULT_INSTANCE_TYPE = 'm1.small';
+export const MAX_USER_DATA_BYTES = 16 * 1024;
+
+export interface RunInstancesInput {
+  imageId: string;
+  instanceType?: string;
+  minCount: number;
+  maxCount: number;
+  keyName?: string;
+  /** Decoded UserData. */
+  userData?: Buffer;
+  groupNames: string[];
+  groupIds: string[];
+  zone?: string;
+  tagSpecifications: TagSpecification[];
+  clientToken?: string;
+  disableApiTermination: boolean;
+  shutdownBehavior: ShutdownBehavior;
+  dryRun: boolean;
+}
+
+export interface ReservationView {
+  reservation: ReservationEntity;
+  instances: InstanceView[];
+}
+
+export interface StateChange {
+  instanceId: string;
+  previous: { code: number; name: InstanceState };
+  current: { code: number; name: InstanceState };
+}
+
+export type InstanceAttributeName = 'instanceType' | 'kernel' | 'ramdisk' | 'userData' | 'disableApiTermination' | 'instanceInitiatedShutdownBehavior' | 'rootDeviceName' | 'blockDeviceMapping' | 'productCodes' | 'sourceDestCheck' | 'groupSet' | 'ebsOptimized' | 'enaSupport' | 'sriovNetSupport' | 'disableApiStop';
+export const INSTANCE_ATTRIBUTES: readonly InstanceAttributeName[] = ['instanceType', 'kernel', 'ramdisk', 'userData', 'disableApiTermination', 'instanceInitiatedShutdownBehavior', 'rootDeviceName', 'blockDeviceMapping', 'productCodes', 'sourceDestCheck', 'groupSet', 'ebsOptimized', 'enaSupport', 'sriovNetSupport', 'disableApiStop'];
+
+export type AttributeChange =
+  | { attribute: 'instanceType'; value: string }
+  | { attribute: 'userData'; value: Buffer }
+  | { attribute: 'disableApiTermination'; value: boolean }
+  | { attribute: 'instanceInitiatedShutdownBehavior'; value: ShutdownBehavior };
+
+export interface StatusView {
+  instance: InstanceEntity;
+  status: 'ok' | 'impaired' | 'initializing' | 'not-applicable';
+}
+
+const STATUS_FILTERS: FilterSpec<StatusView> = {
+  'availability-zone': (v) => v.instance.zone,
+  'instance-state-name': (v) => v.instance.state,
+  'instance-state-code': (v) => v.instance.stateCode,
+  'instance-status.status': (v) => v.status,
+  'system-status.status': (v) => v.status,
+  'instance-status.reachability': (v) => reachability(v.status),
+  'system-status.reachability': (v) => reachability(v.status),
+};
+export function reachability(s: StatusView['status']): string | undefined {
+  return s === 'ok' ? 'passed' : s === 'impaired' ? 'failed' : s === 'initializing' ? 'initializing' : undefined;
+}
+
+function isUniqueViolation(e: unknown): boolean {
+  return e instanceof QueryFailedError && (e as unknown as { code?: string }).code === '23505';
+}
+
+/** An error from the zone's CC as the EC2 error to answer. */
+export function fromBus(e: unknown, unavailable: () => Ec2Error): Ec2Error {
+  if (e instanceof BusRemoteError) return new Ec2Error(e.code, e.message);
+  if (e instanceof Ec2Error) return e;
+  return unavailable();
+}
+
+/**
+ * Instances: RunInstances (validation, reservation + pending instances in one transaction,
+ * placement by the zone's CC), describe, state changes requested by users, console output,
+ * attributes. State changes reported by the zones go through InstanceLifecycleService.
+ */
+@Injectable()
+export class InstancesService {
+  constructor(
+    @Inject(DataSource) private readonly ds: DataSource,
+    @Inject(KOALA_CONFIG) private readonly config: KoalaConfig,
+    @Inject(LOGGER) private readonly logger: Logger,
+    @Inject(CLUSTER_GATEWAY) private readonly cluster: ClusterGateway,
+    @Inject(ImageLaunchAdapter) private readonly images: ImageLaunchPort,
+    @Inject(InstanceTypesService) private readonly types: InstanceTypesService,
+    @Inject(SecurityGroupsService) private readonly groups: SecurityGroupsService,
+    @Inject(TagsService) private readonly tags: TagsService,
+    @Inject(InstanceLifecycleService) private readonly lifecycle: InstanceLifecycleService,
+    @Inject(TaggableResources) registry: TaggableResources,
+  ) {
+    registry.register({
+      prefix: 'i',
+      resourceType: INSTANCE_RESOURCE_TYPE,
+      notFoundCode: 'InvalidInstanceID.NotFound',
+      owners: async (em, ids) => {
+        const rows = await em.getRepository(InstanceEntity).find({ where: { id: In([...ids]) }, select: { id: true, accountId: true } });
+        return new Map(rows.map((r) => [r.id, r.accountId]));
+      },
+    });
+  }
+
+  // ---- RunInstances ---------------------------------------------------------------------
+
+  async run(caller: Caller, now: Date, input: RunInstancesInput): Promise<ReservationView> {
+    const maxPerRun = this.config.maxInstancesPerRun;
+    if (input.minCount < 1) throw Ec2Error.invalidParameterValue('MinCount', String(input.minCount), 'MinCount must be at least 1.');
+    if (input.maxCount < 1) throw Ec2Error.invalidParameterValue('MaxCount', String(input.maxCount), 'MaxCount must be at least 1.');
+    if (input.minCount > input.maxCount) throw new Ec2Error('InvalidParameterValue', `MinCount (${input.minCount}) must be less than or equal to MaxCount (${input.maxCount}).`);
+    if (input.minCount > maxPerRun) throw new Ec2Error('InvalidParameterValue', `MinCount (${input.minCount}) exceeds the ${maxPerRun} instances one request may launch.`);
+    const maxCount = Math.min(input.maxCount, maxPerRun);
+    if (input.clientToken !== undefined && (input.clientToken.length === 0 || input.clientToken.length > 64)) {
+      throw Ec2Error.invalidParameterValue('ClientToken', input.clientToken, 'It must be 1 to 64 ASCII characters.');
+    }
+    const paramsHash = runDigest(input);
+    if (input.clientToken) {
+      const earlier = await this.byClientToken(caller.id, input.clientToken, paramsHash);
+      if (earlier) return earlier;
+    }
+
+    const typeName = input.instanceType ?? DEFAULT_INSTANCE_TYPE;
+    const type = this.types.lookup(typeName);
+    if (!type) throw new Ec2Error('InvalidParameterValue', `Invalid value '${typeName}' for InstanceType.`);
+    if (input.userData && input.userData.length > MAX_USER_DATA_BYTES) {
+      throw new Ec2Error('InvalidParameterValue', `User data is limited to ${MAX_USER_DATA_BYTES} bytes`);
+    }
+    const instanceSpecs = input.tagSpecifications.filter((s) => s.resourceType !== 'volume' && s.resourceType !== 'network-interface');
+    this.tags.checkTagSpecifications(INSTANCE_RESOURCE_TYPE, instanceSpecs);
+
+    const [image, zones] = await Promise.all([
+      this.images.launchSpec({ accountId: caller.id, isAdmin: caller.isAdmin }, input.imageId),
+      this.cluster.zones().catch(() => []),
+    ]);
+    let publicKey: string | undefined;
+    if (input.keyName !== undefined) {
+      const key = await this.ds.getRepository(KeyPairEntity).findOne({ where: { accountId: caller.id, name: input.keyName } });
+      if (!key) throw Ec2Error.notFound('InvalidKeyPair.NotFound', input.keyName);
+      publicKey = key.publicKey;
+    }
+    const groups = await this.resolveGroups(caller, now, input.groupNames, input.groupIds);
+    let zone = input.zone;
+    if (zone !== undefined) {
+      if (!zones.some((z) => z.zone === zone)) throw new Ec2Error('InvalidParameterValue', `Invalid availability zone: [${zone}]`);
+    } else {
+      zone = (zones.find((z) => z.state === 'available') ?? zones[0])?.zone;
+      if (!zone) throw new Ec2Error('InsufficientInstanceCapacity', `We currently do not have sufficient ${typeName} capacity: no availability zone is answering.`);
+    }
+    if (input.dryRun) throw Ec2Error.dryRun();
+
+    // 1. The reservation and maxCount pending instances, in one transaction.
+    const reservationId = newId('r');
+    const userData = input.userData && input.userData.length ? input.userData.toString('base64') : null;
+    const instances: InstanceEntity[] = [];
+    for (let n = 0; n < maxCount; n++) {
+      const id = newId('i');
+      instances.push(
+        this.ds.getRepository(InstanceEntity).create({
+          id,
+          reservationId,
+          accountId: caller.id,
+          imageId: input.imageId,
+          kernelId: image.spec.virtualizationType === 'paravirtual' ? image.spec.kernel.imageId : null,
+          ramdiskId: image.spec.virtualizationType === 'paravirtual' ? (image.spec.ramdisk?.imageId ?? null) : null,
+          instanceType: type.name,
+          ...(moveTo('pending', now, { reason: null, transitionReason: '' }) as { state: InstanceState; stateCode: number }),
+          zone,
+          node: null,
+          keyName: input.keyName ?? null,
+          userData,
+          launchIndex: n,
+          launchTime: now,
+          clientToken: input.clientToken ?? null,
+          disableApiTermination: input.disableApiTermination,
+          shutdownBehavior: input.shutdownBehavior,
+          architecture: image.architecture,
+          rootDeviceName: image.rootDeviceName,
+          rootDeviceType: 'instance-store',
+          virtualizationType: image.spec.virtualizationType,
+          platform: image.platform ?? null,
+          privateDnsName: `${id}.${this.config.region}.compute.internal`,
+          monitoringState: 'disabled',
+          terminatedAt: null,
+          lastSeenAt: null,
+          impaired: false,
+          impairedSince: null,
+        }),
+      );
+    }
+    try {
+      await this.ds.transaction(async (em) => {
+        await em.getRepository(ReservationEntity).insert({ id: reservationId, accountId: caller.id, requesterId: caller.id, clientToken: input.clientToken ?? null, paramsHash, createdAt: now });
+        await em.getRepository(InstanceEntity).insert(instances);
+        await em.getRepository(InstanceSecurityGroupEntity).insert(instances.flatMap((i) => groups.map((g, position) => ({ instanceId: i.id, groupId: g.groupId, position }))));
+        for (const i of instances) await this.tags.applyTagSpecifications(caller, INSTANCE_RESOURCE_TYPE, i.id, instanceSpecs, em);
+      });
+    } catch (e) {
+      if (input.clientToken && isUniqueViolation(e)) {
+        const earlier = await this.byClientToken(caller.id, input.clientToken, paramsHash);
+        if (earlier) return earlier;
+      }
+      throw e;
+    }
+
+    // 2. Placement by the zone's CC; 3. keep what was placed.
+    const specs: InstanceSpec[] = instances.map((i) => ({
+      instanceId: i.id,
+      reservationId,
+      accountId: caller.id,
+      instanceType: type.name,
+      resources: { vcpus: type.vcpus, memoryMiB: type.memoryMiB, rootDiskGiB: type.rootDiskGiB, ephemeralGiB: type.ephemeralGiB },
+      image: image.spec,
+      userData: userData ?? undefined,
+      keyName: input.keyName,
+      publicKey,
+      hostname: i.id,
+      availabilityZone: zone!,
+      launchIndex: i.launchIndex,
+    }));
+    let placements: Array<{ instanceId: string; node: string }>;
+    try {
+      placements = (await this.cluster.place(zone, { reservationId, minCount: input.minCount, instances: specs })).placements;
+    } catch (e) {
+      await this.deleteReservation(reservationId, instances.map((i) => i.id));
+      this.logger.warn({ err: e, reservationId, zone }, 'placement failed');
+      throw fromBus(e, () => Ec2Error.insufficientCapacity(type.name, zone));
+    }
+    const placed = new Map(placements.filter((p) => instances.some((i) => i.id === p.instanceId)).map((p) => [p.instanceId, p.node]));
+    const unplaced = instances.filter((i) => !placed.has(i.id)).map((i) => i.id);
+    await this.ds.transaction(async (em) => {
+      for (const [id, node] of placed) {
+        await em.createQueryBuilder().update(InstanceEntity).set({ node }).where('id = :id AND node IS NULL', { id }).execute();
+      }
+      if (unplaced.length) {
+        await em.getRepository(InstanceEntity).delete({ id: In(unplaced) });
+        for (const id of unplaced) await this.tags.deleteAllFor(id, em);
+      }
+    });
+    if (placed.size === 0) {
+      await this.deleteReservation(reservationId, []);
+      throw Ec2Error.insufficientCapacity(type.name, zone);
+    }
+    this.logger.info({ reservationId, zone, placed: Object.fromEntries(placed) }, 'instances placed');
+    return (await this.reservationViews([reservationId]))[0]!;
+  }
+
+  private async byClientToken(accountId: string, clientToken: string, paramsHash: string): Promise<ReservationView | undefined> {
+    const r = await this.ds.getRepository(ReservationEntity).findOne({ where: { accountId, clientToken } });
+    if (!r) return undefined;
+    if (r.paramsHash !== paramsHash) {
+      throw new Ec2Error('IdempotentParameterMismatch', `Client token '${clientToken}' was already used in a request with different parameters.`);
+    }
+    return (await this.reservationViews([r.id]))[0];
+  }
+
+  private async deleteReservation(reservationId: string, instanceIds: string[]) {
+    await this.ds.transaction(async (em) => {
+      for (const id of instanceIds) await this.tags.deleteAllFor(id, em);
+      await em.getRepository(ReservationEntity).delete({ id: reservationId });
+    });
+  }
+
+  private async resolveGroups(caller: Caller, now: Date, names: readonly string[], ids: readonly string[]): Promise<GroupRef[]> {
+    const out = new Map<string, GroupRef>();
+    const own = { id: caller.id, isAdmin: false };
+    for (const id of ids) {
+      const g = await this.groups.resolveGroup(this.ds.manager, own, { id });
+      out.set(g.id, { groupId: g.id, groupName: g.name });
+    }
+    for (const name of names) {
+      if (name === DEFAULT_GROUP_NAME) await this.groups.ensureDefaultGroup(caller.id, now);
+      const g = await this.groups.resolveGroup(this.ds.manager, own, { name });
+      out.set(g.id, { groupId: g.id, groupName: g.name });
+    }
+    if (out.size === 0) {
+      const id = await this.groups.ensureDefaultGroup(caller.id, now);
+      out.set(id, { groupId: id, groupName: DEFAULT_GROUP_NAME });
+    }
+    return [...out.values()];
+  }
+
+  // ---- Describe -------------------------------------------------------------------------
+
+  /** Instances with their tags and groups (in the order given). */
+  async views(instances: readonly InstanceEntity[], em: EntityManager = this.ds.manager): Promise<InstanceView[]> {
+    const ids = instances.map((i) => i.id);
+    const tags = await this.tags.tagsOf(ids, em);
+    const links = ids.length ? await em.getRepository(InstanceSecurityGroupEntity).find({ where: { instanceId: In(ids) }, order: { position: 'ASC' } }) : [];
+    const groupIds = [...new Set(links.map((l) => l.groupId))];
+    const names = new Map(
+      (groupIds.length ? await em.getRepository(SecurityGroupEntity).find({ where: { id: In(groupIds) }, select: { id: true, name: true } }) : []).map((g) => [g.id, g.name]),
+    );
+    return instances.map((instance) => ({
+      instance,
+      tags: tags.get(instance.id) ?? [],
+      groups: links.filter((l) => l.instanceId === instance.id).map((l) => ({ groupId: l.groupId, groupName: names.get(l.groupId) ?? '' })),
+      vcpus: this.types.lookup(instance.instanceType)?.vcpus,
+    }));
+  }
+
+  private async reservationViews(reservationIds: readonly string[], only?: readonly InstanceView[]): Promise<ReservationView[]> {
+    if (!reservationIds.length) return [];
+    const reservations = await this.ds.getRepository(ReservationEntity).find({ where: { id: In([...reservationIds]) } });
+    const byId = new Map(reservations.map((r) => [r.id, r]));
+    let views = only;
+    if (!views) {
+      const instances = await this.ds.getRepository(InstanceEntity).find({ where: { reservationId: In([...reservationIds]) }, order: { launchIndex: 'ASC' } });
+      views = await this.views(instances);
+    }
+    return reservationIds
+      .filter((id) => byId.has(id))
+      .map((id) => ({ reservation: byId.get(id)!, instances: views!.filter((v) => v.instance.reservationId === id) }));
+  }
+
+  /** Visible instances of the caller (admin: all), sorted by id; terminated ones for `terminatedRetentionMs`. */
+  private async visible(caller: Caller, now: Date, ids: readonly string[]): Promise<InstanceEntity[]> {
+    for (const id of ids) if (!isValidId('i', id)) throw Ec2Error.malformed('InvalidInstanceID.Malformed', id);
+    const qb = this.ds.getRepository(InstanceEntity).createQueryBuilder('i').orderBy('i.id', 'ASC');
+    qb.where("(i.state <> 'terminated' OR i.terminated_at > :cutoff)", { cutoff: new Date(now.getTime() - this.config.terminatedRetentionMs) });
+    if (!caller.isAdmin) qb.andWhere('i.account_id = :account', { account: caller.id });
+    if (ids.length) qb.andWhere('i.id IN (:...ids)', { ids: [...new Set(ids)] });
+    const rows = await qb.getMany();
+    const missing = [...new Set(ids)].filter((id) => !rows.some((r) => r.id === id));
+    if (missing.length) throw Ec2Error.notFound('InvalidInstanceID.NotFound', missing);
+    return rows;
+  }
+
+  /** DescribeInstances: reservations of the page of matching instances (pagination is over instances). */
+  async describe(caller: Caller, now: Date, q: { ids: readonly string[]; filters: readonly Filter[]; maxResults?: number; nextToken?: string }): Promise<{ reservations: ReservationView[]; nextToken?: string }> {
+    if (q.ids.length && q.maxResults !== undefined) throw Ec2Error.invalidParameterCombination('The parameter instancesSet cannot be used with the parameter maxResults');
+    const rows = await this.visible(caller, now, q.ids);
+    const matching = applyFilters(await this.views(rows), q.filters, INSTANCE_FILTERS, (v) => v.tags);
+    const { page, nextToken } = paginate(matching, { maxResults: q.maxResults, nextToken: q.nextToken, min: 5, max: 1000, keyOf: (v) => v.instance.id, scope: 'DescribeInstances' });
+    const order: string[] = [];
+    for (const v of page) if (!order.includes(v.instance.reservationId)) order.push(v.instance.reservationId);
+    return { reservations: await this.reservationViews(order, page), nextToken };
+  }
+
+  /** DescribeInstanceStatus: running instances (all visible ones with `includeAll`). */
+  async describeStatus(caller: Caller, now: Date, q: { ids: readonly string[]; filters: readonly Filter[]; includeAll: boolean; maxResults?: number; nextToken?: string }): Promise<{ statuses: StatusView[]; nextToken?: string }> {
+    if (q.ids.length && q.maxResults !== undefined) throw Ec2Error.invalidParameterCombination('The parameter instancesSet cannot be used with the parameter maxResults');
+    const rows = (await this.visible(caller, now, q.ids)).filter((i) => q.includeAll || i.state === 'running');
+    const views: StatusView[] = rows.map((instance) => ({ instance, status: statusOf(instance) }));
+    const matching = applyFilters(views, q.filters, STATUS_FILTERS);
+    const { page, nextToken } = paginate(matching, { maxResults: q.maxResults, nextToken: q.nextToken, min: 5, max: 1000, keyOf: (v) => v.instance.id, scope: 'DescribeInstanceStatus' });
+    return { statuses: page, nextToken };
+  }
+
+  // ---- State changes requested by users ---------------------------------------------------
+
+  /** Locks the named instances (admin: any account's) for a state change. */
+  private async targets(em: EntityManager, caller: Caller, now: Date, ids: readonly string[]): Promise<InstanceEntity[]> {
+    if (!ids.length) throw Ec2Error.missingParameter('InstanceId');
+    for (const id of ids) if (!isValidId('i', id)) throw Ec2Error.malformed('InvalidInstanceID.Malformed', id);
+    const unique = [...new Set(ids)];
+    const rows = await em.getRepository(InstanceEntity).find({ where: { id: In(unique) }, order: { id: 'ASC' }, lock: { mode: 'pessimistic_write' } });
+    const cutoff = now.getTime() - this.config.terminatedRetentionMs;
+    const visible = rows.filter((r) => (caller.isAdmin || r.accountId === caller.id) && !(r.state === 'terminated' && (r.terminatedAt?.getTime() ?? 0) <= cutoff));
+    const missing = unique.filter((id) => !visible.some((r) => r.id === id));
+    if (missing.length) throw Ec2Error.notFound('InvalidInstanceID.NotFound', missing);
+    return unique.map((id) => visible.find((r) => r.id === id)!);
+  }
+
+  private async change(
+    caller: Caller,
+    now: Date,
+    ids: readonly string[],
+    dryRun: boolean,
+    decide: (i: InstanceEntity) => { patch?: Partial<InstanceEntity>; send?: boolean },
+    check?: (rows: InstanceEntity[]) => void,
+  ): Promise<{ changes: StateChange[]; sends: InstanceEntity[] }> {
+    return this.ds.transaction(async (em) => {
+      const rows = await this.targets(em, caller, now, ids);
+      check?.(rows);
+      const plans = rows.map((i) => ({ i, ...decide(i) }));
+      if (dryRun) throw Ec2Error.dryRun();
+      const changes: StateChange[] = [];
+      const sends: InstanceEntity[] = [];
+      for (const p of plans) {
+        const previous = { code: p.i.stateCode, name: p.i.state };
+        if (p.patch) {
+          await em.getRepository(InstanceEntity).update({ id: p.i.id }, p.patch);
+          Object.assign(p.i, p.patch);
+        }
+        if (p.send && p.i.node) sends.push(p.i);
+        changes.push({ instanceId: p.i.id, previous, current: { code: p.i.stateCode, name: p.i.state } });
+      }
+      return { changes, sends };
+    });
+  }
+
+  /** TerminateInstances: refused for all when any has DisableApiTermination. */
+  async terminate(caller: Caller, now: Date, ids: readonly string[], dryRun: boolean): Promise<StateChange[]> {
+    const { changes, sends } = await this.change(
+      caller,
+      now,
+      ids,
+      dryRun,
+      (i) => {
+        if (i.state === 'terminated') return {};
+        if (i.state === 'shutting-down') return { send: true };
+        const reason = { reason: REASONS.userShutdown, transitionReason: userInitiated(now) };
+        if (i.node === null) return { patch: moveTo('terminated', now, { ...reason, now }) };
+        return { patch: moveTo('shutting-down', now, reason), send: true };
+      },
+      (rows) => {
+        const locked = rows.find((r) => r.disableApiTermination && r.state !== 'terminated');
+        if (locked) throw new Ec2Error('OperationNotPermitted', `The instance '${locked.id}' may not be terminated. Modify its 'disableApiTermination' instance attribute and try again.`);
+      },
+    );
+    await Promise.all(sends.map((i) => this.lifecycle.send(i.zone, i.id, i.node!, 'terminate')));
+    return changes;
+  }
+
+  /** StopInstances: running/pending → stopping (Force: also re-sends to a stopping instance). */
+  async stop(caller: Caller, now: Date, ids: readonly string[], force: boolean, dryRun: boolean): Promise<StateChange[]> {
+    const { changes, sends } = await this.change(caller, now, ids, dryRun, (i) => {
+      if (i.state === 'running' || i.state === 'pending') return { patch: moveTo('stopping', now, { reason: REASONS.userShutdown, transitionReason: userInitiated(now) }), send: true };
+      if (i.state === 'stopping' && force) return { send: true };
+      throw Ec2Error.incorrectInstanceState(i.id, i.state, 'stopped');
+    });
+    await Promise.all(sends.map((i) => this.lifecycle.send(i.zone, i.id, i.node!, 'stop', force || undefined)));
+    return changes;
+  }
+
+  /** StartInstances: stopped → pending. */
+  async start(caller: Caller, now: Date, ids: readonly string[], dryRun: boolean): Promise<StateChange[]> {
+    const { changes, sends } = await this.change(caller, now, ids, dryRun, (i) => {
+      if (i.state === 'stopped') return { patch: moveTo('pending', now, { reason: null, transitionReason: '' }), send: true };
+      throw Ec2Error.incorrectInstanceState(i.id, i.state, 'started');
+    });
+    await Promise.all(sends.map((i) => this.lifecycle.send(i.zone, i.id, i.node!, 'start')));
+    return changes;
+  }
+
+  /** RebootInstances: running instances only; the state does not change. */
+  async reboot(caller: Caller, now: Date, ids: readonly string[], dryRun: boolean): Promise<void> {
+    const { sends } = await this.change(caller, now, ids, dryRun, (i) => {
+      if (i.state === 'running') return { send: true };
+      throw Ec2Error.incorrectInstanceState(i.id, i.state, 'rebooted');
+    });
+    const results = await Promise.allSettled(sends.map((i) => this.cluster.action(i.zone, { instanceId: i.id, node: i.node!, action: 'reboot' })));
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw fromBus(failed.reason, () => new Ec2Error('Unavailable', 'The instance cannot be reached right now; try again later.'));
+  }
+
+  // ---- Console output, attributes --------------------------------------------------------
+
+  private async one(caller: Caller, now: Date, id: string): Promise<InstanceEntity> {
+    return (await this.ds.transaction((em) => this.targets(em, caller, now, [id])))[0]!;
+  }
+
+  /** GetConsoleOutput: base64 serial console from the instance's node; empty while pending or once terminated. */
+  async consoleOutput(caller: Caller, now: Date, id: string, latest: boolean, dryRun: boolean): Promise<{ instance: InstanceEntity; output: string; timestamp: Date }> {
+    const instance = await this.one(caller, now, id);
+    if (dryRun) throw Ec2Error.dryRun();
+    if (instance.state === 'pending' || instance.state === 'terminated' || !instance.node) return { instance, output: '', timestamp: now };
+    try {
+      const r = await this.cluster.consoleOutput(instance.zone, { instanceId: instance.id, node: instance.node, latest: latest || undefined });
+      const ts = new Date(r.timestamp);
+      return { instance, output: r.output, timestamp: Number.isNaN(ts.getTime()) ? now : ts };
+    } catch (e) {
+      throw fromBus(e, () => new Ec2Error('Unavailable', `The console output of '${id}' cannot be read right now; try again later.`));
+    }
+  }
+
+  async describeAttribute(caller: Caller, now: Date, id: string, attribute: InstanceAttributeName, dryRun: boolean): Promise<{ instance: InstanceEntity; groups: GroupRef[] }> {
+    const instance = await this.one(caller, now, id);
+    if (dryRun) throw Ec2Error.dryRun();
+    const [view] = await this.views([instance]);
+    void attribute;
+    return { instance, groups: view!.groups };
+  }
+
+  /** ModifyInstanceAttribute: instanceType and userData only while stopped (as AWS). */
+  async modifyAttribute(caller: Caller, now: Date, id: string, change: AttributeChange, dryRun: boolean): Promise<void> {
+    await this.ds.transaction(async (em) => {
+      const [i] = await this.targets(em, caller, now, [id]);
+      const inst = i!;
+      if (inst.state === 'terminated' || inst.state === 'shutting-down') throw Ec2Error.incorrectInstanceState(inst.id, inst.state, 'modified');
+      let patch: Partial<InstanceEntity>;
+      switch (change.attribute) {
+        case 'instanceType': {
+          if (!this.types.lookup(change.value)) throw new Ec2Error('InvalidParameterValue', `Invalid value '${change.value}' for InstanceType.`);
+          if (inst.state !== 'stopped') throw Ec2Error.incorrectInstanceState(inst.id, inst.state, 'modified');
+          patch = { instanceType: change.value };
+          break;
+        }
+        case 'userData':
+          if (change.value.length > MAX_USER_DATA_BYTES) throw new Ec2Error('InvalidParameterValue', `User data is limited to ${MAX_USER_DATA_BYTES} bytes`);
+          if (inst.state !== 'stopped') throw Ec2Error.incorrectInstanceState(inst.id, inst.state, 'modified');
+          patch = { userData: change.value.length ? change.value.toString('base64') : null };
+          break;
+        case 'disableApiTermination':
+          patch = { disableApiTermination: change.value };
+          break;
+        case 'instanceInitiatedShutdownBehavior':
+          patch = { shutdownBehavior: change.value };
+          break;
+      }
+      if (dryRun) throw Ec2Error.dryRun();
+      await em.getRepository(InstanceEntity).update({ id: inst.id }, patch);
+    });
+  }
+}
+
+/** DescribeInstanceStatus' instance/system status of an instance. */
+export function statusOf(i: InstanceEntity): StatusView['status'] {
+  if (i.state !== 'running') return 'not-applicable';
+  if (i.impaired) return 'impaired';
+  if (!i.lastSeenAt || i.lastSeenAt.getTime() < i.stateChangedAt.getTime()) return 'initializing';
+  return 'ok';
+}
+
+/** Digest of what a RunInstances asked for: the same ClientToken with another digest is a mismatch. */
+export function runDigest(input: RunInstancesInput): string {
+  const canonical = {
+    imageId: input.imageId,
+    instanceType: input.instanceType ?? DEFAULT_INSTANCE_TYPE,
+    minCount: input.minCount,
+    maxCount: input.maxCount,
+    keyName: input.keyName ?? null,
+    userData: input.userData?.toString('base64') ?? null,
+    groupNames: [...input.groupNames].sort(),
+    groupIds: [...input.groupIds].sort(),
+    zone: input.zone ?? null,
+    tags: input.tagSpecifications.map((s) => [s.resourceType, s.tags.map((t) => [t.key, t.value])]),
+    disableApiTermination: input.disableApiTermination,
+    shutdownBehavior: input.shutdownBehavior,
+  };
+  return createHash('sha256').update(JSON.stringify(canonical)).digest('hex');
+}
