@@ -329,6 +329,16 @@ export class ImagesService implements ImageLaunchPort, OnApplicationBootstrap, O
 
   // ---- DescribeImages -------------------------------------------------------------------
 
+  /**
+   * Visible images (see the class comment), sorted by id, paginated by id.
+   * - `Owner.N`: `self`, account ids, and `amazon` = the admin account's public images (the
+   *   cloud's own images such as tiny-linux, shown with `imageOwnerAlias` amazon);
+   *   `aws-marketplace` (and any other alias) matches nothing.
+   * - `ExecutableBy.N`: `all` = public; `self` (or the caller's id) = images the caller owns or
+   *   was granted a launch permission on (not public ones: ask `all` for those); another account
+   *   id = images shared with that account by an explicit launch permission.
+   * Values within Owner (or ExecutableBy) are ORed; Owner, ExecutableBy, ImageId and filters ANDed.
+   */
   async describe(caller: Caller, q: DescribeImagesQuery): Promise<{ items: ImageView[]; nextToken?: string }> {
     for (const id of q.imageIds) checkImageId(id);
     const rows = await this.ds.getRepository(ImageEntity).find({ where: { deregisteredAt: IsNull() }, order: { id: 'ASC' } });
