@@ -113,6 +113,12 @@ export const SCHEMA = {
   launchTimeoutMs: def('KOALA_LAUNCH_TIMEOUT_MS', '900000', int(1000, 86400000), 'A pending instance with no domain and no event for this long is terminated (Server.InternalError).'),
   terminatedRetentionMs: def('KOALA_TERMINATED_RETENTION_MS', '3600000', int(0, 30 * 86400000), 'How long terminated instances stay visible in DescribeInstances.'),
   eventsConsumer: def('KOALA_EVENTS_CONSUMER', 'clc-instances', name, 'Durable JetStream consumer of instance events (clouds sharing one NATS need distinct names).'),
+  imageCacheMaxBytes: def('KOALA_IMAGE_CACHE_MAX_BYTES', String(20 * 1024 ** 3), int(0, 2 ** 50), 'Soft cap of an NC image cache (bytes): least recently used images not in use are evicted beyond it.'),
+  imageCachePool: def('KOALA_IMAGE_CACHE_POOL', 'koala-images', name, 'libvirt dir pool holding an NC image cache (simulated nodes sharing test:///default need distinct names).'),
+  imageCacheDir: def('KOALA_IMAGE_CACHE_DIR', '', (raw, n) => (raw.length ? absPath(raw, n) : undefined), 'Directory of the image cache pool; default $KOALA_HOME/cache/images.'),
+  imageDownloadStallMs: def('KOALA_IMAGE_DOWNLOAD_STALL_MS', '60000', int(1000, 3600000), 'An NC image download with no response or no data for this long fails.'),
+  ncStopTimeoutMs: def('KOALA_NC_STOP_TIMEOUT_MS', '60000', int(0, 3600000), 'How long a node controller waits for a guest to power off after an ACPI shutdown (StopInstances) before destroying it.'),
+  ncDomainType: def('KOALA_NC_DOMAIN_TYPE', 'auto', oneOf('auto', 'kvm', 'qemu'), 'Domain type of instances: auto = kvm where /dev/kvm is usable by QEMU and libvirt offers it, else qemu (TCG).'),
 } as const;
 
 export type KoalaConfig = { readonly [K in keyof typeof SCHEMA]: ReturnType<(typeof SCHEMA)[K]['parse']> };

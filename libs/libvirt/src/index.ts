@@ -4,3 +4,4 @@ export * from './rpc.js';
 export * from './constants.js';
 export * from './procedures.js';
 export * from './libvirt.js';
+export * from './xml/index.js';

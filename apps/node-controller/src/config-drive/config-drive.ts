@@ -6,6 +6,8 @@ export interface ConfigDriveContent {
   userData?: Buffer;
   /** OpenSSH public key lines. */
   publicKeys: string[];
+  /** Name of the key pair of the first public key (OpenStack `public_keys` map); default `key-0`. */
+  keyName?: string;
   availabilityZone: string;
   launchIndex: number;
   reservationId: string;
