@@ -43,6 +43,23 @@ start_nats() {
   echo "NATS did not answer on 127.0.0.1:4222" >&2; exit 1
 }
 
+# A /dev/kvm that the kvm group cannot open (0600 root:root, no udev rule) is not set up for
+# QEMU: libvirt probes QEMU with KVM, then finds KVM "not available" for its QEMU user and
+# re-probes on every call (tens of seconds per define/start), and a KVM guest hangs after
+# SeaBIOS on such hosts. Move it aside so libvirt and QEMU see a TCG-only host.
+# Real KVM hosts (udev: crw-rw---- root kvm) are left alone; KOALA_KVM=keep skips this.
+disable_unusable_kvm() {
+  [ -e /dev/kvm ] || return 0
+  [ "${KOALA_KVM:-auto}" = keep ] && return 0
+  local mode group
+  mode=$(stat -c '%a' /dev/kvm); group=$(stat -c '%G' /dev/kvm)
+  if [ "$group" != kvm ] || [ $(( 8#$mode & 8#060 )) -ne $(( 8#060 )) ]; then
+    log "/dev/kvm ($mode $group) is not usable by QEMU here: moved to /dev/kvm.koala-disabled (TCG only)"
+    mv /dev/kvm /dev/kvm.koala-disabled
+    if pgrep -x libvirtd >/dev/null; then pkill -x libvirtd; for _ in $(seq 1 50); do pgrep -x libvirtd >/dev/null || break; sleep 0.1; done; fi
+  fi
+}
+
 start_libvirt() {
   # Never start libvirt's NAT network in the machine's own namespace (DESIGN §5).
   rm -f /etc/libvirt/qemu/networks/autostart/default.xml
@@ -64,6 +81,7 @@ start_tgtd() {
 }
 
 install_missing
+disable_unusable_kvm
 start_postgres
 start_nats
 start_libvirt
