@@ -123,7 +123,7 @@ describe('RunInstances', () => {
     expect(await codeOf(run({ MinCount: 2, MaxCount: 1 }))).toBe('InvalidParameterValue');
     expect(await codeOf(run({ MinCount: 0, MaxCount: 1 }))).toBe('InvalidParameterValue');
     expect(await codeOf(run({ MinCount: 9, MaxCount: 9 }))).toBe('InvalidParameterValue');
-    expect(await codeOf(run({ InstanceType: 'x9.huge' }))).toBe('InvalidParameterValue');
+    expect(await codeOf(run({ InstanceType: 'x9.huge' as never }))).toBe('InvalidParameterValue');
     expect(await codeOf(run({ KeyName: 'nope' }))).toBe('InvalidKeyPair.NotFound');
     expect(await codeOf(run({ SecurityGroups: ['nope'] }))).toBe('InvalidGroup.NotFound');
     expect(await codeOf(run({ SecurityGroupIds: ['sg-0123456789abcdef0'] }))).toBe('InvalidGroup.NotFound');

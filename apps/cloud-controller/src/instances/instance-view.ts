@@ -56,8 +56,8 @@ export const INSTANCE_FILTERS: FilterSpec<InstanceView> = {
 
 export const stateItem = (i: Pick<InstanceEntity, 'state' | 'stateCode'>) => ({ code: i.stateCode, name: i.state });
 
-/** One `instancesSet` item. `node` is shown to the admin only (Eucalyptus showed the node in `serviceName`). */
-export function instanceItem(v: InstanceView, opts: { showNode?: boolean } = {}): Record<string, XmlValue> {
+/** One `instancesSet` item. */
+export function instanceItem(v: InstanceView): Record<string, XmlValue> {
   const i = v.instance;
   return {
     instanceId: i.id,
@@ -95,12 +95,11 @@ export function instanceItem(v: InstanceView, opts: { showNode?: boolean } = {})
     enclaveOptions: { enabled: false },
     bootMode: 'legacy-bios',
     currentInstanceBootMode: 'legacy-bios',
-    serviceName: opts.showNode ? (i.node ?? undefined) : undefined,
   };
 }
 
 /** A `reservationSet` item: the reservation and the given instances of it. */
-export function reservationItem(r: Pick<ReservationEntity, 'id' | 'accountId' | 'requesterId'>, views: readonly InstanceView[], opts: { showNode?: boolean } = {}): Record<string, XmlValue> {
+export function reservationItem(r: Pick<ReservationEntity, 'id' | 'accountId' | 'requesterId'>, views: readonly InstanceView[]): Record<string, XmlValue> {
   const groups = new Map<string, GroupRef>();
   for (const v of views) for (const g of v.groups) groups.set(g.groupId, g);
   return {
@@ -108,6 +107,6 @@ export function reservationItem(r: Pick<ReservationEntity, 'id' | 'accountId' | 
     ownerId: r.accountId,
     requesterId: r.requesterId !== r.accountId ? r.requesterId : undefined,
     groupSet: [...groups.values()].map((g) => ({ groupId: g.groupId, groupName: g.groupName })),
-    instancesSet: views.map((v) => instanceItem(v, opts)),
+    instancesSet: views.map((v) => instanceItem(v)),
   };
 }

@@ -1,6 +1,6 @@
 import type { NodeSummary } from '@koala/contracts';
 import type { InstanceSnapshot } from './instance-states.js';
-import { MismatchMemory, planZone } from './reconcile-plan.js';
+import { MismatchMemory, planZone, type ReconcileStep } from './reconcile-plan.js';
 
 const T0 = new Date('2026-11-26T03:00:00Z').getTime();
 const t = (s: number) => new Date(T0 + s * 1000);
@@ -32,7 +32,7 @@ const node = (name: string, domains: Array<[string, string]>, state: 'up' | 'dow
 });
 const A = 'i-00000000000000a01';
 const B = 'i-00000000000000b02';
-const kinds = (steps: { kind: string }[], kind: string) => steps.filter((s) => s.kind === kind);
+const kinds = (steps: ReconcileStep[], kind: string) => steps.filter((s) => s.kind === kind);
 
 describe('planZone (reconciliation)', () => {
   it('terminates an unknown domain only after it has been seen for the grace period', () => {
