@@ -5,3 +5,4 @@ export * from './constants.js';
 export * from './procedures.js';
 export * from './libvirt.js';
 export * from './xml/index.js';
+export * from './xml/index.js';
