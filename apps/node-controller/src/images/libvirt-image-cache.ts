@@ -93,8 +93,16 @@ interface Entry {
  * - Holders are per digest and survive independently of the entries, so adopt() may be called
  *   before the pool was scanned (NC restart) and still protects the image.
  *
- * `start()` opens the pool (idempotent; acquire() calls it too). Construct with
- * `LibvirtImageCache.fromConfig(config, () => reconnector.get())` or with explicit options.
+ * `start()` opens the pool (idempotent; acquire() calls it too). Wiring in the NC:
+ *
+ *   const reconnector = new LibvirtReconnector({ uri: config.libvirtUri, socketPath: config.libvirtSocket });
+ *   const cache = LibvirtImageCache.fromConfig(config, () => reconnector.get(), logger);
+ *   { provide: IMAGE_CACHE, useValue: cache }
+ *   // at start: cache.adopt(sha256, instanceId) for each adopted domain's image, then await cache.start()
+ *
+ * or `new LibvirtImageCache({ pool, fetcher, maxBytes, logger? })` with any ImagePool/BlobFetcher.
+ * On `test:///default` the volumes are created (right name, path and capacity) but hold no
+ * bytes: stats().simulated counts them; the download is still verified.
  */
 export class LibvirtImageCache implements ImageCache {
   private readonly entries = new Map<string, Entry>();
