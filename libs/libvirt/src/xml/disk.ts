@@ -77,6 +77,8 @@ export interface IscsiDiskSpec extends DiskCommon {
   /** Default 3260. */
   port?: number;
   auth?: IscsiAuth;
+  /** Initiator name QEMU logs in with (`<initiator><iqn name=/></initiator>`), e.g. for tgt ACLs. */
+  initiatorIqn?: string;
 }
 
 export type DiskSpec = VolumeDiskSpec | FileDiskSpec | IscsiDiskSpec;
@@ -100,6 +102,8 @@ export interface ParsedDisk {
   authUsername?: string;
   authSecretUsage?: string;
   authSecretUuid?: string;
+  /** iSCSI initiator name (`<source><initiator><iqn name=/>`). */
+  initiatorIqn?: string;
   readonly: boolean;
   serial?: string;
 }
@@ -151,6 +155,7 @@ export function diskNode(spec: DiskSpec, field = 'disk'): XmlNode {
       const host = checkHost(spec.host, `${field}.host`);
       const port = checkPort(spec.port ?? 3260, `${field}.port`);
       source = { $: { protocol: 'iscsi', name: `${iqn}/${lun}` }, host: { $: { name: host, port: String(port) } } };
+      if (spec.initiatorIqn !== undefined) source.initiator = { iqn: { $: { name: checkIqn(spec.initiatorIqn, `${field}.initiatorIqn`) } } };
       if (spec.auth !== undefined) {
         // libvirt >= 3.9 recommends <auth> inside <source>; the parser accepts both places.
         source.auth = {
@@ -215,6 +220,7 @@ export function parseDiskNode(disk: XmlNode): ParsedDisk {
   set('authUsername', attr(auth, 'username'));
   set('authSecretUsage', attr(secret, 'usage'));
   set('authSecretUuid', attr(secret, 'uuid'));
+  set('initiatorIqn', attr(child(child(source, 'initiator'), 'iqn'), 'name'));
   set('serial', textOf(child(disk, 'serial')));
   for (const h of result.sourceHosts) {
     if (h.name === undefined) delete h.name;

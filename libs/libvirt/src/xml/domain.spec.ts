@@ -257,6 +257,13 @@ describe('buildDiskXml', () => {
     expect(parseDiskXml(xml)).toEqual(parseDomainXml(buildDomainXml(baseSpec())).disks[2]);
   });
 
+  it('names the iSCSI initiator when asked (tgt ACLs bound to a node) and refuses a bad one', () => {
+    const xml = buildDiskXml({ kind: 'iscsi', iqn: 'iqn.2024-01.dev.koala:v', lun: 1, host: '127.0.0.1', targetDev: 'vdb', initiatorIqn: 'iqn.2026-11.dev.koala:node:n1' });
+    expect(xml).toMatch(/<initiator>\s*<iqn name="iqn.2026-11.dev.koala:node:n1"\/>\s*<\/initiator>/);
+    expect(parseDiskXml(xml).initiatorIqn).toBe('iqn.2026-11.dev.koala:node:n1');
+    expect(() => buildDiskXml({ kind: 'iscsi', iqn: 'iqn.2024-01.dev.koala:v', lun: 1, host: 'h', targetDev: 'vdb', initiatorIqn: 'node one' })).toThrow(/initiatorIqn must be an iSCSI name/);
+  });
+
   it('reads <auth> at disk level too (older libvirt placement)', () => {
     const xml = `<disk type='network' device='disk'><source protocol='iscsi' name='iqn.x:y/2'><host name='h' port='3261'/></source>
       <auth username='u'><secret type='iscsi' usage='s'/></auth><target dev='vde' bus='virtio'/></disk>`;
