@@ -175,6 +175,8 @@ describe('RunInstances', () => {
 describe('DescribeInstances', () => {
   let ids: string[] = [];
   beforeAll(async () => {
+    // Runs before the top-level beforeEach: terminations of earlier tests may still be in flight.
+    zone.capacity = 4;
     const a = await run({ MinCount: 3, MaxCount: 3, InstanceType: 't1.micro', TagSpecifications: [{ ResourceType: 'instance', Tags: [{ Key: 'role', Value: 'db' }] }] });
     const b = await run({ MinCount: 1, MaxCount: 1 });
     ids = [...a.Instances!, ...b.Instances!].map((i) => i.InstanceId!);
@@ -323,7 +325,7 @@ describe('state changes', () => {
     expect((await attr('instanceType')).InstanceType?.Value).toBe('m1.medium');
     expect(Buffer.from((await attr('userData')).UserData!.Value!, 'base64').toString()).toBe('two');
     expect(await codeOf(ec2.send(new ModifyInstanceAttributeCommand({ InstanceId: id, InstanceType: { Value: 'x9.huge' } })))).toBe('InvalidParameterValue');
-  });
+  }, 60_000);
 });
 
 describe('events and reconciliation', () => {

@@ -54,7 +54,7 @@ describe('CreateTags', () => {
   });
 
   it('validates: InvalidID, NotFound per kind, limits, reserved prefix, all or nothing, DryRun', async () => {
-    expect(await failure(ec2.send(new CreateTagsCommand({ Resources: ['i-0123456789abcdef0'], Tags: [{ Key: 'a', Value: 'b' }] })))).toMatchObject({ name: 'InvalidID', status: 400 });
+    expect(await failure(ec2.send(new CreateTagsCommand({ Resources: ['zzz-0123456789abcdef0'], Tags: [{ Key: 'a', Value: 'b' }] })))).toMatchObject({ name: 'InvalidID', status: 400 });
     expect((await failure(ec2.send(new CreateTagsCommand({ Resources: ['whatever'], Tags: [{ Key: 'a', Value: 'b' }] })))).name).toBe('InvalidID');
     expect((await failure(ec2.send(new CreateTagsCommand({ Resources: ['key-00000000000000000'], Tags: [{ Key: 'a', Value: 'b' }] })))).name).toBe('InvalidKeyPair.NotFound');
     expect((await failure(ec2.send(new CreateTagsCommand({ Resources: ['sg-00000000000000000'], Tags: [{ Key: 'a', Value: 'b' }] })))).name).toBe('InvalidGroup.NotFound');
@@ -114,6 +114,6 @@ describe('DeleteTags', () => {
     await ec2.send(new DeleteTagsCommand({ Resources: [keyId] }));
     expect(await tagsOf(keyId)).toEqual([]);
     expect((await failure(ec2.send(new DeleteTagsCommand({ Resources: ['sg-00000000000000000'] })))).name).toBe('InvalidGroup.NotFound');
-    expect((await failure(ec2.send(new DeleteTagsCommand({ Resources: ['vol-00000000000000000'] })))).name).toBe('InvalidID');
+    expect((await failure(ec2.send(new DeleteTagsCommand({ Resources: ['zzz-00000000000000000'] })))).name).toBe('InvalidID');
   });
 });

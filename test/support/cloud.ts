@@ -99,6 +99,9 @@ export async function startCloud(opts: StartCloudOptions = {}): Promise<TestClou
     KOALA_API_HOST: '127.0.0.1',
     KOALA_API_PORT: String(port),
     KOALA_PUBLIC_ENDPOINT: endpoint,
+    // Each test cloud consumes the shared JetStream events under its own durable name, or
+    // clouds on one NATS server would split (steal) each other's events.
+    KOALA_EVENTS_CONSUMER: `clc-${dbName.replace(/_/g, '-')}`,
     ...opts.env,
   });
   await ensureDatabase(config.databaseUrl);

@@ -20,7 +20,7 @@ import { CredentialsGenerator } from '../accounts/credentials-generator.js';
 import { FsBlobStore } from '../images/blob-store.js';
 import { BlobUrlSigner } from '../images/blob-url-signer.js';
 import { HttpImageFetcher } from '../images/image-fetcher.js';
-import { NoInstancesImageUsage } from '../images/image-usage.port.js';
+import { InstancesImageUsage } from '../instances/instance-usage.js';
 import type { Architecture, ImageEntity, ImageType } from '../images/image.entity.js';
 import { ARCHITECTURES, ImageImportError, ImagesService } from '../images/images.service.js';
 import { TaggableResources } from '../tags/taggable-resources.js';
@@ -110,7 +110,7 @@ export function adminImagesService(config: KoalaConfig, ds: DataSource, masterKe
     new HttpImageFetcher(),
     new BlobUrlSigner(masterKey),
     new TagsService(ds, registry),
-    new NoInstancesImageUsage(),
+    new InstancesImageUsage(),
     systemClock,
     config,
     registry,

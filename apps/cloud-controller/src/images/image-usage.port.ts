@@ -1,4 +1,3 @@
-import { Injectable } from '@nestjs/common';
 import type { EntityManager } from 'typeorm';
 
 /**
@@ -12,11 +11,3 @@ export interface ImageUsage {
   imagesInUse(imageIds: readonly string[], em: EntityManager): Promise<Set<string>>;
 }
 export const IMAGE_USAGE = Symbol('IMAGE_USAGE');
-
-/** Until instances exist no image is in use. */
-@Injectable()
-export class NoInstancesImageUsage implements ImageUsage {
-  async imagesInUse(): Promise<Set<string>> {
-    return new Set();
-  }
-}

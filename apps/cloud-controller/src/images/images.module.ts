@@ -6,7 +6,9 @@ import { BLOB_STORE, FsBlobStore } from './blob-store.js';
 import { BlobUrlSigner } from './blob-url-signer.js';
 import { HttpImageFetcher, IMAGE_FETCHER } from './image-fetcher.js';
 import { IMAGE_LAUNCH } from './image-launch.port.js';
-import { IMAGE_USAGE, NoInstancesImageUsage } from './image-usage.port.js';
+import { InstancesImageUsage } from '../instances/instance-usage.js';
+import { BlobCollector } from './blob-collector.js';
+import { IMAGE_USAGE } from './image-usage.port.js';
 import { ImageBlobsController } from './image-blobs.controller.js';
 import { ImagesHandlers } from './images.handlers.js';
 import { BLOB_URL_SIGNER, ImagesService } from './images.service.js';
@@ -22,7 +24,8 @@ import { BLOB_URL_SIGNER, ImagesService } from './images.service.js';
     ImagesService,
     ImagesHandlers,
     { provide: IMAGE_LAUNCH, useExisting: ImagesService },
-    { provide: IMAGE_USAGE, useClass: NoInstancesImageUsage },
+    { provide: IMAGE_USAGE, useClass: InstancesImageUsage },
+    BlobCollector,
     { provide: IMAGE_FETCHER, useClass: HttpImageFetcher },
     { provide: BLOB_STORE, inject: [KOALA_CONFIG], useFactory: (c: KoalaConfig) => new FsBlobStore(koalaPaths(c.home).imageStore) },
     { provide: BLOB_URL_SIGNER, inject: [MASTER_KEY], useFactory: (key: string) => new BlobUrlSigner(key) },

@@ -1,0 +1,40 @@
+import { Inject, Injectable, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
+import { KOALA_CONFIG, type KoalaConfig } from '@koala/config';
+import type { Logger } from '@koala/logging';
+import { LOGGER } from '@koala/runtime';
+import { ImagesService } from './images.service.js';
+
+/**
+ * Deletes image blobs nobody needs any more: a deregistered image's bytes stay while instances
+ * launched from it run, and go once they are terminated. Runs on the reconcile interval.
+ */
+@Injectable()
+export class BlobCollector implements OnModuleInit, OnApplicationShutdown {
+  private timer?: NodeJS.Timeout;
+
+  constructor(
+    @Inject(KOALA_CONFIG) private readonly config: KoalaConfig,
+    @Inject(LOGGER) private readonly logger: Logger,
+    private readonly images: ImagesService,
+  ) {}
+
+  onModuleInit() {
+    this.timer = setInterval(() => void this.collect(), Math.max(this.config.reconcileIntervalMs, 10_000));
+    this.timer.unref();
+  }
+
+  onApplicationShutdown() {
+    clearInterval(this.timer);
+  }
+
+  async collect(): Promise<string[]> {
+    try {
+      const deleted = await this.images.collectUnreferencedBlobs();
+      if (deleted.length) this.logger.info({ deleted }, 'deleted unreferenced image blobs');
+      return deleted;
+    } catch (err) {
+      this.logger.warn({ err }, 'blob collection failed');
+      return [];
+    }
+  }
+}
