@@ -118,6 +118,7 @@ export const SCHEMA = {
   imageCacheDir: def('KOALA_IMAGE_CACHE_DIR', '', (raw, n) => (raw.length ? absPath(raw, n) : undefined), 'Directory of the image cache pool; default $KOALA_HOME/cache/images.'),
   imageDownloadStallMs: def('KOALA_IMAGE_DOWNLOAD_STALL_MS', '60000', int(1000, 3600000), 'An NC image download with no response or no data for this long fails.'),
   ncStopTimeoutMs: def('KOALA_NC_STOP_TIMEOUT_MS', '60000', int(0, 3600000), 'How long a node controller waits for a guest to power off after an ACPI shutdown (StopInstances) before destroying it.'),
+  ncInstancesPool: def('KOALA_NC_INSTANCES_POOL', 'koala-instances', name, 'libvirt dir pool (in $KOALA_HOME/instances) holding instance disks: root overlays, ephemeral disks, config drives.'),
   ncDomainType: def('KOALA_NC_DOMAIN_TYPE', 'auto', oneOf('auto', 'kvm', 'qemu'), 'Domain type of instances: auto = kvm where /dev/kvm is usable by QEMU and libvirt offers it, else qemu (TCG).'),
 } as const;
 

@@ -1,5 +1,5 @@
-import { Inject, Injectable, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
-import { KOALA_VERSION, NodeHeartbeat, Subjects, type Resources } from '@koala/contracts';
+import { Inject, Injectable, Optional, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
+import { KOALA_VERSION, NodeHeartbeat, Subjects, type DomainReport, type Resources } from '@koala/contracts';
 import { KOALA_CONFIG, type KoalaConfig } from '@koala/config';
 import type { Logger } from '@koala/logging';
 import type { NatsBus } from '@koala/messaging';
@@ -9,6 +9,10 @@ import { HOST_PROBE, type HostProbe } from '../host/host-probe.js';
 /** Capacity already promised to instances on this node (instances module fills this in). */
 export const ALLOCATED = Symbol('ALLOCATED');
 export type AllocatedResources = () => Resources;
+
+/** Optional: lets the instances module put its view (instance states, pending launches) on the reported domains. */
+export const DOMAIN_VIEW = Symbol('DOMAIN_VIEW');
+export type DomainView = (domains: DomainReport[]) => DomainReport[];
 
 /** Announces this node to its zone's CC every KOALA_HEARTBEAT_MS (and once at start). */
 @Injectable()
@@ -23,6 +27,7 @@ export class HeartbeatService implements OnModuleInit, OnApplicationShutdown {
     @Inject(LOGGER) private readonly logger: Logger,
     @Inject(ALLOCATED) private readonly allocated: AllocatedResources,
     private readonly status: StatusResponder,
+    @Optional() @Inject(DOMAIN_VIEW) private readonly domainView?: DomainView,
   ) {}
 
   async onModuleInit() {
@@ -36,7 +41,8 @@ export class HeartbeatService implements OnModuleInit, OnApplicationShutdown {
   }
 
   async build(): Promise<NodeHeartbeat> {
-    const [{ uri, hypervisor }, total, domains] = await Promise.all([this.probe.describe(), this.probe.total(), this.probe.domains()]);
+    const [{ uri, hypervisor }, total, reported] = await Promise.all([this.probe.describe(), this.probe.total(), this.probe.domains()]);
+    const domains = this.domainView ? this.domainView(reported) : reported;
     const used = this.allocated();
     const free = {
       cores: Math.max(0, total.cores - used.cores),

@@ -1,0 +1,354 @@
+import type { ImageBlob, InstanceEvent, InstanceSpec } from '@koala/contracts';
+import type { ConfigDriveContent } from '../config-drive/config-drive.js';
+import type { ConsoleLog } from '../console/console-log.js';
+import type { CachedImage, ImageCache } from '../images/image-cache.js';
+import type { DomainRunState, HostDomain, HostDomainEvent, Hypervisor, InstanceDomainSpec, InstanceMeta, VolumeRef } from '../libvirt/hypervisor.js';
+import { volumeNames } from '../libvirt/hypervisor.js';
+import type { InstanceEventSink } from './instance-events.js';
+import { InstanceManager } from './instance-manager.js';
+
+const sha = (c: string) => c.repeat(64);
+const blob = (c: string, size = 1000): ImageBlob => ({ imageId: `emi-${c}`, sha256: sha(c), sizeBytes: size, format: 'raw', url: `http://127.0.0.1/${c}` });
+
+/** libvirt in memory: domains by name, volumes by name, an event hook; `failOn` makes one call throw. */
+class FakeHypervisor implements Hypervisor {
+  domains = new Map<string, { spec?: InstanceDomainSpec; meta?: InstanceMeta; state: DomainRunState }>();
+  volumes = new Map<string, VolumeRef>();
+  calls: string[] = [];
+  failOn?: string;
+  /** shutdownDomain powers off at once unless false (guest ignores ACPI). */
+  acpiWorks = true;
+  private listeners: ((ev: HostDomainEvent) => void)[] = [];
+
+  private step(name: string) {
+    this.calls.push(name);
+    if (this.failOn === name) throw new Error(`${name} exploded`);
+  }
+  fire(name: string, event: string) {
+    for (const l of this.listeners) l({ name, event, detail: 0 });
+  }
+  async prepare() {}
+  async listDomains(): Promise<HostDomain[]> {
+    return [...this.domains].map(([name, d]) => ({ name, state: d.state, ...(d.meta ? { meta: d.meta } : {}) }));
+  }
+  async getDomain(name: string) {
+    const d = this.domains.get(name);
+    return d ? { name, state: d.state, ...(d.meta ? { meta: d.meta } : {}) } : undefined;
+  }
+  async createRootDisk(id: string, base: CachedImage, capacityBytes: number) {
+    this.step('createRootDisk');
+    const v = { pool: 'p', name: volumeNames(id).root, format: 'qcow2' as const };
+    this.volumes.set(v.name, v);
+    this.calls.push(`root:${base.path}:${capacityBytes}`);
+    return v;
+  }
+  async createEphemeralDisk(id: string) {
+    this.step('createEphemeralDisk');
+    const v = { pool: 'p', name: volumeNames(id).ephemeral, format: 'raw' as const };
+    this.volumes.set(v.name, v);
+    return v;
+  }
+  async createConfigDrive(id: string) {
+    this.step('createConfigDrive');
+    const v = { pool: 'p', name: volumeNames(id).configDrive, format: 'raw' as const };
+    this.volumes.set(v.name, v);
+    return v;
+  }
+  async deleteVolumes(id: string) {
+    this.step('deleteVolumes');
+    for (const n of Object.values(volumeNames(id))) this.volumes.delete(n);
+  }
+  async defineDomain(spec: InstanceDomainSpec) {
+    this.step('defineDomain');
+    this.domains.set(spec.meta.instanceId, { spec, meta: spec.meta, state: 'shutoff' });
+  }
+  async startDomain(name: string) {
+    this.step('startDomain');
+    this.domains.get(name)!.state = 'running';
+    this.fire(name, 'started');
+  }
+  async shutdownDomain(name: string) {
+    this.step('shutdownDomain');
+    if (this.acpiWorks) {
+      this.domains.get(name)!.state = 'shutoff';
+      this.fire(name, 'stopped');
+    }
+  }
+  async rebootDomain() {
+    this.step('rebootDomain');
+  }
+  async destroyDomain(name: string) {
+    this.step('destroyDomain');
+    const d = this.domains.get(name);
+    if (d && d.state !== 'shutoff') {
+      d.state = 'shutoff';
+      this.fire(name, 'stopped');
+    }
+  }
+  async undefineDomain(name: string) {
+    this.step('undefineDomain');
+    this.domains.delete(name);
+  }
+  onDomainEvent(l: (ev: HostDomainEvent) => void) {
+    this.listeners.push(l);
+  }
+  onConnected() {}
+}
+
+class FakeImages implements ImageCache {
+  held = new Map<string, Set<string>>();
+  async acquire(b: ImageBlob, holder: string): Promise<CachedImage> {
+    (this.held.get(b.sha256) ?? this.held.set(b.sha256, new Set()).get(b.sha256)!).add(holder);
+    return { sha256: b.sha256, pool: 'cache', volume: b.sha256, path: `/cache/${b.sha256.slice(0, 4)}`, format: b.format, sizeBytes: b.sizeBytes };
+  }
+  release(s: string, holder: string) {
+    this.held.get(s)?.delete(holder);
+  }
+  adopt(s: string, holder: string) {
+    (this.held.get(s) ?? this.held.set(s, new Set()).get(s)!).add(holder);
+  }
+  holders(s: string) {
+    return [...(this.held.get(s) ?? [])];
+  }
+}
+
+class FakeConsole implements ConsoleLog {
+  files = new Map<string, string>();
+  path(id: string) {
+    return `/console/${id}.log`;
+  }
+  async reset(id: string) {
+    this.files.set(id, '');
+    return this.path(id);
+  }
+  async tail(id: string, max: number) {
+    const f = this.files.get(id);
+    return f === undefined ? undefined : { data: Buffer.from(f).subarray(-max), mtime: new Date('2030-01-01T00:00:00Z') };
+  }
+  async remove(id: string) {
+    this.files.delete(id);
+  }
+}
+
+class Sink implements InstanceEventSink {
+  events: InstanceEvent[] = [];
+  async ensure() {}
+  async publish(e: InstanceEvent) {
+    this.events.push(e);
+  }
+  states(id: string) {
+    return this.events.filter((e) => e.instanceId === id).map((e) => e.state);
+  }
+}
+
+const spec = (id: string, over: Partial<InstanceSpec> = {}): InstanceSpec => ({
+  instanceId: id,
+  reservationId: 'r-1',
+  accountId: '111122223333',
+  instanceType: 't1.micro',
+  resources: { vcpus: 1, memoryMiB: 256, rootDiskGiB: 1, ephemeralGiB: 0 },
+  image: { virtualizationType: 'hvm', root: blob('a') },
+  userData: Buffer.from('hello').toString('base64'),
+  hostname: 'host-1',
+  availabilityZone: 'zone-a',
+  launchIndex: 0,
+  ...over,
+});
+
+function setup(opts: { stopTimeoutMs?: number } = {}) {
+  const hv = new FakeHypervisor();
+  const images = new FakeImages();
+  const cd: ConfigDriveContent[] = [];
+  const consoleLog = new FakeConsole();
+  const sink = new Sink();
+  const m = new InstanceManager({
+    zone: 'zone-a',
+    node: 'node-1',
+    stopTimeoutMs: opts.stopTimeoutMs ?? 1000,
+    pollMs: 5,
+    hypervisor: hv,
+    images,
+    configDrive: { build: async (c) => (cd.push(c), Buffer.from('iso')) },
+    consoleLog,
+    events: sink,
+    clock: { now: () => new Date('2030-01-01T00:00:00Z') },
+  });
+  return { hv, images, cd, consoleLog, sink, m };
+}
+
+const settle = async (m: InstanceManager) => {
+  await m.stop();
+  (m as unknown as { stopped: boolean }).stopped = false;
+};
+
+describe('InstanceManager', () => {
+  const ID = 'i-0123456789abcdef0';
+
+  it('launches: pending then running, disks, config drive and metadata, capacity accounted', async () => {
+    const { hv, images, cd, sink, m } = setup();
+    await m.start();
+    expect(await m.run(spec(ID, { resources: { vcpus: 2, memoryMiB: 512, rootDiskGiB: 2, ephemeralGiB: 3 } }))).toEqual({ accepted: true });
+    expect(m.allocated()).toEqual({ cores: 2, memoryMiB: 512, diskGiB: 5 }); // counted while pending
+    await settle(m);
+    expect(sink.states(ID)).toEqual(['pending', 'running']);
+    expect(sink.events[0]).toMatchObject({ zone: 'zone-a', node: 'node-1', at: '2030-01-01T00:00:00.000Z' });
+    const d = hv.domains.get(ID)!;
+    expect(d.state).toBe('running');
+    expect(d.spec).toMatchObject({ vcpus: 2, memoryMiB: 512, boot: { kind: 'disk' }, consoleLogPath: `/console/${ID}.log` });
+    expect(d.spec!.ephemeral?.name).toBe(`${ID}-ephemeral.raw`);
+    expect(d.meta).toEqual({ instanceId: ID, accountId: '111122223333', reservationId: 'r-1', instanceType: 't1.micro', node: 'node-1', resources: { vcpus: 2, memoryMiB: 512, rootDiskGiB: 2, ephemeralGiB: 3 }, images: { root: sha('a') } });
+    expect(hv.calls).toContain(`root:/cache/aaaa:${2 * 1024 ** 3}`);
+    expect(cd[0]).toMatchObject({ instanceId: ID, hostname: 'host-1', availabilityZone: 'zone-a', reservationId: 'r-1', publicKeys: [] });
+    expect(cd[0].userData?.toString()).toBe('hello');
+    expect(images.holders(sha('a'))).toEqual([ID]);
+    expect(m.annotate([{ name: ID, instanceId: ID, state: 'stopped' }, { name: 'other', state: 'running' }])).toEqual([
+      { name: ID, instanceId: ID, state: 'running' },
+      { name: 'other', state: 'running' },
+    ]);
+  });
+
+  it('boots paravirtual images from kernel and ramdisk with root= console= and the extra arguments', async () => {
+    const { hv, images, m } = setup();
+    await m.start();
+    await m.run(spec(ID, { image: { virtualizationType: 'paravirtual', root: blob('a', 5 * 1024 ** 3), kernel: blob('b'), ramdisk: blob('c'), kernelArgs: 'quiet' } }));
+    await settle(m);
+    expect(hv.domains.get(ID)!.spec!.boot).toEqual({ kind: 'kernel', kernel: '/cache/bbbb', initrd: '/cache/cccc', cmdline: 'root=/dev/vda console=ttyS0 quiet' });
+    expect(hv.calls).toContain(`root:/cache/aaaa:${5 * 1024 ** 3}`); // never smaller than the image
+    expect(images.holders(sha('b'))).toEqual([ID]);
+  });
+
+  it('refuses an instance id that is already defined', async () => {
+    const { hv, m } = setup();
+    await m.start();
+    await m.run(spec(ID));
+    await expect(m.run(spec(ID))).rejects.toMatchObject({ code: 'InvalidInstanceID.Duplicate' });
+    hv.domains.set('i-00000000000000001', { state: 'shutoff' });
+    await expect(m.run(spec('i-00000000000000001'))).rejects.toMatchObject({ code: 'InvalidInstanceID.Duplicate' });
+  });
+
+  it.each(['createRootDisk', 'createConfigDrive', 'defineDomain', 'startDomain'])('a failure in %s removes everything and reports failed', async (step) => {
+    const { hv, images, consoleLog, sink, m } = setup();
+    await m.start();
+    hv.failOn = step;
+    await m.run(spec(ID, { resources: { vcpus: 1, memoryMiB: 256, rootDiskGiB: 1, ephemeralGiB: 1 } }));
+    await settle(m);
+    expect(sink.states(ID)).toEqual(['pending', 'failed']);
+    expect(sink.events[1].reason).toEqual({ code: 'Server.InternalError', message: `${step} exploded` });
+    expect(hv.domains.size).toBe(0);
+    expect(hv.volumes.size).toBe(0);
+    expect(consoleLog.files.size).toBe(0);
+    expect(images.holders(sha('a'))).toEqual([]);
+    expect(m.allocated()).toEqual({ cores: 0, memoryMiB: 0, diskGiB: 0 });
+  });
+
+  it('stop, start, reboot and terminate report in order, without echoes of libvirt events', async () => {
+    const { hv, images, consoleLog, sink, m } = setup();
+    await m.start();
+    await m.run(spec(ID));
+    await settle(m);
+    await m.action(ID, 'stop');
+    await settle(m);
+    await m.action(ID, 'start');
+    await settle(m);
+    await m.action(ID, 'reboot');
+    await settle(m);
+    hv.fire(ID, 'started'); // late echo of our own start
+    await m.action(ID, 'terminate');
+    await settle(m);
+    expect(sink.states(ID)).toEqual(['pending', 'running', 'stopping', 'stopped', 'pending', 'running', 'shutting-down', 'terminated']);
+    expect(sink.events.some((e) => e.guestInitiated)).toBe(false);
+    expect(hv.calls).toContain('rebootDomain');
+    expect(hv.domains.size).toBe(0);
+    expect(hv.volumes.size).toBe(0);
+    expect(consoleLog.files.size).toBe(0);
+    expect(images.holders(sha('a'))).toEqual([]);
+    expect(m.allocated()).toEqual({ cores: 0, memoryMiB: 0, diskGiB: 0 });
+  });
+
+  it('destroys a guest that ignores the ACPI shutdown after the timeout; force destroys at once', async () => {
+    const { hv, sink, m } = setup({ stopTimeoutMs: 50 });
+    await m.start();
+    await m.run(spec(ID));
+    await settle(m);
+    hv.acpiWorks = false;
+    await m.action(ID, 'stop');
+    await settle(m);
+    expect(hv.calls.slice(-2)).toEqual(['shutdownDomain', 'destroyDomain']);
+    expect(sink.states(ID).slice(-2)).toEqual(['stopping', 'stopped']);
+    await m.action(ID, 'start');
+    await settle(m);
+    hv.calls = [];
+    await m.action(ID, 'stop', { force: true });
+    await settle(m);
+    expect(hv.calls).not.toContain('shutdownDomain');
+    expect(hv.calls).toContain('destroyDomain');
+  });
+
+  it('a guest that powers off by itself is reported stopped with guestInitiated, once; started again -> running', async () => {
+    const { hv, sink, m } = setup();
+    await m.start();
+    await m.run(spec(ID));
+    await settle(m);
+    hv.domains.get(ID)!.state = 'shutoff';
+    hv.fire(ID, 'shutdown');
+    hv.fire(ID, 'stopped');
+    hv.fire(ID, 'stopped');
+    hv.domains.get(ID)!.state = 'running';
+    hv.fire(ID, 'started');
+    await settle(m);
+    expect(sink.states(ID)).toEqual(['pending', 'running', 'stopped', 'running']);
+    expect(sink.events[2].guestInitiated).toBe(true);
+  });
+
+  it('terminate of an unknown id reports terminated; other actions on it are refused', async () => {
+    const { sink, m } = setup();
+    await m.start();
+    await m.action(ID, 'terminate');
+    await settle(m);
+    expect(sink.states(ID)).toEqual(['terminated']);
+    await expect(m.action(ID, 'stop')).rejects.toMatchObject({ code: 'InvalidInstanceID.NotFound' });
+    await expect(m.consoleOutput(ID)).rejects.toMatchObject({ code: 'InvalidInstanceID.NotFound' });
+  });
+
+  it('a terminate during the launch waits for it, then removes the instance', async () => {
+    const { hv, sink, m } = setup();
+    await m.start();
+    await m.run(spec(ID));
+    await m.action(ID, 'terminate');
+    await settle(m);
+    expect(sink.states(ID)).toEqual(['pending', 'running', 'shutting-down', 'terminated']);
+    expect(hv.domains.size).toBe(0);
+  });
+
+  it('re-adopts its domains after a restart (images re-pinned), leaving foreign and other nodes\' domains alone', async () => {
+    const { hv, images, sink, m } = setup();
+    const meta = (id: string, node: string): InstanceMeta => ({ instanceId: id, accountId: 'a', reservationId: 'r', instanceType: 't', node, resources: { vcpus: 1, memoryMiB: 128, rootDiskGiB: 1, ephemeralGiB: 0 }, images: { root: sha('d'), kernel: sha('e') } });
+    hv.domains.set(ID, { meta: meta(ID, 'node-1'), state: 'running' });
+    hv.domains.set('i-0000000000000000f', { meta: meta('i-0000000000000000f', 'node-2'), state: 'running' });
+    hv.domains.set('someone-elses-vm', { state: 'running' });
+    await m.start();
+    expect(m.list()).toEqual([{ instanceId: ID, state: 'running' }]);
+    expect(images.holders(sha('d'))).toEqual([ID]);
+    expect(images.holders(sha('e'))).toEqual([ID]);
+    expect(m.allocated()).toEqual({ cores: 1, memoryMiB: 128, diskGiB: 1 });
+    expect(sink.events).toEqual([]);
+    await m.action(ID, 'terminate');
+    await settle(m);
+    expect(sink.states(ID)).toEqual(['shutting-down', 'terminated']);
+    expect([...hv.domains.keys()].sort()).toEqual(['i-0000000000000000f', 'someone-elses-vm']);
+    expect(images.holders(sha('d'))).toEqual([]);
+  });
+
+  it('serves the last 64 KiB of the console log with its mtime', async () => {
+    const { consoleLog, m } = setup();
+    await m.start();
+    await m.run(spec(ID));
+    await settle(m);
+    consoleLog.files.set(ID, 'x'.repeat(70 * 1024) + 'END');
+    const out = await m.consoleOutput(ID);
+    const text = Buffer.from(out.output, 'base64').toString();
+    expect(text.length).toBe(64 * 1024);
+    expect(text.endsWith('END')).toBe(true);
+    expect(out.timestamp).toBe('2030-01-01T00:00:00.000Z');
+  });
+});
