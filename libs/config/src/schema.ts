@@ -120,6 +120,10 @@ export const SCHEMA = {
   ncStopTimeoutMs: def('KOALA_NC_STOP_TIMEOUT_MS', '60000', int(0, 3600000), 'How long a node controller waits for a guest to power off after an ACPI shutdown (StopInstances) before destroying it.'),
   ncInstancesPool: def('KOALA_NC_INSTANCES_POOL', 'koala-instances', name, 'libvirt dir pool (in $KOALA_HOME/instances) holding instance disks: root overlays, ephemeral disks, config drives.'),
   ncDomainType: def('KOALA_NC_DOMAIN_TYPE', 'auto', oneOf('auto', 'kvm', 'qemu'), 'Domain type of instances: auto = kvm where /dev/kvm is usable by QEMU and libvirt offers it, else qemu (TCG).'),
+  volumeEventsConsumer: def('KOALA_VOLUME_EVENTS_CONSUMER', 'clc-volumes', name, 'Durable JetStream consumer of storage (volume and snapshot) events (clouds sharing one NATS need distinct names).'),
+  volumeAttachTimeoutMs: def('KOALA_VOLUME_ATTACH_TIMEOUT_MS', '90000', int(60000, 3600000), 'How long the CLC waits for a zone to attach or detach a volume (at least 60 s) before rolling the attachment back.'),
+  deletedVolumeRetentionMs: def('KOALA_DELETED_VOLUME_RETENTION_MS', '3600000', int(0, 30 * 86400000), 'How long deleted volumes stay visible in DescribeVolumes.'),
+  volumeSweepMs: def('KOALA_VOLUME_SWEEP_MS', '5000', int(100, 3600000), 'How often the CLC releases volumes still attached to terminated instances (and deletes those marked DeleteOnTermination).'),
 } as const;
 
 export type KoalaConfig = { readonly [K in keyof typeof SCHEMA]: ReturnType<(typeof SCHEMA)[K]['parse']> };

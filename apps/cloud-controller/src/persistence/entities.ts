@@ -21,3 +21,9 @@ import { ImageEntity, ImageLaunchPermissionEntity } from '../images/image.entity
 import { InstanceEntity, InstanceSecurityGroupEntity, ReservationEntity } from '../instances/instance.entity.js';
 
 (ENTITIES as Function[]).push(ReservationEntity, InstanceEntity, InstanceSecurityGroupEntity);
+
+// Volumes and snapshots.
+import { VolumeEntity } from '../volumes/volume.entity.js';
+import { SnapshotEntity, SnapshotVolumePermissionEntity } from '../snapshots/snapshot.entity.js';
+
+(ENTITIES as Function[]).push(VolumeEntity, SnapshotEntity, SnapshotVolumePermissionEntity);

@@ -24,3 +24,8 @@ import { Images1764133000000 } from './1764133000000-Images.js';
 import { Instances1764132000000 } from './1764132000000-Instances.js';
 
 (MIGRATIONS as Function[]).push(Instances1764132000000);
+
+// Volumes and snapshots.
+import { Volumes1764134000000 } from './1764134000000-Volumes.js';
+
+(MIGRATIONS as Function[]).push(Volumes1764134000000);

@@ -1,0 +1,130 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { Ec2Error, readFilters, readTagSpecifications, type Params, type XmlValue } from '@koala/ec2-query';
+import { Ec2Action, type Ec2Context } from '../ec2/ec2-action.decorator.js';
+import { tagSet } from '../tags/tags.service.js';
+import { SnapshotsService, type SnapshotView } from './snapshots.service.js';
+
+const dryRun = (p: Params) => p.bool('DryRun') === true;
+
+export function snapshotItem(v: SnapshotView): Record<string, XmlValue> {
+  const s = v.snapshot;
+  return {
+    snapshotId: s.id,
+    volumeId: s.volumeId,
+    status: s.state,
+    startTime: s.startTime,
+    progress: `${s.progress}%`,
+    ownerId: s.accountId,
+    volumeSize: s.volumeSizeGiB,
+    description: s.description,
+    encrypted: false,
+    storageTier: 'standard',
+    stateMessage: s.stateReasonMessage ?? undefined,
+    tagSet: v.tags.length ? tagSet(v.tags) : undefined,
+  };
+}
+
+/** `CreateVolumePermission.Add.N.UserId` / `.Group` (also the older `UserId.N` / `UserGroup.N` with `OperationType`). */
+function readPermissionChange(p: Params) {
+  const side = (name: 'Add' | 'Remove') => {
+    const members = p.child('CreateVolumePermission')?.members(name) ?? [];
+    return { accounts: members.map((m) => m.str('UserId')).filter((x): x is string => !!x), all: members.some((m) => m.str('Group') === 'all') };
+  };
+  const add = side('Add');
+  const remove = side('Remove');
+  const op = p.str('OperationType');
+  if (op) {
+    const legacy = { accounts: p.list('UserId'), all: p.list('UserGroup').includes('all') };
+    if (op === 'add') Object.assign(add, { accounts: [...add.accounts, ...legacy.accounts], all: add.all || legacy.all });
+    else if (op === 'remove') Object.assign(remove, { accounts: [...remove.accounts, ...legacy.accounts], all: remove.all || legacy.all });
+    else throw Ec2Error.invalidParameterValue('OperationType', op, 'Valid values: add, remove.');
+  }
+  return { add, remove };
+}
+
+/** The snapshot actions: parse -> SnapshotsService -> output shape. */
+@Injectable()
+export class SnapshotsHandlers {
+  constructor(@Inject(SnapshotsService) private readonly snapshots: SnapshotsService) {}
+
+  @Ec2Action('CreateSnapshot')
+  async create(ctx: Ec2Context) {
+    const p = ctx.params;
+    const v = await this.snapshots.create(ctx.account, ctx.now, {
+      volumeId: p.str('VolumeId', { required: true }),
+      description: p.str('Description'),
+      tagSpecifications: readTagSpecifications(p),
+      dryRun: dryRun(p),
+    });
+    return snapshotItem(v);
+  }
+
+  @Ec2Action('CopySnapshot')
+  async copy(ctx: Ec2Context) {
+    const p = ctx.params;
+    const v = await this.snapshots.copy(ctx.account, ctx.now, {
+      sourceSnapshotId: p.str('SourceSnapshotId', { required: true }),
+      sourceRegion: p.str('SourceRegion', { required: true }),
+      description: p.str('Description'),
+      encrypted: p.bool('Encrypted'),
+      tagSpecifications: readTagSpecifications(p),
+      dryRun: dryRun(p),
+    });
+    return { snapshotId: v.snapshot.id, tagSet: v.tags.length ? tagSet(v.tags) : undefined };
+  }
+
+  @Ec2Action('DescribeSnapshots')
+  async describe(ctx: Ec2Context) {
+    const p = ctx.params;
+    const q = {
+      ids: p.list('SnapshotId'),
+      ownerIds: p.list('Owner').concat(p.list('OwnerId')),
+      restorableBy: p.list('RestorableBy'),
+      filters: readFilters(p),
+      maxResults: p.int('MaxResults'),
+      nextToken: p.str('NextToken') || undefined,
+    };
+    if (dryRun(p)) throw Ec2Error.dryRun();
+    const { snapshots, nextToken } = await this.snapshots.describe(ctx.account, q);
+    return { snapshotSet: snapshots.map(snapshotItem), nextToken };
+  }
+
+  @Ec2Action('DeleteSnapshot')
+  async delete(ctx: Ec2Context) {
+    const p = ctx.params;
+    await this.snapshots.delete(ctx.account, p.str('SnapshotId', { required: true }), dryRun(p));
+    return { return: true };
+  }
+
+  @Ec2Action('DescribeSnapshotAttribute')
+  async describeAttribute(ctx: Ec2Context) {
+    const p = ctx.params;
+    const id = p.str('SnapshotId', { required: true });
+    const attribute = p.enum('Attribute', ['createVolumePermission', 'productCodes'] as const, { required: true });
+    if (dryRun(p)) throw Ec2Error.dryRun();
+    const { snapshot, accounts } = await this.snapshots.describePermissions(ctx.account, id);
+    if (attribute === 'productCodes') return { snapshotId: snapshot.id, productCodes: [] };
+    const perms: XmlValue[] = accounts.map((a) => ({ userId: a }));
+    if (snapshot.isPublic) perms.unshift({ group: 'all' });
+    return { snapshotId: snapshot.id, createVolumePermission: perms };
+  }
+
+  @Ec2Action('ModifySnapshotAttribute')
+  async modifyAttribute(ctx: Ec2Context) {
+    const p = ctx.params;
+    const id = p.str('SnapshotId', { required: true });
+    const attr = p.str('Attribute');
+    if (attr !== undefined && attr !== 'createVolumePermission') throw Ec2Error.invalidParameterValue('Attribute', attr, 'Only createVolumePermission can be modified.');
+    await this.snapshots.modifyPermissions(ctx.account, id, readPermissionChange(p), dryRun(p));
+    return { return: true };
+  }
+
+  @Ec2Action('ResetSnapshotAttribute')
+  async resetAttribute(ctx: Ec2Context) {
+    const p = ctx.params;
+    const id = p.str('SnapshotId', { required: true });
+    p.enum('Attribute', ['createVolumePermission'] as const, { required: true });
+    await this.snapshots.modifyPermissions(ctx.account, id, { add: { accounts: [], all: false }, remove: { accounts: [], all: false }, reset: true }, dryRun(p));
+    return { return: true };
+  }
+}

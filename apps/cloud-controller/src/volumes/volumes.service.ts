@@ -1,0 +1,482 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { createHash } from 'node:crypto';
+import { KOALA_CONFIG, type KoalaConfig } from '@koala/config';
+import { nodeInitiatorIqn, type ExportVolumeRequest, type StorageEvent } from '@koala/contracts';
+import { applyFilters, Ec2Error, isValidId, newId, paginate, type Filter, type FilterSpec, type Tag, type TagSpecification } from '@koala/ec2-query';
+import type { Logger } from '@koala/logging';
+import { BusRemoteError } from '@koala/messaging';
+import { CLOCK, LOGGER, type Clock } from '@koala/runtime';
+import { DataSource, In, QueryFailedError, type EntityManager } from 'typeorm';
+import { InstanceEntity } from '../instances/instance.entity.js';
+import { SnapshotsService } from '../snapshots/snapshots.service.js';
+import { TaggableResources, type Caller } from '../tags/taggable-resources.js';
+import { TagsService } from '../tags/tags.service.js';
+import { runAttach, runDetach } from './attach-workflow.js';
+import { CHAP_SECRETS, type ChapSecrets } from './chap-credentials.js';
+import { ZONE_STORAGE, type ZoneStorageGateway } from './storage-gateway.js';
+import { VolumeEntity } from './volume.entity.js';
+import { checkAttachable, checkDeletable, checkDetachable, checkDevice, decideVolumeEvent, detached, rolledBack, volumeStatus, type Reason } from './volume-states.js';
+
+export const VOLUME_RESOURCE_TYPE = 'volume';
+export const VOLUME_TYPES = ['standard', 'gp2', 'gp3', 'io1', 'io2', 'sc1', 'st1'] as const;
+export const DEFAULT_VOLUME_TYPE = 'standard';
+export const MAX_VOLUME_GIB = 16384;
+
+export interface CreateVolumeInput {
+  sizeGiB?: number;
+  snapshotId?: string;
+  zone?: string;
+  volumeType?: string;
+  iops?: number;
+  encrypted?: boolean;
+  tagSpecifications: TagSpecification[];
+  clientToken?: string;
+  dryRun: boolean;
+}
+
+export interface VolumeView {
+  volume: VolumeEntity;
+  tags: Tag[];
+}
+
+export const VOLUME_FILTERS: FilterSpec<VolumeView> = {
+  'volume-id': (v) => v.volume.id,
+  status: (v) => v.volume.state,
+  'availability-zone': (v) => v.volume.zone,
+  'attachment.instance-id': (v) => v.volume.attachInstanceId,
+  'attachment.status': (v) => v.volume.attachState,
+  'attachment.device': (v) => v.volume.attachDevice,
+  'attachment.delete-on-termination': (v) => (v.volume.attachState ? v.volume.deleteOnTermination : null),
+  'attachment.attach-time': (v) => v.volume.attachTime,
+  size: (v) => v.volume.sizeGiB,
+  'snapshot-id': (v) => v.volume.snapshotId ?? '',
+  'volume-type': (v) => v.volume.volumeType,
+  'create-time': (v) => v.volume.createdAt,
+  encrypted: () => false,
+  'multi-attach-enabled': () => false,
+  iops: (v) => v.volume.iops,
+  'owner-id': (v) => v.volume.accountId,
+};
+
+export interface VolumeStatusView {
+  volume: VolumeEntity;
+  status: ReturnType<typeof volumeStatus>;
+}
+const STATUS_FILTERS: FilterSpec<VolumeStatusView> = {
+  'availability-zone': (v) => v.volume.zone,
+  'volume-status.status': (v) => v.status,
+  'volume-status.details-name': () => ['io-enabled', 'io-performance'],
+  'volume-status.details-status': (v) => [v.status === 'ok' ? 'passed' : v.status === 'impaired' ? 'failed' : 'insufficient-data', 'not-applicable'],
+  'event.event-type': () => null,
+  'action.code': () => null,
+};
+
+export interface AttachmentView {
+  volumeId: string;
+  instanceId: string;
+  device: string;
+  status: string;
+  attachTime: Date | null;
+  deleteOnTermination: boolean;
+}
+
+function isUniqueViolation(e: unknown): boolean {
+  return e instanceof QueryFailedError && (e as unknown as { code?: string }).code === '23505';
+}
+
+/** A zone component's failure as the EC2 error to answer, and the reason to keep on the volume. */
+export function zoneError(e: unknown, what: string): { error: Ec2Error; reason: Reason } {
+  if (e instanceof BusRemoteError) return { error: new Ec2Error(e.code, e.message), reason: { code: e.code, message: e.message } };
+  if (e instanceof Ec2Error) return { error: e, reason: { code: e.code, message: e.message } };
+  return {
+    error: new Ec2Error('Unavailable', `${what}: the zone did not answer; try again later.`),
+    reason: { code: 'Server.Unavailable', message: `${what}: the zone did not answer` },
+  };
+}
+
+/**
+ * Volumes: CreateVolume/DeleteVolume (the zone's SC does the work and reports by StorageEvents),
+ * describe, status, AttachVolume/DetachVolume (SC export + CC attach, rolled back on failure),
+ * the exports each SC rebuilds its targets from, and the release of volumes whose instance is gone.
+ */
+@Injectable()
+export class VolumesService {
+  constructor(
+    @Inject(DataSource) private readonly ds: DataSource,
+    @Inject(KOALA_CONFIG) private readonly config: KoalaConfig,
+    @Inject(LOGGER) private readonly logger: Logger,
+    @Inject(CLOCK) private readonly clock: Clock,
+    @Inject(ZONE_STORAGE) private readonly zone: ZoneStorageGateway,
+    @Inject(CHAP_SECRETS) private readonly chap: ChapSecrets,
+    @Inject(TagsService) private readonly tags: TagsService,
+    @Inject(SnapshotsService) private readonly snapshots: SnapshotsService,
+    @Inject(TaggableResources) registry: TaggableResources,
+  ) {
+    registry.register({
+      prefix: 'vol',
+      resourceType: VOLUME_RESOURCE_TYPE,
+      notFoundCode: 'InvalidVolume.NotFound',
+      owners: async (em, ids) => {
+        const rows = await em.getRepository(VolumeEntity).find({ where: { id: In([...ids]) }, select: { id: true, accountId: true, state: true } });
+        return new Map(rows.filter((r) => r.state !== 'deleted').map((r) => [r.id, r.accountId]));
+      },
+    });
+  }
+
+  // ---- CreateVolume ------------------------------------------------------------------------
+
+  async create(caller: Caller, now: Date, input: CreateVolumeInput): Promise<VolumeView> {
+    if (!input.zone) throw Ec2Error.missingParameter('AvailabilityZone');
+    if (input.sizeGiB === undefined && !input.snapshotId) throw Ec2Error.missingParameter('Size');
+    if (input.sizeGiB !== undefined && (input.sizeGiB < 1 || input.sizeGiB > MAX_VOLUME_GIB)) {
+      throw Ec2Error.invalidParameterValue('Size', String(input.sizeGiB), `Volume size must be between 1 and ${MAX_VOLUME_GIB} GiB.`);
+    }
+    const volumeType = input.volumeType ?? DEFAULT_VOLUME_TYPE;
+    if (!(VOLUME_TYPES as readonly string[]).includes(volumeType)) throw Ec2Error.invalidParameterValue('VolumeType', volumeType, `Valid values: ${VOLUME_TYPES.join(', ')}.`);
+    const iopsTypes = ['io1', 'io2', 'gp3'];
+    if (input.iops !== undefined && !iopsTypes.includes(volumeType)) throw Ec2Error.invalidParameterCombination(`The parameter iops is not supported for ${volumeType} volumes.`);
+    if (input.iops === undefined && (volumeType === 'io1' || volumeType === 'io2')) throw Ec2Error.missingParameter('Iops');
+    if (input.iops !== undefined && (input.iops < 100 || input.iops > 256000)) throw Ec2Error.invalidParameterValue('Iops', String(input.iops), 'Iops must be between 100 and 256000.');
+    if (input.encrypted) throw Ec2Error.invalidParameterValue('Encrypted', 'true', 'Encrypted volumes are not supported.');
+    if (input.clientToken !== undefined && (input.clientToken.length === 0 || input.clientToken.length > 64)) {
+      throw Ec2Error.invalidParameterValue('ClientToken', input.clientToken, 'It must be 1 to 64 ASCII characters.');
+    }
+    this.tags.checkTagSpecifications(VOLUME_RESOURCE_TYPE, input.tagSpecifications);
+    const paramsHash = createHash('sha256')
+      .update(JSON.stringify([input.sizeGiB ?? null, input.snapshotId ?? null, input.zone, volumeType, input.iops ?? null, input.tagSpecifications.map((s) => [s.resourceType, s.tags.map((t) => [t.key, t.value])])]))
+      .digest('hex');
+    if (input.clientToken) {
+      const earlier = await this.byClientToken(caller.id, input.clientToken, paramsHash);
+      if (earlier) return earlier;
+    }
+    const zones = await this.zone.zones().catch(() => [] as string[]);
+    if (!zones.includes(input.zone)) throw Ec2Error.notFound('InvalidZone.NotFound', input.zone);
+    let sizeGiB = input.sizeGiB;
+    if (input.snapshotId) {
+      const snap = await this.snapshots.restorable(caller, input.snapshotId);
+      if (snap.state !== 'completed') throw new Ec2Error('IncorrectState', `Snapshot '${snap.id}' is not 'completed'. Current state: ${snap.state}.`);
+      if (snap.zone !== input.zone) {
+        throw Ec2Error.invalidParameterValue('AvailabilityZone', input.zone, `Snapshot '${snap.id}' is stored in ${snap.zone}; Koala restores a snapshot in the zone that holds it only.`);
+      }
+      sizeGiB ??= snap.volumeSizeGiB;
+      if (sizeGiB < snap.volumeSizeGiB) throw Ec2Error.invalidParameterValue('Size', String(sizeGiB), `Volume of ${sizeGiB}GiB is too small; minimum is ${snap.volumeSizeGiB}GiB for snapshot ${snap.id}.`);
+    }
+    if (input.dryRun) throw Ec2Error.dryRun();
+
+    const volume = this.ds.getRepository(VolumeEntity).create({
+      id: newId('vol'),
+      accountId: caller.id,
+      zone: input.zone,
+      sizeGiB: sizeGiB!,
+      snapshotId: input.snapshotId ?? null,
+      volumeType,
+      iops: input.iops ?? null,
+      state: 'creating',
+      stateReasonCode: null,
+      stateReasonMessage: null,
+      createdAt: now,
+      deletedAt: null,
+      clientToken: input.clientToken ?? null,
+      paramsHash,
+      attachInstanceId: null,
+      attachDevice: null,
+      attachNode: null,
+      attachState: null,
+      attachTime: null,
+      deleteOnTermination: false,
+      guestDevice: null,
+      chapUser: null,
+      chapSecretEnc: null,
+    });
+    let tags: Tag[] = [];
+    try {
+      await this.ds.transaction(async (em) => {
+        await em.getRepository(VolumeEntity).insert(volume);
+        tags = await this.tags.applyTagSpecifications(caller, VOLUME_RESOURCE_TYPE, volume.id, input.tagSpecifications, em);
+      });
+    } catch (e) {
+      if (input.clientToken && isUniqueViolation(e)) {
+        const earlier = await this.byClientToken(caller.id, input.clientToken, paramsHash);
+        if (earlier) return earlier;
+      }
+      throw e;
+    }
+    try {
+      await this.zone.createVolume(volume.zone, { volumeId: volume.id, sizeGiB: volume.sizeGiB, snapshotId: volume.snapshotId ?? undefined });
+    } catch (e) {
+      const { error, reason } = zoneError(e, 'CreateVolume');
+      if (e instanceof BusRemoteError) {
+        // The SC refused (capacity, snapshot missing): nothing exists anywhere; forget the volume.
+        await this.ds.transaction(async (em) => {
+          await em.getRepository(VolumeEntity).delete({ id: volume.id });
+          await this.tags.deleteAllFor(volume.id, em);
+        });
+      } else {
+        // No answer: the SC may have it; keep the volume visible in `error` so DeleteVolume can clean it.
+        await this.ds.getRepository(VolumeEntity).update({ id: volume.id, state: 'creating' }, { state: 'error', stateReasonCode: reason.code, stateReasonMessage: reason.message });
+      }
+      this.logger.warn({ volumeId: volume.id, zone: volume.zone, code: reason.code }, 'createVolume failed');
+      throw error;
+    }
+    this.logger.info({ volumeId: volume.id, zone: volume.zone, sizeGiB: volume.sizeGiB, snapshotId: volume.snapshotId ?? undefined }, 'volume creating');
+    return { volume, tags };
+  }
+
+  private async byClientToken(accountId: string, clientToken: string, paramsHash: string): Promise<VolumeView | undefined> {
+    const v = await this.ds.getRepository(VolumeEntity).findOne({ where: { accountId, clientToken } });
+    if (!v) return undefined;
+    if (v.paramsHash !== paramsHash) throw new Ec2Error('IdempotentParameterMismatch', `Client token '${clientToken}' was already used in a request with different parameters.`);
+    return (await this.views([v]))[0];
+  }
+
+  // ---- Describe ------------------------------------------------------------------------------
+
+  async views(volumes: readonly VolumeEntity[], em: EntityManager = this.ds.manager): Promise<VolumeView[]> {
+    const tags = await this.tags.tagsOf(volumes.map((v) => v.id), em);
+    return volumes.map((volume) => ({ volume, tags: tags.get(volume.id) ?? [] }));
+  }
+
+  /** Visible volumes (admin: all), sorted by id; deleted ones for `deletedVolumeRetentionMs`. */
+  private async visible(caller: Caller, now: Date, ids: readonly string[]): Promise<VolumeEntity[]> {
+    for (const id of ids) if (!isValidId('vol', id)) throw Ec2Error.malformed('InvalidVolumeID.Malformed', id);
+    const qb = this.ds.getRepository(VolumeEntity).createQueryBuilder('v').orderBy('v.id', 'ASC');
+    qb.where("(v.state <> 'deleted' OR v.deleted_at > :cutoff)", { cutoff: new Date(now.getTime() - this.config.deletedVolumeRetentionMs) });
+    if (!caller.isAdmin) qb.andWhere('v.account_id = :account', { account: caller.id });
+    if (ids.length) qb.andWhere('v.id IN (:...ids)', { ids: [...new Set(ids)] });
+    const rows = await qb.getMany();
+    const missing = [...new Set(ids)].filter((id) => !rows.some((r) => r.id === id));
+    if (missing.length) throw Ec2Error.notFound('InvalidVolume.NotFound', missing);
+    return rows;
+  }
+
+  async describe(caller: Caller, now: Date, q: { ids: readonly string[]; filters: readonly Filter[]; maxResults?: number; nextToken?: string }): Promise<{ volumes: VolumeView[]; nextToken?: string }> {
+    if (q.ids.length && q.maxResults !== undefined) throw Ec2Error.invalidParameterCombination('The parameter volumeSet cannot be used with the parameter maxResults');
+    const matching = applyFilters(await this.views(await this.visible(caller, now, q.ids)), q.filters, VOLUME_FILTERS, (v) => v.tags);
+    const { page, nextToken } = paginate(matching, { maxResults: q.maxResults, nextToken: q.nextToken, min: 5, max: 500, keyOf: (v) => v.volume.id, scope: 'DescribeVolumes' });
+    return { volumes: page, nextToken };
+  }
+
+  async describeStatus(caller: Caller, now: Date, q: { ids: readonly string[]; filters: readonly Filter[]; maxResults?: number; nextToken?: string }): Promise<{ statuses: VolumeStatusView[]; nextToken?: string }> {
+    if (q.ids.length && q.maxResults !== undefined) throw Ec2Error.invalidParameterCombination('The parameter volumeSet cannot be used with the parameter maxResults');
+    const rows = (await this.visible(caller, now, q.ids)).filter((v) => v.state !== 'deleted');
+    const matching = applyFilters(rows.map((volume) => ({ volume, status: volumeStatus(volume) })), q.filters, STATUS_FILTERS);
+    const { page, nextToken } = paginate(matching, { maxResults: q.maxResults, nextToken: q.nextToken, min: 5, max: 1000, keyOf: (v) => v.volume.id, scope: 'DescribeVolumeStatus' });
+    return { statuses: page, nextToken };
+  }
+
+  // ---- DeleteVolume ----------------------------------------------------------------------------
+
+  /** The named volume (admin: any account's) locked for a change; deleted ones are not found. */
+  private async target(em: EntityManager, caller: Caller, id: string): Promise<VolumeEntity> {
+    if (!isValidId('vol', id)) throw Ec2Error.malformed('InvalidVolumeID.Malformed', id);
+    const v = await em.getRepository(VolumeEntity).findOne({ where: { id }, lock: { mode: 'pessimistic_write' } });
+    if (!v || v.state === 'deleted' || (!caller.isAdmin && v.accountId !== caller.id)) throw Ec2Error.notFound('InvalidVolume.NotFound', id);
+    return v;
+  }
+
+  async delete(caller: Caller, id: string, dryRun: boolean): Promise<void> {
+    const { v, previous } = await this.ds.transaction(async (em) => {
+      const v = await this.target(em, caller, id);
+      const decision = checkDeletable(v);
+      if (dryRun) throw Ec2Error.dryRun();
+      if (decision === 'noop') return { v, previous: undefined };
+      const previous = { state: v.state, stateReasonCode: v.stateReasonCode, stateReasonMessage: v.stateReasonMessage };
+      await em.getRepository(VolumeEntity).update({ id }, { state: 'deleting', stateReasonCode: null, stateReasonMessage: null });
+      return { v, previous };
+    });
+    if (!previous) return;
+    try {
+      await this.zone.deleteVolume(v.zone, id);
+    } catch (e) {
+      await this.ds.getRepository(VolumeEntity).update({ id, state: 'deleting' }, previous);
+      throw zoneError(e, 'DeleteVolume').error;
+    }
+    this.logger.info({ volumeId: id, zone: v.zone }, 'volume deleting');
+  }
+
+  // ---- StorageEvents ---------------------------------------------------------------------------
+
+  async applyEvent(ev: StorageEvent): Promise<void> {
+    const now = this.clock.now();
+    const applied = await this.ds.transaction(async (em) => {
+      const repo = em.getRepository(VolumeEntity);
+      const v = await repo.findOne({ where: { id: ev.id }, lock: { mode: 'pessimistic_write' } });
+      const d = decideVolumeEvent(v ?? undefined, ev, now);
+      if (d.kind === 'ignore') {
+        if (d.why !== 'unknown' && d.why !== 'same') this.logger.debug({ volumeId: ev.id, state: ev.state, why: d.why }, 'volume event ignored');
+        return undefined;
+      }
+      await repo.update({ id: ev.id }, d.patch);
+      if (d.deleted) await this.tags.deleteAllFor(ev.id, em);
+      return { from: v!.state, to: d.patch.state };
+    });
+    if (applied) this.logger.info({ volumeId: ev.id, ...applied, reason: ev.reason?.code }, 'volume state');
+  }
+
+  // ---- AttachVolume / DetachVolume ---------------------------------------------------------------
+
+  async attach(caller: Caller, now: Date, q: { volumeId: string; instanceId: string; device: string; deleteOnTermination?: boolean; dryRun: boolean }): Promise<AttachmentView> {
+    if (!isValidId('i', q.instanceId)) throw Ec2Error.malformed('InvalidInstanceID.Malformed', q.instanceId);
+    const secret = this.chap.generate();
+    const { v, instance } = await this.ds.transaction(async (em) => {
+      const v = await this.target(em, caller, q.volumeId);
+      const instance = await em.getRepository(InstanceEntity).findOne({ where: { id: q.instanceId }, lock: { mode: 'pessimistic_read' } });
+      if (!instance || instance.accountId !== v.accountId || instance.state === 'terminated') throw Ec2Error.notFound('InvalidInstanceID.NotFound', q.instanceId);
+      checkDevice(q.device, instance.rootDeviceName);
+      checkAttachable(v, instance);
+      const taken = await em.getRepository(VolumeEntity).findOne({ where: { attachInstanceId: instance.id, attachDevice: q.device } });
+      if (taken) throw new Ec2Error('InvalidParameterValue', `Invalid value '${q.device}' for unixDevice. Attachment point ${q.device} is already in use`);
+      if (q.dryRun) throw Ec2Error.dryRun();
+      const patch: Partial<VolumeEntity> = {
+        state: 'in-use',
+        stateReasonCode: null,
+        stateReasonMessage: null,
+        attachInstanceId: instance.id,
+        attachDevice: q.device,
+        attachNode: instance.node,
+        attachState: 'attaching',
+        attachTime: now,
+        deleteOnTermination: q.deleteOnTermination ?? false,
+        guestDevice: null,
+        chapUser: v.id,
+        chapSecretEnc: this.chap.seal(secret),
+      };
+      try {
+        await em.getRepository(VolumeEntity).update({ id: v.id }, patch);
+      } catch (e) {
+        if (isUniqueViolation(e)) throw new Ec2Error('InvalidParameterValue', `Invalid value '${q.device}' for unixDevice. Attachment point ${q.device} is already in use`);
+        throw e;
+      }
+      return { v: Object.assign(v, patch), instance };
+    });
+    const node = instance.node!;
+    const request: ExportVolumeRequest = { volumeId: v.id, node, initiatorIqn: nodeInitiatorIqn(node), chapUser: v.chapUser!, chapSecret: secret };
+    this.logger.info({ volumeId: v.id, instanceId: instance.id, node, device: q.device }, 'volume attaching');
+    const outcome = await runAttach(
+      {
+        exportVolume: () => this.zone.exportVolume(v.zone, request),
+        attach: (target) => this.zone.attachVolume(v.zone, { instanceId: instance.id, node, volumeId: v.id, device: q.device, target }),
+        detach: () => this.zone.detachVolume(v.zone, { instanceId: instance.id, node, volumeId: v.id, force: true }),
+        unexport: () => this.zone.unexportVolume(v.zone, v.id),
+      },
+      this.logger,
+    );
+    if (!outcome.ok) {
+      const { error, reason } = zoneError(outcome.error, 'AttachVolume');
+      await this.ds.getRepository(VolumeEntity).update({ id: v.id, attachInstanceId: instance.id, attachState: 'attaching' }, rolledBack(reason));
+      this.logger.warn({ volumeId: v.id, instanceId: instance.id, failedAt: outcome.failedAt, code: reason.code, rollbackErrors: outcome.rollbackErrors.length }, 'volume attach failed; rolled back');
+      throw error;
+    }
+    const done = await this.ds.getRepository(VolumeEntity).update({ id: v.id, attachInstanceId: instance.id, attachState: 'attaching' }, { attachState: 'attached', guestDevice: outcome.guestDevice });
+    if (!done.affected) {
+      // Someone else (the instance terminated: the sweep) took the attachment over meanwhile.
+      throw new Ec2Error('IncorrectState', `Volume '${v.id}' was detached while it was being attached.`);
+    }
+    this.logger.info({ volumeId: v.id, instanceId: instance.id, guestDevice: outcome.guestDevice }, 'volume attached');
+    return { volumeId: v.id, instanceId: instance.id, device: q.device, status: 'attached', attachTime: now, deleteOnTermination: q.deleteOnTermination ?? false };
+  }
+
+  async detach(caller: Caller, q: { volumeId: string; instanceId?: string; device?: string; force: boolean; dryRun: boolean }): Promise<AttachmentView> {
+    if (q.instanceId !== undefined && !isValidId('i', q.instanceId)) throw Ec2Error.malformed('InvalidInstanceID.Malformed', q.instanceId);
+    const { v, previous } = await this.ds.transaction(async (em) => {
+      const v = await this.target(em, caller, q.volumeId);
+      checkDetachable(v, q);
+      if (q.dryRun) throw Ec2Error.dryRun();
+      const previous = v.attachState!;
+      await em.getRepository(VolumeEntity).update({ id: v.id }, { attachState: 'detaching' });
+      return { v, previous };
+    });
+    const view: AttachmentView = { volumeId: v.id, instanceId: v.attachInstanceId!, device: v.attachDevice!, status: 'detached', attachTime: v.attachTime, deleteOnTermination: v.deleteOnTermination };
+    const result = await this.release(v, q.force);
+    if (!result.ok) {
+      await this.ds.getRepository(VolumeEntity).update({ id: v.id, attachState: 'detaching' }, { attachState: previous });
+      throw zoneError(result.error, 'DetachVolume').error;
+    }
+    return view;
+  }
+
+  /**
+   * Detaches `v` (attach_state already `detaching`): the node unplugs it (skipped when the
+   * instance is gone), the SC drops the export, the volume is available again.
+   */
+  private async release(v: VolumeEntity, force: boolean): Promise<{ ok: true } | { ok: false; error: unknown }> {
+    const instance = await this.ds.getRepository(InstanceEntity).findOne({ where: { id: v.attachInstanceId! } });
+    const gone = !instance || instance.state === 'terminated';
+    const node = v.attachNode ?? instance?.node ?? undefined;
+    const outcome = await runDetach(
+      {
+        detach: gone || !node ? undefined : () => this.zone.detachVolume(v.zone, { instanceId: v.attachInstanceId!, node, volumeId: v.id, force: force || undefined }),
+        unexport: () => this.zone.unexportVolume(v.zone, v.id),
+      },
+      force,
+      this.logger,
+    );
+    if (!outcome.ok) return outcome;
+    await this.ds.getRepository(VolumeEntity).update({ id: v.id, attachInstanceId: v.attachInstanceId!, attachState: 'detaching' }, detached());
+    this.logger.info({ volumeId: v.id, instanceId: v.attachInstanceId, force, unexported: outcome.unexported }, 'volume detached');
+    return { ok: true };
+  }
+
+  // ---- Exports (SC → CLC listExports) --------------------------------------------------------
+
+  /** Every export that should exist in `zone`: volumes attaching or attached there, with their CHAP credentials. */
+  async exports(zone: string): Promise<ExportVolumeRequest[]> {
+    const rows = await this.ds.getRepository(VolumeEntity).find({ where: { zone, attachState: In(['attaching', 'attached']) }, order: { id: 'ASC' } });
+    const out: ExportVolumeRequest[] = [];
+    for (const v of rows) {
+      if (!v.attachNode || !v.chapUser || !v.chapSecretEnc) continue;
+      try {
+        out.push({ volumeId: v.id, node: v.attachNode, initiatorIqn: nodeInitiatorIqn(v.attachNode), chapUser: v.chapUser, chapSecret: this.chap.open(v.chapSecretEnc) });
+      } catch {
+        this.logger.error({ volumeId: v.id }, 'cannot decrypt the CHAP secret of a volume (wrong master key?)');
+      }
+    }
+    return out;
+  }
+
+  // ---- Instances ---------------------------------------------------------------------------------
+
+  /**
+   * Releases every volume attached to the given instances (TerminateInstances, the sweep):
+   * detach (forced), unexport, and delete those marked DeleteOnTermination.
+   */
+  async releaseForInstances(instanceIds: readonly string[]): Promise<void> {
+    if (!instanceIds.length) return;
+    const rows = await this.ds.getRepository(VolumeEntity).find({ where: { attachInstanceId: In([...instanceIds]) }, select: { id: true } });
+    await this.releaseVolumes(rows.map((r) => r.id));
+  }
+
+  private async releaseVolumes(volumeIds: readonly string[]): Promise<void> {
+    if (!volumeIds.length) return;
+    const rows = await this.ds.transaction(async (em) => {
+      const rows = await em.getRepository(VolumeEntity).find({ where: { id: In([...volumeIds]) }, lock: { mode: 'pessimistic_write' } });
+      const attached = rows.filter((r) => r.attachInstanceId);
+      if (attached.length) await em.getRepository(VolumeEntity).update({ id: In(attached.map((r) => r.id)) }, { attachState: 'detaching' });
+      return attached;
+    });
+    for (const v of rows) {
+      v.attachState = 'detaching';
+      const r = await this.release(v, true);
+      if (!r.ok) continue;
+      if (v.deleteOnTermination) {
+        await this.delete({ id: v.accountId, isAdmin: true }, v.id, false).catch((err) => this.logger.warn({ err: (err as Error).message, volumeId: v.id }, 'DeleteOnTermination: delete failed; the volume stays available'));
+      }
+    }
+  }
+
+  /**
+   * The sweep: volumes still attached to instances that are terminated (or gone), and attachments
+   * stuck attaching/detaching (a CLC that died mid-way) for twice the attach timeout.
+   */
+  async sweep(): Promise<number> {
+    const stuckBefore = new Date(this.clock.now().getTime() - 2 * this.config.volumeAttachTimeoutMs);
+    const rows: Array<{ id: string }> = await this.ds.query(
+      `SELECT v.id FROM volumes v LEFT JOIN instances i ON i.id = v.attach_instance_id
+       WHERE v.attach_instance_id IS NOT NULL
+         AND (i.id IS NULL OR i.state = 'terminated' OR (v.attach_state IN ('attaching', 'detaching') AND v.attach_time < $1))`,
+      [stuckBefore],
+    );
+    await this.releaseVolumes(rows.map((r) => r.id));
+    return rows.length;
+  }
+}
