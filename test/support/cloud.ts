@@ -102,6 +102,7 @@ export async function startCloud(opts: StartCloudOptions = {}): Promise<TestClou
     // Each test cloud consumes the shared JetStream events under its own durable name, or
     // clouds on one NATS server would split (steal) each other's events.
     KOALA_EVENTS_CONSUMER: `clc-${dbName.replace(/_/g, '-')}`,
+    KOALA_VOLUME_EVENTS_CONSUMER: `clc-vol-${dbName.replace(/_/g, '-')}`,
     ...opts.env,
   });
   await ensureDatabase(config.databaseUrl);
