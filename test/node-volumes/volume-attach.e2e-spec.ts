@@ -6,7 +6,7 @@
 import { jest } from '@jest/globals';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, ftruncateSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, ftruncateSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { Writable } from 'node:stream';
@@ -275,6 +275,20 @@ describe('NC VolumeAttacher (libvirt qemu:///system + tgtd)', () => {
 
     expect((await lv.getDomainState(dom)).state).toBe(DomainState.RUNNING);
     expect((await liveDisks()).some((d) => d.serial === volumeSerial(volumeId))).toBe(true);
+    // I/O through the new session (HMP qemu-io read on the disk's format node, which libvirt
+    // names libvirt-<source index>-format; a test-only monitor command, the domain is marked
+    // tainted). HMP returns only error reports, not qemu-io's own output. Observed: the first
+    // command after the re-login gets a UNIT ATTENTION (BUS RESET) from the new I_T nexus, which
+    // QEMU's iSCSI driver reports and retries; the next one is clean.
+    const index = /<source protocol='iscsi'[^>]*index='(\d+)'/.exec(await lv.getDomainXml(dom))?.[1];
+    expect(index).toBeDefined();
+    const qemuRead = () =>
+      execFileSync('virsh', ['-q', '-c', URI, 'qemu-monitor-command', '--hmp', instanceId, `qemu-io libvirt-${index}-format "read 1M 4k"`], { encoding: 'utf8', timeout: 60_000 }).trim();
+    const first = qemuRead();
+    const second = qemuRead();
+    process.stdout.write(`qemu-io read after re-login: first ${JSON.stringify(first)}; second ${JSON.stringify(second)}\n`);
+    expect(first === '' || /UNIT_ATTENTION/.test(first)).toBe(true);
+    expect(second).toBe('');
     // The guest never lost the device: no BLOCK line without vdb.
     expect(blockLines().slice(blockCount).map(devices).every((d) => d.includes('vdb'))).toBe(true);
   });
@@ -313,6 +327,31 @@ describe('NC VolumeAttacher (libvirt qemu:///system + tgtd)', () => {
     expect((await remoteCode(attach(target, volumeId, stoppedId))).code).toBe('IncorrectState');
     expect((await remoteCode(attach(target, volumeId, `i-${hex(17)}`))).code).toBe('IncorrectState');
     expect(await secretCode(volumeId, stoppedId)).toBe(VIR_ERR_NO_SECRET);
+  });
+
+  it('a guest that does not release the disk: timeout without Force, removed from the config with Force', async () => {
+    const target: IscsiTarget = { iqn: volumeTargetIqn(volumeId), lun: 1, portal: '127.0.0.1:3260', chapUser, chapSecret };
+    const before = blockLines().length;
+    expect(await attach(target)).toEqual({ guestDevice: 'vdb' });
+    await waitBlock(before, (d) => d.includes('vdb'), 'BLOCK line with vdb');
+    const impatient = new VolumeAttacher({ libvirt: { get: async () => lv }, node, logger: createLogger('node-controller', 'error'), detachTimeoutMs: 3000 });
+    await lv.suspendDomain(dom); // paused vCPUs cannot answer the ACPI eject request
+    try {
+      const err = await impatient.detach({ instanceId, volumeId }).catch((e: Error & { code?: string }) => e);
+      expect((err as { code?: string }).code).toBe('VolumeDetachTimeout');
+      expect((await liveDisks()).some((d) => d.serial === volumeSerial(volumeId))).toBe(true);
+      expect((await configDisks()).some((d) => d.serial === volumeSerial(volumeId))).toBe(false);
+      expect(await secretCode(volumeId)).toBe(0); // kept while the device is live: a retry cleans up
+      expect(await impatient.detach({ instanceId, volumeId, force: true })).toEqual({ liveRemoved: false, wasAttached: true });
+      expect(await secretCode(volumeId)).toBe(VIR_ERR_NO_SECRET);
+    } finally {
+      await lv.resumeDomain(dom);
+    }
+    // Once running again the guest handles the pending eject and the device goes.
+    const after = blockLines().length;
+    await waitFor('live XML without the disk', async () => !(await liveDisks()).some((d) => d.serial === volumeSerial(volumeId)), 120_000);
+    await waitBlock(after, (d) => !d.includes('vdb'), 'BLOCK line without vdb');
+    expect(await detach()).toEqual({ accepted: true });
   });
 
   it('releaseAll undefines the secrets of a destroyed instance', async () => {

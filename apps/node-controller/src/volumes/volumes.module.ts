@@ -18,7 +18,7 @@ export const VOLUMES_LIBVIRT = Symbol('VOLUMES_LIBVIRT');
     {
       provide: VOLUMES_LIBVIRT,
       inject: [KOALA_CONFIG],
-      useFactory: (config: KoalaConfig) => new LibvirtReconnector({ uri: config.libvirtUri }, { attempts: 5 }),
+      useFactory: (config: KoalaConfig) => new LibvirtReconnector({ uri: config.libvirtUri, socketPath: config.libvirtSocket }, { attempts: 5 }),
     },
     {
       provide: VolumeAttacher,
