@@ -293,11 +293,22 @@ describe('InstanceManager', () => {
     hv.fire(ID, 'shutdown');
     hv.fire(ID, 'stopped');
     hv.fire(ID, 'stopped');
+    await settle(m);
     hv.domains.get(ID)!.state = 'running';
     hv.fire(ID, 'started');
     await settle(m);
     expect(sink.states(ID)).toEqual(['pending', 'running', 'stopped', 'running']);
     expect(sink.events[2].guestInitiated).toBe(true);
+  });
+
+  it('ignores a stale libvirt event that contradicts the current state', async () => {
+    const { hv, sink, m } = setup();
+    await m.start();
+    await m.run(spec(ID));
+    await settle(m);
+    hv.fire(ID, 'stopped'); // late, the domain runs
+    await settle(m);
+    expect(sink.states(ID)).toEqual(['pending', 'running']);
   });
 
   it('terminate of an unknown id reports terminated; other actions on it are refused', async () => {

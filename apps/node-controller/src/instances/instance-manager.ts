@@ -349,15 +349,25 @@ export class InstanceManager {
   private onDomainEvent(ev: HostDomainEvent): void {
     const t = this.instances.get(ev.name);
     if (!t || t.op) return; // not ours, or our own action reports the outcome
-    if (ev.event === 'stopped' || ev.event === 'crashed') {
-      if (t.state === 'stopped') return;
-      this.set(ev.name, { state: 'stopped' });
-      void this.emit(ev.name, 'stopped', { guestInitiated: true });
-    } else if (ev.event === 'started' || ev.event === 'resumed') {
-      if (t.state === 'running') return;
-      this.set(ev.name, { state: 'running' });
-      void this.emit(ev.name, 'running');
-    }
+    if (['stopped', 'crashed', 'started', 'resumed'].includes(ev.event)) this.inBackground(this.reconcile(ev.name));
+  }
+
+  /**
+   * Brings our view in line with libvirt's current state (after a lifecycle event, or a
+   * reconnection): checked under the instance's lock with a fresh read, so a late or stale
+   * event never contradicts an action of ours. A change we did not cause is the guest's doing.
+   */
+  private reconcile(id: string): Promise<void> {
+    return this.locked(id, async () => {
+      const t = this.instances.get(id);
+      if (!t || t.op) return;
+      const d = await this.o.hypervisor.getDomain(id);
+      if (!d || this.instances.get(id) !== t || t.op) return;
+      const state = instanceStateOf(d.state);
+      if (state === t.state || state === 'stopping') return;
+      this.set(id, { state });
+      await this.emit(id, state, state === 'stopped' ? { guestInitiated: true } : {});
+    });
   }
 
   /** (Re)builds the view from libvirt: adopts our domains, catches up on changes missed while disconnected. */
@@ -392,10 +402,8 @@ export class InstanceManager {
       this.o.logger?.info({ instanceId: id, state }, 'adopted instance');
       return;
     }
-    if (t.op || t.state === state) return;
-    // Changed while we were not listening (e.g. libvirtd restarted).
-    this.set(id, { state });
-    void this.emit(id, state, state === 'stopped' ? { guestInitiated: true } : {});
+    // Changed while we were not listening (e.g. libvirtd restarted)?
+    if (!t.op && t.state !== state) this.inBackground(this.reconcile(id));
   }
 
   // --- helpers ------------------------------------------------------------------------------

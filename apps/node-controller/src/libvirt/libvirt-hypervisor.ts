@@ -19,6 +19,7 @@ import {
   buildStorageVolumeXml,
   chooseDomainType,
   parseDomainXml,
+  parseStoragePoolXml,
   type DiskSpec,
   type Domain,
   type DomainType,
@@ -95,6 +96,7 @@ export interface LibvirtHypervisorOptions {
 export class LibvirtHypervisor implements Hypervisor {
   private readonly poolName: string;
   private type?: DomainType;
+  private poolChecked = false;
   private readonly eventListeners: ((ev: HostDomainEvent) => void)[] = [];
   private readonly connectedListeners: (() => unknown)[] = [];
 
@@ -136,16 +138,40 @@ export class LibvirtHypervisor implements Hypervisor {
   }
 
   private async ensurePool(lv: Libvirt): Promise<StoragePool> {
-    let pool: StoragePool;
+    let pool: StoragePool | undefined;
     try {
       pool = await lv.lookupStoragePoolByName(this.poolName);
+      const path = parseStoragePoolXml(await lv.getStoragePoolXml(pool)).targetPath;
+      if (path !== this.opts.poolPath && !this.poolChecked) {
+        // Defined by another KOALA_HOME (e.g. a test): take it over only if it holds nothing.
+        const active = (await lv.getStoragePoolInfo(pool)).state === StoragePoolState.RUNNING;
+        const vols = active ? await lv.listAllVolumes(pool) : [];
+        if (vols.length === 0) {
+          if (active) await lv.destroyStoragePool(pool);
+          await lv.undefineStoragePool(pool);
+          this.logger?.warn({ pool: this.poolName, was: path, now: this.opts.poolPath }, 'instances pool pointed elsewhere and was empty: redefined');
+          pool = undefined;
+        } else {
+          this.logger?.warn({ pool: this.poolName, path, configured: this.opts.poolPath }, 'instances pool is in another directory and holds volumes: using it as it is');
+        }
+      }
     } catch (err) {
       if (!isCode(err, VIR_ERR_NO_STORAGE_POOL)) throw err;
+    }
+    this.poolChecked = true;
+    if (!pool) {
       pool = await lv.defineStoragePool(buildStoragePoolXml({ type: 'dir', name: this.poolName, targetPath: this.opts.poolPath }));
       await lv.buildStoragePool(pool);
       this.logger?.info({ pool: this.poolName, path: this.opts.poolPath }, 'instances pool defined');
     }
-    if ((await lv.getStoragePoolInfo(pool)).state !== StoragePoolState.RUNNING) await lv.createStoragePool(pool);
+    if ((await lv.getStoragePoolInfo(pool)).state !== StoragePoolState.RUNNING) {
+      try {
+        await lv.createStoragePool(pool);
+      } catch {
+        await lv.buildStoragePool(pool); // its directory went away: make it again
+        await lv.createStoragePool(pool);
+      }
+    }
     if (!(await lv.getStoragePoolAutostart(pool))) await lv.setStoragePoolAutostart(pool, true);
     return pool;
   }
