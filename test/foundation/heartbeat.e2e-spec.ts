@@ -1,9 +1,9 @@
-import { cpus, totalmem } from 'node:os';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { INestApplicationContext } from '@nestjs/common';
 import { listNodes } from '@koala/contracts';
+import { Libvirt } from '@koala/libvirt';
 import { loadConfig } from '@koala/config';
 import { NatsBus } from '@koala/messaging';
 import { startDaemon } from '@koala/runtime';
@@ -31,6 +31,8 @@ describe('NC heartbeat reaches the CC over a real NATS', () => {
   let nc: INestApplicationContext | undefined;
   let client: NatsBus;
   const zone = `hb-${process.pid}`;
+  // The NC reads the host from the machine's real libvirtd; its pools get unique names.
+  const pools = [`koala-test-hb-inst-${process.pid}`, `koala-test-hb-img-${process.pid}`];
 
   beforeAll(async () => {
     nats = await TestNatsServer.start();
@@ -41,6 +43,9 @@ describe('NC heartbeat reaches the CC over a real NATS', () => {
       KOALA_HEARTBEAT_MS: '200',
       KOALA_NODE_TIMEOUT_MS: '1500',
       KOALA_HOME: mkdtempSync(join(tmpdir(), 'koala-hb-')),
+      KOALA_LIBVIRT_URI: 'qemu:///system',
+      KOALA_NC_INSTANCES_POOL: pools[0],
+      KOALA_IMAGE_CACHE_POOL: pools[1],
       KOALA_LOG_LEVEL: 'warn',
     });
     cc = (await startDaemon('cluster-controller', clusterModule, { zoned: true, config })).app;
@@ -53,9 +58,17 @@ describe('NC heartbeat reaches the CC over a real NATS', () => {
     await cc?.close();
     await client?.close();
     await nats?.dispose();
+    const lv = await Libvirt.connect({ uri: 'qemu:///system' });
+    for (const p of await lv.listAllStoragePools()) {
+      if (!pools.includes(p.name)) continue;
+      for (const v of await lv.listAllVolumes(p).catch(() => [])) await lv.deleteVolume(v).catch(() => undefined);
+      await lv.destroyStoragePool(p).catch(() => undefined);
+      await lv.undefineStoragePool(p).catch(() => undefined);
+    }
+    await lv.close();
   });
 
-  it('registers the node with the host’s real cores and memory', async () => {
+  it('registers the node with the host’s real cores and memory (as libvirt reports them)', async () => {
     const res = await eventually(async () => {
       const r = await client.request(listNodes(zone), {});
       if (!r.nodes.length) throw new Error('no node yet');
@@ -64,8 +77,12 @@ describe('NC heartbeat reaches the CC over a real NATS', () => {
     expect(res.zone).toBe(zone);
     const [n] = res.nodes;
     expect(n).toMatchObject({ node: 'node-a', zone, state: 'up' });
-    expect(n.total.cores).toBe(cpus().length);
-    expect(n.total.memoryMiB).toBe(Math.floor(totalmem() / 1024 / 1024));
+    const lv = await Libvirt.connect({ uri: 'qemu:///system' });
+    const info = await lv.getNodeInfo();
+    await lv.close();
+    expect(n.total.cores).toBe(info.cpus);
+    expect(n.total.memoryMiB).toBe(Math.floor(info.memory / 1024));
+    expect(n.hypervisorUri).toBe('qemu:///system');
     expect(n.total.diskGiB).toBeGreaterThan(0);
   });
 

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
+import { Libvirt } from '@koala/libvirt';
 import { freePort } from '../support/nats-server.js';
 import { alive } from '../../apps/koala/src/supervisor/process-supervisor.js';
 
@@ -30,6 +31,8 @@ describe('koala up / status / down (the all-in-one cloud as processes)', () => {
       KOALA_ZONE: `cli-${process.pid}`,
       KOALA_NODE_NAME: `cli-node-${process.pid}`,
       KOALA_HEARTBEAT_MS: '500',
+      KOALA_NC_INSTANCES_POOL: `koala-test-cli-inst-${process.pid}`,
+      KOALA_IMAGE_CACHE_POOL: `koala-test-cli-img-${process.pid}`,
       NODE_OPTIONS: '',
     };
   });
@@ -41,6 +44,14 @@ describe('koala up / status / down (the all-in-one cloud as processes)', () => {
     await c.query(`DROP DATABASE IF EXISTS "${db}" WITH (FORCE)`);
     await c.end();
     rmSync(home, { recursive: true, force: true });
+    const lv = await Libvirt.connect({ uri: 'qemu:///system' });
+    for (const p of await lv.listAllStoragePools()) {
+      if (!p.name.startsWith('koala-test-cli-') || !p.name.endsWith(`-${process.pid}`)) continue;
+      for (const v of await lv.listAllVolumes(p).catch(() => [])) await lv.deleteVolume(v).catch(() => undefined);
+      await lv.destroyStoragePool(p).catch(() => undefined);
+      await lv.undefineStoragePool(p).catch(() => undefined);
+    }
+    await lv.close();
   });
 
   it('starts every component, reports them up with the node’s capacity, and is idempotent', async () => {
