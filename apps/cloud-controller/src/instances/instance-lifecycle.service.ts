@@ -3,6 +3,7 @@ import type { InstanceAction, InstanceEvent, StateReason } from '@koala/contract
 import type { Logger } from '@koala/logging';
 import { CLOCK, LOGGER, type Clock } from '@koala/runtime';
 import { DataSource } from 'typeorm';
+import { BlockDevicesService } from '../volumes/block-devices.service.js';
 import { CLUSTER_GATEWAY, type ClusterGateway } from './cluster-gateway.js';
 import { InstanceEntity } from './instance.entity.js';
 import { decideEvent, moveTo, serviceInitiated, type Decision } from './instance-states.js';
@@ -18,6 +19,7 @@ export class InstanceLifecycleService {
     @Inject(CLOCK) private readonly clock: Clock,
     @Inject(LOGGER) private readonly logger: Logger,
     @Inject(CLUSTER_GATEWAY) private readonly cluster: ClusterGateway,
+    @Inject(BlockDevicesService) private readonly blockDevices: BlockDevicesService,
   ) {}
 
   /** An InstanceEvent (from JetStream or synthesized by reconciliation). Returns what was decided. */
@@ -36,6 +38,11 @@ export class InstanceLifecycleService {
     } else {
       this.logger.info({ instanceId: ev.instanceId, from: inst?.state, to: decision.patch.state ?? inst?.state }, 'instance state');
       if (decision.then && inst) await this.send(inst.zone, ev.instanceId, inst.node ?? ev.node, decision.then);
+      // Running: attach the volumes of its block-device mappings (in the background; the volume
+      // sweep retries whatever is not attached yet).
+      if (decision.patch.state === 'running') {
+        void this.blockDevices.step([ev.instanceId]).catch((err) => this.logger.warn({ err, instanceId: ev.instanceId }, 'block-device mappings not attached yet; the volume sweep retries'));
+      }
     }
     return decision;
   }

@@ -8,13 +8,28 @@ export interface GroupRef {
   groupName: string;
 }
 
+/** An EBS volume attached (attaching, detaching) to an instance, as `blockDeviceMapping` shows it. */
+export interface BlockDeviceView {
+  deviceName: string;
+  volumeId: string;
+  status: string;
+  attachTime: Date | null;
+  deleteOnTermination: boolean;
+}
+
 /** An instance with what its item shows besides its own columns. */
 export interface InstanceView {
   instance: InstanceEntity;
   tags: Tag[];
   groups: GroupRef[];
   vcpus?: number;
+  blockDevices?: BlockDeviceView[];
 }
+
+export const blockDeviceItem = (b: BlockDeviceView): Record<string, XmlValue> => ({
+  deviceName: b.deviceName,
+  ebs: { volumeId: b.volumeId, status: b.status, attachTime: b.attachTime, deleteOnTermination: b.deleteOnTermination },
+});
 
 export const INSTANCE_FILTERS: FilterSpec<InstanceView> = {
   'instance-id': (v) => v.instance.id,
@@ -52,6 +67,11 @@ export const INSTANCE_FILTERS: FilterSpec<InstanceView> = {
   'instance-lifecycle': () => null,
   platform: (v) => v.instance.platform,
   'node-name': (v) => v.instance.node,
+  'block-device-mapping.device-name': (v) => (v.blockDevices ?? []).map((b) => b.deviceName),
+  'block-device-mapping.volume-id': (v) => (v.blockDevices ?? []).map((b) => b.volumeId),
+  'block-device-mapping.status': (v) => (v.blockDevices ?? []).map((b) => b.status),
+  'block-device-mapping.delete-on-termination': (v) => (v.blockDevices ?? []).map((b) => b.deleteOnTermination),
+  'block-device-mapping.attach-time': (v) => (v.blockDevices ?? []).map((b) => b.attachTime),
 };
 
 export const stateItem = (i: Pick<InstanceEntity, 'state' | 'stateCode'>) => ({ code: i.stateCode, name: i.state });
@@ -81,7 +101,7 @@ export function instanceItem(v: InstanceView): Record<string, XmlValue> {
     architecture: i.architecture,
     rootDeviceType: i.rootDeviceType,
     rootDeviceName: i.rootDeviceName,
-    blockDeviceMapping: [],
+    blockDeviceMapping: (v.blockDevices ?? []).map(blockDeviceItem),
     virtualizationType: i.virtualizationType,
     clientToken: i.clientToken ?? '',
     tagSet: v.tags.length ? tagSet(v.tags) : undefined,

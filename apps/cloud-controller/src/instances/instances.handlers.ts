@@ -2,7 +2,30 @@ import { Inject, Injectable } from '@nestjs/common';
 import { Ec2Error, readFilters, readTagSpecifications, type Params, type XmlValue } from '@koala/ec2-query';
 import { Ec2Action, type Ec2Context } from '../ec2/ec2-action.decorator.js';
 import { reachability, InstancesService, INSTANCE_ATTRIBUTES, type AttributeChange, type InstanceAttributeName, type StateChange, type StatusView } from './instances.service.js';
-import { reservationItem, stateItem } from './instance-view.js';
+import type { BlockDeviceMappingInput } from '../volumes/block-device-mapping.js';
+import { blockDeviceItem, reservationItem, stateItem } from './instance-view.js';
+
+/** RunInstances' `BlockDeviceMapping.N.{DeviceName, Ebs.*, VirtualName, NoDevice}`. */
+function readBlockDeviceMappings(p: Params): BlockDeviceMappingInput[] {
+  return p.members('BlockDeviceMapping').map((m) => {
+    const at = m.prefix.slice(0, -1);
+    const e = m.child('Ebs');
+    return {
+      at,
+      deviceName: m.str('DeviceName', { required: true }),
+      ebs: e && {
+        volumeSize: e.int('VolumeSize'),
+        snapshotId: e.str('SnapshotId') || undefined,
+        deleteOnTermination: e.bool('DeleteOnTermination'),
+        volumeType: e.str('VolumeType') || undefined,
+        iops: e.int('Iops'),
+        encrypted: e.bool('Encrypted'),
+      },
+      virtualName: m.str('VirtualName') || undefined,
+      noDevice: m.has('NoDevice') || undefined,
+    };
+  });
+}
 
 const changesXml = (changes: StateChange[]) => ({
   instancesSet: changes.map((c) => ({ instanceId: c.instanceId, currentState: c.current, previousState: c.previous })),
@@ -28,6 +51,14 @@ const dryRun = (p: Params) => p.bool('DryRun') === true;
 /** One value of ModifyInstanceAttribute: `<Name>.Value` or the older `Attribute` + `Value`. */
 function readChange(p: Params): AttributeChange {
   const attr = p.str('Attribute');
+  if (p.hasAny('BlockDeviceMapping')) {
+    const value = p.members('BlockDeviceMapping').map((m) => ({
+      deviceName: m.str('DeviceName', { required: true }),
+      deleteOnTermination: m.bool('Ebs.DeleteOnTermination', { required: true }),
+    }));
+    if (!value.length) throw Ec2Error.missingParameter('BlockDeviceMapping.1.DeviceName');
+    return { attribute: 'blockDeviceMapping', value };
+  }
   const value = (name: string): string | undefined => p.str(`${name}.Value`) ?? (attr?.toLowerCase() === name.toLowerCase() ? p.str('Value') : undefined);
   const given = (['InstanceType', 'UserData', 'DisableApiTermination', 'InstanceInitiatedShutdownBehavior'] as const).filter((n) => value(n) !== undefined);
   if (given.length === 0) {
@@ -82,6 +113,7 @@ export class InstancesHandlers {
       clientToken: p.str('ClientToken') || undefined,
       disableApiTermination: p.bool('DisableApiTermination') ?? false,
       shutdownBehavior: p.enum('InstanceInitiatedShutdownBehavior', ['stop', 'terminate'] as const) ?? 'stop',
+      blockDeviceMappings: readBlockDeviceMappings(p),
       dryRun: dryRun(p),
     });
     return reservationItem(r.reservation, r.instances);
@@ -139,7 +171,7 @@ export class InstancesHandlers {
     const p = ctx.params;
     const id = p.str('InstanceId', { required: true });
     const attribute = p.enum('Attribute', INSTANCE_ATTRIBUTES, { required: true }) as InstanceAttributeName;
-    const { instance: i, groups } = await this.instances.describeAttribute(ctx.account, ctx.now, id, attribute, dryRun(p));
+    const { instance: i, groups, blockDevices } = await this.instances.describeAttribute(ctx.account, ctx.now, id, attribute, dryRun(p));
     const value = (v: XmlValue) => ({ value: v });
     const out: Record<string, XmlValue> = { instanceId: i.id };
     switch (attribute) {
@@ -150,7 +182,7 @@ export class InstancesHandlers {
       case 'disableApiTermination': out.disableApiTermination = value(i.disableApiTermination); break;
       case 'instanceInitiatedShutdownBehavior': out.instanceInitiatedShutdownBehavior = value(i.shutdownBehavior); break;
       case 'rootDeviceName': out.rootDeviceName = value(i.rootDeviceName); break;
-      case 'blockDeviceMapping': out.blockDeviceMapping = []; break;
+      case 'blockDeviceMapping': out.blockDeviceMapping = blockDevices.map(blockDeviceItem); break;
       case 'productCodes': out.productCodes = []; break;
       case 'sourceDestCheck': out.sourceDestCheck = value(true); break;
       case 'groupSet': out.groupSet = groups.map((g) => ({ groupId: g.groupId })); break;

@@ -3,6 +3,7 @@ import { ClustersService } from '../clusters/clusters.service.js';
 import { InstanceTypesModule } from '../instance-types/instance-types.module.js';
 import { SecurityGroupsModule } from '../security-groups/security-groups.module.js';
 import { TagsModule } from '../tags/tags.module.js';
+import { VolumesModule } from '../volumes/volumes.module.js';
 import { CLUSTER_GATEWAY, NatsClusterGateway } from './cluster-gateway.js';
 import { ImageLaunchAdapter } from './image-launch.adapter.js';
 import { InstanceEventsConsumer } from './instance-events.consumer.js';
@@ -14,10 +15,10 @@ import { InstancesService } from './instances.service.js';
 /**
  * Instances: the EC2 actions, the instance-event consumer and the reconciliation loop.
  * Images are resolved through ImageLaunchAdapter, which finds the images module's `IMAGE_LAUNCH`
- * provider at run time.
+ * provider at run time. Block-device mappings go through the volumes module's BlockDevicesService.
  */
 @Module({
-  imports: [TagsModule, InstanceTypesModule, SecurityGroupsModule],
+  imports: [TagsModule, InstanceTypesModule, SecurityGroupsModule, VolumesModule],
   providers: [
     ClustersService,
     { provide: CLUSTER_GATEWAY, useClass: NatsClusterGateway },

@@ -15,11 +15,14 @@ import { TaggableResources, type Caller } from '../tags/taggable-resources.js';
 import { TagsService } from '../tags/tags.service.js';
 import type { ImageLaunchPort } from '../images/image-launch.port.js';
 import { ImageLaunchAdapter } from './image-launch.adapter.js';
+import { planBlockDevices, type BlockDeviceMappingInput } from '../volumes/block-device-mapping.js';
+import { BlockDevicesService } from '../volumes/block-devices.service.js';
+import { VolumeEntity } from '../volumes/volume.entity.js';
 import { CLUSTER_GATEWAY, type ClusterGateway } from './cluster-gateway.js';
 import { InstanceEntity, InstanceSecurityGroupEntity, ReservationEntity, type ShutdownBehavior } from './instance.entity.js';
 import { InstanceLifecycleService } from './instance-lifecycle.service.js';
 import { moveTo, REASONS, stateCode, userInitiated } from './instance-states.js';
-import { INSTANCE_FILTERS, type GroupRef, type InstanceView } from './instance-view.js';
+import { INSTANCE_FILTERS, type BlockDeviceView, type GroupRef, type InstanceView } from './instance-view.js';
 
 export const INSTANCE_RESOURCE_TYPE = 'instance';
 export const DEFAULT_INSTANCE_TYPE = 'm1.small';
@@ -40,6 +43,8 @@ export interface RunInstancesInput {
   clientToken?: string;
   disableApiTermination: boolean;
   shutdownBehavior: ShutdownBehavior;
+  /** `BlockDeviceMapping.N` (EBS volumes created and attached per instance; see BlockDevicesService). */
+  blockDeviceMappings?: BlockDeviceMappingInput[];
   dryRun: boolean;
 }
 
@@ -61,7 +66,8 @@ export type AttributeChange =
   | { attribute: 'instanceType'; value: string }
   | { attribute: 'userData'; value: Buffer }
   | { attribute: 'disableApiTermination'; value: boolean }
-  | { attribute: 'instanceInitiatedShutdownBehavior'; value: ShutdownBehavior };
+  | { attribute: 'instanceInitiatedShutdownBehavior'; value: ShutdownBehavior }
+  | { attribute: 'blockDeviceMapping'; value: Array<{ deviceName: string; deleteOnTermination: boolean }> };
 
 export interface StatusView {
   instance: InstanceEntity;
@@ -109,6 +115,7 @@ export class InstancesService {
     @Inject(SecurityGroupsService) private readonly groups: SecurityGroupsService,
     @Inject(TagsService) private readonly tags: TagsService,
     @Inject(InstanceLifecycleService) private readonly lifecycle: InstanceLifecycleService,
+    @Inject(BlockDevicesService) private readonly blockDevices: BlockDevicesService,
     @Inject(TaggableResources) registry: TaggableResources,
   ) {
     registry.register({
@@ -167,6 +174,9 @@ export class InstancesService {
       zone = (zones.find((z) => z.state === 'available') ?? zones[0])?.zone;
       if (!zone) throw new Ec2Error('InsufficientInstanceCapacity', `We currently do not have sufficient ${typeName} capacity: no availability zone is answering.`);
     }
+    const ebsMappings = planBlockDevices(input.blockDeviceMappings ?? [], { rootDeviceName: image.rootDeviceName });
+    const volumeTags = input.tagSpecifications.filter((s) => s.resourceType === 'volume');
+    await this.blockDevices.validate(caller, now, zone, ebsMappings, volumeTags);
     if (input.dryRun) throw Ec2Error.dryRun();
 
     // 1. The reservation and maxCount pending instances, in one transaction.
@@ -214,6 +224,7 @@ export class InstancesService {
         await em.getRepository(InstanceEntity).insert(instances);
         await em.getRepository(InstanceSecurityGroupEntity).insert(instances.flatMap((i) => groups.map((g, position) => ({ instanceId: i.id, groupId: g.groupId, position }))));
         for (const i of instances) await this.tags.applyTagSpecifications(caller, INSTANCE_RESOURCE_TYPE, i.id, instanceSpecs, em);
+        if (ebsMappings.length) await this.blockDevices.record(em, caller, now, instances.map((i) => i.id), zone!, ebsMappings, volumeTags);
       });
     } catch (e) {
       if (input.clientToken && isUniqueViolation(e)) {
@@ -262,6 +273,8 @@ export class InstancesService {
       throw Ec2Error.insufficientCapacity(type.name, zone);
     }
     this.logger.info({ reservationId, zone, placed: Object.fromEntries(placed) }, 'instances placed');
+    // The volumes of the block-device mappings: created now, attached once each instance runs.
+    if (ebsMappings.length) await this.blockDevices.step([...placed.keys()]).catch((err) => this.logger.warn({ err, reservationId }, 'block-device volumes not created yet; the volume sweep retries'));
     return (await this.reservationViews([reservationId]))[0]!;
   }
 
@@ -311,11 +324,17 @@ export class InstancesService {
     const names = new Map(
       (groupIds.length ? await em.getRepository(SecurityGroupEntity).find({ where: { id: In(groupIds) }, select: { id: true, name: true } }) : []).map((g) => [g.id, g.name]),
     );
+    const attached = ids.length ? await em.getRepository(VolumeEntity).find({ where: { attachInstanceId: In(ids) }, order: { attachDevice: 'ASC' } }) : [];
+    const blockDevices = (id: string): BlockDeviceView[] =>
+      attached
+        .filter((v) => v.attachInstanceId === id && v.attachState)
+        .map((v) => ({ deviceName: v.attachDevice!, volumeId: v.id, status: v.attachState!, attachTime: v.attachTime, deleteOnTermination: v.deleteOnTermination }));
     return instances.map((instance) => ({
       instance,
       tags: tags.get(instance.id) ?? [],
       groups: links.filter((l) => l.instanceId === instance.id).map((l) => ({ groupId: l.groupId, groupName: names.get(l.groupId) ?? '' })),
       vcpus: this.types.lookup(instance.instanceType)?.vcpus,
+      blockDevices: blockDevices(instance.id),
     }));
   }
 
@@ -485,12 +504,12 @@ export class InstancesService {
     }
   }
 
-  async describeAttribute(caller: Caller, now: Date, id: string, attribute: InstanceAttributeName, dryRun: boolean): Promise<{ instance: InstanceEntity; groups: GroupRef[] }> {
+  async describeAttribute(caller: Caller, now: Date, id: string, attribute: InstanceAttributeName, dryRun: boolean): Promise<{ instance: InstanceEntity; groups: GroupRef[]; blockDevices: BlockDeviceView[] }> {
     const instance = await this.one(caller, now, id);
     if (dryRun) throw Ec2Error.dryRun();
     const [view] = await this.views([instance]);
     void attribute;
-    return { instance, groups: view!.groups };
+    return { instance, groups: view!.groups, blockDevices: view!.blockDevices ?? [] };
   }
 
   /** ModifyInstanceAttribute: instanceType and userData only while stopped (as AWS). */
@@ -499,7 +518,7 @@ export class InstancesService {
       const [i] = await this.targets(em, caller, now, [id]);
       const inst = i!;
       if (inst.state === 'terminated' || inst.state === 'shutting-down') throw Ec2Error.incorrectInstanceState(inst.id, inst.state, 'modified');
-      let patch: Partial<InstanceEntity>;
+      let patch: Partial<InstanceEntity> | undefined;
       switch (change.attribute) {
         case 'instanceType': {
           if (!this.types.lookup(change.value)) throw new Ec2Error('InvalidParameterValue', `Invalid value '${change.value}' for InstanceType.`);
@@ -518,6 +537,10 @@ export class InstancesService {
         case 'instanceInitiatedShutdownBehavior':
           patch = { shutdownBehavior: change.value };
           break;
+        case 'blockDeviceMapping':
+          if (dryRun) throw Ec2Error.dryRun();
+          for (const m of change.value) await this.blockDevices.setDeleteOnTermination(em, inst.id, m.deviceName, m.deleteOnTermination);
+          return;
       }
       if (dryRun) throw Ec2Error.dryRun();
       await em.getRepository(InstanceEntity).update({ id: inst.id }, patch);
@@ -548,6 +571,7 @@ export function runDigest(input: RunInstancesInput): string {
     tags: input.tagSpecifications.map((s) => [s.resourceType, s.tags.map((t) => [t.key, t.value])]),
     disableApiTermination: input.disableApiTermination,
     shutdownBehavior: input.shutdownBehavior,
+    ...(input.blockDeviceMappings?.length ? { blockDeviceMappings: input.blockDeviceMappings.map((m) => [m.deviceName, m.ebs ?? null, m.virtualName ?? null, m.noDevice ?? false]) } : {}),
   };
   return createHash('sha256').update(JSON.stringify(canonical)).digest('hex');
 }

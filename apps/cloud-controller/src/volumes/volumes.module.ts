@@ -5,6 +5,7 @@ import { SnapshotsHandlers } from '../snapshots/snapshots.handlers.js';
 import { SnapshotsService } from '../snapshots/snapshots.service.js';
 import { NoImagesSnapshotUsage, SNAPSHOT_USAGE } from '../snapshots/snapshot-usage.port.js';
 import { TagsModule } from '../tags/tags.module.js';
+import { BlockDevicesService } from './block-devices.service.js';
 import { CHAP_SECRETS, MasterKeyChapSecrets } from './chap-credentials.js';
 import { StorageBusService } from './storage-events.consumer.js';
 import { NatsZoneStorageGateway, ZONE_STORAGE } from './storage-gateway.js';
@@ -14,7 +15,8 @@ import { VolumesService } from './volumes.service.js';
 
 /**
  * Volumes and snapshots (one module: both ride the same SC contract and event stream).
- * Exports VolumesService, whose `releaseForInstances` / `sweep` keep volumes off terminated instances.
+ * Exports VolumesService, whose `releaseForInstances` / `sweep` keep volumes off terminated instances,
+ * and BlockDevicesService (RunInstances' block-device mappings).
  */
 @Module({
   imports: [TagsModule],
@@ -28,9 +30,10 @@ import { VolumesService } from './volumes.service.js';
     SnapshotsHandlers,
     VolumesService,
     VolumesHandlers,
+    BlockDevicesService,
     StorageBusService,
     VolumeSweeperService,
   ],
-  exports: [VolumesService, SnapshotsService],
+  exports: [VolumesService, SnapshotsService, BlockDevicesService],
 })
 export class VolumesModule {}

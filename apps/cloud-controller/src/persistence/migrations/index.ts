@@ -29,3 +29,8 @@ import { Instances1764132000000 } from './1764132000000-Instances.js';
 import { Volumes1764134000000 } from './1764134000000-Volumes.js';
 
 (MIGRATIONS as Function[]).push(Volumes1764134000000);
+
+// RunInstances' block-device mappings (volumes created and attached for new instances).
+import { InstanceBlockDevices1764135000000 } from './1764135000000-InstanceBlockDevices.js';
+
+(MIGRATIONS as Function[]).push(InstanceBlockDevices1764135000000);
