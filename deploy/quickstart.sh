@@ -5,16 +5,20 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash deploy/scripts/prepare.sh
 export KOALA_HOME=${KOALA_HOME:-/var/lib/koala}
-if koala help 2>/dev/null | grep -q '^  bootstrap '; then koala bootstrap; fi
+
+# Master key, admin account and $KOALA_HOME/admin.env (kept when they already work).
+koala bootstrap
+
 # The demo image (DESIGN §4): built from Debian packages (cached by the script), imported publicly
 # as the paravirtual triple tiny-linux-kernel (eki), tiny-linux-ramdisk (eri), tiny-linux (emi).
-# Idempotent: the same files report the existing ids; a rebuilt image replaces the old one.
-if koala help 2>/dev/null | grep -q '^  image '; then
-  TINY="$KOALA_HOME/images/tiny-linux"
-  bash deploy/images/build-tiny-linux.sh "$TINY"
-  koala image import --name tiny-linux --public --replace --description 'Koala demo image (busybox, Debian cloud kernel)' \
-    --kernel "$TINY/vmlinuz" --ramdisk "$TINY/initramfs.img" --root "$TINY/rootfs.img"
-fi
+# The same files report the existing ids; a rebuilt image replaces the old one.
+TINY="$KOALA_HOME/images/tiny-linux"
+bash deploy/images/build-tiny-linux.sh "$TINY"
+koala image import --name tiny-linux --public --replace --description 'Koala demo image (busybox, Debian cloud kernel)' \
+  --kernel "$TINY/vmlinuz" --ramdisk "$TINY/initramfs.img" --root "$TINY/rootfs.img"
+
 koala up
 koala status || true
-[ -f "$KOALA_HOME/admin.env" ] && echo "Credentials: source $KOALA_HOME/admin.env" || true
+echo
+echo "Credentials: source $KOALA_HOME/admin.env"
+echo "Then e.g.:   aws ec2 run-instances --endpoint-url \"\$EC2_URL\" --image-id \$(aws ec2 describe-images --endpoint-url \"\$EC2_URL\" --filters Name=name,Values=tiny-linux --query 'Images[0].ImageId' --output text) --instance-type m1.small"
