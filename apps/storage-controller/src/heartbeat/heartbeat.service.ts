@@ -1,12 +1,12 @@
 import { Inject, Injectable, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
-import { statfs } from 'node:fs/promises';
 import { KOALA_VERSION, StorageHeartbeat, Subjects } from '@koala/contracts';
 import { KOALA_CONFIG, type KoalaConfig } from '@koala/config';
 import type { Logger } from '@koala/logging';
 import type { NatsBus } from '@koala/messaging';
 import { BUS, CLOCK, COMPONENT, LOGGER, StatusResponder, type Clock, type ComponentIdentity } from '@koala/runtime';
+import { VolumeService } from '../volumes/volume.service.js';
 
-/** Announces this zone's storage controller and its capacity every KOALA_HEARTBEAT_MS. */
+/** Announces this zone's storage controller and its volume capacity every KOALA_HEARTBEAT_MS. */
 @Injectable()
 export class StorageHeartbeatService implements OnModuleInit, OnApplicationShutdown {
   private timer?: NodeJS.Timeout;
@@ -18,6 +18,7 @@ export class StorageHeartbeatService implements OnModuleInit, OnApplicationShutd
     @Inject(LOGGER) private readonly logger: Logger,
     @Inject(COMPONENT) private readonly identity: ComponentIdentity,
     private readonly status: StatusResponder,
+    private readonly volumes: VolumeService,
   ) {}
 
   async onModuleInit() {
@@ -33,15 +34,16 @@ export class StorageHeartbeatService implements OnModuleInit, OnApplicationShutd
     clearInterval(this.timer);
   }
 
+  /** The backend's real figures: the capacity limit and what is left of it after provisioned volumes. */
   async build(): Promise<StorageHeartbeat> {
-    const fs = await statfs(this.config.home);
+    const cap = await this.volumes.capacity();
     return {
       scId: this.identity.id,
       zone: this.config.zone,
       version: KOALA_VERSION,
-      backend: 'dir',
-      capacityBytes: fs.blocks * fs.bsize,
-      availableBytes: fs.bavail * fs.bsize,
+      backend: cap.backend,
+      capacityBytes: cap.capacityBytes,
+      availableBytes: cap.availableBytes,
       sentAt: this.clock.now().toISOString(),
     };
   }

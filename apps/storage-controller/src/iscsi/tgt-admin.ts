@@ -141,12 +141,20 @@ export class TgtAdmin {
     await this.tgtadm(['--mode', 'target', '--op', 'bind', '--tid', String(tid), '--initiator-name', initiatorIqn]);
   }
 
+  async unbindInitiatorName(tid: number, initiatorIqn: string): Promise<void> {
+    await this.tgtadm(['--mode', 'target', '--op', 'unbind', '--tid', String(tid), '--initiator-name', initiatorIqn]);
+  }
+
   async createAccount(user: string, password: string): Promise<void> {
     await this.tgtadm(['--mode', 'account', '--op', 'new', '--user', user, '--password', password]);
   }
 
   async bindAccount(tid: number, user: string): Promise<void> {
     await this.tgtadm(['--mode', 'account', '--op', 'bind', '--tid', String(tid), '--user', user]);
+  }
+
+  async unbindAccount(tid: number, user: string): Promise<void> {
+    await this.tgtadm(['--mode', 'account', '--op', 'unbind', '--tid', String(tid), '--user', user]);
   }
 
   async deleteAccount(user: string): Promise<void> {

@@ -1,0 +1,77 @@
+import { Inject, Injectable, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
+import {
+  copySnapshot,
+  createSnapshot,
+  createVolume,
+  deleteSnapshot,
+  deleteVolume,
+  exportVolume,
+  QueueGroups,
+  unexportVolume,
+} from '@koala/contracts';
+import { KOALA_CONFIG, type KoalaConfig } from '@koala/config';
+import type { Logger } from '@koala/logging';
+import type { NatsBus } from '@koala/messaging';
+import { BUS, LOGGER } from '@koala/runtime';
+import { IscsiExportService } from '../iscsi/export.service.js';
+import { STORAGE_EVENTS, type StorageEventSink } from '../volumes/storage-events.js';
+import { VolumeService } from '../volumes/volume.service.js';
+
+const ACK = { accepted: true } as const;
+/** Closes the SC's libvirt connection (after background work stopped). */
+export const CLOSE_LIBVIRT = Symbol('CLOSE_LIBVIRT');
+
+/**
+ * The SC's side of the volume contracts (queue group per zone, so SC replicas share work).
+ * Thin: each handler calls one service method. Long work is acknowledged first and reported
+ * later as a StorageEvent; exports answer with the target directly.
+ */
+@Injectable()
+export class StorageHandlers implements OnModuleInit, OnApplicationShutdown {
+  private timer?: NodeJS.Timeout;
+  private reconciling?: Promise<void>;
+  private stopped = false;
+
+  constructor(
+    @Inject(KOALA_CONFIG) private readonly config: KoalaConfig,
+    @Inject(BUS) private readonly bus: NatsBus,
+    @Inject(LOGGER) private readonly logger: Logger,
+    @Inject(STORAGE_EVENTS) private readonly events: StorageEventSink,
+    private readonly volumes: VolumeService,
+    private readonly exports: IscsiExportService,
+    @Inject(CLOSE_LIBVIRT) private readonly closeLibvirt: () => Promise<void>,
+  ) {}
+
+  async onModuleInit() {
+    await this.events.ensure();
+    await this.volumes.start();
+    const zone = this.config.zone;
+    const queue = QueueGroups.storage(zone);
+    this.bus.handle(createVolume(zone), async (req) => (await this.volumes.createVolume(req), ACK), { queue });
+    this.bus.handle(deleteVolume(zone), async (req) => (await this.volumes.deleteVolume(req.volumeId), ACK), { queue });
+    this.bus.handle(createSnapshot(zone), async (req) => (await this.volumes.createSnapshot(req), ACK), { queue });
+    this.bus.handle(deleteSnapshot(zone), async (req) => (await this.volumes.deleteSnapshot(req.snapshotId), ACK), { queue });
+    this.bus.handle(copySnapshot(zone), async (req) => (await this.volumes.copySnapshot(req), ACK), { queue });
+    this.bus.handle(exportVolume(zone), (req) => this.exports.export(req), { queue });
+    this.bus.handle(unexportVolume(zone), async (req) => (await this.exports.unexport(req.volumeId), ACK), { queue });
+    // Rebuild tgt now (tgtd may have restarted while we were away), then keep it in shape.
+    this.tick();
+    this.timer = setInterval(() => this.tick(), this.config.iscsiReconcileMs);
+  }
+
+  private tick() {
+    if (this.reconciling || this.stopped) return;
+    this.reconciling = this.exports
+      .reconcile()
+      .catch((err) => this.logger.warn({ err }, 'iSCSI reconcile failed'))
+      .finally(() => (this.reconciling = undefined));
+  }
+
+  async onApplicationShutdown() {
+    this.stopped = true;
+    clearInterval(this.timer);
+    await this.reconciling;
+    await this.volumes.stop();
+    await this.closeLibvirt();
+  }
+}

@@ -1,0 +1,169 @@
+import {
+  LibvirtError,
+  StoragePoolState,
+  VIR_ERR_NO_STORAGE_POOL,
+  VIR_ERR_NO_STORAGE_VOL,
+  VIR_ERR_STORAGE_VOL_EXIST,
+  buildStorageVolumeXml,
+  type Libvirt,
+  type StoragePool,
+  type StorageVol,
+} from '@koala/libvirt';
+import { StorageError, type BackendVolume, type PoolCapacity, type VolumeBackend } from './volume-backend.js';
+
+const isCode = (err: unknown, ...codes: number[]): boolean => err instanceof LibvirtError && codes.includes(err.code);
+
+export interface LibvirtPoolOptions {
+  /** The open connection (e.g. `() => reconnector.get()`). */
+  libvirt: () => Promise<Libvirt>;
+  poolName: string;
+}
+
+/**
+ * A volume store on one libvirt storage pool. Every operation goes through libvirt (volume
+ * create/delete, stream upload/download); nothing touches the pool's storage directly.
+ * Subclasses give the pool XML and the volume naming.
+ */
+export abstract class LibvirtPoolBackend implements VolumeBackend {
+  abstract readonly kind: string;
+  abstract readonly thin: boolean;
+  private pool?: Promise<StoragePool>;
+
+  constructor(protected readonly opts: LibvirtPoolOptions) {}
+
+  get poolName(): string {
+    return this.opts.poolName;
+  }
+
+  protected abstract poolXml(): string;
+  /** libvirt volume name of a Koala volume/snapshot id. */
+  protected abstract volumeName(id: string): string;
+  /** Koala id of a libvirt volume name, or undefined for a volume that is not ours. */
+  protected abstract idOf(volumeName: string): string | undefined;
+  protected abstract volumeXml(name: string, sizeBytes: number): string;
+  /** Whether a newly defined pool is built (mkdir for `dir`; never vgcreate for `logical`). */
+  protected readonly buildOnDefine: boolean = true;
+
+  async open(): Promise<void> {
+    const lv = await this.opts.libvirt();
+    await lv.refreshStoragePool(await this.ensurePool(lv));
+  }
+
+  async list(): Promise<BackendVolume[]> {
+    const lv = await this.opts.libvirt();
+    const pool = await this.ensurePool(lv);
+    const out: BackendVolume[] = [];
+    for (const vol of await lv.listAllVolumes(pool)) {
+      const id = this.idOf(vol.name);
+      if (id === undefined) continue;
+      try {
+        out.push(await this.describe(lv, id, vol));
+      } catch (err) {
+        if (!isCode(err, VIR_ERR_NO_STORAGE_VOL)) throw err; // deleted meanwhile
+      }
+    }
+    return out;
+  }
+
+  async get(id: string): Promise<BackendVolume | undefined> {
+    const lv = await this.opts.libvirt();
+    const vol = await this.lookup(lv, id);
+    return vol ? this.describe(lv, id, vol) : undefined;
+  }
+
+  async exists(id: string): Promise<boolean> {
+    return (await this.lookup(await this.opts.libvirt(), id)) !== undefined;
+  }
+
+  async create(id: string, sizeBytes: number): Promise<BackendVolume> {
+    const lv = await this.opts.libvirt();
+    const pool = await this.ensurePool(lv);
+    try {
+      const vol = await lv.createVolume(pool, this.volumeXml(this.volumeName(id), sizeBytes));
+      return await this.describe(lv, id, vol);
+    } catch (err) {
+      if (isCode(err, VIR_ERR_STORAGE_VOL_EXIST)) throw new StorageError('VolumeExists', `volume ${id} already exists in pool ${this.poolName}`);
+      throw err;
+    }
+  }
+
+  async delete(id: string): Promise<void> {
+    const lv = await this.opts.libvirt();
+    const vol = await this.lookup(lv, id);
+    if (!vol) return;
+    try {
+      await lv.deleteVolume(vol);
+    } catch (err) {
+      if (!isCode(err, VIR_ERR_NO_STORAGE_VOL)) throw err;
+    }
+  }
+
+  async path(id: string): Promise<string> {
+    const lv = await this.opts.libvirt();
+    return lv.getVolumePath(await this.require(lv, id));
+  }
+
+  async capacity(): Promise<PoolCapacity> {
+    const lv = await this.opts.libvirt();
+    const info = await lv.getStoragePoolInfo(await this.ensurePool(lv));
+    return { capacityBytes: Number(info.capacity), availableBytes: Number(info.available) };
+  }
+
+  async read(id: string, offset: number, length: number): Promise<Buffer> {
+    const lv = await this.opts.libvirt();
+    return lv.downloadVolume(await this.require(lv, id), { offset, length });
+  }
+
+  async write(id: string, offset: number, data: Uint8Array): Promise<void> {
+    const lv = await this.opts.libvirt();
+    await lv.uploadVolume(await this.require(lv, id), data, { offset, length: data.length });
+  }
+
+  private async describe(lv: Libvirt, id: string, vol: StorageVol): Promise<BackendVolume> {
+    const info = await lv.getVolumeInfo(vol);
+    return { id, path: await lv.getVolumePath(vol), capacityBytes: Number(info.capacity), allocationBytes: Number(info.allocation) };
+  }
+
+  private async lookup(lv: Libvirt, id: string): Promise<StorageVol | undefined> {
+    const pool = await this.ensurePool(lv);
+    try {
+      return await lv.lookupVolumeByName(pool, this.volumeName(id));
+    } catch (err) {
+      if (isCode(err, VIR_ERR_NO_STORAGE_VOL)) return undefined;
+      throw err;
+    }
+  }
+
+  private async require(lv: Libvirt, id: string): Promise<StorageVol> {
+    const vol = await this.lookup(lv, id);
+    if (!vol) throw new StorageError('InvalidVolume.NotFound', `volume ${id} does not exist in pool ${this.poolName}`);
+    return vol;
+  }
+
+  /** Looks the pool up, defining, building, starting and autostarting it when needed (once at a time). */
+  protected ensurePool(lv: Libvirt): Promise<StoragePool> {
+    this.pool ??= this.preparePool(lv).catch((err) => {
+      this.pool = undefined;
+      throw err;
+    });
+    return this.pool;
+  }
+
+  private async preparePool(lv: Libvirt): Promise<StoragePool> {
+    let pool: StoragePool;
+    try {
+      pool = await lv.lookupStoragePoolByName(this.poolName);
+    } catch (err) {
+      if (!isCode(err, VIR_ERR_NO_STORAGE_POOL)) throw err;
+      pool = await lv.defineStoragePool(this.poolXml());
+      if (this.buildOnDefine) await lv.buildStoragePool(pool);
+    }
+    const info = await lv.getStoragePoolInfo(pool);
+    if (info.state !== StoragePoolState.RUNNING) await lv.createStoragePool(pool);
+    if (!(await lv.getStoragePoolAutostart(pool))) await lv.setStoragePoolAutostart(pool, true);
+    return pool;
+  }
+}
+
+export const rawVolumeXml = (name: string, sizeBytes: number, opts: { allocationBytes?: number; mode?: string } = {}) =>
+  buildStorageVolumeXml({ name, format: 'raw', capacityBytes: sizeBytes, allocationBytes: opts.allocationBytes ?? 0, ...(opts.mode ? { permissions: { mode: opts.mode } } : {}) });
