@@ -82,7 +82,10 @@ export abstract class LibvirtPoolBackend implements VolumeBackend {
       const vol = await lv.createVolume(pool, this.volumeXml(this.volumeName(id), sizeBytes));
       return await this.describe(lv, id, vol);
     } catch (err) {
-      if (isCode(err, VIR_ERR_STORAGE_VOL_EXIST)) throw new StorageError('VolumeExists', `volume ${id} already exists in pool ${this.poolName}`);
+      // (the test driver says VIR_ERR_OPERATION_FAILED instead of VIR_ERR_STORAGE_VOL_EXIST)
+      if (isCode(err, VIR_ERR_STORAGE_VOL_EXIST) || (err instanceof LibvirtError && (await this.lookup(lv, id)))) {
+        throw new StorageError('VolumeExists', `volume ${id} already exists in pool ${this.poolName}`);
+      }
       throw err;
     }
   }
