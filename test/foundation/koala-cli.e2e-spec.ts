@@ -33,6 +33,8 @@ describe('koala up / status / down (the all-in-one cloud as processes)', () => {
       KOALA_HEARTBEAT_MS: '500',
       KOALA_NC_INSTANCES_POOL: `koala-test-cli-inst-${process.pid}`,
       KOALA_IMAGE_CACHE_POOL: `koala-test-cli-img-${process.pid}`,
+      KOALA_VOLUMES_POOL: `koala-test-cli-vol-${process.pid}`,
+      KOALA_SNAPSHOTS_POOL: `koala-test-cli-snap-${process.pid}`,
       NODE_OPTIONS: '',
     };
   });
