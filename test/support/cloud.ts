@@ -147,7 +147,14 @@ export async function startCloud(opts: StartCloudOptions = {}): Promise<TestClou
       },
       async close() {
         for (const c of clients) c.destroy();
-        await app.close(); // closes the bus (runtime) and the DataSource (persistence)
+        try {
+          await app.close(); // closes the bus (runtime) and the DataSource (persistence)
+        } finally {
+          // Whatever a shutdown hook did, no consumer of this cloud may outlive it: a leftover
+          // one would keep pulling the shared event stream against a dropped database.
+          await bus!.close().catch(() => undefined);
+          if (ds!.isInitialized) await ds!.destroy().catch(() => undefined);
+        }
         await dropDatabase(dbName);
         rmSync(home, { recursive: true, force: true });
       },
