@@ -31,6 +31,7 @@ import { BlockDevicesService } from '../../apps/cloud-controller/src/volumes/blo
 import { startCloud, uniqueZone, type TestCloud, type TestCredentials } from '../support/cloud.js';
 import { FakeZone } from '../instances/fake-zone.js';
 import { FakeStorage } from '../volumes/fake-storage.js';
+import { codeOf, until } from '../support/wait.js';
 
 const IMAGE = 'emi-0123456789abcdef0';
 const consumers = { instances: `clc-test-${randomBytes(4).toString('hex')}`, volumes: `clc-test-vol-${randomBytes(4).toString('hex')}` };
@@ -44,23 +45,6 @@ let snapshot: string;
 
 const wait = { minDelay: 1, maxDelay: 1, maxWaitTime: 30 };
 jest.setTimeout(40_000);
-async function until<T>(fn: () => Promise<T | undefined | false>, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v as T;
-    if (Date.now() > deadline) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (e) {
-    return (e as { name: string }).name;
-  }
-  return 'no error';
-}
 const run = (mappings: BlockDeviceMapping[], extra: Partial<ConstructorParameters<typeof RunInstancesCommand>[0]> = {}, client = ec2) =>
   client.send(new RunInstancesCommand({ ImageId: IMAGE, MinCount: 1, MaxCount: 1, Placement: { AvailabilityZone: zone.zone }, BlockDeviceMappings: mappings, ...extra }));
 const instance = async (id: string) => (await ec2.send(new DescribeInstancesCommand({ InstanceIds: [id] }))).Reservations![0]!.Instances![0]!;

@@ -40,24 +40,15 @@ import type { LibvirtImageCache } from '../../apps/node-controller/src/images/li
 import { nodeModule } from '../../apps/node-controller/src/node.module.js';
 import { startCloud, type TestCloud } from '../support/cloud.js';
 import { TestNatsServer } from '../support/nats-server.js';
+import { until } from '../support/wait.js';
 
 jest.setTimeout(600_000);
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const IMAGE_DIR = join(tmpdir(), 'koala-test-images', 'tiny-linux');
 const tag = randomBytes(3).toString('hex');
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const count = (text: string, needle: string) => text.split(needle).length - 1;
 
-async function until<T>(what: string, probe: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 120_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(500);
-  }
-}
 
 interface Daemon {
   app: INestApplicationContext;
@@ -123,19 +114,19 @@ describe('instances end to end (CLC + CC + NC on libvirt)', () => {
   }
 
   async function nodesUp(zone: string, names: string[]) {
-    await until(`nodes ${names.join(',')} up in ${zone}`, async () => {
+    await until(async () => {
       const n = await nodes(zone).catch(() => []);
       return names.every((name) => n.some((x) => x.node === name && x.state === 'up'));
-    }, 60_000);
+    }, 60_000, `nodes ${names.join(',')} up in ${zone}`, 500);
   }
 
   /** Node running each instance, from the CC's registry (heartbeats list domains per node). */
   async function placement(zone: string, ids: string[]): Promise<Record<string, string>> {
-    return until(`placement of ${ids.join(',')}`, async () => {
+    return until(async () => {
       const out: Record<string, string> = {};
       for (const n of await nodes(zone)) for (const d of n.domains) if (d.instanceId && ids.includes(d.instanceId)) out[d.instanceId] = n.node;
       return Object.keys(out).length === ids.length && out;
-    }, 60_000);
+    }, 60_000, `placement of ${ids.join(',')}`, 500);
   }
 
   async function describeInstance(id: string): Promise<Instance> {
@@ -244,10 +235,10 @@ describe('instances end to end (CLC + CC + NC on libvirt)', () => {
       id = ids.find((i) => where[i] === qemuNode)!;
       await terminateAndWait(ids.filter((i) => i !== id));
 
-      const text = await until('the boot banner', async () => {
+      const text = await until(async () => {
         const t = await consoleText(id);
         return t.includes('TINY-LINUX-BOOTED') && t.includes(`INSTANCE-ID: ${id}`) && t.includes(userData) && t;
-      });
+      }, 120_000, 'the boot banner', 500);
       expect(text).toMatch(/BLOCK: vda/);
       const inst = await describeInstance(id);
       expect(inst).toMatchObject({ InstanceId: id, ImageId: imageId, InstanceType: 'm1.small', State: { Name: 'running', Code: 16 } });
@@ -256,7 +247,7 @@ describe('instances end to end (CLC + CC + NC on libvirt)', () => {
     it('reboots: a second boot on the console, still running', async () => {
       const before = count(await consoleText(id), 'TINY-LINUX-BOOTED');
       await ec2.send(new RebootInstancesCommand({ InstanceIds: [id] }));
-      await until('a second boot', async () => count(await consoleText(id), 'TINY-LINUX-BOOTED') > before);
+      await until(async () => count(await consoleText(id), 'TINY-LINUX-BOOTED') > before, 120_000, 'a second boot', 500);
       expect((await describeInstance(id)).State?.Name).toBe('running');
     });
 
@@ -269,10 +260,10 @@ describe('instances end to end (CLC + CC + NC on libvirt)', () => {
 
       await ec2.send(new StartInstancesCommand({ InstanceIds: [id] }));
       await waitUntilInstanceRunning({ client: ec2, maxWaitTime: 120, minDelay: 1, maxDelay: 2 }, { InstanceIds: [id] });
-      await until('a boot after start', async () => {
+      await until(async () => {
         const t = await consoleText(id);
         return t !== stoppedConsole && count(t, 'TINY-LINUX-BOOTED') >= 1 && t.lastIndexOf('TINY-LINUX-BOOTED') > t.lastIndexOf('TINY-LINUX-SHUTDOWN');
-      });
+      }, 120_000, 'a boot after start', 500);
     });
 
     it('keeps the guest when its NC restarts, and the new NC adopts it', async () => {
@@ -361,7 +352,7 @@ describe('instances end to end (CLC + CC + NC on libvirt)', () => {
 
       const id = (await launch(zoneG, { image: bad })).Instances![0]!.InstanceId!;
       // (The SDK's terminated waiter gives up on `pending`, so poll.)
-      await until('the failed launch to end terminated', async () => (await describeInstance(id)).State?.Name === 'terminated', 60_000);
+      await until(async () => (await describeInstance(id)).State?.Name === 'terminated', 60_000, 'the failed launch to end terminated', 500);
       const inst = await describeInstance(id);
       expect(inst.StateReason?.Code).toBe('Server.InternalError');
       const cached = daemons.filter((d) => d.config.zone === zoneG && d.config.libvirtUri.startsWith('test')).flatMap((d) => (d.app.get(IMAGE_CACHE) as LibvirtImageCache).lruOrder());

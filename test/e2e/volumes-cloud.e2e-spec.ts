@@ -42,6 +42,7 @@ import { execRunner } from '../../apps/storage-controller/src/iscsi/command-runn
 import { TgtAdmin } from '../../apps/storage-controller/src/iscsi/tgt-admin.js';
 import { startCloud, type TestCloud } from '../support/cloud.js';
 import { TestNatsServer } from '../support/nats-server.js';
+import { until } from '../support/wait.js';
 
 jest.setTimeout(600_000);
 
@@ -49,18 +50,8 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const IMAGE_DIR = join(tmpdir(), 'koala-test-images', 'tiny-linux');
 const tag = randomBytes(3).toString('hex');
 const GiB = 1024 ** 3;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
-async function until<T>(what: string, probe: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 120_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(500);
-  }
-}
 
 interface Daemon {
   app: INestApplicationContext;
@@ -157,19 +148,19 @@ describe('volumes end to end (CLC + CC + SC + NC, tgt over iSCSI, QEMU guest)', 
 
     // One running tiny-linux in each zone (the other zone's on the test driver).
     const launch = async (z: string) =>
-      (await until(`a node in ${z}`, () => ec2.send(new RunInstancesCommand({ ImageId: imageId, MinCount: 1, MaxCount: 1, InstanceType: 'm1.small', Placement: { AvailabilityZone: z } })).catch(() => undefined), 30_000)).Instances![0]!.InstanceId!;
+      (await until(() => ec2.send(new RunInstancesCommand({ ImageId: imageId, MinCount: 1, MaxCount: 1, InstanceType: 'm1.small', Placement: { AvailabilityZone: z } })).catch(() => undefined), 30_000, `a node in ${z}`, 500)).Instances![0]!.InstanceId!;
     instanceId = await launch(zone);
     otherInstanceId = await launch(otherZone);
     await waitUntilInstanceRunning({ client: ec2, maxWaitTime: 240, minDelay: 1, maxDelay: 2 }, { InstanceIds: [instanceId, otherInstanceId] });
-    await until('the guest to list its disks', async () => (await guestDevices(instanceId)).includes('vda'));
+    await until(async () => (await guestDevices(instanceId)).includes('vda'), 120_000, 'the guest to list its disks', 500);
   });
 
   afterAll(async () => {
     await ec2?.send(new TerminateInstancesCommand({ InstanceIds: [instanceId, otherInstanceId].filter(Boolean) })).catch(() => undefined);
-    await until('instances terminated', async () => {
+    await until(async () => {
       const r = await ec2.send(new DescribeInstancesCommand({ InstanceIds: [instanceId, otherInstanceId].filter(Boolean) })).catch(() => undefined);
       return !r || (r.Reservations ?? []).flatMap((x) => x.Instances ?? []).every((i) => i.State?.Name === 'terminated');
-    }, 120_000).catch(() => undefined);
+    }, 120_000, 'instances terminated', 500).catch(() => undefined);
     for (const d of [...daemons].reverse()) await d.app.close().catch(() => undefined);
     if (lv) {
       for (const pool of await lv.listAllStoragePools().catch(() => [])) {
@@ -208,10 +199,10 @@ describe('volumes end to end (CLC + CC + SC + NC, tgt over iSCSI, QEMU guest)', 
     await waitUntilVolumeInUse({ client: ec2, maxWaitTime: 120, minDelay: 1, maxDelay: 1 }, { VolumeIds: [volumeId] });
     const v = await volume(volumeId);
     expect(v.Attachments![0]).toMatchObject({ InstanceId: instanceId, Device: '/dev/sdf', State: 'attached' });
-    const after = await until('a new BLOCK: device', async () => {
+    const after = await until(async () => {
       const d = await guestDevices(instanceId);
       return d.length === before.length + 1 && d;
-    });
+    }, 120_000, 'a new BLOCK: device', 500);
     const added = after.filter((d) => !before.includes(d));
     expect(added).toHaveLength(1);
 
@@ -226,8 +217,8 @@ describe('volumes end to end (CLC + CC + SC + NC, tgt over iSCSI, QEMU guest)', 
 
     await ec2.send(new DetachVolumeCommand({ VolumeId: volumeId }));
     await waitUntilVolumeAvailable({ client: ec2, maxWaitTime: 120, minDelay: 1, maxDelay: 1 }, { VolumeIds: [volumeId] });
-    await until('the device to go', async () => !(await guestDevices(instanceId)).includes(added[0]!));
-    await until('the target to go', async () => !(await tgt.listTargets()).some((t) => t.iqn === volumeTargetIqn(volumeId)), 30_000);
+    await until(async () => !(await guestDevices(instanceId)).includes(added[0]!), 120_000, 'the device to go', 500);
+    await until(async () => !(await tgt.listTargets()).some((t) => t.iqn === volumeTargetIqn(volumeId)), 30_000, 'the target to go', 500);
   });
 
   it('snapshots it and restores a new volume with the same bytes', async () => {
@@ -259,11 +250,11 @@ describe('volumes end to end (CLC + CC + SC + NC, tgt over iSCSI, QEMU guest)', 
     // tgtd ignores SIGTERM while it has targets: kill it, as a crash would, and wait until its
     // management socket stops answering (a killed process may linger as a zombie).
     execFileSync('pkill', ['-KILL', '-x', 'tgtd']);
-    await until('tgtd to be gone', async () => !(await tgt.listTargets().then(() => true, () => false)), 20_000);
+    await until(async () => !(await tgt.listTargets().then(() => true, () => false)), 20_000, 'tgtd to be gone', 500);
     spawn('tgtd', ['--iscsi', 'portal=127.0.0.1:3260'], { detached: true, stdio: 'ignore' }).unref();
-    const target = await until('the SC to rebuild the target', async () => (await tgt.listTargets().catch(() => [])).find((t) => t.iqn === volumeTargetIqn(volumeId)), 60_000);
+    const target = await until(async () => (await tgt.listTargets().catch(() => [])).find((t) => t.iqn === volumeTargetIqn(volumeId)), 60_000, 'the SC to rebuild the target', 500);
     expect(target.luns).toHaveLength(1);
-    await until('the guest to log in again', async () => (await tgt.listTargets()).find((t) => t.iqn === volumeTargetIqn(volumeId))?.sessions.length, 60_000);
+    await until(async () => (await tgt.listTargets()).find((t) => t.iqn === volumeTargetIqn(volumeId))?.sessions.length, 60_000, 'the guest to log in again', 500);
     expect(await guestDevices(instanceId)).toEqual(devices);
     expect((await volume(volumeId)).State).toBe('in-use');
   });
@@ -284,8 +275,8 @@ describe('volumes end to end (CLC + CC + SC + NC, tgt over iSCSI, QEMU guest)', 
     await waitUntilVolumeAvailable({ client: ec2, maxWaitTime: 120, minDelay: 1, maxDelay: 1 }, { VolumeIds: [volumeId] });
     await ec2.send(new DeleteVolumeCommand({ VolumeId: volumeId }));
     await ec2.send(new DeleteSnapshotCommand({ SnapshotId: snapshotId }));
-    await until('every volume file to go', async () => (await poolVolumes(scConfig.volumesPool)).length === 0, 60_000);
-    await until('the snapshot file to go', async () => (await poolVolumes(scConfig.snapshotsPool)).length === 0, 60_000);
+    await until(async () => (await poolVolumes(scConfig.volumesPool)).length === 0, 60_000, 'every volume file to go', 500);
+    await until(async () => (await poolVolumes(scConfig.snapshotsPool)).length === 0, 60_000, 'the snapshot file to go', 500);
     expect((await tgt.listTargets()).filter((t) => created.some((id) => t.iqn === volumeTargetIqn(id)))).toEqual([]);
     expect((await lv.listAllSecrets()).filter((s) => s.usageId.includes(instanceId))).toEqual([]);
   });

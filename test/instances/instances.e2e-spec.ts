@@ -32,6 +32,7 @@ import { ImageLaunchAdapter } from '../../apps/cloud-controller/src/instances/im
 import { InstanceEventsConsumer } from '../../apps/cloud-controller/src/instances/instance-events.consumer.js';
 import { startCloud, uniqueZone, type TestCloud, type TestCredentials } from '../support/cloud.js';
 import { FakeZone } from './fake-zone.js';
+import { codeOf, until } from '../support/wait.js';
 
 const IMAGE = 'emi-0123456789abcdef0';
 const consumer = `clc-test-${randomBytes(4).toString('hex')}`;
@@ -40,23 +41,6 @@ let zone: FakeZone;
 let ec2: EC2Client;
 let alice: TestCredentials;
 
-async function until<T>(fn: () => Promise<T | undefined | false>, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v as T;
-    if (Date.now() > deadline) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (e) {
-    return (e as { name: string }).name;
-  }
-  return 'no error';
-}
 async function state(id: string, client = ec2): Promise<string | undefined> {
   const r = await client.send(new DescribeInstancesCommand({ InstanceIds: [id] }));
   return r.Reservations?.[0]?.Instances?.[0]?.State?.Name;

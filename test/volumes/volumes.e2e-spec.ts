@@ -37,6 +37,7 @@ import { VolumeEntity } from '../../apps/cloud-controller/src/volumes/volume.ent
 import { startCloud, uniqueZone, type TestCloud, type TestCredentials } from '../support/cloud.js';
 import { FakeZone } from '../instances/fake-zone.js';
 import { FakeStorage } from './fake-storage.js';
+import { codeOf, until } from '../support/wait.js';
 
 const IMAGE = 'emi-0123456789abcdef0';
 const consumers = { instances: `clc-test-${randomBytes(4).toString('hex')}`, volumes: `clc-test-vol-${randomBytes(4).toString('hex')}` };
@@ -54,23 +55,6 @@ let instanceB: string;
 
 const wait = { minDelay: 1, maxDelay: 1, maxWaitTime: 30 };
 jest.setTimeout(30_000);
-async function until<T>(fn: () => Promise<T | undefined | false>, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v as T;
-    if (Date.now() > deadline) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (e) {
-    return (e as { name: string }).name;
-  }
-  return 'no error';
-}
 const volume = async (id: string, client = ec2) => (await client.send(new DescribeVolumesCommand({ VolumeIds: [id] }))).Volumes![0]!;
 async function newVolume(extra: Partial<ConstructorParameters<typeof CreateVolumeCommand>[0]> = {}, client = ec2): Promise<string> {
   const v = await client.send(new CreateVolumeCommand({ AvailabilityZone: zoneA.zone, Size: 1, ...extra }));
