@@ -23,37 +23,34 @@ function groupItem(v: GroupView, names: ReadonlyMap<string, string>) {
   };
 }
 
-/** A `SecurityGroupRule` as Authorize* returns it (ports -1 when the protocol has none). */
-function ruleItem(group: SecurityGroupEntity, r: SecurityGroupRuleEntity) {
+/** The members a rule has in both SecurityGroupRule (Authorize*) and RevokedSecurityGroupRule shapes. */
+function ruleCore(group: SecurityGroupEntity, r: SecurityGroupRuleEntity) {
   return {
     securityGroupRuleId: r.id,
     groupId: group.id,
-    groupOwnerId: group.accountId,
     isEgress: r.isEgress,
     ipProtocol: r.ipProtocol,
     fromPort: r.fromPort ?? -1,
     toPort: r.toPort ?? -1,
     cidrIpv4: r.cidrIpv4 ?? undefined,
     cidrIpv6: r.cidrIpv6 ?? undefined,
+  };
+}
+
+/** A `SecurityGroupRule` as Authorize* returns it (ports -1 when the protocol has none). */
+function ruleItem(group: SecurityGroupEntity, r: SecurityGroupRuleEntity) {
+  return {
+    ...ruleCore(group, r),
+    groupOwnerId: group.accountId,
     referencedGroupInfo: r.referencedGroupId ? { groupId: r.referencedGroupId, userId: r.referencedUserId ?? undefined } : undefined,
     description: r.description ?? undefined,
     tagSet: [],
   };
 }
 
+/** A `RevokedSecurityGroupRule`. */
 function revokedItem(group: SecurityGroupEntity, r: SecurityGroupRuleEntity) {
-  return {
-    securityGroupRuleId: r.id,
-    groupId: group.id,
-    isEgress: r.isEgress,
-    ipProtocol: r.ipProtocol,
-    fromPort: r.fromPort ?? -1,
-    toPort: r.toPort ?? -1,
-    cidrIpv4: r.cidrIpv4 ?? undefined,
-    cidrIpv6: r.cidrIpv6 ?? undefined,
-    referencedGroupId: r.referencedGroupId ?? undefined,
-    description: r.description ?? undefined,
-  };
+  return { ...ruleCore(group, r), referencedGroupId: r.referencedGroupId ?? undefined, description: r.description ?? undefined };
 }
 
 /** Create/Describe/Delete security groups; Authorize/Revoke ingress and egress rules. */

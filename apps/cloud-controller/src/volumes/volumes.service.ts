@@ -15,7 +15,7 @@ import { runAttach, runDetach } from './attach-workflow.js';
 import { CHAP_SECRETS, type ChapSecrets } from './chap-credentials.js';
 import { ZONE_STORAGE, type ZoneStorageGateway } from './storage-gateway.js';
 import { VolumeEntity } from './volume.entity.js';
-import { checkAttachable, checkDeletable, checkDetachable, checkDevice, decideVolumeEvent, detached, rolledBack, volumeStatus, type Reason } from './volume-states.js';
+import { DETACHED, checkAttachable, checkDeletable, checkDetachable, checkDevice, decideVolumeEvent, detached, rolledBack, volumeStatus, type Reason } from './volume-states.js';
 
 export const VOLUME_RESOURCE_TYPE = 'volume';
 export const VOLUME_TYPES = ['standard', 'gp2', 'gp3', 'io1', 'io2', 'sc1', 'st1'] as const;
@@ -178,15 +178,7 @@ export class VolumesService {
       deletedAt: null,
       clientToken: input.clientToken ?? null,
       paramsHash,
-      attachInstanceId: null,
-      attachDevice: null,
-      attachNode: null,
-      attachState: null,
-      attachTime: null,
-      deleteOnTermination: false,
-      guestDevice: null,
-      chapUser: null,
-      chapSecretEnc: null,
+      ...DETACHED,
     });
     let tags: Tag[] = [];
     try {
