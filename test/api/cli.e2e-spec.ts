@@ -5,6 +5,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { bootstrapAdmin } from '../../apps/cloud-controller/src/admin/admin-commands.js';
 import { startCloud, startZone, uniqueZone, type TestCloud, type TestCredentials, type TestZone } from '../support/cloud.js';
+import { awsCliEnv } from '../support/cli-env.js';
 
 const run = promisify(execFile);
 const AWS_V2 = '/usr/bin/aws';
@@ -25,19 +26,7 @@ afterAll(async () => {
   await zone?.close();
 });
 
-function cleanEnv(c: TestCredentials): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME, LANG: 'C.UTF-8' };
-  if (process.env.PYENV_ROOT) env.PYENV_ROOT = process.env.PYENV_ROOT;
-  return {
-    ...env,
-    AWS_ACCESS_KEY_ID: c.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: c.secretAccessKey,
-    AWS_DEFAULT_REGION: 'koala-1',
-    AWS_CONFIG_FILE: '/dev/null',
-    AWS_SHARED_CREDENTIALS_FILE: '/dev/null',
-    AWS_MAX_ATTEMPTS: '1',
-  };
-}
+const cleanEnv = (c: TestCredentials) => awsCliEnv(c);
 
 async function aws(bin: string, args: string[], c: TestCredentials = carol): Promise<any> {
   const { stdout } = await run(bin, ['--endpoint-url', cloud.endpoint, '--output', 'json', 'ec2', ...args], { env: cleanEnv(c), timeout: 60_000 });

@@ -3,6 +3,7 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { startCloud, type TestCloud, type TestCredentials } from '../support/cloud.js';
+import { awsCliEnv } from '../support/cli-env.js';
 import { sshKeygenSha256, withTempDir, writeSecret } from './helpers.js';
 
 const run = promisify(execFile);
@@ -20,19 +21,7 @@ afterAll(async () => {
   await cloud?.close();
 });
 
-function env(c: TestCredentials): NodeJS.ProcessEnv {
-  const e: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME, LANG: 'C.UTF-8' };
-  if (process.env.PYENV_ROOT) e.PYENV_ROOT = process.env.PYENV_ROOT;
-  return {
-    ...e,
-    AWS_ACCESS_KEY_ID: c.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: c.secretAccessKey,
-    AWS_DEFAULT_REGION: 'koala-1',
-    AWS_CONFIG_FILE: '/dev/null',
-    AWS_SHARED_CREDENTIALS_FILE: '/dev/null',
-    AWS_MAX_ATTEMPTS: '1',
-  };
-}
+const env = (c: TestCredentials) => awsCliEnv(c);
 
 async function aws(bin: string, args: string[]): Promise<any> {
   const { stdout } = await run(bin, ['--endpoint-url', cloud.endpoint, '--output', 'json', 'ec2', ...args], { env: env(dave), timeout: 60_000 });
