@@ -90,8 +90,9 @@ export class InstanceReconcilerService implements OnApplicationBootstrap, OnModu
   private async execute(zone: string, steps: ReconcileStep[], live: InstanceEntity[], now: Date) {
     const repo = this.ds.getRepository(InstanceEntity);
     const seen: string[] = [];
+    const byId = new Map(live.map((i) => [i.id, i]));
     for (const s of steps) {
-      const inst = live.find((i) => i.id === s.instanceId);
+      const inst = byId.get(s.instanceId);
       switch (s.kind) {
         case 'kill-domain':
           this.logger.warn({ zone, node: s.node, instanceId: s.instanceId }, 'terminating a domain no live instance owns');

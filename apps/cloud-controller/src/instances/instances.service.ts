@@ -325,16 +325,20 @@ export class InstancesService {
       (groupIds.length ? await em.getRepository(SecurityGroupEntity).find({ where: { id: In(groupIds) }, select: { id: true, name: true } }) : []).map((g) => [g.id, g.name]),
     );
     const attached = ids.length ? await em.getRepository(VolumeEntity).find({ where: { attachInstanceId: In(ids) }, order: { attachDevice: 'ASC' } }) : [];
-    const blockDevices = (id: string): BlockDeviceView[] =>
-      attached
-        .filter((v) => v.attachInstanceId === id && v.attachState)
-        .map((v) => ({ deviceName: v.attachDevice!, volumeId: v.id, status: v.attachState!, attachTime: v.attachTime, deleteOnTermination: v.deleteOnTermination }));
+    // Grouped once (order kept), so building N views stays linear in N.
+    const groupsOf = groupBy(links, (l) => l.instanceId);
+    const volumesOf = groupBy(
+      attached.filter((v) => v.attachState),
+      (v) => v.attachInstanceId!,
+    );
     return instances.map((instance) => ({
       instance,
       tags: tags.get(instance.id) ?? [],
-      groups: links.filter((l) => l.instanceId === instance.id).map((l) => ({ groupId: l.groupId, groupName: names.get(l.groupId) ?? '' })),
+      groups: (groupsOf.get(instance.id) ?? []).map((l) => ({ groupId: l.groupId, groupName: names.get(l.groupId) ?? '' })),
       vcpus: this.types.lookup(instance.instanceType)?.vcpus,
-      blockDevices: blockDevices(instance.id),
+      blockDevices: (volumesOf.get(instance.id) ?? []).map(
+        (v): BlockDeviceView => ({ deviceName: v.attachDevice!, volumeId: v.id, status: v.attachState!, attachTime: v.attachTime, deleteOnTermination: v.deleteOnTermination }),
+      ),
     }));
   }
 
@@ -574,4 +578,16 @@ export function runDigest(input: RunInstancesInput): string {
     ...(input.blockDeviceMappings?.length ? { blockDeviceMappings: input.blockDeviceMappings.map((m) => [m.deviceName, m.ebs ?? null, m.virtualName ?? null, m.noDevice ?? false]) } : {}),
   };
   return createHash('sha256').update(JSON.stringify(canonical)).digest('hex');
+}
+
+/** Items grouped by key, each group in the items' order. */
+function groupBy<T>(items: readonly T[], key: (item: T) => string): Map<string, T[]> {
+  const out = new Map<string, T[]>();
+  for (const item of items) {
+    const k = key(item);
+    const list = out.get(k);
+    if (list) list.push(item);
+    else out.set(k, [item]);
+  }
+  return out;
 }

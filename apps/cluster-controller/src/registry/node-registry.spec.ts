@@ -28,6 +28,9 @@ describe('NodeRegistry', () => {
     r.record(hb('a'), t0);
     expect(r.list(at(10_000))[0].state).toBe('up');
     expect(r.list(at(10_001))[0].state).toBe('down');
+    expect(r.isUp('a', at(10_000))).toBe(true);
+    expect(r.isUp('a', at(10_001))).toBe(false);
+    expect(r.isUp('nobody', at(0))).toBe(false);
     r.record(hb('a'), at(20_000));
     expect(r.list(at(20_001))[0].state).toBe('up');
   });

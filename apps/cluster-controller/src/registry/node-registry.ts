@@ -28,6 +28,12 @@ export class NodeRegistry {
     return true;
   }
 
+  /** Whether `node` is known and heard from within the timeout (O(1): called per heartbeat). */
+  isUp(node: string, now: Date): boolean {
+    const e = this.nodes.get(node);
+    return !!e && now.getTime() - e.lastSeen.getTime() <= this.timeoutMs;
+  }
+
   list(now: Date): NodeSummary[] {
     return [...this.nodes.values()]
       .map(({ heartbeat, lastSeen }) => ({

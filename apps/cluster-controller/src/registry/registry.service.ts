@@ -26,10 +26,11 @@ export class RegistryService implements OnModuleInit {
   onModuleInit() {
     const zone = this.config.zone;
     this.bus.subscribe(Subjects.nodeHeartbeat(zone), NodeHeartbeat, (hb) => {
-      const known = this.registry.list(this.clock.now()).find((n) => n.node === hb.node);
-      this.registry.record(hb, this.clock.now());
+      const now = this.clock.now();
+      const wasUp = this.registry.isUp(hb.node, now);
+      this.registry.record(hb, now);
       for (const l of this.listeners) l(hb);
-      if (!known || known.state === 'down') this.logger.info({ node: hb.node, total: hb.total }, 'node up');
+      if (!wasUp) this.logger.info({ node: hb.node, total: hb.total }, 'node up');
     });
     this.bus.handle(listNodes(zone), () => ({ zone, nodes: this.registry.list(this.clock.now()) }), { queue: QueueGroups.cluster(zone) });
     this.bus.answer(Subjects.clustersDescribe, () => this.summary());
