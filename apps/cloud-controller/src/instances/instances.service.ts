@@ -158,7 +158,14 @@ export class InstancesService {
 
     const [image, zones] = await Promise.all([
       this.images.launchSpec({ accountId: caller.id, isAdmin: caller.isAdmin }, input.imageId),
-      this.cluster.zones().catch(() => []),
+      // A named zone is checked by asking its CC directly (milliseconds); only without one do we
+      // gather every zone's answer, which waits for the answers to pause.
+      input.zone !== undefined
+        ? this.cluster.nodes(input.zone).then(
+            () => [{ zone: input.zone!, state: 'available' as const }],
+            () => [],
+          )
+        : this.cluster.zones().catch(() => []),
     ]);
     let publicKey: string | undefined;
     if (input.keyName !== undefined) {
