@@ -36,7 +36,7 @@ describe('EventStream (JetStream) on a real nats-server', () => {
     for (let n = 1; n <= 5; n++) await producer.publish('test.events.a', Ev, { n });
     const got: number[] = [];
     const consumerBus = await bus();
-    await consumerBus.events(spec).consume('clc', 'test.events.>', Ev, (e) => void got.push(e.n));
+    await consumerBus.events(spec).consume('clc', 'test.events.>', Ev, (e) => void got.push(e.n), { from: 'all' });
     await until(() => got.length === 5);
     expect(got).toEqual([1, 2, 3, 4, 5]);
 
@@ -47,6 +47,18 @@ describe('EventStream (JetStream) on a real nats-server', () => {
     await (await bus()).events(spec).consume('clc', 'test.events.>', Ev, (e) => void again.push(e.n));
     await until(() => again.length === 1);
     expect(again).toEqual([6]);
+  });
+
+  it('a new consumer starts with new events unless asked for the history', async () => {
+    const b = await bus();
+    const s = b.events(spec);
+    await s.publish('test.events.old', Ev, { n: 1 });
+    const fresh: number[] = [];
+    await s.consume('fresh', 'test.events.old', Ev, (e) => void fresh.push(e.n));
+    await s.publish('test.events.old', Ev, { n: 2 });
+    await until(() => fresh.length === 1);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(fresh).toEqual([2]);
   });
 
   it('redelivers an event whose handler failed', async () => {
@@ -69,7 +81,7 @@ describe('EventStream (JetStream) on a real nats-server', () => {
     await server.restart();
     const got: number[] = [];
     const c = await bus();
-    await c.events(spec).consume('after-restart', 'test.events.persist', Ev, (e) => void got.push(e.n));
+    await c.events(spec).consume('after-restart', 'test.events.persist', Ev, (e) => void got.push(e.n), { from: 'all' });
     await until(() => got.length === 1);
     expect(got).toEqual([42]);
   }, 30_000);

@@ -61,7 +61,7 @@ describe.each([
 });
 
 describe('boto3', () => {
-  it('describe_key_pairs, describe_security_groups paginator, create/delete cycle', async () => {
+  it('describe_key_pairs, waiters, describe_security_groups paginator, create/delete cycle', async () => {
     const script = `
 import json, sys, boto3
 from botocore.config import Config
@@ -70,6 +70,12 @@ ec2 = boto3.client('ec2', endpoint_url=sys.argv[1], region_name='koala-1', confi
 out = {}
 k = ec2.create_key_pair(KeyName='boto-key', TagSpecifications=[{'ResourceType': 'key-pair', 'Tags': [{'Key': 'by', 'Value': 'boto3'}]}])
 out['material'] = k['KeyMaterial'].splitlines()[0]
+# boto3's own waiters (they poll Describe* until the resource shows)
+ec2.get_waiter('key_pair_exists').wait(KeyNames=['boto-key'], WaiterConfig={'Delay': 1, 'MaxAttempts': 5})
+sg = ec2.create_security_group(GroupName='boto-waited', Description='waited for')
+ec2.get_waiter('security_group_exists').wait(GroupIds=[sg['GroupId']], WaiterConfig={'Delay': 1, 'MaxAttempts': 5})
+ec2.delete_security_group(GroupId=sg['GroupId'])
+out['waited'] = True
 out['described'] = [(p['KeyName'], p['KeyPairId'] == k['KeyPairId'], p['Tags']) for p in ec2.describe_key_pairs(KeyNames=['boto-key'])['KeyPairs']]
 for i in range(7):
     ec2.create_security_group(GroupName='boto-%d' % i, Description='boto3 group %d' % i)
@@ -93,6 +99,7 @@ print(json.dumps(out))
     const { stdout } = await run('python3', ['-c', script, cloud.endpoint], { env: env(dave), timeout: 60_000 });
     const out = JSON.parse(stdout);
     expect(out.material).toBe('-----BEGIN RSA PRIVATE KEY-----');
+    expect(out.waited).toBe(true);
     expect(out.described).toEqual([['boto-key', true, [{ Key: 'by', Value: 'boto3' }]]]);
     expect(out.sizes).toEqual([5, 2]);
     expect(out.names).toEqual(['boto-0', 'boto-1', 'boto-2', 'boto-3', 'boto-4', 'boto-5', 'boto-6']);

@@ -57,13 +57,26 @@ export class EventStream {
    * of the same role share it, so each event is handled once per role). Invalid payloads are
    * logged and acked (they would never become valid); a throwing handler's event is redelivered.
    */
-  async consume<S extends z.ZodType>(durable: string, filterSubject: string, schema: S, handler: (event: z.output<S>) => Promise<void> | void): Promise<void> {
+  async consume<S extends z.ZodType>(durable: string, filterSubject: string, schema: S, handler: (event: z.output<S>) => Promise<void> | void, opts: { from?: 'new' | 'all' } = {}): Promise<void> {
     const jsm = await jetstreamManager(this.nc);
-    await jsm.consumers
-      .add(this.spec.name, { durable_name: durable, ack_policy: AckPolicy.Explicit, filter_subject: filterSubject, deliver_policy: DeliverPolicy.All, ack_wait: 30_000_000_000, max_deliver: 20 })
-      .catch(async (e) => {
-        if (!/already in use|exists/i.test(String(e.message))) throw e;
-      });
+    // An existing durable consumer is resumed as it is (from its ack floor); only a missing one
+    // is created. A new one starts with events published from now on unless `from: 'all'`: it
+    // must not replay other clouds' history from a shared stream (reconciliation covers older).
+    const exists = await jsm.consumers.info(this.spec.name, durable).then(
+      () => true,
+      (e) => {
+        if (/not found/i.test(String((e as Error).message))) return false;
+        throw e;
+      },
+    );
+    if (!exists) {
+      await jsm.consumers
+        .add(this.spec.name, { durable_name: durable, ack_policy: AckPolicy.Explicit, filter_subject: filterSubject, deliver_policy: opts.from === 'all' ? DeliverPolicy.All : DeliverPolicy.New, ack_wait: 30_000_000_000, max_deliver: 20 })
+        .catch(async (e) => {
+          // Another replica created it in between.
+          if (!/already in use|exists/i.test(String(e.message))) throw e;
+        });
+    }
     const js = this.js ?? jetstream(this.nc);
     const consumer = await js.consumers.get(this.spec.name, durable);
     const messages = await consumer.consume({ max_messages: 64 });
