@@ -252,7 +252,12 @@ describe('volumes end to end (CLC + CC + SC + NC, tgt over iSCSI, QEMU guest)', 
     execFileSync('pkill', ['-KILL', '-x', 'tgtd']);
     await until(async () => !(await tgt.listTargets().then(() => true, () => false)), 20_000, 'tgtd to be gone', 500);
     spawn('tgtd', ['--iscsi', 'portal=127.0.0.1:3260'], { detached: true, stdio: 'ignore' }).unref();
-    const target = await until(async () => (await tgt.listTargets().catch(() => [])).find((t) => t.iqn === volumeTargetIqn(volumeId)), 60_000, 'the SC to rebuild the target', 500);
+    const target = await until(
+      async () => (await tgt.listTargets().catch(() => [])).find((t) => t.iqn === volumeTargetIqn(volumeId) && t.luns.length && t.acl.length && t.accounts.length),
+      60_000,
+      'the SC to rebuild the whole target (LUN, ACL, account)',
+      500,
+    );
     expect(target.luns).toHaveLength(1);
     await until(async () => (await tgt.listTargets()).find((t) => t.iqn === volumeTargetIqn(volumeId))?.sessions.length, 60_000, 'the guest to log in again', 500);
     expect(await guestDevices(instanceId)).toEqual(devices);

@@ -205,7 +205,12 @@ describe('storage controller (libvirt dir pool + tgt)', () => {
     const before = (await target(volumeId))!;
     await tgt.deleteTarget(before.tid);
     await tgt.deleteAccount(`chap-${volumeId}`);
-    const t = await eventually(async () => (await target(volumeId)) ?? Promise.reject(new Error('not rebuilt yet')), 10_000);
+    // The SC rebuilds in steps (target, LUN, ACL, account): wait for the whole of it.
+    const complete = async () => {
+      const t = await target(volumeId);
+      return t && t.luns.length && t.acl.length && t.accounts.length ? t : Promise.reject(new Error('not rebuilt yet'));
+    };
+    const t = await eventually(complete, 10_000);
     expect(t).toMatchObject({ luns: [{ lun: 1, backingStore: volumeFile(volumeId) }], acl: [nodeInitiatorIqn(node)], accounts: [`chap-${volumeId}`] });
     expect(await tgt.listAccounts()).toContain(`chap-${volumeId}`);
   });
