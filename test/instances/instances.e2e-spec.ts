@@ -30,6 +30,8 @@ import { EVENTS_STREAM } from '@koala/contracts';
 import { NatsBus } from '@koala/messaging';
 import { ImageLaunchAdapter } from '../../apps/cloud-controller/src/instances/image-launch.adapter.js';
 import { InstanceEventsConsumer } from '../../apps/cloud-controller/src/instances/instance-events.consumer.js';
+import { InstanceEntity } from '../../apps/cloud-controller/src/instances/instance.entity.js';
+import { InstanceLifecycleService } from '../../apps/cloud-controller/src/instances/instance-lifecycle.service.js';
 import { startCloud, uniqueZone, type TestCloud, type TestCredentials } from '../support/cloud.js';
 import { FakeZone } from './fake-zone.js';
 import { codeOf, until } from '../support/wait.js';
@@ -314,6 +316,22 @@ describe('state changes', () => {
 });
 
 describe('events and reconciliation', () => {
+  it('a correction computed from an older snapshot never undoes a newer state', async () => {
+    const id = (await run()).Instances![0]!.InstanceId!;
+    await until(async () => (await state(id)) === 'running');
+    const repo = cloud.dataSource.getRepository(InstanceEntity);
+    const snapshot = (await repo.findOneByOrFail({ id }))!;
+    await ec2.send(new StopInstancesCommand({ InstanceIds: [id] }));
+    await until(async () => (await state(id)) === 'stopped');
+    // The reconciler saw `running` before the stop completed and now "corrects" to running.
+    const lifecycle = cloud.app.get(InstanceLifecycleService);
+    const decision = await lifecycle.applyEvent({ instanceId: id, node: snapshot.node!, state: 'running', at: new Date().toISOString() }, { unless: snapshot });
+    expect(decision).toMatchObject({ kind: 'ignore', why: 'stale' });
+    expect(await state(id)).toBe('stopped');
+    expect(await lifecycle.fail(id, { code: 'Server.InternalError', message: 'x' }, { unless: snapshot })).toBe(false);
+    expect(await state(id)).toBe('stopped');
+  });
+
   afterEach(terminateAll);
 
   it('replays events published while the CLC was not consuming', async () => {

@@ -23,12 +23,12 @@ export class InstanceLifecycleService {
   ) {}
 
   /** An InstanceEvent (from JetStream or synthesized by reconciliation). Returns what was decided. */
-  async applyEvent(ev: Pick<InstanceEvent, 'instanceId' | 'node' | 'state' | 'at' | 'reason' | 'guestInitiated'>): Promise<Decision> {
+  async applyEvent(ev: Pick<InstanceEvent, 'instanceId' | 'node' | 'state' | 'at' | 'reason' | 'guestInitiated'>, opts: { unless?: ChangedSince } = {}): Promise<Decision> {
     const now = this.clock.now();
     const result = await this.ds.transaction(async (em) => {
       const repo = em.getRepository(InstanceEntity);
       const inst = await repo.findOne({ where: { id: ev.instanceId }, lock: { mode: 'pessimistic_write' } });
-      const decision = decideEvent(inst ?? undefined, ev, now);
+      const decision: Decision = inst && opts.unless && changedSince(inst, opts.unless) ? { kind: 'ignore', why: 'stale' } : decideEvent(inst ?? undefined, ev, now);
       if (decision.kind === 'apply') await repo.update({ id: ev.instanceId }, decision.patch);
       return { decision, inst };
     });
@@ -48,12 +48,13 @@ export class InstanceLifecycleService {
   }
 
   /** Terminated for good (`reason`, e.g. Server.InternalError): the instance is gone from its node. */
-  async fail(instanceId: string, reason: StateReason): Promise<boolean> {
+  async fail(instanceId: string, reason: StateReason, opts: { unless?: ChangedSince } = {}): Promise<boolean> {
     const now = this.clock.now();
     return this.ds.transaction(async (em) => {
       const repo = em.getRepository(InstanceEntity);
       const inst = await repo.findOne({ where: { id: instanceId }, lock: { mode: 'pessimistic_write' } });
       if (!inst || inst.state === 'terminated') return false;
+      if (opts.unless && changedSince(inst, opts.unless)) return false;
       await repo.update({ id: instanceId }, moveTo('terminated', now, { reason, transitionReason: serviceInitiated(now), now }));
       this.logger.warn({ instanceId, from: inst.state, reason: reason.code }, 'instance failed');
       return true;
@@ -70,4 +71,18 @@ export class InstanceLifecycleService {
       return false;
     }
   }
+}
+
+/**
+ * The state a decision was based on. Reconciliation judges from a snapshot of the instances
+ * taken before it asked the nodes; an event applied meanwhile (a stop that just completed) must
+ * win over a correction computed from the older snapshot.
+ */
+export interface ChangedSince {
+  state: InstanceEntity['state'];
+  stateChangedAt: Date;
+}
+
+function changedSince(inst: InstanceEntity, seen: ChangedSince): boolean {
+  return inst.state !== seen.state || inst.stateChangedAt.getTime() !== seen.stateChangedAt.getTime();
 }

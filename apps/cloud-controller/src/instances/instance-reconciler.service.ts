@@ -104,10 +104,10 @@ export class InstanceReconcilerService implements OnApplicationBootstrap, OnModu
           break;
         case 'observe':
           this.logger.warn({ zone, instanceId: s.instanceId, state: s.state }, 'correcting an instance state from its node (event lost)');
-          await this.lifecycle.applyEvent({ instanceId: s.instanceId, node: s.node, state: s.state, guestInitiated: s.guestInitiated, at: now.toISOString() });
+          await this.lifecycle.applyEvent({ instanceId: s.instanceId, node: s.node, state: s.state, guestInitiated: s.guestInitiated, at: now.toISOString() }, { unless: inst });
           break;
         case 'fail':
-          await this.lifecycle.fail(s.instanceId, s.reason);
+          await this.lifecycle.fail(s.instanceId, s.reason, { unless: inst });
           break;
         case 'impaired':
           if (inst && inst.impaired !== s.impaired) {
