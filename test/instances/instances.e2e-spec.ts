@@ -288,6 +288,9 @@ describe('state changes', () => {
     const id = (await run({ UserData: Buffer.from('one').toString('base64') })).Instances![0]!.InstanceId!;
     const pending = await ec2.send(new GetConsoleOutputCommand({ InstanceId: id }));
     expect(pending.Output ?? '').toBe('');
+    // Let the fake NC's own "running" (100 ms after placement) pass while events are off, so the
+    // only running event is ours and nothing from the launch arrives after the stop below.
+    await new Promise((r) => setTimeout(r, 500));
     zone.publishEvents = true;
     await zone.emit(id, 'running');
     await until(async () => (await state(id)) === 'running');
