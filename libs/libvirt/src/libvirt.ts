@@ -367,6 +367,9 @@ export class Libvirt extends EventEmitter<LibvirtEvents> {
   defineSecret(xml: string, flags = 0): Promise<Secret> {
     return this.procedures.secretDefineXml(xml, flags);
   }
+  getSecretXml(secret: Secret, flags = 0): Promise<string> {
+    return this.procedures.secretGetXmlDesc(secret, flags);
+  }
   setSecretValue(secret: Secret, value: Uint8Array | string, flags = 0): Promise<void> {
     return this.procedures.secretSetValue(secret, typeof value === 'string' ? Buffer.from(value) : value, flags);
   }

@@ -70,6 +70,7 @@ export const Proc = {
   STORAGE_VOL_CREATE_XML_FROM: 125,
   SECRET_LOOKUP_BY_UUID: 141,
   SECRET_DEFINE_XML: 142,
+  SECRET_GET_XML_DESC: 143,
   SECRET_SET_VALUE: 144,
   SECRET_GET_VALUE: 145,
   SECRET_UNDEFINE: 146,
@@ -521,6 +522,9 @@ export class Procedures {
   }
   secretDefineXml(xml: string, flags = 0): Promise<Secret> {
     return this.invoke(Proc.SECRET_DEFINE_XML, (w) => w.string(xml).uint(flags), dec.secret);
+  }
+  secretGetXmlDesc(secret: Secret, flags = 0): Promise<string> {
+    return this.invoke(Proc.SECRET_GET_XML_DESC, (w) => (enc.secret(w, secret), w.uint(flags)), (r) => r.string());
   }
   secretSetValue(secret: Secret, value: Uint8Array, flags = 0): Promise<void> {
     return this.invoke(Proc.SECRET_SET_VALUE, (w) => (enc.secret(w, secret), w.opaque(value, REMOTE_SECRET_VALUE_MAX).uint(flags)));
