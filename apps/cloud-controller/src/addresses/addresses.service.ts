@@ -1,8 +1,8 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { KOALA_CONFIG } from '@koala/config';
 import { applyFilters, Ec2Error, isValidId, newId, type Filter, type FilterSpec, type Tag, type TagSpecification } from '@koala/ec2-query';
-import { DataSource, In } from 'typeorm';
-import { TaggableResources, type Caller } from '../tags/taggable-resources.js';
+import { DataSource } from 'typeorm';
+import { TaggableResources, entityOwners, type Caller } from '../tags/taggable-resources.js';
 import { TagsService } from '../tags/tags.service.js';
 import { AddressEntity } from './address.entity.js';
 import { firstFree, ipToInt, poolRange, type PoolRange } from './address-pool.js';
@@ -54,10 +54,7 @@ export class AddressesService {
       prefix: 'eipalloc',
       resourceType: ADDRESS_RESOURCE_TYPE,
       notFoundCode: 'InvalidAllocationID.NotFound',
-      owners: async (em, ids) => {
-        const rows = await em.getRepository(AddressEntity).find({ where: { allocationId: In([...ids]) }, select: { allocationId: true, accountId: true } });
-        return new Map(rows.map((r) => [r.allocationId, r.accountId]));
-      },
+      owners: entityOwners(AddressEntity, { idColumn: 'allocationId' }),
     });
   }
 

@@ -7,7 +7,7 @@ import type { Logger } from '@koala/logging';
 import type { Readable } from 'node:stream';
 import { DataSource, In, IsNull, QueryFailedError, type EntityManager } from 'typeorm';
 import { AccountEntity } from '../accounts/account.entity.js';
-import { TaggableResources, type Caller } from '../tags/taggable-resources.js';
+import { TaggableResources, entityOwners, type Caller } from '../tags/taggable-resources.js';
 import { TagsService } from '../tags/tags.service.js';
 import { BLOB_STORE, BlobTooLargeError, type BlobStore } from './blob-store.js';
 import { BlobUrlSigner } from './blob-url-signer.js';
@@ -173,10 +173,7 @@ export class ImagesService implements ImageLaunchPort, OnApplicationBootstrap, O
         prefix,
         resourceType: IMAGE_RESOURCE_TYPE,
         notFoundCode: 'InvalidAMIID.NotFound',
-        owners: async (em, ids) => {
-          const rows = await em.getRepository(ImageEntity).find({ where: { id: In([...ids]), deregisteredAt: IsNull() }, select: { id: true, accountId: true } });
-          return new Map(rows.map((r) => [r.id, r.accountId]));
-        },
+        owners: entityOwners(ImageEntity, { where: { deregisteredAt: IsNull() } }),
       });
     }
   }

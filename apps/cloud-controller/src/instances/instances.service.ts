@@ -11,7 +11,7 @@ import { InstanceTypesService } from '../instance-types/instance-types.service.j
 import { KeyPairEntity } from '../key-pairs/key-pair.entity.js';
 import { SecurityGroupEntity } from '../security-groups/security-group.entity.js';
 import { SecurityGroupsService, DEFAULT_GROUP_NAME } from '../security-groups/security-groups.service.js';
-import { TaggableResources, type Caller } from '../tags/taggable-resources.js';
+import { TaggableResources, entityOwners, type Caller } from '../tags/taggable-resources.js';
 import { TagsService } from '../tags/tags.service.js';
 import type { ImageLaunchPort } from '../images/image-launch.port.js';
 import { ImageLaunchAdapter } from './image-launch.adapter.js';
@@ -122,10 +122,7 @@ export class InstancesService {
       prefix: 'i',
       resourceType: INSTANCE_RESOURCE_TYPE,
       notFoundCode: 'InvalidInstanceID.NotFound',
-      owners: async (em, ids) => {
-        const rows = await em.getRepository(InstanceEntity).find({ where: { id: In([...ids]) }, select: { id: true, accountId: true } });
-        return new Map(rows.map((r) => [r.id, r.accountId]));
-      },
+      owners: entityOwners(InstanceEntity),
     });
   }
 

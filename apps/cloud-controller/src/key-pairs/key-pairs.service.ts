@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { applyFilters, Ec2Error, newId, type Filter, type FilterSpec, type Tag, type TagSpecification } from '@koala/ec2-query';
-import { DataSource, In, QueryFailedError, type EntityManager } from 'typeorm';
-import { TaggableResources, type Caller } from '../tags/taggable-resources.js';
+import { DataSource, QueryFailedError, type EntityManager } from 'typeorm';
+import { TaggableResources, entityOwners, type Caller } from '../tags/taggable-resources.js';
 import { TagsService } from '../tags/tags.service.js';
 import { KeyPairEntity } from './key-pair.entity.js';
 import { KEY_MATERIAL, type KeyMaterial, type KeyType } from './key-material.js';
@@ -55,10 +55,7 @@ export class KeyPairsService {
       prefix: 'key',
       resourceType: KEY_PAIR_RESOURCE_TYPE,
       notFoundCode: 'InvalidKeyPair.NotFound',
-      owners: async (em, ids) => {
-        const rows = await em.getRepository(KeyPairEntity).find({ where: { id: In([...ids]) }, select: { id: true, accountId: true } });
-        return new Map(rows.map((r) => [r.id, r.accountId]));
-      },
+      owners: entityOwners(KeyPairEntity),
     });
   }
 

@@ -11,7 +11,7 @@ import {
   type TagSpecification,
 } from '@koala/ec2-query';
 import { DataSource, In, Not, QueryFailedError, type EntityManager } from 'typeorm';
-import { TaggableResources, type Caller } from '../tags/taggable-resources.js';
+import { TaggableResources, entityOwners, type Caller } from '../tags/taggable-resources.js';
 import { TagsService } from '../tags/tags.service.js';
 import { ruleIdentity, ruleLabel, type RuleInput } from './ip-permissions.js';
 import { SecurityGroupEntity, SecurityGroupRuleEntity } from './security-group.entity.js';
@@ -115,10 +115,7 @@ export class SecurityGroupsService {
       prefix: 'sg',
       resourceType: SECURITY_GROUP_RESOURCE_TYPE,
       notFoundCode: 'InvalidGroup.NotFound',
-      owners: async (em, ids) => {
-        const rows = await em.getRepository(SecurityGroupEntity).find({ where: { id: In([...ids]) }, select: { id: true, accountId: true } });
-        return new Map(rows.map((r) => [r.id, r.accountId]));
-      },
+      owners: entityOwners(SecurityGroupEntity),
     });
   }
 

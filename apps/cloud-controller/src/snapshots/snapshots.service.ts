@@ -6,7 +6,7 @@ import type { Logger } from '@koala/logging';
 import { BusRemoteError } from '@koala/messaging';
 import { LOGGER } from '@koala/runtime';
 import { DataSource, In, type EntityManager } from 'typeorm';
-import { TaggableResources, type Caller } from '../tags/taggable-resources.js';
+import { TaggableResources, entityOwners, type Caller } from '../tags/taggable-resources.js';
 import { TagsService } from '../tags/tags.service.js';
 import { ZONE_STORAGE, type ZoneStorageGateway } from '../volumes/storage-gateway.js';
 import { VolumeEntity } from '../volumes/volume.entity.js';
@@ -62,10 +62,7 @@ export class SnapshotsService {
       prefix: 'snap',
       resourceType: SNAPSHOT_RESOURCE_TYPE,
       notFoundCode: 'InvalidSnapshot.NotFound',
-      owners: async (em, ids) => {
-        const rows = await em.getRepository(SnapshotEntity).find({ where: { id: In([...ids]) }, select: { id: true, accountId: true } });
-        return new Map(rows.map((r) => [r.id, r.accountId]));
-      },
+      owners: entityOwners(SnapshotEntity),
     });
   }
 

@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { Ec2Error, idPrefixOf, isValidId, type NotFoundCode } from '@koala/ec2-query';
-import type { EntityManager } from 'typeorm';
+import { In, type EntityManager, type EntityTarget, type FindOptionsWhere, type ObjectLiteral } from 'typeorm';
 
 /** Who is calling: `ctx.account` of the Ec2Context. */
 export interface Caller {
@@ -21,6 +21,23 @@ export interface TaggableKind {
   notFoundCode: NotFoundCode;
   /** Owner account of each of `ids` that exists. */
   owners(em: EntityManager, ids: readonly string[]): Promise<Map<string, string>>;
+}
+
+/**
+ * `TaggableKind.owners` for a resource table with an `accountId` column (every Koala resource):
+ * the owner of each id that exists, keyed by `idColumn` (default `id`); `where` excludes rows
+ * that no longer count (deleted volumes, deregistered images).
+ */
+export function entityOwners<T extends ObjectLiteral & { accountId: string }>(
+  entity: EntityTarget<T>,
+  opts: { idColumn?: keyof T & string; where?: FindOptionsWhere<T> } = {},
+): TaggableKind['owners'] {
+  const idColumn = opts.idColumn ?? 'id';
+  return async (em, ids) => {
+    const where = { ...opts.where, [idColumn]: In([...ids]) } as FindOptionsWhere<T>;
+    const rows = await em.getRepository(entity).find({ where, select: { [idColumn]: true, accountId: true } as never });
+    return new Map(rows.map((r) => [r[idColumn] as string, r.accountId]));
+  };
 }
 
 /** The registry of taggable kinds, keyed by id prefix. */

@@ -6,10 +6,10 @@ import { applyFilters, Ec2Error, isValidId, newId, paginate, type Filter, type F
 import type { Logger } from '@koala/logging';
 import { BusRemoteError } from '@koala/messaging';
 import { CLOCK, LOGGER, type Clock } from '@koala/runtime';
-import { DataSource, In, QueryFailedError, type EntityManager } from 'typeorm';
+import { DataSource, In, Not, QueryFailedError, type EntityManager } from 'typeorm';
 import { InstanceEntity } from '../instances/instance.entity.js';
 import { SnapshotsService } from '../snapshots/snapshots.service.js';
-import { TaggableResources, type Caller } from '../tags/taggable-resources.js';
+import { TaggableResources, entityOwners, type Caller } from '../tags/taggable-resources.js';
 import { TagsService } from '../tags/tags.service.js';
 import { runAttach, runDetach } from './attach-workflow.js';
 import { CHAP_SECRETS, type ChapSecrets } from './chap-credentials.js';
@@ -116,10 +116,7 @@ export class VolumesService {
       prefix: 'vol',
       resourceType: VOLUME_RESOURCE_TYPE,
       notFoundCode: 'InvalidVolume.NotFound',
-      owners: async (em, ids) => {
-        const rows = await em.getRepository(VolumeEntity).find({ where: { id: In([...ids]) }, select: { id: true, accountId: true, state: true } });
-        return new Map(rows.filter((r) => r.state !== 'deleted').map((r) => [r.id, r.accountId]));
-      },
+      owners: entityOwners(VolumeEntity, { where: { state: Not('deleted') } }),
     });
   }
 
