@@ -21,8 +21,9 @@ import { VolumeEntity } from '../volumes/volume.entity.js';
 import { CLUSTER_GATEWAY, type ClusterGateway } from './cluster-gateway.js';
 import { InstanceEntity, InstanceSecurityGroupEntity, ReservationEntity, type ShutdownBehavior } from './instance.entity.js';
 import { InstanceLifecycleService } from './instance-lifecycle.service.js';
-import { moveTo, REASONS, stateCode, userInitiated } from './instance-states.js';
+import { moveTo, REASONS, userInitiated } from './instance-states.js';
 import { INSTANCE_FILTERS, type BlockDeviceView, type GroupRef, type InstanceView } from './instance-view.js';
+import { findVisible } from '../persistence/find-visible.js';
 
 export const INSTANCE_RESOURCE_TYPE = 'instance';
 export const DEFAULT_INSTANCE_TYPE = 'm1.small';
@@ -355,22 +356,17 @@ export class InstancesService {
       const instances = await this.ds.getRepository(InstanceEntity).find({ where: { reservationId: In([...reservationIds]) }, order: { launchIndex: 'ASC' } });
       views = await this.views(instances);
     }
-    return reservationIds
-      .filter((id) => byId.has(id))
-      .map((id) => ({ reservation: byId.get(id)!, instances: views!.filter((v) => v.instance.reservationId === id) }));
+    const viewsOf = groupBy(views, (v) => v.instance.reservationId);
+    return reservationIds.filter((id) => byId.has(id)).map((id) => ({ reservation: byId.get(id)!, instances: viewsOf.get(id) ?? [] }));
   }
 
   /** Visible instances of the caller (admin: all), sorted by id; terminated ones for `terminatedRetentionMs`. */
   private async visible(caller: Caller, now: Date, ids: readonly string[]): Promise<InstanceEntity[]> {
-    for (const id of ids) if (!isValidId('i', id)) throw Ec2Error.malformed('InvalidInstanceID.Malformed', id);
-    const qb = this.ds.getRepository(InstanceEntity).createQueryBuilder('i').orderBy('i.id', 'ASC');
-    qb.where("(i.state <> 'terminated' OR i.terminated_at > :cutoff)", { cutoff: new Date(now.getTime() - this.config.terminatedRetentionMs) });
-    if (!caller.isAdmin) qb.andWhere('i.account_id = :account', { account: caller.id });
-    if (ids.length) qb.andWhere('i.id IN (:...ids)', { ids: [...new Set(ids)] });
-    const rows = await qb.getMany();
-    const missing = [...new Set(ids)].filter((id) => !rows.some((r) => r.id === id));
-    if (missing.length) throw Ec2Error.notFound('InvalidInstanceID.NotFound', missing);
-    return rows;
+    const qb = this.ds
+      .getRepository(InstanceEntity)
+      .createQueryBuilder('i')
+      .where("(i.state <> 'terminated' OR i.terminated_at > :cutoff)", { cutoff: new Date(now.getTime() - this.config.terminatedRetentionMs) });
+    return findVisible(qb, 'i', caller, ids, { prefix: 'i', malformed: 'InvalidInstanceID.Malformed', notFound: 'InvalidInstanceID.NotFound' });
   }
 
   /** DescribeInstances: reservations of the page of matching instances (pagination is over instances). */

@@ -16,6 +16,7 @@ import { CHAP_SECRETS, type ChapSecrets } from './chap-credentials.js';
 import { ZONE_STORAGE, type ZoneStorageGateway } from './storage-gateway.js';
 import { VolumeEntity } from './volume.entity.js';
 import { DETACHED, checkAttachable, checkDeletable, checkDetachable, checkDevice, decideVolumeEvent, detached, rolledBack, volumeStatus, type Reason } from './volume-states.js';
+import { findVisible } from '../persistence/find-visible.js';
 
 export const VOLUME_RESOURCE_TYPE = 'volume';
 export const VOLUME_TYPES = ['standard', 'gp2', 'gp3', 'io1', 'io2', 'sc1', 'st1'] as const;
@@ -227,15 +228,11 @@ export class VolumesService {
 
   /** Visible volumes (admin: all), sorted by id; deleted ones for `deletedVolumeRetentionMs`. */
   private async visible(caller: Caller, now: Date, ids: readonly string[]): Promise<VolumeEntity[]> {
-    for (const id of ids) if (!isValidId('vol', id)) throw Ec2Error.malformed('InvalidVolumeID.Malformed', id);
-    const qb = this.ds.getRepository(VolumeEntity).createQueryBuilder('v').orderBy('v.id', 'ASC');
-    qb.where("(v.state <> 'deleted' OR v.deleted_at > :cutoff)", { cutoff: new Date(now.getTime() - this.config.deletedVolumeRetentionMs) });
-    if (!caller.isAdmin) qb.andWhere('v.account_id = :account', { account: caller.id });
-    if (ids.length) qb.andWhere('v.id IN (:...ids)', { ids: [...new Set(ids)] });
-    const rows = await qb.getMany();
-    const missing = [...new Set(ids)].filter((id) => !rows.some((r) => r.id === id));
-    if (missing.length) throw Ec2Error.notFound('InvalidVolume.NotFound', missing);
-    return rows;
+    const qb = this.ds
+      .getRepository(VolumeEntity)
+      .createQueryBuilder('v')
+      .where("(v.state <> 'deleted' OR v.deleted_at > :cutoff)", { cutoff: new Date(now.getTime() - this.config.deletedVolumeRetentionMs) });
+    return findVisible(qb, 'v', caller, ids, { prefix: 'vol', malformed: 'InvalidVolumeID.Malformed', notFound: 'InvalidVolume.NotFound' });
   }
 
   async describe(caller: Caller, now: Date, q: { ids: readonly string[]; filters: readonly Filter[]; maxResults?: number; nextToken?: string }): Promise<{ volumes: VolumeView[]; nextToken?: string }> {
