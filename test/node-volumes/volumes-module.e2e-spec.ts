@@ -1,5 +1,5 @@
-// The NC's VolumesModule wired by Nest (config, logger, bus from the runtime module; its own
-// libvirt connection to qemu:///system) answers nodeAttachVolume / nodeDetachVolume on NATS.
+// The NC's VolumesModule wired by Nest (config, logger, bus from the runtime module; the NC's
+// shared libvirt connection to qemu:///system) answers nodeAttachVolume / nodeDetachVolume on NATS.
 import { jest } from '@jest/globals';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -11,6 +11,7 @@ import { loadConfig } from '@koala/config';
 import { BusRemoteError, NatsBus } from '@koala/messaging';
 import { startDaemon } from '@koala/runtime';
 import { VolumeAttacher } from '../../apps/node-controller/src/volumes/volume-attacher.js';
+import { NodeLibvirtModule } from '../../apps/node-controller/src/libvirt/node-libvirt.module.js';
 import { VolumesModule } from '../../apps/node-controller/src/volumes/volumes.module.js';
 import { TestNatsServer } from '../support/nats-server.js';
 
@@ -31,7 +32,7 @@ describe('VolumesModule on NATS', () => {
       await startDaemon(
         'node-controller',
         (ctx) => {
-          @Module({ imports: [ctx.runtime, VolumesModule] })
+          @Module({ imports: [ctx.runtime, NodeLibvirtModule, VolumesModule] })
           class TestNodeModule {}
           return TestNodeModule;
         },

@@ -1,4 +1,4 @@
-import { Inject, Injectable, Module, type OnApplicationShutdown } from '@nestjs/common';
+import { Module } from '@nestjs/common';
 import { join } from 'node:path';
 import { KOALA_CONFIG, type KoalaConfig } from '@koala/config';
 import type { Logger } from '@koala/logging';
@@ -19,19 +19,9 @@ import { INSTANCE_MANAGER, InstanceHandlers } from './instances/instance.handler
 import { HYPERVISOR, type Hypervisor } from './libvirt/hypervisor.js';
 import { LibvirtHypervisor } from './libvirt/libvirt-hypervisor.js';
 import { NodeLibvirt } from './libvirt/node-libvirt.js';
+import { NODE_LIBVIRT, NodeLibvirtModule } from './libvirt/node-libvirt.module.js';
 import { VolumeAttacher } from './volumes/volume-attacher.js';
 import { VolumesModule } from './volumes/volumes.module.js';
-
-export const NODE_LIBVIRT = Symbol('NODE_LIBVIRT');
-
-/** Closes the libvirt connection last. */
-@Injectable()
-class LibvirtCloser implements OnApplicationShutdown {
-  constructor(@Inject(NODE_LIBVIRT) private readonly conn: NodeLibvirt) {}
-  async onApplicationShutdown() {
-    await this.conn.close();
-  }
-}
 
 /** Optional replacements (tests): e.g. an image cache that needs no HTTP. */
 export interface NodeModuleOverrides {
@@ -43,17 +33,8 @@ export interface NodeModuleOverrides {
 export function nodeModule(ctx: Pick<DaemonContext, 'runtime' | 'config'>, overrides: NodeModuleOverrides = {}) {
   const home = ctx.config.home;
   @Module({
-    imports: [ctx.runtime, VolumesModule],
+    imports: [ctx.runtime, NodeLibvirtModule, VolumesModule],
     providers: [
-      {
-        provide: NODE_LIBVIRT,
-        inject: [LOGGER],
-        useFactory: async (logger: Logger) => {
-          const conn = new NodeLibvirt({ uri: ctx.config.libvirtUri, socketPath: ctx.config.libvirtSocket }, logger);
-          await conn.start();
-          return conn;
-        },
-      },
       {
         provide: HOST_PROBE,
         inject: [NODE_LIBVIRT, LOGGER],
@@ -86,7 +67,6 @@ export function nodeModule(ctx: Pick<DaemonContext, 'runtime' | 'config'>, overr
       { provide: DOMAIN_VIEW, inject: [INSTANCE_MANAGER], useFactory: (m: InstanceManager) => (d: Parameters<InstanceManager['annotate']>[0]) => m.annotate(d) },
       InstanceHandlers,
       HeartbeatService,
-      LibvirtCloser,
     ],
   })
   class NodeControllerModule {}
