@@ -135,6 +135,7 @@ export class RpcClient extends EventEmitter<RpcEvents> {
   private closedError: LibvirtConnectionClosedError | undefined;
   private lastRx = Date.now();
   private keepaliveTimer: NodeJS.Timeout | undefined;
+  private unansweredPings = 0;
   private readonly keepaliveIntervalMs: number;
   private readonly keepaliveCount: number;
 
@@ -250,13 +251,18 @@ export class RpcClient extends EventEmitter<RpcEvents> {
   /** Starts keepalive: answers the daemon's PINGs (always) and pings it after silence. */
   startKeepalive(): void {
     if (this.keepaliveIntervalMs <= 0 || this.keepaliveTimer || this.closedError) return;
+    // As libvirt's own keepalive: after `interval` of silence send a PING; give up only once
+    // `count` PINGs in a row went unanswered (anything received resets the count). Counting
+    // PINGs rather than elapsed time keeps a stalled event loop from dropping a healthy peer.
     this.keepaliveTimer = setInterval(() => {
       const idle = Date.now() - this.lastRx;
-      if (idle >= this.keepaliveIntervalMs * this.keepaliveCount) {
-        this.transport.close(new Error(`no answer to keepalive for ${idle} ms`));
+      if (idle < this.keepaliveIntervalMs) return;
+      if (this.unansweredPings >= this.keepaliveCount) {
+        this.transport.close(new Error(`no answer to ${this.unansweredPings} keepalive PINGs (${idle} ms of silence)`));
         return;
       }
-      if (idle >= this.keepaliveIntervalMs) this.sendKeepalive(KEEPALIVE_PROC_PING);
+      this.unansweredPings++;
+      this.sendKeepalive(KEEPALIVE_PROC_PING);
     }, this.keepaliveIntervalMs);
     this.keepaliveTimer.unref();
   }
@@ -280,6 +286,7 @@ export class RpcClient extends EventEmitter<RpcEvents> {
 
   private onPacket(p: Packet): void {
     this.lastRx = Date.now();
+    this.unansweredPings = 0;
     const h = p.header;
     if (h.program === KEEPALIVE_PROGRAM) {
       if (h.procedure === KEEPALIVE_PROC_PING) this.sendKeepalive(KEEPALIVE_PROC_PONG);
