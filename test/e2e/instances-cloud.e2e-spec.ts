@@ -48,6 +48,8 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const IMAGE_DIR = join(tmpdir(), 'koala-test-images', 'tiny-linux');
 const tag = randomBytes(3).toString('hex');
 const count = (text: string, needle: string) => text.split(needle).length - 1;
+/** The guest's init prints its first `BLOCK:` line once it is up (acpid listening), after the banner. */
+const upSinceLastBoot = (text: string) => text.lastIndexOf('BLOCK: ') > text.lastIndexOf('TINY-LINUX-BOOTED');
 
 
 interface Daemon {
@@ -237,8 +239,8 @@ describe('instances end to end (CLC + CC + NC on libvirt)', () => {
 
       const text = await until(async () => {
         const t = await consoleText(id);
-        return t.includes('TINY-LINUX-BOOTED') && t.includes(`INSTANCE-ID: ${id}`) && t.includes(userData) && t;
-      }, 120_000, 'the boot banner', 500);
+        return t.includes('TINY-LINUX-BOOTED') && t.includes(`INSTANCE-ID: ${id}`) && t.includes(userData) && upSinceLastBoot(t) && t;
+      }, 120_000, 'the boot banner and the first BLOCK line', 500);
       expect(text).toMatch(/BLOCK: vda/);
       const inst = await describeInstance(id);
       expect(inst).toMatchObject({ InstanceId: id, ImageId: imageId, InstanceType: 'm1.small', State: { Name: 'running', Code: 16 } });
@@ -247,7 +249,10 @@ describe('instances end to end (CLC + CC + NC on libvirt)', () => {
     it('reboots: a second boot on the console, still running', async () => {
       const before = count(await consoleText(id), 'TINY-LINUX-BOOTED');
       await ec2.send(new RebootInstancesCommand({ InstanceIds: [id] }));
-      await until(async () => count(await consoleText(id), 'TINY-LINUX-BOOTED') > before, 120_000, 'a second boot', 500);
+      await until(async () => {
+        const t = await consoleText(id);
+        return count(t, 'TINY-LINUX-BOOTED') > before && upSinceLastBoot(t);
+      }, 120_000, 'a second boot, up', 500);
       expect((await describeInstance(id)).State?.Name).toBe('running');
     });
 
