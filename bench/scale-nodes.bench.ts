@@ -24,7 +24,8 @@
  *  - running: until DescribeInstances (filter instance-state-name=running, MaxResults 1000,
  *    paginated, polled every second) counts them all;
  *  - DescribeInstances over everything (MaxResults 1000 and 100, paginated) and
- *    DescribeAvailabilityZones `verbose`, 5 rounds each; the CC's listNodes (size of the answer);
+ *    DescribeAvailabilityZones `verbose`, 5 rounds each; the CC's listNodes (size of the answer)
+ *    and a walk over its listDomains pages (what reconciliation reads);
  *  - placement spread (instances per node, from the CLC's database);
  *  - memory and CPU: RSS/heap of this process (the CLC, the CC and every NC share it), CPU time
  *    of this process, libvirtd (it hosts the test driver) and the nats-server per phase; the
@@ -49,7 +50,7 @@ import {
   type Instance,
 } from '@aws-sdk/client-ec2';
 import { connect as natsConnect, type NatsConnection } from '@nats-io/transport-node';
-import { listNodes, Subjects, type ListNodesResponse } from '@koala/contracts';
+import { listDomains, listNodes, Subjects, type ListNodesResponse, type NodeDomains } from '@koala/contracts';
 import { loadConfig, type KoalaConfig } from '@koala/config';
 import { Libvirt } from '@koala/libvirt';
 import { NatsBus } from '@koala/messaging';
@@ -301,13 +302,30 @@ it(`scale: ${NODES} simulated nodes, ${WANTED} t1.micro instances`, async () => 
       loadedNodes = await nodes();
       listBytes = JSON.stringify({ zone, nodes: loadedNodes }).length;
     });
-    phase('queries (DescribeInstances, DescribeAZs, listNodes)');
+    // What reconciliation reads each pass: every node's domains, page by page.
+    let domainPages = 0;
+    let domainBytes = 0;
+    let domainNodes: NodeDomains[] = [];
+    const ld = await timeIt(5, async () => {
+      domainNodes = [];
+      domainPages = 0;
+      domainBytes = 0;
+      let after: string | undefined;
+      do {
+        const page = await probe!.request(listDomains(zone), after === undefined ? {} : { after }, { timeoutMs: 10_000 });
+        domainPages++;
+        domainBytes = Math.max(domainBytes, JSON.stringify(page).length);
+        domainNodes.push(...page.nodes);
+        after = page.next;
+      } while (after !== undefined);
+    });
+    phase('queries (DescribeInstances, DescribeAZs, listNodes, listDomains)');
 
     // ---- 5. placement spread, heartbeats and memory with everything running -----------------
     const rows: Array<{ node: string; n: number }> = await cloud.dataSource.query(`SELECT node, count(*)::int AS n FROM instances WHERE zone = $1 AND state = 'running' GROUP BY node`, [zone]);
     const byNode = new Map(rows.map((r) => [r.node, r.n]));
     const counts = [...Array(NODES).keys()].map((i) => byNode.get(nodeName(i + 1)) ?? 0);
-    const reported = loadedNodes.reduce((a, n) => a + n.domains.filter((d) => d.instanceId).length, 0);
+    const reported = domainNodes.reduce((a, n) => a + n.domains.filter((d) => d.instanceId).length, 0);
     const loadedHb = await heartbeatWindow(5);
     phase('loaded heartbeat window (5 s)');
     const mem = process.memoryUsage();
@@ -347,7 +365,8 @@ it(`scale: ${NODES} simulated nodes, ${WANTED} t1.micro instances`, async () => 
     row(`DescribeInstances all (${seen}), MaxResults 1000: p50 / max`, `${ms(pct(d1000, 50))} / ${ms(Math.max(...d1000))}  (${pages1000} page(s))`);
     row(`DescribeInstances all, MaxResults 100: p50 / max`, `${ms(pct(d100, 50))} / ${ms(Math.max(...d100))}  (${pages100} pages)`);
     row('DescribeAvailabilityZones verbose: p50 / max', `${ms(pct(az, 50))} / ${ms(Math.max(...az))}`);
-    row('CC listNodes (NATS request): p50 / max, answer size', `${ms(pct(ln, 50))} / ${ms(Math.max(...ln))}, ${(listBytes / 1024).toFixed(0)} KiB (${reported} instance domains reported)`);
+    row('CC listNodes (NATS request): p50 / max, answer size', `${ms(pct(ln, 50))} / ${ms(Math.max(...ln))}, ${(listBytes / 1024).toFixed(0)} KiB`);
+    row('CC listDomains, every page: p50 / max, pages, largest page', `${ms(pct(ld, 50))} / ${ms(Math.max(...ld))}, ${domainPages}, ${(domainBytes / 1024).toFixed(0)} KiB (${reported} instance domains reported)`);
     row('placement spread: instances a node min / max', `${Math.min(...counts)} / ${Math.max(...counts)}  (over ${NODES} nodes)`);
     row('TerminateInstances calls (batch, p50 / max)', `${termLatency.length} x ${TERMINATE_BATCH}: ${ms(pct(termLatency, 50))} / ${ms(Math.max(...termLatency))}  (${sec(tTermCalls)} for all calls)`);
     row('first TerminateInstances -> all terminated', sec(tTerminated));

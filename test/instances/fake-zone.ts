@@ -1,6 +1,6 @@
 /**
  * A fake cluster controller + node controller for one zone, on the real NATS: answers the CC
- * contract (placeInstances / instanceAction / consoleOutput / listNodes / clusters.describe) and
+ * contract (placeInstances / instanceAction / consoleOutput / listNodes / listDomains / clusters.describe) and
  * publishes InstanceEvents through the real JetStream stream, as the real CC/NC will. Lets the
  * CLC's instance work be tested end to end while the real CC and NC are written.
  */
@@ -11,6 +11,7 @@ import {
   EventSubjects,
   InstanceEvent,
   instanceAction,
+  listDomains,
   listNodes,
   placeInstances,
   QueueGroups,
@@ -67,12 +68,16 @@ export class FakeZone {
           hypervisorUri: 'test:///default',
           total: { cores: 4, memoryMiB: 4096, diskGiB: 100 },
           free: { cores: 4, memoryMiB: 4096, diskGiB: 100 },
-          domains: [...this.domains].map(([id, state]) => ({ name: id, instanceId: id, state })),
+          domainCount: this.domains.size,
           sentAt: new Date().toISOString(),
           state: this.nodeState,
           lastSeen: new Date().toISOString(),
         },
       ],
+    }), { queue });
+    bus.handle(listDomains(zone), () => ({
+      zone,
+      nodes: [{ node: this.node, state: this.nodeState, lastSeen: new Date().toISOString(), domains: [...this.domains].map(([id, state]) => ({ name: id, instanceId: id, state })) }],
     }), { queue });
     bus.handle(placeInstances(zone), (req) => {
       const n = Math.min(req.instances.length, this.capacity);

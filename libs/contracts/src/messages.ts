@@ -51,8 +51,13 @@ export type NodeHeartbeat = z.infer<typeof NodeHeartbeat>;
 
 export const NodeState = z.enum(['up', 'down']);
 
-/** A node as the CC's registry knows it. */
-export const NodeSummary = NodeHeartbeat.extend({
+/**
+ * A node as the CC's registry knows it: its last heartbeat's capacity, without the domains
+ * (a zone of 10k instances would carry ~1 MiB of them: NATS's payload limit). Domains are
+ * read page by page with `listDomains`.
+ */
+export const NodeSummary = NodeHeartbeat.omit({ domains: true }).extend({
+  domainCount: z.number().int().nonnegative(),
   state: NodeState,
   lastSeen: z.string(),
 });
@@ -61,6 +66,26 @@ export type NodeSummary = z.infer<typeof NodeSummary>;
 export const ListNodesRequest = z.object({});
 export const ListNodesResponse = z.object({ zone: z.string(), nodes: z.array(NodeSummary) });
 export type ListNodesResponse = z.infer<typeof ListNodesResponse>;
+
+/** One node's domains as its last heartbeat reported them. */
+export const NodeDomains = z.object({ node: z.string(), state: NodeState, lastSeen: z.string(), domains: z.array(DomainReport) });
+export type NodeDomains = z.infer<typeof NodeDomains>;
+
+/** The most domains one `listDomains` page carries (~105 B each: well under 1 MiB). */
+export const MAX_DOMAINS_PER_PAGE = 5000;
+
+/**
+ * A page of the zone's nodes with their domains, in node-name order after `after`. A page holds
+ * whole nodes, as many as fit in `maxDomains` (at least one); `next` is the `after` of the next
+ * page, absent on the last.
+ */
+export const ListDomainsRequest = z.object({
+  after: z.string().optional(),
+  maxDomains: z.number().int().positive().max(MAX_DOMAINS_PER_PAGE).optional(),
+});
+export type ListDomainsRequest = z.infer<typeof ListDomainsRequest>;
+export const ListDomainsResponse = z.object({ zone: z.string(), nodes: z.array(NodeDomains), next: z.string().optional() });
+export type ListDomainsResponse = z.infer<typeof ListDomainsResponse>;
 
 /** What a CC answers on `Subjects.clustersDescribe`. */
 export const ClusterSummary = z.object({

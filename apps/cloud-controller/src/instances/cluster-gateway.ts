@@ -2,10 +2,12 @@ import { Inject, Injectable } from '@nestjs/common';
 import {
   consoleOutput,
   instanceAction,
+  listDomains,
   placeInstances,
   type ClusterSummary,
   type InstanceAction,
   type InstanceSpec,
+  type NodeDomains,
   type NodeSummary,
   type PlaceInstancesResponse,
 } from '@koala/contracts';
@@ -20,7 +22,10 @@ import { ClustersService } from '../clusters/clusters.service.js';
  */
 export interface ClusterGateway {
   zones(): Promise<Pick<ClusterSummary, 'zone' | 'state'>[]>;
+  /** The zone's nodes with their capacity (cheap: no domains). */
   nodes(zone: string): Promise<NodeSummary[]>;
+  /** Every node of the zone with its domains, read page by page. */
+  domains(zone: string): Promise<NodeDomains[]>;
   place(zone: string, request: { reservationId: string; minCount: number; instances: InstanceSpec[] }): Promise<PlaceInstancesResponse>;
   action(zone: string, request: { instanceId: string; node: string; action: InstanceAction; force?: boolean }): Promise<void>;
   consoleOutput(zone: string, request: { instanceId: string; node: string; latest?: boolean }): Promise<{ output: string; timestamp: string }>;
@@ -41,6 +46,17 @@ export class NatsClusterGateway implements ClusterGateway {
 
   async nodes(zone: string) {
     return (await this.clusters.nodes(zone)).nodes;
+  }
+
+  async domains(zone: string) {
+    const out: NodeDomains[] = [];
+    let after: string | undefined;
+    do {
+      const page = await this.bus.request(listDomains(zone), after === undefined ? {} : { after }, { timeoutMs: 5000 });
+      out.push(...page.nodes);
+      after = page.next;
+    } while (after !== undefined);
+    return out;
   }
 
   place(zone: string, request: { reservationId: string; minCount: number; instances: InstanceSpec[] }) {

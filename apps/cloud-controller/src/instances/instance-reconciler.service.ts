@@ -1,6 +1,6 @@
 import { Inject, Injectable, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
 import { KOALA_CONFIG, type KoalaConfig } from '@koala/config';
-import type { NodeSummary } from '@koala/contracts';
+import type { NodeDomains } from '@koala/contracts';
 import type { Logger } from '@koala/logging';
 import { CLOCK, LOGGER, type Clock } from '@koala/runtime';
 import { DataSource, In, LessThan, Not } from 'typeorm';
@@ -63,23 +63,22 @@ export class InstanceReconcilerService implements OnApplicationBootstrap, OnModu
     this.cancel?.();
   }
 
-  /** One pass over every zone (the ones answering, and the ones holding live instances). */
+  /** One pass over every zone this cloud has launched into, a zone at a time. */
   async runOnce(): Promise<ReconcileStep[]> {
-    const live = await this.ds.getRepository(InstanceEntity).find({ where: { state: Not('terminated') } });
     // Zones this cloud has launched into (rows stay until purged). Not every zone answering on
     // NATS: clouds sharing a NATS server (tests) must never kill each other's domains.
     const rows: Array<{ zone: string }> = await this.ds.query('SELECT DISTINCT zone FROM instances');
-    const zones = new Set(rows.map((r) => r.zone));
     const all: ReconcileStep[] = [];
-    for (const zone of [...zones].sort()) {
-      let nodes: NodeSummary[] | undefined;
+    for (const zone of rows.map((r) => r.zone).sort()) {
+      const live = await this.ds.getRepository(InstanceEntity).find({ where: { zone, state: Not('terminated') } });
+      let nodes: NodeDomains[] | undefined;
       try {
-        nodes = await this.cluster.nodes(zone);
+        nodes = await this.cluster.domains(zone);
       } catch (err) {
         this.logger.debug({ err, zone }, 'zone did not answer; judging launches only');
       }
       const now = this.clock.now();
-      const steps = planZone(zone, live.filter((i) => i.zone === zone), nodes, now, { graceMs: this.config.reconcileGraceMs, launchTimeoutMs: this.config.launchTimeoutMs }, this.memory);
+      const steps = planZone(zone, live, nodes, now, { graceMs: this.config.reconcileGraceMs, launchTimeoutMs: this.config.launchTimeoutMs }, this.memory);
       await this.execute(zone, steps, live, now);
       all.push(...steps);
     }

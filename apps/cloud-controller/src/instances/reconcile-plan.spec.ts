@@ -1,4 +1,4 @@
-import type { NodeSummary } from '@koala/contracts';
+import type { NodeDomains } from '@koala/contracts';
 import type { InstanceSnapshot } from './instance-states.js';
 import { MismatchMemory, planZone, type ReconcileStep } from './reconcile-plan.js';
 
@@ -18,15 +18,9 @@ const inst = (id: string, over: Partial<InstanceSnapshot> = {}): InstanceSnapsho
   shutdownBehavior: 'stop',
   ...over,
 });
-const node = (name: string, domains: Array<[string, string]>, state: 'up' | 'down' = 'up'): NodeSummary => ({
+const node = (name: string, domains: Array<[string, string]>, state: 'up' | 'down' = 'up'): NodeDomains => ({
   node: name,
-  zone: 'z',
-  version: '1',
-  hypervisorUri: 'test:///default',
-  total: { cores: 4, memoryMiB: 4096, diskGiB: 100 },
-  free: { cores: 4, memoryMiB: 4096, diskGiB: 100 },
   domains: domains.map(([n, s]) => ({ name: n, instanceId: n, state: s })),
-  sentAt: t(0).toISOString(),
   state,
   lastSeen: t(0).toISOString(),
 });

@@ -4,7 +4,7 @@
  * "first seen" times come from the caller, so a mismatch must last `graceMs` before anything
  * is done (events are usually just late).
  */
-import type { InstanceAction, NodeSummary } from '@koala/contracts';
+import type { DomainReport, InstanceAction, NodeDomains } from '@koala/contracts';
 import { isValidId } from '@koala/ec2-query';
 import { domainState, REASONS, type InstanceSnapshot } from './instance-states.js';
 
@@ -58,10 +58,11 @@ export class MismatchMemory {
 const domainInstanceId = (d: { name: string; instanceId?: string }) => d.instanceId ?? (isValidId('i', d.name) ? d.name : undefined);
 
 /**
- * Steps for one zone. `live`: the zone's non-terminated instances; `nodes`: the CC's node list,
- * or undefined when the CC did not answer (then only launches without a node are judged).
+ * Steps for one zone. `live`: the zone's non-terminated instances; `nodes`: every node of the
+ * zone with its domains, or undefined when the CC did not answer (then only launches without a
+ * node are judged).
  */
-export function planZone(zone: string, live: readonly InstanceSnapshot[], nodes: readonly NodeSummary[] | undefined, now: Date, t: ReconcileTimings, memory: MismatchMemory): ReconcileStep[] {
+export function planZone(zone: string, live: readonly InstanceSnapshot[], nodes: readonly NodeDomains[] | undefined, now: Date, t: ReconcileTimings, memory: MismatchMemory): ReconcileStep[] {
   const steps: ReconcileStep[] = [];
   const age = (i: InstanceSnapshot) => now.getTime() - i.stateChangedAt.getTime();
   const key = (...parts: string[]) => `${zone}/${parts.join('/')}`;
@@ -76,12 +77,14 @@ export function planZone(zone: string, live: readonly InstanceSnapshot[], nodes:
 
   const byId = new Map(live.map((i) => [i.id, i]));
   const nodeByName = new Map(nodes.map((n) => [n.node, n]));
+  const domainOf = new Map<string, DomainReport>(); // `${node}/${instance}`
 
   // Domains nobody should be running.
   for (const n of nodes) {
     if (n.state !== 'up') continue;
     for (const d of n.domains) {
       const id = domainInstanceId(d);
+      if (id && !domainOf.has(`${n.node}/${id}`)) domainOf.set(`${n.node}/${id}`, d);
       if (!id || domainState(d.state) === 'gone') continue;
       const inst = byId.get(id);
       if (inst && (inst.node === n.node || inst.node === null)) continue;
@@ -100,7 +103,7 @@ export function planZone(zone: string, live: readonly InstanceSnapshot[], nodes:
     const up = n?.state === 'up';
     steps.push({ kind: 'impaired', instanceId: i.id, impaired: !up });
     if (!up || !n) continue;
-    const d = n.domains.find((x) => domainInstanceId(x) === i.id);
+    const d = domainOf.get(`${n.node}/${i.id}`);
     const ds = d ? domainState(d.state) : 'gone';
     if (ds !== 'gone') steps.push({ kind: 'seen', instanceId: i.id });
     const settled = age(i) >= t.graceMs;

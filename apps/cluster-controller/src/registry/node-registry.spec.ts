@@ -1,14 +1,14 @@
 import type { NodeHeartbeat } from '@koala/contracts';
 import { NodeRegistry } from './node-registry.js';
 
-const hb = (node: string, zone = 'z1', cores = 4): NodeHeartbeat => ({
+const hb = (node: string, zone = 'z1', cores = 4, domains = 0): NodeHeartbeat => ({
   node,
   zone,
   version: '0.1.0',
   hypervisorUri: 'test:///default',
   total: { cores, memoryMiB: 8192, diskGiB: 100 },
   free: { cores, memoryMiB: 4096, diskGiB: 50 },
-  domains: [],
+  domains: Array.from({ length: domains }, (_, k) => ({ name: `${node}-d${k}`, state: 'running' })),
   sentAt: new Date(0).toISOString(),
 });
 
@@ -41,5 +41,54 @@ describe('NodeRegistry', () => {
     r.record(hb('b', 'z1', 6), at(5_000));
     expect(r.capacity(at(1_000))).toMatchObject({ nodes: 2, nodesUp: 2, total: { cores: 8 } });
     expect(r.capacity(at(12_000))).toMatchObject({ nodes: 2, nodesUp: 1, total: { cores: 6, memoryMiB: 8192 }, free: { cores: 6 } });
+  });
+
+  it('lists capacity with a domain count, not the domains', () => {
+    const r = new NodeRegistry('z1', 10_000);
+    r.record(hb('a', 'z1', 4, 3), t0);
+    const [a] = r.list(t0);
+    expect(a).toMatchObject({ node: 'a', domainCount: 3, state: 'up' });
+    expect(a).not.toHaveProperty('domains');
+  });
+
+  describe('domainsPage', () => {
+    // Nodes n0..n5 holding 0, 2, 3, 1, 4, 2 domains.
+    const sizes = [0, 2, 3, 1, 4, 2];
+    const registry = () => {
+      const r = new NodeRegistry('z1', 10_000);
+      for (const [k, n] of sizes.entries()) r.record(hb(`n${k}`, 'z1', 4, n), t0);
+      r.record(hb('n6', 'z1', 4, 1), at(-20_000)); // long silent: listed, down
+      return r;
+    };
+    const walk = (r: NodeRegistry, max: number) => {
+      const pages: string[][] = [];
+      let after: string | undefined;
+      do {
+        const p = r.domainsPage(at(1), after, max);
+        pages.push(p.nodes.map((n) => n.node));
+        after = p.next;
+      } while (after !== undefined);
+      return pages;
+    };
+
+    it('walks every node exactly once, whole nodes per page, within the domain budget', () => {
+      expect(walk(registry(), 5)).toEqual([['n0', 'n1', 'n2'], ['n3', 'n4'], ['n5', 'n6']]);
+      expect(walk(registry(), 1000)).toEqual([['n0', 'n1', 'n2', 'n3', 'n4', 'n5', 'n6']]);
+    });
+
+    it('still makes progress when one node alone exceeds the budget', () => {
+      expect(walk(registry(), 1)).toEqual([['n0'], ['n1'], ['n2'], ['n3'], ['n4'], ['n5'], ['n6']]);
+    });
+
+    it('carries each node\'s domains and state', () => {
+      const p = registry().domainsPage(at(1), 'n3', 100);
+      expect(p.next).toBeUndefined();
+      expect(p.nodes.map((n) => [n.node, n.state, n.domains.length])).toEqual([['n4', 'up', 4], ['n5', 'up', 2], ['n6', 'down', 1]]);
+      expect(p.nodes[0].domains[0]).toEqual({ name: 'n4-d0', state: 'running' });
+    });
+
+    it('answers an empty last page after the last node', () => {
+      expect(registry().domainsPage(at(1), 'n6', 10)).toEqual({ nodes: [] });
+    });
   });
 });

@@ -1,4 +1,4 @@
-import type { NodeHeartbeat, NodeSummary, Resources } from '@koala/contracts';
+import type { ListDomainsResponse, NodeDomains, NodeHeartbeat, NodeSummary, Resources } from '@koala/contracts';
 
 interface Entry {
   heartbeat: NodeHeartbeat;
@@ -34,14 +34,36 @@ export class NodeRegistry {
     return !!e && now.getTime() - e.lastSeen.getTime() <= this.timeoutMs;
   }
 
+  private stateOf(lastSeen: Date, now: Date) {
+    return now.getTime() - lastSeen.getTime() <= this.timeoutMs ? ('up' as const) : ('down' as const);
+  }
+
+  private sorted(): [string, Entry][] {
+    return [...this.nodes].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  }
+
+  /** Every node with its capacity, by name; domains are counted, not listed (see `domainsPage`). */
   list(now: Date): NodeSummary[] {
-    return [...this.nodes.values()]
-      .map(({ heartbeat, lastSeen }) => ({
-        ...heartbeat,
-        state: now.getTime() - lastSeen.getTime() <= this.timeoutMs ? ('up' as const) : ('down' as const),
-        lastSeen: lastSeen.toISOString(),
-      }))
-      .sort((a, b) => a.node.localeCompare(b.node));
+    return this.sorted().map(([, { heartbeat, lastSeen }]) => {
+      const { domains, ...rest } = heartbeat;
+      return { ...rest, domainCount: domains.length, state: this.stateOf(lastSeen, now), lastSeen: lastSeen.toISOString() };
+    });
+  }
+
+  /**
+   * Nodes named after `after` (code-point order) with their domains: whole nodes, as many as fit
+   * in `maxDomains` but always at least one, and `next` when more nodes follow.
+   */
+  domainsPage(now: Date, after: string | undefined, maxDomains: number): Omit<ListDomainsResponse, 'zone'> {
+    const rest = this.sorted().filter(([name]) => after === undefined || name > after);
+    const nodes: NodeDomains[] = [];
+    let count = 0;
+    for (const [name, { heartbeat, lastSeen }] of rest) {
+      if (nodes.length && count + heartbeat.domains.length > maxDomains) break;
+      nodes.push({ node: name, state: this.stateOf(lastSeen, now), lastSeen: lastSeen.toISOString(), domains: heartbeat.domains });
+      count += heartbeat.domains.length;
+    }
+    return nodes.length < rest.length ? { nodes, next: nodes.at(-1)!.node } : { nodes };
   }
 
   /** Capacity totals over the nodes that are up. */

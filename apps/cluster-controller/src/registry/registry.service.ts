@@ -1,5 +1,5 @@
 import { Inject, Injectable, type OnModuleInit } from '@nestjs/common';
-import { ClusterSummary, listNodes, NodeHeartbeat, QueueGroups, Subjects } from '@koala/contracts';
+import { ClusterSummary, listDomains, listNodes, MAX_DOMAINS_PER_PAGE, NodeHeartbeat, QueueGroups, Subjects } from '@koala/contracts';
 import { KOALA_CONFIG, type KoalaConfig } from '@koala/config';
 import type { Logger } from '@koala/logging';
 import type { NatsBus } from '@koala/messaging';
@@ -33,6 +33,9 @@ export class RegistryService implements OnModuleInit {
       if (!wasUp) this.logger.info({ node: hb.node, total: hb.total }, 'node up');
     });
     this.bus.handle(listNodes(zone), () => ({ zone, nodes: this.registry.list(this.clock.now()) }), { queue: QueueGroups.cluster(zone) });
+    this.bus.handle(listDomains(zone), (req) => ({ zone, ...this.registry.domainsPage(this.clock.now(), req.after, req.maxDomains ?? MAX_DOMAINS_PER_PAGE) }), {
+      queue: QueueGroups.cluster(zone),
+    });
     this.bus.answer(Subjects.clustersDescribe, () => this.summary());
     this.status.setDetails(() => ({ policy: this.config.schedulerPolicy, ...this.registry.capacity(this.clock.now()) }));
   }

@@ -34,7 +34,7 @@ function render(config: KoalaConfig, s: Awaited<ReturnType<typeof gatherStatus>>
   if (nodes.length) {
     const nrows = [['NODE', 'STATE', 'HYPERVISOR', 'CORES free/total', 'MEMORY MiB free/total', 'DISK GiB free/total', 'DOMAINS', 'LAST SEEN']];
     for (const n of nodes)
-      nrows.push([n.node, n.state, `${n.hypervisorUri}${n.hypervisor ? ` (${n.hypervisor})` : ''}`, `${n.free.cores}/${n.total.cores}`, `${n.free.memoryMiB}/${n.total.memoryMiB}`, `${n.free.diskGiB}/${n.total.diskGiB}`, String(n.domains.length), n.lastSeen]);
+      nrows.push([n.node, n.state, `${n.hypervisorUri}${n.hypervisor ? ` (${n.hypervisor})` : ''}`, `${n.free.cores}/${n.total.cores}`, `${n.free.memoryMiB}/${n.total.memoryMiB}`, `${n.free.diskGiB}/${n.total.diskGiB}`, String(n.domainCount), n.lastSeen]);
     lines.push(table(nrows));
   }
   lines.push('', s.healthy ? 'Koala is up.' : 'Koala is NOT fully up.');
