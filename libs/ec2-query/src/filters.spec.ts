@@ -1,5 +1,5 @@
 import { Ec2Error } from './errors.js';
-import { applyFilters, compileFilterPattern, type FilterSpec } from './filters.js';
+import { applyFilters, compileFilterPattern, filterPatternToSql, type FilterSpec } from './filters.js';
 
 interface Inst {
   id: string;
@@ -87,5 +87,29 @@ describe('applyFilters', () => {
       expect((e as Ec2Error).message).toBe(`The filter '${f.name}' is invalid`);
     }
     expect(() => ids([{ name: 'tag:', values: ['x'] }])).toThrow("The filter 'tag:' is invalid");
+  });
+});
+
+describe('filterPatternToSql', () => {
+  it('keeps plain values as equality', () => {
+    expect(filterPatternToSql('running')).toEqual({ equals: 'running' });
+    expect(filterPatternToSql('')).toEqual({ equals: '' });
+    expect(filterPatternToSql('100%_done')).toEqual({ equals: '100%_done' }); // % and _ are literal in EC2
+  });
+
+  it('turns * and ? into % and _, escaping LIKE metacharacters', () => {
+    expect(filterPatternToSql('web-*')).toEqual({ like: 'web-%' });
+    expect(filterPatternToSql('m1.?ma*')).toEqual({ like: 'm1._ma%' });
+    expect(filterPatternToSql('50%*')).toEqual({ like: '50\\%%' });
+    expect(filterPatternToSql('a_b?')).toEqual({ like: 'a\\_b_' });
+  });
+
+  it('resolves EC2 escapes: an escaped wildcard is literal, a trailing backslash is itself', () => {
+    expect(filterPatternToSql('a\\*b')).toEqual({ equals: 'a*b' });
+    expect(filterPatternToSql('a\\?*')).toEqual({ like: 'a?%' });
+    expect(filterPatternToSql('a\\\\*')).toEqual({ like: 'a\\\\%' }); // escaped backslash, then *
+    expect(filterPatternToSql('a\\')).toEqual({ equals: 'a\\' });
+    expect(filterPatternToSql('*\\')).toEqual({ like: '%\\\\' });
+    expect(filterPatternToSql('?\u{1F600}')).toEqual({ like: '_\u{1F600}' });
   });
 });

@@ -33,6 +33,35 @@ export function compileFilterPattern(pattern: string): (s: string) => boolean {
   const rx = new RegExp(`^${re}$`, 'u');
   return (s) => rx.test(s);
 }
+/**
+ * An EC2 filter value for SQL, matching exactly the strings `compileFilterPattern` matches:
+ * `{ equals }` when it has no wildcard left (escapes resolved), else `{ like }`, a LIKE pattern
+ * (`*` → `%`, `?` → `_`, literal `%`, `_`, `\` escaped with `\`, PostgreSQL's default LIKE escape).
+ * LIKE and `=` are case-sensitive, as EC2 filters are. Assumes a UTF-8 database (`_` = one
+ * character, as `?` is one code point).
+ */
+export function filterPatternToSql(pattern: string): { equals: string } | { like: string } {
+  if (!/[*?\\]/.test(pattern)) return { equals: pattern };
+  let like = '';
+  let literal = '';
+  let wild = false;
+  const lit = (c: string) => {
+    literal += c;
+    like += c === '%' || c === '_' || c === '\\' ? `\\${c}` : c;
+  };
+  const chars = [...pattern]; // code points, as the `u` regex of compileFilterPattern sees them
+  for (let i = 0; i < chars.length; i++) {
+    const c = chars[i]!;
+    if (c === '\\' && i + 1 < chars.length) {
+      lit(chars[++i]!);
+    } else if (c === '*' || c === '?') {
+      like += c === '*' ? '%' : '_';
+      wild = true;
+    } else lit(c);
+  }
+  return wild ? { like } : { equals: literal };
+}
+
 function escapeRe(c: string): string {
   return c.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }

@@ -1,5 +1,5 @@
 import { Ec2Error } from './errors.js';
-import { paginate } from './pagination.js';
+import { keysetStart, keysetToken, paginate } from './pagination.js';
 
 const items = Array.from({ length: 12 }, (_, i) => `k${String(i).padStart(2, '0')}`);
 
@@ -63,5 +63,30 @@ describe('paginate', () => {
     expect(code(() => paginate(items, { maxResults: 5, nextToken: t, scope: 'DescribeVolumes' }))).toBe('InvalidPaginationToken');
     expect(code(() => paginate(items, { maxResults: 5, nextToken: t, keyOf: (s) => s }))).toBe('InvalidPaginationToken');
     expect(new Ec2Error('InvalidPaginationToken', 'x').httpStatus).toBe(400);
+  });
+});
+
+describe('keysetStart / keysetToken', () => {
+  it('reads the keys of paginate() tokens and paginate() reads theirs', () => {
+    const r1 = paginate(items, { maxResults: 5, keyOf: (s) => s, scope: 'DescribeInstances' });
+    expect(keysetStart({ maxResults: 5, nextToken: r1.nextToken, scope: 'DescribeInstances' })).toEqual({ after: 'k04' });
+    expect(keysetToken('DescribeInstances', 'k04')).toBe(r1.nextToken);
+    const r2 = paginate(items, { maxResults: 5, keyOf: (s) => s, scope: 'DescribeInstances', nextToken: keysetToken('DescribeInstances', 'k09') });
+    expect(r2).toEqual({ page: ['k10', 'k11'] });
+    expect(keysetStart({})).toEqual({});
+    expect(keysetStart({ nextToken: '' })).toEqual({});
+  });
+
+  it('checks MaxResults first, then the token, as paginate() does', () => {
+    const t = keysetToken('DescribeInstances', 'k04');
+    expect(code(() => keysetStart({ maxResults: 4, nextToken: 'garbage!', scope: 'DescribeInstances' }))).toBe('InvalidParameterValue');
+    expect(code(() => keysetStart({ maxResults: 1001 }))).toBe('InvalidParameterValue');
+    expect(code(() => keysetStart({ maxResults: 5.5 }))).toBe('InvalidParameterValue');
+    expect(keysetStart({ maxResults: 1, min: 1 })).toEqual({});
+    expect(code(() => keysetStart({ maxResults: 5, nextToken: 'garbage!', scope: 'DescribeInstances' }))).toBe('InvalidPaginationToken');
+    expect(code(() => keysetStart({ maxResults: 5, nextToken: t, scope: 'DescribeInstanceStatus' }))).toBe('InvalidPaginationToken');
+    expect(code(() => keysetStart({ maxResults: 5, nextToken: t.slice(0, -2), scope: 'DescribeInstances' }))).toBe('InvalidPaginationToken');
+    const offset = paginate(items, { maxResults: 5, scope: 'DescribeInstances' }).nextToken!;
+    expect(code(() => keysetStart({ maxResults: 5, nextToken: offset, scope: 'DescribeInstances' }))).toBe('InvalidPaginationToken');
   });
 });

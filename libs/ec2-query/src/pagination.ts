@@ -48,27 +48,33 @@ function decodeToken(scope: string, token: string): string {
   return payload;
 }
 
+function checkMaxResults(maxResults: number | undefined, min: number, max: number): void {
+  if (maxResults === undefined) return;
+  if (!Number.isInteger(maxResults) || maxResults < min || maxResults > max) {
+    throw new Ec2Error(
+      'InvalidParameterValue',
+      `Value ( ${maxResults} ) for parameter maxResults is invalid. Parameter must be between ${min} and ${max}.`,
+    );
+  }
+}
+
+/** The payload of a token we issued for `scope`, or undefined when there is none. */
+function tokenPayload(scope: string, nextToken: string | undefined): string | undefined {
+  return nextToken === undefined || nextToken === '' ? undefined : decodeToken(scope, nextToken);
+}
+
 /**
  * Slice a fully filtered, stably ordered list into an EC2 page. `MaxResults` outside
  * [min, max] → `InvalidParameterValue`; a token that we did not issue → `InvalidPaginationToken`.
  * `nextToken` is returned only when more items follow (botocore's paginator stops on its absence).
  */
 export function paginate<T>(items: readonly T[], opts: PaginateOptions<T> = {}): Page<T> {
-  const min = opts.min ?? 5;
-  const max = opts.max ?? 1000;
   const scope = opts.scope ?? '';
   const { maxResults } = opts;
-  if (maxResults !== undefined) {
-    if (!Number.isInteger(maxResults) || maxResults < min || maxResults > max) {
-      throw new Ec2Error(
-        'InvalidParameterValue',
-        `Value ( ${maxResults} ) for parameter maxResults is invalid. Parameter must be between ${min} and ${max}.`,
-      );
-    }
-  }
+  checkMaxResults(maxResults, opts.min ?? 5, opts.max ?? 1000);
   let start = 0;
-  if (opts.nextToken !== undefined && opts.nextToken !== '') {
-    const payload = decodeToken(scope, opts.nextToken);
+  const payload = tokenPayload(scope, opts.nextToken);
+  if (payload !== undefined) {
     if (payload.startsWith('o:')) {
       if (opts.keyOf) throw new Ec2Error(INVALID_TOKEN_CODE, 'Invalid pagination token');
       const n = Number(payload.slice(2));
@@ -86,6 +92,30 @@ export function paginate<T>(items: readonly T[], opts: PaginateOptions<T> = {}):
   const end = start + maxResults;
   const page = items.slice(start, end);
   if (end >= items.length) return { page };
-  const payload = opts.keyOf ? `k:${opts.keyOf(items[end - 1]!)}` : `o:${end}`;
-  return { page, nextToken: encodeToken(scope, payload) };
+  const nextPayload = opts.keyOf ? `k:${opts.keyOf(items[end - 1]!)}` : `o:${end}`;
+  return { page, nextToken: encodeToken(scope, nextPayload) };
+}
+
+/** Where a keyset page starts: after `after` (the last key of the previous page), or at the beginning. */
+export interface KeysetStart {
+  after?: string;
+}
+
+/**
+ * The start of a keyset page read straight from storage (ordered by key, e.g. `WHERE id > :after
+ * ORDER BY id`), with exactly paginate()'s checks for a keyed list (`keyOf`): MaxResults outside
+ * [min, max] → `InvalidParameterValue`, then a token we did not issue for `scope` (or an offset
+ * token) → `InvalidPaginationToken`. Tokens are interchangeable with paginate()'s.
+ */
+export function keysetStart(opts: { maxResults?: number; nextToken?: string; min?: number; max?: number; scope?: string }): KeysetStart {
+  checkMaxResults(opts.maxResults, opts.min ?? 5, opts.max ?? 1000);
+  const payload = tokenPayload(opts.scope ?? '', opts.nextToken);
+  if (payload === undefined) return {};
+  if (!payload.startsWith('k:')) throw new Ec2Error(INVALID_TOKEN_CODE, 'Invalid pagination token');
+  return { after: payload.slice(2) };
+}
+
+/** The NextToken of a keyset page whose last item has key `lastKey` (give it only when more items follow). */
+export function keysetToken(scope: string, lastKey: string): string {
+  return encodeToken(scope, `k:${lastKey}`);
 }
