@@ -311,7 +311,7 @@ describe('NC VolumeAttacher (libvirt qemu:///system + tgtd)', () => {
     const good = await exportVolume(badVolumeId);
     const wrong = `Wrong-${hex(16)}`;
     const err = await remoteCode(attach({ ...good, chapSecret: wrong }, badVolumeId));
-    expect(err.code).toBe('VolumeAttachFailed');
+    expect(err.code).toBe('Server.VolumeAttachFailed');
     expect(err.message).not.toContain(wrong);
     process.stdout.write(`wrong CHAP: ${err.message}\n`);
     expect(await secretCode(badVolumeId)).toBe(VIR_ERR_NO_SECRET);

@@ -8,6 +8,7 @@ import { LOGGER } from '@koala/runtime';
 import { DataSource, In, type EntityManager } from 'typeorm';
 import { TaggableResources, entityOwners, type Caller } from '../tags/taggable-resources.js';
 import { TagsService } from '../tags/tags.service.js';
+import { zoneError } from '../clusters/zone-error.js';
 import { ZONE_STORAGE, type ZoneStorageGateway } from '../volumes/storage-gateway.js';
 import { VolumeEntity } from '../volumes/volume.entity.js';
 import { SNAPSHOT_USAGE, type SnapshotUsage } from './snapshot-usage.port.js';
@@ -35,12 +36,6 @@ export const SNAPSHOT_FILTERS: FilterSpec<SnapshotView> = {
   encrypted: () => false,
   'owner-alias': () => null,
 };
-
-/** A zone component's failure as the EC2 error to answer. */
-function zoneError(e: unknown, what: string): { error: Ec2Error; reason: { code: string; message: string } } {
-  if (e instanceof BusRemoteError) return { error: new Ec2Error(e.code, e.message), reason: { code: e.code, message: e.message } };
-  return { error: new Ec2Error('Unavailable', `${what}: the zone did not answer; try again later.`), reason: { code: 'Server.Unavailable', message: `${what}: the zone did not answer` } };
-}
 
 /**
  * Snapshots: CreateSnapshot / CopySnapshot (the SC of the volume's zone copies and reports

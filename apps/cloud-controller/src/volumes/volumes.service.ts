@@ -15,6 +15,7 @@ import { runAttach, runDetach } from './attach-workflow.js';
 import { CHAP_SECRETS, type ChapSecrets } from './chap-credentials.js';
 import { ZONE_STORAGE, type ZoneStorageGateway } from './storage-gateway.js';
 import { VolumeEntity } from './volume.entity.js';
+import { zoneError } from '../clusters/zone-error.js';
 import { DETACHED, checkAttachable, checkDeletable, checkDetachable, checkDevice, decideVolumeEvent, detached, rolledBack, volumeStatus, type Reason } from './volume-states.js';
 import { findVisible } from '../persistence/find-visible.js';
 
@@ -83,16 +84,6 @@ export interface AttachmentView {
 
 function isUniqueViolation(e: unknown): boolean {
   return e instanceof QueryFailedError && (e as unknown as { code?: string }).code === '23505';
-}
-
-/** A zone component's failure as the EC2 error to answer, and the reason to keep on the volume. */
-export function zoneError(e: unknown, what: string): { error: Ec2Error; reason: Reason } {
-  if (e instanceof BusRemoteError) return { error: new Ec2Error(e.code, e.message), reason: { code: e.code, message: e.message } };
-  if (e instanceof Ec2Error) return { error: e, reason: { code: e.code, message: e.message } };
-  return {
-    error: new Ec2Error('Unavailable', `${what}: the zone did not answer; try again later.`),
-    reason: { code: 'Server.Unavailable', message: `${what}: the zone did not answer` },
-  };
 }
 
 /**

@@ -40,7 +40,7 @@ export interface VolumeLibvirtSource {
   get(): Promise<VolumeLibvirt>;
 }
 
-/** An error that travels back over NATS with its code (EC2-style). */
+/** An error that travels back over NATS with its code: EC2's for the caller's mistakes, `Server.*` for ours. */
 export class VolumeError extends Error {
   constructor(
     readonly code: string,
@@ -225,7 +225,7 @@ export class VolumeAttacher {
       this.o.logger.warn({ ...log, err: message }, 'volume attach failed; rolling back');
       await this.rollbackAttach(lv, dom, volumeId, serial, secret);
       if (err instanceof VolumeError) throw err;
-      throw new VolumeError('VolumeAttachFailed', `could not attach ${volumeId} to ${instanceId}: ${message}`);
+      throw new VolumeError('Server.VolumeAttachFailed', `could not attach ${volumeId} to ${instanceId}: ${message}`);
     }
   }
 
