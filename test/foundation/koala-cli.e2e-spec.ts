@@ -27,7 +27,6 @@ describe('koala up / status / down (the all-in-one cloud as processes)', () => {
       KOALA_HOME: home,
       KOALA_DATABASE_URL: `postgres://postgres@127.0.0.1:5432/${db}`,
       KOALA_API_PORT: String(port),
-      KOALA_PUBLIC_ENDPOINT: `http://127.0.0.1:${port}/`,
       KOALA_ZONE: `cli-${process.pid}`,
       KOALA_NODE_NAME: `cli-node-${process.pid}`,
       KOALA_HEARTBEAT_MS: '500',
@@ -59,6 +58,7 @@ describe('koala up / status / down (the all-in-one cloud as processes)', () => {
   it('starts every component, reports them up with the node’s capacity, and is idempotent', async () => {
     const up = await run(KOALA, ['up', '--timeout=90'], { env, timeout: 120_000 });
     expect(up.stdout).toMatch(/healthy/);
+    expect(up.stdout).toContain(`EC2 endpoint http://127.0.0.1:${env.KOALA_API_PORT}/`); // KOALA_PUBLIC_ENDPOINT follows the port
     for (const f of readdirSync(join(home, 'run'))) pids.push(Number(readFileSync(join(home, 'run', f), 'utf8')));
     expect(pids).toHaveLength(4);
     expect(readdirSync(join(home, 'log')).sort()).toEqual(['cc.log', 'clc.log', 'nc.log', 'sc.log']);
@@ -74,6 +74,7 @@ describe('koala up / status / down (the all-in-one cloud as processes)', () => {
     ]);
     expect(status.nodes[0]).toMatchObject({ node: env.KOALA_NODE_NAME, state: 'up' });
     expect(status.nodes[0].total.cores).toBeGreaterThan(0);
+    expect(status.nodes[0].domainCount).toBe(0);
 
     const again = await run(KOALA, ['up'], { env, timeout: 60_000 });
     expect(again.stdout).toMatch(/already running/);

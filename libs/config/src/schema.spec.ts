@@ -15,6 +15,9 @@ describe('loadConfig', () => {
     expect(c.apiPort).toBe(9000);
     expect(c.schedulerPolicy).toBe('ROUNDROBIN');
     expect(c.home).toBe('/tmp/k');
+    expect(c.publicEndpoint).toBe('http://127.0.0.1:9000/'); // follows the port unless given
+    expect(loadConfig({}).publicEndpoint).toBe('http://127.0.0.1:8773/');
+    expect(loadConfig({ KOALA_API_PORT: '9000', KOALA_PUBLIC_ENDPOINT: 'https://ec2.example.org/' }).publicEndpoint).toBe('https://ec2.example.org/');
   });
 
   it.each([

@@ -18,7 +18,8 @@ type Parser<T> = (raw: string, name: string) => T;
 
 export interface VarSpec<T> {
   env: string;
-  default: string | (() => string) | undefined;
+  /** A fixed default, or one computed from the other variables given (and the host). */
+  default: string | ((env: NodeJS.ProcessEnv) => string) | undefined;
   parse: Parser<T>;
   doc: string;
 }
@@ -91,7 +92,7 @@ export const SCHEMA = {
   zone: def('KOALA_ZONE', 'koala-1a', name, 'Availability zone (cluster) of a CC, NC or SC.'),
   apiHost: def('KOALA_API_HOST', '0.0.0.0', str, 'Address the EC2 endpoint listens on.'),
   apiPort: def('KOALA_API_PORT', '8773', int(1, 65535), 'Port of the EC2 endpoint (Eucalyptus used 8773).'),
-  publicEndpoint: def('KOALA_PUBLIC_ENDPOINT', 'http://127.0.0.1:8773/', url('http', 'https'), 'Endpoint URL given to users (EC2_URL) and to NCs for image downloads.'),
+  publicEndpoint: def('KOALA_PUBLIC_ENDPOINT', (env) => `http://127.0.0.1:${env.KOALA_API_PORT?.trim() || '8773'}/`, url('http', 'https'), 'Endpoint URL given to users (EC2_URL) and to NCs for image downloads.'),
   apiMaxBodyBytes: def('KOALA_API_MAX_BODY_BYTES', String(1024 * 1024), int(1024, 64 * 1024 * 1024), 'Largest request body accepted before parsing.'),
   masterKey: def('KOALA_MASTER_KEY', undefined, optionalStr, 'Key that encrypts secrets at rest; default: $KOALA_HOME/master.key (created by set-up).'),
   nodeName: def('KOALA_NODE_NAME', () => hostname(), name, 'Name a node controller registers under.'),
@@ -141,7 +142,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): KoalaConfig {
   const out: Record<string, unknown> = {};
   for (const [key, spec] of Object.entries(SCHEMA) as [string, VarSpec<unknown>][]) {
     const given = env[spec.env];
-    const raw = given !== undefined ? given : typeof spec.default === 'function' ? spec.default() : spec.default;
+    const raw = given !== undefined ? given : typeof spec.default === 'function' ? spec.default(env) : spec.default;
     out[key] = raw === undefined ? undefined : spec.parse(raw, spec.env);
   }
   return Object.freeze(out) as KoalaConfig;
