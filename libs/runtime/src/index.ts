@@ -1,3 +1,4 @@
 export * from './tokens.js';
 export * from './runtime.module.js';
 export * from './bootstrap.js';
+export * from './periodic.js';

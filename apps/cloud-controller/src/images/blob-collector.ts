@@ -1,7 +1,7 @@
 import { Inject, Injectable, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import { KOALA_CONFIG, type KoalaConfig } from '@koala/config';
 import type { Logger } from '@koala/logging';
-import { LOGGER } from '@koala/runtime';
+import { every, LOGGER, type Periodic } from '@koala/runtime';
 import { ImagesService } from './images.service.js';
 
 /**
@@ -10,7 +10,7 @@ import { ImagesService } from './images.service.js';
  */
 @Injectable()
 export class BlobCollector implements OnModuleInit, OnApplicationShutdown {
-  private timer?: NodeJS.Timeout;
+  private loop?: Periodic;
 
   constructor(
     @Inject(KOALA_CONFIG) private readonly config: KoalaConfig,
@@ -19,12 +19,11 @@ export class BlobCollector implements OnModuleInit, OnApplicationShutdown {
   ) {}
 
   onModuleInit() {
-    this.timer = setInterval(() => void this.collect(), Math.max(this.config.reconcileIntervalMs, 10_000));
-    this.timer.unref();
+    this.loop = every(Math.max(this.config.reconcileIntervalMs, 10_000), () => this.collect());
   }
 
-  onApplicationShutdown() {
-    clearInterval(this.timer);
+  async onApplicationShutdown() {
+    await this.loop?.stop();
   }
 
   async collect(): Promise<string[]> {

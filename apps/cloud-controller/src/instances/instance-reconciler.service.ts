@@ -2,31 +2,13 @@ import { Inject, Injectable, type OnApplicationBootstrap, type OnModuleDestroy }
 import { KOALA_CONFIG, type KoalaConfig } from '@koala/config';
 import type { NodeDomains } from '@koala/contracts';
 import type { Logger } from '@koala/logging';
-import { CLOCK, LOGGER, type Clock } from '@koala/runtime';
+import { CLOCK, every, LOGGER, type Clock, type Periodic } from '@koala/runtime';
 import { DataSource, In, LessThan, Not } from 'typeorm';
 import { TagsService } from '../tags/tags.service.js';
 import { CLUSTER_GATEWAY, type ClusterGateway } from './cluster-gateway.js';
 import { InstanceEntity } from './instance.entity.js';
 import { InstanceLifecycleService } from './instance-lifecycle.service.js';
 import { MismatchMemory, planZone, type ReconcileStep } from './reconcile-plan.js';
-
-/** Timer port so the loop is testable; the default uses setInterval. */
-export interface Ticker {
-  every(ms: number, fn: () => Promise<void>): () => void;
-}
-export const RECONCILE_TICKER = Symbol('RECONCILE_TICKER');
-export const intervalTicker: Ticker = {
-  every(ms, fn) {
-    let running = false;
-    const h = setInterval(() => {
-      if (running) return;
-      running = true;
-      void fn().finally(() => (running = false));
-    }, ms);
-    h.unref?.();
-    return () => clearInterval(h);
-  },
-};
 
 /**
  * The periodic reconciliation of instances against the domains the nodes report (through the CC
@@ -37,7 +19,7 @@ export const intervalTicker: Ticker = {
 @Injectable()
 export class InstanceReconcilerService implements OnApplicationBootstrap, OnModuleDestroy {
   private readonly memory = new MismatchMemory();
-  private cancel?: () => void;
+  private loop?: Periodic;
 
   constructor(
     @Inject(DataSource) private readonly ds: DataSource,
@@ -47,20 +29,14 @@ export class InstanceReconcilerService implements OnApplicationBootstrap, OnModu
     @Inject(CLUSTER_GATEWAY) private readonly cluster: ClusterGateway,
     @Inject(InstanceLifecycleService) private readonly lifecycle: InstanceLifecycleService,
     @Inject(TagsService) private readonly tags: TagsService,
-    @Inject(RECONCILE_TICKER) private readonly ticker: Ticker,
   ) {}
 
   onApplicationBootstrap() {
-    this.cancel = this.ticker.every(this.config.reconcileIntervalMs, () =>
-      this.runOnce().then(
-        () => undefined,
-        (err) => this.logger.error({ err }, 'reconciliation failed'),
-      ),
-    );
+    this.loop = every(this.config.reconcileIntervalMs, () => this.runOnce(), { onError: (err) => this.logger.error({ err }, 'reconciliation failed') });
   }
 
-  onModuleDestroy() {
-    this.cancel?.();
+  async onModuleDestroy() {
+    await this.loop?.stop();
   }
 
   /** One pass over every zone this cloud has launched into, a zone at a time. */

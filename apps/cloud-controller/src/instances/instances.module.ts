@@ -8,7 +8,7 @@ import { CLUSTER_GATEWAY, NatsClusterGateway } from './cluster-gateway.js';
 import { ImageLaunchAdapter } from './image-launch.adapter.js';
 import { InstanceEventsConsumer } from './instance-events.consumer.js';
 import { InstanceLifecycleService } from './instance-lifecycle.service.js';
-import { InstanceReconcilerService, intervalTicker, RECONCILE_TICKER } from './instance-reconciler.service.js';
+import { InstanceReconcilerService } from './instance-reconciler.service.js';
 import { InstancesHandlers } from './instances.handlers.js';
 import { InstancesService } from './instances.service.js';
 
@@ -23,7 +23,6 @@ import { InstancesService } from './instances.service.js';
     ClustersService,
     { provide: CLUSTER_GATEWAY, useClass: NatsClusterGateway },
     ImageLaunchAdapter,
-    { provide: RECONCILE_TICKER, useValue: intervalTicker },
     InstanceLifecycleService,
     InstancesService,
     InstancesHandlers,

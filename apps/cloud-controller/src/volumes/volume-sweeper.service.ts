@@ -1,8 +1,7 @@
 import { Inject, Injectable, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
 import { KOALA_CONFIG, type KoalaConfig } from '@koala/config';
 import type { Logger } from '@koala/logging';
-import { LOGGER } from '@koala/runtime';
-import { RECONCILE_TICKER, type Ticker } from '../instances/instance-reconciler.service.js';
+import { every, LOGGER, type Periodic } from '@koala/runtime';
 import { BlockDevicesService } from './block-devices.service.js';
 import { VolumesService } from './volumes.service.js';
 
@@ -12,18 +11,17 @@ import { VolumesService } from './volumes.service.js';
  */
 @Injectable()
 export class VolumeSweeperService implements OnApplicationBootstrap, OnModuleDestroy {
-  private cancel?: () => void;
+  private loop?: Periodic;
 
   constructor(
     @Inject(KOALA_CONFIG) private readonly config: KoalaConfig,
     @Inject(LOGGER) private readonly logger: Logger,
-    @Inject(RECONCILE_TICKER) private readonly ticker: Ticker,
     @Inject(VolumesService) private readonly volumes: VolumesService,
     @Inject(BlockDevicesService) private readonly blockDevices: BlockDevicesService,
   ) {}
 
   onApplicationBootstrap() {
-    this.cancel = this.ticker.every(this.config.volumeSweepMs, async () => {
+    this.loop = every(this.config.volumeSweepMs, async () => {
       try {
         const n = await this.volumes.sweep();
         if (n) this.logger.info({ volumes: n }, 'released volumes of terminated instances');
@@ -38,7 +36,7 @@ export class VolumeSweeperService implements OnApplicationBootstrap, OnModuleDes
     });
   }
 
-  onModuleDestroy() {
-    this.cancel?.();
+  async onModuleDestroy() {
+    await this.loop?.stop();
   }
 }

@@ -1,6 +1,5 @@
 import { Module } from '@nestjs/common';
 import { ClustersService } from '../clusters/clusters.service.js';
-import { intervalTicker, RECONCILE_TICKER } from '../instances/instance-reconciler.service.js';
 import { SnapshotsHandlers } from '../snapshots/snapshots.handlers.js';
 import { SnapshotsService } from '../snapshots/snapshots.service.js';
 import { NoImagesSnapshotUsage, SNAPSHOT_USAGE } from '../snapshots/snapshot-usage.port.js';
@@ -25,7 +24,6 @@ import { VolumesService } from './volumes.service.js';
     { provide: ZONE_STORAGE, useClass: NatsZoneStorageGateway },
     { provide: CHAP_SECRETS, useClass: MasterKeyChapSecrets },
     { provide: SNAPSHOT_USAGE, useClass: NoImagesSnapshotUsage },
-    { provide: RECONCILE_TICKER, useValue: intervalTicker },
     SnapshotsService,
     SnapshotsHandlers,
     VolumesService,

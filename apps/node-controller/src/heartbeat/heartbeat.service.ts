@@ -3,7 +3,7 @@ import { KOALA_VERSION, NodeHeartbeat, Subjects, type DomainReport, type Resourc
 import { KOALA_CONFIG, type KoalaConfig } from '@koala/config';
 import type { Logger } from '@koala/logging';
 import type { NatsBus } from '@koala/messaging';
-import { BUS, CLOCK, LOGGER, StatusResponder, type Clock } from '@koala/runtime';
+import { BUS, CLOCK, every, LOGGER, StatusResponder, type Clock, type Periodic } from '@koala/runtime';
 import { HOST_PROBE, type HostProbe } from '../host/host-probe.js';
 
 /** Capacity already promised to instances on this node (instances module fills this in). */
@@ -17,7 +17,7 @@ export type DomainView = (domains: DomainReport[]) => DomainReport[];
 /** Announces this node to its zone's CC every KOALA_HEARTBEAT_MS (and once at start). */
 @Injectable()
 export class HeartbeatService implements OnModuleInit, OnApplicationShutdown {
-  private timer?: NodeJS.Timeout;
+  private loop?: Periodic;
 
   constructor(
     @Inject(KOALA_CONFIG) private readonly config: KoalaConfig,
@@ -33,11 +33,11 @@ export class HeartbeatService implements OnModuleInit, OnApplicationShutdown {
   async onModuleInit() {
     this.status.setDetails(async () => ({ ...(await this.build()) }));
     await this.beat();
-    this.timer = setInterval(() => void this.beat(), this.config.heartbeatMs);
+    this.loop = every(this.config.heartbeatMs, () => this.beat());
   }
 
-  onApplicationShutdown() {
-    clearInterval(this.timer);
+  async onApplicationShutdown() {
+    await this.loop?.stop();
   }
 
   async build(): Promise<NodeHeartbeat> {

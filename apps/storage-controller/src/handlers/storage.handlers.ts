@@ -12,7 +12,7 @@ import {
 import { KOALA_CONFIG, type KoalaConfig } from '@koala/config';
 import type { Logger } from '@koala/logging';
 import type { NatsBus } from '@koala/messaging';
-import { BUS, LOGGER } from '@koala/runtime';
+import { BUS, every, LOGGER, type Periodic } from '@koala/runtime';
 import { IscsiExportService } from '../iscsi/export.service.js';
 import { STORAGE_EVENTS, type StorageEventSink } from '../volumes/storage-events.js';
 import { VolumeService } from '../volumes/volume.service.js';
@@ -28,9 +28,7 @@ export const CLOSE_LIBVIRT = Symbol('CLOSE_LIBVIRT');
  */
 @Injectable()
 export class StorageHandlers implements OnModuleInit, OnApplicationShutdown {
-  private timer?: NodeJS.Timeout;
-  private reconciling?: Promise<void>;
-  private stopped = false;
+  private iscsiLoop?: Periodic;
 
   constructor(
     @Inject(KOALA_CONFIG) private readonly config: KoalaConfig,
@@ -55,22 +53,12 @@ export class StorageHandlers implements OnModuleInit, OnApplicationShutdown {
     this.bus.handle(exportVolume(zone), (req) => this.exports.export(req), { queue });
     this.bus.handle(unexportVolume(zone), async (req) => (await this.exports.unexport(req.volumeId), ACK), { queue });
     // Rebuild tgt now (tgtd may have restarted while we were away), then keep it in shape.
-    this.tick();
-    this.timer = setInterval(() => this.tick(), this.config.iscsiReconcileMs);
-  }
-
-  private tick() {
-    if (this.reconciling || this.stopped) return;
-    this.reconciling = this.exports
-      .reconcile()
-      .catch((err) => this.logger.warn({ err }, 'iSCSI reconcile failed'))
-      .finally(() => (this.reconciling = undefined));
+    this.iscsiLoop = every(this.config.iscsiReconcileMs, () => this.exports.reconcile(), { onError: (err) => this.logger.warn({ err }, 'iSCSI reconcile failed') });
+    void this.iscsiLoop.runNow();
   }
 
   async onApplicationShutdown() {
-    this.stopped = true;
-    clearInterval(this.timer);
-    await this.reconciling;
+    await this.iscsiLoop?.stop();
     await this.volumes.stop();
     await this.closeLibvirt();
   }

@@ -3,13 +3,13 @@ import { KOALA_VERSION, StorageHeartbeat, Subjects } from '@koala/contracts';
 import { KOALA_CONFIG, type KoalaConfig } from '@koala/config';
 import type { Logger } from '@koala/logging';
 import type { NatsBus } from '@koala/messaging';
-import { BUS, CLOCK, COMPONENT, LOGGER, StatusResponder, type Clock, type ComponentIdentity } from '@koala/runtime';
+import { BUS, CLOCK, COMPONENT, every, LOGGER, StatusResponder, type Clock, type ComponentIdentity, type Periodic } from '@koala/runtime';
 import { VolumeService } from '../volumes/volume.service.js';
 
 /** Announces this zone's storage controller and its volume capacity every KOALA_HEARTBEAT_MS. */
 @Injectable()
 export class StorageHeartbeatService implements OnModuleInit, OnApplicationShutdown {
-  private timer?: NodeJS.Timeout;
+  private loop?: Periodic;
 
   constructor(
     @Inject(KOALA_CONFIG) private readonly config: KoalaConfig,
@@ -27,11 +27,11 @@ export class StorageHeartbeatService implements OnModuleInit, OnApplicationShutd
       return { backend: hb.backend, capacityBytes: hb.capacityBytes, availableBytes: hb.availableBytes };
     });
     await this.beat();
-    this.timer = setInterval(() => void this.beat(), this.config.heartbeatMs);
+    this.loop = every(this.config.heartbeatMs, () => this.beat());
   }
 
-  onApplicationShutdown() {
-    clearInterval(this.timer);
+  async onApplicationShutdown() {
+    await this.loop?.stop();
   }
 
   /** The backend's real figures: the capacity limit and what is left of it after provisioned volumes. */
