@@ -74,6 +74,41 @@ export const INSTANCE_FILTERS: FilterSpec<InstanceView> = {
   'block-device-mapping.attach-time': (v) => (v.blockDevices ?? []).map((b) => b.attachTime),
 };
 
+/**
+ * The INSTANCE_FILTERS that SQL can decide (instances table aliased `i`): each expression is the
+ * text of exactly the value the filter reads above (integers as String() writes them, NULL where
+ * it reads null). DescribeInstances pushes these (and the tag filters) into its query as a
+ * pre-selection and still applies every filter in memory.
+ */
+export const INSTANCE_FILTER_COLUMNS: Readonly<Record<string, string>> = {
+  'instance-id': 'i.id',
+  'instance-state-name': 'i.state',
+  'instance-state-code': 'CAST(i.state_code AS text)',
+  'image-id': 'i.image_id',
+  'instance-type': 'i.instance_type',
+  'availability-zone': 'i.zone',
+  'placement.availability-zone': 'i.zone',
+  'key-name': 'i.key_name',
+  'reservation-id': 'i.reservation_id',
+  'launch-index': 'CAST(i.launch_index AS text)',
+  'ami-launch-index': 'CAST(i.launch_index AS text)',
+  'owner-id': 'i.account_id',
+  'private-dns-name': 'i.private_dns_name',
+  'kernel-id': 'i.kernel_id',
+  'ramdisk-id': 'i.ramdisk_id',
+  architecture: 'i.architecture',
+  'root-device-type': 'i.root_device_type',
+  'root-device-name': 'i.root_device_name',
+  'virtualization-type': 'i.virtualization_type',
+  'client-token': 'i.client_token',
+  'state-reason-code': 'i.state_reason_code',
+  'state-reason-message': 'i.state_reason_message',
+  reason: 'i.state_transition_reason',
+  'monitoring-state': 'i.monitoring_state',
+  platform: 'i.platform',
+  'node-name': 'i.node',
+};
+
 export const stateItem = (i: Pick<InstanceEntity, 'state' | 'stateCode'>) => ({ code: i.stateCode, name: i.state });
 
 /** One `instancesSet` item. */

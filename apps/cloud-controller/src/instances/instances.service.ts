@@ -2,11 +2,11 @@ import { Inject, Injectable } from '@nestjs/common';
 import { createHash } from 'node:crypto';
 import { KOALA_CONFIG, type KoalaConfig } from '@koala/config';
 import type { InstanceSpec, InstanceState } from '@koala/contracts';
-import { applyFilters, Ec2Error, isValidId, newId, paginate, type Filter, type FilterSpec, type TagSpecification } from '@koala/ec2-query';
+import { applyFilters, Ec2Error, isValidId, keysetStart, keysetToken, newId, paginate, validateFilters, type Filter, type FilterSpec, type TagSpecification } from '@koala/ec2-query';
 import type { Logger } from '@koala/logging';
 import { BusRemoteError } from '@koala/messaging';
 import { LOGGER } from '@koala/runtime';
-import { DataSource, In, QueryFailedError, type EntityManager } from 'typeorm';
+import { DataSource, In, QueryFailedError, type EntityManager, type SelectQueryBuilder } from 'typeorm';
 import { InstanceTypesService } from '../instance-types/instance-types.service.js';
 import { KeyPairEntity } from '../key-pairs/key-pair.entity.js';
 import { SecurityGroupEntity } from '../security-groups/security-group.entity.js';
@@ -22,8 +22,8 @@ import { CLUSTER_GATEWAY, type ClusterGateway } from './cluster-gateway.js';
 import { InstanceEntity, InstanceSecurityGroupEntity, ReservationEntity, type ShutdownBehavior } from './instance.entity.js';
 import { InstanceLifecycleService } from './instance-lifecycle.service.js';
 import { moveTo, REASONS, userInitiated } from './instance-states.js';
-import { INSTANCE_FILTERS, type BlockDeviceView, type GroupRef, type InstanceView } from './instance-view.js';
-import { findVisible } from '../persistence/find-visible.js';
+import { INSTANCE_FILTER_COLUMNS, INSTANCE_FILTERS, type BlockDeviceView, type GroupRef, type InstanceView } from './instance-view.js';
+import { findVisible, keysetPage, ownedBy, pushFilters, type FilterColumns } from '../persistence/find-visible.js';
 
 export const INSTANCE_RESOURCE_TYPE = 'instance';
 export const DEFAULT_INSTANCE_TYPE = 'm1.small';
@@ -84,6 +84,17 @@ const STATUS_FILTERS: FilterSpec<StatusView> = {
   'instance-status.reachability': (v) => reachability(v.status),
   'system-status.reachability': (v) => reachability(v.status),
 };
+/** The STATUS_FILTERS SQL can decide (instances aliased `i`; see INSTANCE_FILTER_COLUMNS). */
+const STATUS_FILTER_COLUMNS: FilterColumns = {
+  'availability-zone': 'i.zone',
+  'instance-state-name': 'i.state',
+  'instance-state-code': 'CAST(i.state_code AS text)',
+};
+/** Most MaxResults of DescribeInstances / DescribeInstanceStatus, and their token families. */
+const PAGE = { min: 5, max: 1000 } as const;
+const DESCRIBE_SCOPE = 'DescribeInstances';
+const STATUS_SCOPE = 'DescribeInstanceStatus';
+
 export function reachability(s: StatusView['status']): string | undefined {
   return s === 'ok' ? 'passed' : s === 'impaired' ? 'failed' : s === 'initializing' ? 'initializing' : undefined;
 }
@@ -360,33 +371,77 @@ export class InstancesService {
     return reservationIds.filter((id) => byId.has(id)).map((id) => ({ reservation: byId.get(id)!, instances: viewsOf.get(id) ?? [] }));
   }
 
-  /** Visible instances of the caller (admin: all), sorted by id; terminated ones for `terminatedRetentionMs`. */
-  private async visible(caller: Caller, now: Date, ids: readonly string[]): Promise<InstanceEntity[]> {
-    const qb = this.ds
+  /** Every account's instances (alias `i`) as a fresh query; terminated ones for `terminatedRetentionMs`. */
+  private retained(now: Date): SelectQueryBuilder<InstanceEntity> {
+    return this.ds
       .getRepository(InstanceEntity)
       .createQueryBuilder('i')
       .where("(i.state <> 'terminated' OR i.terminated_at > :cutoff)", { cutoff: new Date(now.getTime() - this.config.terminatedRetentionMs) });
-    return findVisible(qb, 'i', caller, ids, { prefix: 'i', malformed: 'InvalidInstanceID.Malformed', notFound: 'InvalidInstanceID.NotFound' });
+  }
+
+  /** The named instances the caller may see (admin: all), sorted by id; every id well-formed and visible, or the EC2 error. */
+  private async visible(caller: Caller, now: Date, ids: readonly string[]): Promise<InstanceEntity[]> {
+    return findVisible(this.retained(now), 'i', caller, ids, { prefix: 'i', malformed: 'InvalidInstanceID.Malformed', notFound: 'InvalidInstanceID.NotFound' });
+  }
+
+  /**
+   * A page of the caller's instances matching `filters`, in id order. Named ids: those (few, each
+   * must exist), filtered and paged in memory. Otherwise a keyset walk in SQL (`id > ` the token's
+   * key) with the filters SQL can decide pushed into the query, reading rows a chunk at a time and
+   * applying every filter to each chunk in memory (`match`), so only a page's worth of rows is read
+   * and built when SQL decides the filters. Tokens and errors are paginate()'s either way.
+   */
+  private async page<V extends { instance: InstanceEntity }>(
+    caller: Caller,
+    now: Date,
+    q: { ids: readonly string[]; filters: readonly Filter[]; maxResults?: number; nextToken?: string },
+    how: { scope: string; validate: () => void; columns: FilterColumns; tagsOf?: string; narrow?: (qb: SelectQueryBuilder<InstanceEntity>) => void; match: (rows: InstanceEntity[]) => Promise<V[]> | V[] },
+  ): Promise<{ page: V[]; nextToken?: string }> {
+    if (q.ids.length && q.maxResults !== undefined) throw Ec2Error.invalidParameterCombination('The parameter instancesSet cannot be used with the parameter maxResults');
+    if (q.ids.length) {
+      const matching = await how.match(await this.visible(caller, now, q.ids));
+      return paginate(matching, { maxResults: q.maxResults, nextToken: q.nextToken, ...PAGE, keyOf: (v) => v.instance.id, scope: how.scope });
+    }
+    how.validate();
+    const { after } = keysetStart({ maxResults: q.maxResults, nextToken: q.nextToken, ...PAGE, scope: how.scope });
+    const query = () => {
+      const qb = ownedBy(this.retained(now), 'i', caller);
+      how.narrow?.(qb);
+      pushFilters(qb, q.filters, how.columns, how.tagsOf);
+      return qb;
+    };
+    const { page, more } = await keysetPage(query, 'i', { after, maxResults: q.maxResults, keep: how.match });
+    return { page, nextToken: more ? keysetToken(how.scope, page[page.length - 1]!.instance.id) : undefined };
   }
 
   /** DescribeInstances: reservations of the page of matching instances (pagination is over instances). */
   async describe(caller: Caller, now: Date, q: { ids: readonly string[]; filters: readonly Filter[]; maxResults?: number; nextToken?: string }): Promise<{ reservations: ReservationView[]; nextToken?: string }> {
-    if (q.ids.length && q.maxResults !== undefined) throw Ec2Error.invalidParameterCombination('The parameter instancesSet cannot be used with the parameter maxResults');
-    const rows = await this.visible(caller, now, q.ids);
-    const matching = applyFilters(await this.views(rows), q.filters, INSTANCE_FILTERS, (v) => v.tags);
-    const { page, nextToken } = paginate(matching, { maxResults: q.maxResults, nextToken: q.nextToken, min: 5, max: 1000, keyOf: (v) => v.instance.id, scope: 'DescribeInstances' });
-    const order: string[] = [];
-    for (const v of page) if (!order.includes(v.instance.reservationId)) order.push(v.instance.reservationId);
+    const tagsOf = (v: InstanceView) => v.tags;
+    const { page, nextToken } = await this.page(caller, now, q, {
+      scope: DESCRIBE_SCOPE,
+      validate: () => validateFilters(q.filters, INSTANCE_FILTERS, tagsOf),
+      columns: INSTANCE_FILTER_COLUMNS,
+      tagsOf: 'i.id',
+      match: async (rows) => applyFilters(await this.views(rows), q.filters, INSTANCE_FILTERS, tagsOf),
+    });
+    const order = [...new Set(page.map((v) => v.instance.reservationId))];
     return { reservations: await this.reservationViews(order, page), nextToken };
   }
 
   /** DescribeInstanceStatus: running instances (all visible ones with `includeAll`). */
   async describeStatus(caller: Caller, now: Date, q: { ids: readonly string[]; filters: readonly Filter[]; includeAll: boolean; maxResults?: number; nextToken?: string }): Promise<{ statuses: StatusView[]; nextToken?: string }> {
-    if (q.ids.length && q.maxResults !== undefined) throw Ec2Error.invalidParameterCombination('The parameter instancesSet cannot be used with the parameter maxResults');
-    const rows = (await this.visible(caller, now, q.ids)).filter((i) => q.includeAll || i.state === 'running');
-    const views: StatusView[] = rows.map((instance) => ({ instance, status: statusOf(instance) }));
-    const matching = applyFilters(views, q.filters, STATUS_FILTERS);
-    const { page, nextToken } = paginate(matching, { maxResults: q.maxResults, nextToken: q.nextToken, min: 5, max: 1000, keyOf: (v) => v.instance.id, scope: 'DescribeInstanceStatus' });
+    const { page, nextToken } = await this.page(caller, now, q, {
+      scope: STATUS_SCOPE,
+      validate: () => validateFilters(q.filters, STATUS_FILTERS),
+      columns: STATUS_FILTER_COLUMNS,
+      narrow: q.includeAll ? undefined : (qb) => void qb.andWhere("i.state = 'running'"),
+      match: (rows) =>
+        applyFilters(
+          rows.filter((i) => q.includeAll || i.state === 'running').map((instance): StatusView => ({ instance, status: statusOf(instance) })),
+          q.filters,
+          STATUS_FILTERS,
+        ),
+    });
     return { statuses: page, nextToken };
   }
 
