@@ -7,7 +7,8 @@
  * bound to their action; accounts never see each other's instances. Real CLC, no zone needed.
  */
 import { jest } from '@jest/globals';
-import { DescribeInstancesCommand, DescribeInstanceStatusCommand, type EC2Client, type Filter } from '@aws-sdk/client-ec2';
+import { DescribeInstancesCommand, DescribeInstanceStatusCommand, TerminateInstancesCommand, type EC2Client, type Filter } from '@aws-sdk/client-ec2';
+import { In } from 'typeorm';
 import { applyFilters, compileFilterPattern, filterPatternToSql } from '@koala/ec2-query';
 import { InstanceEntity } from '../../apps/cloud-controller/src/instances/instance.entity.js';
 import { INSTANCE_FILTER_COLUMNS, INSTANCE_FILTERS } from '../../apps/cloud-controller/src/instances/instance-view.js';
@@ -266,6 +267,37 @@ describe('DescribeInstanceStatus pages', () => {
         expect(await statusWalk(ec2, q, 6)).toEqual(want);
       }
     }
+  });
+});
+
+describe('TerminateInstances of many (one UPDATE per distinct change)', () => {
+  it('moves each instance as before: placed → shutting-down, unplaced → terminated, shutting-down and terminated unchanged', async () => {
+    const ec2 = client('alice');
+    const mine = seeded.filter((i) => i.accountId === alice.accountId && !i.expired);
+    const pick = (state: string, n: number) => mine.filter((i) => i.state === state).slice(0, n);
+    const targets = [...pick('running', 6), ...pick('stopped', 3), ...pick('pending', 4), ...pick('shutting-down', 2), ...pick('terminated', 2)];
+    expect(targets.length).toBe(17);
+    const before = new Date();
+    const r = await ec2.send(new TerminateInstancesCommand({ InstanceIds: targets.map((i) => i.id) }));
+    const next = (i: SeededInstance) => (i.state === 'terminated' || i.state === 'pending' ? 'terminated' : 'shutting-down');
+    expect(r.TerminatingInstances!.map((c) => [c.InstanceId, c.PreviousState!.Name, c.CurrentState!.Name])).toEqual(targets.map((i) => [i.id, i.state, next(i)]));
+    const rows = await cloud.dataSource.getRepository(InstanceEntity).findBy({ id: In(targets.map((i) => i.id)) });
+    for (const row of rows) {
+      const was = byId.get(row.id)!;
+      expect([row.id, row.state, row.stateCode]).toEqual([row.id, next(was), STATE_CODES[next(was)]]);
+      if (was.state === 'running' || was.state === 'stopped' || was.state === 'pending') {
+        expect(row.stateChangedAt.getTime()).toBeGreaterThanOrEqual(before.getTime() - 1000);
+        expect(row.stateTransitionReason).toMatch(/^User initiated \(/);
+        expect(row.stateReasonCode).toBe('Client.UserInitiatedShutdown');
+        expect(row.terminatedAt === null).toBe(was.state !== 'pending');
+      } else {
+        expect(row.stateTransitionReason).toBe(''); // untouched
+      }
+    }
+    // One change time for the whole request, and other instances untouched.
+    expect(new Set(rows.filter((x) => byId.get(x.id)!.state !== 'terminated' && byId.get(x.id)!.state !== 'shutting-down').map((x) => x.stateChangedAt.getTime())).size).toBe(1);
+    const others = await cloud.dataSource.getRepository(InstanceEntity).findBy({ accountId: alice.accountId });
+    for (const o of others) if (!targets.some((t) => t.id === o.id)) expect(o.state).toBe(byId.get(o.id)!.state);
   });
 });
 

@@ -473,14 +473,22 @@ export class InstancesService {
       check?.(rows);
       const plans = rows.map((i) => ({ i, ...decide(i) }));
       if (dryRun) throw Ec2Error.dryRun();
+      // The rows are locked: the instances taking the same patch (same move, time and reason)
+      // share one UPDATE instead of one statement per instance.
+      const batches = new Map<string, { patch: Partial<InstanceEntity>; ids: string[] }>();
+      for (const p of plans) {
+        if (!p.patch) continue;
+        const key = JSON.stringify(p.patch);
+        const batch = batches.get(key);
+        if (batch) batch.ids.push(p.i.id);
+        else batches.set(key, { patch: p.patch, ids: [p.i.id] });
+      }
+      for (const b of batches.values()) await em.getRepository(InstanceEntity).update({ id: In(b.ids) }, b.patch);
       const changes: StateChange[] = [];
       const sends: InstanceEntity[] = [];
       for (const p of plans) {
         const previous = { code: p.i.stateCode, name: p.i.state };
-        if (p.patch) {
-          await em.getRepository(InstanceEntity).update({ id: p.i.id }, p.patch);
-          Object.assign(p.i, p.patch);
-        }
+        if (p.patch) Object.assign(p.i, p.patch);
         if (p.send && p.i.node) sends.push(p.i);
         changes.push({ instanceId: p.i.id, previous, current: { code: p.i.stateCode, name: p.i.state } });
       }
