@@ -45,10 +45,12 @@ export type FilterColumns = Readonly<Record<string, string>>;
  * `tagsOf` (the row's id expression, e.g. `i.id`) `tag:KEY`, `tag-key` and `tag-value` over the
  * `tags` table. Same semantics as applyFilters (values OR'ed, filters AND'ed, `*`/`?` wildcards,
  * case-sensitive, no values = no match). Other filters are ignored here, so the rows are a
- * pre-selection: apply every filter in memory afterwards as well. Returns how many were pushed.
+ * pre-selection: apply every filter in memory afterwards as well. Filters past `maxValues` values
+ * in all stay in memory only (a query has at most 65,535 parameters). Returns how many were pushed.
  */
-export function pushFilters<T extends ObjectLiteral>(qb: SelectQueryBuilder<T>, filters: readonly Filter[], columns: FilterColumns, tagsOf?: string): number {
+export function pushFilters<T extends ObjectLiteral>(qb: SelectQueryBuilder<T>, filters: readonly Filter[], columns: FilterColumns, tagsOf?: string, maxValues = 1000): number {
   let pushed = 0;
+  let values = 0;
   let n = 0;
   const param = () => `pf${n++}`;
   /** `expr` matches any of `values` (a WHERE condition), or `FALSE` when none can match. */
@@ -76,6 +78,7 @@ export function pushFilters<T extends ObjectLiteral>(qb: SelectQueryBuilder<T>, 
     return terms.length ? `(${terms.join(' OR ')})` : 'FALSE';
   };
   for (const f of filters) {
+    if (values + f.values.length > maxValues) continue;
     const params: Record<string, unknown> = {};
     let where: string | undefined;
     if (Object.prototype.hasOwnProperty.call(columns, f.name)) {
@@ -98,6 +101,7 @@ export function pushFilters<T extends ObjectLiteral>(qb: SelectQueryBuilder<T>, 
     }
     if (where === undefined) continue;
     qb.andWhere(where, params);
+    values += f.values.length;
     pushed++;
   }
   return pushed;
