@@ -83,4 +83,20 @@ describe('NatsBus on a real nats-server', () => {
     expect(res.text).toBe('BACK');
     expect(a.isConnected).toBe(true);
   }, 30_000);
+
+  it('waits for a server that is not up yet, then works', async () => {
+    await server.stop();
+    let connected: NatsBus | undefined;
+    const pending = NatsBus.connect({ url: server.url, name: 'late', reconnectWaitMs: 200 }).then((bus) => (connected = bus));
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(connected).toBeUndefined(); // still waiting, not failed
+    await server.restart();
+    const late = await pending;
+    try {
+      const res = await eventually(() => late.request(echo, { text: 'late' }, { timeoutMs: 500 }));
+      expect(res.text).toBe('LATE');
+    } finally {
+      await late.close();
+    }
+  }, 30_000);
 });

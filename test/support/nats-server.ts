@@ -35,10 +35,14 @@ async function waitForPort(port: number, timeoutMs = 10_000) {
 export class TestNatsServer {
   private proc?: ChildProcess;
   private readonly dir = mkdtempSync(join(tmpdir(), 'koala-nats-'));
-  private constructor(readonly port: number) {}
+  private constructor(
+    readonly port: number,
+    private readonly extraArgs: readonly string[],
+  ) {}
 
-  static async start(): Promise<TestNatsServer> {
-    const s = new TestNatsServer(await freePort());
+  /** `extraArgs`: more nats-server flags, e.g. `--user u --pass p` or `--tls --tlscert ...`. */
+  static async start(extraArgs: readonly string[] = []): Promise<TestNatsServer> {
+    const s = new TestNatsServer(await freePort(), extraArgs);
     await s.restart();
     return s;
   }
@@ -48,7 +52,7 @@ export class TestNatsServer {
   }
 
   async restart() {
-    this.proc = spawn('nats-server', ['-a', '127.0.0.1', '-p', String(this.port), '-js', '-sd', this.dir], { stdio: 'ignore' });
+    this.proc = spawn('nats-server', ['-a', '127.0.0.1', '-p', String(this.port), '-js', '-sd', this.dir, ...this.extraArgs], { stdio: 'ignore' });
     await waitForPort(this.port);
   }
 

@@ -15,6 +15,17 @@ import type { z } from 'zod';
 import { RemoteError, type RequestContract } from '@koala/contracts';
 import { CORRELATION_HEADER, currentCorrelationId, withCorrelationId, type Logger } from '@koala/logging';
 import { EventStream, type StreamSpec } from './events.js';
+import { natsEndpoint, redactNatsUrl } from './nats-url.js';
+
+/** A first connect that may succeed later: the server is down, restarting or not routable yet. */
+function isUnreachable(err: unknown): boolean {
+  const e = err as { name?: string; code?: unknown; cause?: { code?: unknown } };
+  const code = typeof e.code === 'string' ? e.code : typeof e.cause?.code === 'string' ? e.cause.code : '';
+  // System network errors (ECONNREFUSED, ECONNRESET, ETIMEDOUT, EHOSTUNREACH, EAI_AGAIN, ...), not
+  // EPROTO (TLS spoken to a plain server) nor TLS verification codes (ERR_TLS_*, *_CERT*).
+  if (/^E[A-Z]+(_[A-Z]+)?$/.test(code) && code !== 'EPROTO') return true;
+  return e.name === 'TimeoutError';
+}
 
 export class BusRemoteError extends Error {
   constructor(
@@ -38,7 +49,10 @@ export class BusUnavailableError extends Error {
 }
 
 export interface BusOptions {
+  /** KOALA_NATS_URL: `nats://` or `tls://`, credentials in the URL (see nats-url.ts). */
   url: string;
+  /** CA that signed the server's certificate (TLS); default: the system's CAs. */
+  caFile?: string;
   /** Connection name shown by the NATS server (component and id). */
   name: string;
   logger?: Logger;
@@ -63,17 +77,25 @@ export class NatsBus {
     void this.watchStatus();
   }
 
+  /**
+   * Connects, waiting for a NATS server that is not up yet (components may start first) but
+   * failing at once on what waiting cannot fix: refused credentials, an untrusted certificate,
+   * TLS on one side only. Once connected, reconnects forever.
+   */
   static async connect(options: BusOptions): Promise<NatsBus> {
-    const u = new URL(options.url);
-    const connection = await connect({
-      servers: `${u.hostname}:${u.port || 4222}`,
-      name: options.name,
-      maxReconnectAttempts: -1,
-      reconnectTimeWait: options.reconnectWaitMs ?? 1000,
-      waitOnFirstConnect: true,
-      pingInterval: 10_000,
-    });
-    return new NatsBus(connection, options.logger);
+    const endpoint = natsEndpoint(options.url, options.caFile);
+    const waitMs = options.reconnectWaitMs ?? 1000;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const connection = await connect({ ...endpoint, name: options.name, maxReconnectAttempts: -1, reconnectTimeWait: waitMs, waitOnFirstConnect: false, pingInterval: 10_000 });
+        return new NatsBus(connection, options.logger);
+      } catch (err) {
+        const message = (err as Error).message;
+        if (!isUnreachable(err)) throw new Error(`cannot connect to NATS ${redactNatsUrl(options.url)}: ${message}`, { cause: err });
+        if (attempt === 1 || attempt % 30 === 0) options.logger?.warn({ nats: redactNatsUrl(options.url), err: message, attempt }, 'NATS not reachable yet; waiting');
+        await new Promise((r) => setTimeout(r, waitMs));
+      }
+    }
   }
 
   private async watchStatus() {

@@ -1,2 +1,3 @@
 export * from './bus.js';
 export * from './events.js';
+export * from './nats-url.js';

@@ -4,7 +4,7 @@ import { hostname } from 'node:os';
 import type { ComponentKind } from '@koala/contracts';
 import { ConfigError, loadConfig, type KoalaConfig } from '@koala/config';
 import { createLogger, NestPinoLogger, type Logger } from '@koala/logging';
-import { NatsBus } from '@koala/messaging';
+import { NatsBus, redactNatsUrl } from '@koala/messaging';
 import { RuntimeModule } from './runtime.module.js';
 import type { ComponentIdentity } from './tokens.js';
 
@@ -36,8 +36,8 @@ export async function prepareDaemon(kind: ComponentKind, opts: { zoned: boolean;
   const zone = opts.zoned ? config.zone : undefined;
   const id = kind === 'node-controller' ? `${kind}@${config.nodeName}` : `${kind}@${hostname()}${zone ? `/${zone}` : ''}`;
   const identity: ComponentIdentity = { kind, id, zone, startedAt: new Date() };
-  logger.info({ nats: config.natsUrl }, 'connecting to NATS');
-  const bus = await NatsBus.connect({ url: config.natsUrl, name: id, logger });
+  logger.info({ nats: redactNatsUrl(config.natsUrl) }, 'connecting to NATS');
+  const bus = await NatsBus.connect({ url: config.natsUrl, caFile: config.natsCaFile, name: id, logger });
   return { config, logger, bus, identity, runtime: RuntimeModule.forRoot({ config, logger, bus, identity }) };
 }
 

@@ -28,7 +28,7 @@ export async function probeCloud(config: KoalaConfig): Promise<CloudProbe> {
   let bus: NatsBus | undefined;
   try {
     bus = await Promise.race([
-      NatsBus.connect({ url: config.natsUrl, name: 'koala-cli' }),
+      NatsBus.connect({ url: config.natsUrl, caFile: config.natsCaFile, name: 'koala-cli' }),
       new Promise<never>((_, rej) => setTimeout(() => rej(new Error('NATS timeout')), 3000)),
     ]);
   } catch {
