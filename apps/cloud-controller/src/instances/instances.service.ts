@@ -23,6 +23,7 @@ import { InstanceEntity, InstanceSecurityGroupEntity, ReservationEntity, type Sh
 import { InstanceLifecycleService } from './instance-lifecycle.service.js';
 import { moveTo, REASONS, userInitiated } from './instance-states.js';
 import { INSTANCE_FILTER_COLUMNS, INSTANCE_FILTERS, type BlockDeviceView, type GroupRef, type InstanceView } from './instance-view.js';
+import { zoneError } from '../clusters/zone-error.js';
 import { findVisible, keysetPage, ownedBy, pushFilters, type FilterColumns } from '../persistence/find-visible.js';
 
 export const INSTANCE_RESOURCE_TYPE = 'instance';
@@ -103,10 +104,9 @@ function isUniqueViolation(e: unknown): boolean {
   return e instanceof QueryFailedError && (e as unknown as { code?: string }).code === '23505';
 }
 
-/** An error from the zone's CC as the EC2 error to answer. */
-export function fromBus(e: unknown, unavailable: () => Ec2Error): Ec2Error {
-  if (e instanceof BusRemoteError) return new Ec2Error(e.code, e.message);
-  if (e instanceof Ec2Error) return e;
+/** An error from the zone's CC (or an NC behind it) as the EC2 error to answer (see zoneError); `unavailable` when nobody answered. */
+export function fromBus(e: unknown, unavailable: () => Ec2Error, what: string): Ec2Error {
+  if (e instanceof BusRemoteError || e instanceof Ec2Error) return zoneError(e, what).error;
   return unavailable();
 }
 
@@ -271,7 +271,7 @@ export class InstancesService {
     } catch (e) {
       await this.deleteReservation(reservationId, instances.map((i) => i.id));
       this.logger.warn({ err: e, reservationId, zone }, 'placement failed');
-      throw fromBus(e, () => Ec2Error.insufficientCapacity(type.name, zone));
+      throw fromBus(e, () => Ec2Error.insufficientCapacity(type.name, zone), 'RunInstances');
     }
     const placed = new Map(placements.filter((p) => instances.some((i) => i.id === p.instanceId)).map((p) => [p.instanceId, p.node]));
     const unplaced = instances.filter((i) => !placed.has(i.id)).map((i) => i.id);
@@ -548,7 +548,7 @@ export class InstancesService {
     });
     const results = await Promise.allSettled(sends.map((i) => this.cluster.action(i.zone, { instanceId: i.id, node: i.node!, action: 'reboot' })));
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failed) throw fromBus(failed.reason, () => new Ec2Error('Unavailable', 'The instance cannot be reached right now; try again later.'));
+    if (failed) throw fromBus(failed.reason, () => new Ec2Error('Unavailable', 'The instance cannot be reached right now; try again later.'), 'RebootInstances');
   }
 
   // ---- Console output, attributes --------------------------------------------------------
@@ -567,7 +567,7 @@ export class InstancesService {
       const ts = new Date(r.timestamp);
       return { instance, output: r.output, timestamp: Number.isNaN(ts.getTime()) ? now : ts };
     } catch (e) {
-      throw fromBus(e, () => new Ec2Error('Unavailable', `The console output of '${id}' cannot be read right now; try again later.`));
+      throw fromBus(e, () => new Ec2Error('Unavailable', `The console output of '${id}' cannot be read right now; try again later.`), 'GetConsoleOutput');
     }
   }
 
