@@ -99,6 +99,12 @@ export const StorageVolType = {
 export const VIR_STORAGE_VOL_CREATE_PREALLOC_METADATA = 1;
 export const VIR_STORAGE_VOL_CREATE_REFLINK = 2;
 
+/** virStorageVolDownloadFlags: the daemon sends holes (VIR_NET_STREAM_HOLE) instead of zeros. */
+export const VIR_STORAGE_VOL_DOWNLOAD_SPARSE_STREAM = 1;
+
+/** virStorageVolUploadFlags: the client may send holes instead of zeros. */
+export const VIR_STORAGE_VOL_UPLOAD_SPARSE_STREAM = 1;
+
 /** virStorageVolResizeFlags */
 export const VIR_STORAGE_VOL_RESIZE_ALLOCATE = 1;
 export const VIR_STORAGE_VOL_RESIZE_DELTA = 2;

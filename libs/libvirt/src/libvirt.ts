@@ -12,6 +12,8 @@ import {
   VIR_CONNECT_RO,
   VIR_DOMAIN_AFFECT_LIVE,
   VIR_DOMAIN_EVENT_ID_LIFECYCLE,
+  VIR_STORAGE_VOL_DOWNLOAD_SPARSE_STREAM,
+  VIR_STORAGE_VOL_UPLOAD_SPARSE_STREAM,
   domainEventName,
   type DomainEventName,
 } from './constants.js';
@@ -32,7 +34,16 @@ import {
   type StorageVol,
   type StorageVolInfo,
 } from './procedures.js';
-import { LibvirtConnectionClosedError, LibvirtError, RpcClient, VIR_ERR_AUTH_FAILED, withRetry, type RetryOptions } from './rpc.js';
+import {
+  LibvirtConnectionClosedError,
+  LibvirtError,
+  RpcClient,
+  VIR_ERR_AUTH_FAILED,
+  VIR_ERR_INVALID_ARG,
+  VIR_ERR_RPC,
+  withRetry,
+  type RetryOptions,
+} from './rpc.js';
 import { Transport, UnixDialer, type Dialer } from './transport.js';
 
 export interface LibvirtConnectOptions {
@@ -64,6 +75,22 @@ export interface StreamRange {
   flags?: number;
 }
 
+/** A byte range of a volume for the sparse transfers. */
+export interface SparseRange {
+  offset?: number;
+  /** 0 = to the end of the volume. */
+  length?: number;
+}
+
+/**
+ * A piece of a volume in a sparse transfer: bytes at `offset`, or a hole of `length` bytes that
+ * read as zeros and do not travel. Offsets are absolute positions in the volume.
+ */
+export type VolumeSegment = { kind: 'data'; offset: number; data: Buffer } | { kind: 'hole'; offset: number; length: number };
+
+/** What `uploadVolumeSparse` accepts: the segments `downloadVolumeSparse` yields, or any bytes. */
+export type UploadSegment = { kind: 'data'; offset: number; data: Uint8Array } | { kind: 'hole'; offset: number; length: number };
+
 export interface LibvirtEvents {
   close: [LibvirtConnectionClosedError];
 }
@@ -83,6 +110,7 @@ export class Libvirt extends EventEmitter<LibvirtEvents> {
     readonly rpc: RpcClient,
     readonly uri: string,
     private readonly eventQueueMax: number,
+    private readonly connectOptions: LibvirtConnectOptions,
   ) {
     super();
     this.procedures = new Procedures(rpc);
@@ -103,7 +131,7 @@ export class Libvirt extends EventEmitter<LibvirtEvents> {
       keepaliveCount: opts.keepaliveCount,
     });
     const uri = opts.uri ?? 'qemu:///system';
-    const lv = new Libvirt(rpc, uri, opts.eventQueueMax ?? 10_000);
+    const lv = new Libvirt(rpc, uri, opts.eventQueueMax ?? 10_000, opts);
     try {
       const types = await lv.procedures.authList();
       if (!types.includes(REMOTE_AUTH_NONE)) {
@@ -124,6 +152,16 @@ export class Libvirt extends EventEmitter<LibvirtEvents> {
 
   get isClosed(): boolean {
     return this.rpc.isClosed;
+  }
+
+  /**
+   * Opens a second, independent connection with the options this one was opened with (same
+   * daemon, URI, read-only flag, keepalive). For a long download whose consumer talks to libvirtd
+   * meanwhile (see `uploadVolumeSparse`): a download pauses its whole socket while its consumer
+   * lags. The caller closes it.
+   */
+  connectAgain(): Promise<Libvirt> {
+    return Libvirt.connect(this.connectOptions);
   }
 
   /** Closes the libvirt connection (CONNECT_CLOSE) and the socket. Safe to call twice. */
@@ -358,6 +396,89 @@ export class Libvirt extends EventEmitter<LibvirtEvents> {
       throw err;
     }
     return n;
+  }
+
+  /**
+   * Reads the volume (or a range of it) through a sparse stream
+   * (VIR_STORAGE_VOL_DOWNLOAD_SPARSE_STREAM): data segments (at most 256 KiB each) and holes, in
+   * order and without gaps from `range.offset`; a hole costs one 40-byte packet whatever its
+   * length. The daemon decides what is a hole: on a file, what the file system reports through
+   * SEEK_HOLE/SEEK_DATA (block-sized granularity, so a data segment may carry some zeros); a
+   * block device is all data. The stream ends early at the end of the volume. Breaking out of the
+   * loop aborts the stream (bytes still in flight are dropped). As with every download, do not
+   * wait for another call or stream on this connection between two segments (read on, or break):
+   * a lagging consumer pauses the socket. Pipe into an upload from a second connection.
+   */
+  async *downloadVolumeSparse(vol: StorageVol, range: SparseRange = {}): AsyncGenerator<VolumeSegment, void, undefined> {
+    const start = range.offset ?? 0;
+    const end = range.length ? start + range.length : Number.MAX_SAFE_INTEGER;
+    const stream = await this.procedures.storageVolDownload(vol, start, range.length ?? 0, VIR_STORAGE_VOL_DOWNLOAD_SPARSE_STREAM);
+    let offset = start;
+    try {
+      for await (const c of stream.chunks()) {
+        const length = c.kind === 'data' ? c.data.length : c.length;
+        if (offset + length > end) throw new LibvirtError(VIR_ERR_RPC, 0, `sparse stream went past the requested range (${offset} + ${length} > ${end})`);
+        yield c.kind === 'data' ? { kind: 'data', offset, data: c.data } : { kind: 'hole', offset, length };
+        offset += length;
+      }
+    } finally {
+      await stream.abort(); // nothing once the stream has ended; stops it when the consumer broke off or failed
+    }
+  }
+
+  /**
+   * Writes a volume through a sparse stream (VIR_STORAGE_VOL_UPLOAD_SPARSE_STREAM): data segments
+   * travel as bytes (in packets of at most 256 KiB), holes and the gaps between segments as hole
+   * packets (adjacent ones merged), and the daemon skips them instead of writing zeros. Segments
+   * come in order, from `range.offset` on and, if `range.length` is given, within it; the range
+   * left after the last segment is sent as a hole. Returns the data bytes sent.
+   *
+   * What a hole does is libvirt's: on a block device it writes zeros; on a file it seeks forward
+   * and truncates the file at that position (later data extends it again). A sparse upload into
+   * a file is therefore right only when it runs to the end of the volume: one that ends with a
+   * hole short of the end shortens the file. Upload whole volumes (offset 0, length = capacity),
+   * into a volume that reads as zeros where the holes are (a new sparse one).
+   *
+   * To copy a volume, feed this from `downloadVolumeSparse` of *another* connection (see
+   * `connectAgain`). On one connection the two streams deadlock: libvirtd acknowledges each
+   * upload packet through the same outgoing queue that carries the download's data, and stops
+   * reading a client with too many unacknowledged packets; a download whose consumer lags stops
+   * reading its socket (flow control), so neither side moves again.
+   */
+  async uploadVolumeSparse(
+    vol: StorageVol,
+    segments: Iterable<UploadSegment> | AsyncIterable<UploadSegment>,
+    range: SparseRange = {},
+  ): Promise<number> {
+    const start = range.offset ?? 0;
+    const end = range.length ? start + range.length : undefined;
+    const stream = await this.procedures.storageVolUpload(vol, start, range.length ?? 0, VIR_STORAGE_VOL_UPLOAD_SPARSE_STREAM);
+    let written = start; // bytes before this are on their way
+    let hole = 0; // a hole pending after `written`, sent before the next data or at the end
+    let sent = 0;
+    try {
+      for await (const seg of segments) {
+        const length = seg.kind === 'data' ? seg.data.length : seg.length;
+        if (!Number.isSafeInteger(seg.offset) || seg.offset < written + hole) {
+          throw new LibvirtError(VIR_ERR_INVALID_ARG, 0, `segment at ${seg.offset} is out of order (the stream is at ${written + hole})`);
+        }
+        if (end !== undefined && seg.offset + length > end) throw new LibvirtError(VIR_ERR_INVALID_ARG, 0, `segment at ${seg.offset} (${length} bytes) ends past the range end ${end}`);
+        hole = seg.offset - written + (seg.kind === 'hole' ? length : 0);
+        if (seg.kind === 'hole' || length === 0) continue;
+        if (hole > 0) await stream.sendHole(hole);
+        hole = 0;
+        await stream.write(seg.data);
+        written = seg.offset + length;
+        sent += length;
+      }
+      if (end !== undefined) hole = end - written;
+      if (hole > 0) await stream.sendHole(hole);
+    } catch (err) {
+      await stream.abort();
+      throw err;
+    }
+    await stream.finish();
+    return sent;
   }
 
   // --- secrets --------------------------------------------------------------------------------

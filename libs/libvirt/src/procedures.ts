@@ -3,7 +3,8 @@
  * `remote_*_args` and decoding its `remote_*_ret` exactly as remote_protocol.x lays them out.
  * Hand-written from remote_protocol.x (procedure numbers in `Proc`); no generated code.
  */
-import { RpcClient, type RpcStream } from './rpc.js';
+import { VIR_STORAGE_VOL_DOWNLOAD_SPARSE_STREAM, VIR_STORAGE_VOL_UPLOAD_SPARSE_STREAM } from './constants.js';
+import { RpcClient, type RpcStream, type RpcStreamOptions } from './rpc.js';
 import {
   REMOTE_AUTH_TYPE_LIST_MAX,
   REMOTE_DOMAIN_LIST_MAX,
@@ -248,10 +249,10 @@ export class Procedures {
     return out;
   }
 
-  private openStream(proc: number, args: (w: W) => void): Promise<RpcStream> {
+  private openStream(proc: number, args: (w: W) => void, opts: RpcStreamOptions = {}): Promise<RpcStream> {
     const w = new XdrWriter();
     args(w);
-    return this.rpc.openStream(proc, w.toBuffer());
+    return this.rpc.openStream(proc, w.toBuffer(), opts);
   }
 
   // connection
@@ -505,11 +506,17 @@ export class Procedures {
   storageVolResize(vol: StorageVol, capacity: number | bigint, flags = 0): Promise<void> {
     return this.invoke(Proc.STORAGE_VOL_RESIZE, (w) => (enc.vol(w, vol), w.uhyper(capacity).uint(flags)));
   }
+  /** With VIR_STORAGE_VOL_UPLOAD_SPARSE_STREAM in `flags` the stream may send holes. */
   storageVolUpload(vol: StorageVol, offset: number | bigint, length: number | bigint, flags = 0): Promise<RpcStream> {
-    return this.openStream(Proc.STORAGE_VOL_UPLOAD, (w) => (enc.vol(w, vol), w.uhyper(offset).uhyper(length).uint(flags)));
+    return this.openStream(Proc.STORAGE_VOL_UPLOAD, (w) => (enc.vol(w, vol), w.uhyper(offset).uhyper(length).uint(flags)), {
+      sparse: (flags & VIR_STORAGE_VOL_UPLOAD_SPARSE_STREAM) !== 0,
+    });
   }
+  /** With VIR_STORAGE_VOL_DOWNLOAD_SPARSE_STREAM in `flags` the daemon may send holes. */
   storageVolDownload(vol: StorageVol, offset: number | bigint, length: number | bigint, flags = 0): Promise<RpcStream> {
-    return this.openStream(Proc.STORAGE_VOL_DOWNLOAD, (w) => (enc.vol(w, vol), w.uhyper(offset).uhyper(length).uint(flags)));
+    return this.openStream(Proc.STORAGE_VOL_DOWNLOAD, (w) => (enc.vol(w, vol), w.uhyper(offset).uhyper(length).uint(flags)), {
+      sparse: (flags & VIR_STORAGE_VOL_DOWNLOAD_SPARSE_STREAM) !== 0,
+    });
   }
 
   // secrets

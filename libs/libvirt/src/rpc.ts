@@ -7,7 +7,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { MessageStatus, MessageType, Transport, type Packet, type PacketHeader } from './transport.js';
-import { REMOTE_STRING_MAX, VIR_NET_MESSAGE_LEGACY_PAYLOAD_MAX, VIR_UUID_BUFLEN, XdrReader } from './xdr.js';
+import { REMOTE_STRING_MAX, VIR_NET_MESSAGE_LEGACY_PAYLOAD_MAX, VIR_UUID_BUFLEN, XdrReader, XdrWriter } from './xdr.js';
 
 export const REMOTE_PROGRAM = 0x20008086;
 export const REMOTE_PROTOCOL_VERSION = 1;
@@ -201,10 +201,10 @@ export class RpcClient extends EventEmitter<RpcEvents> {
    * Calls a procedure that opens a data stream (volume upload/download). Resolves once the
    * call's reply arrived, with a stream bound to the call's serial.
    */
-  async openStream(procedure: number, payload?: Uint8Array): Promise<RpcStream> {
+  async openStream(procedure: number, payload?: Uint8Array, opts: RpcStreamOptions = {}): Promise<RpcStream> {
     if (this.closedError) throw this.closedError;
     const serial = this.nextSerial();
-    const stream = new RpcStream(this, procedure, serial);
+    const stream = new RpcStream(this, procedure, serial, opts);
     await new Promise<void>((resolve, reject) => {
       let replied = false;
       this.pending.set(serial, {
@@ -238,9 +238,9 @@ export class RpcClient extends EventEmitter<RpcEvents> {
   }
 
   /** @internal used by RpcStream */
-  sendStreamPacket(procedure: number, serial: number, status: MessageStatus, data?: Uint8Array): Promise<void> {
+  sendStreamPacket(procedure: number, serial: number, status: MessageStatus, data?: Uint8Array, type = MessageType.Stream): Promise<void> {
     if (this.closedError) return Promise.reject(this.closedError);
-    return this.transport.send(this.header(procedure, serial, MessageType.Stream, status), data);
+    return this.transport.send(this.header(procedure, serial, type, status), data);
   }
 
   /** @internal */
@@ -327,14 +327,52 @@ function safeDecodeError(payload: Buffer): LibvirtError {
 const STREAM_CHUNK = VIR_NET_MESSAGE_LEGACY_PAYLOAD_MAX;
 const STREAM_HIGH_WATER = 16;
 
+/** One piece of an incoming sparse stream: bytes, or a hole (a run of zeros that did not travel). */
+export type StreamChunk = { kind: 'data'; data: Buffer } | { kind: 'hole'; length: number };
+
+export interface RpcStreamOptions {
+  /**
+   * The call asked for a sparse stream (VIR_STORAGE_VOL_DOWNLOAD_SPARSE_STREAM or
+   * VIR_STORAGE_VOL_UPLOAD_SPARSE_STREAM): VIR_NET_STREAM_HOLE packets may then travel. On any
+   * other stream an incoming hole is a protocol error, and sending one is refused (libvirtd
+   * drops a client that sends a hole it did not ask for).
+   */
+  sparse?: boolean;
+}
+
+/** Encodes a virNetStreamHole payload (virnetprotocol.x: hyper length; unsigned int flags). */
+export function encodeStreamHole(length: number, flags = 0): Buffer {
+  return new XdrWriter().hyper(length).uint(flags).toBuffer();
+}
+
 /**
- * A libvirt data stream bound to one call serial. Outgoing: `write` then `finish` (or
- * `abort`). Incoming: async-iterate the chunks until the daemon's end-of-stream.
- * Stream holes are never requested (no VIR_STORAGE_VOL_*_SPARSE_STREAM flag), so a hole
- * packet is treated as a protocol error.
+ * Decodes a virNetStreamHole payload. The length must be a non-negative safe integer and flags 0
+ * (libvirt defines none and its own client refuses others); the payload must be exactly 12 bytes.
+ */
+export function decodeStreamHole(payload: Buffer): number {
+  const r = new XdrReader(payload);
+  const length = r.hyper();
+  const flags = r.uint();
+  r.end();
+  if (length < 0n || length > BigInt(Number.MAX_SAFE_INTEGER)) throw new LibvirtError(VIR_ERR_RPC, 0, `stream hole of invalid length ${length}`);
+  if (flags !== 0) throw new LibvirtError(VIR_ERR_RPC, 0, `stream hole with unknown flags 0x${flags.toString(16)}`);
+  return Number(length);
+}
+
+/**
+ * A libvirt data stream bound to one call serial. Outgoing: `write` (and, on a sparse stream,
+ * `sendHole`) then `finish` (or `abort`). Incoming: iterate `chunks()` (data and holes) or the
+ * stream itself (bytes only: holes are handed out as zero-filled buffers) until the daemon's
+ * end-of-stream.
+ *
+ * Flow control: incoming packets (data or hole) queue up to STREAM_HIGH_WATER, then the socket
+ * is paused until the consumer has taken half of them. While paused, no reply on this
+ * connection is read either, so a consumer must not wait for another call, nor feed an upload,
+ * on the same connection in the middle of a download (finish reading, or abort, first; or use a
+ * second connection).
  */
 export class RpcStream {
-  private readonly queue: Buffer[] = [];
+  private readonly queue: StreamChunk[] = [];
   private ended = false;
   private error: Error | undefined;
   private waiter: (() => void) | undefined;
@@ -342,12 +380,15 @@ export class RpcStream {
   private readonly endPromise: Promise<void>;
   private resolveEnd!: () => void;
   private rejectEnd!: (e: Error) => void;
+  readonly sparse: boolean;
 
   constructor(
     private readonly rpc: RpcClient,
     readonly procedure: number,
     readonly serial: number,
+    opts: RpcStreamOptions = {},
   ) {
+    this.sparse = opts.sparse ?? false;
     this.endPromise = new Promise((res, rej) => {
       this.resolveEnd = res;
       this.rejectEnd = rej;
@@ -361,24 +402,59 @@ export class RpcStream {
     const h = p.header;
     if (h.type === MessageType.Reply && h.status === MessageStatus.Error) {
       this.handleFailure(safeDecodeError(p.payload));
+    } else if (h.type === MessageType.StreamHole) {
+      this.handleHole(p);
     } else if (h.type !== MessageType.Stream) {
       this.handleFailure(new LibvirtError(VIR_ERR_RPC, 0, `unexpected message type ${h.type} on stream`));
     } else if (h.status === MessageStatus.Error) {
       this.handleFailure(safeDecodeError(p.payload));
     } else if (h.status === MessageStatus.Ok || p.payload.length === 0) {
-      // End of stream (libvirtd may also signal it with an empty CONTINUE packet).
-      this.ended = true;
-      this.rpc.releaseSerial(this.serial);
-      this.resolveEnd();
-      this.wake();
+      this.handleEnd();
     } else {
-      this.queue.push(p.payload);
-      if (this.queue.length >= STREAM_HIGH_WATER && !this.paused) {
-        this.paused = true;
-        this.rpc.transport.pause();
-      }
-      this.wake();
+      this.enqueue({ kind: 'data', data: p.payload });
     }
+  }
+
+  private handleHole(p: Packet): void {
+    if (!this.sparse) {
+      this.handleFailure(new LibvirtError(VIR_ERR_RPC, 0, 'unexpected stream hole (the stream was not opened sparse)'));
+      return;
+    }
+    switch (p.header.status) {
+      case MessageStatus.Error:
+        this.handleFailure(safeDecodeError(p.payload));
+        return;
+      case MessageStatus.Ok: // virnetprotocol.x: STREAM_HOLE with OK carries nothing; treat as the end
+        this.handleEnd();
+        return;
+      default: {
+        let length: number;
+        try {
+          length = decodeStreamHole(p.payload);
+        } catch (err) {
+          this.handleFailure(err instanceof LibvirtError ? err : new LibvirtError(VIR_ERR_RPC, 0, `malformed stream hole: ${(err as Error).message}`));
+          return;
+        }
+        if (length > 0) this.enqueue({ kind: 'hole', length });
+      }
+    }
+  }
+
+  private enqueue(chunk: StreamChunk): void {
+    this.queue.push(chunk);
+    if (this.queue.length >= STREAM_HIGH_WATER && !this.paused) {
+      this.paused = true;
+      this.rpc.transport.pause();
+    }
+    this.wake();
+  }
+
+  private handleEnd(): void {
+    // End of stream (libvirtd may also signal it with an empty CONTINUE packet).
+    this.ended = true;
+    this.rpc.releaseSerial(this.serial);
+    this.resolveEnd();
+    this.wake();
   }
 
   /** @internal */
@@ -405,13 +481,34 @@ export class RpcStream {
     }
   }
 
+  /** Whether the stream is over (ended, failed or aborted). */
+  get isEnded(): boolean {
+    return this.ended;
+  }
+
   /** Sends data to the daemon, in packets no larger than the legacy payload maximum. */
   async write(data: Uint8Array): Promise<void> {
     for (let off = 0; off < data.length; off += STREAM_CHUNK) {
-      if (this.error) throw this.error;
-      if (this.ended) throw new LibvirtError(VIR_ERR_RPC, 0, 'stream already finished');
+      this.checkWritable();
       await this.rpc.sendStreamPacket(this.procedure, this.serial, MessageStatus.Continue, data.subarray(off, off + STREAM_CHUNK));
     }
+  }
+
+  /**
+   * Sends a hole of `length` bytes (one VIR_NET_STREAM_HOLE packet): the daemon skips that many
+   * bytes of the target instead of receiving zeros. Only on a stream opened sparse.
+   */
+  async sendHole(length: number): Promise<void> {
+    if (!this.sparse) throw new LibvirtError(VIR_ERR_OPERATION_INVALID, 0, 'cannot send a hole on a stream that was not opened sparse');
+    if (!Number.isSafeInteger(length) || length < 0) throw new LibvirtError(VIR_ERR_INVALID_ARG, 0, `invalid hole length ${length}`);
+    if (length === 0) return;
+    this.checkWritable();
+    await this.rpc.sendStreamPacket(this.procedure, this.serial, MessageStatus.Continue, encodeStreamHole(length), MessageType.StreamHole);
+  }
+
+  private checkWritable(): void {
+    if (this.error) throw this.error;
+    if (this.ended) throw new LibvirtError(VIR_ERR_RPC, 0, 'stream already finished');
   }
 
   /** Ends an outgoing stream and waits for the daemon's confirmation. */
@@ -421,11 +518,12 @@ export class RpcStream {
     await this.endPromise;
   }
 
-  /** Aborts the stream (best effort) and frees its serial. */
+  /** Aborts the stream (best effort) and frees its serial; packets still in flight are dropped. */
   async abort(): Promise<void> {
     if (this.ended) return;
     this.ended = true;
     this.rpc.releaseSerial(this.serial);
+    this.queue.length = 0;
     this.resumeTransport();
     this.resolveEnd();
     this.wake();
@@ -437,17 +535,33 @@ export class RpcStream {
     return this.endPromise;
   }
 
-  async *[Symbol.asyncIterator](): AsyncIterator<Buffer> {
+  /** The next incoming chunk, or undefined at the end of the stream. */
+  private async next(): Promise<StreamChunk | undefined> {
     for (;;) {
       const chunk = this.queue.shift();
       if (chunk) {
         if (this.queue.length < STREAM_HIGH_WATER / 2) this.resumeTransport();
-        yield chunk;
-        continue;
+        return chunk;
       }
       if (this.error) throw this.error;
-      if (this.ended) return;
+      if (this.ended) return undefined;
       await new Promise<void>((res) => (this.waiter = res));
+    }
+  }
+
+  /** Incoming data and holes, in order, until the end of the stream. */
+  async *chunks(): AsyncGenerator<StreamChunk, void, undefined> {
+    for (let c = await this.next(); c; c = await this.next()) yield c;
+  }
+
+  /** Incoming bytes; a hole is handed out as zero-filled buffers (at most 256 KiB each). */
+  async *[Symbol.asyncIterator](): AsyncIterator<Buffer> {
+    for (let c = await this.next(); c; c = await this.next()) {
+      if (c.kind === 'data') {
+        yield c.data;
+        continue;
+      }
+      for (let left = c.length; left > 0; left -= STREAM_CHUNK) yield Buffer.alloc(Math.min(left, STREAM_CHUNK));
     }
   }
 }
