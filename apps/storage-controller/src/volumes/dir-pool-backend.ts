@@ -12,7 +12,7 @@ export interface DirPoolOptions extends LibvirtPoolOptions {
  */
 export class DirPoolBackend extends LibvirtPoolBackend {
   readonly kind = 'dir';
-  readonly thin = true;
+  readonly thin: boolean = true;
 
   constructor(private readonly dirOpts: DirPoolOptions) {
     super(dirOpts);

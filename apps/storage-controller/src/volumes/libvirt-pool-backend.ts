@@ -1,17 +1,29 @@
 import {
   LibvirtError,
   StoragePoolState,
+  VIR_ERR_ARGUMENT_UNSUPPORTED,
+  VIR_ERR_INVALID_ARG,
   VIR_ERR_NO_STORAGE_POOL,
   VIR_ERR_NO_STORAGE_VOL,
+  VIR_ERR_NO_SUPPORT,
+  VIR_ERR_OPERATION_UNSUPPORTED,
   VIR_ERR_STORAGE_VOL_EXIST,
   buildStorageVolumeXml,
   type Libvirt,
   type StoragePool,
   type StorageVol,
 } from '@koala/libvirt';
-import { StorageError, type BackendVolume, type PoolCapacity, type VolumeBackend } from './volume-backend.js';
+import { SparseUnsupportedError, StorageError, type BackendVolume, type PoolCapacity, type VolumeBackend, type VolumeSegment } from './volume-backend.js';
 
 const isCode = (err: unknown, ...codes: number[]): boolean => err instanceof LibvirtError && codes.includes(err.code);
+
+/** libvirt's answers for "this driver/pool cannot stream (sparsely)": no download/upload, or a refused flag. */
+const isUnsupported = (err: unknown): boolean =>
+  isCode(err, VIR_ERR_NO_SUPPORT, VIR_ERR_ARGUMENT_UNSUPPORTED, VIR_ERR_OPERATION_UNSUPPORTED) ||
+  (isCode(err, VIR_ERR_INVALID_ARG) && /unsupported flags/i.test((err as Error).message));
+
+/** Zeros for holes written to a thick volume (never modified: stream writes copy what they send). */
+const ZEROS = Buffer.alloc(1024 * 1024);
 
 export interface LibvirtPoolOptions {
   /** The open connection (e.g. `() => reconnector.get()`). */
@@ -122,6 +134,66 @@ export abstract class LibvirtPoolBackend implements VolumeBackend {
     await lv.uploadVolume(await this.require(lv, id), data, { offset, length: data.length });
   }
 
+  /**
+   * A sparse download (VIR_STORAGE_VOL_DOWNLOAD_SPARSE_STREAM) on a connection of its own: the
+   * segments are usually piped into an upload, and a download pauses its whole socket whenever its
+   * consumer lags, which on a shared connection would stall the upload (libvirtd acknowledges
+   * upload packets in the same queue as the download's data) and every other call of the SC.
+   */
+  async *readSegments(id: string, offset: number, length: number): AsyncGenerator<VolumeSegment, void, undefined> {
+    const lv = await this.opts.libvirt();
+    const vol = await this.require(lv, id);
+    const reader = await lv.connectAgain();
+    let started = false;
+    try {
+      for await (const seg of reader.downloadVolumeSparse(vol, { offset, length })) {
+        started = true;
+        yield seg;
+      }
+    } catch (err) {
+      if (!started && isUnsupported(err)) throw new SparseUnsupportedError(`pool ${this.poolName} cannot stream ${id} sparsely: ${(err as Error).message}`);
+      throw err;
+    } finally {
+      await reader.close();
+    }
+  }
+
+  /**
+   * Writes [0, length) of a new volume in one upload. Thin (a new sparse file): a sparse upload
+   * in which holes are skipped. libvirt turns a hole in a file into a seek plus a truncation at
+   * the new position, so the upload always runs to the volume's end (capacity), the rest going as
+   * one final hole; until then the file is shorter than its capacity. Thick (a new LV may hold
+   * stale data): a plain upload with zeros for the holes.
+   */
+  async writeSegments(id: string, segments: AsyncIterable<VolumeSegment>, length: number): Promise<number> {
+    const lv = await this.opts.libvirt();
+    const vol = await this.require(lv, id);
+    let started = false;
+    const checked = async function* (): AsyncGenerator<VolumeSegment, void, undefined> {
+      let pos = 0;
+      for await (const seg of segments) {
+        started = true;
+        if (seg.offset !== pos) throw new Error(`segment at ${seg.offset}, expected ${pos}`);
+        pos += seg.kind === 'data' ? seg.data.length : seg.length;
+        if (pos > length) throw new Error(`segments run past ${length} bytes`);
+        yield seg;
+      }
+      if (pos !== length) throw new Error(`segments end at ${pos} of ${length} bytes`);
+    };
+    try {
+      if (this.thin) {
+        const { capacity } = await lv.getVolumeInfo(vol);
+        if (capacity < length) throw new StorageError('InvalidParameterValue', `volume ${id} (${capacity} bytes) is smaller than ${length} bytes`);
+        return await lv.uploadVolumeSparse(vol, checked(), { offset: 0, length: capacity });
+      }
+      await lv.uploadVolume(vol, zeroFilled(checked()), { offset: 0, length });
+      return length;
+    } catch (err) {
+      if (!started && isUnsupported(err)) throw new SparseUnsupportedError(`pool ${this.poolName} cannot take ${id} as a sparse stream: ${(err as Error).message}`);
+      throw err;
+    }
+  }
+
   private async describe(lv: Libvirt, id: string, vol: StorageVol): Promise<BackendVolume> {
     const info = await lv.getVolumeInfo(vol);
     return { id, path: await lv.getVolumePath(vol), capacityBytes: Number(info.capacity), allocationBytes: Number(info.allocation) };
@@ -165,6 +237,17 @@ export abstract class LibvirtPoolBackend implements VolumeBackend {
     if (info.state !== StoragePoolState.RUNNING) await lv.createStoragePool(pool);
     if (!(await lv.getStoragePoolAutostart(pool))) await lv.setStoragePoolAutostart(pool, true);
     return pool;
+  }
+}
+
+/** The bytes of in-order segments, holes as zeros (in pieces of at most 1 MiB). */
+async function* zeroFilled(segments: AsyncIterable<VolumeSegment>): AsyncGenerator<Buffer, void, undefined> {
+  for await (const seg of segments) {
+    if (seg.kind === 'data') {
+      yield seg.data;
+      continue;
+    }
+    for (let left = seg.length; left > 0; left -= ZEROS.length) yield ZEROS.subarray(0, Math.min(left, ZEROS.length));
   }
 }
 

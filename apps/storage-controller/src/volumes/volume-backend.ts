@@ -15,6 +15,20 @@ export class StorageError extends Error {
   }
 }
 
+/**
+ * The backend (or the libvirt driver beneath it) cannot stream a volume sparsely; callers fall
+ * back to `read`/`write`. Thrown before anything was read or written.
+ */
+export class SparseUnsupportedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'SparseUnsupportedError';
+  }
+}
+
+/** A piece of a volume: bytes at `offset`, or a hole of `length` bytes that read as zeros. */
+export type VolumeSegment = { kind: 'data'; offset: number; data: Buffer } | { kind: 'hole'; offset: number; length: number };
+
 export interface BackendVolume {
   id: string;
   /** Backing store path (a file for `dir`, a block device for `logical`): what tgt exports. */
@@ -55,4 +69,17 @@ export interface VolumeBackend {
   capacity(): Promise<PoolCapacity>;
   read(id: string, offset: number, length: number): Promise<Buffer>;
   write(id: string, offset: number, data: Uint8Array): Promise<void>;
+  /**
+   * Optional sparse read: [offset, offset + length) as data segments and holes, in order and
+   * without gaps (it may end early at the end of the volume). Breaking out of the iteration stops
+   * the read. Throws SparseUnsupportedError, before the first segment, where the pool cannot.
+   */
+  readSegments?(id: string, offset: number, length: number): AsyncIterable<VolumeSegment>;
+  /**
+   * Optional one-pass write of [0, length) of a *new* volume from in-order segments without gaps;
+   * returns the bytes written. Thin: holes are not written (a new volume reads zeros there).
+   * Thick: holes are written as zeros. Throws SparseUnsupportedError, before anything was written,
+   * where the pool cannot.
+   */
+  writeSegments?(id: string, segments: AsyncIterable<VolumeSegment>, length: number): Promise<number>;
 }

@@ -24,9 +24,9 @@ class FakeEvents implements StorageEventSink {
   }
 }
 
-function setup(opts: { limit?: number; thin?: boolean } = {}) {
-  const volumes = new MemoryBackend('memory', opts.thin ?? true);
-  const snapshots = new MemoryBackend();
+function setup(opts: { limit?: number; thin?: boolean; sparse?: boolean } = {}) {
+  const volumes = new MemoryBackend('memory', opts.thin ?? true, undefined, opts.sparse ?? true);
+  const snapshots = new MemoryBackend('memory', true, undefined, opts.sparse ?? true);
   const journal = new MemoryPendingJournal();
   const events = new FakeEvents();
   const forgotten: string[] = [];
@@ -73,8 +73,11 @@ describe('VolumeService', () => {
     await expect(service.createVolume({ volumeId: 'vol-y', sizeGiB: 2 })).rejects.toMatchObject({ code: 'InsufficientVolumeCapacity' });
   });
 
-  it('snapshots with progress events, restores byte for byte, keeps copies sparse', async () => {
-    const { service, events, volumes, snapshots } = setup();
+  it.each([
+    ['sparse streams', true, MiB], // only the data
+    ['window by window (no sparse streams)', false, 64 * MiB], // only the window with data
+  ])('snapshots with progress events, restores byte for byte, keeps copies sparse: %s', async (_path, sparse, allocated) => {
+    const { service, events, volumes, snapshots } = setup({ sparse });
     await service.createVolume({ volumeId: 'vol-1', sizeGiB: 1 });
     await events.next((e) => e.id === 'vol-1');
     const data = Buffer.alloc(MiB, 7);
@@ -84,7 +87,8 @@ describe('VolumeService', () => {
     expect(done).toMatchObject({ kind: 'snapshot', state: 'completed', progress: 100, sizeBytes: GiB });
     const progress = events.events.filter((e) => e.id === 'snap-1' && e.state === 'pending').map((e) => e.progress);
     expect(progress).toEqual([0, 10, 20, 30, 40, 50, 60, 70, 80, 90]);
-    expect((await snapshots.get('snap-1'))!.allocationBytes).toBe(64 * MiB); // only the window with data
+    expect((await snapshots.get('snap-1'))!.allocationBytes).toBe(allocated);
+    expect(volumes.calls.read > 0).toBe(!sparse);
 
     await service.createVolume({ volumeId: 'vol-2', sizeGiB: 2, snapshotId: 'snap-1' });
     expect(await events.next((e) => e.id === 'vol-2')).toMatchObject({ state: 'available', sizeBytes: 2 * GiB });
@@ -98,12 +102,35 @@ describe('VolumeService', () => {
     await service.stop();
   });
 
-  it('a thick destination gets every byte (a new LV may hold stale data)', async () => {
-    const { service, events, volumes, snapshots } = setup({ thin: false });
+  it.each([true, false])('a thick destination gets every byte (a new LV may hold stale data); sparse streams: %s', async (sparse) => {
+    const { service, events, volumes, snapshots } = setup({ thin: false, sparse });
     await snapshots.create('snap-1', GiB);
     await service.createVolume({ volumeId: 'vol-1', sizeGiB: 1, snapshotId: 'snap-1' });
     await events.next((e) => e.id === 'vol-1');
     expect((await volumes.get('vol-1'))!.allocationBytes).toBe(GiB);
+    expect(volumes.calls.write > 0).toBe(!sparse); // window by window only without sparse streams
+  });
+
+  it('counts a volume being restored at its size while its file is still short', async () => {
+    const { service, events, volumes, snapshots } = setup({ limit: 4 * GiB });
+    await snapshots.create('snap-1', GiB);
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const write = volumes.writeSegments.bind(volumes);
+    volumes.writeSegments = async (id, segments, length) => {
+      volumes.volumes.get(id)!.capacity = 0; // as a file that a sparse upload has cut short
+      await gate;
+      volumes.volumes.get(id)!.capacity = 2 * GiB;
+      return write(id, segments, length);
+    };
+    await service.createVolume({ volumeId: 'vol-1', sizeGiB: 2, snapshotId: 'snap-1' });
+    while (volumes.volumes.get('vol-1')?.capacity !== 0) await new Promise((r) => setImmediate(r));
+    expect((await service.capacity()).availableBytes).toBe(2 * GiB);
+    await expect(service.createVolume({ volumeId: 'vol-2', sizeGiB: 3 })).rejects.toMatchObject({ code: 'InsufficientVolumeCapacity' });
+    release();
+    expect(await events.next((e) => e.id === 'vol-1')).toMatchObject({ state: 'available' });
+    expect((await service.capacity()).availableBytes).toBe(2 * GiB);
+    await service.stop();
   });
 
   it('a failed create leaves nothing and reports error; deleting a missing volume reports deleted', async () => {

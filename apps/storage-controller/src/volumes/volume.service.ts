@@ -278,7 +278,9 @@ export class VolumeService {
     const pool = await this.o.volumes.capacity();
     const vols = await this.o.volumes.list();
     const present = new Set(vols.map((v) => v.id));
-    let provisioned = vols.reduce((s, v) => s + v.capacityBytes, 0);
+    // A volume still being created counts at least at its requested size: a sparse restore into
+    // it keeps the file shorter than its capacity until the copy ends (see writeSegments).
+    let provisioned = vols.reduce((s, v) => s + Math.max(v.capacityBytes, this.reserved.get(v.id) ?? 0), 0);
     for (const [id, bytes] of this.reserved) if (!present.has(id)) provisioned += bytes;
     const limit = this.o.capacityLimitBytes > 0 ? this.o.capacityLimitBytes : pool.capacityBytes;
     let available = Math.max(0, limit - provisioned);
