@@ -90,6 +90,7 @@ describe('NatsBus on a real nats-server', () => {
     const pending = NatsBus.connect({ url: server.url, name: 'late', reconnectWaitMs: 200 }).then((bus) => (connected = bus));
     await new Promise((r) => setTimeout(r, 1000));
     expect(connected).toBeUndefined(); // still waiting, not failed
+    await expect(NatsBus.connect({ url: server.url, name: 'impatient', reconnectWaitMs: 100, connectTimeoutMs: 500 })).rejects.toThrow(/not reachable/);
     await server.restart();
     const late = await pending;
     try {

@@ -58,6 +58,8 @@ export interface BusOptions {
   logger?: Logger;
   /** Delay between reconnect attempts. */
   reconnectWaitMs?: number;
+  /** Give up a first connect to an unreachable server after this long (default: wait forever). */
+  connectTimeoutMs?: number;
 }
 
 type Handler<Req, Res> = (request: Req, msg: Msg) => Promise<Res> | Res;
@@ -85,6 +87,7 @@ export class NatsBus {
   static async connect(options: BusOptions): Promise<NatsBus> {
     const endpoint = natsEndpoint(options.url, options.caFile);
     const waitMs = options.reconnectWaitMs ?? 1000;
+    const deadline = options.connectTimeoutMs === undefined ? Infinity : Date.now() + options.connectTimeoutMs;
     for (let attempt = 1; ; attempt++) {
       try {
         const connection = await connect({ ...endpoint, name: options.name, maxReconnectAttempts: -1, reconnectTimeWait: waitMs, waitOnFirstConnect: false, pingInterval: 10_000 });
@@ -92,6 +95,7 @@ export class NatsBus {
       } catch (err) {
         const message = (err as Error).message;
         if (!isUnreachable(err)) throw new Error(`cannot connect to NATS ${redactNatsUrl(options.url)}: ${message}`, { cause: err });
+        if (Date.now() + waitMs > deadline) throw new Error(`NATS ${redactNatsUrl(options.url)} not reachable: ${message}`, { cause: err });
         if (attempt === 1 || attempt % 30 === 0) options.logger?.warn({ nats: redactNatsUrl(options.url), err: message, attempt }, 'NATS not reachable yet; waiting');
         await new Promise((r) => setTimeout(r, waitMs));
       }

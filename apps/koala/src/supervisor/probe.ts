@@ -27,10 +27,7 @@ export async function probeCloud(config: KoalaConfig): Promise<CloudProbe> {
   const health = await clcHealth(config);
   let bus: NatsBus | undefined;
   try {
-    bus = await Promise.race([
-      NatsBus.connect({ url: config.natsUrl, caFile: config.natsCaFile, name: 'koala-cli' }),
-      new Promise<never>((_, rej) => setTimeout(() => rej(new Error('NATS timeout')), 3000)),
-    ]);
+    bus = await NatsBus.connect({ url: config.natsUrl, caFile: config.natsCaFile, name: 'koala-cli', connectTimeoutMs: 3000, reconnectWaitMs: 500 });
   } catch {
     return { clcHealthy: health?.status === 'ok', clcHealth: health, components: [], natsReachable: false };
   }
