@@ -119,6 +119,36 @@ describe('Libvirt over a fake dialer', () => {
     expect(pings.length).toBeGreaterThanOrEqual(1);
   });
 
+  it('does not count its own download back-pressure as a silent peer', async () => {
+    // The peer never answers PINGs; the consumer holds the download paused for many keepalive
+    // intervals. Unread PONGs would look unanswered: the connection must survive the pause.
+    const dialer = new FakeDialer((p, io) => {
+      if (p.header.program === KEEPALIVE_PROGRAM) return;
+      if (p.header.procedure === 66) io.reply(p, new XdrWriter().uint(1).int(0).toBuffer());
+      else if (p.header.procedure === 60) io.reply(p, new XdrWriter().int(1).toBuffer());
+      else if (p.header.procedure === 1) io.reply(p);
+      else if (p.header.procedure === Proc.STORAGE_VOL_DOWNLOAD && p.header.type === MessageType.Call) {
+        io.reply(p);
+        const s = (status: MessageStatus, payload?: Buffer) => io.send({ procedure: p.header.procedure, serial: p.header.serial, type: MessageType.Stream, status }, payload);
+        for (let i = 0; i < 40; i++) s(MessageStatus.Continue, Buffer.alloc(1000, i));
+        s(MessageStatus.Ok);
+      }
+    });
+    const lv = await Libvirt.connect({ dialer, keepaliveIntervalMs: 20, keepaliveCount: 2 });
+    let first = true;
+    const held = new Writable({
+      highWaterMark: 1,
+      write(_chunk, _e, cb) {
+        if (first) setTimeout(cb, 300); // ~15 keepalive intervals with the socket paused
+        else cb();
+        first = false;
+      },
+    });
+    expect(await lv.downloadVolumeTo({ pool: 'p', name: 'v', key: '/p/v' }, held)).toBe(40_000);
+    expect(lv.isClosed).toBe(false);
+    await lv.close();
+  });
+
   it('delivers lifecycle events per subscriber without blocking the reader', async () => {
     let nextId = 7;
     const { lv, dialer } = await connect((p, io) => {

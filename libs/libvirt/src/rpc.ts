@@ -255,6 +255,13 @@ export class RpcClient extends EventEmitter<RpcEvents> {
     // `count` PINGs in a row went unanswered (anything received resets the count). Counting
     // PINGs rather than elapsed time keeps a stalled event loop from dropping a healthy peer.
     this.keepaliveTimer = setInterval(() => {
+      // While a download holds the socket paused we read nothing, PONGs included: not the peer's
+      // silence. Count afresh from the resume.
+      if (this.transport.isPaused) {
+        this.lastRx = Date.now();
+        this.unansweredPings = 0;
+        return;
+      }
       const idle = Date.now() - this.lastRx;
       if (idle < this.keepaliveIntervalMs) return;
       if (this.unansweredPings >= this.keepaliveCount) {

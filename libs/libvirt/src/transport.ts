@@ -218,6 +218,7 @@ export class Transport extends EventEmitter<TransportEvents> {
   private closed = false;
   private closeReason: Error | undefined;
   private blocked = false;
+  private paused = false;
   private drainWaiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
 
   constructor(private readonly stream: Duplex) {
@@ -272,11 +273,18 @@ export class Transport extends EventEmitter<TransportEvents> {
 
   /** Stops reading from the socket (download back-pressure). */
   pause(): void {
+    this.paused = true;
     this.stream.pause();
   }
 
   resume(): void {
+    this.paused = false;
     this.stream.resume();
+  }
+
+  /** Whether we stopped reading (then the peer's silence is ours, not its). */
+  get isPaused(): boolean {
+    return this.paused;
   }
 
   close(err?: Error): void {
