@@ -2,7 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { createHash } from 'node:crypto';
 import { KOALA_CONFIG, type KoalaConfig } from '@koala/config';
 import type { InstanceSpec, InstanceState } from '@koala/contracts';
-import { applyFilters, Ec2Error, isValidId, keysetStart, keysetToken, newId, paginate, validateFilters, type Filter, type FilterSpec, type TagSpecification } from '@koala/ec2-query';
+import { applyFilters, Ec2Error, isValidId, newId, validateFilters, type Filter, type FilterSpec, type TagSpecification } from '@koala/ec2-query';
 import type { Logger } from '@koala/logging';
 import { BusRemoteError } from '@koala/messaging';
 import { LOGGER } from '@koala/runtime';
@@ -24,7 +24,8 @@ import { InstanceLifecycleService } from './instance-lifecycle.service.js';
 import { moveTo, REASONS, userInitiated } from './instance-states.js';
 import { INSTANCE_FILTER_COLUMNS, INSTANCE_FILTERS, type BlockDeviceView, type GroupRef, type InstanceView } from './instance-view.js';
 import { zoneError } from '../clusters/zone-error.js';
-import { findVisible, keysetPage, ownedBy, pushFilters, type FilterColumns } from '../persistence/find-visible.js';
+import { findVisible, ownedBy, type FilterColumns } from '../persistence/find-visible.js';
+import { describePage, type DescribeQuery } from '../persistence/describe-page.js';
 
 export const INSTANCE_RESOURCE_TYPE = 'instance';
 export const DEFAULT_INSTANCE_TYPE = 'm1.small';
@@ -385,33 +386,34 @@ export class InstancesService {
   }
 
   /**
-   * A page of the caller's instances matching `filters`, in id order. Named ids: those (few, each
-   * must exist), filtered and paged in memory. Otherwise a keyset walk in SQL (`id > ` the token's
-   * key) with the filters SQL can decide pushed into the query, reading rows a chunk at a time and
-   * applying every filter to each chunk in memory (`match`), so only a page's worth of rows is read
-   * and built when SQL decides the filters. Tokens and errors are paginate()'s either way.
+   * A page of the caller's instances matching `filters`, in id order (describePage): named ids
+   * through findVisible, filtered and paged in memory; otherwise a keyset walk in SQL over the
+   * caller's retained instances (`narrow`ed), the filters SQL can decide pushed into the query,
+   * every filter applied in memory to each chunk (`match`).
    */
-  private async page<V extends { instance: InstanceEntity }>(
+  private page<V extends { instance: InstanceEntity }>(
     caller: Caller,
     now: Date,
-    q: { ids: readonly string[]; filters: readonly Filter[]; maxResults?: number; nextToken?: string },
+    q: DescribeQuery,
     how: { scope: string; validate: () => void; columns: FilterColumns; tagsOf?: string; narrow?: (qb: SelectQueryBuilder<InstanceEntity>) => void; match: (rows: InstanceEntity[]) => Promise<V[]> | V[] },
   ): Promise<{ page: V[]; nextToken?: string }> {
-    if (q.ids.length && q.maxResults !== undefined) throw Ec2Error.invalidParameterCombination('The parameter instancesSet cannot be used with the parameter maxResults');
-    if (q.ids.length) {
-      const matching = await how.match(await this.visible(caller, now, q.ids));
-      return paginate(matching, { maxResults: q.maxResults, nextToken: q.nextToken, ...PAGE, keyOf: (v) => v.instance.id, scope: how.scope });
-    }
-    how.validate();
-    const { after } = keysetStart({ maxResults: q.maxResults, nextToken: q.nextToken, ...PAGE, scope: how.scope });
-    const query = () => {
-      const qb = ownedBy(this.retained(now), 'i', caller);
-      how.narrow?.(qb);
-      pushFilters(qb, q.filters, how.columns, how.tagsOf);
-      return qb;
-    };
-    const { page, more } = await keysetPage(query, 'i', { after, maxResults: q.maxResults, keep: how.match });
-    return { page, nextToken: more ? keysetToken(how.scope, page[page.length - 1]!.instance.id) : undefined };
+    return describePage(q, {
+      scope: how.scope,
+      ...PAGE,
+      idsParameter: 'instancesSet',
+      named: (ids) => this.visible(caller, now, ids),
+      query: () => {
+        const qb = ownedBy(this.retained(now), 'i', caller);
+        how.narrow?.(qb);
+        return qb;
+      },
+      alias: 'i',
+      validate: how.validate,
+      columns: how.columns,
+      tagsOf: how.tagsOf,
+      keep: how.match,
+      keyOf: (v) => v.instance.id,
+    });
   }
 
   /** DescribeInstances: reservations of the page of matching instances (pagination is over instances). */
