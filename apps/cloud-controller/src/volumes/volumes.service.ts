@@ -2,11 +2,11 @@ import { Inject, Injectable } from '@nestjs/common';
 import { createHash } from 'node:crypto';
 import { KOALA_CONFIG, type KoalaConfig } from '@koala/config';
 import { nodeInitiatorIqn, type ExportVolumeRequest, type StorageEvent } from '@koala/contracts';
-import { applyFilters, Ec2Error, isValidId, newId, paginate, type Filter, type FilterSpec, type Tag, type TagSpecification } from '@koala/ec2-query';
+import { applyFilters, Ec2Error, isValidId, newId, validateFilters, type FilterSpec, type Tag, type TagSpecification } from '@koala/ec2-query';
 import type { Logger } from '@koala/logging';
 import { BusRemoteError } from '@koala/messaging';
 import { CLOCK, LOGGER, type Clock } from '@koala/runtime';
-import { DataSource, In, Not, QueryFailedError, type EntityManager } from 'typeorm';
+import { DataSource, In, Not, QueryFailedError, type EntityManager, type SelectQueryBuilder } from 'typeorm';
 import { InstanceEntity } from '../instances/instance.entity.js';
 import { SnapshotsService } from '../snapshots/snapshots.service.js';
 import { TaggableResources, entityOwners, type Caller } from '../tags/taggable-resources.js';
@@ -17,7 +17,8 @@ import { ZONE_STORAGE, type ZoneStorageGateway } from './storage-gateway.js';
 import { VolumeEntity } from './volume.entity.js';
 import { zoneError } from '../clusters/zone-error.js';
 import { DETACHED, checkAttachable, checkDeletable, checkDetachable, checkDevice, decideVolumeEvent, detached, rolledBack, volumeStatus, type Reason } from './volume-states.js';
-import { findVisible } from '../persistence/find-visible.js';
+import { findVisible, ownedBy, type FilterColumns } from '../persistence/find-visible.js';
+import { describePage, type DescribeQuery } from '../persistence/describe-page.js';
 
 export const VOLUME_RESOURCE_TYPE = 'volume';
 export const VOLUME_TYPES = ['standard', 'gp2', 'gp3', 'io1', 'io2', 'sc1', 'st1'] as const;
@@ -60,6 +61,29 @@ export const VOLUME_FILTERS: FilterSpec<VolumeView> = {
   'owner-id': (v) => v.volume.accountId,
 };
 
+/**
+ * The VOLUME_FILTERS that SQL can decide (volumes aliased `v`): each expression is the text of
+ * exactly the value the filter reads above (integers and booleans as String() writes them, NULL
+ * where it reads null). DescribeVolumes pushes these (and the tag filters) into its query as a
+ * pre-selection and still applies every filter in memory. The times stay in memory only.
+ */
+export const VOLUME_FILTER_COLUMNS: FilterColumns = {
+  'volume-id': 'v.id',
+  status: 'v.state',
+  'availability-zone': 'v.zone',
+  'attachment.instance-id': 'v.attach_instance_id',
+  'attachment.status': 'v.attach_state',
+  'attachment.device': 'v.attach_device',
+  'attachment.delete-on-termination': "CASE WHEN v.attach_state IS NOT NULL AND v.attach_state <> '' THEN CAST(v.delete_on_termination AS text) END",
+  size: 'CAST(v.size_gib AS text)',
+  'snapshot-id': "COALESCE(v.snapshot_id, '')",
+  'volume-type': 'v.volume_type',
+  encrypted: "CAST('false' AS text)",
+  'multi-attach-enabled': "CAST('false' AS text)",
+  iops: 'CAST(v.iops AS text)',
+  'owner-id': 'v.account_id',
+};
+
 export interface VolumeStatusView {
   volume: VolumeEntity;
   status: ReturnType<typeof volumeStatus>;
@@ -72,6 +96,14 @@ const STATUS_FILTERS: FilterSpec<VolumeStatusView> = {
   'event.event-type': () => null,
   'action.code': () => null,
 };
+/** The STATUS_FILTERS SQL can decide (volumes aliased `v`; see VOLUME_FILTER_COLUMNS and volumeStatus). */
+export const VOLUME_STATUS_FILTER_COLUMNS: FilterColumns = {
+  'availability-zone': 'v.zone',
+  'volume-status.status': "CASE WHEN v.state IN ('available', 'in-use') THEN 'ok' WHEN v.state = 'error' THEN 'impaired' ELSE 'insufficient-data' END",
+};
+/** Token families of DescribeVolumes / DescribeVolumeStatus, and their bounds of MaxResults. */
+const DESCRIBE = { scope: 'DescribeVolumes', min: 5, max: 500 } as const;
+const STATUS = { scope: 'DescribeVolumeStatus', min: 5, max: 1000 } as const;
 
 export interface AttachmentView {
   volumeId: string;
@@ -217,27 +249,55 @@ export class VolumesService {
     return volumes.map((volume) => ({ volume, tags: tags.get(volume.id) ?? [] }));
   }
 
-  /** Visible volumes (admin: all), sorted by id; deleted ones for `deletedVolumeRetentionMs`. */
-  private async visible(caller: Caller, now: Date, ids: readonly string[]): Promise<VolumeEntity[]> {
-    const qb = this.ds
+  /** Every account's volumes (alias `v`) as a fresh query; deleted ones for `deletedVolumeRetentionMs`. */
+  private retained(now: Date): SelectQueryBuilder<VolumeEntity> {
+    return this.ds
       .getRepository(VolumeEntity)
       .createQueryBuilder('v')
       .where("(v.state <> 'deleted' OR v.deleted_at > :cutoff)", { cutoff: new Date(now.getTime() - this.config.deletedVolumeRetentionMs) });
-    return findVisible(qb, 'v', caller, ids, { prefix: 'vol', malformed: 'InvalidVolumeID.Malformed', notFound: 'InvalidVolume.NotFound' });
   }
 
-  async describe(caller: Caller, now: Date, q: { ids: readonly string[]; filters: readonly Filter[]; maxResults?: number; nextToken?: string }): Promise<{ volumes: VolumeView[]; nextToken?: string }> {
-    if (q.ids.length && q.maxResults !== undefined) throw Ec2Error.invalidParameterCombination('The parameter volumeSet cannot be used with the parameter maxResults');
-    const matching = applyFilters(await this.views(await this.visible(caller, now, q.ids)), q.filters, VOLUME_FILTERS, (v) => v.tags);
-    const { page, nextToken } = paginate(matching, { maxResults: q.maxResults, nextToken: q.nextToken, min: 5, max: 500, keyOf: (v) => v.volume.id, scope: 'DescribeVolumes' });
+  /** The named volumes the caller may see (admin: all), sorted by id; every id well-formed and visible, or the EC2 error. */
+  private async visible(caller: Caller, now: Date, ids: readonly string[]): Promise<VolumeEntity[]> {
+    return findVisible(this.retained(now), 'v', caller, ids, { prefix: 'vol', malformed: 'InvalidVolumeID.Malformed', notFound: 'InvalidVolume.NotFound' });
+  }
+
+  /** DescribeVolumes: a page of the caller's volumes in id order (describePage: named ids in memory, else a keyset walk in SQL). */
+  async describe(caller: Caller, now: Date, q: DescribeQuery): Promise<{ volumes: VolumeView[]; nextToken?: string }> {
+    const tagsOf = (v: VolumeView) => v.tags;
+    const { page, nextToken } = await describePage(q, {
+      ...DESCRIBE,
+      idsParameter: 'volumeSet',
+      named: (ids) => this.visible(caller, now, ids),
+      query: () => ownedBy(this.retained(now), 'v', caller),
+      alias: 'v',
+      validate: () => validateFilters(q.filters, VOLUME_FILTERS, tagsOf),
+      columns: VOLUME_FILTER_COLUMNS,
+      tagsOf: 'v.id',
+      keep: async (rows) => applyFilters(await this.views(rows), q.filters, VOLUME_FILTERS, tagsOf),
+      keyOf: (v) => v.volume.id,
+    });
     return { volumes: page, nextToken };
   }
 
-  async describeStatus(caller: Caller, now: Date, q: { ids: readonly string[]; filters: readonly Filter[]; maxResults?: number; nextToken?: string }): Promise<{ statuses: VolumeStatusView[]; nextToken?: string }> {
-    if (q.ids.length && q.maxResults !== undefined) throw Ec2Error.invalidParameterCombination('The parameter volumeSet cannot be used with the parameter maxResults');
-    const rows = (await this.visible(caller, now, q.ids)).filter((v) => v.state !== 'deleted');
-    const matching = applyFilters(rows.map((volume) => ({ volume, status: volumeStatus(volume) })), q.filters, STATUS_FILTERS);
-    const { page, nextToken } = paginate(matching, { maxResults: q.maxResults, nextToken: q.nextToken, min: 5, max: 1000, keyOf: (v) => v.volume.id, scope: 'DescribeVolumeStatus' });
+  /** DescribeVolumeStatus: the caller's volumes that are not deleted, paged as DescribeVolumes. */
+  async describeStatus(caller: Caller, now: Date, q: DescribeQuery): Promise<{ statuses: VolumeStatusView[]; nextToken?: string }> {
+    const { page, nextToken } = await describePage(q, {
+      ...STATUS,
+      idsParameter: 'volumeSet',
+      named: (ids) => this.visible(caller, now, ids),
+      query: () => ownedBy(this.retained(now), 'v', caller).andWhere("v.state <> 'deleted'"),
+      alias: 'v',
+      validate: () => validateFilters(q.filters, STATUS_FILTERS),
+      columns: VOLUME_STATUS_FILTER_COLUMNS,
+      keep: (rows) =>
+        applyFilters(
+          rows.filter((v) => v.state !== 'deleted').map((volume): VolumeStatusView => ({ volume, status: volumeStatus(volume) })),
+          q.filters,
+          STATUS_FILTERS,
+        ),
+      keyOf: (v) => v.volume.id,
+    });
     return { statuses: page, nextToken };
   }
 
