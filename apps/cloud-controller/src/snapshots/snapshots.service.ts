@@ -1,11 +1,13 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { KOALA_CONFIG, type KoalaConfig } from '@koala/config';
 import type { StorageEvent } from '@koala/contracts';
-import { applyFilters, Ec2Error, isValidId, newId, paginate, type Filter, type FilterSpec, type Tag, type TagSpecification } from '@koala/ec2-query';
+import { applyFilters, Ec2Error, isValidId, newId, validateFilters, type FilterSpec, type Tag, type TagSpecification } from '@koala/ec2-query';
 import type { Logger } from '@koala/logging';
 import { BusRemoteError } from '@koala/messaging';
 import { LOGGER } from '@koala/runtime';
-import { DataSource, In, type EntityManager } from 'typeorm';
+import { DataSource, In, type EntityManager, type SelectQueryBuilder } from 'typeorm';
+import type { FilterColumns } from '../persistence/find-visible.js';
+import { describePage, type DescribeQuery } from '../persistence/describe-page.js';
 import { TaggableResources, entityOwners, type Caller } from '../tags/taggable-resources.js';
 import { TagsService } from '../tags/tags.service.js';
 import { zoneError } from '../clusters/zone-error.js';
@@ -36,6 +38,34 @@ export const SNAPSHOT_FILTERS: FilterSpec<SnapshotView> = {
   encrypted: () => false,
   'owner-alias': () => null,
 };
+
+/**
+ * The SNAPSHOT_FILTERS that SQL can decide (snapshots aliased `s`): each expression is the text of
+ * exactly the value the filter reads above (NULL where it reads null). DescribeSnapshots pushes
+ * these (and the tag filters) into its query as a pre-selection and still applies every filter in
+ * memory. start-time stays in memory only.
+ */
+export const SNAPSHOT_FILTER_COLUMNS: FilterColumns = {
+  'snapshot-id': 's.id',
+  'volume-id': 's.volume_id',
+  status: 's.state',
+  'owner-id': 's.account_id',
+  progress: "CAST(s.progress AS text) || '%'",
+  'volume-size': 'CAST(s.volume_size_gib AS text)',
+  description: 's.description',
+  encrypted: "CAST('false' AS text)",
+  'owner-alias': 'CAST(NULL AS text)',
+};
+
+/** DescribeSnapshots' selections (Owner / RestorableBy) in SQL: past this many values, in memory only (query parameter limit). */
+const MAX_PUSHED_ACCOUNTS = 1000;
+/** PostgreSQL text never holds NUL (and refuses it as a parameter); no account id holds one. */
+const sqlSafe = (a: string) => !a.includes('\0');
+
+export interface DescribeSnapshotsQuery extends DescribeQuery {
+  ownerIds: readonly string[];
+  restorableBy: readonly string[];
+}
 
 /**
  * Snapshots: CreateSnapshot / CopySnapshot (the SC of the volume's zone copies and reports
@@ -177,19 +207,51 @@ export class SnapshotsService {
 
   // ---- DescribeSnapshots -------------------------------------------------------------------------
 
-  async describe(
-    caller: Caller,
-    q: { ids: readonly string[]; ownerIds: readonly string[]; restorableBy: readonly string[]; filters: readonly Filter[]; maxResults?: number; nextToken?: string },
-  ): Promise<{ snapshots: SnapshotView[]; nextToken?: string }> {
+  /**
+   * DescribeSnapshots: a page, in id order, of the snapshots the caller may see (owner,
+   * createVolumePermission, public; the admin: all), narrowed by Owner (`self` = the caller) and
+   * RestorableBy (`all` = public, an account = those it may restore) and the filters. Named ids
+   * must all be visible (describePage reads them in memory); otherwise a keyset walk in SQL with
+   * the visibility, Owner, RestorableBy and the filters SQL can decide as a pre-selection. Either
+   * way every rule is applied in memory too (`matching`), exactly as before SQL took part.
+   */
+  async describe(caller: Caller, q: DescribeSnapshotsQuery): Promise<{ snapshots: SnapshotView[]; nextToken?: string }> {
     for (const id of q.ids) if (!isValidId('snap', id)) throw Ec2Error.malformed('InvalidSnapshotID.Malformed', id);
-    if (q.ids.length && q.maxResults !== undefined) throw Ec2Error.invalidParameterCombination('The parameter snapshotSet cannot be used with the parameter maxResults');
-    const repo = this.ds.getRepository(SnapshotEntity);
-    const rows = q.ids.length ? await repo.find({ where: { id: In([...new Set(q.ids)]) }, order: { id: 'ASC' } }) : await repo.find({ order: { id: 'ASC' } });
-    const perms = await this.permissions(rows.map((r) => r.id));
-    let views: SnapshotView[] = rows.map((snapshot) => ({ snapshot, tags: [], permittedAccounts: perms.get(snapshot.id) ?? [] }));
+    const tagsOf = (v: SnapshotView) => v.tags;
+    /** createVolumePermission of the rows read so far (named ids: read once, for NotFound and the filters alike). */
+    const perms = new Map<string, string[]>();
+    const permsOf = async (rows: readonly SnapshotEntity[]) => {
+      const unread = rows.map((r) => r.id).filter((id) => !perms.has(id));
+      for (const [id, accounts] of await this.permissions(unread)) perms.set(id, accounts);
+      return rows.map((snapshot): SnapshotView => ({ snapshot, tags: [], permittedAccounts: perms.get(snapshot.id) ?? [] }));
+    };
+    const { page, nextToken } = await describePage(q, {
+      scope: 'DescribeSnapshots',
+      min: 5,
+      max: 1000,
+      idsParameter: 'snapshotSet',
+      named: async (ids) => {
+        const wanted = [...new Set(ids)];
+        const rows = await this.ds.getRepository(SnapshotEntity).find({ where: { id: In(wanted) }, order: { id: 'ASC' } });
+        const visible = new Set((await permsOf(rows)).filter((v) => caller.isAdmin || SnapshotsService.canRestore(v.snapshot, v.permittedAccounts, caller.id)).map((v) => v.snapshot.id));
+        const missing = wanted.filter((id) => !visible.has(id));
+        if (missing.length) throw Ec2Error.notFound('InvalidSnapshot.NotFound', missing);
+        return rows;
+      },
+      query: () => this.selected(caller, q),
+      alias: 's',
+      validate: () => validateFilters(q.filters, SNAPSHOT_FILTERS, tagsOf),
+      columns: SNAPSHOT_FILTER_COLUMNS,
+      tagsOf: 's.id',
+      keep: async (rows) => this.matching(caller, q, await permsOf(rows)),
+      keyOf: (v) => v.snapshot.id,
+    });
+    return { snapshots: page, nextToken };
+  }
+
+  /** Of `views` (in id order), those the caller may see that Owner, RestorableBy and the filters select, with their tags. */
+  private async matching(caller: Caller, q: DescribeSnapshotsQuery, views: SnapshotView[]): Promise<SnapshotView[]> {
     if (!caller.isAdmin) views = views.filter((v) => SnapshotsService.canRestore(v.snapshot, v.permittedAccounts, caller.id));
-    const missing = [...new Set(q.ids)].filter((id) => !views.some((v) => v.snapshot.id === id));
-    if (missing.length) throw Ec2Error.notFound('InvalidSnapshot.NotFound', missing);
     if (q.ownerIds.length) {
       const owners = new Set(q.ownerIds.map((o) => (o === 'self' ? caller.id : o)));
       views = views.filter((v) => owners.has(v.snapshot.accountId));
@@ -201,9 +263,31 @@ export class SnapshotsService {
     }
     const tags = await this.tags.tagsOf(views.map((v) => v.snapshot.id));
     for (const v of views) v.tags = tags.get(v.snapshot.id) ?? [];
-    const matching = applyFilters(views, q.filters, SNAPSHOT_FILTERS, (v) => v.tags);
-    const { page, nextToken } = paginate(matching, { maxResults: q.maxResults, nextToken: q.nextToken, min: 5, max: 1000, keyOf: (v) => v.snapshot.id, scope: 'DescribeSnapshots' });
-    return { snapshots: page, nextToken };
+    return applyFilters(views, q.filters, SNAPSHOT_FILTERS, (v) => v.tags);
+  }
+
+  /**
+   * The snapshots (alias `s`) the caller may see and Owner / RestorableBy select, in SQL: the same
+   * rules as `matching` (a pre-selection: `matching` still decides). A snapshot restorable by an
+   * account is one it owns, a public one, or one with a createVolumePermission for it.
+   */
+  private selected(caller: Caller, q: DescribeSnapshotsQuery): SelectQueryBuilder<SnapshotEntity> {
+    const qb = this.ds.getRepository(SnapshotEntity).createQueryBuilder('s').where('TRUE');
+    const account = (a: string) => (a === 'self' ? caller.id : a);
+    const grantedTo = (param: string) => `EXISTS (SELECT 1 FROM snapshot_volume_permissions svp WHERE svp.snapshot_id = s.id AND svp.account_id IN (:...${param}))`;
+    if (!caller.isAdmin) qb.andWhere(`(s.account_id = :snapViewer OR s.is_public OR ${grantedTo('snapViewers')})`, { snapViewer: caller.id, snapViewers: [caller.id] });
+    if (q.ownerIds.length && q.ownerIds.length <= MAX_PUSHED_ACCOUNTS) {
+      const owners = [...new Set(q.ownerIds.map(account))].filter(sqlSafe);
+      if (owners.length) qb.andWhere('s.account_id IN (:...snapOwners)', { snapOwners: owners });
+      else qb.andWhere('FALSE');
+    }
+    if (q.restorableBy.length && q.restorableBy.length <= MAX_PUSHED_ACCOUNTS) {
+      // `all`: public ones; an account: public ones too, its own and those shared with it.
+      const accounts = [...new Set(q.restorableBy.filter((r) => r !== 'all').map(account))].filter(sqlSafe);
+      if (accounts.length) qb.andWhere(`(s.is_public OR s.account_id IN (:...snapRestorers) OR ${grantedTo('snapRestorers')})`, { snapRestorers: accounts });
+      else qb.andWhere('s.is_public');
+    }
+    return qb;
   }
 
   // ---- DeleteSnapshot --------------------------------------------------------------------------
