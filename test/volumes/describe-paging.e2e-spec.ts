@@ -445,7 +445,7 @@ describe('DescribeSnapshots pages', () => {
     expect(expectedSnapshots('carol', () => true)).not.toContain(mine[0]!.id);
   });
 
-  it('refuses tokens of another action, bad tokens and bad MaxResults', async () => {
+  it('refuses tokens of another action, bad tokens and MaxResults below 5', async () => {
     const ec2 = client('bob');
     let token: string | undefined;
     await walkSnapshots(ec2, { RestorableByUserIds: ['self'] }, 5, (t) => (token = t));
@@ -453,7 +453,8 @@ describe('DescribeSnapshots pages', () => {
     expect(await codeOf(ec2.send(new DescribeVolumesCommand({ MaxResults: 5, NextToken: token })))).toBe('InvalidPaginationToken');
     expect(await codeOf(ec2.send(new DescribeSnapshotsCommand({ MaxResults: 5, NextToken: 'garbage!' })))).toBe('InvalidPaginationToken');
     expect(await codeOf(ec2.send(new DescribeSnapshotsCommand({ MaxResults: 4 })))).toBe('InvalidParameterValue');
-    expect(await codeOf(ec2.send(new DescribeSnapshotsCommand({ MaxResults: 1001 })))).toBe('InvalidParameterValue');
+    // MaxResults above 1000 is left out on purpose: whether it is refused or capped (as EC2 does for
+    // DescribeVolumes / DescribeSnapshots, and aws-cli relies on) is not this test's business.
     expect(await codeOf(ec2.send(new DescribeSnapshotsCommand({ Filters: [f('bogus', 'x')], MaxResults: 4 })))).toBe('InvalidParameterValue');
     expect((await ec2.send(new DescribeSnapshotsCommand({ MaxResults: 1000 }))).Snapshots!.map((x) => x.SnapshotId)).toEqual(expectedSnapshots('bob', () => true));
     // More Owner values than one query takes: decided in memory, same answer.
