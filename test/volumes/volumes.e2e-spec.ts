@@ -35,6 +35,7 @@ import { ImageLaunchAdapter } from '../../apps/cloud-controller/src/instances/im
 import { VolumesService } from '../../apps/cloud-controller/src/volumes/volumes.service.js';
 import { VolumeEntity } from '../../apps/cloud-controller/src/volumes/volume.entity.js';
 import { startCloud, uniqueZone, type TestCloud, type TestCredentials } from '../support/cloud.js';
+import { makeVolumes, seedVolumes } from './seed-volumes.js';
 import { FakeZone } from '../instances/fake-zone.js';
 import { FakeStorage } from './fake-storage.js';
 import { codeOf, until } from '../support/wait.js';
@@ -306,6 +307,25 @@ describe('snapshots', () => {
   });
 });
 
+describe('MaxResults above the page limit (aws-cli sends 1000 by default)', () => {
+  it('DescribeVolumes answers pages of 500, DescribeSnapshots pages of 1000, instead of an error', async () => {
+    const dave = await cloud.createAccount('dave');
+    // 510 plain available volumes (nothing for the volume sweep to act on), written straight into the database.
+    const seeded = makeVolumes({ count: 510, accounts: [dave.accountId], zones: ['cap-1a'], seed: 3 }).map((v) => ({ ...v, state: 'available' as const, expired: false, attach: null }));
+    await seedVolumes(cloud.dataSource, seeded);
+    const visible = seeded.map((v) => v.id).sort();
+    const daveEc2 = cloud.ec2(dave);
+    const first = await daveEc2.send(new DescribeVolumesCommand({ MaxResults: 1000 }));
+    expect(first.Volumes).toHaveLength(500);
+    expect(first.NextToken).toBeDefined();
+    const second = await daveEc2.send(new DescribeVolumesCommand({ MaxResults: 1000, NextToken: first.NextToken }));
+    expect(second.NextToken).toBeUndefined();
+    expect([...first.Volumes!, ...second.Volumes!].map((v) => v.VolumeId)).toEqual(visible);
+    expect((await daveEc2.send(new DescribeSnapshotsCommand({ MaxResults: 5000 }))).Snapshots).toEqual([]);
+    expect(await codeOf(daveEc2.send(new DescribeVolumesCommand({ MaxResults: 4 })))).toBe('InvalidParameterValue'); // the minimum still holds
+  });
+});
+
 describe('aws-cli v2', () => {
   const run = promisify(execFile);
   async function aws(args: string[]): Promise<any> {
@@ -332,4 +352,16 @@ describe('aws-cli v2', () => {
     expect(d.Volumes).toEqual([expect.objectContaining({ VolumeId: v.VolumeId, State: 'available', Tags: [{ Key: 'via', Value: 'cli' }] })]);
     await aws(['delete-volume', '--volume-id', v.VolumeId]);
   }, 60_000);
+
+  it('describe-volumes and describe-snapshots without filters: the CLI asks for pages of 1000', async () => {
+    // aws-cli injects MaxResults=1000 here; EC2 answers DescribeVolumes pages of at most 500.
+    const v = await aws(['create-volume', '--availability-zone', zoneA.zone, '--size', '1']);
+    await aws(['wait', 'volume-available', '--volume-ids', v.VolumeId]);
+    expect((await aws(['describe-volumes'])).Volumes.map((x: { VolumeId: string }) => x.VolumeId)).toContain(v.VolumeId);
+    const snap = await aws(['create-snapshot', '--volume-id', v.VolumeId]);
+    await aws(['wait', 'snapshot-completed', '--snapshot-ids', snap.SnapshotId]);
+    expect((await aws(['describe-snapshots', '--owner-ids', 'self'])).Snapshots.map((x: { SnapshotId: string }) => x.SnapshotId)).toContain(snap.SnapshotId);
+    await aws(['delete-snapshot', '--snapshot-id', snap.SnapshotId]);
+    await aws(['delete-volume', '--volume-id', v.VolumeId]);
+  }, 120_000);
 });

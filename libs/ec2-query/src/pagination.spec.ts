@@ -1,5 +1,5 @@
 import { Ec2Error } from './errors.js';
-import { keysetStart, keysetToken, paginate } from './pagination.js';
+import { keysetStart, keysetToken, paginate, capMaxResults } from './pagination.js';
 
 const items = Array.from({ length: 12 }, (_, i) => `k${String(i).padStart(2, '0')}`);
 
@@ -63,6 +63,17 @@ describe('paginate', () => {
     expect(code(() => paginate(items, { maxResults: 5, nextToken: t, scope: 'DescribeVolumes' }))).toBe('InvalidPaginationToken');
     expect(code(() => paginate(items, { maxResults: 5, nextToken: t, keyOf: (s) => s }))).toBe('InvalidPaginationToken');
     expect(new Ec2Error('InvalidPaginationToken', 'x').httpStatus).toBe(400);
+  });
+});
+
+describe('capMaxResults', () => {
+  it('turns MaxResults above the limit into the limit and leaves the rest to the usual check', () => {
+    expect(capMaxResults(1000, 500)).toBe(500);
+    expect(capMaxResults(500, 500)).toBe(500);
+    expect(capMaxResults(20, 500)).toBe(20);
+    expect(capMaxResults(undefined, 500)).toBeUndefined();
+    expect(capMaxResults(2, 500)).toBe(2); // still refused by paginate / keysetStart
+    expect(capMaxResults(700.5, 500)).toBe(700.5); // not an integer: refused as before
   });
 });
 

@@ -58,6 +58,17 @@ function checkMaxResults(maxResults: number | undefined, min: number, max: numbe
   }
 }
 
+/**
+ * MaxResults above `max` as `max`. Some actions answer a larger MaxResults with a full page rather
+ * than an error (DescribeVolumes: "if MaxResults is given a value larger than 500, only 500 items
+ * are returned"), and aws-cli relies on it: `aws ec2 describe-volumes` and `describe-snapshots`
+ * send MaxResults=1000 by default. Values below the minimum or not integers are left for the
+ * usual check.
+ */
+export function capMaxResults(maxResults: number | undefined, max: number): number | undefined {
+  return maxResults !== undefined && Number.isInteger(maxResults) && maxResults > max ? max : maxResults;
+}
+
 /** The payload of a token we issued for `scope`, or undefined when there is none. */
 function tokenPayload(scope: string, nextToken: string | undefined): string | undefined {
   return nextToken === undefined || nextToken === '' ? undefined : decodeToken(scope, nextToken);

@@ -1,4 +1,4 @@
-import { Ec2Error, keysetStart, keysetToken, paginate, type Filter } from '@koala/ec2-query';
+import { capMaxResults, Ec2Error, keysetStart, keysetToken, paginate, type Filter } from '@koala/ec2-query';
 import type { ObjectLiteral, SelectQueryBuilder } from 'typeorm';
 import { keysetPage, pushFilters, type FilterColumns } from './find-visible.js';
 
@@ -17,6 +17,8 @@ export interface DescribePaging<T extends ObjectLiteral & { id: string }, V> {
   /** Bounds of MaxResults (paginate()'s defaults: 5 and 1000). */
   min?: number;
   max?: number;
+  /** MaxResults above `max` gives a page of `max` instead of an error (as EC2 for DescribeVolumes and DescribeSnapshots). */
+  capAboveMax?: boolean;
   /** The parameter of the named ids, for the error when they come with MaxResults (`instancesSet`). */
   idsParameter: string;
   /** Named ids: the rows the caller may see, sorted by id; every id well-formed and visible, or the EC2 error. */
@@ -48,6 +50,7 @@ export interface DescribePaging<T extends ObjectLiteral & { id: string }, V> {
  */
 export async function describePage<T extends ObjectLiteral & { id: string }, V>(q: DescribeQuery, how: DescribePaging<T, V>): Promise<{ page: V[]; nextToken?: string }> {
   const bounds = { min: how.min ?? 5, max: how.max ?? 1000 };
+  if (how.capAboveMax) q = { ...q, maxResults: capMaxResults(q.maxResults, bounds.max) };
   if (q.ids.length && q.maxResults !== undefined) throw Ec2Error.invalidParameterCombination(`The parameter ${how.idsParameter} cannot be used with the parameter maxResults`);
   if (q.ids.length) {
     const matching = await how.keep(await how.named(q.ids));

@@ -229,6 +229,7 @@ export class SnapshotsService {
       scope: 'DescribeSnapshots',
       min: 5,
       max: 1000,
+      capAboveMax: true,
       idsParameter: 'snapshotSet',
       named: async (ids) => {
         const wanted = [...new Set(ids)];

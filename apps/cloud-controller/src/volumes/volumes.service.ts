@@ -102,7 +102,7 @@ export const VOLUME_STATUS_FILTER_COLUMNS: FilterColumns = {
   'volume-status.status': "CASE WHEN v.state IN ('available', 'in-use') THEN 'ok' WHEN v.state = 'error' THEN 'impaired' ELSE 'insufficient-data' END",
 };
 /** Token families of DescribeVolumes / DescribeVolumeStatus, and their bounds of MaxResults. */
-const DESCRIBE = { scope: 'DescribeVolumes', min: 5, max: 500 } as const;
+const DESCRIBE = { scope: 'DescribeVolumes', min: 5, max: 500, capAboveMax: true } as const;
 const STATUS = { scope: 'DescribeVolumeStatus', min: 5, max: 1000 } as const;
 
 export interface AttachmentView {
