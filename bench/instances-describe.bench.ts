@@ -20,22 +20,13 @@ import { DescribeInstancesCommand, DescribeInstanceStatusCommand, type EC2Client
 import { keysetToken } from '@koala/ec2-query';
 import { startCloud, type TestCloud } from '../test/support/cloud.js';
 import { makeInstances, seedInstances, type SeededInstance } from '../test/instances/seed-instances.js';
+import { medianMs } from './median-timer.js';
 
 const SIZES = (process.env.BENCH_SIZES ?? '1000,10000').split(',').map(Number);
 const CALLS = Number(process.env.BENCH_CALLS ?? 30);
 
 /** Median ms of `CALLS` sequential calls, after 3 warm-up calls. */
-async function time(call: () => Promise<unknown>): Promise<number> {
-  for (let i = 0; i < 3; i++) await call();
-  const xs: number[] = [];
-  for (let i = 0; i < CALLS; i++) {
-    const t = performance.now();
-    await call();
-    xs.push(performance.now() - t);
-  }
-  xs.sort((x, y) => x - y);
-  return xs.length % 2 ? xs[(xs.length - 1) / 2]! : (xs[xs.length / 2 - 1]! + xs[xs.length / 2]!) / 2;
-}
+const time = (call: () => Promise<unknown>): Promise<number> => medianMs(call, CALLS);
 
 const count = (r: { Reservations?: Array<{ Instances?: unknown[] }> }) => (r.Reservations ?? []).reduce((n, x) => n + (x.Instances?.length ?? 0), 0);
 

@@ -8,6 +8,7 @@ import { newId } from '@koala/ec2-query';
 import type { DataSource } from 'typeorm';
 import { InstanceEntity, ReservationEntity } from '../../apps/cloud-controller/src/instances/instance.entity.js';
 import { TagEntity } from '../../apps/cloud-controller/src/tags/tag.entity.js';
+import { prng } from '../support/prng.js';
 
 export const STATE_CODES: Record<InstanceState, number> = { pending: 0, running: 16, 'shutting-down': 32, terminated: 48, stopping: 64, stopped: 80 };
 
@@ -23,18 +24,6 @@ export interface SeededInstance {
   imageId: string;
   launchTime: Date;
   tags: Record<string, string>;
-}
-
-/** A small deterministic generator (mulberry32), so a seed gives the same mix every run. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const STATES: InstanceState[] = ['running', 'running', 'running', 'running', 'pending', 'stopped', 'stopping', 'shutting-down', 'terminated'];

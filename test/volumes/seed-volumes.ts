@@ -11,6 +11,7 @@ import type { AttachState } from '../../apps/cloud-controller/src/volumes/volume
 import { VolumeEntity } from '../../apps/cloud-controller/src/volumes/volume.entity.js';
 import { SnapshotEntity, SnapshotVolumePermissionEntity, type SnapshotState } from '../../apps/cloud-controller/src/snapshots/snapshot.entity.js';
 import { TagEntity } from '../../apps/cloud-controller/src/tags/tag.entity.js';
+import { prng } from '../support/prng.js';
 
 export interface SeededVolume {
   id: string;
@@ -44,18 +45,6 @@ export interface SeededSnapshot {
   /** createVolumePermission: accounts (never the owner) that may restore it. */
   sharedWith: string[];
   tags: Record<string, string>;
-}
-
-/** A small deterministic generator (mulberry32), so a seed gives the same mix every run. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const VOLUME_STATES: VolumeState[] = ['available', 'available', 'available', 'available', 'in-use', 'in-use', 'in-use', 'creating', 'deleting', 'deleted', 'error'];
