@@ -31,6 +31,7 @@ export {
   readFilters,
   readTags,
   readTagSpecifications,
+  readPermissionChange,
   readActionAndVersion,
   DEFAULT_EC2_VERSION,
   type StrOptions,
@@ -38,6 +39,8 @@ export {
   type Filter,
   type Tag,
   type TagSpecification,
+  type PermissionSide,
+  type PermissionChange,
 } from './params.js';
 export {
   renderResponse,

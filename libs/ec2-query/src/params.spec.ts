@@ -4,6 +4,7 @@ import {
   parseQueryParams,
   readActionAndVersion,
   readFilters,
+  readPermissionChange,
   readTagSpecifications,
   readTags,
 } from './params.js';
@@ -122,6 +123,17 @@ describe('Params', () => {
 });
 
 describe('shape helpers', () => {
+  it('readPermissionChange: both wire forms, one shape', () => {
+    const p = Params.from('CreateVolumePermission.Add.1.UserId=111111111111&CreateVolumePermission.Add.2.Group=all&CreateVolumePermission.Remove.1.UserId=222222222222');
+    expect(readPermissionChange(p, 'CreateVolumePermission')).toEqual({ add: { accounts: ['111111111111'], all: true }, remove: { accounts: ['222222222222'], all: false } });
+    const legacy = Params.from('Attribute=launchPermission&OperationType=remove&UserId.1=333333333333&UserGroup.1=all&LaunchPermission.Add.1.UserId=444444444444');
+    expect(readPermissionChange(legacy, 'LaunchPermission')).toEqual({ add: { accounts: ['444444444444'], all: false }, remove: { accounts: ['333333333333'], all: true } });
+    expect(readPermissionChange(Params.from('UserId.1=555555555555'), 'LaunchPermission')).toEqual({ add: { accounts: [], all: false }, remove: { accounts: [], all: false } }); // no OperationType: no legacy lists
+    expect(err(() => readPermissionChange(Params.from('LaunchPermission.Add.1.Group=everyone'), 'LaunchPermission')).message).toMatch(/LaunchPermission\.Add\.1\.Group/);
+    expect(err(() => readPermissionChange(Params.from('OperationType=add&UserGroup.1=friends'), 'CreateVolumePermission')).code).toBe('InvalidParameterValue');
+    expect(err(() => readPermissionChange(Params.from('OperationType=grant'), 'LaunchPermission')).code).toBe('InvalidParameterValue');
+  });
+
   it('readFilters', () => {
     const p = Params.from(
       'Filter.2.Name=tag%3AName&Filter.2.Value.1=web*&Filter.1.Name=instance-state-name&Filter.1.Value.2=stopped&Filter.1.Value.1=running',

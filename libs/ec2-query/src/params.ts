@@ -226,6 +226,47 @@ export function readTagSpecifications(params: Params, prefix = 'TagSpecification
   }));
 }
 
+/** Accounts and the `all` group on one side of a permission change. */
+export interface PermissionSide {
+  accounts: string[];
+  all: boolean;
+}
+export interface PermissionChange {
+  add: PermissionSide;
+  remove: PermissionSide;
+}
+
+/**
+ * A permission change of ModifyImageAttribute (`LaunchPermission`) or ModifySnapshotAttribute
+ * (`CreateVolumePermission`), in both wire forms: `<attribute>.Add.N.UserId` / `.Group` (and
+ * `.Remove`), and the older `OperationType` (add|remove) with `UserId.N` / `UserGroup.N`. The only
+ * group EC2 knows is `all`; another is `InvalidParameterValue`.
+ */
+export function readPermissionChange(params: Params, attribute: 'LaunchPermission' | 'CreateVolumePermission'): PermissionChange {
+  const group = (g: string, name: string) => {
+    if (g !== 'all') throw Ec2Error.invalidParameterValue(name, g, "The only supported group is 'all'.");
+    return true;
+  };
+  const side = (op: 'Add' | 'Remove'): PermissionSide => {
+    const out: PermissionSide = { accounts: [], all: false };
+    for (const m of params.members(`${attribute}.${op}`)) {
+      const user = m.str('UserId');
+      const g = m.str('Group');
+      if (user) out.accounts.push(user);
+      if (g && group(g, m.fullName('Group'))) out.all = true;
+    }
+    return out;
+  };
+  const change = { add: side('Add'), remove: side('Remove') };
+  const op = params.enum('OperationType', ['add', 'remove'] as const);
+  if (op) {
+    const target = op === 'add' ? change.add : change.remove;
+    target.accounts.push(...params.list('UserId'));
+    for (const g of params.list('UserGroup')) if (group(g, 'UserGroup')) target.all = true;
+  }
+  return change;
+}
+
 /** Default EC2 API version when `Version` is absent. */
 export const DEFAULT_EC2_VERSION = '2016-11-15';
 

@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { checkDryRun, Ec2Error, readFilters, readTagSpecifications, type Params } from '@koala/ec2-query';
+import { checkDryRun, Ec2Error, readFilters, readPermissionChange, readTagSpecifications, type Params, type PermissionSide } from '@koala/ec2-query';
 import { Ec2Action, type Ec2Context } from '../ec2/ec2-action.decorator.js';
 import { tagSet } from '../tags/tags.service.js';
 import { ARCHITECTURES, checkImageId, HYPERVISOR, IMAGE_TYPES, ImagesService, VIRTUALIZATION_TYPES, type ImageView } from './images.service.js';
@@ -30,43 +30,6 @@ function imageItem(v: ImageView) {
     tagSet: tagSet(v.tags),
     stateReason: i.stateReasonCode ? { code: i.stateReasonCode, message: i.stateReasonMessage ?? '' } : undefined,
   };
-}
-
-/** `LaunchPermission.{Add,Remove}.N.{UserId,Group}` and the older `OperationType` + `UserId.N` / `UserGroup.N`. */
-function launchPermissionChange(p: Params) {
-  const out = { addUsers: [] as string[], removeUsers: [] as string[], addAll: false, removeAll: false };
-  const group = (g: string, param: string) => {
-    if (g !== 'all') throw Ec2Error.invalidParameterValue(param, g, "The only supported group is 'all'.");
-  };
-  for (const [op, users, all] of [
-    ['Add', out.addUsers, 'addAll'],
-    ['Remove', out.removeUsers, 'removeAll'],
-  ] as const) {
-    for (const m of p.members(`LaunchPermission.${op}`)) {
-      const u = m.str('UserId');
-      const g = m.str('Group');
-      if (u) users.push(u);
-      if (g) {
-        group(g, m.fullName('Group'));
-        out[all] = true;
-      }
-    }
-  }
-  const attribute = p.str('Attribute');
-  if (attribute === 'launchPermission' || p.has('OperationType')) {
-    const op = p.enum('OperationType', ['add', 'remove'] as const, { required: true });
-    const users = p.list('UserId');
-    const groups = p.list('UserGroup');
-    for (const g of groups) group(g, 'UserGroup');
-    if (op === 'add') {
-      out.addUsers.push(...users);
-      if (groups.length) out.addAll = true;
-    } else {
-      out.removeUsers.push(...users);
-      if (groups.length) out.removeAll = true;
-    }
-  }
-  return out;
 }
 
 /** RegisterImage, DescribeImages, DeregisterImage, Describe/Modify/ResetImageAttribute. */
@@ -152,9 +115,10 @@ export class ImagesHandlers {
     if (attribute !== undefined && !['launchPermission', 'description'].includes(attribute)) {
       throw Ec2Error.invalidParameterValue('Attribute', attribute, 'Supported attributes: launchPermission, description.');
     }
-    const change = launchPermissionChange(p);
+    const change = readPermissionChange(p, 'LaunchPermission');
     const description = p.str('Description.Value') ?? (attribute === 'description' ? p.str('Value', { required: true }) : undefined);
-    if (!change.addUsers.length && !change.removeUsers.length && !change.addAll && !change.removeAll && description === undefined) {
+    const touched = (s: PermissionSide) => s.accounts.length > 0 || s.all;
+    if (!touched(change.add) && !touched(change.remove) && description === undefined) {
       throw Ec2Error.missingParameter('LaunchPermission');
     }
     checkDryRun(p);

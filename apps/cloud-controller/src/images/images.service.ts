@@ -1,7 +1,7 @@
 import { Inject, Injectable, Optional, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
 import { ImageSpec, type ImageBlob } from '@koala/contracts';
 import { KOALA_CONFIG, type KoalaConfig } from '@koala/config';
-import { applyFilters, Ec2Error, idPrefixOf, isValidId, newId, paginate, type Filter, type FilterSpec, type Tag, type TagSpecification } from '@koala/ec2-query';
+import { applyFilters, Ec2Error, idPrefixOf, isValidId, newId, paginate, type Filter, type FilterSpec, type PermissionChange, type Tag, type TagSpecification } from '@koala/ec2-query';
 import { CLOCK, LOGGER, type Clock } from '@koala/runtime';
 import type { Logger } from '@koala/logging';
 import type { Readable } from 'node:stream';
@@ -461,22 +461,22 @@ export class ImagesService implements ImageLaunchPort, OnApplicationBootstrap, O
   async modifyAttribute(
     caller: Caller,
     id: string,
-    change: { addUsers: string[]; removeUsers: string[]; addAll: boolean; removeAll: boolean; description?: string },
+    change: PermissionChange & { description?: string },
   ): Promise<void> {
-    for (const u of [...change.addUsers, ...change.removeUsers]) {
+    for (const u of [...change.add.accounts, ...change.remove.accounts]) {
       if (!/^\d{12}$/.test(u)) throw new Ec2Error('InvalidAMIAttributeItemValue', `Invalid attribute item value "${u}" for userId item type.`);
     }
     validateDescription(change.description);
     await this.ds.transaction(async (em) => {
       const img = await this.findOwned(caller, id, em);
       const perms = em.getRepository(ImageLaunchPermissionEntity);
-      if (change.addUsers.length) {
-        await em.createQueryBuilder().insert().into(ImageLaunchPermissionEntity).values(change.addUsers.map((accountId) => ({ imageId: id, accountId }))).orIgnore().execute();
+      if (change.add.accounts.length) {
+        await em.createQueryBuilder().insert().into(ImageLaunchPermissionEntity).values(change.add.accounts.map((accountId) => ({ imageId: id, accountId }))).orIgnore().execute();
       }
-      if (change.removeUsers.length) await perms.delete({ imageId: id, accountId: In(change.removeUsers) });
+      if (change.remove.accounts.length) await perms.delete({ imageId: id, accountId: In(change.remove.accounts) });
       const update: Partial<ImageEntity> = {};
-      if (change.addAll) update.isPublic = true;
-      if (change.removeAll) update.isPublic = false;
+      if (change.add.all) update.isPublic = true;
+      if (change.remove.all) update.isPublic = false;
       if (change.description !== undefined) update.description = change.description;
       if (Object.keys(update).length) await em.getRepository(ImageEntity).update({ id: img.id }, update);
     });

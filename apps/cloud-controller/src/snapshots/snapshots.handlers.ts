@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { Ec2Error, readFilters, readTagSpecifications, type Params, type XmlValue } from '@koala/ec2-query';
+import { Ec2Error, readFilters, readPermissionChange, readTagSpecifications, type Params, type XmlValue } from '@koala/ec2-query';
 import { Ec2Action, type Ec2Context } from '../ec2/ec2-action.decorator.js';
 import { tagSet } from '../tags/tags.service.js';
 import { SnapshotsService, type SnapshotView } from './snapshots.service.js';
@@ -22,24 +22,6 @@ export function snapshotItem(v: SnapshotView): Record<string, XmlValue> {
     stateMessage: s.stateReasonMessage ?? undefined,
     tagSet: v.tags.length ? tagSet(v.tags) : undefined,
   };
-}
-
-/** `CreateVolumePermission.Add.N.UserId` / `.Group` (also the older `UserId.N` / `UserGroup.N` with `OperationType`). */
-function readPermissionChange(p: Params) {
-  const side = (name: 'Add' | 'Remove') => {
-    const members = p.child('CreateVolumePermission')?.members(name) ?? [];
-    return { accounts: members.map((m) => m.str('UserId')).filter((x): x is string => !!x), all: members.some((m) => m.str('Group') === 'all') };
-  };
-  const add = side('Add');
-  const remove = side('Remove');
-  const op = p.str('OperationType');
-  if (op) {
-    const legacy = { accounts: p.list('UserId'), all: p.list('UserGroup').includes('all') };
-    if (op === 'add') Object.assign(add, { accounts: [...add.accounts, ...legacy.accounts], all: add.all || legacy.all });
-    else if (op === 'remove') Object.assign(remove, { accounts: [...remove.accounts, ...legacy.accounts], all: remove.all || legacy.all });
-    else throw Ec2Error.invalidParameterValue('OperationType', op, 'Valid values: add, remove.');
-  }
-  return { add, remove };
 }
 
 /** The snapshot actions: parse -> SnapshotsService -> output shape. */
@@ -115,7 +97,7 @@ export class SnapshotsHandlers {
     const id = p.str('SnapshotId', { required: true });
     const attr = p.str('Attribute');
     if (attr !== undefined && attr !== 'createVolumePermission') throw Ec2Error.invalidParameterValue('Attribute', attr, 'Only createVolumePermission can be modified.');
-    await this.snapshots.modifyPermissions(ctx.account, id, readPermissionChange(p), dryRun(p));
+    await this.snapshots.modifyPermissions(ctx.account, id, readPermissionChange(p, 'CreateVolumePermission'), dryRun(p));
     return { return: true };
   }
 

@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { KOALA_CONFIG, type KoalaConfig } from '@koala/config';
 import type { StorageEvent } from '@koala/contracts';
-import { applyFilters, Ec2Error, isValidId, newId, validateFilters, type FilterSpec, type Tag, type TagSpecification } from '@koala/ec2-query';
+import { applyFilters, Ec2Error, isValidId, newId, validateFilters, type FilterSpec, type PermissionChange, type Tag, type TagSpecification } from '@koala/ec2-query';
 import type { Logger } from '@koala/logging';
 import { BusRemoteError } from '@koala/messaging';
 import { LOGGER } from '@koala/runtime';
@@ -320,7 +320,7 @@ export class SnapshotsService {
     return { snapshot: s, accounts: (await this.permissions([id])).get(id) ?? [] };
   }
 
-  async modifyPermissions(caller: Caller, id: string, change: { add: { accounts: string[]; all: boolean }; remove: { accounts: string[]; all: boolean }; reset?: boolean }, dryRun: boolean): Promise<void> {
+  async modifyPermissions(caller: Caller, id: string, change: PermissionChange & { reset?: boolean }, dryRun: boolean): Promise<void> {
     for (const a of [...change.add.accounts, ...change.remove.accounts]) {
       if (!/^\d{12}$/.test(a)) throw Ec2Error.invalidParameterValue('UserId', a, 'An account id is 12 digits.');
     }
