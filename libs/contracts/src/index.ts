@@ -4,3 +4,4 @@ export * from './contract.js';
 export * from './version.js';
 export * from './instances.js';
 export * from './volumes.js';
+export * from './network.js';

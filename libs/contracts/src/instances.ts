@@ -17,6 +17,7 @@
  */
 import { z } from 'zod';
 import { requestContract } from './contract.js';
+import { InstanceMetadataOptions, InstanceNetworkSpec } from './network.js';
 import { Subjects } from './subjects.js';
 
 /** EC2 instance states (codes: pending 0, running 16, shutting-down 32, terminated 48, stopping 64, stopped 80). */
@@ -76,6 +77,10 @@ export const InstanceSpec = z.object({
   hostname: z.string(),
   availabilityZone: z.string(),
   launchIndex: z.number().int().nonnegative(),
+  /** The instance's interface (absent: no network, as on simulated test-driver nodes). */
+  network: InstanceNetworkSpec.optional(),
+  /** Instance metadata service options at launch (the live ones travel in the network state). */
+  metadataOptions: InstanceMetadataOptions.optional(),
 });
 export type InstanceSpec = z.infer<typeof InstanceSpec>;
 

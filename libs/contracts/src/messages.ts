@@ -45,6 +45,8 @@ export const NodeHeartbeat = z.object({
   total: Resources,
   free: Resources,
   domains: z.array(DomainReport),
+  /** Version of the zone's desired network state this node has fully applied (absent: none yet). */
+  networkVersion: z.number().int().nonnegative().optional(),
   sentAt: z.string(),
 });
 export type NodeHeartbeat = z.infer<typeof NodeHeartbeat>;

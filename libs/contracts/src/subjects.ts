@@ -10,6 +10,7 @@
  *   koala.v1.zone.<zone>.node.heartbeat      NC -> CC announcements
  *   koala.v1.zone.<zone>.node.<node>.<cmd>   CC -> one NC
  *   koala.v1.zone.<zone>.sc.<command>        requests to a zone's SC
+ *   koala.v1.zone.<zone>.network.state       CLC -> NCs: the zone's desired network (publish)
  */
 const PREFIX = 'koala.v1';
 
@@ -27,6 +28,7 @@ export const Subjects = {
   nodeHeartbeat: (zone: string) => `${PREFIX}.zone.${token('zone', zone)}.node.heartbeat`,
   nodeCommand: (zone: string, node: string, command: string) => `${PREFIX}.zone.${token('zone', zone)}.node.${token('node', node)}.${command}`,
   storageHeartbeat: (zone: string) => `${PREFIX}.zone.${token('zone', zone)}.sc.heartbeat`,
+  zoneNetworkState: (zone: string) => `${PREFIX}.zone.${token('zone', zone)}.network.state`,
   storageCommand: (zone: string, command: string) => `${PREFIX}.zone.${token('zone', zone)}.sc.${command}`,
 } as const;
 
