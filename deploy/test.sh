@@ -2,7 +2,7 @@
 # Quick start, command 2: set up this machine and run the whole test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash deploy/scripts/prepare.sh
+bash deploy/scripts/prepare.sh --for-tests
 mkdir -p build
 set +e
 NODE_OPTIONS=--experimental-vm-modules npx jest --ci --json --outputFile=build/jest-results.json "$@"

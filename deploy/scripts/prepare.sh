@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# Shared set-up of both Quick start commands: host services, npm ci, build, CLI link,
-# migrations. Idempotent; safe to run on a machine where Koala already runs.
+# Shared set-up of both Quick start commands: host services, npm ci, build, and (for the cloud,
+# not with --for-tests) the CLI link and the cloud's migrations. Idempotent; safe to run on a
+# machine where Koala already runs. A test run (--for-tests) leaves the installed `koala` and the
+# running cloud's database as they were: tests use this clone's bin/koala and their own databases.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
+FOR_TESTS=0
+[ "${1:-}" = --for-tests ] && FOR_TESTS=1
 
 log() { printf '\033[1;34m==>\033[0m %s\n' "$*"; }
 
@@ -25,6 +29,8 @@ fi
 
 log "building"
 npm run --silent build
+
+[ "$FOR_TESTS" = 1 ] && exit 0
 
 ln -sf "$ROOT/bin/koala" /usr/local/bin/koala
 
