@@ -25,7 +25,14 @@ done
 
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends libvirt-daemon-system qemu-system-x86 qemu-utils qemu-block-extra genisoimage nodejs
+apt-get install -y -qq --no-install-recommends libvirt-daemon-system qemu-system-x86 qemu-utils qemu-block-extra genisoimage
+# Node.js 24 LTS: Debian 12's nodejs is 18, so the official binary comes from the npm registry
+# (Debian's npm fetches it) unless the host already has Node >= 24.
+. "$(dirname "$0")/scripts/node-runtime.sh"
+if ! { command -v node >/dev/null && [ "$(node_major)" -ge 24 ]; } && ! command -v npm >/dev/null; then
+  apt-get install -y -qq --no-install-recommends npm
+fi
+ensure_node24
 [ -e /dev/kvm ] || echo "warning: /dev/kvm is missing; instances will run under QEMU TCG (slow)" >&2
 
 # Guests get no network from libvirt's default NAT network: Koala manages networking itself.

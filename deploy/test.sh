@@ -3,6 +3,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash deploy/scripts/prepare.sh --for-tests
+. deploy/scripts/node-runtime.sh
+ensure_node24
 mkdir -p build
 set +e
 NODE_OPTIONS=--experimental-vm-modules npx jest --ci --json --outputFile=build/jest-results.json "$@"

@@ -12,9 +12,10 @@ FOR_TESTS=0
 log() { printf '\033[1;34m==>\033[0m %s\n' "$*"; }
 
 [ "$(id -u)" = 0 ] || { echo "run as root (installs packages and starts libvirtd/tgtd)" >&2; exit 1; }
-command -v node >/dev/null || { echo "Node.js >= 20.19 is required (node not found)" >&2; exit 1; }
-node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=19)?0:1)' \
-  || { echo "Node.js >= 20.19 is required, found $(node --version)" >&2; exit 1; }
+# Node.js 24 LTS: the machine's own when it has it, else installed from the npm registry.
+. deploy/scripts/node-runtime.sh
+ensure_node24
+log "Node.js $(node --version)"
 
 bash deploy/scripts/host-services.sh
 

@@ -16,8 +16,22 @@ export interface DaemonContext {
   runtime: ReturnType<typeof RuntimeModule.forRoot>;
 }
 
-/** Loads config or exits with a message naming the bad variable. */
+/** Oldest Node.js major Koala runs on (24 LTS; 20 reached end of life in April 2026). */
+export const MIN_NODE_MAJOR = 24;
+
+/** Exits with a clear message on a Node.js older than MIN_NODE_MAJOR (every start-up path calls it). */
+export function requireSupportedNode(version: string = process.versions.node): void {
+  const major = Number(version.split('.')[0]);
+  if (major >= MIN_NODE_MAJOR) return;
+  process.stderr.write(
+    `Koala needs Node.js >= ${MIN_NODE_MAJOR}; this is ${version}. The set-up (deploy/scripts/prepare.sh) installs Node ${MIN_NODE_MAJOR} in /opt/koala and bin/koala uses it.\n`,
+  );
+  process.exit(78); // EX_CONFIG
+}
+
+/** Checks the runtime, then loads config or exits with a message naming the bad variable. */
 export function loadConfigOrExit(env: NodeJS.ProcessEnv = process.env): KoalaConfig {
+  requireSupportedNode();
   try {
     return loadConfig(env);
   } catch (e) {
