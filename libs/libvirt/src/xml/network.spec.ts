@@ -44,6 +44,7 @@ describe('network XML', () => {
     expect(buildNetworkXml({ name: 'iso', bridge: { name: 'br1' }, ip: { address: '10.0.0.1', prefix: 24, dhcpHosts: [] } })).toBe(
       ['<network>', '  <name>iso</name>', '  <bridge name="br1"/>', '  <ip address="10.0.0.1" prefix="24">', '    <dhcp/>', '  </ip>', '</network>'].join('\n'),
     );
+    expect(buildNetworkXml({ name: 'v6', bridge: { name: 'br3' }, ip: { address: '2001:db8::1', prefix: 64 } })).toContain('<ip family="ipv6" address="2001:db8::1" prefix="64"/>');
     expect(buildNetworkXml({ name: 'bare', bridge: { name: 'br2' }, forward: { mode: 'nat' } })).toBe(
       ['<network>', '  <name>bare</name>', '  <forward mode="nat"/>', '  <bridge name="br2"/>', '</network>'].join('\n'),
     );
@@ -117,6 +118,7 @@ describe('network XML', () => {
       [{ ip: { address: '10.0.0.1', prefix: 24, dhcpHosts: [{ mac: 'zz', ip: '10.0.0.2' }] } }, /dhcpHosts\[0\].mac must look like/],
       [{ ip: { address: '10.0.0.1', prefix: 24, dhcpHosts: [{ mac: '02:00:00:00:00:01', ip: '2001:db8::5' }] } }, /dhcpHosts\[0\].ip must be an IPv4 address/],
       [{ ip: { address: '10.0.0.1', prefix: 24, dhcpHosts: [{ mac: '02:00:00:00:00:01', ip: '10.0.0.2', name: "a'b<c" }] } }, /name must be a host name/],
+      [{ ip: { address: '2001:db8::1', prefix: 64, dhcpHosts: [] } }, /dhcpHosts need an IPv4/],
       [{ ip: { address: '10.0.0.1', prefix: 24, dhcpHosts: [{ mac: '02:00:00:00:00:01', ip: '10.0.0.2' }, { mac: '02:00:00:00:00:01', ip: '10.0.0.3' }] } }, /MAC 02:00:00:00:00:01 appears twice/],
       [{ ip: { address: '10.0.0.1', prefix: 24, dhcpHosts: [{ mac: '02:00:00:00:00:01', ip: '10.0.0.2' }, { mac: '02:00:00:00:00:02', ip: '10.0.0.2' }] } }, /IP 10.0.0.2 appears twice/],
     ];

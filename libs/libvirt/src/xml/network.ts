@@ -83,9 +83,9 @@ function checkHostName(value: unknown, field: string): string {
   return s;
 }
 
-function dhcpHostNode(spec: DhcpHostSpec, field: string, family: 4 | 6 = 4): XmlNode {
+function dhcpHostNode(spec: DhcpHostSpec, field: string): XmlNode {
   if (!spec || typeof spec !== 'object') throw new Error(`${field} must be an object`);
-  const a: Record<string, string> = { mac: checkMac(spec.mac, `${field}.mac`).toLowerCase(), ip: checkIpAddress(spec.ip, `${field}.ip`, family) };
+  const a: Record<string, string> = { mac: checkMac(spec.mac, `${field}.mac`).toLowerCase(), ip: checkIpAddress(spec.ip, `${field}.ip`, 4) };
   if (spec.name !== undefined) a.name = checkHostName(spec.name, `${field}.name`);
   return { $: a };
 }
@@ -126,7 +126,9 @@ export function buildNetworkXml(spec: NetworkSpec): string {
     const ip: XmlNode = { $: family === 4 ? { address, prefix: String(prefix) } : { family: 'ipv6', address, prefix: String(prefix) } };
     if (spec.ip.dhcpHosts !== undefined) {
       if (!Array.isArray(spec.ip.dhcpHosts)) throw new Error('network.ip.dhcpHosts must be an array');
-      const hosts = spec.ip.dhcpHosts.map((h, i) => dhcpHostNode(h, `network.ip.dhcpHosts[${i}]`, family));
+      // IPv6 DHCP hosts are keyed by DUID, not MAC: not modelled.
+      if (family !== 4) throw new Error('network.ip.dhcpHosts need an IPv4 network.ip.address');
+      const hosts = spec.ip.dhcpHosts.map((h, i) => dhcpHostNode(h, `network.ip.dhcpHosts[${i}]`));
       const macs = new Set<string>();
       const ips = new Set<string>();
       for (const h of hosts) {
