@@ -89,10 +89,11 @@ export class HostNetSync {
     const lines = stdout.split('\n');
     const chains = new Set(lines.filter((l) => l.startsWith(':')).map((l) => l.slice(1).split(' ')[0]));
     const ours = Object.values(NAT_CHAINS) as string[];
-    const have = lines.filter((l) => ours.some((c) => l.startsWith(`-A ${c} `)));
+    // iptables-save lists chains in its own order: compare chain by chain, rules in order.
+    const rulesOf = (chain: string, from: readonly string[]) => from.filter((l) => l.startsWith(`-A ${chain} `)).join('\n');
     const want = [...plan.nat.prerouting, ...plan.nat.postrouting, ...plan.nat.output];
     const changes: Change[] = [];
-    if (!ours.every((c) => chains.has(c)) || have.join('\n') !== want.join('\n')) {
+    if (!ours.every((c) => chains.has(c) && rulesOf(c, lines) === rulesOf(c, want))) {
       await this.sh.run(['iptables-restore', '-w', '5', '--noflush'], { input: plan.natRestore });
       changes.push(`nat chains (${want.length} rules)`);
     }

@@ -57,7 +57,10 @@ export class FakeHost implements HostNetCommands {
     } else if (c === 'ipset' && a[0] === 'destroy') {
       this.ipsets.delete(a[1]!);
     } else if (c === 'iptables-save') {
-      const lines = ['*nat', ...[...this.nat.keys()].map((ch) => `:${ch} ${/^[A-Z]+$/.test(ch) && !ch.includes('-') ? 'ACCEPT' : '-'} [0:0]`), ...[...this.nat.values()].flat(), 'COMMIT'];
+      // Like the real one: built-in chains first, then user chains sorted by name.
+      const builtin = (ch: string) => ['PREROUTING', 'INPUT', 'OUTPUT', 'POSTROUTING'].includes(ch);
+      const order = [...this.nat.keys()].filter(builtin).concat([...this.nat.keys()].filter((c) => !builtin(c)).sort());
+      const lines = ['*nat', ...order.map((ch) => `:${ch} ${builtin(ch) ? 'ACCEPT' : '-'} [0:0]`), ...order.flatMap((ch) => this.nat.get(ch)!), 'COMMIT'];
       return out(lines.join('\n') + '\n');
     } else if (c === 'iptables-restore') {
       for (const line of (opts.input ?? '').split('\n')) {
