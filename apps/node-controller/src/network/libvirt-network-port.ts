@@ -45,6 +45,12 @@ export function parseNetworkFacts(xml: string): Omit<LibvirtNetworkFacts, 'activ
   };
 }
 
+/** `xml` with `<uuid>` right after its opening tag `open` (unless it has one). */
+function withUuid(xml: string, open: string, uuid: string): string {
+  if (/<uuid>/.test(xml) || !xml.startsWith(open)) return xml;
+  return `${open}\n  <uuid>${uuid}</uuid>${xml.slice(open.length)}`;
+}
+
 /** The network agent's libvirt operations over the NC's connection (reconnects included). */
 export class LibvirtNetworkPort implements NetworkLibvirt {
   constructor(private readonly conn: NodeLibvirt) {}
@@ -67,9 +73,12 @@ export class LibvirtNetworkPort implements NetworkLibvirt {
     });
   }
 
+  /** Redefinitions keep the object's UUID (libvirt refuses the same name with a new one). */
   defineNetwork(xml: string): Promise<void> {
     return this.conn.run(async (lv) => {
-      await lv.defineNetwork(xml);
+      const name = /<name>([^<]+)<\/name>/.exec(xml)?.[1];
+      const existing = name ? await this.lookup(lv, name) : undefined;
+      await lv.defineNetwork(existing ? withUuid(xml, '<network>', existing.uuid) : xml);
     });
   }
 
@@ -116,7 +125,15 @@ export class LibvirtNetworkPort implements NetworkLibvirt {
 
   defineFilter(xml: string): Promise<void> {
     return this.conn.run(async (lv) => {
-      await lv.defineNwFilter(xml);
+      const name = /<filter name='([^']+)'/.exec(xml)?.[1];
+      let uuid: string | undefined;
+      try {
+        if (name) uuid = (await lv.lookupNwFilterByName(name)).uuid;
+      } catch (err) {
+        if (!isCode(err, VIR_ERR_NO_NWFILTER)) throw err;
+      }
+      const open = /^<filter [^>]*>/.exec(xml)?.[0];
+      await lv.defineNwFilter(uuid && open ? withUuid(xml, open, uuid) : xml);
     });
   }
 
