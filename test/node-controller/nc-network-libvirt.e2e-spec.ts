@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { parseNwFilterXml, type Libvirt } from '@koala/libvirt';
 import { NodeLibvirt } from '../../apps/node-controller/src/libvirt/node-libvirt.js';
 import { LibvirtNetworkPort } from '../../apps/node-controller/src/network/libvirt-network-port.js';
+import { sameFilter } from '../../apps/node-controller/src/network/network-agent.js';
 import { nodeA, sampleState } from '../../apps/node-controller/src/network/network-fixtures.js';
 import { planNetwork } from '../../apps/node-controller/src/network/network-plan.js';
 
@@ -88,11 +89,15 @@ describe('LibvirtNetworkPort on qemu:///system (define only)', () => {
       expect(back.filterrefs).toEqual(mine.filterrefs);
       expect(back.rules.map((r) => [r.action, r.direction, r.priority, r.protocol, r.attributes])).toEqual(mine.rules.map((r) => [r.action, r.direction, r.priority, r.protocol, r.attributes]));
     }
+    // What lets a restarted NC leave running guests' rules alone: libvirt's copy compares equal.
+    for (const f of plan.filters) expect(sameFilter((await port.getFilterXml(f.name))!, f.xml)).toBe(true);
+    expect(sameFilter((await port.getFilterXml(plan.filters[0]!.name))!, plan.filters[1]!.xml)).toBe(false);
     for (const f of plan.filters) {
       await port.undefineFilter(f.name);
       await port.undefineFilter(f.name);
     }
     expect((await port.listFilters('koala-i-')).filter((n) => n.includes(tag))).toEqual([]);
+    expect(await port.getFilterXml(plan.filters[0]!.name)).toBeUndefined();
   });
 });
 

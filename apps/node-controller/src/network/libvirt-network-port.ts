@@ -123,6 +123,17 @@ export class LibvirtNetworkPort implements NetworkLibvirt {
     return this.conn.run(async (lv) => (await lv.listAllNwFilters()).map((f) => f.name).filter((n) => n.startsWith(prefix)).sort());
   }
 
+  getFilterXml(name: string): Promise<string | undefined> {
+    return this.conn.run(async (lv) => {
+      try {
+        return await lv.getNwFilterXml(await lv.lookupNwFilterByName(name));
+      } catch (err) {
+        if (isCode(err, VIR_ERR_NO_NWFILTER)) return undefined;
+        throw err;
+      }
+    });
+  }
+
   defineFilter(xml: string): Promise<void> {
     return this.conn.run(async (lv) => {
       const name = /<filter name='([^']+)'/.exec(xml)?.[1];

@@ -63,6 +63,19 @@ describe('NetworkAgent', () => {
     expect(applied).toEqual([]); // apply() is the bare pass; receive() reports
   });
 
+  it('a restarted NC (a fresh agent) finds everything in place and changes nothing; a filter edited behind its back is redefined', async () => {
+    const { host, libvirt, agent } = setup();
+    await agent.apply(sampleState());
+    const again = new NetworkAgent({ zone: 'koala-1a', config: nodeA, enabled: true, host, libvirt, fetchState: async () => sampleState() });
+    clear(host, libvirt);
+    expect(await again.apply(sampleState())).toEqual([]);
+    expect(writes(host, libvirt)).toEqual([]);
+    libvirt.filters.set('koala-i-i-00000000000000a1', libvirt.filters.get('koala-i-i-00000000000000a1')!.replace("dstportstart='22'", "dstportstart='23'"));
+    const fresh = new NetworkAgent({ zone: 'koala-1a', config: nodeA, enabled: true, host, libvirt, fetchState: async () => sampleState() });
+    expect(await fresh.apply(sampleState())).toEqual(['filter koala-i-i-00000000000000a1']);
+    expect(libvirt.filters.get('koala-i-i-00000000000000a1')).toContain("dstportstart='22'");
+  });
+
   it('receive: applies in the background, reports the version, ignores older ones', async () => {
     const { host, libvirt, agent } = setup();
     const applied: number[] = [];

@@ -1,4 +1,5 @@
 import type { InstanceSpec, NetworkInterfaceState, ZoneNetworkState } from '@koala/contracts';
+import { parseNwFilterXml } from '@koala/libvirt';
 import type { Logger } from '@koala/logging';
 import { HostNetSync, type Change } from './host-net-sync.js';
 import { FILTER_PREFIX, filterName, networkName, planNetwork, type NetworkPlan, type NodeNetConfig, type PlannedNetwork } from './network-plan.js';
@@ -257,6 +258,13 @@ export class NetworkAgent implements NetworkStateView, InstanceNetworking {
     const existing = new Set(await lv.listFilters(FILTER_PREFIX));
     for (const f of plan.filters) {
       if (existing.has(f.name) && this.definedFilters.get(f.name) === f.xml) continue;
+      // Not defined by this process (NC restart, libvirtd reconnect): compare libvirt's copy, so
+      // running guests' rules are not rebuilt for nothing.
+      const current = existing.has(f.name) ? await lv.getFilterXml(f.name) : undefined;
+      if (current !== undefined && sameFilter(current, f.xml)) {
+        this.definedFilters.set(f.name, f.xml);
+        continue;
+      }
       await lv.defineFilter(f.xml);
       this.definedFilters.set(f.name, f.xml);
       changes.push(`filter ${f.name}`);
@@ -332,6 +340,21 @@ export class NetworkAgent implements NetworkStateView, InstanceNetworking {
     this.dirty = true;
     await this.kick().catch((err) => this.o.logger?.warn({ err, instanceId }, 'network clean-up after terminate failed; the next apply retries'));
   }
+}
+
+/** Same filter content (uuid, attribute order and layout ignored). */
+export function sameFilter(a: string, b: string): boolean {
+  const canon = (xml: string) => {
+    try {
+      const f = parseNwFilterXml(xml);
+      const sorted = (o: Record<string, unknown>) => Object.fromEntries(Object.entries(o).sort(([x], [y]) => (x < y ? -1 : 1)));
+      return JSON.stringify([f.name, f.chain ?? 'root', f.filterrefs.map((r) => [r.filter, sorted(r.parameters)]), f.rules.map((r) => [r.action, r.direction, r.priority ?? 500, r.statematch ?? true, r.protocol, sorted(r.attributes)])]);
+    } catch {
+      return undefined;
+    }
+  };
+  const x = canon(a);
+  return x !== undefined && x === canon(b);
 }
 
 function sameShape(have: LibvirtNetworkFacts, want: PlannedNetwork): boolean {

@@ -136,6 +136,11 @@ export class FakeNetworkLibvirt implements NetworkLibvirt {
   async listFilters(prefix: string): Promise<string[]> {
     return [...this.filters.keys()].filter((n) => n.startsWith(prefix)).sort();
   }
+  async getFilterXml(name: string): Promise<string | undefined> {
+    // libvirt hands back its own layout: a uuid, attributes in another order.
+    const x = this.filters.get(name);
+    return x?.replace(/^(<filter [^>]*>)/, "$1\n  <uuid>00000000-0000-4000-8000-000000000000</uuid>").replace(/<(tcp|udp|all|icmp) ([^/]*)\/>/g, (_m, p: string, a: string) => `<${p} ${a.split(' ').reverse().join(' ')}/>`);
+  }
   async defineFilter(xml: string): Promise<void> {
     const name = /<filter name='([^']+)'/.exec(xml)![1]!;
     this.filters.set(name, xml);

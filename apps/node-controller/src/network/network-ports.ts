@@ -30,6 +30,8 @@ export interface NetworkLibvirt {
   removeDhcpHost(network: string, host: DhcpHost): Promise<void>;
   /** Names of the defined nwfilters starting with `prefix`. */
   listFilters(prefix: string): Promise<string[]>;
+  /** A filter's XML as libvirt has it (undefined: no such filter). */
+  getFilterXml(name: string): Promise<string | undefined>;
   /** Defines or redefines a filter (guests using it get the new rules at once). */
   defineFilter(xml: string): Promise<void>;
   /** Undefines a filter; rejects while a guest still uses it. */
