@@ -24,7 +24,13 @@ export class HostNetSync {
   async sysctls(): Promise<Change[]> {
     const changes: Change[] = [];
     for (const [key, want] of SYSCTLS) {
-      const { stdout } = await this.sh.run(['sysctl', '-n', key]);
+      const read = () => this.sh.run(['sysctl', '-n', key]);
+      const { stdout } = await read().catch(async (err) => {
+        if (!key.startsWith('net.bridge.')) throw err;
+        await this.sh.run(['modprobe', 'br_netfilter']); // the key exists once the module is loaded
+        changes.push('modprobe br_netfilter');
+        return read();
+      });
       if (stdout.trim() !== want) {
         await this.sh.run(['sysctl', '-q', '-w', `${key}=${want}`]);
         changes.push(`sysctl ${key}=${want}`);

@@ -124,6 +124,13 @@ describe('NetworkAgent', () => {
     expect(writes(host, libvirt)).not.toContain('define filter koala-i-i-00000000000000a2'); // unchanged rules: not redefined
   });
 
+  it('loads br_netfilter when the bridge sysctl is missing', async () => {
+    const { host, agent } = setup();
+    host.sysctl.delete('net.bridge.bridge-nf-call-iptables');
+    const changes = await agent.apply(sampleState());
+    expect(changes.slice(0, 3)).toEqual(['sysctl net.ipv4.ip_forward=1', 'modprobe br_netfilter', 'sysctl net.bridge.bridge-nf-call-iptables=1']);
+  });
+
   it('a filter still in use stays until a later apply', async () => {
     const { libvirt, agent } = setup();
     await agent.apply(sampleState(7));

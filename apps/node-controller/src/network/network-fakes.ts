@@ -33,8 +33,12 @@ export class FakeHost implements HostNetCommands {
     }
     const out = (stdout: string) => ({ stdout, stderr: '' });
     const [c, ...a] = argv;
-    if (c === 'sysctl' && a[0] === '-n') return out(`${this.sysctl.get(a[1]!) ?? ''}\n`);
-    if (c === 'sysctl') {
+    if (c === 'sysctl' && a[0] === '-n') {
+      if (!this.sysctl.has(a[1]!)) throw new Error(`sysctl: cannot stat /proc/sys/${a[1]!.replace(/\./g, '/')}: No such file or directory`);
+      return out(`${this.sysctl.get(a[1]!)}\n`);
+    }
+    if (c === 'modprobe') this.sysctl.set('net.bridge.bridge-nf-call-iptables', '0');
+    else if (c === 'sysctl') {
       const [k, v] = a[a.length - 1]!.split('=');
       this.sysctl.set(k!, v!);
     } else if (c === 'ipset' && a[0] === 'save') {
