@@ -172,6 +172,7 @@ export class NetworkAgent implements NetworkStateView, InstanceNetworking {
       this.applied = state;
       if (changes.length) this.o.logger?.info({ version: state.version, changes }, 'network state applied');
       else if (first) this.o.logger?.debug({ version: state.version }, 'network state applied (nothing to change)');
+      if (!first && !changes.length) return; // a periodic pass that found everything in place
       for (const l of this.listeners) {
         try {
           l(state);
