@@ -116,3 +116,82 @@ maybe('network agent in a namespace (iptables, ipset, ip)', () => {
     await expect(bad.apply(sampleState(10))).rejects.toThrow(/ip -o link show dev nosuchif0 failed/);
   });
 });
+
+// Traffic through the rules, between namespaces this test creates: a node namespace with the
+// bridge and the node address (what libvirt's network would hold), two guest namespaces on veths
+// into the bridge. Nothing leaves these namespaces.
+maybe('network agent NAT with traffic (namespaces only)', () => {
+  const tag = randomBytes(3).toString('hex');
+  const N = `koala-t-${tag}-n`;
+  const G1 = `koala-t-${tag}-g1`;
+  const G2 = `koala-t-${tag}-g2`;
+  const O = `koala-t-${tag}-o`; // "the internet": reaches the node's public interface only
+  const ex = (ns: string, ...argv: string[]) => execFileSync('ip', ['netns', 'exec', ns, ...argv], { encoding: 'utf8' });
+  const servers: import('node:child_process').ChildProcess[] = [];
+
+  /** A TCP server in `ns` answering each connection with the peer's address. */
+  async function echoPeer(ns: string, host: string, port: number) {
+    const { spawn } = await import('node:child_process');
+    const p = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', `require('net').createServer((s) => s.end(s.remoteAddress + '\\n')).listen(${port}, '${host}', () => console.log('up'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    servers.push(p);
+    await new Promise<void>((resolve, reject) => {
+      p.stdout!.once('data', () => resolve());
+      p.once('exit', (c) => reject(new Error(`server in ${ns} exited ${c}`)));
+    });
+  }
+  const connect = (ns: string, host: string, port: number) =>
+    ex(ns, process.execPath, '-e', `const s = require('net').connect(${port}, '${host}'); s.setTimeout(3000, () => { console.log('timeout'); process.exit(2); }); s.on('data', (d) => process.stdout.write(d)); s.on('error', (e) => { console.log(e.code); process.exit(3); });`).trim();
+
+  beforeAll(() => {
+    for (const ns of [N, G1, G2, O]) {
+      execFileSync('ip', ['netns', 'add', ns]);
+      ex(ns, 'ip', 'link', 'set', 'lo', 'up');
+    }
+    ex(N, 'ip', 'link', 'add', 'koala-br0', 'type', 'bridge');
+    ex(N, 'ip', 'addr', 'add', '172.31.0.2/20', 'dev', 'koala-br0');
+    ex(N, 'ip', 'link', 'set', 'koala-br0', 'up');
+    ex(N, 'ip', 'link', 'add', 'seg0', 'type', 'veth', 'peer', 'name', 'seg0p');
+    ex(N, 'ip', 'link', 'add', 'pub0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', O);
+    ex(N, 'ip', 'addr', 'add', '203.0.113.250/24', 'dev', 'pub0');
+    ex(N, 'ip', 'link', 'set', 'pub0', 'up');
+    ex(O, 'ip', 'addr', 'add', '203.0.113.9/24', 'dev', 'eth0');
+    ex(O, 'ip', 'link', 'set', 'eth0', 'up');
+    ex(O, 'ip', 'route', 'add', '198.51.100.0/24', 'via', '203.0.113.250');
+    for (const [g, ip, port] of [[G1, '172.31.0.11', 'vn1'], [G2, '172.31.0.12', 'vn2']] as const) {
+      ex(N, 'ip', 'link', 'add', port, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', g);
+      ex(N, 'ip', 'link', 'set', port, 'master', 'koala-br0', 'up');
+      ex(g, 'ip', 'addr', 'add', `${ip}/20`, 'dev', 'eth0');
+      ex(g, 'ip', 'link', 'set', 'eth0', 'up');
+      ex(g, 'ip', 'route', 'add', 'default', 'via', '172.31.0.2');
+    }
+  });
+
+  afterAll(() => {
+    for (const p of servers) p.kill();
+    for (const ns of [G1, G2, O, N]) execFileSync('ip', ['netns', 'del', ns]);
+  });
+
+  it('the metadata address reaches the node’s relay port with the guest’s own address; a public address hairpins', async () => {
+    const state = sampleState(7);
+    state.interfaces = state.interfaces.map((i) => (i.instanceId === 'i-00000000000000a2' ? { ...i, publicIp: '198.51.100.12' } : i));
+    const a = new NetworkAgent({ zone: 'koala-1a', config: nodeA, enabled: true, host: new ExecHostNetCommands({ netns: N }), libvirt: new FakeNetworkLibvirt(), fetchState: async () => state });
+    await a.apply(state);
+    await echoPeer(N, '172.31.0.2', 8775);
+    await echoPeer(G2, '172.31.0.12', 80);
+    // The relay sees the guest itself: the NC identifies the caller by it.
+    expect(connect(G1, '169.254.169.254', 80)).toBe('172.31.0.11');
+    // Another guest's public address: DNATed to its private one, answered back through the node.
+    expect(connect(G1, '198.51.100.12', 80)).toBe('172.31.0.2');
+    // Direct private traffic is not rewritten.
+    expect(connect(G1, '172.31.0.12', 80)).toBe('172.31.0.11');
+  });
+
+  it('public addresses: held on the public interface, DNATed inbound, SNATed outbound', async () => {
+    await echoPeer(G1, '172.31.0.11', 80);
+    await echoPeer(O, '203.0.113.9', 80);
+    expect(connect(O, '198.51.100.11', 80)).toBe('203.0.113.9');
+    expect(connect(G1, '203.0.113.9', 80)).toBe('198.51.100.11');
+    // An instance without a public address has no way out (as in EC2).
+    expect(connect(G2, '203.0.113.9', 80)).toBe('timeout');
+  });
+});
