@@ -3,9 +3,9 @@
 // STARTED there (bridge and dnsmasq inside the namespace), the uplink is a veth into a segment
 // namespace, filters are defined in that libvirtd, and a libvirtd restart is survived. Everything
 // is removed afterwards (`down` deletes the namespaces, their daemons and state).
-import { execFileSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { InstanceSpec } from '@koala/contracts';
@@ -47,7 +47,7 @@ maybe('network agent on a node host (libvirtd in a namespace)', () => {
       script('up', NODE, '--no-iscsi', '--uplink-to', SEG)
         .trim()
         .split('\n')
-        .map((l) => l.split('=', 2) as [string, string]),
+        .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
     );
     conn = new NodeLibvirt({ uri: 'qemu:///system', socketPath: facts.LIBVIRT_SOCKET! });
     expect(await conn.start()).toBe(true);
@@ -131,4 +131,79 @@ maybe('network agent on a node host (libvirtd in a namespace)', () => {
     expect(agent.current()?.version).toBe(8);
     expect(await conn.run(async (lv) => lv.getNetworkAutostart(await lv.lookupNetworkByName('koala-koala-1a')))).toBe(true);
   }, 60_000);
+
+  // The filters at work: a "guest" namespace bound to instance a3's filter through a veth on the
+  // bridge (a filter binding, as libvirt makes for a guest's tap), members and non-members of its
+  // group in other namespaces. Traffic stays among the namespaces this test creates.
+  describe('security groups on the wire', () => {
+    const tag = randomBytes(3).toString('hex');
+    const G = { a3: `kg${tag}a3`, a2: `kg${tag}a2`, x: `kg${tag}x` };
+    const ex = (ns: string, ...argv: string[]) => execFileSync('ip', ['netns', 'exec', ns, ...argv], { encoding: 'utf8' });
+    const servers: ChildProcess[] = [];
+    const connect = (ns: string, host: string, port: number) =>
+      spawnSync('ip', ['netns', 'exec', ns, process.execPath, '-e', `const s = require('net').connect(${port}, '${host}'); s.setTimeout(1500, () => { console.log('timeout'); process.exit(2); }); s.on('data', (d) => process.stdout.write(d)); s.on('error', (e) => { console.log(e.code); process.exit(3); });`], { encoding: 'utf8' }).stdout.trim();
+    const virsh = (...args: string[]) => execFileSync('virsh', ['-q', '-c', facts.LIBVIRT_URI!, ...args], { encoding: 'utf8' });
+
+    beforeAll(async () => {
+      const guests: [string, string, string, string][] = [
+        [G.a3, '172.31.0.13', '02:00:00:00:00:a3', `p${tag}a3`],
+        [G.a2, '172.31.0.12', '02:00:00:00:00:a2', `p${tag}a2`],
+        [G.x, '172.31.0.30', '02:00:00:00:00:ee', `p${tag}x`],
+      ];
+      for (const [ns, ip, mac, port] of guests) {
+        execFileSync('ip', ['netns', 'add', ns]);
+        inNs('ip', 'link', 'add', port, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns);
+        inNs('ip', 'link', 'set', port, 'master', 'koala-br0', 'up');
+        ex(ns, 'ip', 'link', 'set', 'eth0', 'address', mac);
+        ex(ns, 'ip', 'addr', 'add', `${ip}/20`, 'dev', 'eth0');
+        ex(ns, 'ip', 'link', 'set', 'eth0', 'up');
+        ex(ns, 'ip', 'link', 'set', 'lo', 'up');
+      }
+      // What libvirt does for a guest's tap: bind the instance's filter to the port.
+      const binding = `<filterbinding><owner><name>${G.a3}</name><uuid>${randomUUID()}</uuid></owner><portdev name='p${tag}a3'/><mac address='02:00:00:00:00:a3'/><filterref filter='koala-i-i-00000000000000a3'><parameter name='IP' value='172.31.0.13'/><parameter name='MAC' value='02:00:00:00:00:a3'/><parameter name='CTRL_IP_LEARNING' value='none'/></filterref></filterbinding>`;
+      const file = join(facts.RUN_DIR!, `binding-${tag}.xml`);
+      writeFileSync(file, binding);
+      virsh('nwfilter-binding-create', file);
+      for (const port of [22, 23]) {
+        const p = spawn('ip', ['netns', 'exec', G.a3, process.execPath, '-e', `require('net').createServer((s) => s.end('hello ' + s.remoteAddress + '\\n')).listen(${port}, '172.31.0.13', () => console.log('up'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
+        servers.push(p);
+        await new Promise((r) => p.stdout!.once('data', r));
+      }
+    }, 60_000);
+
+    afterAll(() => {
+      for (const p of servers) p.kill();
+      try {
+        virsh('nwfilter-binding-delete', `p${tag}a3`);
+      } catch {
+        // the namespace's removal takes the port and its rules with it
+      }
+      for (const ns of Object.values(G)) execFileSync('ip', ['netns', 'del', ns]);
+    });
+
+    it('a member of the group gets in on any port; a stranger does not; membership is one ipset update away', async () => {
+      expect(connect(G.a2, '172.31.0.13', 23)).toBe('hello 172.31.0.12');
+      expect(connect(G.x, '172.31.0.13', 23)).toBe('timeout');
+      expect(connect(G.x, '172.31.0.13', 22)).toBe('timeout'); // 22 is open to 203.0.113.7 and 198.51.100.0/24 only
+      // The stranger joins the group (an instance on another node): the set changes, the filter does not.
+      const joined = structuredClone(next);
+      joined.version = 9;
+      joined.interfaces.push({ instanceId: 'i-00000000000000b2', node: 'node-b', mac: '02:00:00:00:00:ee', privateIp: '172.31.0.30', groupIds: ['sg-0000000a'] });
+      const changes = await agent.apply(joined);
+      expect(changes).toEqual(['ipset koala-sg-0000000a = [172.31.0.12 172.31.0.13 172.31.0.21 172.31.0.30]']);
+      expect(connect(G.x, '172.31.0.13', 23)).toBe('hello 172.31.0.30');
+      await agent.apply(next);
+      expect(connect(G.x, '172.31.0.13', 23)).toBe('timeout');
+    }, 60_000);
+
+    it('the guest may not send from another address', async () => {
+      ex(G.a3, 'ip', 'addr', 'add', '172.31.0.99/20', 'dev', 'eth0');
+      const p = spawn('ip', ['netns', 'exec', G.a2, process.execPath, '-e', `require('net').createServer((s) => s.end('hi ' + s.remoteAddress + '\\n')).listen(24, '172.31.0.12', () => console.log('up'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
+      servers.push(p);
+      await new Promise((r) => p.stdout!.once('data', r));
+      expect(connect(G.a3, '172.31.0.12', 24)).toBe('hi 172.31.0.13');
+      const spoofed = spawnSync('ip', ['netns', 'exec', G.a3, process.execPath, '-e', `const s = require('net').connect({ port: 24, host: '172.31.0.12', localAddress: '172.31.0.99' }); s.setTimeout(1500, () => { console.log('timeout'); process.exit(2); }); s.on('data', (d) => process.stdout.write(d)); s.on('error', (e) => { console.log(e.code); process.exit(3); });`], { encoding: 'utf8' }).stdout.trim();
+      expect(spoofed).toBe('timeout');
+    }, 30_000);
+  });
 });
