@@ -1,4 +1,4 @@
-import { IPSET_PREFIX, NAT_CHAINS, NAT_JUMPS, type NetworkPlan, type PlannedIpset } from './network-plan.js';
+import { OWNED_IPSET_PREFIX, NAT_CHAINS, NAT_JUMPS, type NetworkPlan, type PlannedIpset } from './network-plan.js';
 import type { HostNetCommands } from './network-state-view.js';
 
 /** A host change the agent made (for logs and the idempotence specs). */
@@ -45,7 +45,7 @@ export class HostNetSync {
     const sets = new Map<string, string[]>();
     for (const line of stdout.split('\n')) {
       const m = /^(create|add) (\S+)(?: (\S+))?/.exec(line);
-      if (!m || !m[2]!.startsWith(IPSET_PREFIX)) continue;
+      if (!m || !m[2]!.startsWith(OWNED_IPSET_PREFIX)) continue;
       if (m[1] === 'create') sets.set(m[2]!, sets.get(m[2]!) ?? []);
       else (sets.get(m[2]!) ?? sets.set(m[2]!, []).get(m[2]!)!).push(m[3]!);
     }

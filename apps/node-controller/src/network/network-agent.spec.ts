@@ -101,10 +101,12 @@ describe('NetworkAgent', () => {
     libvirt.filters.set('koala-i-i-0000000000000dead', "<filter name='koala-i-i-0000000000000dead'/>");
     libvirt.filters.set('clean-traffic', '<filter/>'); // not Koala's: never touched
     host.ipsets.set('koala-sg-000000ee', ['172.31.0.99']);
+    host.ipsets.set('koala-other', ['10.0.0.1']); // a Koala name, not the agent's: kept
     await agent.apply(sampleState(7));
     expect(libvirt.filters.has('koala-i-i-0000000000000dead')).toBe(false);
     expect(libvirt.filters.has('clean-traffic')).toBe(true);
     expect(host.ipsets.has('koala-sg-000000ee')).toBe(false);
+    expect(host.ipsets.get('koala-other')).toEqual(['10.0.0.1']);
 
     const next = sampleState(8);
     next.interfaces = next.interfaces.filter((i) => i.instanceId !== 'i-00000000000000a1'); // terminated

@@ -81,6 +81,8 @@ export const NAT_JUMPS: readonly (readonly [string, string])[] = [
 ];
 export const FILTER_PREFIX = 'koala-i-';
 export const IPSET_PREFIX = 'koala-';
+/** Every set the agent owns starts so (`koala-sg-…`); others, even `koala-` ones, are never touched. */
+export const OWNED_IPSET_PREFIX = `${IPSET_PREFIX}sg-`;
 
 export const networkName = (zone: string) => `koala-${zone}`;
 export const filterName = (instanceId: string) => `${FILTER_PREFIX}${instanceId}`;
