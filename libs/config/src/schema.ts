@@ -80,6 +80,9 @@ export const cidr: Parser<string> = (raw, name) => {
 export const name: Parser<string> = (raw, n) =>
   /^[a-z0-9][a-z0-9-]{0,62}$/.test(raw) ? raw : fail(n, `must be lower-case letters, digits and '-', got "${raw}"`);
 
+/** A Linux interface or namespace name (at most 15 characters, no '/' or space). */
+export const ifName: Parser<string> = (raw, n) => (/^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$/.test(raw) ? raw : fail(n, `must be an interface name (up to 15 letters, digits, '_', '.', '-'), got "${raw}"`));
+
 const def = <T>(env: string, dflt: VarSpec<T>['default'], parse: Parser<T>, doc: string): VarSpec<T> => ({ env, default: dflt, parse, doc });
 
 /** The schema. Add a variable here and it is validated, typed and documented. */
@@ -130,6 +133,11 @@ export const SCHEMA = {
   ncStopTimeoutMs: def('KOALA_NC_STOP_TIMEOUT_MS', '60000', int(0, 3600000), 'How long a node controller waits for a guest to power off after an ACPI shutdown (StopInstances) before destroying it.'),
   ncInstancesPool: def('KOALA_NC_INSTANCES_POOL', 'koala-instances', name, 'libvirt dir pool (in $KOALA_HOME/instances) holding instance disks: root overlays, ephemeral disks, config drives.'),
   ncDomainType: def('KOALA_NC_DOMAIN_TYPE', 'auto', oneOf('auto', 'kvm', 'qemu'), 'Domain type of instances: auto = kvm where /dev/kvm is usable by QEMU and libvirt offers it, else qemu (TCG).'),
+  nodeNetns: def('KOALA_NODE_NETNS', '', (raw, n) => (!raw.length ? undefined : /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(raw) ? raw : fail(n, `must be a namespace name (letters, digits, '_', '.', '-'), got "${raw}"`)), 'Network namespace holding a node\'s guest networking (ip/iptables/ipset run in it); empty: the NC\'s own.'),
+  nodeBridge: def('KOALA_NODE_BRIDGE', 'koala-br0', ifName, 'Bridge of the node\'s libvirt network (koala-<zone>).'),
+  nodeUplink: def('KOALA_NODE_UPLINK', '', (raw, n) => (raw.length ? ifName(raw, n) : undefined), 'Interface on the zone\'s L2 segment the NC enslaves to the bridge. Guest networking is off unless this or KOALA_NODE_NETNS is set.'),
+  nodePublicIf: def('KOALA_NODE_PUBLIC_IF', '', (raw, n) => (raw.length ? ifName(raw, n) : undefined), 'Interface that holds the public addresses of the node\'s instances (none: not held).'),
+  metadataPort: def('KOALA_METADATA_PORT', '8775', int(1, 65535), 'Port of the metadata relay on the node address (169.254.169.254:80 is DNATed to it).'),
   volumeEventsConsumer: def('KOALA_VOLUME_EVENTS_CONSUMER', 'clc-volumes', name, 'Durable JetStream consumer of storage (volume and snapshot) events (clouds sharing one NATS need distinct names).'),
   volumeAttachTimeoutMs: def('KOALA_VOLUME_ATTACH_TIMEOUT_MS', '90000', int(60000, 3600000), 'How long the CLC waits for a zone to attach or detach a volume (at least 60 s) before rolling the attachment back.'),
   deletedVolumeRetentionMs: def('KOALA_DELETED_VOLUME_RETENTION_MS', '3600000', int(0, 30 * 86400000), 'How long deleted volumes stay visible in DescribeVolumes.'),

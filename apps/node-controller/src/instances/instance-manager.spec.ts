@@ -155,7 +155,23 @@ const spec = (id: string, over: Partial<InstanceSpec> = {}): InstanceSpec => ({
   ...over,
 });
 
-function setup(opts: { stopTimeoutMs?: number } = {}) {
+/** The network agent as the launch path sees it: records calls into the hypervisor's call log. */
+class FakeNetworking {
+  constructor(
+    private readonly hv: FakeHypervisor,
+    public fail = false,
+  ) {}
+  async prepare(s: InstanceSpec) {
+    this.hv.calls.push(`net:prepare:${s.instanceId}`);
+    if (this.fail) throw Object.assign(new Error('ipset restore failed'), { code: 'Server.InternalError' });
+    return s.network ? { network: 'koala-zone-a', mac: s.network.mac, ip: s.network.privateIp, filter: `koala-i-${s.instanceId}` } : undefined;
+  }
+  async release(id: string) {
+    this.hv.calls.push(`net:release:${id}`);
+  }
+}
+
+function setup(opts: { stopTimeoutMs?: number; network?: boolean } = {}) {
   const hv = new FakeHypervisor();
   const images = new FakeImages();
   const cd: ConfigDriveContent[] = [];
@@ -171,9 +187,10 @@ function setup(opts: { stopTimeoutMs?: number } = {}) {
     configDrive: { build: async (c) => (cd.push(c), Buffer.from('iso')) },
     consoleLog,
     events: sink,
+    ...(opts.network ? { network: new FakeNetworking(hv) } : {}),
     clock: { now: () => new Date('2030-01-01T00:00:00Z') },
   });
-  return { hv, images, cd, consoleLog, sink, m };
+  return { hv, images, cd, consoleLog, sink, m, net: (m as unknown as { o: { network?: FakeNetworking } }).o.network };
 }
 
 const settle = async (m: InstanceManager) => {
@@ -205,6 +222,42 @@ describe('InstanceManager', () => {
       { name: ID, instanceId: ID, state: 'running' },
       { name: 'other', state: 'running' },
     ]);
+  });
+
+  it('networked launch: DHCP entry and filter before the domain is defined; terminate releases them after it is gone', async () => {
+    const { hv, sink, m } = setup({ network: true });
+    await m.start();
+    const network = { mac: '02:01:23:45:67:89', privateIp: '172.31.0.9', subnet: '172.31.0.0/20', privateDnsName: 'ip-172-31-0-9.x', groups: [{ groupId: 'sg-0000000a', name: 'default' }] };
+    await m.run(spec(ID, { network }));
+    await settle(m);
+    expect(sink.states(ID)).toEqual(['pending', 'running']);
+    expect(hv.calls.indexOf(`net:prepare:${ID}`)).toBeLessThan(hv.calls.indexOf('defineDomain'));
+    expect(hv.domains.get(ID)!.spec!.network).toEqual({ network: 'koala-zone-a', mac: '02:01:23:45:67:89', ip: '172.31.0.9', filter: `koala-i-${ID}` });
+    await m.action(ID, 'terminate');
+    await settle(m);
+    expect(hv.calls.indexOf(`net:release:${ID}`)).toBeGreaterThan(hv.calls.indexOf('undefineDomain'));
+  });
+
+  it('networked launch whose network cannot be prepared: failed, nothing defined, nothing left', async () => {
+    const { hv, sink, m, net } = setup({ network: true });
+    net!.fail = true;
+    await m.start();
+    await m.run(spec(ID, { network: { mac: '02:01:23:45:67:89', privateIp: '172.31.0.9', subnet: '172.31.0.0/20', privateDnsName: 'x', groups: [] } }));
+    await settle(m);
+    expect(sink.states(ID)).toEqual(['pending', 'failed']);
+    expect(sink.events.at(-1)!.reason).toMatchObject({ code: 'Server.InternalError' });
+    expect(hv.calls).not.toContain('defineDomain');
+    expect(hv.calls).toContain(`net:release:${ID}`);
+    expect(hv.volumes.size).toBe(0);
+  });
+
+  it('no network in the spec: no interface, the network agent is not asked', async () => {
+    const { hv, m } = setup({ network: true });
+    await m.start();
+    await m.run(spec(ID));
+    await settle(m);
+    expect(hv.domains.get(ID)!.spec!.network).toBeUndefined();
+    expect(hv.calls.some((c) => c.startsWith('net:'))).toBe(false);
   });
 
   it('boots paravirtual images from kernel and ramdisk with root= console= and the extra arguments', async () => {

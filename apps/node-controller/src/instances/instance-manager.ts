@@ -4,7 +4,7 @@ import type { Clock } from '@koala/runtime';
 import type { ConfigDriveBuilder } from '../config-drive/config-drive.js';
 import type { ConsoleLog } from '../console/console-log.js';
 import type { CachedImage, ImageCache } from '../images/image-cache.js';
-import type { DomainRunState, HostDomain, HostDomainEvent, Hypervisor, InstanceMeta, VolumeRef } from '../libvirt/hypervisor.js';
+import type { DomainRunState, HostDomain, HostDomainEvent, Hypervisor, InstanceMeta, InstanceNic, VolumeRef } from '../libvirt/hypervisor.js';
 import type { InstanceEventSink } from './instance-events.js';
 
 const GiB = 1024 ** 3;
@@ -26,6 +26,8 @@ export interface InstanceManagerOptions {
   configDrive: ConfigDriveBuilder;
   consoleLog: ConsoleLog;
   events: InstanceEventSink;
+  /** Guest networking: DHCP entry and filter before the domain exists, removed after (NetworkAgent). */
+  network?: { prepare(spec: InstanceSpec): Promise<InstanceNic | undefined>; release(instanceId: string): Promise<void> };
   /** Attached EBS volumes: their CHAP secrets are released on terminate (VolumeAttacher). */
   volumes?: { releaseAll(instanceId: string): Promise<unknown> };
   clock: Clock;
@@ -163,6 +165,7 @@ export class InstanceManager {
       return img;
     };
     let defined = false;
+    let networked = false;
     try {
       const root = await acquire(spec.image.root);
       let boot: { kind: 'disk' } | { kind: 'kernel'; kernel: string; initrd?: string; cmdline: string } = { kind: 'disk' };
@@ -188,22 +191,25 @@ export class InstanceManager {
       });
       const configDrive = await this.o.hypervisor.createConfigDrive(id, iso);
       const consoleLogPath = await this.o.consoleLog.reset(id);
+      // The guest never runs before its DHCP entry and security-group filter exist.
+      networked = !!spec.network && !!this.o.network;
+      const network = spec.network && this.o.network ? await this.o.network.prepare(spec) : undefined;
       defined = true;
-      await this.o.hypervisor.defineDomain({ meta, memoryMiB: r.memoryMiB, vcpus: r.vcpus, root: rootVol, ...(ephemeral ? { ephemeral } : {}), configDrive, boot, consoleLogPath });
+      await this.o.hypervisor.defineDomain({ meta, memoryMiB: r.memoryMiB, vcpus: r.vcpus, root: rootVol, ...(ephemeral ? { ephemeral } : {}), configDrive, boot, consoleLogPath, ...(network ? { network } : {}) });
       await this.o.hypervisor.startDomain(id);
       this.set(id, { state: 'running', op: undefined });
       this.o.logger?.info({ instanceId: id, ms: Date.now() - t0, imagesMs: tImages - t0 }, 'instance running');
       await this.emit(id, 'running');
     } catch (err) {
       this.o.logger?.error({ err, instanceId: id }, 'launch failed; cleaning up');
-      await this.removeEverything(id, defined, held);
+      await this.removeEverything(id, defined, held, networked);
       this.instances.delete(id);
       await this.emit(id, 'failed', { reason: reasonOf(err) }, true);
     }
   }
 
   /** Removes domain, volumes, console log and image pins; best effort, logs what it cannot. */
-  private async removeEverything(id: string, domain: boolean, images: string[]): Promise<boolean> {
+  private async removeEverything(id: string, domain: boolean, images: string[], network = domain): Promise<boolean> {
     let ok = true;
     const step = async (what: string, fn: () => Promise<unknown> | unknown) => {
       try {
@@ -218,6 +224,8 @@ export class InstanceManager {
       await step('undefine', () => this.o.hypervisor.undefineDomain(id));
       if (this.o.volumes) await step('release volume secrets', () => this.o.volumes!.releaseAll(id));
     }
+    // After the domain is gone: libvirt refuses to undefine a filter a guest uses.
+    if (network && ok && this.o.network) await step('release network', () => this.o.network!.release(id));
     await step('delete volumes', () => this.o.hypervisor.deleteVolumes(id));
     await step('remove console log', () => this.o.consoleLog.remove(id));
     if (ok) for (const sha of images) await step('release image', () => this.o.images.release(sha, id));
