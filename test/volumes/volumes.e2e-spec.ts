@@ -214,13 +214,18 @@ describe('AttachVolume / DetachVolume', () => {
   it('an attach failure at the NC is rolled back: error answered, volume available with a reason, no export left', async () => {
     const id = await newVolume();
     scA.failAttach = 'Server.IscsiLoginFailed';
-    // The node's own failure: InternalError (500) for the caller, the detail kept on the volume.
-    expect(await codeOf(ec2.send(new AttachVolumeCommand({ VolumeId: id, InstanceId: instanceA, Device: '/dev/sdh' })))).toBe('InternalError');
+    // The node's own failure: InternalError (500) for the caller with a generic message and the
+    // request id (the node's text, with its iSCSI target name, only in the log); the code kept on the volume.
+    const err = (await ec2.send(new AttachVolumeCommand({ VolumeId: id, InstanceId: instanceA, Device: '/dev/sdh' })).catch((e: unknown) => e)) as { name: string; message: string; $metadata: { requestId?: string } };
+    expect(err.name).toBe('InternalError');
+    expect(err.message).toBe(`An internal error has occurred (request id ${err.$metadata.requestId}).`);
+    expect(err.message).not.toMatch(/iqn|log in/);
     expect(await volume(id)).toMatchObject({ State: 'available', Attachments: [] });
     expect(scA.exports.has(id)).toBe(false);
     expect(scA.log.filter((l) => l.includes(id)).slice(1)).toEqual([`export ${id} ${zoneA.node}`, `attach ${id} ${instanceA} /dev/sdh`, `detach ${id} ${instanceA} force`, `unexport ${id}`]);
     const row = await cloud.dataSource.getRepository(VolumeEntity).findOneByOrFail({ id });
     expect(row).toMatchObject({ stateReasonCode: 'Server.IscsiLoginFailed', attachInstanceId: null, chapSecretEnc: null });
+    expect(row.stateReasonMessage).toBe(`AttachVolume failed. An internal error has occurred (request id ${err.$metadata.requestId}).`);
     scA.failAttach = undefined;
     await ec2.send(new AttachVolumeCommand({ VolumeId: id, InstanceId: instanceA, Device: '/dev/sdh' }));
     // Force still unexports when the node does not answer.
