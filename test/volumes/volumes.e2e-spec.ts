@@ -7,11 +7,13 @@ import { jest } from '@jest/globals';
 import {
   AttachVolumeCommand,
   CopySnapshotCommand,
+  CreateTagsCommand,
   CreateSnapshotCommand,
   CreateVolumeCommand,
   DeleteSnapshotCommand,
   DeleteVolumeCommand,
   DescribeSnapshotsCommand,
+  DescribeTagsCommand,
   DescribeVolumesCommand,
   DescribeVolumeStatusCommand,
   DetachVolumeCommand,
@@ -307,6 +309,15 @@ describe('snapshots', () => {
     const bobRestored = await bobEc2.send(new CreateVolumeCommand({ AvailabilityZone: zoneA.zone, SnapshotId: s.SnapshotId }));
     expect(bobRestored.SnapshotId).toBe(s.SnapshotId);
     expect(await codeOf(bobEc2.send(new DeleteSnapshotCommand({ SnapshotId: s.SnapshotId })))).toBe('UnauthorizedOperation');
+    // The owner's tags stay the owner's: Bob sees the shared snapshot without them, and tag filters find nothing.
+    await ec2.send(new CreateTagsCommand({ Resources: [s.SnapshotId!], Tags: [{ Key: 'cost-center', Value: 'internal-42' }] }));
+    const snapTags = async (c: EC2Client, f: object = {}) => (await c.send(new DescribeSnapshotsCommand({ SnapshotIds: [s.SnapshotId!], ...f }))).Snapshots!.map((x) => x.Tags ?? []);
+    expect(await snapTags(ec2)).toEqual([[{ Key: 'cost-center', Value: 'internal-42' }]]);
+    expect(await snapTags(bobEc2)).toEqual([[]]);
+    const byTag = { Filters: [{ Name: 'tag:cost-center', Values: ['internal-42'] }] };
+    expect((await bobEc2.send(new DescribeSnapshotsCommand(byTag))).Snapshots!.map((x) => x.SnapshotId)).toEqual([]);
+    expect((await ec2.send(new DescribeSnapshotsCommand(byTag))).Snapshots!.map((x) => x.SnapshotId)).toEqual([s.SnapshotId]);
+    expect((await bobEc2.send(new DescribeTagsCommand({ Filters: [{ Name: 'resource-id', Values: [s.SnapshotId!] }] }))).Tags).toEqual([]);
     // The admin sees Bob's volumes.
     expect((await ec2.send(new DescribeVolumesCommand({ VolumeIds: [bobVol] }))).Volumes![0]!.VolumeId).toBe(bobVol);
   });

@@ -368,7 +368,9 @@ export class ImagesService implements ImageLaunchPort, OnApplicationBootstrap, O
       }
       return true;
     });
-    const tags = await this.tags.tagsOf(selected.map((r) => r.id));
+    // Tags are the owner's notes: accounts the image is shared with (or public to) see none, and
+    // `tag:` filters match nothing of them for those accounts.
+    const tags = await this.tags.tagsOf(selected.filter((r) => caller.isAdmin || r.accountId === caller.id).map((r) => r.id));
     const items: Item[] = selected.map((image) => ({
       image,
       tags: tags.get(image.id) ?? [],

@@ -262,7 +262,8 @@ export class SnapshotsService {
         q.restorableBy.some((r) => (r === 'all' ? v.snapshot.isPublic : SnapshotsService.canRestore(v.snapshot, v.permittedAccounts, r === 'self' ? caller.id : r))),
       );
     }
-    const tags = await this.tags.tagsOf(views.map((v) => v.snapshot.id));
+    // Tags are the owner's notes: accounts the snapshot is shared with (or public to) see none.
+    const tags = await this.tags.tagsOf(views.filter((v) => caller.isAdmin || v.snapshot.accountId === caller.id).map((v) => v.snapshot.id));
     for (const v of views) v.tags = tags.get(v.snapshot.id) ?? [];
     return applyFilters(views, q.filters, SNAPSHOT_FILTERS, (v) => v.tags);
   }
