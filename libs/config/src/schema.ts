@@ -2,6 +2,7 @@
  * Every environment variable Koala reads, in one table: name, default, parser, meaning.
  * `loadConfig` validates them all at start; README's configuration table mirrors this file.
  */
+import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 
 export class ConfigError extends Error {
@@ -77,13 +78,19 @@ export const cidr: Parser<string> = (raw, name) => {
   return raw.trim();
 };
 
-/** Comma-separated CIDRs (IPv4/IPv6) and/or host[:port] entries (checked here, matched by the CLC). */
+/** Comma-separated CIDRs (IPv4/IPv6) and/or host[:port] entries ([v6]:port; a bare v6 is a host). */
 export const fetchAllow: Parser<string[]> = (raw, n) =>
-  list(raw, n).map((e) =>
-    /^(\d{1,3}(\.\d{1,3}){3}\/\d{1,2}|[0-9a-fA-F:.]*:[0-9a-fA-F:.]*\/\d{1,3}|\[[0-9a-fA-F:.]+\](:\d{1,5})?|[0-9a-fA-F:.]*:[0-9a-fA-F:.]*|[A-Za-z0-9.-]+(:\d{1,5})?)$/.test(e)
-      ? e
-      : fail(n, `entries must be CIDRs or host[:port], got "${e}"`),
-  );
+  list(raw, n).map((e) => {
+    const [addr, bits, extra] = e.split('/');
+    const ok =
+      bits !== undefined
+        ? extra === undefined && /^\d{1,3}$/.test(bits) && isIP(addr!) !== 0 && Number(bits) <= (isIP(addr!) === 4 ? 32 : 128)
+        : isIP(e) === 6 ||
+          (/^(\[([0-9a-fA-F:.]+)\]|[A-Za-z0-9.-]+)(:\d{1,5})?$/.test(e) &&
+            (!e.startsWith('[') || isIP(e.slice(1, e.indexOf(']'))) === 6) &&
+            (!/:\d+$/.test(e) || (Number(e.slice(e.lastIndexOf(':') + 1)) >= 1 && Number(e.slice(e.lastIndexOf(':') + 1)) <= 65535)));
+    return ok ? e : fail(n, `entries must be CIDRs or host[:port], got "${e}"`);
+  });
 
 export const name: Parser<string> = (raw, n) =>
   /^[a-z0-9][a-z0-9-]{0,62}$/.test(raw) ? raw : fail(n, `must be lower-case letters, digits and '-', got "${raw}"`);
