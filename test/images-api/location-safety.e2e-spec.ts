@@ -31,6 +31,8 @@ async function serve(handler: (url: string, res: import('node:http').ServerRespo
   return s;
 }
 
+let releaseSlow: () => void = () => undefined;
+const slowGate = new Promise<void>((r) => (releaseSlow = r));
 let allowed: Srv; // in KOALA_IMAGE_FETCH_ALLOW
 let internal: Srv; // not allow-listed: must never see a connection
 let cloud: TestCloud;
@@ -40,6 +42,7 @@ beforeAll(async () => {
   internal = await serve((_u, res) => res.writeHead(200).end(IMG));
   allowed = await serve((u, res) => {
     if (u === '/img') res.writeHead(200, { 'content-length': String(IMG.length) }).end(IMG);
+    else if (u === '/slow') void slowGate.then(() => res.writeHead(200).end(IMG));
     else if (u === '/to-internal') res.writeHead(302, { location: `http://127.0.0.1:${internal.port}/img` }).end();
     else if (u === '/to-internal-hex') res.writeHead(307, { location: `http://0x7f000001:${internal.port}/img` }).end();
     else res.writeHead(404).end();
@@ -113,6 +116,15 @@ it('never stores or shows credentials and query of a location, but fetches with 
   expect(allowed.auth).toEqual([`Basic ${Buffer.from('alice:s3cret').toString('base64')}`]);
   const row = await cloud.dataSource.getRepository(ImageEntity).findOneByOrFail({ id: o.id });
   expect(row.fetchLocation).toBeNull(); // the sealed full URL is gone once the fetch ended
+  // While the fetch runs, the full URL is kept only sealed (a restarted CLC resumes with it).
+  const { ImageId } = await ec2.send(new RegisterImageCommand({ Name: 'slow-secret', ImageLocation: `http://bob:hunter2@127.0.0.1:${allowed.port}/slow?token=tok3n` }));
+  const pending = await cloud.dataSource.getRepository(ImageEntity).findOneByOrFail({ id: ImageId! });
+  expect(pending).toMatchObject({ state: 'pending', imageLocation: `http://127.0.0.1:${allowed.port}/slow` });
+  expect(pending.fetchLocation).toEqual(expect.any(String));
+  expect(pending.fetchLocation).not.toMatch(/hunter2|tok3n/);
+  releaseSlow();
+  await cloud.app.get(ImagesService).idle();
+  expect(await cloud.dataSource.getRepository(ImageEntity).findOneByOrFail({ id: ImageId! })).toMatchObject({ state: 'available', fetchLocation: null });
   const dump = JSON.stringify(await cloud.dataSource.query('SELECT * FROM images'));
   expect(dump).not.toMatch(/s3cret|tok3n/);
 }, 30_000);

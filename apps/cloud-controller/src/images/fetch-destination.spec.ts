@@ -50,6 +50,11 @@ describe('decideDestination', () => {
     expect(decideDestination('10.9.9.9', 8080, ['10.9.9.9'], allow)).toMatchObject({ ok: true });
     expect(decideDestination('10.9.9.9', 22, ['10.9.9.9'], allow)).toMatchObject({ ok: false });
     expect(decideDestination('other.lan', 80, ['192.168.7.7'], allow)).toMatchObject({ ok: false });
+    const byAddress = parseFetchAllowList(['127.0.0.1', '127.0.0.2:8080']);
+    expect(decideDestination('images.example', 443, ['127.0.0.1'], byAddress)).toMatchObject({ ok: true });
+    expect(decideDestination('images.example', 8080, ['127.0.0.2'], byAddress)).toMatchObject({ ok: true });
+    expect(decideDestination('images.example', 80, ['127.0.0.2'], byAddress)).toMatchObject({ ok: false });
+    expect(decideDestination('images.example', 80, ['127.0.0.1', '127.0.0.3'], byAddress)).toMatchObject({ ok: false });
     const v6 = parseFetchAllowList(['[::1]:9000']);
     expect(decideDestination('::1', 9000, ['::1'], v6)).toMatchObject({ ok: true });
     expect(decideDestination('::1', 9001, ['::1'], v6)).toMatchObject({ ok: false });

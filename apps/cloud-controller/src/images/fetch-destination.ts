@@ -108,7 +108,8 @@ export function decideDestination(host: string, port: number, addresses: readonl
     const plain = unmapIPv4(a);
     const fam = isIP(plain);
     if (!fam) return { ok: false, reason: `${host} resolved to a non-address ${a}` };
-    const allowed = hostAllowed || allow.subnets.check(plain, fam === 4 ? 'ipv4' : 'ipv6');
+    // An address entry (with or without port) also allows names that resolve to it.
+    const allowed = hostAllowed || allow.subnets.check(plain, fam === 4 ? 'ipv4' : 'ipv6') || allow.hosts.has(plain) || allow.hosts.has(hostPort(plain, port));
     if (!allowed && !isPublicAddress(plain)) return { ok: false, reason: `${host} resolves to ${a}, a non-public address not in KOALA_IMAGE_FETCH_ALLOW` };
   }
   const first = unmapIPv4(addresses[0]!);

@@ -1,7 +1,13 @@
 // HttpImageFetcher against loopback servers of its own. Names resolve through an injected
 // resolver that only ever answers loopback addresses; refused destinations are refused before
 // any connection (the servers count them).
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
+import { tmpdir } from 'node:os';
+import { createSecureContext } from 'node:tls';
+import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { displayLocation, FetchError, HttpImageFetcher, LOCATION_NOT_FETCHED } from './image-fetcher.js';
 
@@ -136,4 +142,35 @@ it('sends URL credentials as basic auth and keeps them out of the shown location
   expect(await read(f, `http://us%40er:p%3Ass@127.0.0.1:${a.port}/img?sig=secret`)).toBe('hello');
   expect(a.auth).toEqual([`Basic ${Buffer.from('us@er:p:ss').toString('base64')}`]);
   expect(displayLocation(`http://user:pw@127.0.0.1:${a.port}/img?X-Amz-Signature=abc#f`)).toBe(`http://127.0.0.1:${a.port}/img`);
+});
+
+it('https: pinned to the checked address, SNI is the host name and the certificate is still verified', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'koala-fetch-tls-'));
+  try {
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=images.example',
+      '-addext', 'subjectAltName=DNS:images.example', '-keyout', join(dir, 'k.pem'), '-out', join(dir, 'c.pem')], { stdio: 'ignore' });
+    const names: string[] = [];
+    let requests = 0;
+    const creds = { key: readFileSync(join(dir, 'k.pem')), cert: readFileSync(join(dir, 'c.pem')) };
+    const tls = createTlsServer(
+      { ...creds, SNICallback: (name, cb) => (names.push(name), cb(null, createSecureContext(creds))) },
+      (_req, res) => (requests++, res.end('x')),
+    );
+    tls.on('tlsClientError', () => undefined);
+    await new Promise<void>((r) => tls.listen(0, '127.0.0.1', r));
+    const port = (tls.address() as AddressInfo).port;
+    try {
+      const f = new HttpImageFetcher({ allow: ['127.0.0.1'], resolve: async () => ['127.0.0.1'] });
+      const e = await refusal(f, `https://images.example:${port}/img`);
+      expect(e.message).toBe(LOCATION_NOT_FETCHED);
+      expect(e.detail).toMatch(/self[- ]signed|certificate/i);
+      expect(requests).toBe(0);
+      expect(names).toContain('images.example');
+    } finally {
+      tls.closeAllConnections();
+      await new Promise((r) => tls.close(r));
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
