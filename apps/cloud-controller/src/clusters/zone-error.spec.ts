@@ -50,6 +50,10 @@ describe('publicReason', () => {
     expect(ref).toMatch(/^[0-9a-f-]{36}$/);
     expect(r!.message).toBe(`An internal error has occurred (request id ${ref}).`);
   });
+  it('a reason the caller can act on keeps EC2\'s wording, without the component text', () => {
+    const r = withCorrelationId('req-3', () => publicReason({ code: 'Server.InsufficientInstanceCapacity', message: 'node-7: 12 MiB free in /dev/hugepages' }, () => undefined));
+    expect(r!.message).toBe('Server.InsufficientInstanceCapacity: Insufficient capacity to satisfy instance request (request id req-3).');
+  });
   it('keeps client reasons and nothing', () => {
     const calls: unknown[] = [];
     const log = (...a: unknown[]) => void calls.push(a);

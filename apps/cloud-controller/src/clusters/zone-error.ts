@@ -31,8 +31,11 @@ export function publicReason<R extends ZoneReason | null | undefined>(reason: R,
   if (!reason || !reason.code.startsWith('Server.')) return reason;
   const ref = currentCorrelationId() ?? randomUUID();
   log(ref, reason);
-  return { ...reason, message: internalErrorMessage(ref) };
+  const standard = STANDARD_SERVER_REASONS[reason.code];
+  return { ...reason, message: standard ? `${reason.code}: ${standard} (request id ${ref}).` : internalErrorMessage(ref) };
 }
+/** EC2's own wording of the server reasons a caller can act on (anything else reads as an internal error). */
+const STANDARD_SERVER_REASONS: Readonly<Record<string, string>> = { 'Server.InsufficientInstanceCapacity': 'Insufficient capacity to satisfy instance request' };
 
 /**
  * What a zone component's (CC, NC, SC) failure means for the EC2 caller, and the reason to keep
