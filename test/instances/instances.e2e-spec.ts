@@ -279,8 +279,11 @@ describe('state changes', () => {
     zone.publishEvents = false;
     const id = (await run()).Instances![0]!.InstanceId!;
     zone.publishEvents = true;
-    await zone.emit(id, 'failed', { reason: { code: 'Server.InternalError', message: 'Server.InternalError: Internal error on launch' } });
+    await zone.emit(id, 'failed', { reason: { code: 'Server.InternalError', message: 'virDomainCreate: /var/lib/koala/instances/root.qcow2: Permission denied' } });
     await until(async () => (await state(id)) === 'terminated');
+    // The node's text (host paths, libvirt) stays in the CLC log under a reference; the owner sees a generic message with it.
+    const d = (await ec2.send(new DescribeInstancesCommand({ InstanceIds: [id] }))).Reservations![0]!.Instances![0]!;
+    expect(d.StateReason).toEqual({ Code: 'Server.InternalError', Message: expect.stringMatching(/^An internal error has occurred \(request id [0-9a-f-]+\)\.$/) });
   });
 
   it('console output and attributes', async () => {

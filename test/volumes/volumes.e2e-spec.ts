@@ -7,11 +7,13 @@ import { jest } from '@jest/globals';
 import {
   AttachVolumeCommand,
   CopySnapshotCommand,
+  CreateTagsCommand,
   CreateSnapshotCommand,
   CreateVolumeCommand,
   DeleteSnapshotCommand,
   DeleteVolumeCommand,
   DescribeSnapshotsCommand,
+  DescribeTagsCommand,
   DescribeVolumesCommand,
   DescribeVolumeStatusCommand,
   DetachVolumeCommand,
@@ -214,13 +216,18 @@ describe('AttachVolume / DetachVolume', () => {
   it('an attach failure at the NC is rolled back: error answered, volume available with a reason, no export left', async () => {
     const id = await newVolume();
     scA.failAttach = 'Server.IscsiLoginFailed';
-    // The node's own failure: InternalError (500) for the caller, the detail kept on the volume.
-    expect(await codeOf(ec2.send(new AttachVolumeCommand({ VolumeId: id, InstanceId: instanceA, Device: '/dev/sdh' })))).toBe('InternalError');
+    // The node's own failure: InternalError (500) for the caller with a generic message and the
+    // request id (the node's text, with its iSCSI target name, only in the log); the code kept on the volume.
+    const err = (await ec2.send(new AttachVolumeCommand({ VolumeId: id, InstanceId: instanceA, Device: '/dev/sdh' })).catch((e: unknown) => e)) as { name: string; message: string; $metadata: { requestId?: string } };
+    expect(err.name).toBe('InternalError');
+    expect(err.message).toBe(`An internal error has occurred (request id ${err.$metadata.requestId}).`);
+    expect(err.message).not.toMatch(/iqn|log in/);
     expect(await volume(id)).toMatchObject({ State: 'available', Attachments: [] });
     expect(scA.exports.has(id)).toBe(false);
     expect(scA.log.filter((l) => l.includes(id)).slice(1)).toEqual([`export ${id} ${zoneA.node}`, `attach ${id} ${instanceA} /dev/sdh`, `detach ${id} ${instanceA} force`, `unexport ${id}`]);
     const row = await cloud.dataSource.getRepository(VolumeEntity).findOneByOrFail({ id });
     expect(row).toMatchObject({ stateReasonCode: 'Server.IscsiLoginFailed', attachInstanceId: null, chapSecretEnc: null });
+    expect(row.stateReasonMessage).toBe(`AttachVolume failed. An internal error has occurred (request id ${err.$metadata.requestId}).`);
     scA.failAttach = undefined;
     await ec2.send(new AttachVolumeCommand({ VolumeId: id, InstanceId: instanceA, Device: '/dev/sdh' }));
     // Force still unexports when the node does not answer.
@@ -302,6 +309,15 @@ describe('snapshots', () => {
     const bobRestored = await bobEc2.send(new CreateVolumeCommand({ AvailabilityZone: zoneA.zone, SnapshotId: s.SnapshotId }));
     expect(bobRestored.SnapshotId).toBe(s.SnapshotId);
     expect(await codeOf(bobEc2.send(new DeleteSnapshotCommand({ SnapshotId: s.SnapshotId })))).toBe('UnauthorizedOperation');
+    // The owner's tags stay the owner's: Bob sees the shared snapshot without them, and tag filters find nothing.
+    await ec2.send(new CreateTagsCommand({ Resources: [s.SnapshotId!], Tags: [{ Key: 'cost-center', Value: 'internal-42' }] }));
+    const snapTags = async (c: EC2Client, f: object = {}) => (await c.send(new DescribeSnapshotsCommand({ SnapshotIds: [s.SnapshotId!], ...f }))).Snapshots!.map((x) => x.Tags ?? []);
+    expect(await snapTags(ec2)).toEqual([[{ Key: 'cost-center', Value: 'internal-42' }]]);
+    expect(await snapTags(bobEc2)).toEqual([[]]);
+    const byTag = { Filters: [{ Name: 'tag:cost-center', Values: ['internal-42'] }] };
+    expect((await bobEc2.send(new DescribeSnapshotsCommand(byTag))).Snapshots!.map((x) => x.SnapshotId)).toEqual([]);
+    expect((await ec2.send(new DescribeSnapshotsCommand(byTag))).Snapshots!.map((x) => x.SnapshotId)).toEqual([s.SnapshotId]);
+    expect((await bobEc2.send(new DescribeTagsCommand({ Filters: [{ Name: 'resource-id', Values: [s.SnapshotId!] }] }))).Tags).toEqual([]);
     // The admin sees Bob's volumes.
     expect((await ec2.send(new DescribeVolumesCommand({ VolumeIds: [bobVol] }))).Volumes![0]!.VolumeId).toBe(bobVol);
   });

@@ -20,6 +20,21 @@ describe('loadConfig', () => {
     expect(loadConfig({ KOALA_API_PORT: '9000', KOALA_PUBLIC_ENDPOINT: 'https://ec2.example.org/' }).publicEndpoint).toBe('https://ec2.example.org/');
   });
 
+  it('reads KOALA_IMAGE_FETCH_ALLOW as a list of CIDRs and host[:port] entries', () => {
+    expect(loadConfig({}).imageFetchAllow).toEqual([]);
+    expect(loadConfig({ KOALA_IMAGE_FETCH_ALLOW: ' 10.1.0.0/16, fd00::/8,mirror.lan,127.0.0.1:8080,[::1]:9000 ' }).imageFetchAllow).toEqual([
+      '10.1.0.0/16',
+      'fd00::/8',
+      'mirror.lan',
+      '127.0.0.1:8080',
+      '[::1]:9000',
+    ]);
+    expect(loadConfig({ KOALA_IMAGE_FETCH_ALLOW: '::1' }).imageFetchAllow).toEqual(['::1']);
+    for (const bad of ['http://x/', '10.0.0.0/33', 'fd00::/129', '1.2.3/8', 'x/8', 'host:0', 'host:70000', '[nothex]:80', 'a b']) {
+      expect(() => loadConfig({ KOALA_IMAGE_FETCH_ALLOW: `mirror.lan,${bad}` })).toThrow(/CIDRs or host\[:port\]/);
+    }
+  });
+
   it.each([
     ['KOALA_API_PORT', 'eighty', /must be an integer/],
     ['KOALA_API_PORT', '70000', /between 1 and 65535/],

@@ -2,6 +2,7 @@
  * Every environment variable Koala reads, in one table: name, default, parser, meaning.
  * `loadConfig` validates them all at start; README's configuration table mirrors this file.
  */
+import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 
 export class ConfigError extends Error {
@@ -77,6 +78,20 @@ export const cidr: Parser<string> = (raw, name) => {
   return raw.trim();
 };
 
+/** Comma-separated CIDRs (IPv4/IPv6) and/or host[:port] entries ([v6]:port; a bare v6 is a host). */
+export const fetchAllow: Parser<string[]> = (raw, n) =>
+  list(raw, n).map((e) => {
+    const [addr, bits, extra] = e.split('/');
+    const ok =
+      bits !== undefined
+        ? extra === undefined && /^\d{1,3}$/.test(bits) && isIP(addr!) !== 0 && Number(bits) <= (isIP(addr!) === 4 ? 32 : 128)
+        : isIP(e) === 6 ||
+          (/^(\[([0-9a-fA-F:.]+)\]|[A-Za-z0-9.-]+)(:\d{1,5})?$/.test(e) &&
+            (!e.startsWith('[') || isIP(e.slice(1, e.indexOf(']'))) === 6) &&
+            (!/:\d+$/.test(e) || (Number(e.slice(e.lastIndexOf(':') + 1)) >= 1 && Number(e.slice(e.lastIndexOf(':') + 1)) <= 65535)));
+    return ok ? e : fail(n, `entries must be CIDRs or host[:port], got "${e}"`);
+  });
+
 export const name: Parser<string> = (raw, n) =>
   /^[a-z0-9][a-z0-9-]{0,62}$/.test(raw) ? raw : fail(n, `must be lower-case letters, digits and '-', got "${raw}"`);
 
@@ -111,6 +126,7 @@ export const SCHEMA = {
   iscsiPortal: def('KOALA_ISCSI_PORTAL', '127.0.0.1:3260', str, 'host:port of the tgt iSCSI portal an SC exports volumes on.'),
   imageMaxBytes: def('KOALA_IMAGE_MAX_BYTES', String(20 * 1024 ** 3), int(1024 * 1024, 2 ** 50), 'Largest image RegisterImage fetches or `koala image import` stores (bytes).'),
   imageFetchTimeoutMs: def('KOALA_IMAGE_FETCH_TIMEOUT_MS', '1800000', int(1000, 24 * 3600000), 'RegisterImage gives up fetching an ImageLocation after this long (the image fails).'),
+  imageFetchAllow: def('KOALA_IMAGE_FETCH_ALLOW', '', fetchAllow, 'Destinations RegisterImage may fetch from although they are not public (loopback, private, link-local, CGNAT, reserved are refused otherwise): comma-separated CIDRs (10.1.2.0/24, fd00::/8) and/or host[:port] (mirror.lan, 127.0.0.1:8080, [::1]:8080; an address also allows names resolving to it).'),
   imageUrlTtlSeconds: def('KOALA_IMAGE_URL_TTL_SECONDS', '3600', int(60, 7 * 86400), 'Lifetime of the signed image-store URLs given to NCs.'),
   maxInstancesPerRun: def('KOALA_MAX_INSTANCES_PER_RUN', '20', int(1, 10000), 'Most instances one RunInstances may launch (MinCount above → InvalidParameterValue; MaxCount is capped).'),
   reconcileIntervalMs: def('KOALA_RECONCILE_INTERVAL_MS', '10000', int(100, 3600000), 'How often the CLC compares instances with the domains the nodes report.'),

@@ -24,8 +24,21 @@ describe('Ec2EndpointService', () => {
     expect(r.body).toContain('<Code>InternalError</Code>');
     expect(r.body).not.toContain('database on fire');
     const rid = r.headers['x-amzn-requestid'];
+    expect(r.body).toContain(`<Message>An internal error has occurred (request id ${rid}).</Message>`);
     expect(logs.find((l) => l.level === 'error')?.obj).toMatchObject({ requestId: rid, action: 'Boom' });
     expect(logs.find((l) => l.msg === 'ec2 request')?.obj).toMatchObject({ requestId: rid, action: 'Boom', status: 500, code: 'InternalError', account: '111122223333' });
+  });
+
+  it('an InternalError carrying component text answers a generic message; the text is logged under the request id', async () => {
+    const { svc, logs, req } = setup(async () => {
+      throw new Ec2Error('InternalError', 'AttachVolume failed in the zone: tgtadm: /var/lib/koala/volumes/vol-1: No such file');
+    });
+    const r = await svc.handle(req('Action=Boom'));
+    const rid = r.headers['x-amzn-requestid'];
+    expect(r.status).toBe(500);
+    expect(r.body).toContain(`<Message>An internal error has occurred (request id ${rid}).</Message>`);
+    expect(r.body).not.toMatch(/tgtadm|var\/lib/);
+    expect(logs.find((l) => l.level === 'error')?.obj).toMatchObject({ requestId: rid, detail: expect.stringContaining('tgtadm') });
   });
 
   it('renders a thrown Ec2Error with its status, and logs one line per request', async () => {

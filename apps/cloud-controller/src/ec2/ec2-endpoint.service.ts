@@ -16,6 +16,7 @@ import {
 import { withCorrelationId, type Logger } from '@koala/logging';
 import { CLOCK, LOGGER, type Clock } from '@koala/runtime';
 import { AuthService, type Caller } from '../auth/auth.service.js';
+import { internalErrorMessage } from '../clusters/zone-error.js';
 import { ActionRegistry } from './action-registry.js';
 import type { Ec2Context } from './ec2-action.decorator.js';
 
@@ -94,7 +95,11 @@ export class Ec2EndpointService {
       status = 200;
     } catch (err) {
       if (!isEc2Error(err)) this.logger.error({ err, action, requestId }, 'unexpected error in EC2 request');
-      const e = renderError(err, requestId);
+      else if (err.code === 'InternalError') this.logger.error({ action, requestId, detail: err.message }, 'internal error in EC2 request');
+      // Internal failures answer a generic message with the request id; their text (component
+      // errors: host paths, libvirt/tgt output) is in the log line above, under that id.
+      const internal = !isEc2Error(err) || err.code === 'InternalError';
+      const e = renderError(internal ? new Ec2Error('InternalError', internalErrorMessage(requestId)) : err, requestId);
       status = e.status;
       code = e.code;
       body = e.body;

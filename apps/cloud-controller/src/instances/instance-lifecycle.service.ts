@@ -1,4 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
+import { publicReason } from '../clusters/zone-error.js';
 import type { InstanceAction, InstanceEvent, StateReason } from '@koala/contracts';
 import type { Logger } from '@koala/logging';
 import { CLOCK, LOGGER, type Clock } from '@koala/runtime';
@@ -23,8 +24,10 @@ export class InstanceLifecycleService {
   ) {}
 
   /** An InstanceEvent (from JetStream or synthesized by reconciliation). Returns what was decided. */
-  async applyEvent(ev: Pick<InstanceEvent, 'instanceId' | 'node' | 'state' | 'at' | 'reason' | 'guestInitiated'>, opts: { unless?: ChangedSince } = {}): Promise<Decision> {
+  async applyEvent(event: Pick<InstanceEvent, 'instanceId' | 'node' | 'state' | 'at' | 'reason' | 'guestInitiated'>, opts: { unless?: ChangedSince } = {}): Promise<Decision> {
     const now = this.clock.now();
+    const reason = publicReason(event.reason, (ref, detail) => this.logger.warn({ instanceId: event.instanceId, ref, code: detail.code, detail: detail.message }, 'instance failure reported by the node'));
+    const ev = { ...event, reason };
     const result = await this.ds.transaction(async (em) => {
       const repo = em.getRepository(InstanceEntity);
       const inst = await repo.findOne({ where: { id: ev.instanceId }, lock: { mode: 'pessimistic_write' } });

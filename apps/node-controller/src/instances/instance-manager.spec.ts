@@ -18,6 +18,8 @@ class FakeHypervisor implements Hypervisor {
   failOn?: string;
   /** shutdownDomain powers off at once unless false (guest ignores ACPI). */
   acpiWorks = true;
+  /** This many shutdownDomain requests are lost first (a guest still booting). */
+  acpiLost = 0;
   private listeners: ((ev: HostDomainEvent) => void)[] = [];
 
   private step(name: string) {
@@ -69,6 +71,10 @@ class FakeHypervisor implements Hypervisor {
   }
   async shutdownDomain(name: string) {
     this.step('shutdownDomain');
+    if (this.acpiLost > 0) {
+      this.acpiLost--;
+      return;
+    }
     if (this.acpiWorks) {
       this.domains.get(name)!.state = 'shutoff';
       this.fire(name, 'stopped');
@@ -171,7 +177,7 @@ class FakeNetworking {
   }
 }
 
-function setup(opts: { stopTimeoutMs?: number; network?: boolean } = {}) {
+function setup(opts: { stopTimeoutMs?: number; shutdownRetryMs?: number; network?: boolean } = {}) {
   const hv = new FakeHypervisor();
   const images = new FakeImages();
   const cd: ConfigDriveContent[] = [];
@@ -182,6 +188,7 @@ function setup(opts: { stopTimeoutMs?: number; network?: boolean } = {}) {
     node: 'node-1',
     stopTimeoutMs: opts.stopTimeoutMs ?? 1000,
     pollMs: 5,
+    shutdownRetryMs: opts.shutdownRetryMs,
     hypervisor: hv,
     images,
     configDrive: { build: async (c) => (cd.push(c), Buffer.from('iso')) },
@@ -335,6 +342,43 @@ describe('InstanceManager', () => {
     await settle(m);
     expect(hv.calls).not.toContain('shutdownDomain');
     expect(hv.calls).toContain('destroyDomain');
+  });
+
+  it('sends the ACPI shutdown again while waiting: a guest that lost the first request (booting) stops long before the timeout', async () => {
+    const { hv, sink, m } = setup({ stopTimeoutMs: 10_000, shutdownRetryMs: 30 });
+    await m.start();
+    await m.run(spec(ID));
+    await settle(m);
+    hv.acpiLost = 2;
+    hv.calls = [];
+    const t0 = Date.now();
+    await m.action(ID, 'stop');
+    await settle(m);
+    expect(Date.now() - t0).toBeLessThan(2000);
+    expect(hv.calls.filter((c) => c === 'shutdownDomain')).toHaveLength(3);
+    expect(sink.states(ID).slice(-2)).toEqual(['stopping', 'stopped']);
+    expect(hv.domains.get(ID)!.state).toBe('shutoff');
+  });
+
+  it('keeps re-sending ACPI until the timeout, then destroys; a failing re-send does not fail the stop', async () => {
+    const { hv, sink, m } = setup({ stopTimeoutMs: 200, shutdownRetryMs: 40 });
+    await m.start();
+    await m.run(spec(ID));
+    await settle(m);
+    hv.acpiWorks = false;
+    hv.calls = [];
+    const shutdown = hv.shutdownDomain.bind(hv);
+    let n = 0;
+    hv.shutdownDomain = async (name: string) => {
+      if (n++ === 1) throw new Error('domain is not running'); // the second request fails
+      return shutdown(name);
+    };
+    await m.action(ID, 'stop');
+    await settle(m);
+    expect(hv.calls.filter((c) => c === 'shutdownDomain').length).toBeGreaterThanOrEqual(2);
+    expect(n).toBeGreaterThanOrEqual(3);
+    expect(hv.calls.at(-1)).toBe('destroyDomain');
+    expect(sink.states(ID).slice(-2)).toEqual(['stopping', 'stopped']);
   });
 
   it('a guest that powers off by itself is reported stopped with guestInitiated, once; started again -> running', async () => {

@@ -21,6 +21,11 @@ export interface InstanceManagerOptions {
   stopTimeoutMs: number;
   /** Poll interval while waiting for a domain to power off. */
   pollMs?: number;
+  /**
+   * The ACPI shutdown request is sent again this often while waiting (default 3000 ms): a guest
+   * still booting (firmware, early kernel) drops the first one, as hypervisor managers know.
+   */
+  shutdownRetryMs?: number;
   hypervisor: Hypervisor;
   images: ImageCache;
   configDrive: ConfigDriveBuilder;
@@ -283,7 +288,7 @@ export class InstanceManager {
     try {
       if (!force) {
         await this.o.hypervisor.shutdownDomain(id);
-        if (!(await this.waitForOff(id, this.o.stopTimeoutMs))) {
+        if (!(await this.waitForOff(id, this.o.stopTimeoutMs, () => this.o.hypervisor.shutdownDomain(id)))) {
           this.o.logger?.warn({ instanceId: id, ms: this.o.stopTimeoutMs }, 'guest did not power off in time; destroying');
         }
       }
@@ -299,12 +304,21 @@ export class InstanceManager {
     }
   }
 
-  private async waitForOff(id: string, timeoutMs: number): Promise<boolean> {
+  /** Polls until the domain is off (true) or `timeoutMs` passed (false), calling `resend` every shutdownRetryMs. */
+  private async waitForOff(id: string, timeoutMs: number, resend?: () => Promise<void>): Promise<boolean> {
     const deadline = Date.now() + timeoutMs;
+    const retryMs = this.o.shutdownRetryMs ?? 3000;
+    let nextResend = Date.now() + retryMs;
     for (;;) {
       const d = await this.o.hypervisor.getDomain(id);
       if (!d || d.state === 'shutoff' || d.state === 'crashed') return true;
       if (Date.now() >= deadline) return false;
+      if (resend && Date.now() >= nextResend) {
+        nextResend = Date.now() + retryMs;
+        // A failure here (the domain just went away or is already shutting down) is not the stop's failure.
+        await resend().catch((err: unknown) => this.o.logger?.debug({ err, instanceId: id }, 'repeated ACPI shutdown request failed'));
+        continue;
+      }
       await new Promise((r) => setTimeout(r, Math.min(this.o.pollMs ?? 250, Math.max(1, deadline - Date.now()))));
     }
   }

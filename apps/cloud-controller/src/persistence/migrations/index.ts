@@ -34,3 +34,8 @@ import { Volumes1764134000000 } from './1764134000000-Volumes.js';
 import { InstanceBlockDevices1764135000000 } from './1764135000000-InstanceBlockDevices.js';
 
 (MIGRATIONS as Function[]).push(InstanceBlockDevices1764135000000);
+
+// RegisterImage: the full ImageLocation (credentials, query) sealed while the fetch runs.
+import { ImageFetchLocation1764136000000 } from './1764136000000-ImageFetchLocation.js';
+
+(MIGRATIONS as Function[]).push(ImageFetchLocation1764136000000);
