@@ -202,7 +202,7 @@ export function renderImds(i: ImdsInstance, path: string): ImdsAnswer {
   return { status: 200, contentType: TEXT, body: Buffer.from(node) };
 }
 
-const REASONS: Record<number, string> = { 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed' };
+const REASONS: Record<number, string> = { 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed', 500: 'Internal Server Error' };
 
 /** EC2's error page for a status (an XHTML page titled `404 - Not Found`). */
 export function errorPage(status: number): string {
