@@ -28,6 +28,8 @@ export interface InstanceManagerOptions {
   events: InstanceEventSink;
   /** Attached EBS volumes: their CHAP secrets are released on terminate (VolumeAttacher). */
   volumes?: { releaseAll(instanceId: string): Promise<unknown> };
+  /** The metadata service's launch records: written when a launch is accepted, removed when the instance is gone. */
+  launchRecords?: { put(spec: InstanceSpec, acceptedAt: Date): Promise<void>; remove(instanceId: string): Promise<void> };
   clock: Clock;
   logger?: Logger;
 }
@@ -147,6 +149,7 @@ export class InstanceManager {
       resources: spec.resources,
       images,
     };
+    await this.o.launchRecords?.put(spec, this.o.clock.now());
     this.instances.set(id, { meta, state: 'pending', op: 'launch' });
     this.inBackground(this.locked(id, () => this.launch(spec, meta)));
     return { accepted: true };
@@ -198,6 +201,7 @@ export class InstanceManager {
       this.o.logger?.error({ err, instanceId: id }, 'launch failed; cleaning up');
       await this.removeEverything(id, defined, held);
       this.instances.delete(id);
+      await this.forgetLaunchRecord(id);
       await this.emit(id, 'failed', { reason: reasonOf(err) }, true);
     }
   }
@@ -245,6 +249,7 @@ export class InstanceManager {
   private async terminate(id: string): Promise<void> {
     const t = this.instances.get(id);
     if (!t) {
+      await this.forgetLaunchRecord(id);
       await this.emit(id, 'terminated', {}, true);
       return;
     }
@@ -258,7 +263,12 @@ export class InstanceManager {
       return;
     }
     this.instances.delete(id);
+    await this.forgetLaunchRecord(id);
     await this.emit(id, 'terminated', {}, true);
+  }
+
+  private async forgetLaunchRecord(id: string): Promise<void> {
+    await this.o.launchRecords?.remove(id).catch((err: unknown) => this.o.logger?.error({ err, instanceId: id }, 'could not remove the launch record'));
   }
 
   private async stopInstance(id: string, force: boolean): Promise<void> {
