@@ -129,6 +129,7 @@ export const SCHEMA = {
   iscsiReconcileMs: def('KOALA_ISCSI_RECONCILE_MS', '5000', int(100, 3600000), 'How often an SC rebuilds tgt targets from the exports the CLC lists (tgtd keeps nothing across restarts).'),
   ncStopTimeoutMs: def('KOALA_NC_STOP_TIMEOUT_MS', '60000', int(0, 3600000), 'How long a node controller waits for a guest to power off after an ACPI shutdown (StopInstances) before destroying it.'),
   ncInstancesPool: def('KOALA_NC_INSTANCES_POOL', 'koala-instances', name, 'libvirt dir pool (in $KOALA_HOME/instances) holding instance disks: root overlays, ephemeral disks, config drives.'),
+  metadataPort: def('KOALA_METADATA_PORT', '8775', int(1, 65535), 'Port of a node\'s metadata relay on its address on the zone segment (guests\' 169.254.169.254:80 is DNATed to it).'),
   ncDomainType: def('KOALA_NC_DOMAIN_TYPE', 'auto', oneOf('auto', 'kvm', 'qemu'), 'Domain type of instances: auto = kvm where /dev/kvm is usable by QEMU and libvirt offers it, else qemu (TCG).'),
   volumeEventsConsumer: def('KOALA_VOLUME_EVENTS_CONSUMER', 'clc-volumes', name, 'Durable JetStream consumer of storage (volume and snapshot) events (clouds sharing one NATS need distinct names).'),
   volumeAttachTimeoutMs: def('KOALA_VOLUME_ATTACH_TIMEOUT_MS', '90000', int(60000, 3600000), 'How long the CLC waits for a zone to attach or detach a volume (at least 60 s) before rolling the attachment back.'),
