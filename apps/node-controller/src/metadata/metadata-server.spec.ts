@@ -17,6 +17,9 @@ import { FsLaunchSpecStore, type LaunchRecord } from './launch-spec-store.js';
 import { MetadataServer } from './metadata-server.js';
 import { parseRelayArgs, startRelay, type Relay } from './relay-main.js';
 import { relayCommand, RelaySupervisor } from './relay-supervisor.js';
+import { metadataPaths, MetadataService } from './metadata.module.js';
+import { loadConfig } from '@koala/config';
+import { createLogger } from '@koala/logging';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const A = 'i-000000000000000a';
@@ -294,6 +297,37 @@ describe('metadata server behind the relay (loopback)', () => {
     } finally {
       const pid = sup.pid;
       await sup.stop();
+      if (pid) expect(() => process.kill(pid, 0)).toThrow();
+    }
+  });
+
+  it('MetadataService: server and relay from the config, records in $KOALA_HOME/nc/<node>/instances, all gone at shutdown; off without a view', async () => {
+    const home = join(dir, 'svc-home');
+    const port = await freePort();
+    const config = loadConfig({ KOALA_HOME: home, KOALA_NODE_NAME: 'n1', KOALA_METADATA_PORT: String(port), KOALA_REGION: 'koala-1' });
+    const paths = metadataPaths(config);
+    expect(paths).toEqual({ socket: join(home, 'run', 'metadata-n1.sock'), records: join(home, 'nc', 'n1', 'instances') });
+    const logger = createLogger('test', 'fatal');
+    const clock = { now: () => new Date() };
+    const svcStore = new FsLaunchSpecStore(paths.records);
+    await svcStore.put(record(A));
+    const off = new MetadataService(config, svcStore, clock, logger);
+    await off.onApplicationBootstrap();
+    expect(existsSync(paths.socket)).toBe(false);
+    await off.onApplicationShutdown();
+
+    const sview = new FakeView();
+    const svc = new MetadataService(config, svcStore, clock, logger, sview, relayEntry);
+    await svc.onApplicationBootstrap();
+    try {
+      expect(statSync(paths.socket).mode & 0o777).toBe(0o600);
+      sview.apply(stateWith('127.0.0.1', 1));
+      await svc.relaySupervisor!.ready();
+      expect((await call(port, '/latest/meta-data/instance-id')).body).toBe(A);
+    } finally {
+      const pid = svc.relaySupervisor?.pid;
+      await svc.onApplicationShutdown();
+      expect(existsSync(paths.socket)).toBe(false);
       if (pid) expect(() => process.kill(pid, 0)).toThrow();
     }
   });

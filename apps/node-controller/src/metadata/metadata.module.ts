@@ -17,6 +17,8 @@ export type LaunchRecords = { put(spec: InstanceSpec, acceptedAt: Date): Promise
 
 /** The compiled relay beside this file (dist/apps/node-controller/src/metadata/relay-main.js). */
 export const RELAY_ENTRY = fileURLToPath(new URL('./relay-main.js', import.meta.url));
+/** Optional: another relay entry (tests run from sources, where there is no relay-main.js). */
+export const METADATA_RELAY_ENTRY = Symbol('METADATA_RELAY_ENTRY');
 
 export const metadataPaths = (config: Pick<KoalaConfig, 'home' | 'nodeName'>) => ({
   socket: join(config.home, 'run', `metadata-${config.nodeName}.sock`),
@@ -39,6 +41,7 @@ export class MetadataService implements OnApplicationBootstrap, OnApplicationShu
     @Inject(CLOCK) private readonly clock: Clock,
     @Inject(LOGGER) private readonly logger: Logger,
     @Optional() @Inject(NETWORK_STATE_VIEW) private readonly view?: NetworkStateView,
+    @Optional() @Inject(METADATA_RELAY_ENTRY) private readonly relayEntry?: string,
   ) {}
 
   async onApplicationBootstrap() {
@@ -52,8 +55,13 @@ export class MetadataService implements OnApplicationBootstrap, OnApplicationShu
     await this.server.start();
     // KOALA_NODE_NETNS belongs to the network agent's configuration; read when present.
     const netns = (this.config as KoalaConfig & { nodeNetns?: string }).nodeNetns;
-    this.relay = new RelaySupervisor({ node: this.config.nodeName, view: this.view, entry: RELAY_ENTRY, socketPath: paths.socket, port: this.config.metadataPort, ...(netns ? { netns } : {}), logger });
+    this.relay = new RelaySupervisor({ node: this.config.nodeName, view: this.view, entry: this.relayEntry ?? RELAY_ENTRY, socketPath: paths.socket, port: this.config.metadataPort, ...(netns ? { netns } : {}), logger });
     this.relay.start();
+  }
+
+  /** The relay's supervisor once started (status, tests). */
+  get relaySupervisor(): RelaySupervisor | undefined {
+    return this.relay;
   }
 
   async onApplicationShutdown() {
