@@ -301,6 +301,37 @@ describe('metadata server behind the relay (loopback)', () => {
     }
   });
 
+  it('bounds: a silent connection is dropped (server: no PROXY line in time; relay: idle), excess relay connections are refused', async () => {
+    const quick = new MetadataServer({ socketPath: join(dir, 'quick.sock'), node: 'n1', region: 'koala-1', view, store, tokens: new ImdsTokens({ now: () => new Date() }), proxyTimeoutMs: 100 });
+    await quick.start();
+    const small = await startRelay({ host: '127.0.0.1', port: 0, socketPath, idleMs: 150, maxConnections: 1 });
+    try {
+      const closedAfter = (s: ReturnType<typeof connect>) =>
+        new Promise<number>((resolve) => {
+          const t0 = Date.now();
+          s.on('error', () => undefined);
+          s.on('close', () => resolve(Date.now() - t0));
+        });
+      const silent = connect(join(dir, 'quick.sock'));
+      const silentMs = await closedAfter(silent);
+      expect(silentMs).toBeGreaterThanOrEqual(90);
+      expect(silentMs).toBeLessThan(2000);
+      const idle = connect({ host: '127.0.0.1', port: small.port });
+      const idleClosed = closedAfter(idle);
+      await new Promise((r) => idle.once('connect', r));
+      await new Promise((r) => setTimeout(r, 30));
+      const second = connect({ host: '127.0.0.1', port: small.port });
+      const secondClosed = closedAfter(second);
+      expect(await secondClosed).toBeLessThan(140);
+      const ms = await idleClosed;
+      expect(ms).toBeGreaterThanOrEqual(140);
+      expect(ms).toBeLessThan(2000);
+    } finally {
+      await small.close();
+      await quick.stop();
+    }
+  });
+
   it('MetadataService: server and relay from the config, records in $KOALA_HOME/nc/<node>/instances, all gone at shutdown; off without a view', async () => {
     const home = join(dir, 'svc-home');
     const port = await freePort();
