@@ -94,7 +94,13 @@ export class FsLaunchSpecStore implements LaunchSpecStore {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw err;
     }
-    const parsed = LaunchRecord.safeParse(JSON.parse(text));
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      return undefined; // a torn or foreign file: no metadata rather than an error
+    }
+    const parsed = LaunchRecord.safeParse(json);
     if (!parsed.success || parsed.data.instanceId !== instanceId) return undefined;
     this.cache.set(instanceId, parsed.data);
     return parsed.data;
