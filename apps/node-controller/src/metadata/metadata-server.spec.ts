@@ -362,6 +362,25 @@ describe('metadata server behind the relay (loopback)', () => {
       if (pid) expect(() => process.kill(pid, 0)).toThrow();
     }
   });
+
+  it('MetadataService: a socket it cannot bind, or no built relay, leaves the NC running without it', async () => {
+    const logger = createLogger('test', 'fatal');
+    const clock = { now: () => new Date() };
+    const sview = new FakeView();
+    sview.apply(stateWith('127.0.0.1', 1));
+    const long = loadConfig({ KOALA_HOME: join(dir, 'x'.repeat(120)), KOALA_NODE_NAME: 'n1' });
+    const a = new MetadataService(long, store, clock, logger, sview, relayEntry);
+    await expect(a.onApplicationBootstrap()).resolves.toBeUndefined();
+    expect(a.relaySupervisor).toBeUndefined();
+    await a.onApplicationShutdown();
+    const short = loadConfig({ KOALA_HOME: join(dir, 'nb'), KOALA_NODE_NAME: 'n1' });
+    const b = new MetadataService(short, store, clock, logger, sview, join(dir, 'missing.mjs'));
+    await b.onApplicationBootstrap();
+    expect(b.relaySupervisor).toBeUndefined();
+    expect(existsSync(metadataPaths(short).socket)).toBe(true);
+    await b.onApplicationShutdown();
+    expect(existsSync(metadataPaths(short).socket)).toBe(false);
+  });
 });
 
 describe('relay arguments and command', () => {

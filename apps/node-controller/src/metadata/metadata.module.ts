@@ -1,4 +1,5 @@
 import { Inject, Injectable, Optional, type OnApplicationBootstrap, type OnApplicationShutdown, type Provider } from '@nestjs/common';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { InstanceSpec } from '@koala/contracts';
@@ -51,11 +52,24 @@ export class MetadataService implements OnApplicationBootstrap, OnApplicationShu
     }
     const logger = this.logger.child({ module: 'metadata' });
     const paths = metadataPaths(this.config);
-    this.server = new MetadataServer({ socketPath: paths.socket, node: this.config.nodeName, region: this.config.region, view: this.view, store: this.store, tokens: new ImdsTokens(this.clock), logger });
-    await this.server.start();
+    const server = new MetadataServer({ socketPath: paths.socket, node: this.config.nodeName, region: this.config.region, view: this.view, store: this.store, tokens: new ImdsTokens(this.clock), logger });
+    // Instances run without a metadata service (they have their config drive): an NC that cannot
+    // serve it says so loudly and goes on.
+    try {
+      await server.start();
+      this.server = server;
+    } catch (err) {
+      logger.error({ err, socket: paths.socket }, 'metadata service off: cannot listen on its socket');
+      return;
+    }
+    const entry = this.relayEntry ?? RELAY_ENTRY;
+    if (!existsSync(entry)) {
+      logger.error({ entry }, 'metadata service unreachable by guests: the relay is not built');
+      return;
+    }
     // KOALA_NODE_NETNS belongs to the network agent's configuration; read when present.
     const netns = (this.config as KoalaConfig & { nodeNetns?: string }).nodeNetns;
-    this.relay = new RelaySupervisor({ node: this.config.nodeName, view: this.view, entry: this.relayEntry ?? RELAY_ENTRY, socketPath: paths.socket, port: this.config.metadataPort, ...(netns ? { netns } : {}), logger });
+    this.relay = new RelaySupervisor({ node: this.config.nodeName, view: this.view, entry, socketPath: paths.socket, port: this.config.metadataPort, ...(netns ? { netns } : {}), logger });
     this.relay.start();
   }
 
