@@ -5,7 +5,7 @@ import type { CachedImage, ImageCache } from '../images/image-cache.js';
 import type { DomainRunState, HostDomain, HostDomainEvent, Hypervisor, InstanceDomainSpec, InstanceMeta, VolumeRef } from '../libvirt/hypervisor.js';
 import { volumeNames } from '../libvirt/hypervisor.js';
 import type { InstanceEventSink } from './instance-events.js';
-import { InstanceManager } from './instance-manager.js';
+import { InstanceManager, type InstanceManagerOptions } from './instance-manager.js';
 
 const sha = (c: string) => c.repeat(64);
 const blob = (c: string, size = 1000): ImageBlob => ({ imageId: `emi-${c}`, sha256: sha(c), sizeBytes: size, format: 'raw', url: `http://127.0.0.1/${c}` });
@@ -177,7 +177,7 @@ class FakeNetworking {
   }
 }
 
-function setup(opts: { stopTimeoutMs?: number; shutdownRetryMs?: number; network?: boolean } = {}) {
+function setup(opts: { stopTimeoutMs?: number; shutdownRetryMs?: number; network?: boolean; launchRecords?: InstanceManagerOptions['launchRecords'] } = {}) {
   const hv = new FakeHypervisor();
   const images = new FakeImages();
   const cd: ConfigDriveContent[] = [];
@@ -196,6 +196,7 @@ function setup(opts: { stopTimeoutMs?: number; shutdownRetryMs?: number; network
     events: sink,
     ...(opts.network ? { network: new FakeNetworking(hv) } : {}),
     clock: { now: () => new Date('2030-01-01T00:00:00Z') },
+    ...(opts.launchRecords ? { launchRecords: opts.launchRecords } : {}),
   });
   return { hv, images, cd, consoleLog, sink, m, net: (m as unknown as { o: { network?: FakeNetworking } }).o.network };
 }
@@ -458,5 +459,51 @@ describe('InstanceManager', () => {
     expect(text.length).toBe(64 * 1024);
     expect(text.endsWith('END')).toBe(true);
     expect(out.timestamp).toBe('2030-01-01T00:00:00.000Z');
+  });
+});
+
+describe('InstanceManager: launch records of the metadata service', () => {
+  const ID = 'i-0123456789abcdef0';
+  const withRecords = () => {
+    const records = new Map<string, { spec: InstanceSpec; at: Date }>();
+    const fail = { put: false };
+    const s = setup({
+      launchRecords: {
+        put: async (spec, at) => {
+          if (fail.put) throw new Error('disk full');
+          records.set(spec.instanceId, { spec, at });
+        },
+        remove: async (id) => void records.delete(id),
+      },
+    });
+    return { ...s, records, fail };
+  };
+
+  it('written when the launch is accepted, removed at terminate', async () => {
+    const { m, records } = withRecords();
+    await m.start();
+    await m.run(spec(ID));
+    expect(records.get(ID)).toMatchObject({ spec: { instanceId: ID }, at: new Date('2030-01-01T00:00:00Z') });
+    await settle(m);
+    await m.action(ID, 'stop');
+    await settle(m);
+    expect(records.has(ID)).toBe(true);
+    await m.action(ID, 'terminate');
+    await settle(m);
+    expect(records.has(ID)).toBe(false);
+  });
+
+  it('removed when the launch fails; a launch whose record cannot be written is refused, with nothing left', async () => {
+    const { hv, m, records, fail, sink } = withRecords();
+    await m.start();
+    hv.failOn = 'defineDomain';
+    await m.run(spec(ID));
+    await settle(m);
+    expect(records.size).toBe(0);
+    hv.failOn = undefined;
+    fail.put = true;
+    await expect(m.run(spec('i-00000000000000002'))).rejects.toThrow('disk full');
+    expect(m.list()).toEqual([]);
+    expect(sink.states('i-00000000000000002')).toEqual([]);
   });
 });

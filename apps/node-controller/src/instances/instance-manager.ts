@@ -35,6 +35,8 @@ export interface InstanceManagerOptions {
   network?: { prepare(spec: InstanceSpec): Promise<InstanceNic | undefined>; release(instanceId: string): Promise<void> };
   /** Attached EBS volumes: their CHAP secrets are released on terminate (VolumeAttacher). */
   volumes?: { releaseAll(instanceId: string): Promise<unknown> };
+  /** The metadata service's launch records: written when a launch is accepted, removed when the instance is gone. */
+  launchRecords?: { put(spec: InstanceSpec, acceptedAt: Date): Promise<void>; remove(instanceId: string): Promise<void> };
   clock: Clock;
   logger?: Logger;
 }
@@ -154,6 +156,7 @@ export class InstanceManager {
       resources: spec.resources,
       images,
     };
+    await this.o.launchRecords?.put(spec, this.o.clock.now());
     this.instances.set(id, { meta, state: 'pending', op: 'launch' });
     this.inBackground(this.locked(id, () => this.launch(spec, meta)));
     return { accepted: true };
@@ -209,6 +212,7 @@ export class InstanceManager {
       this.o.logger?.error({ err, instanceId: id }, 'launch failed; cleaning up');
       await this.removeEverything(id, defined, held, networked);
       this.instances.delete(id);
+      await this.forgetLaunchRecord(id);
       await this.emit(id, 'failed', { reason: reasonOf(err) }, true);
     }
   }
@@ -258,6 +262,7 @@ export class InstanceManager {
   private async terminate(id: string): Promise<void> {
     const t = this.instances.get(id);
     if (!t) {
+      await this.forgetLaunchRecord(id);
       await this.emit(id, 'terminated', {}, true);
       return;
     }
@@ -271,7 +276,12 @@ export class InstanceManager {
       return;
     }
     this.instances.delete(id);
+    await this.forgetLaunchRecord(id);
     await this.emit(id, 'terminated', {}, true);
+  }
+
+  private async forgetLaunchRecord(id: string): Promise<void> {
+    await this.o.launchRecords?.remove(id).catch((err: unknown) => this.o.logger?.error({ err, instanceId: id }, 'could not remove the launch record'));
   }
 
   private async stopInstance(id: string, force: boolean): Promise<void> {
