@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildDomainXml, Libvirt } from '@koala/libvirt';
-import { startLab, type Lab, type LabNode } from '../support/lab.js';
+import { NODE_NETNS_SCRIPT, startLab, type Lab, type LabNode } from '../support/lab.js';
 import { until } from '../support/wait.js';
 
 jest.setTimeout(300_000);
@@ -83,6 +83,16 @@ describe('multi-node lab (node namespaces with their own libvirtd on one segment
       expect(sh('virsh', ['-q', '-c', n.libvirtUri, 'net-list', '--all', '--name']).trim()).toBe('');
     }
     expect(sh('ip', ['-n', lab!.segmentNs!, '-o', 'link', 'show', 'master', 'koala-seg']).trim().split('\n')).toHaveLength(2);
+    // `up` of a running node changes nothing (same daemon); `down` of an absent node succeeds.
+    const pid = readFileSync(join(n1.runDir, 'libvirtd.pid'), 'utf8');
+    expect(sh(NODE_NETNS_SCRIPT, ['up', n1.netns, '--uplink-to', lab!.segmentNs!])).toContain(`LIBVIRT_SOCKET=${n1.libvirtSocket}\n`);
+    expect(readFileSync(join(n1.runDir, 'libvirtd.pid'), 'utf8')).toBe(pid);
+    sh(NODE_NETNS_SCRIPT, ['down', `kl${lab!.id}-absent`]);
+    // Hostile names are refused before anything is made.
+    for (const bad of ['a;touch /tmp/x', '../etc', 'x'.repeat(16), 'Ünï', '-x', '']) {
+      expect(() => execFileSync(NODE_NETNS_SCRIPT, ['up', bad], { stdio: 'pipe' })).toThrow();
+    }
+    expect(sh('ip', ['netns', 'list'])).not.toMatch(/^(\.\.|x{16}|-x)/m);
     // A login from inside the node reaches the host's tgtd: its answer is a Login Response (0x23).
     // tgtd drops every connection while it has no target, so a target of this test's own is made.
     const tid = 30_000 + randomBytes(2).readUInt16BE() % 10_000;
@@ -120,11 +130,15 @@ describe('multi-node lab (node namespaces with their own libvirtd on one segment
         const netXml = join(work, `${node.name}-net.xml`);
         writeFileSync(
           netXml,
-          `<network><name>${NET}</name><forward mode='open'/><bridge name='${BRIDGE}' stp='off' delay='0'/>` +
-            `<ip address='${p.address}' prefix='24'><dhcp><host mac='${p.mac}' ip='${p.guestIp}' name='guest-${node.name}'/></dhcp></ip></network>\n`,
+          `<network xmlns:dnsmasq='http://libvirt.org/schemas/network/dnsmasq/1.0'><name>${NET}</name><forward mode='open'/><bridge name='${BRIDGE}' stp='off' delay='0'/>` +
+            `<ip address='${p.address}' prefix='24'><dhcp><host mac='${p.mac}' ip='${p.guestIp}' name='guest-${node.name}'/></dhcp></ip>` +
+            // libvirt makes dnsmasq authoritative: on a shared segment it would NAK the other
+            // nodes' guests when they rebind (broadcast REQUEST); unknown clients are ignored instead.
+            `<dnsmasq:options><dnsmasq:option value='dhcp-ignore=tag:!known'/></dnsmasq:options></network>\n`,
         );
         sh('virsh', ['-q', '-c', node.libvirtUri, 'net-define', netXml]);
         sh('virsh', ['-q', '-c', node.libvirtUri, 'net-start', NET]);
+        expect(readFileSync(join(node.stateDir, 'lib', 'dnsmasq', `${NET}.conf`), 'utf8')).toContain('\ndhcp-ignore=tag:!known\n');
         await node.run(`ip link set ${node.uplink} master ${BRIDGE} && ip link set ${node.uplink} up`);
         // The bridge exists in the node only, never in the machine's own namespace.
         expect(() => execFileSync('ip', ['link', 'show', BRIDGE], { stdio: 'ignore' })).toThrow();
