@@ -41,7 +41,7 @@ set -euo pipefail
 RUN_BASE=${KOALA_NODES_RUN:-/run/koala/nodes}
 STATE_BASE=${KOALA_NODES_STATE:-/var/lib/koala/nodes}
 SEG_BASE=${KOALA_SEGMENTS_RUN:-/run/koala/segments}
-LOCK=${KOALA_NODES_LOCK:-/run/koala/.nodes.lock}
+LOCK=${KOALA_NODES_LOCK:-/run/lock/koala-node-netns.lock}
 SELF=$(readlink -f "${BASH_SOURCE[0]}")
 
 log() { printf 'koala-node-netns: %s\n' "$*" >&2; }
@@ -266,7 +266,7 @@ remove_segment() { # SEG
     done
     ip netns del "$seg"
   fi
-  rm -rf "${SEG_BASE:?}/$seg"; rmdir "$SEG_BASE" 2>/dev/null || true
+  rm -rf "${SEG_BASE:?}/$seg"; rmdir "$SEG_BASE" "$(dirname "$SEG_BASE")" 2>/dev/null || true
 }
 
 cmd_down() {
@@ -302,6 +302,7 @@ cmd_down() {
   # The daemons' mount namespace died with its last process; its bind mounts with it.
   rm -rf "${RUN_BASE:?}/$name" "${STATE_BASE:?}/$name"
   rmdir "$RUN_BASE" "$STATE_BASE" "$SEG_BASE" 2>/dev/null || true
+  rmdir "$(dirname "$RUN_BASE")" 2>/dev/null || true # /run/koala, when nothing else is in it
 }
 
 cmd_segment_down() {
