@@ -125,8 +125,9 @@ prepare_dirs() {
 }
 
 start_daemons() { # NAME
-  if pid_alive "$(pid_of "$R/libvirtd.pid")" && [ -S "$SOCK" ]; then return 0; fi
-  # A half-started node (one daemon died): stop the rest before starting both afresh.
+  if pid_alive "$(pid_of "$R/libvirtd.pid")" && pid_alive "$(pid_of "$R/virtlogd.pid")" && [ -S "$SOCK" ]; then return 0; fi
+  # A half-started node (one daemon died): stop the other, start both afresh. libvirtd finds
+  # running guests again (its state dirs are the same); their console logs ended with virtlogd.
   kill_pidfile "$R/libvirtd.pid"; kill_pidfile "$R/virtlogd.pid"
   rm -f "$R/libvirt/libvirt-sock" "$R/libvirt/libvirt-sock-ro" "$R/libvirt/libvirt-admin-sock" "$R/libvirt/virtlogd-sock" "$R/libvirt/virtlogd-admin-sock"
   ip netns exec "$1" unshare --mount --propagation slave -- "$SELF" __inner "$1" </dev/null >>"$S/log/start.log" 2>&1 8>&- \
