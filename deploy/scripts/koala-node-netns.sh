@@ -41,7 +41,7 @@ set -euo pipefail
 RUN_BASE=${KOALA_NODES_RUN:-/run/koala/nodes}
 STATE_BASE=${KOALA_NODES_STATE:-/var/lib/koala/nodes}
 SEG_BASE=${KOALA_SEGMENTS_RUN:-/run/koala/segments}
-LOCK=${KOALA_NODES_LOCK:-/run/koala/.nodes.lock}
+LOCK=${KOALA_NODES_LOCK:-/run/lock/koala-node-netns.lock}
 SELF=$(readlink -f "${BASH_SOURCE[0]}")
 
 log() { printf 'koala-node-netns: %s\n' "$*" >&2; }
@@ -125,8 +125,9 @@ prepare_dirs() {
 }
 
 start_daemons() { # NAME
-  if pid_alive "$(pid_of "$R/libvirtd.pid")" && [ -S "$SOCK" ]; then return 0; fi
-  # A half-started node (one daemon died): stop the rest before starting both afresh.
+  if pid_alive "$(pid_of "$R/libvirtd.pid")" && pid_alive "$(pid_of "$R/virtlogd.pid")" && [ -S "$SOCK" ]; then return 0; fi
+  # A half-started node (one daemon died): stop the other, start both afresh. libvirtd finds
+  # running guests again (its state dirs are the same); their console logs ended with virtlogd.
   kill_pidfile "$R/libvirtd.pid"; kill_pidfile "$R/virtlogd.pid"
   rm -f "$R/libvirt/libvirt-sock" "$R/libvirt/libvirt-sock-ro" "$R/libvirt/libvirt-admin-sock" "$R/libvirt/virtlogd-sock" "$R/libvirt/virtlogd-admin-sock"
   ip netns exec "$1" unshare --mount --propagation slave -- "$SELF" __inner "$1" </dev/null >>"$S/log/start.log" 2>&1 8>&- \
@@ -266,7 +267,7 @@ remove_segment() { # SEG
     done
     ip netns del "$seg"
   fi
-  rm -rf "${SEG_BASE:?}/$seg"; rmdir "$SEG_BASE" 2>/dev/null || true
+  rm -rf "${SEG_BASE:?}/$seg"; rmdir "$SEG_BASE" "$(dirname "$SEG_BASE")" 2>/dev/null || true
 }
 
 cmd_down() {
@@ -302,6 +303,7 @@ cmd_down() {
   # The daemons' mount namespace died with its last process; its bind mounts with it.
   rm -rf "${RUN_BASE:?}/$name" "${STATE_BASE:?}/$name"
   rmdir "$RUN_BASE" "$STATE_BASE" "$SEG_BASE" 2>/dev/null || true
+  rmdir "$(dirname "$RUN_BASE")" 2>/dev/null || true # /run/koala, when nothing else is in it
 }
 
 cmd_segment_down() {
