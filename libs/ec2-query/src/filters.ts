@@ -1,4 +1,5 @@
 import { Ec2Error } from './errors.js';
+import { QUERY_LIMITS } from './limits.js';
 import type { Filter, Tag } from './params.js';
 
 /** A filterable value; arrays mean "any of these". `undefined`/`null` never match. */
@@ -15,55 +16,126 @@ function toText(v: FilterScalar): string | undefined {
   return String(v);
 }
 
+/** A parsed filter value: code points (literal, escapes resolved), `STAR` (`*`) and `ANY` (`?`). */
+type Token = string | typeof STAR | typeof ANY;
+const STAR = 0;
+const ANY = 1;
+
 /**
- * Compile an EC2 filter value: `*` any run, `?` one character, `\` escapes the next character;
- * everything else literal and case-sensitive.
+ * Parse an EC2 filter value into tokens: `*` any run, `?` one code point, `\` escapes the next
+ * code point (a trailing `\` is literal); everything else literal and case-sensitive. Past
+ * `QUERY_LIMITS.maxFilterValueChars` tokens or `maxFilterWildcards` wildcards →
+ * `InvalidParameterValue` naming `name`.
  */
-export function compileFilterPattern(pattern: string): (s: string) => boolean {
-  if (!/[*?\\]/.test(pattern)) return (s) => s === pattern;
-  let re = '';
-  for (let i = 0; i < pattern.length; i++) {
-    const c = pattern[i]!;
-    if (c === '\\' && i + 1 < pattern.length) {
-      re += escapeRe(pattern[++i]!);
-    } else if (c === '*') re += '[\\s\\S]*';
-    else if (c === '?') re += '[\\s\\S]';
-    else re += escapeRe(c);
+function parsePattern(pattern: string, name: string): Token[] {
+  const out: Token[] = [];
+  let wild = 0;
+  let escaped = false;
+  const tooLong = () =>
+    Ec2Error.invalidParameterValue(name, undefined, `(a filter value may be at most ${QUERY_LIMITS.maxFilterValueChars} characters long).`);
+  for (const c of pattern) {
+    if (escaped) {
+      out.push(c);
+      escaped = false;
+    } else if (c === '\\') escaped = true;
+    else if (c === '*' || c === '?') {
+      if (++wild > QUERY_LIMITS.maxFilterWildcards) {
+        throw Ec2Error.invalidParameterValue(name, undefined, `(a filter value may hold at most ${QUERY_LIMITS.maxFilterWildcards} wildcards).`);
+      }
+      out.push(c === '*' ? STAR : ANY);
+    } else out.push(c);
+    if (out.length > QUERY_LIMITS.maxFilterValueChars) throw tooLong();
   }
-  const rx = new RegExp(`^${re}$`, 'u');
-  return (s) => rx.test(s);
+  if (escaped) out.push('\\');
+  if (out.length > QUERY_LIMITS.maxFilterValueChars) throw tooLong();
+  return out;
 }
+
+/** `InvalidParameterValue` (naming `name`) when a filter value is past the limits of `parsePattern`. */
+export function checkFilterValue(value: string, name: string): void {
+  parsePattern(value, name);
+}
+
+/**
+ * Greedy glob match of `text` (code points) against `pat`, remembering only the last `*`: on a
+ * mismatch the run of that `*` grows by one and matching resumes after it. Earlier stars never
+ * need revisiting (the leftmost match of each star-free segment is the best one), so each text
+ * position starts each pattern position at most once: O(n·m) steps in the worst case, never the
+ * exponential backtracking of a regular expression. `steps` counts loop iterations (for tests).
+ */
+function globMatch(pat: readonly Token[], text: readonly string[], steps?: { n: number }): boolean {
+  let i = 0;
+  let j = 0;
+  let star = -1;
+  let mark = 0;
+  let n = 0;
+  try {
+    while (j < text.length) {
+      n++;
+      const p = pat[i];
+      if (i < pat.length && (p === ANY || p === text[j])) {
+        i++;
+        j++;
+      } else if (p === STAR) {
+        star = i++;
+        mark = j;
+      } else if (star >= 0) {
+        i = star + 1;
+        j = ++mark;
+      } else return false;
+    }
+    while (pat[i] === STAR) i++;
+    return i === pat.length;
+  } finally {
+    if (steps) steps.n += n;
+  }
+}
+
+/** Match `text` against the EC2 filter value `pattern`, counting the matcher's steps (for tests). */
+export function filterMatchSteps(pattern: string, text: string): { matched: boolean; steps: number } {
+  const steps = { n: 0 };
+  const matched = globMatch(parsePattern(pattern, 'Filter.Value'), [...text], steps);
+  return { matched, steps: steps.n };
+}
+
+/**
+ * Compile an EC2 filter value (see `parsePattern`): `*` any run, `?` one code point, `\` escapes
+ * the next one; everything else literal and case-sensitive. Linear-time matching (no regular
+ * expression); over-long values → `InvalidParameterValue`.
+ */
+export function compileFilterPattern(pattern: string, name = 'Filter.Value'): (s: string) => boolean {
+  const pat = parsePattern(pattern, name);
+  if (!/[*?\\]/.test(pattern)) return (s) => s === pattern;
+  if (!pat.some((t) => t === STAR || t === ANY)) {
+    const literal = pat.join('');
+    return (s) => s === literal;
+  }
+  return (s) => globMatch(pat, [...s]);
+}
+
 /**
  * An EC2 filter value for SQL, matching exactly the strings `compileFilterPattern` matches:
  * `{ equals }` when it has no wildcard left (escapes resolved), else `{ like }`, a LIKE pattern
  * (`*` → `%`, `?` → `_`, literal `%`, `_`, `\` escaped with `\`, PostgreSQL's default LIKE escape).
  * LIKE and `=` are case-sensitive, as EC2 filters are. Assumes a UTF-8 database (`_` = one
- * character, as `?` is one code point).
+ * character, as `?` is one code point). Same limits as `compileFilterPattern`.
  */
-export function filterPatternToSql(pattern: string): { equals: string } | { like: string } {
+export function filterPatternToSql(pattern: string, name = 'Filter.Value'): { equals: string } | { like: string } {
+  const pat = parsePattern(pattern, name);
   if (!/[*?\\]/.test(pattern)) return { equals: pattern };
   let like = '';
   let literal = '';
   let wild = false;
-  const lit = (c: string) => {
-    literal += c;
-    like += c === '%' || c === '_' || c === '\\' ? `\\${c}` : c;
-  };
-  const chars = [...pattern]; // code points, as the `u` regex of compileFilterPattern sees them
-  for (let i = 0; i < chars.length; i++) {
-    const c = chars[i]!;
-    if (c === '\\' && i + 1 < chars.length) {
-      lit(chars[++i]!);
-    } else if (c === '*' || c === '?') {
-      like += c === '*' ? '%' : '_';
+  for (const t of pat) {
+    if (t === STAR || t === ANY) {
+      like += t === STAR ? '%' : '_';
       wild = true;
-    } else lit(c);
+    } else {
+      literal += t;
+      like += t === '%' || t === '_' || t === '\\' ? `\\${t}` : t;
+    }
   }
   return wild ? { like } : { equals: literal };
-}
-
-function escapeRe(c: string): string {
-  return c.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
 function tagList<T>(tagsOf: TagsOf<T>, item: T): Array<[string, string]> {
@@ -93,7 +165,7 @@ export function applyFilters<T>(items: readonly T[], filters: readonly Filter[],
   validateFilters(filters, spec, tagsOf);
   if (filters.length === 0) return [...items];
   const compiled = filters.map((f) => {
-    const pats = f.values.map(compileFilterPattern);
+    const pats = f.values.map((v) => compileFilterPattern(v));
     const any = (s: string | undefined) => s !== undefined && pats.some((p) => p(s));
     if (Object.prototype.hasOwnProperty.call(spec, f.name)) {
       const get = spec[f.name]!;
