@@ -16,10 +16,12 @@ function toText(v: FilterScalar): string | undefined {
   return String(v);
 }
 
-/** A parsed filter value: code points (literal, escapes resolved), `STAR` (`*`) and `ANY` (`?`). */
-type Token = string | typeof STAR | typeof ANY;
-const STAR = 0;
-const ANY = 1;
+/** A parsed filter value: literal code points (escapes resolved), `STAR` (`*`) and `ANY` (`?`). */
+type Token = number;
+const STAR = -1;
+const ANY = -2;
+/** Past the end of the pattern. */
+const NONE = -3;
 
 /**
  * Parse an EC2 filter value into tokens: `*` any run, `?` one code point, `\` escapes the next
@@ -33,9 +35,16 @@ function parsePattern(pattern: string, name: string): Token[] {
   let escaped = false;
   const tooLong = () =>
     Ec2Error.invalidParameterValue(name, undefined, `(a filter value may be at most ${QUERY_LIMITS.maxFilterValueChars} characters long).`);
+  const literal = (cp: number) => {
+    // A lone high surrogate then an escaped lone low one: one code point, as the string (and so
+    // the LIKE pattern) holds them.
+    const prev = out.length ? out[out.length - 1]! : -1;
+    if (cp >= 0xdc00 && cp <= 0xdfff && prev >= 0xd800 && prev <= 0xdbff) out[out.length - 1] = (prev - 0xd800) * 0x400 + (cp - 0xdc00) + 0x10000;
+    else out.push(cp);
+  };
   for (const c of pattern) {
     if (escaped) {
-      out.push(c);
+      literal(c.codePointAt(0)!);
       escaped = false;
     } else if (c === '\\') escaped = true;
     else if (c === '*' || c === '?') {
@@ -43,10 +52,10 @@ function parsePattern(pattern: string, name: string): Token[] {
         throw Ec2Error.invalidParameterValue(name, undefined, `(a filter value may hold at most ${QUERY_LIMITS.maxFilterWildcards} wildcards).`);
       }
       out.push(c === '*' ? STAR : ANY);
-    } else out.push(c);
+    } else literal(c.codePointAt(0)!);
     if (out.length > QUERY_LIMITS.maxFilterValueChars) throw tooLong();
   }
-  if (escaped) out.push('\\');
+  if (escaped) out.push(0x5c); // `\\`
   if (out.length > QUERY_LIMITS.maxFilterValueChars) throw tooLong();
   return out;
 }
@@ -57,44 +66,65 @@ export function checkFilterValue(value: string, name: string): void {
 }
 
 /**
- * Greedy glob match of `text` (code points) against `pat`, remembering only the last `*`: on a
- * mismatch the run of that `*` grows by one and matching resumes after it. Earlier stars never
- * need revisiting (the leftmost match of each star-free segment is the best one), so each text
- * position starts each pattern position at most once: O(n·m) steps in the worst case, never the
- * exponential backtracking of a regular expression. `steps` counts loop iterations (for tests).
+ * Greedy glob match of `text` (by code points) against `pat`, remembering only the last `*`: on
+ * a mismatch the run of that `*` grows by one code point and matching resumes after it. Earlier
+ * stars never need revisiting (the leftmost match of each star-free segment is the best one), so
+ * each text position starts each pattern position at most once: O(n·m) steps in the worst case,
+ * never the exponential backtracking of a regular expression. `steps` counts loop iterations.
  */
-function globMatch(pat: readonly Token[], text: readonly string[], steps?: { n: number }): boolean {
+function globMatch(pat: readonly Token[], text: string, steps?: { n: number }): boolean {
+  const len = text.length;
+  const m = pat.length;
+  /** The code point at `j` and its width in UTF-16 units (a lone surrogate is one code point). */
+  let cp = 0;
+  const at = (j: number): number => {
+    cp = text.charCodeAt(j);
+    if (cp >= 0xd800 && cp <= 0xdbff && j + 1 < len) {
+      const lo = text.charCodeAt(j + 1);
+      if (lo >= 0xdc00 && lo <= 0xdfff) {
+        cp = (cp - 0xd800) * 0x400 + (lo - 0xdc00) + 0x10000;
+        return 2;
+      }
+    }
+    return 1;
+  };
   let i = 0;
   let j = 0;
   let star = -1;
   let mark = 0;
   let n = 0;
-  try {
-    while (j < text.length) {
-      n++;
-      const p = pat[i];
-      if (i < pat.length && (p === ANY || p === text[j])) {
-        i++;
-        j++;
-      } else if (p === STAR) {
-        star = i++;
-        mark = j;
-      } else if (star >= 0) {
-        i = star + 1;
-        j = ++mark;
-      } else return false;
+  let failed = false;
+  while (j < len) {
+    n++;
+    const p = i < m ? pat[i]! : NONE;
+    if (p === STAR) {
+      star = i++;
+      mark = j;
+      continue;
     }
-    while (pat[i] === STAR) i++;
-    return i === pat.length;
-  } finally {
-    if (steps) steps.n += n;
+    const w = at(j);
+    if (p === ANY || p === cp) {
+      i++;
+      j += w;
+    } else if (star >= 0) {
+      i = star + 1;
+      mark += at(mark);
+      j = mark;
+    } else {
+      failed = true;
+      break;
+    }
   }
+  if (steps) steps.n += n;
+  if (failed) return false;
+  while (pat[i] === STAR) i++;
+  return i === m;
 }
 
 /** Match `text` against the EC2 filter value `pattern`, counting the matcher's steps (for tests). */
 export function filterMatchSteps(pattern: string, text: string): { matched: boolean; steps: number } {
   const steps = { n: 0 };
-  const matched = globMatch(parsePattern(pattern, 'Filter.Value'), [...text], steps);
+  const matched = globMatch(parsePattern(pattern, 'Filter.Value'), text, steps);
   return { matched, steps: steps.n };
 }
 
@@ -107,10 +137,18 @@ export function compileFilterPattern(pattern: string, name = 'Filter.Value'): (s
   const pat = parsePattern(pattern, name);
   if (!/[*?\\]/.test(pattern)) return (s) => s === pattern;
   if (!pat.some((t) => t === STAR || t === ANY)) {
-    const literal = pat.join('');
+    const literal = String.fromCodePoint(...pat);
     return (s) => s === literal;
   }
-  return (s) => globMatch(pat, [...s]);
+  // The common one-star forms (`web-*`, `*-prod`, `a*z`): string compares, as fast as can be.
+  const stars = pat.filter((t) => t === STAR).length;
+  if (stars === 1 && !pat.includes(ANY) && !pat.some((t) => t >= 0xd800 && t <= 0xdfff)) {
+    const k = pat.indexOf(STAR);
+    const head = String.fromCodePoint(...pat.slice(0, k));
+    const tail = String.fromCodePoint(...pat.slice(k + 1));
+    return (s) => s.length >= head.length + tail.length && s.startsWith(head) && s.endsWith(tail);
+  }
+  return (s) => globMatch(pat, s);
 }
 
 /**
@@ -131,8 +169,9 @@ export function filterPatternToSql(pattern: string, name = 'Filter.Value'): { eq
       like += t === STAR ? '%' : '_';
       wild = true;
     } else {
-      literal += t;
-      like += t === '%' || t === '_' || t === '\\' ? `\\${t}` : t;
+      const c = String.fromCodePoint(t);
+      literal += c;
+      like += c === '%' || c === '_' || c === '\\' ? `\\${c}` : c;
     }
   }
   return wild ? { like } : { equals: literal };
