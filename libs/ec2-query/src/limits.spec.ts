@@ -288,6 +288,10 @@ describe('Params name tree', () => {
     expect(err(() => Params.from(`Filter.${'9'.repeat(5000)}.Name=x`).members('Filter')).message).toContain('Filter.99999999999999999999 ');
     // Unknown parameters elsewhere are still ignored.
     expect(Params.from(`Junk.${'9'.repeat(20)}=x&InstanceId.1=i-1`).list('InstanceId')).toEqual(['i-1']);
+    // 300,000 one-letter names (a 1 MiB body of `a=&`): no call-stack limits hit.
+    const wide = Params.from(Array.from({ length: 300_000 }, (_, k) => `${k.toString(36)}=`).join('&') + '&InstanceId.1=i-1');
+    expect(wide.list('InstanceId')).toEqual(['i-1']);
+    expect(wide.entries()).toHaveLength(300_001);
     // A hostile deep name costs only its own length.
     const deep = Params.from(`${'a.'.repeat(200_000)}b=1&InstanceId.1=i-1`);
     expect(deep.list('InstanceId')).toEqual(['i-1']);
