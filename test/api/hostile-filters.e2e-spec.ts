@@ -51,7 +51,7 @@ describe('hostile filters', () => {
     const none = await timed(() => sigv4(cloud.endpoint, mallory, describeKeys(HOSTILE)));
     expect(none.value.status).toBe(200);
     expect(keyNames(none.value)).toEqual([]);
-    expect(none.ms).toBeLessThan(1000); // the old matcher: 3.6 s (three keys)
+    expect(none.ms).toBeLessThan(1000); // the old matcher: 21 s here (three keys, loaded machine)
     const all = await sigv4(cloud.endpoint, mallory, describeKeys('*a*a*a*a*a*a'));
     expect(keyNames(all).sort()).toEqual(['k0', 'k1', 'k2']);
   });
@@ -63,7 +63,7 @@ describe('hostile filters', () => {
     expect([long.status, (await errorOf(long)).code]).toEqual([400, 'InvalidParameterValue']);
     const many = await timed(() => sigv4(cloud.endpoint, mallory, manyFilters(20_000)));
     expect([many.value.status, (await errorOf(many.value)).code]).toEqual([400, 'FilterLimitExceeded']);
-    expect(many.ms).toBeLessThan(3000); // the old parameter rescans: minutes
+    expect(many.ms).toBeLessThan(3000); // the old parameter rescans: > 300 s
   });
 
   it('keeps serving another account while a burst of hostile requests runs', async () => {
