@@ -35,6 +35,7 @@ export {
   readActionAndVersion,
   DEFAULT_EC2_VERSION,
   type StrOptions,
+  type ListLimit,
   type IntOptions,
   type Filter,
   type Tag,
@@ -57,11 +58,13 @@ export {
   applyFilters,
   validateFilters,
   compileFilterPattern,
+  checkFilterValue,
   filterPatternToSql,
   type FilterSpec,
   type FilterScalar,
   type TagsOf,
 } from './filters.js';
 export { paginate, capMaxResults, keysetStart, keysetToken, INVALID_TOKEN_CODE, type PaginateOptions, type Page, type KeysetStart } from './pagination.js';
+export { QUERY_LIMITS } from './limits.js';
 export { checkDryRun } from './dry-run.js';
 export { newId, isValidId, idPrefixOf, ID_PREFIXES, type IdKind, type IdPrefix, type RandomSource } from './ids.js';

@@ -73,8 +73,9 @@ export class Ec2EndpointService {
     try {
       const rawBody = await req.readBody(this.config.apiMaxBodyBytes);
       const now = this.clock.now();
-      const fromBody = req.method.toUpperCase() === 'POST' && rawBody.length > 0 && isFormBody(req.headers) ? parseQueryParams(rawBody) : {};
-      const params = new Params({ ...fromBody, ...parseQueryParams(req.query) });
+      const fromBody = req.method.toUpperCase() === 'POST' && rawBody.length > 0 && isFormBody(req.headers) ? parseQueryParams(rawBody) : Object.create(null);
+      // Query-string names win over body names; assign, not spread: a body can hold ~40,000 names.
+      const params = new Params(Object.assign(fromBody, parseQueryParams(req.query)));
       action = params.raw('Action') || undefined;
       caller = await this.auth.authenticate({ method: req.method, path: req.path, query: req.query, headers: req.headers, rawBody }, now);
       if (!action) throw Ec2Error.missingParameter('Action');
