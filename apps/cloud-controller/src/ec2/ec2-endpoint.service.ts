@@ -72,6 +72,17 @@ export class Ec2EndpointService {
     @Inject(KOALA_CONFIG) private readonly config: KoalaConfig,
   ) {}
 
+  /**
+   * An EC2 error document for a request that never reaches an action (unknown path or method,
+   * unparsable HTTP): the endpoint answers nothing that is not EC2 XML with a request id.
+   */
+  refuse(status: number, code: string, message: string, log: Record<string, unknown> = {}): Ec2HttpResponse {
+    const requestId = randomUUID();
+    const e = renderError(new Ec2Error(code, message, status), requestId);
+    this.logger.info({ requestId, status, code, ...log }, 'ec2 request refused');
+    return { status, headers: { 'content-type': EC2_XML_CONTENT_TYPE, 'x-amzn-requestid': requestId }, body: e.body };
+  }
+
   handle(req: Ec2HttpRequest): Promise<Ec2HttpResponse> {
     const requestId = randomUUID();
     return withCorrelationId(requestId, () => this.run(req, requestId));
