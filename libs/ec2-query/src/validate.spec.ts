@@ -63,6 +63,15 @@ describe('validateParamMap', () => {
     expect(codeOf(() => validateParamMap({ UserData: 'A'.repeat(40000) }))).toBe('InvalidParameterValue');
   });
 
+  it('keeps ids short and checks the shape of ids no handler checks', () => {
+    expect(codeOf(() => validateParamMap({ 'InstanceId.1': 'i-' + 'f'.repeat(200) }))).toBe('InvalidParameterValue');
+    expect(codeOf(() => validateParamMap({ 'IpPermissions.1.Groups.1.GroupId': 'sg-' + 'f'.repeat(200) }))).toBe('InvalidParameterValue');
+    expect(codeOf(() => validateParamMap({ Description: 'd'.repeat(200), 'InstanceId.1': 'i-0123456789abcdef0' }))).toBe('none');
+    expect(codeOf(() => validateParamMap({ VpcId: 'vpc-0123456789abcdef0', SubnetId: 'subnet-01234567' }))).toBe('none');
+    expect(codeOf(() => validateParamMap({ VpcId: 'vpc-' + '0'.repeat(40) }))).toBe('InvalidParameterValue');
+    expect(codeOf(() => validateParamMap({ SubnetId: 'sn-1' }))).toBe('InvalidParameterValue');
+  });
+
   it('never echoes the refused value', () => {
     try {
       validateParamMap({ Secretish: 'hunter2\u0000' });

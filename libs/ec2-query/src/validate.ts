@@ -1,4 +1,5 @@
 import { Ec2Error } from './errors.js';
+import { isValidId } from './ids.js';
 
 /** Edge limits on the raw parameter map, before any handler (or database) sees it. */
 export interface ParamLimits {
@@ -25,6 +26,12 @@ export const DEFAULT_PARAM_LIMITS: ParamLimits = Object.freeze({
 const BAD_VALUE_CHAR = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F\uFFFE\uFFFF]/;
 const BAD_NAME_CHAR = /[\u0000-\u001F\u007F\uFFFE\uFFFF]/;
 
+/** `InstanceId`, `InstanceId.3`, `IpPermissions.1.Groups.2.GroupId`, `SourceSecurityGroupOwnerId`: ids are short. */
+const ID_NAME = /(?:^|\.)[A-Za-z]*Id(?:\.\d+)?$/;
+const MAX_ID_LENGTH = 128;
+/** Ids no handler checks (stored and echoed as given): their shape is checked here. */
+const ID_SHAPES: Readonly<Record<string, string>> = { VpcId: 'vpc', SubnetId: 'subnet' };
+
 function shown(name: string): string {
   return name.length > 100 ? `${name.slice(0, 100)}…` : name;
 }
@@ -32,7 +39,8 @@ function shown(name: string): string {
 /**
  * Refuses, with `InvalidParameterValue` (400), a request whose parameters no handler should see:
  * too many, names with control characters or too long, values with NUL / control characters, or
- * values longer than the edge limit. The message never echoes a refused value.
+ * values longer than the edge limit (ids: 128), and `VpcId`/`SubnetId` that are not ids. The
+ * message never echoes a value refused for its characters or length.
  * `Value` of `ModifyInstanceAttribute` is user data when `Attribute=userData` and gets its limit.
  */
 export function validateParamMap(map: Readonly<Record<string, string>>, limits: ParamLimits = DEFAULT_PARAM_LIMITS): void {
@@ -46,12 +54,16 @@ export function validateParamMap(map: Readonly<Record<string, string>>, limits: 
       throw new Ec2Error('InvalidParameterValue', 'A parameter name is empty, too long or contains control characters.');
     }
     const value = map[name]!;
-    const max = limits.longValues[name] ?? (userDataValue && name === 'Value' ? limits.longValues.UserData : undefined) ?? limits.maxValueLength;
+    const max = ID_NAME.test(name) ? MAX_ID_LENGTH : (limits.longValues[name] ?? (userDataValue && name === 'Value' ? limits.longValues.UserData : undefined) ?? limits.maxValueLength);
     if (value.length > max) {
       throw Ec2Error.invalidParameterValue(shown(name), undefined, `The value is longer than ${max} characters.`);
     }
     if (BAD_VALUE_CHAR.test(value)) {
       throw Ec2Error.invalidParameterValue(shown(name), undefined, 'The value contains a NUL or control character.');
+    }
+    const prefix = ID_SHAPES[name];
+    if (prefix && value !== '' && !isValidId(prefix, value)) {
+      throw Ec2Error.invalidParameterValue(name, value, `It must be an id of the form ${prefix}-xxxxxxxxxxxxxxxxx.`);
     }
   }
 }
