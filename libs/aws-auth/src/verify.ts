@@ -1,5 +1,6 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
-import { Ec2Error } from '@koala/ec2-query';
+import { Ec2Error, parsePairs, readRequestParams, type RequestParams } from '@koala/ec2-query';
+import { isAccessKeyId } from './secrets.js';
 
 /** What the HTTP layer hands to `verifyRequest`. */
 export interface SignedRequest {
@@ -13,6 +14,11 @@ export interface SignedRequest {
   headers: Readonly<Record<string, string | readonly string[] | undefined>>;
   /** The exact body bytes received. */
   rawBody: Buffer;
+  /**
+   * The request's parameters as the endpoint dispatches them (`readRequestParams`); SigV2 is
+   * verified over exactly these. Read from the request when absent.
+   */
+  params?: RequestParams;
 }
 
 /** Minimal shape of what the secret lookup returns; extra fields (account id, user…) are passed through. */
@@ -47,9 +53,12 @@ export interface VerifyOptions {
   maxSkewMs?: number;
   /** Services accepted in the SigV4 scope, default `['ec2']`. */
   services?: readonly string[];
+  /** Longest accepted X-Amz-Expires of a presigned URL, default (and at most) 604800 s (7 days, as AWS). */
+  maxPresignSeconds?: number;
 }
 
 const DEFAULT_SKEW_MS = 15 * 60 * 1000;
+const MAX_PRESIGN_SECONDS = 604800;
 const EMPTY_SHA256 = createHash('sha256').update('').digest('hex');
 const UNSIGNED_PAYLOAD = 'UNSIGNED-PAYLOAD';
 
@@ -65,28 +74,6 @@ const expired = (what: string) => new Ec2Error('RequestExpired', `Request has ex
 /** RFC 3986 encoding (unreserved A-Z a-z 0-9 - _ . ~ kept). */
 export function rfc3986(s: string): string {
   return encodeURIComponent(s).replace(/[!'()*]/g, (c) => '%' + c.charCodeAt(0).toString(16).toUpperCase());
-}
-
-function decodeComponent(s: string): string {
-  try {
-    return decodeURIComponent(s.replace(/\+/g, ' '));
-  } catch {
-    throw new Ec2Error('MalformedQueryString', 'The query string contains a malformed percent-encoding');
-  }
-}
-
-/** Query string → decoded pairs, in order; duplicates kept. */
-function parsePairs(qs: string): Array<[string, string]> {
-  if (!qs) return [];
-  const out: Array<[string, string]> = [];
-  for (const part of qs.split('&')) {
-    if (part === '') continue;
-    const eq = part.indexOf('=');
-    const k = eq < 0 ? part : part.slice(0, eq);
-    const v = eq < 0 ? '' : part.slice(eq + 1);
-    out.push([decodeComponent(k), decodeComponent(v)]);
-  }
-  return out;
 }
 
 function byteCompare(a: string, b: string): number {
@@ -128,6 +115,17 @@ function parseAmzDate(s: string | undefined): Date | undefined {
 
 function toAmzDate(d: Date): string {
   return d.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '');
+}
+
+/**
+ * The key, or `AuthFailure`. An id that cannot be one of ours (NUL, `%00`, 10 kB of text) is
+ * refused before the lookup: it must never reach the database as a query parameter.
+ */
+async function lookupKey<K extends AccessKeyRecord>(lookup: SecretLookup<K>, accessKeyId: string): Promise<K> {
+  if (!isAccessKeyId(accessKeyId)) throw authFailure();
+  const key = await lookup(accessKeyId);
+  if (!key || !key.active) throw authFailure();
+  return key;
 }
 
 // ---------------------------------------------------------------- SigV4
@@ -227,8 +225,7 @@ async function verifyV4<K extends AccessKeyRecord>(
   presigned: boolean,
   lookup: SecretLookup<K>,
 ): Promise<K> {
-  const key = await lookup(p.accessKeyId);
-  if (!key || !key.active) throw authFailure();
+  const key = await lookupKey(lookup, p.accessKeyId);
 
   // Payload hash candidates.
   const bodyHash = sha256hex(req.rawBody);
@@ -292,15 +289,9 @@ function parseAuthorizationHeader(auth: string, req: SignedRequest): V4Parts {
 
 // ---------------------------------------------------------------- SigV2
 
-function v2Params(req: SignedRequest, queryPairs: Array<[string, string]>): Map<string, string> {
-  const all = new Map<string, string>();
-  const ct = (header(req, 'content-type') ?? '').toLowerCase();
-  const bodyPairs =
-    req.method.toUpperCase() === 'POST' && req.rawBody.length > 0 && (ct === '' || ct.includes('application/x-www-form-urlencoded'))
-      ? parsePairs(req.rawBody.toString('utf8'))
-      : [];
-  for (const [k, v] of [...queryPairs, ...bodyPairs]) if (!all.has(k)) all.set(k, v);
-  return all;
+/** The parameters SigV2 signs: the same reading the endpoint dispatches (query first, first occurrence wins). */
+function v2Params(req: SignedRequest): Map<string, string> {
+  return new Map(Object.entries((req.params ?? readRequestParams(req)).map));
 }
 
 async function verifyV2<K extends AccessKeyRecord>(
@@ -331,9 +322,12 @@ async function verifyV2<K extends AccessKeyRecord>(
     const t = Date.parse(exp!);
     if (Number.isNaN(t)) throw new Ec2Error('InvalidParameterValue', `Value (${exp}) for parameter Expires is invalid.`);
     if (n > t) throw expired(`Expires is ${exp}`);
+    // Same window as Timestamp: a signature valid until 2099 is a bearer credential for life.
+    if (t - n > opts.maxSkewMs) {
+      throw new Ec2Error('InvalidParameterValue', `Value (${exp}) for parameter Expires is invalid. It must be at most ${opts.maxSkewMs / 60000} minutes after the request time.`);
+    }
   }
-  const key = await lookup(accessKeyId);
-  if (!key || !key.active) throw authFailure();
+  const key = await lookupKey(lookup, accessKeyId);
 
   const host = (header(req, 'host') ?? '').toLowerCase();
   const qs = [...params.entries()]
@@ -368,6 +362,7 @@ export async function verifyRequest<K extends AccessKeyRecord>(
   const opts: Required<VerifyOptions> = {
     maxSkewMs: options.maxSkewMs ?? DEFAULT_SKEW_MS,
     services: options.services ?? ['ec2'],
+    maxPresignSeconds: Math.min(options.maxPresignSeconds ?? MAX_PRESIGN_SECONDS, MAX_PRESIGN_SECONDS),
   };
   const queryPairs = parsePairs(req.query.startsWith('?') ? req.query.slice(1) : req.query);
   const auth = header(req, 'authorization');
@@ -394,7 +389,7 @@ export async function verifyRequest<K extends AccessKeyRecord>(
       throw incomplete('Presigned requests need X-Amz-Credential, X-Amz-Date, X-Amz-Expires, X-Amz-SignedHeaders and X-Amz-Signature');
     }
     if (!/^[0-9a-fA-F]{64}$/.test(sig)) throw incomplete('Invalid X-Amz-Signature');
-    if (!/^\d{1,6}$/.test(expiresRaw) || +expiresRaw < 1 || +expiresRaw > 604800) {
+    if (!/^\d{1,6}$/.test(expiresRaw) || +expiresRaw < 1 || +expiresRaw > opts.maxPresignSeconds) {
       throw new Ec2Error('InvalidParameterValue', `Value (${expiresRaw}) for parameter X-Amz-Expires is invalid.`);
     }
     const p: V4Parts = {
@@ -408,7 +403,7 @@ export async function verifyRequest<K extends AccessKeyRecord>(
     return { accessKeyId: p.accessKeyId, signatureVersion: 4, kind: 'v4-presigned', region: p.region, service: p.service, key };
   }
 
-  const v2 = v2Params(req, queryPairs);
+  const v2 = v2Params(req);
   if (v2.has('Signature') || v2.has('SignatureVersion') || v2.has('AWSAccessKeyId')) {
     const ver = v2.get('SignatureVersion');
     if (ver !== '2') throw new Ec2Error('InvalidParameterValue', `Value (${ver ?? ''}) for parameter SignatureVersion is invalid. Only 2 is supported.`);

@@ -78,3 +78,15 @@ describe('README', () => {
     expect(missing).toEqual([]);
   });
 });
+
+describe('EC2 endpoint TLS and presigning', () => {
+  it('defaults the public endpoint to https when the endpoint serves TLS, and bounds KOALA_PRESIGN_MAX_SECONDS by 7 days', async () => {
+    const { loadConfig } = await import('./schema.js');
+    expect(loadConfig({}).publicEndpoint).toBe('http://127.0.0.1:8773/');
+    const tls = loadConfig({ KOALA_API_TLS_CERT: '/etc/koala/api.pem', KOALA_API_TLS_KEY: '/etc/koala/api.key' });
+    expect([tls.publicEndpoint, tls.apiTlsCert, tls.apiTlsKey]).toEqual(['https://127.0.0.1:8773/', '/etc/koala/api.pem', '/etc/koala/api.key']);
+    expect(loadConfig({}).presignMaxSeconds).toBe(604800);
+    expect(() => loadConfig({ KOALA_PRESIGN_MAX_SECONDS: '604801' })).toThrow(/KOALA_PRESIGN_MAX_SECONDS/);
+    expect(() => loadConfig({ KOALA_API_TLS_CERT: 'relative.pem' })).toThrow(/KOALA_API_TLS_CERT/);
+  });
+});

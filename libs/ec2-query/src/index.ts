@@ -68,3 +68,5 @@ export { paginate, capMaxResults, keysetStart, keysetToken, INVALID_TOKEN_CODE, 
 export { QUERY_LIMITS } from './limits.js';
 export { checkDryRun } from './dry-run.js';
 export { newId, isValidId, idPrefixOf, ID_PREFIXES, type IdKind, type IdPrefix, type RandomSource } from './ids.js';
+export { readRequestParams, parsePairs, isFormContentType, type ParamSource, type RequestParams } from './request-params.js';
+export { validateParamMap, DEFAULT_PARAM_LIMITS, type ParamLimits } from './validate.js';

@@ -58,4 +58,28 @@ describe('Ec2EndpointService', () => {
     expect(r.status).toBe(400);
     expect(r.body).toContain('<Code>InvalidAction</Code>');
   });
+
+  it('answers a database data exception (value too long, NUL) as InvalidParameterValue 400, and logs no bound parameters', async () => {
+    const driverError = Object.assign(new Error('value too long for type character varying(64)'), { code: '22001' });
+    const { svc, logs, req } = setup(async () => {
+      throw Object.assign(new Error(driverError.message), { name: 'QueryFailedError', query: 'INSERT ...', parameters: ['hunter2'], driverError });
+    });
+    const r = await svc.handle(req('Action=Boom'));
+    expect(r.status).toBe(400);
+    expect(r.body).toContain('<Code>InvalidParameterValue</Code>');
+    expect(r.body).not.toMatch(/INSERT|hunter2|varying/);
+    expect(logs.some((l) => l.level === 'error')).toBe(false);
+  });
+
+  it('refuses a NUL in any parameter before the handler runs', async () => {
+    let ran = false;
+    const { svc, req } = setup(async () => {
+      ran = true;
+      return {};
+    });
+    const r = await svc.handle(req('Action=Fine&Description=a%00b'));
+    expect(r.status).toBe(400);
+    expect(r.body).toContain('<Code>InvalidParameterValue</Code>');
+    expect(ran).toBe(false);
+  });
 });
