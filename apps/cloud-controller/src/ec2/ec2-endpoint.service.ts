@@ -16,6 +16,7 @@ import {
 import { withCorrelationId, type Logger } from '@koala/logging';
 import { CLOCK, LOGGER, type Clock } from '@koala/runtime';
 import { AuthService, type Caller } from '../auth/auth.service.js';
+import { identityApiOf, renderQueryError, renderQueryResponse, type QueryApi } from '../identity/identity-protocol.js';
 import { ActionRegistry } from './action-registry.js';
 import type { Ec2Context } from './ec2-action.decorator.js';
 
@@ -65,6 +66,8 @@ export class Ec2EndpointService {
   private async run(req: Ec2HttpRequest, requestId: string): Promise<Ec2HttpResponse> {
     const started = process.hrtime.bigint();
     let action: string | undefined;
+    // STS/IAM identity actions answer in their own Query dialect (namespace, error shape)
+    let api: QueryApi | undefined;
     let caller: Caller | undefined;
     let status: number;
     let code: string | undefined;
@@ -75,6 +78,7 @@ export class Ec2EndpointService {
       const fromBody = req.method.toUpperCase() === 'POST' && rawBody.length > 0 && isFormBody(req.headers) ? parseQueryParams(rawBody) : {};
       const params = new Params({ ...fromBody, ...parseQueryParams(req.query) });
       action = params.raw('Action') || undefined;
+      api = identityApiOf(action);
       caller = await this.auth.authenticate({ method: req.method, path: req.path, query: req.query, headers: req.headers, rawBody }, now);
       if (!action) throw Ec2Error.missingParameter('Action');
       const av = readActionAndVersion(params);
@@ -90,11 +94,11 @@ export class Ec2EndpointService {
         now,
       };
       const output = await handler(ctx);
-      body = renderResponse(av.action, av.version, requestId, output);
+      body = api ? renderQueryResponse(api, av.action, requestId, output) : renderResponse(av.action, av.version, requestId, output);
       status = 200;
     } catch (err) {
       if (!isEc2Error(err)) this.logger.error({ err, action, requestId }, 'unexpected error in EC2 request');
-      const e = renderError(err, requestId);
+      const e = api ? renderQueryError(api, err, requestId) : renderError(err, requestId);
       status = e.status;
       code = e.code;
       body = e.body;
