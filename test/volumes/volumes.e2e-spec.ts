@@ -16,12 +16,15 @@ import {
   DescribeTagsCommand,
   DescribeVolumesCommand,
   DescribeVolumeStatusCommand,
+  DescribeInstancesCommand,
   DetachVolumeCommand,
   ModifySnapshotAttributeCommand,
+  StopInstancesCommand,
   RunInstancesCommand,
   TerminateInstancesCommand,
   paginateDescribeVolumes,
   waitUntilInstanceRunning,
+  waitUntilInstanceStopped,
   waitUntilSnapshotCompleted,
   waitUntilVolumeAvailable,
   type EC2Client,
@@ -200,6 +203,30 @@ describe('AttachVolume / DetachVolume', () => {
     expect(scA.log.filter((l) => l.includes(id))).toEqual([`create ${id}`, `export ${id} ${zoneA.node}`, `attach ${id} ${instanceA} /dev/sdf`, `detach ${id} ${instanceA}`, `unexport ${id}`]);
     expect((await cloud.app.get(VolumesService).exports(zoneA.zone)).some((e) => e.volumeId === id)).toBe(false);
     expect(await codeOf(ec2.send(new DetachVolumeCommand({ VolumeId: id })))).toBe('IncorrectState');
+    await ec2.send(new DeleteVolumeCommand({ VolumeId: id }));
+  });
+
+  it('attaches to and detaches from a stopped instance (as EC2); refuses a stopping one', async () => {
+    const inst = await launch(zoneA.zone);
+    await ec2.send(new StopInstancesCommand({ InstanceIds: [inst] }));
+    await waitUntilInstanceStopped({ client: ec2, ...wait }, { InstanceIds: [inst] });
+    const id = await newVolume();
+    const a = await ec2.send(new AttachVolumeCommand({ VolumeId: id, InstanceId: inst, Device: '/dev/sdf' }));
+    expect(a).toMatchObject({ VolumeId: id, InstanceId: inst, State: 'attached' });
+    expect(await volume(id)).toMatchObject({ State: 'in-use', Attachments: [{ InstanceId: inst, Device: '/dev/sdf', State: 'attached' }] });
+    const described = await ec2.send(new DescribeInstancesCommand({ InstanceIds: [inst] }));
+    const i = described.Reservations![0]!.Instances![0]!;
+    expect(i.State!.Name).toBe('stopped');
+    expect(i.BlockDeviceMappings).toContainEqual(expect.objectContaining({ DeviceName: '/dev/sdf', Ebs: expect.objectContaining({ VolumeId: id, Status: 'attached' }) }));
+    expect(scA.log.filter((l) => l.includes(id)).slice(1)).toEqual([`export ${id} ${zoneA.node}`, `attach ${id} ${inst} /dev/sdf`]);
+    await ec2.send(new DetachVolumeCommand({ VolumeId: id }));
+    expect(await volume(id)).toMatchObject({ State: 'available', Attachments: [] });
+    expect(scA.exports.has(id)).toBe(false);
+    // pending/stopping instances are still refused
+    await cloud.dataSource.query(`UPDATE instances SET state = 'stopping' WHERE id = $1`, [inst]);
+    expect(await codeOf(ec2.send(new AttachVolumeCommand({ VolumeId: id, InstanceId: inst, Device: '/dev/sdf' })))).toBe('IncorrectState');
+    await cloud.dataSource.query(`UPDATE instances SET state = 'stopped' WHERE id = $1`, [inst]);
+    await ec2.send(new TerminateInstancesCommand({ InstanceIds: [inst] }));
     await ec2.send(new DeleteVolumeCommand({ VolumeId: id }));
   });
 

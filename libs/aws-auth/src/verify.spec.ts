@@ -49,12 +49,14 @@ function fromUrl(method: string, url: string, headers: Record<string, unknown>, 
 
 // ------------------------------------------------------------------ signers
 
-function signAws4(opts: { region?: string; body?: string; secret?: string; akid?: string; path?: string; date?: Date } = {}): SignedRequest {
+function signAws4(
+  opts: { region?: string; service?: string; body?: string; secret?: string; akid?: string; path?: string; date?: Date } = {},
+): SignedRequest {
   const req: aws4.Request & { headers: Record<string, string> } = {
     host: HOST,
     method: 'POST',
     path: opts.path ?? '/',
-    service: 'ec2',
+    service: opts.service ?? 'ec2',
     region: opts.region ?? 'eucalyptus',
     body: opts.body ?? BODY,
     headers: { 'Content-Type': 'application/x-www-form-urlencoded; charset=utf-8' },
@@ -208,6 +210,24 @@ describe('verifyRequest — SigV4 Authorization header', () => {
     await expect(verifyRequest(fine, lookup, now)).resolves.toMatchObject({ accessKeyId: AKID });
     const boto = await botoSign('v4');
     expect(await code(verifyRequest(boto.req, lookup, new Date(Date.now() + 16 * 60_000)))).toEqual(['RequestExpired', 400]);
+  });
+
+  it('accepts any service and region in the scope the request is signed with (boto 2: 0/127, koala/compute)', async () => {
+    const ip = await verifyRequest(signAws4({ region: '0', service: '127' }), lookup, new Date());
+    expect(ip).toMatchObject({ region: '0', service: '127', kind: 'v4' });
+    const named = await verifyRequest(signAws4({ region: 'koala', service: 'compute' }), lookup, new Date());
+    expect(named).toMatchObject({ region: 'koala', service: 'compute' });
+    expect(await code(verifyRequest(signAws4({ service: 'sts' }), lookup, new Date(), { services: ['ec2'] }))).toEqual([
+      'SignatureDoesNotMatch',
+      403,
+    ]);
+    // the scope is signed: a request signed for one service and claimed for another is refused
+    const r = signAws4({ service: 'compute' });
+    const auth = r.headers.authorization as string;
+    const claimed = { ...r, headers: { ...r.headers, authorization: auth.replace('/compute/', '/ec2/') } };
+    expect(await code(verifyRequest(claimed, lookup, new Date()))).toEqual(['SignatureDoesNotMatch', 403]);
+    const old = signAws4({ region: '0', service: '127', date: new Date(Date.now() - 16 * 60_000) });
+    expect(await code(verifyRequest(old, lookup, new Date()))).toEqual(['RequestExpired', 400]);
   });
 
   it('rejects a wrong service and malformed headers', async () => {

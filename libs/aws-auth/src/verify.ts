@@ -51,7 +51,11 @@ export interface VerifiedRequest<K extends AccessKeyRecord = AccessKeyRecord> {
 export interface VerifyOptions {
   /** Allowed clock skew / request age, default 15 minutes. */
   maxSkewMs?: number;
-  /** Services accepted in the SigV4 scope, default `['ec2']`. */
+  /**
+   * Services accepted in the SigV4 scope; default (empty): any. The scope is part of what is
+   * signed, so any region/service is safe to accept once the signature verifies with it (boto 2
+   * derives both from the host name: `127/0` for 127.0.0.1).
+   */
   services?: readonly string[];
   /** Longest accepted X-Amz-Expires of a presigned URL, default (and at most) 604800 s (7 days, as AWS). */
   maxPresignSeconds?: number;
@@ -200,7 +204,7 @@ function signingKey(secret: string, date: string, region: string, service: strin
 }
 
 function checkScopeAndTime(p: V4Parts, now: Date, opts: Required<VerifyOptions>, presignExpires?: number): void {
-  if (!opts.services.includes(p.service)) {
+  if (opts.services.length > 0 && !opts.services.includes(p.service)) {
     throw new Ec2Error('SignatureDoesNotMatch', `Credential should be scoped to correct service: '${opts.services[0]}'.`);
   }
   const when = parseAmzDate(p.amzDate);
@@ -350,8 +354,9 @@ async function verifyV2<K extends AccessKeyRecord>(
  * Errors (`Ec2Error`): no credentials → `MissingAuthenticationToken` 401; unknown or inactive key
  * → `AuthFailure` 401; bad signature, tampered body, wrong service → `SignatureDoesNotMatch` 403;
  * more than 15 minutes from `now`, or an expired presigned URL → `RequestExpired` 400; malformed
- * Authorization → `IncompleteSignature` 400. Any region name is accepted (euca2ools sends
- * `undefined-<pid>`). Signatures are compared in constant time; secrets are never logged.
+ * Authorization → `IncompleteSignature` 400. Any region and service name in the SigV4 scope is
+ * accepted when the signature verifies with it (euca2ools sends `undefined-<pid>`, boto 2 derives
+ * `<region>/<service>` from the host name). Signatures are compared in constant time; secrets are never logged.
  */
 export async function verifyRequest<K extends AccessKeyRecord>(
   req: SignedRequest,
@@ -361,7 +366,7 @@ export async function verifyRequest<K extends AccessKeyRecord>(
 ): Promise<VerifiedRequest<K>> {
   const opts: Required<VerifyOptions> = {
     maxSkewMs: options.maxSkewMs ?? DEFAULT_SKEW_MS,
-    services: options.services ?? ['ec2'],
+    services: options.services ?? [],
     maxPresignSeconds: Math.min(options.maxPresignSeconds ?? MAX_PRESIGN_SECONDS, MAX_PRESIGN_SECONDS),
   };
   const queryPairs = parsePairs(req.query.startsWith('?') ? req.query.slice(1) : req.query);

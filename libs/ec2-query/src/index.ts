@@ -51,6 +51,7 @@ export {
   escapeXml,
   formatTimestamp,
   EC2_XML_CONTENT_TYPE,
+  XmlNamespaced,
   type XmlValue,
   type RenderedError,
 } from './xml.js';

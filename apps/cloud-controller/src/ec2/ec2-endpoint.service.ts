@@ -17,6 +17,7 @@ import { withCorrelationId, type Logger } from '@koala/logging';
 import { CLOCK, LOGGER, type Clock } from '@koala/runtime';
 import { AuthService, type Caller } from '../auth/auth.service.js';
 import { internalErrorMessage } from '../clusters/zone-error.js';
+import { identityApiOf, renderQueryError, renderQueryResponse, type QueryApi } from '../identity/identity-protocol.js';
 import { ActionRegistry } from './action-registry.js';
 import type { Ec2Context } from './ec2-action.decorator.js';
 
@@ -92,6 +93,8 @@ export class Ec2EndpointService {
   private async run(req: Ec2HttpRequest, requestId: string): Promise<Ec2HttpResponse> {
     const started = process.hrtime.bigint();
     let action: string | undefined;
+    // STS/IAM identity actions answer in their own Query dialect (namespace, error shape)
+    let api: QueryApi | undefined;
     let caller: Caller | undefined;
     let status: number;
     let code: string | undefined;
@@ -103,6 +106,7 @@ export class Ec2EndpointService {
       const extracted = readRequestParams(signed);
       const params = new Params(extracted.map);
       action = loggableAction(params.raw('Action') || undefined);
+      api = identityApiOf(action);
       caller = await this.auth.authenticate({ ...signed, params: extracted }, now);
       validateParamMap(extracted.map);
       if (!action) throw Ec2Error.missingParameter('Action');
@@ -119,7 +123,7 @@ export class Ec2EndpointService {
         now,
       };
       const output = await handler(ctx);
-      body = renderResponse(av.action, av.version, requestId, output);
+      body = api ? renderQueryResponse(api, av.action, requestId, output) : renderResponse(av.action, av.version, requestId, output);
       status = 200;
     } catch (caught) {
       let err = caught;
@@ -133,7 +137,8 @@ export class Ec2EndpointService {
       // Internal failures answer a generic message with the request id; their text (component
       // errors: host paths, libvirt/tgt output) is in the log line above, under that id.
       const internal = !isEc2Error(err) || err.code === 'InternalError';
-      const e = renderError(internal ? new Ec2Error('InternalError', internalErrorMessage(requestId)) : err, requestId);
+      const shown = internal ? new Ec2Error('InternalError', internalErrorMessage(requestId)) : err;
+      const e = api ? renderQueryError(api, shown, requestId) : renderError(shown, requestId);
       status = e.status;
       code = e.code;
       body = e.body;

@@ -27,6 +27,21 @@ function readBlockDeviceMappings(p: Params): BlockDeviceMappingInput[] {
   });
 }
 
+/**
+ * `InstanceId` (AWS) or `InstanceId.1` (boto 2 / euca2ools send the list form): exactly one
+ * instance either way.
+ */
+export function readSingleInstanceId(p: Params): string {
+  const list = p.list('InstanceId');
+  const single = p.str('InstanceId');
+  const all = [...new Set(single === undefined ? list : [single, ...list])];
+  if (all.length === 0) throw Ec2Error.missingParameter('InstanceId');
+  if (all.length > 1) {
+    throw new Ec2Error('InvalidParameterCombination', 'GetConsoleOutput takes exactly one instance id (InstanceId or InstanceId.1).');
+  }
+  return all[0]!;
+}
+
 const changesXml = (changes: StateChange[]) => ({
   instancesSet: changes.map((c) => ({ instanceId: c.instanceId, currentState: c.current, previousState: c.previous })),
 });
@@ -162,7 +177,7 @@ export class InstancesHandlers {
   @Ec2Action('GetConsoleOutput')
   async consoleOutput(ctx: Ec2Context) {
     const p = ctx.params;
-    const r = await this.instances.consoleOutput(ctx.account, ctx.now, p.str('InstanceId', { required: true }), p.bool('Latest') ?? false, dryRun(p));
+    const r = await this.instances.consoleOutput(ctx.account, ctx.now, readSingleInstanceId(p), p.bool('Latest') ?? false, dryRun(p));
     return { instanceId: r.instance.id, timestamp: r.timestamp, output: r.output };
   }
 
