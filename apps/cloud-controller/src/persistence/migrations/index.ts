@@ -34,3 +34,8 @@ import { Volumes1764134000000 } from './1764134000000-Volumes.js';
 import { InstanceBlockDevices1764135000000 } from './1764135000000-InstanceBlockDevices.js';
 
 (MIGRATIONS as Function[]).push(InstanceBlockDevices1764135000000);
+
+// Guest networking: interfaces, node addresses, network state versions, metadata options.
+import { Network1764136000000 } from './1764136000000-Network.js';
+
+(MIGRATIONS as Function[]).push(Network1764136000000);
