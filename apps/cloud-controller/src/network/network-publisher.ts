@@ -50,6 +50,14 @@ export class NetworkPublisher implements OnApplicationBootstrap, OnModuleDestroy
     for (const zone of new Set(zones)) void this.publish(zone);
   }
 
+  /** A security group's rules changed: the zones where it has members (SecurityGroupChanges). */
+  rulesChanged(groupId: string): void {
+    void this.network.zonesOfGroup(groupId).then(
+      (zones) => this.changed(zones),
+      (err) => this.logger.warn({ err, groupId }, 'zones of a changed group not found; the republish catches up'),
+    );
+  }
+
   /** Builds and publishes the zone's state; resolves once a state built after this call was sent. */
   publish(zone: string): Promise<void> {
     const running = this.inFlight.get(zone);

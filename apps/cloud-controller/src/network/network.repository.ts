@@ -120,6 +120,8 @@ export class NetworkRepository {
     if (!instanceIds.length) return [];
     const ids = [...instanceIds];
     const zones = returned<{ zone: string }>(await tx.query('DELETE FROM network_interfaces WHERE instance_id = ANY($1) RETURNING zone', [ids]));
+    // EC2 shows a terminated instance without a private name; the name may be someone else's soon.
+    await tx.query(`UPDATE instances SET private_dns_name = '' WHERE id = ANY($1)`, [ids]);
     await tx.query(`DELETE FROM addresses WHERE kind = 'launch' AND instance_id = ANY($1)`, [ids]);
     await tx.query(`UPDATE addresses SET instance_id = NULL, association_id = NULL, private_ip_address = NULL WHERE kind = 'elastic' AND instance_id = ANY($1)`, [ids]);
     return [...new Set(zones.map((z) => z.zone))];
