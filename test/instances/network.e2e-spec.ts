@@ -6,7 +6,12 @@
  */
 import { jest } from '@jest/globals';
 import {
+  AllocateAddressCommand,
+  AssociateAddressCommand,
   AuthorizeSecurityGroupIngressCommand,
+  DescribeAddressesCommand,
+  DisassociateAddressCommand,
+  ReleaseAddressCommand,
   DescribeInstancesCommand,
   DescribeSecurityGroupsCommand,
   ModifyInstanceMetadataOptionsCommand,
@@ -249,4 +254,86 @@ it('ModifyInstanceMetadataOptions: EC2 answer, DescribeInstances and the zone st
   const alice = cloud.ec2(await cloud.createAccount('net-alice'));
   expect(await codeOf(alice.send(new ModifyInstanceMetadataOptionsCommand({ InstanceId: id, HttpTokens: 'optional' })))).toBe('InvalidInstanceID.NotFound');
   expect((await describe1(id)).MetadataOptions!.HttpEndpoint).toBe('enabled');
+});
+
+it('elastic addresses: associate (the launch address goes), reassociation, disassociate, release per domain, terminate disassociates; the state follows', async () => {
+  const others = (await live()).map((i) => i.InstanceId!).filter((id) => id !== first.InstanceId);
+  const keep = others.shift()!;
+  await ec2.send(new TerminateInstancesCommand({ InstanceIds: others }));
+  await waitUntilInstanceTerminated({ client: ec2, maxWaitTime: 30, minDelay: 1, maxDelay: 1 }, { InstanceIds: others });
+  const second = await describe1(keep);
+  const a = first.InstanceId!;
+  const b = second.InstanceId!;
+  const vpc = await ec2.send(new AllocateAddressCommand({ Domain: 'vpc' }));
+  const std = await ec2.send(new AllocateAddressCommand({}));
+  expect([vpc.Domain, std.Domain]).toEqual(['vpc', 'standard']);
+  const ipOf = async (id: string) => (await describe1(id)).PublicIpAddress;
+  const addr = async (ip: string) => (await ec2.send(new DescribeAddressesCommand({ PublicIps: [ip] }))).Addresses![0]!;
+  const stateIp = (id: string) => lastState()?.interfaces.find((i) => i.instanceId === id)?.publicIp;
+
+  // Errors first: nothing changes.
+  expect(await codeOf(ec2.send(new AssociateAddressCommand({ AllocationId: vpc.AllocationId })))).toBe('MissingParameter');
+  expect(await codeOf(ec2.send(new AssociateAddressCommand({ InstanceId: a })))).toBe('MissingParameter');
+  expect(await codeOf(ec2.send(new AssociateAddressCommand({ AllocationId: vpc.AllocationId, InstanceId: 'i-00000000000000000' })))).toBe('InvalidInstanceID.NotFound');
+  expect(await codeOf(ec2.send(new AssociateAddressCommand({ AllocationId: 'eipalloc-00000000000000000', InstanceId: a })))).toBe('InvalidAllocationID.NotFound');
+  expect(await codeOf(ec2.send(new AssociateAddressCommand({ PublicIp: '203.0.113.200', InstanceId: a })))).toBe('InvalidAddress.NotFound');
+  expect(await codeOf(ec2.send(new AssociateAddressCommand({ AllocationId: vpc.AllocationId, InstanceId: a, PrivateIpAddress: '10.77.0.1' })))).toBe('InvalidParameterValue');
+  expect(await codeOf(ec2.send(new AssociateAddressCommand({ AllocationId: vpc.AllocationId, InstanceId: a, DryRun: true })))).toBe('DryRunOperation');
+  const alice = cloud.ec2(await cloud.createAccount('net-addr'));
+  const hers = await alice.send(new AllocateAddressCommand({ Domain: 'vpc' }));
+  expect(await codeOf(alice.send(new AssociateAddressCommand({ AllocationId: hers.AllocationId, InstanceId: a })))).toBe('InvalidInstanceID.NotFound');
+  expect(await codeOf(ec2.send(new AssociateAddressCommand({ AllocationId: hers.AllocationId, InstanceId: a })))).toBe('InvalidInstanceID.NotFound');
+  expect(await ipOf(a)).toBe(first.PublicIpAddress);
+
+  // Associate: the instance's launch-time address is released, the elastic one takes its place.
+  const launchIp = first.PublicIpAddress!;
+  const r1 = await ec2.send(new AssociateAddressCommand({ AllocationId: vpc.AllocationId, InstanceId: a }));
+  expect(r1.AssociationId).toMatch(/^eipassoc-[0-9a-f]{17}$/);
+  const da = await describe1(a);
+  expect(da.PublicIpAddress).toBe(vpc.PublicIp);
+  expect(da.NetworkInterfaces![0]!.Association).toMatchObject({ PublicIp: vpc.PublicIp, IpOwnerId: cloud.admin.accountId });
+  expect(await addr(vpc.PublicIp!)).toMatchObject({ InstanceId: a, AssociationId: r1.AssociationId, PrivateIpAddress: first.PrivateIpAddress, Domain: 'vpc' });
+  const f = async (Name: string, Values: string[]) => (await ec2.send(new DescribeAddressesCommand({ Filters: [{ Name, Values }] }))).Addresses!.map((x) => x.PublicIp);
+  expect(await f('instance-id', [a])).toEqual([vpc.PublicIp]);
+  expect(await f('association-id', [r1.AssociationId!])).toEqual([vpc.PublicIp]);
+  expect(await f('private-ip-address', [first.PrivateIpAddress!])).toEqual([vpc.PublicIp]);
+  expect(await f('domain', ['standard'])).toEqual([std.PublicIp]);
+  expect(await f('public-ip', [launchIp])).toEqual([]); // launch-time addresses are never listed
+  await until(() => stateIp(a) === vpc.PublicIp, 10_000, 'the state with the elastic address');
+  // Same instance again: nothing to do, same association.
+  expect((await ec2.send(new AssociateAddressCommand({ PublicIp: vpc.PublicIp, InstanceId: a }))).AssociationId).toBe(r1.AssociationId);
+
+  // Reassociation needs AllowReassociation; the old instance is left without a public address.
+  expect(await codeOf(ec2.send(new AssociateAddressCommand({ AllocationId: vpc.AllocationId, InstanceId: b })))).toBe('Resource.AlreadyAssociated');
+  const r2 = await ec2.send(new AssociateAddressCommand({ AllocationId: vpc.AllocationId, InstanceId: b, AllowReassociation: true }));
+  expect(r2.AssociationId).not.toBe(r1.AssociationId);
+  expect(await ipOf(a)).toBeUndefined();
+  expect(await ipOf(b)).toBe(vpc.PublicIp);
+  await until(() => stateIp(b) === vpc.PublicIp && stateIp(a) === undefined, 10_000, 'the state after reassociation');
+
+  // A vpc address in use cannot be released; disassociate by association id.
+  expect(await codeOf(ec2.send(new ReleaseAddressCommand({ AllocationId: vpc.AllocationId })))).toBe('InvalidIPAddress.InUse');
+  expect(await codeOf(ec2.send(new DisassociateAddressCommand({ AssociationId: 'eipassoc-00000000000000000' })))).toBe('InvalidAssociationID.NotFound');
+  expect(await codeOf(ec2.send(new DisassociateAddressCommand({ AssociationId: 'eipassoc-x' })))).toBe('InvalidAssociationID.Malformed');
+  expect(await codeOf(ec2.send(new DisassociateAddressCommand({})))).toBe('MissingParameter');
+  await ec2.send(new DisassociateAddressCommand({ AssociationId: r2.AssociationId }));
+  expect(await ipOf(b)).toBeUndefined();
+  expect((await addr(vpc.PublicIp!)).InstanceId).toBeUndefined();
+  await until(() => stateIp(b) === undefined, 10_000, 'the state after disassociation');
+
+  // A standard address is disassociated by its release (EC2-Classic).
+  await ec2.send(new AssociateAddressCommand({ PublicIp: std.PublicIp, InstanceId: a }));
+  expect(await ipOf(a)).toBe(std.PublicIp);
+  await ec2.send(new ReleaseAddressCommand({ PublicIp: std.PublicIp }));
+  expect(await ipOf(a)).toBeUndefined();
+  expect(await codeOf(ec2.send(new DescribeAddressesCommand({ PublicIps: [std.PublicIp!] })))).toBe('InvalidAddress.NotFound');
+
+  // Terminating the instance disassociates its address.
+  await ec2.send(new AssociateAddressCommand({ AllocationId: vpc.AllocationId, InstanceId: b }));
+  await ec2.send(new TerminateInstancesCommand({ InstanceIds: [b] }));
+  await waitUntilInstanceTerminated({ client: ec2, maxWaitTime: 30, minDelay: 1, maxDelay: 1 }, { InstanceIds: [b] });
+  expect(await addr(vpc.PublicIp!)).toMatchObject({ AllocationId: vpc.AllocationId });
+  expect((await addr(vpc.PublicIp!)).InstanceId).toBeUndefined();
+  expect(await codeOf(ec2.send(new AssociateAddressCommand({ AllocationId: vpc.AllocationId, InstanceId: b })))).toBe('IncorrectInstanceState');
+  await ec2.send(new ReleaseAddressCommand({ AllocationId: vpc.AllocationId }));
 });

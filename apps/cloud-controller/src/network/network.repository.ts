@@ -3,14 +3,12 @@
  * (network_nodes), published versions (network_versions), the public addresses of instances
  * (addresses, `kind` launch or elastic) and what the desired state is built from.
  */
-import type { DataSource } from 'typeorm';
+import type { DataSource, EntityManager } from 'typeorm';
 import type { InstanceMetadataOptions } from '@koala/contracts';
 import type { InterfaceInput, StoredRule } from './network-state.js';
 
-/** A transaction (or the pool): anything that runs SQL. The services pass it through, never look inside. */
-export interface Tx {
-  query(sql: string, params?: unknown[]): Promise<any>; // eslint-disable-line @typescript-eslint/no-explicit-any
-}
+/** A transaction (or the pool's manager). Services only pass it through to repositories. */
+export type Tx = EntityManager;
 
 export interface InterfaceRow {
   id: string;
@@ -60,7 +58,7 @@ export class NetworkRepository {
   }
 
   get pool(): Tx {
-    return this.ds;
+    return this.ds.manager;
   }
 
   // ---- allocation ---------------------------------------------------------------------
@@ -149,6 +147,11 @@ export class NetworkRepository {
         WHERE i.id = $1 FOR UPDATE OF i`,
       [id],
     );
+    return rows[0];
+  }
+
+  async metadataOptions(tx: Tx, id: string): Promise<InstanceMetadataOptions | undefined> {
+    const rows = await tx.query('SELECT metadata_http_tokens AS "httpTokens", metadata_hop_limit AS "httpPutResponseHopLimit", metadata_http_endpoint AS "httpEndpoint" FROM instances WHERE id = $1', [id]);
     return rows[0];
   }
 

@@ -187,8 +187,7 @@ export class NetworkService {
   }
 
   private async metadataOf(tx: Tx, instanceId: string): Promise<InstanceMetadataOptions> {
-    const rows = await tx.query('SELECT metadata_http_tokens AS "httpTokens", metadata_hop_limit AS "httpPutResponseHopLimit", metadata_http_endpoint AS "httpEndpoint" FROM instances WHERE id = $1', [instanceId]);
-    return rows[0] ?? DEFAULT_METADATA_OPTIONS;
+    return (await this.repo.metadataOptions(tx, instanceId)) ?? DEFAULT_METADATA_OPTIONS;
   }
 
   /**
