@@ -32,6 +32,8 @@ import { startCloud, uniqueZone, type TestCloud } from '../support/cloud.js';
 import { codeOf, until } from '../support/wait.js';
 import { FakeZone } from './fake-zone.js';
 
+jest.setTimeout(60_000); // several waits for terminated instances and published states
+
 const IMAGE = 'emi-0123456789abcdef0';
 const consumer = `clc-test-${randomBytes(4).toString('hex')}`;
 // 10.77.0.0/28: .0 network, .1 router, .15 broadcast; .2-.14 for the node and instances.
