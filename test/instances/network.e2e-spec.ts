@@ -279,6 +279,14 @@ it('elastic addresses: associate (the launch address goes), reassociation, disas
   expect(await codeOf(ec2.send(new AssociateAddressCommand({ AllocationId: vpc.AllocationId, InstanceId: 'i-00000000000000000' })))).toBe('InvalidInstanceID.NotFound');
   expect(await codeOf(ec2.send(new AssociateAddressCommand({ AllocationId: 'eipalloc-00000000000000000', InstanceId: a })))).toBe('InvalidAllocationID.NotFound');
   expect(await codeOf(ec2.send(new AssociateAddressCommand({ PublicIp: '203.0.113.200', InstanceId: a })))).toBe('InvalidAddress.NotFound');
+  for (const hostile of ['203.0.113.1\u0000', 'x'.repeat(5000), '２０３.0.113.1', "1' OR '1'='1"]) {
+    expect(await codeOf(ec2.send(new AssociateAddressCommand({ PublicIp: hostile, InstanceId: a })))).toBe('InvalidAddress.NotFound');
+    expect(await codeOf(ec2.send(new DisassociateAddressCommand({ PublicIp: hostile })))).toBe('InvalidAddress.NotFound');
+    expect(await codeOf(ec2.send(new ReleaseAddressCommand({ PublicIp: hostile })))).toBe('InvalidAddress.NotFound');
+  }
+  expect(await codeOf(ec2.send(new AssociateAddressCommand({ AllocationId: vpc.AllocationId, InstanceId: 'i-\u0000' })))).toBe('InvalidInstanceID.Malformed');
+  expect(await codeOf(ec2.send(new AssociateAddressCommand({ AllocationId: vpc.AllocationId, NetworkInterfaceId: 'eni-00000000000000000' })))).toBe('InvalidNetworkInterfaceID.NotFound');
+  expect(await codeOf(ec2.send(new ModifyInstanceMetadataOptionsCommand({ InstanceId: a, HttpTokens: 'required\u0000' as never })))).toBe('InvalidParameterValue');
   expect(await codeOf(ec2.send(new AssociateAddressCommand({ AllocationId: vpc.AllocationId, InstanceId: a, PrivateIpAddress: '10.77.0.1' })))).toBe('InvalidParameterValue');
   expect(await codeOf(ec2.send(new AssociateAddressCommand({ AllocationId: vpc.AllocationId, InstanceId: a, DryRun: true })))).toBe('DryRunOperation');
   const alice = cloud.ec2(await cloud.createAccount('net-addr'));
@@ -304,6 +312,7 @@ it('elastic addresses: associate (the launch address goes), reassociation, disas
   await until(() => stateIp(a) === vpc.PublicIp, 10_000, 'the state with the elastic address');
   // Same instance again: nothing to do, same association.
   expect((await ec2.send(new AssociateAddressCommand({ PublicIp: vpc.PublicIp, InstanceId: a }))).AssociationId).toBe(r1.AssociationId);
+  expect((await ec2.send(new AssociateAddressCommand({ AllocationId: vpc.AllocationId, NetworkInterfaceId: da.NetworkInterfaces![0]!.NetworkInterfaceId }))).AssociationId).toBe(r1.AssociationId);
 
   // Reassociation needs AllowReassociation; the old instance is left without a public address.
   expect(await codeOf(ec2.send(new AssociateAddressCommand({ AllocationId: vpc.AllocationId, InstanceId: b })))).toBe('Resource.AlreadyAssociated');

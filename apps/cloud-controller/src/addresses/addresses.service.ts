@@ -116,6 +116,8 @@ export class AddressesService {
       return row;
     }
     const ip = ref.publicIp ?? '';
+    // Not an address at all (NUL, huge, unicode): not found, without asking the database.
+    if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(ip)) throw Ec2Error.notFound('InvalidAddress.NotFound', ip.slice(0, 64));
     const row = await this.repo.lockOne(tx, { publicIp: ip });
     if (!row || row.accountId !== caller.id) throw Ec2Error.notFound('InvalidAddress.NotFound', ip);
     return row;
