@@ -28,6 +28,9 @@ import { Ec2Error } from '@koala/ec2-query';
 import { EVENTS_STREAM, networkState, Subjects, ZoneNetworkState } from '@koala/contracts';
 import { NatsBus } from '@koala/messaging';
 import { ImageLaunchAdapter } from '../../apps/cloud-controller/src/instances/image-launch.adapter.js';
+import { NetworkRepository } from '../../apps/cloud-controller/src/network/network.repository.js';
+import { NetworkService } from '../../apps/cloud-controller/src/network/network.service.js';
+import { stateDigest } from '../../apps/cloud-controller/src/network/network-state.js';
 import { startCloud, uniqueZone, type TestCloud } from '../support/cloud.js';
 import { codeOf, until } from '../support/wait.js';
 import { FakeZone } from './fake-zone.js';
@@ -347,4 +350,20 @@ it('elastic addresses: associate (the launch address goes), reassociation, disas
   expect((await addr(vpc.PublicIp!)).InstanceId).toBeUndefined();
   expect(await codeOf(ec2.send(new AssociateAddressCommand({ AllocationId: vpc.AllocationId, InstanceId: b })))).toBe('IncorrectInstanceState');
   await ec2.send(new ReleaseAddressCommand({ AllocationId: vpc.AllocationId }));
+});
+
+it('versions live in the database: a restarted CLC (a new service on the same database) goes on from the last one', async () => {
+  const restarted = new NetworkService(new NetworkRepository(cloud.dataSource), cloud.config, { now: () => new Date() }, { nodes: async () => [zone.node] });
+  const current = await cloud.app.get(NetworkService).state(zone.zone);
+  const again = await restarted.state(zone.zone);
+  expect(again.version).toBe(current.version);
+  expect(stateDigest(again)).toBe(stateDigest(current));
+  const id = (await live())[0]!.InstanceId!;
+  await ec2.send(new ModifyInstanceMetadataOptionsCommand({ InstanceId: id, HttpEndpoint: 'disabled' }));
+  // Whoever builds first after the change (the running CLC's publisher or the restarted one) bumps it once.
+  const [x, y] = await Promise.all([restarted.state(zone.zone), cloud.app.get(NetworkService).state(zone.zone)]);
+  expect(x.version).toBe(current.version + 1);
+  expect(y.version).toBe(current.version + 1);
+  expect(x.interfaces.find((i) => i.instanceId === id)!.metadataOptions!.httpEndpoint).toBe('disabled');
+  await until(() => lastState()!.version === current.version + 1, 10_000, 'the published state');
 });
