@@ -133,8 +133,10 @@ it('AssociatePublicIpAddress=false and MetadataOptions at launch; bad values are
   expect(await codeOf(run({ MetadataOptions: { HttpPutResponseHopLimit: 65 } }))).toBe('InvalidParameterValue');
   expect(await codeOf(run({ MetadataOptions: { HttpEndpoint: 'on' as never } }))).toBe('InvalidParameterValue');
   expect(await codeOf(run({ NetworkInterfaces: [{ DeviceIndex: 0, AssociatePublicIpAddress: 'maybe' as never }] }))).toBe('InvalidParameterValue');
+  expect(await codeOf(run({ SubnetId: 'subnet-00000000000000000' }))).toBe('InvalidSubnetID.NotFound');
+  expect(await codeOf(run({ SubnetId: first.SubnetId, Placement: { AvailabilityZone: 'elsewhere' } }))).toBe('InvalidParameterValue');
   expect((await live()).length).toBe(before);
-  const r = await run({ NetworkInterfaces: [{ DeviceIndex: 0, AssociatePublicIpAddress: false }], MetadataOptions: { HttpTokens: 'required', HttpPutResponseHopLimit: 2, HttpEndpoint: 'enabled' } });
+  const r = await run({ Placement: undefined, SubnetId: first.SubnetId, NetworkInterfaces: [{ DeviceIndex: 0, AssociatePublicIpAddress: false }], MetadataOptions: { HttpTokens: 'required', HttpPutResponseHopLimit: 2, HttpEndpoint: 'enabled' } });
   const i = r.Instances![0]!;
   expect(i.PrivateIpAddress).toMatch(/^10\.77\.0\./);
   expect(i.PublicIpAddress).toBeUndefined();

@@ -4,7 +4,7 @@ import { Ec2Action, type Ec2Context } from '../ec2/ec2-action.decorator.js';
 import { reachability, InstancesService, INSTANCE_ATTRIBUTES, type AttributeChange, type InstanceAttributeName, type StateChange, type StatusView } from './instances.service.js';
 import type { BlockDeviceMappingInput } from '../volumes/block-device-mapping.js';
 import { blockDeviceItem, reservationItem, stateItem } from './instance-view.js';
-import { readAssociatePublicIp, readMetadataOptions } from '../network/network-params.js';
+import { readAssociatePublicIp, readMetadataOptions, readSubnetId } from '../network/network-params.js';
 
 /** RunInstances' `BlockDeviceMapping.N.{DeviceName, Ebs.*, VirtualName, NoDevice}`. */
 function readBlockDeviceMappings(p: Params): BlockDeviceMappingInput[] {
@@ -116,6 +116,7 @@ export class InstancesHandlers {
       shutdownBehavior: p.enum('InstanceInitiatedShutdownBehavior', ['stop', 'terminate'] as const) ?? 'stop',
       blockDeviceMappings: readBlockDeviceMappings(p),
       associatePublicIp: readAssociatePublicIp(p),
+      subnetId: readSubnetId(p),
       metadataOptions: readMetadataOptions(p, 'MetadataOptions.'),
       dryRun: dryRun(p),
     });

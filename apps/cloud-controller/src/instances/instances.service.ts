@@ -53,6 +53,8 @@ export interface RunInstancesInput {
   blockDeviceMappings?: BlockDeviceMappingInput[];
   /** `AssociatePublicIpAddress` (undefined: KOALA_ASSOCIATE_PUBLIC_IP). */
   associatePublicIp?: boolean;
+  /** `SubnetId` (or `NetworkInterface.1.SubnetId`): a zone's default subnet. */
+  subnetId?: string;
   metadataOptions?: MetadataOptionsInput;
   dryRun: boolean;
 }
@@ -193,9 +195,14 @@ export class InstancesService {
     }
     const groups = await this.resolveGroups(caller, now, input.groupNames, input.groupIds);
     let zone = input.zone;
-    if (zone !== undefined) {
-      if (!zones.some((z) => z.zone === zone)) throw new Ec2Error('InvalidParameterValue', `Invalid availability zone: [${zone}]`);
-    } else {
+    if (zone !== undefined && !zones.some((z) => z.zone === zone)) throw new Ec2Error('InvalidParameterValue', `Invalid availability zone: [${zone}]`);
+    if (input.subnetId !== undefined) {
+      // A zone's default subnet names the zone (SubnetId instead of, or with, the placement).
+      const of = this.network.zoneOfSubnet(input.subnetId, zones.map((z) => z.zone));
+      if (zone !== undefined && zone !== of) throw new Ec2Error('InvalidParameterValue', `Subnet '${input.subnetId}' is in the availability zone ${of}, not ${zone}.`);
+      zone = of;
+    }
+    if (zone === undefined) {
       zone = (zones.find((z) => z.state === 'available') ?? zones[0])?.zone;
       if (!zone) throw new Ec2Error('InsufficientInstanceCapacity', `We currently do not have sufficient ${typeName} capacity: no availability zone is answering.`);
     }
@@ -672,6 +679,7 @@ export function runDigest(input: RunInstancesInput): string {
     disableApiTermination: input.disableApiTermination,
     shutdownBehavior: input.shutdownBehavior,
     ...(input.associatePublicIp !== undefined ? { associatePublicIp: input.associatePublicIp } : {}),
+    ...(input.subnetId !== undefined ? { subnetId: input.subnetId } : {}),
     ...(input.metadataOptions && Object.values(input.metadataOptions).some((v) => v !== undefined) ? { metadataOptions: input.metadataOptions } : {}),
     ...(input.blockDeviceMappings?.length ? { blockDeviceMappings: input.blockDeviceMappings.map((m) => [m.deviceName, m.ebs ?? null, m.virtualName ?? null, m.noDevice ?? false]) } : {}),
   };

@@ -20,3 +20,8 @@ export function readMetadataOptions(p: Params, prefix = ''): MetadataOptionsInpu
 export function readAssociatePublicIp(p: Params): boolean | undefined {
   return p.bool('NetworkInterface.1.AssociatePublicIpAddress') ?? p.bool('AssociatePublicIpAddress');
 }
+
+/** RunInstances' `SubnetId` (also as `NetworkInterface.1.SubnetId`). */
+export function readSubnetId(p: Params): string | undefined {
+  return p.str('NetworkInterface.1.SubnetId') || p.str('SubnetId') || undefined;
+}

@@ -65,6 +65,13 @@ export class NetworkService {
     return s;
   }
 
+  /** The zone (of `zones`) whose default subnet is `subnetId`; else `InvalidSubnetID.NotFound`. */
+  zoneOfSubnet(subnetId: string, zones: readonly string[]): string {
+    const zone = zones.find((z) => zoneSubnet(this.config.zoneSubnets, z) && defaultSubnetId(this.config.region, z) === subnetId);
+    if (!zone) throw new Ec2Error('InvalidSubnetID.NotFound', `The subnet ID '${subnetId.slice(0, 64)}' does not exist`);
+    return zone;
+  }
+
   /** Whether a launch gets a public address: the request's AssociatePublicIpAddress, else KOALA_ASSOCIATE_PUBLIC_IP. */
   wantsPublicIp(requested: boolean | undefined): boolean {
     return requested ?? this.config.associatePublicIp;
