@@ -368,4 +368,13 @@ it('versions live in the database: a restarted CLC (a new service on the same da
   expect(y.version).toBe(current.version + 1);
   expect(x.interfaces.find((i) => i.instanceId === id)!.metadataOptions!.httpEndpoint).toBe('disabled');
   await until(() => lastState()!.version === current.version + 1, 10_000, 'the published state');
+  // A node that asks is seen: it gets an address from the subnet; a name no node can have is ignored.
+  const n2 = `${zone.zone}-n2`;
+  const asked = await bus.request(networkState(), { zone: zone.zone, node: n2 }, { timeoutMs: 5000 });
+  expect(asked.version).toBe(current.version + 2);
+  expect(asked.nodes.map((n) => n.node)).toEqual([zone.node, n2]);
+  expect(new Set(asked.nodes.map((n) => n.address)).size).toBe(2);
+  expect(asked.interfaces.map((i) => i.privateIp)).not.toContain(asked.nodes[1]!.address);
+  const bad = await bus.request(networkState(), { zone: zone.zone, node: 'X'.repeat(500) }, { timeoutMs: 5000 });
+  expect(bad.version).toBe(asked.version);
 });

@@ -11,7 +11,7 @@ export interface NetworkBusPort {
    * Answers `networkState(zone)` requests with `answer`; undefined = not this cloud's zone (no
    * reply at all, so a cloud that knows it answers). Returns the function that stops answering.
    */
-  serve(answer: (zone: string) => Promise<ZoneNetworkState | undefined>): () => void;
+  serve(answer: (zone: string, node: string) => Promise<ZoneNetworkState | undefined>): () => void;
 }
 export const NETWORK_BUS = Symbol('NETWORK_BUS');
 
@@ -28,7 +28,7 @@ export class NatsNetworkBus implements NetworkBusPort {
     this.bus.publish(networkStateSubject(state.zone), ZoneNetworkState, state);
   }
 
-  serve(answer: (zone: string) => Promise<ZoneNetworkState | undefined>): () => void {
+  serve(answer: (zone: string, node: string) => Promise<ZoneNetworkState | undefined>): () => void {
     // Not bus.handle(): it must reply to every request, and clouds sharing one NATS (tests) must
     // stay silent about each other's zones. No queue group: every CLC of the cloud may answer;
     // they build the same state and the node takes the first reply. Replies use the bus's envelope.
@@ -40,7 +40,7 @@ export class NatsNetworkBus implements NetworkBusPort {
           let reply: unknown;
           try {
             const req = contract.request.parse(JSON.parse(new TextDecoder().decode(msg.data)));
-            const state = await answer(req.zone);
+            const state = await answer(req.zone, req.node);
             if (!state) return;
             reply = { ok: contract.response.parse(state) };
           } catch (e) {

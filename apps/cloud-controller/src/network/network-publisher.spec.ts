@@ -33,7 +33,7 @@ function fakes() {
     zonesOfGroup: async () => ['b'],
   } as unknown as NetworkService;
   const published: ZoneNetworkState[] = [];
-  let answer: ((zone: string) => Promise<ZoneNetworkState | undefined>) | undefined;
+  let answer: ((zone: string, node: string) => Promise<ZoneNetworkState | undefined>) | undefined;
   const bus: NetworkBusPort = {
     publish: (s) => void published.push(s),
     serve: (a) => {
@@ -45,7 +45,7 @@ function fakes() {
   const logger = { warn: (o: unknown) => warnings.push(o) } as unknown as Logger;
   const config = { networkRepublishMs: 3_600_000, zoneSubnets: { a: '10.0.0.0/24' } } as unknown as KoalaConfig;
   const publisher = new NetworkPublisher(network, bus, config, logger);
-  return { publisher, builds, published, warnings, most: () => most, ask: (zone: string) => answer!(zone) };
+  return { publisher, builds, published, warnings, most: () => most, ask: (zone: string) => answer!(zone, 'n1') };
 }
 
 const tick = () => new Promise((r) => setImmediate(r));

@@ -27,10 +27,11 @@ export class NetworkPublisher implements OnApplicationBootstrap, OnModuleDestroy
   ) {}
 
   onApplicationBootstrap() {
-    this.stopServing = this.bus.serve(async (zone) => {
+    this.stopServing = this.bus.serve(async (zone, node) => {
       // Only zones this cloud knows: clouds sharing one NATS must not answer for each other.
       if (!(await this.knows(zone))) return undefined;
-      return this.network.state(zone);
+      // The asking node is seen: it gets its address now if it has none yet.
+      return this.network.state(zone, [node]);
     });
     this.loop = every(this.config.networkRepublishMs, () => this.publishAll(), { onError: (err) => this.logger.warn({ err }, 'network state republish failed') });
   }

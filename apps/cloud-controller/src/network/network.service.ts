@@ -37,6 +37,9 @@ export interface InstanceNetworkView {
   allocationId?: string;
 }
 
+/** Node names as KOALA_NODE_NAME allows them; anything else a node claims is ignored. */
+const NODE_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
+
 export const DEFAULT_METADATA_OPTIONS: InstanceMetadataOptions = { httpTokens: 'optional', httpPutResponseHopLimit: 1, httpEndpoint: 'enabled' };
 
 /**
@@ -203,9 +206,9 @@ export class NetworkService {
    * grows exactly when the content differs from the last one built. Nodes the zone's CC lists
    * (and nodes hosting instances) get an address from the subnet the first time they are seen.
    */
-  async state(zone: string): Promise<ZoneNetworkState> {
+  async state(zone: string, seen: readonly string[] = []): Promise<ZoneNetworkState> {
     const subnet = this.subnet(zone);
-    const listed = await this.zoneNodes.nodes(zone).catch(() => [] as string[]);
+    const listed = [...(await this.zoneNodes.nodes(zone).catch(() => [] as string[])), ...seen].filter((n) => NODE_NAME.test(n));
     return this.repo.transaction(async (tx) => {
       const now = this.clock.now();
       const last = await this.repo.lockVersion(tx, zone, now);
