@@ -84,6 +84,7 @@ afterAll(async () => {
   const b = await NatsBus.connect({ url: 'nats://127.0.0.1:4222', name: 'cleanup' });
   const jsm = await jetstreamManager(b.connection);
   await jsm.consumers.delete(EVENTS_STREAM, consumer).catch(() => undefined);
+  await jsm.consumers.delete(EVENTS_STREAM, `${consumer}-2`).catch(() => undefined);
   await b.close();
 });
 
@@ -377,4 +378,34 @@ it('versions live in the database: a restarted CLC (a new service on the same da
   expect(asked.interfaces.map((i) => i.privateIp)).not.toContain(asked.nodes[1]!.address);
   const bad = await bus.request(networkState(), { zone: zone.zone, node: 'X'.repeat(500) }, { timeoutMs: 5000 });
   expect(bad.version).toBe(asked.version);
+});
+
+it('a full public pool fails the launch with InsufficientAddressCapacity and keeps nothing; without a public address it launches', async () => {
+  const z2 = await FakeZone.start(uniqueZone('net2'));
+  z2.capacity = 100;
+  const small = await startCloud({ env: { KOALA_EVENTS_CONSUMER: `${consumer}-2`, KOALA_PUBLIC_IP_RANGE: '203.0.113.0/30' } }); // two addresses
+  try {
+    jest.spyOn(small.app.get(ImageLaunchAdapter), 'launchSpec').mockImplementation(async (_caller, imageId) => ({
+      spec: { virtualizationType: 'hvm', root: { imageId, sha256: 'a'.repeat(64), sizeBytes: 1024, format: 'qcow2', url: 'http://127.0.0.1:1/blob' } },
+      architecture: 'x86_64',
+      rootDeviceName: '/dev/vda',
+    }));
+    const c = small.ec2();
+    const go = (n: number) => c.send(new RunInstancesCommand({ ImageId: IMAGE, MinCount: n, MaxCount: n, Placement: { AvailabilityZone: z2.zone } }));
+    const two = await go(2);
+    expect(two.Instances!.map((i) => i.PublicIpAddress).sort()).toEqual(['203.0.113.1', '203.0.113.2']);
+    expect(two.Instances![0]!.PrivateIpAddress).toBe('172.31.0.2'); // the default subnet, first address after the router
+    const err = await go(1).catch((e) => e);
+    expect(err.name).toBe('InsufficientAddressCapacity');
+    const count = async () => ((await c.send(new DescribeInstancesCommand({}))).Reservations ?? []).flatMap((r) => r.Instances!).length;
+    expect(await count()).toBe(2);
+    expect(await codeOf(c.send(new AllocateAddressCommand({})))).toBe('InsufficientAddressCapacity');
+    const none = await c.send(new RunInstancesCommand({ ImageId: IMAGE, MinCount: 1, MaxCount: 1, Placement: { AvailabilityZone: z2.zone }, NetworkInterfaces: [{ DeviceIndex: 0, AssociatePublicIpAddress: false }] }));
+    expect(none.Instances![0]!.PublicIpAddress).toBeUndefined();
+    expect(none.Instances![0]!.PrivateIpAddress).toMatch(/^172\.31\.0\.\d+$/);
+    expect(two.Instances!.map((i) => i.PrivateIpAddress)).not.toContain(none.Instances![0]!.PrivateIpAddress);
+  } finally {
+    await small.close();
+    await z2.close();
+  }
 });
