@@ -314,6 +314,8 @@ it('elastic addresses: associate (the launch address goes), reassociation, disas
   expect(await f('association-id', [r1.AssociationId!])).toEqual([vpc.PublicIp]);
   expect(await f('private-ip-address', [first.PrivateIpAddress!])).toEqual([vpc.PublicIp]);
   expect(await f('domain', ['standard'])).toEqual([std.PublicIp]);
+  expect(await f('network-interface-id', [da.NetworkInterfaces![0]!.NetworkInterfaceId!])).toEqual([vpc.PublicIp]);
+  expect(await addr(vpc.PublicIp!)).toMatchObject({ NetworkInterfaceId: da.NetworkInterfaces![0]!.NetworkInterfaceId, NetworkInterfaceOwnerId: cloud.admin.accountId });
   expect(await f('public-ip', [launchIp])).toEqual([]); // launch-time addresses are never listed
   await until(() => stateIp(a) === vpc.PublicIp, 10_000, 'the state with the elastic address');
   // Same instance again: nothing to do, same association.

@@ -13,7 +13,8 @@ function addressItem(v: AddressView) {
     instanceId: a.instanceId ?? undefined,
     associationId: a.associationId ?? undefined,
     privateIpAddress: a.privateIpAddress ?? undefined,
-    networkBorderGroup: undefined,
+    networkInterfaceId: a.networkInterfaceId ?? undefined,
+    networkInterfaceOwnerId: a.networkInterfaceId ? a.accountId : undefined,
     tagSet: tagSet(v.tags),
   };
 }

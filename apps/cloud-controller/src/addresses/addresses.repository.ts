@@ -9,8 +9,13 @@ import type { AddressEntity } from './address.entity.js';
 
 export type AddressRow = Omit<AddressEntity, 'kind'>;
 
-const COLUMNS = `allocation_id AS "allocationId", account_id AS "accountId", public_ip AS "publicIp", domain,
-  instance_id AS "instanceId", association_id AS "associationId", private_ip_address AS "privateIpAddress", created_at AS "createdAt"`;
+/** An address as DescribeAddresses lists it: with the interface it is associated with. */
+export interface ListedAddress extends AddressRow {
+  networkInterfaceId: string | null;
+}
+
+const COLUMNS = `a.allocation_id AS "allocationId", a.account_id AS "accountId", a.public_ip AS "publicIp", a.domain,
+  a.instance_id AS "instanceId", a.association_id AS "associationId", a.private_ip_address AS "privateIpAddress", a.created_at AS "createdAt"`;
 
 /** An instance an address may be associated with. */
 export interface TargetInstance {
@@ -56,16 +61,15 @@ export class AddressesRepository {
   }
 
   /** Elastic addresses of the account (undefined: every account's). */
-  async list(accountId: string | undefined): Promise<AddressRow[]> {
-    return accountId === undefined
-      ? this.ds.query(`SELECT ${COLUMNS} FROM addresses WHERE kind = 'elastic'`)
-      : this.ds.query(`SELECT ${COLUMNS} FROM addresses WHERE kind = 'elastic' AND account_id = $1`, [accountId]);
+  async list(accountId: string | undefined): Promise<ListedAddress[]> {
+    const sql = `SELECT ${COLUMNS}, n.id AS "networkInterfaceId" FROM addresses a LEFT JOIN network_interfaces n ON n.instance_id = a.instance_id WHERE a.kind = 'elastic'`;
+    return accountId === undefined ? this.ds.query(sql) : this.ds.query(`${sql} AND a.account_id = $1`, [accountId]);
   }
 
   /** One elastic address by allocation id, public IP or association id, row-locked. */
   async lockOne(tx: Tx, by: { allocationId?: string; publicIp?: string; associationId?: string }): Promise<AddressRow | undefined> {
     const [column, value] = by.allocationId !== undefined ? ['allocation_id', by.allocationId] : by.associationId !== undefined ? ['association_id', by.associationId] : ['public_ip', by.publicIp ?? ''];
-    const rows = await tx.query(`SELECT ${COLUMNS} FROM addresses WHERE kind = 'elastic' AND ${column} = $1 FOR UPDATE`, [value]);
+    const rows = await tx.query(`SELECT ${COLUMNS} FROM addresses a WHERE a.kind = 'elastic' AND a.${column} = $1 FOR UPDATE`, [value]);
     return rows[0];
   }
 

@@ -6,7 +6,7 @@ import { TaggableResources, entityOwners, type Caller } from '../tags/taggable-r
 import { TagsService } from '../tags/tags.service.js';
 import { AddressEntity } from './address.entity.js';
 import { firstFree, ipToInt, poolRange, type PoolRange } from './address-pool.js';
-import { AddressesRepository, type AddressRow } from './addresses.repository.js';
+import { AddressesRepository, type AddressRow, type ListedAddress } from './addresses.repository.js';
 
 export const ADDRESS_RESOURCE_TYPE = 'elastic-ip';
 
@@ -17,7 +17,7 @@ export interface AddressesConfig {
 }
 
 export interface AddressView {
-  address: AddressRow;
+  address: AddressRow & Partial<Pick<ListedAddress, 'networkInterfaceId'>>;
   tags: Tag[];
 }
 
@@ -28,6 +28,8 @@ const ADDRESS_FILTERS: FilterSpec<AddressView> = {
   'instance-id': (v) => v.address.instanceId,
   'association-id': (v) => v.address.associationId,
   'private-ip-address': (v) => v.address.privateIpAddress,
+  'network-interface-id': (v) => v.address.networkInterfaceId,
+  'network-interface-owner-id': (v) => (v.address.networkInterfaceId ? v.address.accountId : null),
 };
 
 /** How an action names an address: by allocation id, association id or (the caller's own) public IP. */
