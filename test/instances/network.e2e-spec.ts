@@ -265,8 +265,9 @@ it('ModifyInstanceMetadataOptions: EC2 answer, DescribeInstances and the zone st
 });
 
 it('elastic addresses: associate (the launch address goes), reassociation, disassociate, release per domain, terminate disassociates; the state follows', async () => {
-  const others = (await live()).map((i) => i.InstanceId!).filter((id) => id !== first.InstanceId);
-  const keep = others.shift()!;
+  const rest = (await live()).filter((i) => i.InstanceId !== first.InstanceId);
+  const keep = rest.find((i) => i.PublicIpAddress)!.InstanceId!; // one launched with a public address
+  const others = rest.map((i) => i.InstanceId!).filter((id) => id !== keep);
   await ec2.send(new TerminateInstancesCommand({ InstanceIds: others }));
   await waitUntilInstanceTerminated({ client: ec2, maxWaitTime: 30, minDelay: 1, maxDelay: 1 }, { InstanceIds: others });
   const second = await describe1(keep);
@@ -322,13 +323,16 @@ it('elastic addresses: associate (the launch address goes), reassociation, disas
   expect((await ec2.send(new AssociateAddressCommand({ PublicIp: vpc.PublicIp, InstanceId: a }))).AssociationId).toBe(r1.AssociationId);
   expect((await ec2.send(new AssociateAddressCommand({ AllocationId: vpc.AllocationId, NetworkInterfaceId: da.NetworkInterfaces![0]!.NetworkInterfaceId }))).AssociationId).toBe(r1.AssociationId);
 
-  // Reassociation needs AllowReassociation; the old instance is left without a public address.
+  // Reassociation needs AllowReassociation; the old instance (launched with a public address) gets a new launch-time one, as in EC2.
   expect(await codeOf(ec2.send(new AssociateAddressCommand({ AllocationId: vpc.AllocationId, InstanceId: b })))).toBe('Resource.AlreadyAssociated');
   const r2 = await ec2.send(new AssociateAddressCommand({ AllocationId: vpc.AllocationId, InstanceId: b, AllowReassociation: true }));
   expect(r2.AssociationId).not.toBe(r1.AssociationId);
-  expect(await ipOf(a)).toBeUndefined();
+  const newA = await ipOf(a);
+  expect(newA).toMatch(/^203\.0\.113\.\d+$/);
+  expect([vpc.PublicIp, std.PublicIp, hers.PublicIp]).not.toContain(newA);
+  expect((await describe1(a)).NetworkInterfaces![0]!.Association!.IpOwnerId).toBe('amazon');
   expect(await ipOf(b)).toBe(vpc.PublicIp);
-  await until(() => stateIp(b) === vpc.PublicIp && stateIp(a) === undefined, 10_000, 'the state after reassociation');
+  await until(() => stateIp(b) === vpc.PublicIp && stateIp(a) === newA, 10_000, 'the state after reassociation');
 
   // A vpc address in use cannot be released; disassociate by association id.
   expect(await codeOf(ec2.send(new ReleaseAddressCommand({ AllocationId: vpc.AllocationId })))).toBe('InvalidIPAddress.InUse');
@@ -336,15 +340,26 @@ it('elastic addresses: associate (the launch address goes), reassociation, disas
   expect(await codeOf(ec2.send(new DisassociateAddressCommand({ AssociationId: 'eipassoc-x' })))).toBe('InvalidAssociationID.Malformed');
   expect(await codeOf(ec2.send(new DisassociateAddressCommand({})))).toBe('MissingParameter');
   await ec2.send(new DisassociateAddressCommand({ AssociationId: r2.AssociationId }));
-  expect(await ipOf(b)).toBeUndefined();
+  const newB = await ipOf(b);
+  expect(newB).toMatch(/^203\.0\.113\.\d+$/);
+  expect([vpc.PublicIp, newA]).not.toContain(newB);
   expect((await addr(vpc.PublicIp!)).InstanceId).toBeUndefined();
-  await until(() => stateIp(b) === undefined, 10_000, 'the state after disassociation');
+  await until(() => stateIp(b) === newB, 10_000, 'the state after disassociation');
+  // An instance launched without a public address is left without one.
+  const bare = (await run({ NetworkInterfaces: [{ DeviceIndex: 0, AssociatePublicIpAddress: false }] })).Instances![0]!.InstanceId!;
+  await ec2.send(new AssociateAddressCommand({ AllocationId: vpc.AllocationId, InstanceId: bare }));
+  expect(await ipOf(bare)).toBe(vpc.PublicIp);
+  await ec2.send(new DisassociateAddressCommand({ PublicIp: vpc.PublicIp }));
+  expect(await ipOf(bare)).toBeUndefined();
+  await ec2.send(new DisassociateAddressCommand({ PublicIp: vpc.PublicIp })); // not associated: nothing to do
+  await ec2.send(new TerminateInstancesCommand({ InstanceIds: [bare] }));
 
   // A standard address is disassociated by its release (EC2-Classic).
   await ec2.send(new AssociateAddressCommand({ PublicIp: std.PublicIp, InstanceId: a }));
   expect(await ipOf(a)).toBe(std.PublicIp);
   await ec2.send(new ReleaseAddressCommand({ PublicIp: std.PublicIp }));
-  expect(await ipOf(a)).toBeUndefined();
+  expect(await ipOf(a)).toMatch(/^203\.0\.113\.\d+$/);
+  expect(await ipOf(a)).not.toBe(std.PublicIp);
   expect(await codeOf(ec2.send(new DescribeAddressesCommand({ PublicIps: [std.PublicIp!] })))).toBe('InvalidAddress.NotFound');
 
   // Terminating the instance disassociates its address.

@@ -54,7 +54,7 @@ export class AddressesHandlers {
   @Ec2Action('AssociateAddress')
   async associate(ctx: Ec2Context) {
     const p = ctx.params;
-    const associationId = await this.addresses.associate(ctx.account, {
+    const associationId = await this.addresses.associate(ctx.account, ctx.now, {
       address: readRef(p, ['AllocationId', 'PublicIp']),
       instanceId: p.str('InstanceId') || undefined,
       networkInterfaceId: p.str('NetworkInterfaceId') || undefined,
@@ -68,7 +68,7 @@ export class AddressesHandlers {
   @Ec2Action('DisassociateAddress')
   async disassociate(ctx: Ec2Context) {
     const p = ctx.params;
-    await this.addresses.disassociate(ctx.account, readRef(p, ['AssociationId', 'PublicIp']), dryRun(p));
+    await this.addresses.disassociate(ctx.account, ctx.now, readRef(p, ['AssociationId', 'PublicIp']), dryRun(p));
     return { return: true };
   }
 
@@ -83,7 +83,7 @@ export class AddressesHandlers {
   @Ec2Action('ReleaseAddress')
   async release(ctx: Ec2Context) {
     const p = ctx.params;
-    await this.addresses.release(ctx.account, readRef(p, ['AllocationId', 'PublicIp']), dryRun(p));
+    await this.addresses.release(ctx.account, ctx.now, readRef(p, ['AllocationId', 'PublicIp']), dryRun(p));
     return { return: true };
   }
 }

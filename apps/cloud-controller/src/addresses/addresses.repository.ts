@@ -24,6 +24,7 @@ export interface TargetInstance {
   zone: string;
   state: string;
   privateIp: string | null;
+  associatePublicIp: boolean;
 }
 
 export class AddressesRepository {
@@ -76,7 +77,7 @@ export class AddressesRepository {
   /** The instance (row-locked) with its private IP (null: terminated, no interface). */
   async lockInstance(tx: Tx, instanceId: string): Promise<TargetInstance | undefined> {
     const rows = await tx.query(
-      `SELECT i.id, i.account_id AS "accountId", i.zone, i.state, n.private_ip AS "privateIp"
+      `SELECT i.id, i.account_id AS "accountId", i.zone, i.state, n.private_ip AS "privateIp", i.associate_public_ip AS "associatePublicIp"
          FROM instances i LEFT JOIN network_interfaces n ON n.instance_id = i.id WHERE i.id = $1 FOR UPDATE OF i`,
       [instanceId],
     );
@@ -88,10 +89,23 @@ export class AddressesRepository {
     return rows[0]?.instance_id;
   }
 
-  /** The zone of an instance. */
-  async zoneOf(tx: Tx, instanceId: string): Promise<string | undefined> {
-    const rows: Array<{ zone: string }> = await tx.query('SELECT zone FROM instances WHERE id = $1', [instanceId]);
-    return rows[0]?.zone;
+  /** An instance as it stands (no lock). */
+  async instance(tx: Tx, instanceId: string): Promise<TargetInstance | undefined> {
+    const rows = await tx.query(
+      `SELECT i.id, i.account_id AS "accountId", i.zone, i.state, n.private_ip AS "privateIp", i.associate_public_ip AS "associatePublicIp"
+         FROM instances i LEFT JOIN network_interfaces n ON n.instance_id = i.id WHERE i.id = $1`,
+      [instanceId],
+    );
+    return rows[0];
+  }
+
+  /** A launch-time public address for the instance (its interface's private IP). */
+  async insertLaunchAddress(tx: Tx, allocationId: string, instance: TargetInstance, publicIp: string, now: Date): Promise<void> {
+    await tx.query(
+      `INSERT INTO addresses (allocation_id, account_id, public_ip, domain, kind, instance_id, association_id, private_ip_address, created_at)
+       VALUES ($1, $2, $3, 'vpc', 'launch', $4, NULL, $5, $6)`,
+      [allocationId, instance.accountId, publicIp, instance.id, instance.privateIp, now],
+    );
   }
 
   /**

@@ -47,7 +47,8 @@ export interface AddressRef {
  *
  * Associations: an address goes to one instance at a time (an instance has at most one public
  * address: associating an elastic one releases its launch-time address, as EC2 does, or replaces
- * another elastic one). An address already associated elsewhere moves only with
+ * another elastic one; when it leaves, an instance launched with a public address gets a new
+ * launch-time one). An address already associated elsewhere moves only with
  * AllowReassociation (else `Resource.AlreadyAssociated`). Release: a `vpc` address is refused
  * while associated (`InvalidIPAddress.InUse`); a `standard` one is disassociated first
  * (EC2-Classic). Terminating an instance disassociates its address (guest networking's release).
@@ -125,8 +126,23 @@ export class AddressesService {
     return row;
   }
 
+  /**
+   * An elastic address has left the instance: one launched with a public address gets a new
+   * launch-time one from the pool (as EC2 does; none when the pool is empty). Returns its zone.
+   */
+  private async leave(tx: Parameters<AddressesRepository['instance']>[0], instanceId: string, now: Date): Promise<string | undefined> {
+    const i = await this.repo.instance(tx, instanceId);
+    if (!i) return undefined;
+    if (i.associatePublicIp && i.privateIp && i.state !== 'terminated' && i.state !== 'shutting-down') {
+      await this.repo.lockPool(tx);
+      const ip = firstFree(this.pool, await this.repo.usedPublicIps(tx));
+      if (ip) await this.repo.insertLaunchAddress(tx, newId('eipalloc'), i, ip, now);
+    }
+    return i.zone;
+  }
+
   /** AssociateAddress: returns the association id. */
-  async associate(caller: Caller, input: { address: AddressRef; instanceId?: string; networkInterfaceId?: string; privateIpAddress?: string; allowReassociation: boolean; dryRun: boolean }): Promise<string> {
+  async associate(caller: Caller, now: Date, input: { address: AddressRef; instanceId?: string; networkInterfaceId?: string; privateIpAddress?: string; allowReassociation: boolean; dryRun: boolean }): Promise<string> {
     const { id, zones } = await this.repo.transaction(async (tx) => {
       let instanceId = input.instanceId;
       if (instanceId === undefined && input.networkInterfaceId !== undefined) {
@@ -155,9 +171,9 @@ export class AddressesService {
       if (input.dryRun) throw Ec2Error.dryRun();
       const zones = [instance.zone];
       if (address.instanceId) {
-        const previous = await this.repo.zoneOf(tx, address.instanceId);
-        if (previous) zones.push(previous);
         await this.repo.disassociate(tx, address.allocationId);
+        const previous = await this.leave(tx, address.instanceId, now);
+        if (previous) zones.push(previous);
       }
       await this.repo.dropPublicAddressOf(tx, instance.id);
       const associationId = newId('eipassoc');
@@ -169,28 +185,31 @@ export class AddressesService {
   }
 
   /** DisassociateAddress: an address that is not associated is left as it is. */
-  async disassociate(caller: Caller, ref: AddressRef, dryRun: boolean): Promise<void> {
+  async disassociate(caller: Caller, now: Date, ref: AddressRef, dryRun: boolean): Promise<void> {
     const zone = await this.repo.transaction(async (tx) => {
       const address = await this.lockAddress(tx, caller, ref);
       if (dryRun) throw Ec2Error.dryRun();
       if (!address.instanceId) return undefined;
-      const z = await this.repo.zoneOf(tx, address.instanceId);
       await this.repo.disassociate(tx, address.allocationId);
-      return z;
+      return this.leave(tx, address.instanceId, now);
     });
     if (zone) this.publisher.changed([zone]);
   }
 
   /** ReleaseAddress by allocation id (the admin: any account's) or public IP (the caller's own). */
-  async release(caller: Caller, ref: AddressRef, dryRun = false): Promise<void> {
+  async release(caller: Caller, now: Date, ref: AddressRef, dryRun = false): Promise<void> {
     const zone = await this.repo.transaction(async (tx) => {
       const row = await this.lockAddress(tx, caller, ref);
       let z: string | undefined;
       if (row.instanceId) {
         if (row.domain === 'vpc') throw new Ec2Error('InvalidIPAddress.InUse', `Address ${row.allocationId} is in use.`);
-        z = await this.repo.zoneOf(tx, row.instanceId);
       }
       if (dryRun) throw Ec2Error.dryRun();
+      if (row.instanceId) {
+        await this.repo.disassociate(tx, row.allocationId);
+        // Before the delete: the instance's new address is never the one being released.
+        z = await this.leave(tx, row.instanceId, now);
+      }
       await this.repo.delete(tx, row.allocationId);
       await this.tags.deleteAllFor(row.allocationId, tx);
       return z;

@@ -147,6 +147,10 @@ export class InstanceEntity {
 
   @Column({ name: 'metadata_http_endpoint', type: 'varchar', length: 8, default: 'enabled' })
   metadataHttpEndpoint: 'enabled' | 'disabled';
+
+  /** Launched with a public address: it gets a new one whenever an elastic address leaves it (EC2). */
+  @Column({ name: 'associate_public_ip', type: 'boolean', default: false })
+  associatePublicIp: boolean;
 }
 
 /** The security groups of an instance, in the order given. */

@@ -248,6 +248,7 @@ export class InstancesService {
           metadataHttpTokens: metadata.httpTokens,
           metadataHopLimit: metadata.httpPutResponseHopLimit,
           metadataHttpEndpoint: metadata.httpEndpoint,
+          associatePublicIp: wantsPublicIp,
           monitoringState: 'disabled',
           terminatedAt: null,
           lastSeenAt: null,

@@ -4,7 +4,8 @@ import type { MigrationInterface, QueryRunner } from 'typeorm';
  * Guest networking. An instance's interface (private IP and MAC, unique per zone: two launches
  * can never share either), node addresses on each zone's segment (same subnet: an address is
  * unique across both, decided under a per-zone lock), the last published network state of each
- * zone (version only grows; digest detects changes), metadata options of instances, and the
+ * zone (version only grows; digest detects changes), metadata options of instances, whether an
+ * instance has a launch-time public address (it gets a new one when an elastic one leaves), the
  * kind of a public address (an elastic one, or the one an instance got at launch) with at most
  * one public address per instance.
  */
@@ -45,7 +46,8 @@ export class Network1764136000000 implements MigrationInterface {
       ALTER TABLE instances
         ADD COLUMN metadata_http_tokens    varchar(8) NOT NULL DEFAULT 'optional',
         ADD COLUMN metadata_hop_limit      integer    NOT NULL DEFAULT 1,
-        ADD COLUMN metadata_http_endpoint  varchar(8) NOT NULL DEFAULT 'enabled'`);
+        ADD COLUMN metadata_http_endpoint  varchar(8) NOT NULL DEFAULT 'enabled',
+        ADD COLUMN associate_public_ip     boolean    NOT NULL DEFAULT false`);
     await q.query(`ALTER TABLE addresses ADD COLUMN kind varchar(8) NOT NULL DEFAULT 'elastic'`);
     await q.query('CREATE UNIQUE INDEX addresses_instance_key ON addresses (instance_id) WHERE instance_id IS NOT NULL');
   }
@@ -54,7 +56,7 @@ export class Network1764136000000 implements MigrationInterface {
     await q.query('DROP INDEX addresses_instance_key');
     await q.query(`DELETE FROM addresses WHERE kind <> 'elastic'`);
     await q.query('ALTER TABLE addresses DROP COLUMN kind');
-    await q.query('ALTER TABLE instances DROP COLUMN metadata_http_tokens, DROP COLUMN metadata_hop_limit, DROP COLUMN metadata_http_endpoint');
+    await q.query('ALTER TABLE instances DROP COLUMN metadata_http_tokens, DROP COLUMN metadata_hop_limit, DROP COLUMN metadata_http_endpoint, DROP COLUMN associate_public_ip');
     await q.query('DROP TABLE network_versions');
     await q.query('DROP TABLE network_nodes');
     await q.query('DROP TABLE network_interfaces');
