@@ -10,6 +10,17 @@ describe('loadConfig', () => {
     expect(c.nodeName.length).toBeGreaterThan(0);
   });
 
+  it('reads the network settings', () => {
+    const c = loadConfig({});
+    expect(c.zoneSubnets).toEqual({ '*': '172.31.0.0/20' });
+    expect(c.associatePublicIp).toBe(true);
+    expect(c.dnsSuffix).toBe('koala-1.compute.internal');
+    const d = loadConfig({ KOALA_REGION: 'north-2', KOALA_ZONE_SUBNETS: 'north-2a=10.1.0.0/24, *=10.9.0.0/16', KOALA_ASSOCIATE_PUBLIC_IP: 'false' });
+    expect(d.zoneSubnets).toEqual({ 'north-2a': '10.1.0.0/24', '*': '10.9.0.0/16' });
+    expect(d.associatePublicIp).toBe(false);
+    expect(d.dnsSuffix).toBe('north-2.compute.internal');
+  });
+
   it('parses given values', () => {
     const c = loadConfig({ KOALA_API_PORT: '9000', KOALA_SCHEDULER_POLICY: 'roundrobin', KOALA_HOME: '/tmp/k' });
     expect(c.apiPort).toBe(9000);
@@ -47,6 +58,12 @@ describe('loadConfig', () => {
     ['KOALA_PUBLIC_IP_RANGE', '10.0.0.0/33', /CIDR/],
     ['KOALA_ZONE', 'Zone_A', /lower-case/],
     ['KOALA_REGION', '', /lower-case/],
+    ['KOALA_ZONE_SUBNETS', 'a=10.0.0.0/8', /\/16 to \/28/],
+    ['KOALA_ZONE_SUBNETS', 'a=10.0.0.1/24', /host bits/],
+    ['KOALA_ZONE_SUBNETS', '10.0.0.0/24', /zone=cidr/],
+    ['KOALA_ZONE_SUBNETS', 'a=10.0.0.0/24,a=10.0.1.0/24', /twice/],
+    ['KOALA_ASSOCIATE_PUBLIC_IP', 'maybe', /true or false/],
+    ['KOALA_DNS_SUFFIX', 'Bad Suffix', /DNS name/],
   ])('rejects %s=%s naming the variable', (env, value, reason) => {
     let err: unknown;
     try {

@@ -97,6 +97,35 @@ export const name: Parser<string> = (raw, n) =>
 
 /** A Linux interface or namespace name (at most 15 characters, no '/' or space). */
 export const ifName: Parser<string> = (raw, n) => (/^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$/.test(raw) ? raw : fail(n, `must be an interface name (up to 15 letters, digits, '_', '.', '-'), got "${raw}"`));
+/**
+ * `zone=cidr,...`: each zone's subnet (prefix /16 to /28, host bits cleared). `*=cidr` is the
+ * subnet of every zone not listed (zones are separate L2 segments, so they may share one CIDR).
+ */
+export const zoneSubnets: Parser<Record<string, string>> = (raw, n) => {
+  const out: Record<string, string> = {};
+  for (const item of list(raw, n)) {
+    const eq = item.indexOf('=');
+    const zone = eq > 0 ? item.slice(0, eq).trim() : '';
+    if (zone !== '*' && !/^[a-z0-9][a-z0-9-]{0,62}$/.test(zone)) fail(n, `needs zone=cidr items, got "${item}"`);
+    const c = cidr(item.slice(eq + 1), n);
+    const [addr, bits] = c.split('/');
+    const o = addr!.split('.').map(Number);
+    const ip = ((o[0]! << 24) >>> 0) + (o[1]! << 16) + (o[2]! << 8) + o[3]!;
+    if (Number(bits) < 16 || Number(bits) > 28) fail(n, `${zone}: the prefix must be /16 to /28, got /${bits}`);
+    if (ip % 2 ** (32 - Number(bits)) !== 0) fail(n, `${zone}: ${c} has host bits set`);
+    if (zone in out) fail(n, `${zone} is given twice`);
+    out[zone] = c;
+  }
+  return out;
+};
+
+export const bool: Parser<boolean> = (raw, n) => {
+  const v = raw.trim().toLowerCase();
+  return v === 'true' || v === '1' || v === 'yes' ? true : v === 'false' || v === '0' || v === 'no' ? false : fail(n, `must be true or false, got "${raw}"`);
+};
+
+const dnsName: Parser<string> = (raw, n) =>
+  /^(?=.{1,200}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/.test(raw.trim()) ? raw.trim() : fail(n, `must be a DNS name, got "${raw}"`);
 
 const def = <T>(env: string, dflt: VarSpec<T>['default'], parse: Parser<T>, doc: string): VarSpec<T> => ({ env, default: dflt, parse, doc });
 
@@ -124,6 +153,10 @@ export const SCHEMA = {
   nodeTimeoutMs: def('KOALA_NODE_TIMEOUT_MS', '20000', int(500, 3600000), 'A node silent this long is reported down.'),
   schedulerPolicy: def('KOALA_SCHEDULER_POLICY', 'GREEDY', oneOf('GREEDY', 'ROUNDROBIN'), 'Placement policy of the CC.'),
   publicIpRange: def('KOALA_PUBLIC_IP_RANGE', '198.51.100.0/24', cidr, 'Pool of elastic (public) addresses.'),
+  zoneSubnets: def('KOALA_ZONE_SUBNETS', '*=172.31.0.0/20', zoneSubnets, '`zone=cidr,...`: each zone\'s subnet (instance private IPs, node addresses); `*=cidr` for every zone not listed.'),
+  associatePublicIp: def('KOALA_ASSOCIATE_PUBLIC_IP', 'true', bool, 'Give instances a public address at launch unless AssociatePublicIpAddress=false.'),
+  networkRepublishMs: def('KOALA_NETWORK_REPUBLISH_MS', '30000', int(100, 3600000), 'How often the CLC publishes each zone\'s desired network state again (it also does on every change).'),
+  dnsSuffix: def('KOALA_DNS_SUFFIX', (env) => `${env.KOALA_REGION?.trim() || 'koala-1'}.compute.internal`, dnsName, 'Suffix of instances\' private DNS names (`ip-10-0-0-5.<suffix>`).'),
   addressesPerAccount: def('KOALA_ADDRESSES_PER_ACCOUNT', '5', int(0, 1000000), 'Elastic IP addresses one account may hold (AddressLimitExceeded beyond).'),
   instanceTypesFile: def('KOALA_INSTANCE_TYPES_FILE', '', optionalStr, 'JSON file replacing the built-in instance type table.'),
   iscsiPortal: def('KOALA_ISCSI_PORTAL', '127.0.0.1:3260', str, 'host:port of the tgt iSCSI portal an SC exports volumes on.'),

@@ -4,6 +4,7 @@ import { Ec2Action, type Ec2Context } from '../ec2/ec2-action.decorator.js';
 import { reachability, InstancesService, INSTANCE_ATTRIBUTES, type AttributeChange, type InstanceAttributeName, type StateChange, type StatusView } from './instances.service.js';
 import type { BlockDeviceMappingInput } from '../volumes/block-device-mapping.js';
 import { blockDeviceItem, reservationItem, stateItem } from './instance-view.js';
+import { readAssociatePublicIp, readMetadataOptions, readSubnetId } from '../network/network-params.js';
 
 /** RunInstances' `BlockDeviceMapping.N.{DeviceName, Ebs.*, VirtualName, NoDevice}`. */
 function readBlockDeviceMappings(p: Params): BlockDeviceMappingInput[] {
@@ -129,6 +130,9 @@ export class InstancesHandlers {
       disableApiTermination: p.bool('DisableApiTermination') ?? false,
       shutdownBehavior: p.enum('InstanceInitiatedShutdownBehavior', ['stop', 'terminate'] as const) ?? 'stop',
       blockDeviceMappings: readBlockDeviceMappings(p),
+      associatePublicIp: readAssociatePublicIp(p),
+      subnetId: readSubnetId(p),
+      metadataOptions: readMetadataOptions(p, 'MetadataOptions.'),
       dryRun: dryRun(p),
     });
     return reservationItem(r.reservation, r.instances);

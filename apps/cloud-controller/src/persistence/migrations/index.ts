@@ -39,3 +39,7 @@ import { InstanceBlockDevices1764135000000 } from './1764135000000-InstanceBlock
 import { ImageFetchLocation1764136000000 } from './1764136000000-ImageFetchLocation.js';
 
 (MIGRATIONS as Function[]).push(ImageFetchLocation1764136000000);
+// Guest networking: interfaces, node addresses, network state versions, metadata options.
+import { Network1764137000000 } from './1764137000000-Network.js';
+
+(MIGRATIONS as Function[]).push(Network1764137000000);
