@@ -12,7 +12,8 @@
 #   initramfs.img  eri: gzip'd newc cpio: busybox + /init, which mounts proc/sys/devtmpfs,
 #                  insmods (dependency order, from modules.dep) virtio, virtio_ring,
 #                  virtio_pci(+modern/legacy dev), virtio_blk, isofs(+cdrom), vfat(+fat, nls),
-#                  ACPI button, evdev, ata_piix/sr_mod (IDE CD-ROM config drives); waits for
+#                  ACPI button, evdev, ata_piix/sr_mod (IDE CD-ROM config drives), virtio_net
+#                  (+failover) and af_packet (udhcpc's raw socket) unless built in; waits for
 #                  root= (default /dev/vda), mounts it (ext4, rw) and switch_root's into
 #                  /sbin/init of the root fs (or init= from the cmdline).
 #   rootfs.img     emi: raw ext4 filesystem image (16 MiB, label "tiny-root", made with
@@ -26,7 +27,10 @@
 #
 # Boot: direct kernel boot, kernel=vmlinuz initrd=initramfs.img, root fs as the first virtio
 # disk, cmdline  `root=/dev/vda console=ttyS0`  (root= also takes LABEL=/UUID=; `ro` mounts ro).
-# The domain needs <features><acpi/></features> (power button, disk hot-plug). No network needed.
+# The domain needs <features><acpi/></features> (power button, disk hot-plug). A virtio NIC is
+# optional: eth0 is configured by DHCP (busybox udhcpc, which keeps renewing in the background;
+# /etc/resolv.conf points to /run/resolv.conf). No SSH server: Debian's dropbear-bin is linked
+# against glibc and four more libraries, too much for this image.
 #
 # Console protocol of the root fs init (serial console, each on its own line, in this order):
 #   TINY-LINUX-BOOTED                      the root fs init started
@@ -37,22 +41,30 @@
 #   ...                                    if it does not end in one), then
 #   USER-DATA-END
 #   CONFIG-DRIVE: none                     instead of the three above when no config drive found
+#   NET: eth0 <ip>/<prefix> <mac>          eth0's DHCP address (up to ~10 s of tries), or
+#   NET: eth0 none <mac>                   when DHCP got no lease (udhcpc keeps trying), or
+#   NET: none                              when the guest has no eth0
 #   BLOCK: vda vdb ...                     block devices (/sys/block without loop*/ram*), sorted,
 #                                          space separated; printed at start and whenever the set
 #                                          changes (polled every second)
+#   USER-DATA-SCRIPT-BEGIN                 when the user-data starts with `#!`: it is run (after the
+#   ...                                    first BLOCK line, in the background, as root, cwd /root,
+#   USER-DATA-SCRIPT-END rc=<N>            stdin /dev/null) with its output on the console; lines
+#                                          of a later BLOCK change may interleave with its output.
+#                                          A script that starts a server must background it.
 #   TINY-LINUX-SHUTDOWN: poweroff|reboot   on the ACPI power button (virsh shutdown; virsh reboot
 #                                          uses it too) or a guest `poweroff`/`reboot`; then the
 #                                          config drive is unmounted, / remounted ro, power off.
 set -euo pipefail
 
-SCRIPT_VERSION=1
+SCRIPT_VERSION=2
 OUT=${1:-${KOALA_HOME:-/var/lib/koala}/images/tiny-linux}
 ROOTFS_SIZE=16M
 CMDLINE='root=/dev/vda console=ttyS0'
 # Modules wanted (names as in modules.dep, without .ko); builtins are skipped, dependencies added.
 WANT_MODULES=(virtio virtio_ring virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_blk
   ext4 jbd2 mbcache crc16 crc32c_generic isofs fat vfat nls_cp437 nls_ascii nls_utf8 nls_iso8859-1
-  button evdev ata_piix sr_mod)
+  button evdev ata_piix sr_mod virtio_net af_packet)
 
 log() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'build-tiny-linux: %s\n' "$*" >&2; exit 1; }
@@ -243,6 +255,36 @@ echo tiny-linux >"$RF/etc/hostname"
 printf 'root:x:0:0:root:/root:/bin/sh\n' >"$RF/etc/passwd"
 printf 'root:x:0:\n' >"$RF/etc/group"
 printf 'proc /proc proc defaults 0 0\n' >"$RF/etc/fstab"
+ln -s /run/resolv.conf "$RF/etc/resolv.conf"   # the root fs stays unchanged by DHCP
+mkdir -p "$RF/etc/udhcpc"
+cat >"$RF/etc/udhcpc/default.script" <<'EOF'
+#!/bin/sh
+# busybox udhcpc hook: $1 is deconfig|bound|renew|leasefail|nak; the lease is in the environment
+# (ip, mask = prefix length, router, dns, domain).
+case $1 in
+  deconfig)
+    ip -4 addr flush dev "$interface"
+    ip link set "$interface" up
+    ;;
+  bound|renew)
+    if ! ip -4 addr show dev "$interface" | grep -q " $ip/$mask "; then
+      ip -4 addr flush dev "$interface"
+      ip addr add "$ip/$mask" dev "$interface"
+    fi
+    if [ -n "$router" ]; then
+      ip route del default dev "$interface" 2>/dev/null
+      set -- $router
+      ip route add default via "$1" dev "$interface"
+    fi
+    : >/run/resolv.conf.tmp
+    [ -n "$domain" ] && echo "search $domain" >>/run/resolv.conf.tmp
+    for s in $dns; do echo "nameserver $s" >>/run/resolv.conf.tmp; done
+    mv /run/resolv.conf.tmp /run/resolv.conf
+    ;;
+esac
+exit 0
+EOF
+chmod 755 "$RF/etc/udhcpc/default.script"
 
 cat >"$RF/sbin/tiny-shutdown" <<'EOF'
 #!/bin/sh
@@ -322,6 +364,8 @@ print_user_data() { # FILE
   if [ -f "$1" ]; then
     cat "$1"
     [ -z "$(tail -c 1 "$1")" ] || echo
+    # kept to be run as a script once the network is up (the config drive is unmounted by then)
+    [ "$(head -c 2 "$1")" = '#!' ] && cp "$1" /run/user-data-script && chmod 700 /run/user-data-script
   fi
   echo "USER-DATA-END"
 }
@@ -350,22 +394,50 @@ else
   echo "CONFIG-DRIVE: none"
 fi
 
+# --- network: eth0 by DHCP ---
+ip link set lo up
+if [ -e /sys/class/net/eth0 ]; then
+  mac=$(cat /sys/class/net/eth0/address)
+  ip link set eth0 up
+  # 5 discovers 2 s apart; without a lease udhcpc goes on trying in the background (-b).
+  udhcpc -i eth0 -s /etc/udhcpc/default.script -t 5 -T 2 -b -p /run/udhcpc.eth0.pid -x hostname:"$(hostname)" >/run/udhcpc.log 2>&1
+  addr=$(ip -4 -o addr show dev eth0 | awk '{ print $4; exit }')
+  echo "NET: eth0 ${addr:-none} $mac"
+else
+  echo "NET: none"
+fi
+
 # --- block devices ---
-prev=
-while :; do
-  cur=
+block_list() {
+  local d n cur=
   for d in /sys/block/*; do
     n=${d##*/}
     case $n in loop*|ram*|'*') continue ;; esac
     cur="$cur$n
 "
   done
-  cur=$(printf '%s' "$cur" | sort | tr '\n' ' ' | sed 's/ *$//')
+  printf '%s' "$cur" | sort | tr '\n' ' ' | sed 's/ *$//'
+}
+prev=$(block_list)
+echo "BLOCK: $prev"
+
+# --- user-data script (after the network and the first BLOCK line, in the background) ---
+if [ -x /run/user-data-script ]; then
+  (
+    cd /root
+    echo "USER-DATA-SCRIPT-BEGIN"
+    HOME=/root /run/user-data-script </dev/null 2>&1
+    echo "USER-DATA-SCRIPT-END rc=$?"
+  ) &
+fi
+
+while :; do
+  sleep 1
+  cur=$(block_list)
   if [ "$cur" != "$prev" ]; then
     echo "BLOCK: $cur"
     prev=$cur
   fi
-  sleep 1
 done
 EOF
 chmod 755 "$RF/sbin/init"

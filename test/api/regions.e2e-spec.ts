@@ -1,6 +1,8 @@
 // DescribeRegions, DescribeAvailabilityZones (with a real CC + NC in this file's own zone) and
 // DescribeInstanceTypes through the SDK.
+import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { promisify } from 'node:util';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -12,6 +14,7 @@ import {
   paginateDescribeInstanceTypes,
 } from '@aws-sdk/client-ec2';
 import { startCloud, startZone, uniqueZone, type TestCloud, type TestZone } from '../support/cloud.js';
+import { awsCliEnv } from '../support/cli-env.js';
 
 let cloud: TestCloud;
 let zone: TestZone;
@@ -113,6 +116,38 @@ describe('DescribeInstanceTypes', () => {
     for await (const page of paginateDescribeInstanceTypes({ client: ec2, pageSize: 5 }, {})) pages.push((page.InstanceTypes ?? []).map((t) => t.InstanceType!));
     expect(pages.map((p) => p.length)).toEqual([5, 1]);
     expect(new Set(pages.flat()).size).toBe(6);
+  });
+  it('answers Eucalyptus clients: instanceTypeDetails in the msgs.eucalyptus.com namespace, Availability per zone', async () => {
+    // What euca-describe-instance-types --show-capacity and libcloud's Eucalyptus driver send and read.
+    const script = `
+import sys, json, boto3, botocore.awsrequest, botocore.auth, urllib.request, xml.etree.ElementTree as ET
+def ask(version, extra):
+    body = 'Action=DescribeInstanceTypes&Version=' + version + extra
+    req = botocore.awsrequest.AWSRequest(method='POST', url=sys.argv[1], data=body, headers={'Content-Type': 'application/x-www-form-urlencoded'})
+    botocore.auth.SigV4Auth(boto3.Session().get_credentials(), 'ec2', 'koala-1').add_auth(req)
+    r = urllib.request.Request(sys.argv[1], data=body.encode(), headers=dict(req.headers.items()), method='POST')
+    return ET.fromstring(urllib.request.urlopen(r).read())
+ns = 'http://msgs.eucalyptus.com/3.3.0'
+root = ask('3.3.0', '&Availability=true&InstanceType.1=m1.small')
+out = {'aws': [c.tag for c in root if c.tag.endswith('instanceTypeSet')]}
+out['types'] = [[it.findtext('{%s}name' % ns), it.findtext('{%s}cpu' % ns), it.findtext('{%s}memory' % ns), it.findtext('{%s}disk' % ns),
+                 {a.findtext('{%s}zoneName' % ns): [int(a.findtext('{%s}available' % ns)), int(a.findtext('{%s}max' % ns))] for a in it.findall('{%s}availability/{%s}item' % (ns, ns))}]
+                for it in root.findall('{%s}instanceTypeDetails/{%s}item' % (ns, ns))]
+plain = ask('2014-10-01', '')
+out['plain'] = [[c.tag for c in it] for it in plain.find('{http://msgs.eucalyptus.com/4.4.5}instanceTypeDetails')][:1]
+print(json.dumps(out))
+`;
+    const { stdout } = await promisify(execFile)('python3', ['-c', script, cloud.endpoint], { env: awsCliEnv(cloud.admin), timeout: 60_000 });
+    const r = JSON.parse(stdout);
+    expect(r.aws).toEqual([]); // an old version: no AWS list, boto 2 would take its items for types
+    expect(r.types).toHaveLength(1);
+    const [name, cpu, memory, disk, zones] = r.types[0];
+    expect([name, cpu, memory, disk]).toEqual(['m1.small', '1', '256', '2']);
+    const [available, max] = zones[zone.zone];
+    expect(max).toBeGreaterThan(0);
+    expect(available).toBeLessThanOrEqual(max);
+    const e = '{http://msgs.eucalyptus.com/4.4.5}';
+    expect(r.plain).toEqual([[`${e}name`, `${e}cpu`, `${e}memory`, `${e}disk`]]);
   });
   it('refuses unknown types and bad MaxResults', async () => {
     expect(await codeOf(ec2.send(new DescribeInstanceTypesCommand({ InstanceTypes: ['p9.huge' as never] })))).toBe('InvalidInstanceType');

@@ -1,6 +1,7 @@
 /** Raw EC2 Query requests over HTTP, signed with `aws4` (SigV4) or by hand (SigV2), for tests. */
 import { createHmac } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import aws4 from 'aws4';
 import { parseStringPromise } from 'xml2js';
 import type { TestCredentials } from '../support/cloud.js';
@@ -11,12 +12,13 @@ export interface RawResponse {
   body: string;
 }
 
-/** Sends a request exactly as given (headers, body) and collects the answer. */
-export function send(endpoint: string, opts: { method?: string; path?: string; headers?: Record<string, string>; body?: string | Buffer }): Promise<RawResponse> {
+/** Sends a request exactly as given (headers, body) and collects the answer; `ca` trusts an https endpoint's certificate. */
+export function send(endpoint: string, opts: { method?: string; path?: string; headers?: Record<string, string>; body?: string | Buffer; ca?: Buffer }): Promise<RawResponse> {
   const u = new URL(endpoint);
+  const request = u.protocol === 'https:' ? httpsRequest : httpRequest;
   return new Promise((resolve, reject) => {
-    const req = httpRequest(
-      { host: u.hostname, port: u.port, method: opts.method ?? 'POST', path: opts.path ?? '/', headers: opts.headers },
+    const req = request(
+      { host: u.hostname, port: u.port, method: opts.method ?? 'POST', path: opts.path ?? '/', headers: opts.headers, ...(opts.ca ? { ca: opts.ca } : {}) },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
@@ -38,6 +40,8 @@ export interface SignOptions {
   region?: string;
   /** Body override (sent instead of the signed form body: a tampered request). */
   tamperBody?: string;
+  /** CA certificate to trust (https endpoints). */
+  ca?: Buffer;
 }
 
 function amzDate(d: Date): string {
@@ -67,7 +71,7 @@ export async function sigv4(endpoint: string, creds: TestCredentials, params: Re
   const body = opts.tamperBody ?? (req.body as string | undefined);
   const h = { ...(req.headers as Record<string, string>) };
   if (opts.tamperBody !== undefined) h['Content-Length'] = String(Buffer.byteLength(opts.tamperBody));
-  return send(endpoint, { method, path: req.path, headers: h, body });
+  return send(endpoint, { method, path: req.path, headers: h, body, ca: opts.ca });
 }
 
 /** A presigned SigV4 GET URL path (`/?Action=...&X-Amz-...`), valid `expiresSec` seconds. */

@@ -29,7 +29,7 @@ beforeAll(async () => {
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  cloud = await startCloud({ env: { KOALA_IMAGE_MAX_BYTES: String(MiB), KOALA_IMAGE_FETCH_TIMEOUT_MS: '1500' } });
+  cloud = await startCloud({ env: { KOALA_IMAGE_MAX_BYTES: String(MiB), KOALA_IMAGE_FETCH_TIMEOUT_MS: '1500', KOALA_IMAGE_FETCH_ALLOW: '127.0.0.1' } });
   ec2 = cloud.ec2();
 }, 30_000);
 

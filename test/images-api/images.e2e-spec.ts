@@ -8,7 +8,9 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
+  CreateTagsCommand,
   DeregisterImageCommand,
+  DescribeTagsCommand,
   DescribeImageAttributeCommand,
   DescribeImagesCommand,
   ModifyImageAttributeCommand,
@@ -69,8 +71,10 @@ beforeAll(async () => {
     res.writeHead(404).end('not here');
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  cloud = await startCloud();
+  const port = (server.address() as AddressInfo).port;
+  base = `http://127.0.0.1:${port}`;
+  // The loopback server is not public: the operator allow-lists it.
+  cloud = await startCloud({ env: { KOALA_IMAGE_FETCH_ALLOW: `127.0.0.1:${port}` } });
   admin = cloud.ec2();
   alice = await cloud.createAccount('alice');
   bob = await cloud.createAccount('bob');
@@ -176,7 +180,7 @@ describe('RegisterImage', () => {
     await expect(waitUntilImageAvailable({ client: aliceEc2, maxWaitTime: 20, minDelay: 1, maxDelay: 1 }, { ImageIds: [id] })).rejects.toThrow();
     const [img] = await list(aliceEc2, { ImageIds: [id] });
     expect(img!.State).toBe('failed');
-    expect(img!.StateReason).toEqual({ Code: 'Client.InvalidImageLocation', Message: expect.stringContaining('HTTP 404') });
+    expect(img!.StateReason).toEqual({ Code: 'Client.InvalidImageLocation', Message: 'The image location could not be fetched.' });
     expect(await code(images.launchSpec({ accountId: alice.accountId, isAdmin: false }, id))).toBe('Ec2Error');
   }, 30_000);
 
@@ -370,6 +374,28 @@ describe('launch permissions', () => {
     expect(await code(list(carolEc2, { ImageIds: [priv] }))).toBe('InvalidAMIID.NotFound');
     expect(await code(list(bobEc2, { ImageIds: [priv] }))).toBe('InvalidAMIID.NotFound');
     expect(await code(aliceEc2.send(new ModifyImageAttributeCommand({ ImageId: priv, LaunchPermission: { Add: [{ UserId: 'bob' }] } })))).toBe('InvalidAMIAttributeItemValue');
+  });
+
+  it('tags of a shared or public image are the owner’s: grantees see none, tag filters and DescribeTags find nothing', async () => {
+    await aliceEc2.send(new CreateTagsCommand({ Resources: [priv], Tags: [{ Key: 'team', Value: 'secret-project' }] }));
+    await aliceEc2.send(new ModifyImageAttributeCommand({ ImageId: priv, LaunchPermission: { Add: [{ UserId: bob.accountId }, { Group: 'all' }] } }));
+    try {
+      const tagOf = async (c: EC2Client) => (await list(c, { ImageIds: [priv] }))[0]!.Tags ?? [];
+      expect(await tagOf(aliceEc2)).toEqual([{ Key: 'team', Value: 'secret-project' }]);
+      expect(await tagOf(admin)).toEqual([{ Key: 'team', Value: 'secret-project' }]);
+      expect(await tagOf(bobEc2)).toEqual([]);
+      expect(await tagOf(carolEc2)).toEqual([]);
+      const byTag = { Filters: [{ Name: 'tag:team', Values: ['secret-project'] }] };
+      expect(ids(await list(aliceEc2, byTag))).toEqual([priv]);
+      expect(ids(await list(bobEc2, byTag))).toEqual([]);
+      expect(ids(await list(carolEc2, { Filters: [{ Name: 'tag-key', Values: ['team'] }] }))).toEqual([]);
+      const described = async (c: EC2Client) => (await c.send(new DescribeTagsCommand({ Filters: [{ Name: 'resource-id', Values: [priv] }] }))).Tags ?? [];
+      expect((await described(aliceEc2)).map((t) => t.Value)).toEqual(['secret-project']);
+      expect(await described(bobEc2)).toEqual([]);
+      expect(await code(bobEc2.send(new CreateTagsCommand({ Resources: [priv], Tags: [{ Key: 'mine', Value: 'x' }] })))).not.toBe('no error');
+    } finally {
+      await aliceEc2.send(new ResetImageAttributeCommand({ ImageId: priv, Attribute: 'launchPermission' }));
+    }
   });
 
   it('description, kernel and ramdisk attributes', async () => {

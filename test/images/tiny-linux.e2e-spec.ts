@@ -1,7 +1,8 @@
 // End-to-end test of the demo image tiny-linux (deploy/images/build-tiny-linux.sh, DESIGN §4):
 // builds (or reuses) the image, boots it under libvirt qemu:///system (TCG here) with direct
 // kernel boot, a qcow2 overlay root and a NoCloud config drive, and checks the console protocol:
-// banner, instance id, user-data, block device list across a disk hot-plug/unplug, a guest
+// banner, instance id, user-data, `NET: none` (no NIC), the `#!` user-data run as a script, block
+// device list across a disk hot-plug/unplug, a guest
 // reboot via ACPI (virsh reboot) and a clean ACPI power-off (virsh shutdown).
 import { jest } from '@jest/globals';
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -149,6 +150,10 @@ describe('tiny-linux image', () => {
     expect(text).toContain(`INSTANCE-ID: ${INSTANCE_ID}\n`);
     expect(text).toContain(`USER-DATA-BEGIN\n${USER_DATA}USER-DATA-END\n`);
     expect(blockLines()[0]).toBe('BLOCK: vda vdb');
+    // No NIC: one NET line; the `#!` user-data runs as a script (its third line is no command).
+    expect(text).toContain('USER-DATA-END\nNET: none\nBLOCK: vda vdb\n');
+    await waitFor('the user-data script', () => consoleText().includes('USER-DATA-SCRIPT-END'), 30_000);
+    expect(consoleText()).toMatch(/\nUSER-DATA-SCRIPT-BEGIN\nhello from koala user-data\n[^\n]*line 3: line: not found\nUSER-DATA-SCRIPT-END rc=127\n/);
     console.log(`tiny-linux: virsh start took ${startMs} ms; first console byte -> TINY-LINUX-BOOTED in ${bootMs} ms (TCG)`);
   });
 

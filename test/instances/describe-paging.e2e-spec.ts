@@ -174,12 +174,17 @@ describe('DescribeInstances pages', () => {
     expect(await walk(ec2, [f('reservation-id', r)], 5)).toEqual(expected('admin', (i) => i.reservationId === r));
     const prefix = some[0]!.id.slice(0, 3); // i-X
     expect(await walk(ec2, [f('instance-id', `${prefix}*`)], 5)).toEqual(expected('admin', (i) => i.id.startsWith(prefix)));
-    // More values than one query takes as a pre-selection: decided in memory, same answer.
-    const many = [...ids, ...Array.from({ length: 1500 }, (_, k) => `i-${k.toString(16).padStart(17, '0')}`)];
-    expect(await walk(ec2, [f('instance-id', ...many)], 5)).toEqual(sorted(ids));
-    // NUL cannot reach PostgreSQL: such values match nothing, the others still do.
-    expect(await walk(ec2, [f('instance-id', ...ids.map((id) => `${id}\0`), ids[0]!)], 5)).toEqual([ids[0]]);
-    expect(await walk(ec2, [f('tag:Na\0me', '*')], 5)).toEqual([]);
+    // More values in all than one query takes as a pre-selection (1,000): decided in memory, same
+    // answer. EC2 takes at most 200 values per filter, so six filters of 200.
+    const fake = (k: number) => `i-${k.toString(16).padStart(17, '0')}`;
+    const many = (j: number, n = 200) => [...ids, ...Array.from({ length: n - ids.length }, (_, k) => fake(j * 1000 + k))];
+    expect(await walk(ec2, Array.from({ length: 6 }, (_, j) => f('instance-id', ...many(j))), 5)).toEqual(sorted(ids));
+    // Past EC2's caps: FilterLimitExceeded (201 values in a filter, 51 filters).
+    expect(await codeOf(ec2.send(new DescribeInstancesCommand({ Filters: [f('instance-id', ...many(0, 201))] })))).toBe('FilterLimitExceeded');
+    expect(await codeOf(ec2.send(new DescribeInstancesCommand({ Filters: Array.from({ length: 51 }, () => f('instance-id', ...ids)) })))).toBe('FilterLimitExceeded');
+    // NUL never reaches PostgreSQL: the endpoint refuses it in any parameter.
+    expect(await codeOf(ec2.send(new DescribeInstancesCommand({ Filters: [f('instance-id', ...ids.map((id) => `${id}\0`), ids[0]!)] })))).toBe('InvalidParameterValue');
+    expect(await codeOf(ec2.send(new DescribeInstancesCommand({ Filters: [f('tag:Na\0me', '*')] })))).toBe('InvalidParameterValue');
     const named = await ec2.send(new DescribeInstancesCommand({ InstanceIds: ids, Filters: [f('instance-state-name', 'running')] }));
     expect(sorted((named.Reservations ?? []).flatMap((x) => x.Instances!.map((i) => i.InstanceId!)))).toEqual(sorted(some.filter((i) => i.state === 'running').map((i) => i.id)));
   });

@@ -99,7 +99,7 @@ describe('RunInstances', () => {
     const i = r.Instances![0]!;
     expect(i.InstanceId).toMatch(/^i-[0-9a-f]{17}$/);
     expect(i).toMatchObject({ ImageId: IMAGE, InstanceType: 'm1.small', AmiLaunchIndex: 0, State: { Code: 0, Name: 'pending' }, Placement: { AvailabilityZone: zone.zone }, Architecture: 'x86_64', RootDeviceName: '/dev/vda', VirtualizationType: 'hvm', Tags: [{ Key: 'Name', Value: 'web' }] });
-    expect(i.PrivateDnsName).toBe(`${i.InstanceId}.${cloud.region}.compute.internal`);
+    expect(i.PrivateDnsName).toBe(`ip-${i.PrivateIpAddress!.replace(/\./g, "-")}.${cloud.region}.compute.internal`);
     expect(i.LaunchTime).toBeInstanceOf(Date);
     expect(zone.specs.get(i.InstanceId!)).toMatchObject({ userData: Buffer.from('hello').toString('base64'), resources: { vcpus: 1, memoryMiB: 256 }, hostname: i.InstanceId });
     await waitUntilInstanceRunning({ client: ec2, maxWaitTime: 30, minDelay: 1, maxDelay: 1 }, { InstanceIds: [i.InstanceId!] });
@@ -279,8 +279,11 @@ describe('state changes', () => {
     zone.publishEvents = false;
     const id = (await run()).Instances![0]!.InstanceId!;
     zone.publishEvents = true;
-    await zone.emit(id, 'failed', { reason: { code: 'Server.InternalError', message: 'Server.InternalError: Internal error on launch' } });
+    await zone.emit(id, 'failed', { reason: { code: 'Server.InternalError', message: 'virDomainCreate: /var/lib/koala/instances/root.qcow2: Permission denied' } });
     await until(async () => (await state(id)) === 'terminated');
+    // The node's text (host paths, libvirt) stays in the CLC log under a reference; the owner sees a generic message with it.
+    const d = (await ec2.send(new DescribeInstancesCommand({ InstanceIds: [id] }))).Reservations![0]!.Instances![0]!;
+    expect(d.StateReason).toEqual({ Code: 'Server.InternalError', Message: expect.stringMatching(/^An internal error has occurred \(request id [0-9a-f-]+\)\.$/) });
   });
 
   it('console output and attributes', async () => {

@@ -4,7 +4,7 @@
 // there is no guest (see LibvirtHypervisor): this checks the NC's bookkeeping, events and clean-up.
 import { jest } from '@jest/globals';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { InstanceSpec } from '@koala/contracts';
@@ -106,6 +106,10 @@ describe('node controller on test:///default', () => {
     expect(await lv.getDomainXml(dom)).toContain('<koala:reservationId>r-0123456789abcdef0</koala:reservationId>');
     const pool = await lv.lookupStoragePoolByName(`koala-instances-${tag}`);
     expect((await lv.listAllVolumes(pool)).map((v) => v.name).sort()).toEqual([`${id}-config.iso`, `${id}-ephemeral.raw`, `${id}-root.qcow2`]);
+    // The metadata service's launch record: private (user-data), surviving an NC restart.
+    const record = join(home, 'nc', node, 'instances', `${id}.json`);
+    expect(statSync(record).mode & 0o777).toBe(0o600);
+    expect(JSON.parse(readFileSync(record, 'utf8'))).toMatchObject({ instanceId: id, imageId: 'emi-td', userData: spec(id).userData, ephemeral: true });
   });
 
   it('stops, starts, reboots and terminates with events in order; nothing left behind', async () => {
@@ -127,6 +131,7 @@ describe('node controller on test:///default', () => {
     expect(watcher.states(id)).toEqual(['pending', 'running', 'stopping', 'stopped', 'pending', 'running', 'stopping', 'stopped', 'pending', 'running', 'shutting-down', 'terminated']);
     expect(watcher.events.some((e) => e.guestInitiated)).toBe(false);
     expect((await lv.listAllDomains()).map((d) => d.name)).not.toContain(id);
+    expect(existsSync(join(home, 'nc', node, 'instances', `${id}.json`))).toBe(false);
     const pool = await lv.lookupStoragePoolByName(`koala-instances-${tag}`);
     expect(await lv.listAllVolumes(pool)).toEqual([]);
     const hb = await watcher.heartbeat((h) => !h.domains.some((d) => d.instanceId === id));

@@ -321,12 +321,22 @@ describe('NC VolumeAttacher (libvirt qemu:///system + tgtd)', () => {
     await unexportVolume(badVolumeId);
   });
 
-  it('answers IncorrectState for a stopped or unknown instance, leaving no secret', async () => {
-    // Still exported since the tgtd-restart test; the attacher refuses before any login anyway.
+  it('attaches into a stopped instance\'s persistent config (no login yet) and detaches from it; IncorrectState for an unknown instance', async () => {
+    // Still exported since the tgtd-restart test; nothing logs in until the domain starts.
     const target: IscsiTarget = { iqn: volumeTargetIqn(volumeId), lun: 1, portal: '127.0.0.1:3260', chapUser, chapSecret };
-    expect((await remoteCode(attach(target, volumeId, stoppedId))).code).toBe('IncorrectState');
-    expect((await remoteCode(attach(target, volumeId, `i-${hex(17)}`))).code).toBe('IncorrectState');
+    const stopped = await lv.lookupDomainByName(stoppedId);
+    const stoppedConfig = async () => parseDomainXml(await lv.getDomainXml(stopped, VIR_DOMAIN_XML_INACTIVE)).disks;
+    expect((await lv.getDomainState(stopped)).state).toBe(DomainState.SHUTOFF);
+    expect(await attach(target, volumeId, stoppedId)).toEqual({ guestDevice: 'vdb' });
+    const disk = (await stoppedConfig()).find((d) => d.serial === volumeSerial(volumeId));
+    expect(disk).toMatchObject({ targetDev: 'vdb', sourceProtocol: 'iscsi', sourceName: `${volumeTargetIqn(volumeId)}/1` });
+    expect(await secretCode(volumeId, stoppedId)).toBe(0);
+    expect((await lv.getDomainState(stopped)).state).toBe(DomainState.SHUTOFF);
+    expect(await attach(target, volumeId, stoppedId)).toEqual({ guestDevice: 'vdb' }); // idempotent
+    expect(await bus.request(nodeDetachVolume(ZONE, node), { instanceId: stoppedId, node, volumeId }, { timeoutMs: 90_000 })).toEqual({ accepted: true });
+    expect((await stoppedConfig()).map((d) => d.targetDev)).toEqual(['vda']);
     expect(await secretCode(volumeId, stoppedId)).toBe(VIR_ERR_NO_SECRET);
+    expect((await remoteCode(attach(target, volumeId, `i-${hex(17)}`))).code).toBe('IncorrectState');
   });
 
   it('a guest that does not release the disk: timeout without Force, removed from the config with Force', async () => {

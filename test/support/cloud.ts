@@ -31,6 +31,7 @@ import { bootstrapAdmin } from '../../apps/cloud-controller/src/admin/admin-comm
 import { AccountsService } from '../../apps/cloud-controller/src/accounts/accounts.service.js';
 import { cloudModule } from '../../apps/cloud-controller/src/app.module.js';
 import { MasterKeyFile } from '../../apps/cloud-controller/src/auth/master-key.js';
+import { apiHttpsOptions } from '../../apps/cloud-controller/src/ec2/tls.js';
 import { ensureDatabase } from '../../apps/cloud-controller/src/persistence/ensure-database.js';
 import { createDataSource } from '../../apps/cloud-controller/src/persistence/data-source.js';
 import { clusterModule } from '../../apps/cluster-controller/src/cluster.module.js';
@@ -55,7 +56,7 @@ export interface StartCloudOptions {
 }
 
 export interface TestCloud {
-  /** `http://127.0.0.1:<port>/` */
+  /** `http://127.0.0.1:<port>/` (`https://` with KOALA_API_TLS_* in `env`) */
   endpoint: string;
   region: string;
   config: KoalaConfig;
@@ -91,7 +92,9 @@ export async function startCloud(opts: StartCloudOptions = {}): Promise<TestClou
   dbUrl.pathname = `/${dbName}`;
   const home = mkdtempSync(join(tmpdir(), 'koala-cloud-'));
   const port = await freePort();
-  const endpoint = `http://127.0.0.1:${port}/`;
+  // HTTPS when the test passes KOALA_API_TLS_CERT / KOALA_API_TLS_KEY
+  const tls = Boolean(opts.env?.KOALA_API_TLS_CERT);
+  const endpoint = `${tls ? 'https' : 'http'}://127.0.0.1:${port}/`;
   const config = testConfig({
     KOALA_HOME: home,
     KOALA_DATABASE_URL: dbUrl.toString(),
@@ -116,7 +119,7 @@ export async function startCloud(opts: StartCloudOptions = {}): Promise<TestClou
     bus = await NatsBus.connect({ url: config.natsUrl, name: `test-clc-${dbName}`, logger });
     const identity = { kind: 'cloud-controller' as const, id: `cloud-controller@test/${dbName}`, startedAt: new Date() };
     const runtime = RuntimeModule.forRoot({ config, logger, bus, identity });
-    const app = await NestFactory.create(cloudModule({ runtime }, ds, { masterKey }), { logger: new NestPinoLogger(logger), bodyParser: false, abortOnError: false });
+    const app = await NestFactory.create(cloudModule({ runtime }, ds, { masterKey }), { logger: new NestPinoLogger(logger), bodyParser: false, abortOnError: false, httpsOptions: apiHttpsOptions(config) });
     await app.listen(port, '127.0.0.1');
     const dataSource = ds;
     const accounts = app.get(AccountsService);

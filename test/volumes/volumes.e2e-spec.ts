@@ -7,19 +7,24 @@ import { jest } from '@jest/globals';
 import {
   AttachVolumeCommand,
   CopySnapshotCommand,
+  CreateTagsCommand,
   CreateSnapshotCommand,
   CreateVolumeCommand,
   DeleteSnapshotCommand,
   DeleteVolumeCommand,
   DescribeSnapshotsCommand,
+  DescribeTagsCommand,
   DescribeVolumesCommand,
   DescribeVolumeStatusCommand,
+  DescribeInstancesCommand,
   DetachVolumeCommand,
   ModifySnapshotAttributeCommand,
+  StopInstancesCommand,
   RunInstancesCommand,
   TerminateInstancesCommand,
   paginateDescribeVolumes,
   waitUntilInstanceRunning,
+  waitUntilInstanceStopped,
   waitUntilSnapshotCompleted,
   waitUntilVolumeAvailable,
   type EC2Client,
@@ -201,6 +206,30 @@ describe('AttachVolume / DetachVolume', () => {
     await ec2.send(new DeleteVolumeCommand({ VolumeId: id }));
   });
 
+  it('attaches to and detaches from a stopped instance (as EC2); refuses a stopping one', async () => {
+    const inst = await launch(zoneA.zone);
+    await ec2.send(new StopInstancesCommand({ InstanceIds: [inst] }));
+    await waitUntilInstanceStopped({ client: ec2, ...wait }, { InstanceIds: [inst] });
+    const id = await newVolume();
+    const a = await ec2.send(new AttachVolumeCommand({ VolumeId: id, InstanceId: inst, Device: '/dev/sdf' }));
+    expect(a).toMatchObject({ VolumeId: id, InstanceId: inst, State: 'attached' });
+    expect(await volume(id)).toMatchObject({ State: 'in-use', Attachments: [{ InstanceId: inst, Device: '/dev/sdf', State: 'attached' }] });
+    const described = await ec2.send(new DescribeInstancesCommand({ InstanceIds: [inst] }));
+    const i = described.Reservations![0]!.Instances![0]!;
+    expect(i.State!.Name).toBe('stopped');
+    expect(i.BlockDeviceMappings).toContainEqual(expect.objectContaining({ DeviceName: '/dev/sdf', Ebs: expect.objectContaining({ VolumeId: id, Status: 'attached' }) }));
+    expect(scA.log.filter((l) => l.includes(id)).slice(1)).toEqual([`export ${id} ${zoneA.node}`, `attach ${id} ${inst} /dev/sdf`]);
+    await ec2.send(new DetachVolumeCommand({ VolumeId: id }));
+    expect(await volume(id)).toMatchObject({ State: 'available', Attachments: [] });
+    expect(scA.exports.has(id)).toBe(false);
+    // pending/stopping instances are still refused
+    await cloud.dataSource.query(`UPDATE instances SET state = 'stopping' WHERE id = $1`, [inst]);
+    expect(await codeOf(ec2.send(new AttachVolumeCommand({ VolumeId: id, InstanceId: inst, Device: '/dev/sdf' })))).toBe('IncorrectState');
+    await cloud.dataSource.query(`UPDATE instances SET state = 'stopped' WHERE id = $1`, [inst]);
+    await ec2.send(new TerminateInstancesCommand({ InstanceIds: [inst] }));
+    await ec2.send(new DeleteVolumeCommand({ VolumeId: id }));
+  });
+
   it('refuses an instance in another zone, bad devices, and unknown instances', async () => {
     const id = await newVolume();
     expect(await codeOf(ec2.send(new AttachVolumeCommand({ VolumeId: id, InstanceId: instanceB, Device: '/dev/sdf' })))).toBe('InvalidVolume.ZoneMismatch');
@@ -214,13 +243,18 @@ describe('AttachVolume / DetachVolume', () => {
   it('an attach failure at the NC is rolled back: error answered, volume available with a reason, no export left', async () => {
     const id = await newVolume();
     scA.failAttach = 'Server.IscsiLoginFailed';
-    // The node's own failure: InternalError (500) for the caller, the detail kept on the volume.
-    expect(await codeOf(ec2.send(new AttachVolumeCommand({ VolumeId: id, InstanceId: instanceA, Device: '/dev/sdh' })))).toBe('InternalError');
+    // The node's own failure: InternalError (500) for the caller with a generic message and the
+    // request id (the node's text, with its iSCSI target name, only in the log); the code kept on the volume.
+    const err = (await ec2.send(new AttachVolumeCommand({ VolumeId: id, InstanceId: instanceA, Device: '/dev/sdh' })).catch((e: unknown) => e)) as { name: string; message: string; $metadata: { requestId?: string } };
+    expect(err.name).toBe('InternalError');
+    expect(err.message).toBe(`An internal error has occurred (request id ${err.$metadata.requestId}).`);
+    expect(err.message).not.toMatch(/iqn|log in/);
     expect(await volume(id)).toMatchObject({ State: 'available', Attachments: [] });
     expect(scA.exports.has(id)).toBe(false);
     expect(scA.log.filter((l) => l.includes(id)).slice(1)).toEqual([`export ${id} ${zoneA.node}`, `attach ${id} ${instanceA} /dev/sdh`, `detach ${id} ${instanceA} force`, `unexport ${id}`]);
     const row = await cloud.dataSource.getRepository(VolumeEntity).findOneByOrFail({ id });
     expect(row).toMatchObject({ stateReasonCode: 'Server.IscsiLoginFailed', attachInstanceId: null, chapSecretEnc: null });
+    expect(row.stateReasonMessage).toBe(`AttachVolume failed. An internal error has occurred (request id ${err.$metadata.requestId}).`);
     scA.failAttach = undefined;
     await ec2.send(new AttachVolumeCommand({ VolumeId: id, InstanceId: instanceA, Device: '/dev/sdh' }));
     // Force still unexports when the node does not answer.
@@ -302,6 +336,15 @@ describe('snapshots', () => {
     const bobRestored = await bobEc2.send(new CreateVolumeCommand({ AvailabilityZone: zoneA.zone, SnapshotId: s.SnapshotId }));
     expect(bobRestored.SnapshotId).toBe(s.SnapshotId);
     expect(await codeOf(bobEc2.send(new DeleteSnapshotCommand({ SnapshotId: s.SnapshotId })))).toBe('UnauthorizedOperation');
+    // The owner's tags stay the owner's: Bob sees the shared snapshot without them, and tag filters find nothing.
+    await ec2.send(new CreateTagsCommand({ Resources: [s.SnapshotId!], Tags: [{ Key: 'cost-center', Value: 'internal-42' }] }));
+    const snapTags = async (c: EC2Client, f: object = {}) => (await c.send(new DescribeSnapshotsCommand({ SnapshotIds: [s.SnapshotId!], ...f }))).Snapshots!.map((x) => x.Tags ?? []);
+    expect(await snapTags(ec2)).toEqual([[{ Key: 'cost-center', Value: 'internal-42' }]]);
+    expect(await snapTags(bobEc2)).toEqual([[]]);
+    const byTag = { Filters: [{ Name: 'tag:cost-center', Values: ['internal-42'] }] };
+    expect((await bobEc2.send(new DescribeSnapshotsCommand(byTag))).Snapshots!.map((x) => x.SnapshotId)).toEqual([]);
+    expect((await ec2.send(new DescribeSnapshotsCommand(byTag))).Snapshots!.map((x) => x.SnapshotId)).toEqual([s.SnapshotId]);
+    expect((await bobEc2.send(new DescribeTagsCommand({ Filters: [{ Name: 'resource-id', Values: [s.SnapshotId!] }] }))).Tags).toEqual([]);
     // The admin sees Bob's volumes.
     expect((await ec2.send(new DescribeVolumesCommand({ VolumeIds: [bobVol] }))).Volumes![0]!.VolumeId).toBe(bobVol);
   });

@@ -6,6 +6,7 @@ import { installProcessHandlers, loadConfigOrExit, prepareDaemon } from '@koala/
 import { ADMIN_COMMANDS, runAdminCommand } from './admin/admin-commands.js';
 import { cloudModule } from './app.module.js';
 import { MasterKeyFile } from './auth/master-key.js';
+import { apiHttpsOptions } from './ec2/tls.js';
 import { loadInstanceTypes } from './instance-types/instance-types.service.js';
 import { ensureDatabase } from './persistence/ensure-database.js';
 import { createDataSource, migrateDown, migrateUp, pendingMigrations } from './persistence/data-source.js';
@@ -48,10 +49,11 @@ if (command === 'migrate') {
   }
   const { key: masterKey, created } = new MasterKeyFile(config).ensure();
   if (created) ctx.logger.warn({ path: new MasterKeyFile(config).path }, 'created a new master key');
-  const app = await NestFactory.create<NestExpressApplication>(cloudModule(ctx, ds, { masterKey }), { logger: new NestPinoLogger(ctx.logger), bodyParser: false });
+  const httpsOptions = apiHttpsOptions(config);
+  const app = await NestFactory.create<NestExpressApplication>(cloudModule(ctx, ds, { masterKey }), { logger: new NestPinoLogger(ctx.logger), bodyParser: false, httpsOptions });
   installProcessHandlers(app, ctx.logger);
   await app.listen(config.apiPort, config.apiHost);
-  ctx.logger.info({ port: config.apiPort, host: config.apiHost }, 'EC2 endpoint listening');
+  ctx.logger.info({ port: config.apiPort, host: config.apiHost, tls: Boolean(httpsOptions) }, 'EC2 endpoint listening');
 } else {
   process.stderr.write(`unknown command "${command}" (serve, migrate, ${ADMIN_COMMANDS.join(', ')})\n`);
   process.exit(64);

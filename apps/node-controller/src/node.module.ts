@@ -17,9 +17,12 @@ import { INSTANCE_EVENTS, JetStreamInstanceEvents, type InstanceEventSink } from
 import { InstanceManager } from './instances/instance-manager.js';
 import { INSTANCE_MANAGER, InstanceHandlers } from './instances/instance.handlers.js';
 import { HYPERVISOR, type Hypervisor } from './libvirt/hypervisor.js';
+import { LAUNCH_RECORDS, metadataProviders, type LaunchRecords } from './metadata/metadata.module.js';
 import { LibvirtHypervisor } from './libvirt/libvirt-hypervisor.js';
 import { NodeLibvirt } from './libvirt/node-libvirt.js';
 import { NODE_LIBVIRT, NodeLibvirtModule } from './libvirt/node-libvirt.module.js';
+import { NETWORK_AGENT, networkProviders } from './network/network.providers.js';
+import type { NetworkAgent } from './network/network-agent.js';
 import { VolumeAttacher } from './volumes/volume-attacher.js';
 import { VolumesModule } from './volumes/volumes.module.js';
 
@@ -59,14 +62,16 @@ export function nodeModule(ctx: Pick<DaemonContext, 'runtime' | 'config'>, overr
       { provide: INSTANCE_EVENTS, inject: [BUS], useFactory: (bus: NatsBus) => new JetStreamInstanceEvents(bus) },
       {
         provide: INSTANCE_MANAGER,
-        inject: [KOALA_CONFIG, HYPERVISOR, IMAGE_CACHE, CONFIG_DRIVE_BUILDER, CONSOLE_LOG, INSTANCE_EVENTS, VolumeAttacher, CLOCK, LOGGER],
-        useFactory: (config: KoalaConfig, hypervisor: Hypervisor, images: ImageCache, configDrive: ConfigDriveBuilder, consoleLog: ConsoleLog, events: InstanceEventSink, volumes: VolumeAttacher, clock: Clock, logger: Logger) =>
-          new InstanceManager({ zone: config.zone, node: config.nodeName, stopTimeoutMs: config.ncStopTimeoutMs, hypervisor, images, configDrive, consoleLog, events, volumes, clock, logger }),
+        inject: [KOALA_CONFIG, HYPERVISOR, IMAGE_CACHE, CONFIG_DRIVE_BUILDER, CONSOLE_LOG, INSTANCE_EVENTS, VolumeAttacher, NETWORK_AGENT, CLOCK, LOGGER, LAUNCH_RECORDS],
+        useFactory: (config: KoalaConfig, hypervisor: Hypervisor, images: ImageCache, configDrive: ConfigDriveBuilder, consoleLog: ConsoleLog, events: InstanceEventSink, volumes: VolumeAttacher, network: NetworkAgent, clock: Clock, logger: Logger, launchRecords: LaunchRecords) =>
+          new InstanceManager({ zone: config.zone, node: config.nodeName, stopTimeoutMs: config.ncStopTimeoutMs, hypervisor, images, configDrive, consoleLog, events, volumes, network, clock, logger, launchRecords }),
       },
       { provide: ALLOCATED, inject: [INSTANCE_MANAGER], useFactory: (m: InstanceManager) => () => m.allocated() },
       { provide: DOMAIN_VIEW, inject: [INSTANCE_MANAGER], useFactory: (m: InstanceManager) => (d: Parameters<InstanceManager['annotate']>[0]) => m.annotate(d) },
+      ...networkProviders,
       InstanceHandlers,
       HeartbeatService,
+      ...metadataProviders,
     ],
   })
   class NodeControllerModule {}

@@ -49,12 +49,14 @@ function fromUrl(method: string, url: string, headers: Record<string, unknown>, 
 
 // ------------------------------------------------------------------ signers
 
-function signAws4(opts: { region?: string; body?: string; secret?: string; akid?: string; path?: string; date?: Date } = {}): SignedRequest {
+function signAws4(
+  opts: { region?: string; service?: string; body?: string; secret?: string; akid?: string; path?: string; date?: Date } = {},
+): SignedRequest {
   const req: aws4.Request & { headers: Record<string, string> } = {
     host: HOST,
     method: 'POST',
     path: opts.path ?? '/',
-    service: 'ec2',
+    service: opts.service ?? 'ec2',
     region: opts.region ?? 'eucalyptus',
     body: opts.body ?? BODY,
     headers: { 'Content-Type': 'application/x-www-form-urlencoded; charset=utf-8' },
@@ -210,6 +212,24 @@ describe('verifyRequest — SigV4 Authorization header', () => {
     expect(await code(verifyRequest(boto.req, lookup, new Date(Date.now() + 16 * 60_000)))).toEqual(['RequestExpired', 400]);
   });
 
+  it('accepts any service and region in the scope the request is signed with (boto 2: 0/127, koala/compute)', async () => {
+    const ip = await verifyRequest(signAws4({ region: '0', service: '127' }), lookup, new Date());
+    expect(ip).toMatchObject({ region: '0', service: '127', kind: 'v4' });
+    const named = await verifyRequest(signAws4({ region: 'koala', service: 'compute' }), lookup, new Date());
+    expect(named).toMatchObject({ region: 'koala', service: 'compute' });
+    expect(await code(verifyRequest(signAws4({ service: 'sts' }), lookup, new Date(), { services: ['ec2'] }))).toEqual([
+      'SignatureDoesNotMatch',
+      403,
+    ]);
+    // the scope is signed: a request signed for one service and claimed for another is refused
+    const r = signAws4({ service: 'compute' });
+    const auth = r.headers.authorization as string;
+    const claimed = { ...r, headers: { ...r.headers, authorization: auth.replace('/compute/', '/ec2/') } };
+    expect(await code(verifyRequest(claimed, lookup, new Date()))).toEqual(['SignatureDoesNotMatch', 403]);
+    const old = signAws4({ region: '0', service: '127', date: new Date(Date.now() - 16 * 60_000) });
+    expect(await code(verifyRequest(old, lookup, new Date()))).toEqual(['RequestExpired', 400]);
+  });
+
   it('rejects a wrong service and malformed headers', async () => {
     const r = signAws4();
     const auth = r.headers.authorization as string;
@@ -312,5 +332,45 @@ describe('verifyRequest — SigV2', () => {
     expect((await code(verifyRequest(url(v1), lookup, now)))[0]).toBe('InvalidParameterValue');
     const md5 = { ...ok, SignatureMethod: 'HmacMD5' };
     expect((await code(verifyRequest(url(md5), lookup, now)))[0]).toBe('InvalidParameterValue');
+  });
+});
+
+describe('verifyRequest — hostile shapes (edge hardening)', () => {
+  const base = { Action: 'DescribeInstances', Version: '2016-11-15' };
+  const counting = () => {
+    const seen: string[] = [];
+    return { seen, lookup: async (id: string) => (seen.push(id), keys[id]) };
+  };
+
+  it('refuses an access key id that cannot be one (NUL, lower case, too long) with AuthFailure, without a lookup', async () => {
+    const now = new Date();
+    for (const bad of [`AKIA${'\u0000'}0000000000000000`, 'akiakoalatest0000001', 'A'.repeat(200)]) {
+      const c = counting();
+      const p = signV2('HmacSHA256', { ...base, Timestamp: now.toISOString(), AWSAccessKeyId: bad });
+      expect(await code(verifyRequest(fromUrl('GET', `http://${HOST}/?${queryString(p)}`, {}), c.lookup, now))).toEqual(['AuthFailure', 401]);
+      const presigned = fromUrl('GET', `http://${HOST}/?${queryString({ ...base, 'X-Amz-Algorithm': 'AWS4-HMAC-SHA256', 'X-Amz-Credential': `${bad}/20260101/r/ec2/aws4_request`, 'X-Amz-Date': '20260101T000000Z', 'X-Amz-Expires': '60', 'X-Amz-SignedHeaders': 'host', 'X-Amz-Signature': 'a'.repeat(64) })}`, {});
+      expect(await code(verifyRequest(presigned, c.lookup, new Date('2026-01-01T00:00:10Z')))).toEqual(['AuthFailure', 401]);
+      expect(c.seen).toEqual([]);
+    }
+  });
+
+  it('caps SigV2 Expires at 15 minutes after the request time', async () => {
+    const now = new Date();
+    const far = signV2('HmacSHA256', { ...base, Expires: '2099-01-01T00:00:00Z' });
+    expect(await code(verifyRequest(fromUrl('GET', `http://${HOST}/?${queryString(far)}`, {}), lookup, now))).toEqual(['InvalidParameterValue', 400]);
+    const near = signV2('HmacSHA256', { ...base, Expires: new Date(now.getTime() + 14 * 60_000).toISOString() });
+    await expect(verifyRequest(fromUrl('GET', `http://${HOST}/?${queryString(near)}`, {}), lookup, now)).resolves.toMatchObject({ kind: 'v2' });
+  });
+
+  it('caps presigned X-Amz-Expires at maxPresignSeconds', async () => {
+    const { req } = await botoSign('v4q', { method: 'GET', url: `http://${HOST}/?${BODY}` }); // expires=300
+    await expect(verifyRequest(req, lookup, new Date(), { maxPresignSeconds: 300 })).resolves.toMatchObject({ kind: 'v4-presigned' });
+    expect(await code(verifyRequest(req, lookup, new Date(), { maxPresignSeconds: 299 }))).toEqual(['InvalidParameterValue', 400]);
+  });
+
+  it('reads a SigV2 body only when the media type is form data (not merely containing it)', async () => {
+    const p = signV2('HmacSHA256', { ...base, Timestamp: new Date().toISOString() }, SECRET, 'POST');
+    const req = fromUrl('POST', `http://${HOST}/`, { 'content-type': 'text/plain; x=application/x-www-form-urlencoded' }, queryString(p));
+    expect(await code(verifyRequest(req, lookup, new Date()))).toEqual(['InvalidParameterValue', 400]);
   });
 });

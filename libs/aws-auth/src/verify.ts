@@ -1,5 +1,6 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
-import { Ec2Error } from '@koala/ec2-query';
+import { Ec2Error, parsePairs, readRequestParams, type RequestParams } from '@koala/ec2-query';
+import { isAccessKeyId } from './secrets.js';
 
 /** What the HTTP layer hands to `verifyRequest`. */
 export interface SignedRequest {
@@ -13,6 +14,11 @@ export interface SignedRequest {
   headers: Readonly<Record<string, string | readonly string[] | undefined>>;
   /** The exact body bytes received. */
   rawBody: Buffer;
+  /**
+   * The request's parameters as the endpoint dispatches them (`readRequestParams`); SigV2 is
+   * verified over exactly these. Read from the request when absent.
+   */
+  params?: RequestParams;
 }
 
 /** Minimal shape of what the secret lookup returns; extra fields (account id, user…) are passed through. */
@@ -45,11 +51,18 @@ export interface VerifiedRequest<K extends AccessKeyRecord = AccessKeyRecord> {
 export interface VerifyOptions {
   /** Allowed clock skew / request age, default 15 minutes. */
   maxSkewMs?: number;
-  /** Services accepted in the SigV4 scope, default `['ec2']`. */
+  /**
+   * Services accepted in the SigV4 scope; default (empty): any. The scope is part of what is
+   * signed, so any region/service is safe to accept once the signature verifies with it (boto 2
+   * derives both from the host name: `127/0` for 127.0.0.1).
+   */
   services?: readonly string[];
+  /** Longest accepted X-Amz-Expires of a presigned URL, default (and at most) 604800 s (7 days, as AWS). */
+  maxPresignSeconds?: number;
 }
 
 const DEFAULT_SKEW_MS = 15 * 60 * 1000;
+const MAX_PRESIGN_SECONDS = 604800;
 const EMPTY_SHA256 = createHash('sha256').update('').digest('hex');
 const UNSIGNED_PAYLOAD = 'UNSIGNED-PAYLOAD';
 
@@ -65,28 +78,6 @@ const expired = (what: string) => new Ec2Error('RequestExpired', `Request has ex
 /** RFC 3986 encoding (unreserved A-Z a-z 0-9 - _ . ~ kept). */
 export function rfc3986(s: string): string {
   return encodeURIComponent(s).replace(/[!'()*]/g, (c) => '%' + c.charCodeAt(0).toString(16).toUpperCase());
-}
-
-function decodeComponent(s: string): string {
-  try {
-    return decodeURIComponent(s.replace(/\+/g, ' '));
-  } catch {
-    throw new Ec2Error('MalformedQueryString', 'The query string contains a malformed percent-encoding');
-  }
-}
-
-/** Query string → decoded pairs, in order; duplicates kept. */
-function parsePairs(qs: string): Array<[string, string]> {
-  if (!qs) return [];
-  const out: Array<[string, string]> = [];
-  for (const part of qs.split('&')) {
-    if (part === '') continue;
-    const eq = part.indexOf('=');
-    const k = eq < 0 ? part : part.slice(0, eq);
-    const v = eq < 0 ? '' : part.slice(eq + 1);
-    out.push([decodeComponent(k), decodeComponent(v)]);
-  }
-  return out;
 }
 
 function byteCompare(a: string, b: string): number {
@@ -128,6 +119,17 @@ function parseAmzDate(s: string | undefined): Date | undefined {
 
 function toAmzDate(d: Date): string {
   return d.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '');
+}
+
+/**
+ * The key, or `AuthFailure`. An id that cannot be one of ours (NUL, `%00`, 10 kB of text) is
+ * refused before the lookup: it must never reach the database as a query parameter.
+ */
+async function lookupKey<K extends AccessKeyRecord>(lookup: SecretLookup<K>, accessKeyId: string): Promise<K> {
+  if (!isAccessKeyId(accessKeyId)) throw authFailure();
+  const key = await lookup(accessKeyId);
+  if (!key || !key.active) throw authFailure();
+  return key;
 }
 
 // ---------------------------------------------------------------- SigV4
@@ -202,7 +204,7 @@ function signingKey(secret: string, date: string, region: string, service: strin
 }
 
 function checkScopeAndTime(p: V4Parts, now: Date, opts: Required<VerifyOptions>, presignExpires?: number): void {
-  if (!opts.services.includes(p.service)) {
+  if (opts.services.length > 0 && !opts.services.includes(p.service)) {
     throw new Ec2Error('SignatureDoesNotMatch', `Credential should be scoped to correct service: '${opts.services[0]}'.`);
   }
   const when = parseAmzDate(p.amzDate);
@@ -227,8 +229,7 @@ async function verifyV4<K extends AccessKeyRecord>(
   presigned: boolean,
   lookup: SecretLookup<K>,
 ): Promise<K> {
-  const key = await lookup(p.accessKeyId);
-  if (!key || !key.active) throw authFailure();
+  const key = await lookupKey(lookup, p.accessKeyId);
 
   // Payload hash candidates.
   const bodyHash = sha256hex(req.rawBody);
@@ -292,15 +293,9 @@ function parseAuthorizationHeader(auth: string, req: SignedRequest): V4Parts {
 
 // ---------------------------------------------------------------- SigV2
 
-function v2Params(req: SignedRequest, queryPairs: Array<[string, string]>): Map<string, string> {
-  const all = new Map<string, string>();
-  const ct = (header(req, 'content-type') ?? '').toLowerCase();
-  const bodyPairs =
-    req.method.toUpperCase() === 'POST' && req.rawBody.length > 0 && (ct === '' || ct.includes('application/x-www-form-urlencoded'))
-      ? parsePairs(req.rawBody.toString('utf8'))
-      : [];
-  for (const [k, v] of [...queryPairs, ...bodyPairs]) if (!all.has(k)) all.set(k, v);
-  return all;
+/** The parameters SigV2 signs: the same reading the endpoint dispatches (query first, first occurrence wins). */
+function v2Params(req: SignedRequest): Map<string, string> {
+  return new Map(Object.entries((req.params ?? readRequestParams(req)).map));
 }
 
 async function verifyV2<K extends AccessKeyRecord>(
@@ -331,9 +326,12 @@ async function verifyV2<K extends AccessKeyRecord>(
     const t = Date.parse(exp!);
     if (Number.isNaN(t)) throw new Ec2Error('InvalidParameterValue', `Value (${exp}) for parameter Expires is invalid.`);
     if (n > t) throw expired(`Expires is ${exp}`);
+    // Same window as Timestamp: a signature valid until 2099 is a bearer credential for life.
+    if (t - n > opts.maxSkewMs) {
+      throw new Ec2Error('InvalidParameterValue', `Value (${exp}) for parameter Expires is invalid. It must be at most ${opts.maxSkewMs / 60000} minutes after the request time.`);
+    }
   }
-  const key = await lookup(accessKeyId);
-  if (!key || !key.active) throw authFailure();
+  const key = await lookupKey(lookup, accessKeyId);
 
   const host = (header(req, 'host') ?? '').toLowerCase();
   const qs = [...params.entries()]
@@ -356,8 +354,9 @@ async function verifyV2<K extends AccessKeyRecord>(
  * Errors (`Ec2Error`): no credentials → `MissingAuthenticationToken` 401; unknown or inactive key
  * → `AuthFailure` 401; bad signature, tampered body, wrong service → `SignatureDoesNotMatch` 403;
  * more than 15 minutes from `now`, or an expired presigned URL → `RequestExpired` 400; malformed
- * Authorization → `IncompleteSignature` 400. Any region name is accepted (euca2ools sends
- * `undefined-<pid>`). Signatures are compared in constant time; secrets are never logged.
+ * Authorization → `IncompleteSignature` 400. Any region and service name in the SigV4 scope is
+ * accepted when the signature verifies with it (euca2ools sends `undefined-<pid>`, boto 2 derives
+ * `<region>/<service>` from the host name). Signatures are compared in constant time; secrets are never logged.
  */
 export async function verifyRequest<K extends AccessKeyRecord>(
   req: SignedRequest,
@@ -367,7 +366,8 @@ export async function verifyRequest<K extends AccessKeyRecord>(
 ): Promise<VerifiedRequest<K>> {
   const opts: Required<VerifyOptions> = {
     maxSkewMs: options.maxSkewMs ?? DEFAULT_SKEW_MS,
-    services: options.services ?? ['ec2'],
+    services: options.services ?? [],
+    maxPresignSeconds: Math.min(options.maxPresignSeconds ?? MAX_PRESIGN_SECONDS, MAX_PRESIGN_SECONDS),
   };
   const queryPairs = parsePairs(req.query.startsWith('?') ? req.query.slice(1) : req.query);
   const auth = header(req, 'authorization');
@@ -394,7 +394,7 @@ export async function verifyRequest<K extends AccessKeyRecord>(
       throw incomplete('Presigned requests need X-Amz-Credential, X-Amz-Date, X-Amz-Expires, X-Amz-SignedHeaders and X-Amz-Signature');
     }
     if (!/^[0-9a-fA-F]{64}$/.test(sig)) throw incomplete('Invalid X-Amz-Signature');
-    if (!/^\d{1,6}$/.test(expiresRaw) || +expiresRaw < 1 || +expiresRaw > 604800) {
+    if (!/^\d{1,6}$/.test(expiresRaw) || +expiresRaw < 1 || +expiresRaw > opts.maxPresignSeconds) {
       throw new Ec2Error('InvalidParameterValue', `Value (${expiresRaw}) for parameter X-Amz-Expires is invalid.`);
     }
     const p: V4Parts = {
@@ -408,7 +408,7 @@ export async function verifyRequest<K extends AccessKeyRecord>(
     return { accessKeyId: p.accessKeyId, signatureVersion: 4, kind: 'v4-presigned', region: p.region, service: p.service, key };
   }
 
-  const v2 = v2Params(req, queryPairs);
+  const v2 = v2Params(req);
   if (v2.has('Signature') || v2.has('SignatureVersion') || v2.has('AWSAccessKeyId')) {
     const ver = v2.get('SignatureVersion');
     if (ver !== '2') throw new Ec2Error('InvalidParameterValue', `Value (${ver ?? ''}) for parameter SignatureVersion is invalid. Only 2 is supported.`);

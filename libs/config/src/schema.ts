@@ -2,6 +2,7 @@
  * Every environment variable Koala reads, in one table: name, default, parser, meaning.
  * `loadConfig` validates them all at start; README's configuration table mirrors this file.
  */
+import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 
 export class ConfigError extends Error {
@@ -77,8 +78,54 @@ export const cidr: Parser<string> = (raw, name) => {
   return raw.trim();
 };
 
+/** Comma-separated CIDRs (IPv4/IPv6) and/or host[:port] entries ([v6]:port; a bare v6 is a host). */
+export const fetchAllow: Parser<string[]> = (raw, n) =>
+  list(raw, n).map((e) => {
+    const [addr, bits, extra] = e.split('/');
+    const ok =
+      bits !== undefined
+        ? extra === undefined && /^\d{1,3}$/.test(bits) && isIP(addr!) !== 0 && Number(bits) <= (isIP(addr!) === 4 ? 32 : 128)
+        : isIP(e) === 6 ||
+          (/^(\[([0-9a-fA-F:.]+)\]|[A-Za-z0-9.-]+)(:\d{1,5})?$/.test(e) &&
+            (!e.startsWith('[') || isIP(e.slice(1, e.indexOf(']'))) === 6) &&
+            (!/:\d+$/.test(e) || (Number(e.slice(e.lastIndexOf(':') + 1)) >= 1 && Number(e.slice(e.lastIndexOf(':') + 1)) <= 65535)));
+    return ok ? e : fail(n, `entries must be CIDRs or host[:port], got "${e}"`);
+  });
+
 export const name: Parser<string> = (raw, n) =>
   /^[a-z0-9][a-z0-9-]{0,62}$/.test(raw) ? raw : fail(n, `must be lower-case letters, digits and '-', got "${raw}"`);
+
+/** A Linux interface or namespace name (at most 15 characters, no '/' or space). */
+export const ifName: Parser<string> = (raw, n) => (/^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$/.test(raw) ? raw : fail(n, `must be an interface name (up to 15 letters, digits, '_', '.', '-'), got "${raw}"`));
+/**
+ * `zone=cidr,...`: each zone's subnet (prefix /16 to /28, host bits cleared). `*=cidr` is the
+ * subnet of every zone not listed (zones are separate L2 segments, so they may share one CIDR).
+ */
+export const zoneSubnets: Parser<Record<string, string>> = (raw, n) => {
+  const out: Record<string, string> = {};
+  for (const item of list(raw, n)) {
+    const eq = item.indexOf('=');
+    const zone = eq > 0 ? item.slice(0, eq).trim() : '';
+    if (zone !== '*' && !/^[a-z0-9][a-z0-9-]{0,62}$/.test(zone)) fail(n, `needs zone=cidr items, got "${item}"`);
+    const c = cidr(item.slice(eq + 1), n);
+    const [addr, bits] = c.split('/');
+    const o = addr!.split('.').map(Number);
+    const ip = ((o[0]! << 24) >>> 0) + (o[1]! << 16) + (o[2]! << 8) + o[3]!;
+    if (Number(bits) < 16 || Number(bits) > 28) fail(n, `${zone}: the prefix must be /16 to /28, got /${bits}`);
+    if (ip % 2 ** (32 - Number(bits)) !== 0) fail(n, `${zone}: ${c} has host bits set`);
+    if (zone in out) fail(n, `${zone} is given twice`);
+    out[zone] = c;
+  }
+  return out;
+};
+
+export const bool: Parser<boolean> = (raw, n) => {
+  const v = raw.trim().toLowerCase();
+  return v === 'true' || v === '1' || v === 'yes' ? true : v === 'false' || v === '0' || v === 'no' ? false : fail(n, `must be true or false, got "${raw}"`);
+};
+
+const dnsName: Parser<string> = (raw, n) =>
+  /^(?=.{1,200}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/.test(raw.trim()) ? raw.trim() : fail(n, `must be a DNS name, got "${raw}"`);
 
 const def = <T>(env: string, dflt: VarSpec<T>['default'], parse: Parser<T>, doc: string): VarSpec<T> => ({ env, default: dflt, parse, doc });
 
@@ -93,8 +140,11 @@ export const SCHEMA = {
   zone: def('KOALA_ZONE', 'koala-1a', name, 'Availability zone (cluster) of a CC, NC or SC.'),
   apiHost: def('KOALA_API_HOST', '0.0.0.0', str, 'Address the EC2 endpoint listens on.'),
   apiPort: def('KOALA_API_PORT', '8773', int(1, 65535), 'Port of the EC2 endpoint (Eucalyptus used 8773).'),
-  publicEndpoint: def('KOALA_PUBLIC_ENDPOINT', (env) => `http://127.0.0.1:${env.KOALA_API_PORT?.trim() || '8773'}/`, url('http', 'https'), 'Endpoint URL given to users (EC2_URL) and to NCs for image downloads.'),
+  publicEndpoint: def('KOALA_PUBLIC_ENDPOINT', (env) => `${env.KOALA_API_TLS_CERT?.trim() ? 'https' : 'http'}://127.0.0.1:${env.KOALA_API_PORT?.trim() || '8773'}/`, url('http', 'https'), 'Endpoint URL given to users (EC2_URL) and to NCs for image downloads.'),
   apiMaxBodyBytes: def('KOALA_API_MAX_BODY_BYTES', String(1024 * 1024), int(1024, 64 * 1024 * 1024), 'Largest request body accepted before parsing.'),
+  apiTlsCert: def('KOALA_API_TLS_CERT', '', (raw, n) => (raw.length ? absPath(raw, n) : undefined), 'PEM certificate (chain) of the EC2 endpoint; with KOALA_API_TLS_KEY the endpoint speaks HTTPS.'),
+  apiTlsKey: def('KOALA_API_TLS_KEY', '', (raw, n) => (raw.length ? absPath(raw, n) : undefined), 'PEM private key of KOALA_API_TLS_CERT.'),
+  presignMaxSeconds: def('KOALA_PRESIGN_MAX_SECONDS', '604800', int(1, 604800), 'Longest X-Amz-Expires a presigned SigV4 URL may carry (AWS: 7 days).'),
   masterKey: def('KOALA_MASTER_KEY', undefined, optionalStr, 'Key that encrypts secrets at rest; default: $KOALA_HOME/master.key (created by set-up).'),
   nodeName: def('KOALA_NODE_NAME', () => hostname(), name, 'Name a node controller registers under.'),
   libvirtUri: def('KOALA_LIBVIRT_URI', 'qemu:///system', str, 'libvirt connection URI of a node controller (test:///... for simulated hosts).'),
@@ -103,11 +153,16 @@ export const SCHEMA = {
   nodeTimeoutMs: def('KOALA_NODE_TIMEOUT_MS', '20000', int(500, 3600000), 'A node silent this long is reported down.'),
   schedulerPolicy: def('KOALA_SCHEDULER_POLICY', 'GREEDY', oneOf('GREEDY', 'ROUNDROBIN'), 'Placement policy of the CC.'),
   publicIpRange: def('KOALA_PUBLIC_IP_RANGE', '198.51.100.0/24', cidr, 'Pool of elastic (public) addresses.'),
+  zoneSubnets: def('KOALA_ZONE_SUBNETS', '*=172.31.0.0/20', zoneSubnets, '`zone=cidr,...`: each zone\'s subnet (instance private IPs, node addresses); `*=cidr` for every zone not listed.'),
+  associatePublicIp: def('KOALA_ASSOCIATE_PUBLIC_IP', 'true', bool, 'Give instances a public address at launch unless AssociatePublicIpAddress=false.'),
+  networkRepublishMs: def('KOALA_NETWORK_REPUBLISH_MS', '30000', int(100, 3600000), 'How often the CLC publishes each zone\'s desired network state again (it also does on every change).'),
+  dnsSuffix: def('KOALA_DNS_SUFFIX', (env) => `${env.KOALA_REGION?.trim() || 'koala-1'}.compute.internal`, dnsName, 'Suffix of instances\' private DNS names (`ip-10-0-0-5.<suffix>`).'),
   addressesPerAccount: def('KOALA_ADDRESSES_PER_ACCOUNT', '5', int(0, 1000000), 'Elastic IP addresses one account may hold (AddressLimitExceeded beyond).'),
   instanceTypesFile: def('KOALA_INSTANCE_TYPES_FILE', '', optionalStr, 'JSON file replacing the built-in instance type table.'),
   iscsiPortal: def('KOALA_ISCSI_PORTAL', '127.0.0.1:3260', str, 'host:port of the tgt iSCSI portal an SC exports volumes on.'),
   imageMaxBytes: def('KOALA_IMAGE_MAX_BYTES', String(20 * 1024 ** 3), int(1024 * 1024, 2 ** 50), 'Largest image RegisterImage fetches or `koala image import` stores (bytes).'),
   imageFetchTimeoutMs: def('KOALA_IMAGE_FETCH_TIMEOUT_MS', '1800000', int(1000, 24 * 3600000), 'RegisterImage gives up fetching an ImageLocation after this long (the image fails).'),
+  imageFetchAllow: def('KOALA_IMAGE_FETCH_ALLOW', '', fetchAllow, 'Destinations RegisterImage may fetch from although they are not public (loopback, private, link-local, CGNAT, reserved are refused otherwise): comma-separated CIDRs (10.1.2.0/24, fd00::/8) and/or host[:port] (mirror.lan, 127.0.0.1:8080, [::1]:8080; an address also allows names resolving to it).'),
   imageUrlTtlSeconds: def('KOALA_IMAGE_URL_TTL_SECONDS', '3600', int(60, 7 * 86400), 'Lifetime of the signed image-store URLs given to NCs.'),
   maxInstancesPerRun: def('KOALA_MAX_INSTANCES_PER_RUN', '20', int(1, 10000), 'Most instances one RunInstances may launch (MinCount above → InvalidParameterValue; MaxCount is capped).'),
   reconcileIntervalMs: def('KOALA_RECONCILE_INTERVAL_MS', '10000', int(100, 3600000), 'How often the CLC compares instances with the domains the nodes report.'),
@@ -129,7 +184,12 @@ export const SCHEMA = {
   iscsiReconcileMs: def('KOALA_ISCSI_RECONCILE_MS', '5000', int(100, 3600000), 'How often an SC rebuilds tgt targets from the exports the CLC lists (tgtd keeps nothing across restarts).'),
   ncStopTimeoutMs: def('KOALA_NC_STOP_TIMEOUT_MS', '60000', int(0, 3600000), 'How long a node controller waits for a guest to power off after an ACPI shutdown (StopInstances) before destroying it.'),
   ncInstancesPool: def('KOALA_NC_INSTANCES_POOL', 'koala-instances', name, 'libvirt dir pool (in $KOALA_HOME/instances) holding instance disks: root overlays, ephemeral disks, config drives.'),
+  metadataPort: def('KOALA_METADATA_PORT', '8775', int(1, 65535), 'Port of a node\'s metadata relay on its address on the zone segment (guests\' 169.254.169.254:80 is DNATed to it).'),
   ncDomainType: def('KOALA_NC_DOMAIN_TYPE', 'auto', oneOf('auto', 'kvm', 'qemu'), 'Domain type of instances: auto = kvm where /dev/kvm is usable by QEMU and libvirt offers it, else qemu (TCG).'),
+  nodeNetns: def('KOALA_NODE_NETNS', '', (raw, n) => (!raw.length ? undefined : /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(raw) ? raw : fail(n, `must be a namespace name (letters, digits, '_', '.', '-'), got "${raw}"`)), 'Network namespace holding a node\'s guest networking (ip/iptables/ipset run in it); empty: the NC\'s own.'),
+  nodeBridge: def('KOALA_NODE_BRIDGE', 'koala-br0', ifName, 'Bridge of the node\'s libvirt network (koala-<zone>).'),
+  nodeUplink: def('KOALA_NODE_UPLINK', '', (raw, n) => (raw.length ? ifName(raw, n) : undefined), 'Interface on the zone\'s L2 segment the NC enslaves to the bridge. Guest networking is off unless this or KOALA_NODE_NETNS is set.'),
+  nodePublicIf: def('KOALA_NODE_PUBLIC_IF', '', (raw, n) => (raw.length ? ifName(raw, n) : undefined), 'Interface that holds the public addresses of the node\'s instances (none: not held).'),
   volumeEventsConsumer: def('KOALA_VOLUME_EVENTS_CONSUMER', 'clc-volumes', name, 'Durable JetStream consumer of storage (volume and snapshot) events (clouds sharing one NATS need distinct names).'),
   volumeAttachTimeoutMs: def('KOALA_VOLUME_ATTACH_TIMEOUT_MS', '90000', int(60000, 3600000), 'How long the CLC waits for a zone to attach or detach a volume (at least 60 s) before rolling the attachment back.'),
   deletedVolumeRetentionMs: def('KOALA_DELETED_VOLUME_RETENTION_MS', '3600000', int(0, 30 * 86400000), 'How long deleted volumes stay visible in DescribeVolumes.'),

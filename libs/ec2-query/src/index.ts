@@ -35,6 +35,7 @@ export {
   readActionAndVersion,
   DEFAULT_EC2_VERSION,
   type StrOptions,
+  type ListLimit,
   type IntOptions,
   type Filter,
   type Tag,
@@ -50,6 +51,7 @@ export {
   escapeXml,
   formatTimestamp,
   EC2_XML_CONTENT_TYPE,
+  XmlNamespaced,
   type XmlValue,
   type RenderedError,
 } from './xml.js';
@@ -57,11 +59,15 @@ export {
   applyFilters,
   validateFilters,
   compileFilterPattern,
+  checkFilterValue,
   filterPatternToSql,
   type FilterSpec,
   type FilterScalar,
   type TagsOf,
 } from './filters.js';
 export { paginate, capMaxResults, keysetStart, keysetToken, INVALID_TOKEN_CODE, type PaginateOptions, type Page, type KeysetStart } from './pagination.js';
+export { QUERY_LIMITS } from './limits.js';
 export { checkDryRun } from './dry-run.js';
 export { newId, isValidId, idPrefixOf, ID_PREFIXES, type IdKind, type IdPrefix, type RandomSource } from './ids.js';
+export { readRequestParams, parsePairs, isFormContentType, type ParamSource, type RequestParams } from './request-params.js';
+export { validateParamMap, DEFAULT_PARAM_LIMITS, type ParamLimits } from './validate.js';

@@ -1,4 +1,6 @@
 import { Ec2Error } from './errors.js';
+import { checkFilterValue } from './filters.js';
+import { QUERY_LIMITS } from './limits.js';
 
 /**
  * Parse an EC2 Query request (POST form body or GET query string) into a flat map.
@@ -30,9 +32,59 @@ export interface IntOptions {
 }
 
 /**
+ * One level of the parameter names, split at dots on first use: `keys` are the names strictly
+ * under this node (`<path>.…`, in the map's order), `start` where their remainder begins, `exact`
+ * whether `<path>` itself is a name. A level is split once, in time linear in its keys, so a
+ * request's parsing is linear however many accessors a handler calls (rescanning every key per
+ * call made 20,000 filters take minutes).
+ */
+class NameNode {
+  exact = false;
+  private children?: Map<string, NameNode>;
+  constructor(
+    readonly start: number,
+    readonly keys: string[] = [],
+  ) {}
+
+  /** Child nodes by their next name segment. */
+  level(): Map<string, NameNode> {
+    if (this.children) return this.children;
+    const m = new Map<string, NameNode>();
+    for (const k of this.keys) {
+      const dot = k.indexOf('.', this.start);
+      const seg = dot < 0 ? k.slice(this.start) : k.slice(this.start, dot);
+      let c = m.get(seg);
+      if (!c) m.set(seg, (c = new NameNode(this.start + seg.length + 1)));
+      if (dot < 0) c.exact = true;
+      else c.keys.push(k);
+    }
+    return (this.children = m);
+  }
+}
+
+/** One name tree per parameter map (which must not change once read through Params). */
+const trees = new WeakMap<object, NameNode>();
+function treeOf(map: Readonly<Record<string, string>>): NameNode {
+  let t = trees.get(map);
+  if (!t) {
+    t = new NameNode(0, Object.keys(map)); // not push(...keys): a body holds 300,000 names
+    trees.set(map, t);
+  }
+  return t;
+}
+
+/** Limits of one list read: `max` members (default `QUERY_LIMITS.maxListMembers`), `tooMany` the error past it. */
+export interface ListLimit {
+  max?: number;
+  tooMany?: (count: number) => Ec2Error;
+}
+
+/**
  * Typed reader over the flat parameter map, optionally scoped to a prefix such as
  * `Filter.2.` (see `members()`); names in error messages are the full wire names.
- * Unknown parameters are simply never read (we ignore them, as DESIGN §3 asks).
+ * Unknown parameters are simply never read (we ignore them). Structural reads (`members`,
+ * `indexes`, `list`, `child`, `hasAny`, `entries`) cost in proportion to their answer: the
+ * names are split into a tree once per map, shared by all scoped readers.
  */
 export class Params {
   constructor(
@@ -50,6 +102,16 @@ export class Params {
     return new Params(raw);
   }
 
+  /** The tree node of the full wire name `full` (a name present or a prefix of names), if any. */
+  private node(full: string): NameNode | undefined {
+    let n: NameNode | undefined = treeOf(this.map);
+    for (const seg of full.split('.')) {
+      n = n.level().get(seg);
+      if (!n) return undefined;
+    }
+    return n;
+  }
+
   /** Full wire name of `name` in this scope. */
   fullName(name: string): string {
     return this.prefix + name;
@@ -62,9 +124,7 @@ export class Params {
 
   /** True if any parameter starts with `name` (`name`, `name.x`, `name.1.y`) in this scope. */
   hasAny(name: string): boolean {
-    const full = this.prefix + name;
-    for (const k of Object.keys(this.map)) if (k === full || k.startsWith(full + '.')) return true;
-    return false;
+    return this.node(this.prefix + name) !== undefined;
   }
 
   /** Raw value or undefined. */
@@ -139,22 +199,35 @@ export class Params {
     return Buffer.from(t, t.includes('-') || t.includes('_') ? 'base64url' : 'base64');
   }
 
-  /** Sorted member indexes N present under `prefix.N` or `prefix.N.*` in this scope. */
-  indexes(prefix: string): number[] {
-    const full = this.prefix + prefix + '.';
+  /**
+   * Sorted member indexes N present under `prefix.N` or `prefix.N.*` in this scope. More than
+   * `limit.max` members (default `QUERY_LIMITS.maxListMembers`) → `limit.tooMany` or
+   * `InvalidParameterValue`; an index past `QUERY_LIMITS.maxMemberIndex` → `InvalidParameterValue`.
+   */
+  indexes(prefix: string, limit: ListLimit = {}): number[] {
+    const full = this.prefix + prefix;
+    const node = this.node(full);
+    if (!node) return [];
     const seen = new Set<number>();
-    for (const k of Object.keys(this.map)) {
-      if (!k.startsWith(full)) continue;
-      const m = /^(\d{1,9})(?:\.|$)/.exec(k.slice(full.length));
-      if (m) seen.add(Number(m[1]));
+    for (const seg of node.level().keys()) {
+      if (!/^\d+$/.test(seg)) continue; // not a member: an unknown parameter, ignored
+      const n = seg.length > 9 ? Infinity : Number(seg);
+      if (n > QUERY_LIMITS.maxMemberIndex) {
+        throw Ec2Error.invalidParameterValue(`${full}.${seg.slice(0, 20)}`, undefined, `(member indexes go up to ${QUERY_LIMITS.maxMemberIndex}).`);
+      }
+      seen.add(n);
+    }
+    const max = limit.max ?? QUERY_LIMITS.maxListMembers;
+    if (seen.size > max) {
+      throw limit.tooMany?.(seen.size) ?? new Ec2Error('InvalidParameterValue', `The list ${full}.N has ${seen.size} members; at most ${max} are allowed.`);
     }
     return [...seen].sort((a, b) => a - b);
   }
 
-  /** Values of `prefix.1`, `prefix.2`, ... in numeric order; gaps tolerated. */
-  list(prefix: string, opts: StrOptions = {}): string[] {
+  /** Values of `prefix.1`, `prefix.2`, ... in numeric order; gaps tolerated; at most `opts.max` (see `indexes`). */
+  list(prefix: string, opts: StrOptions & ListLimit = {}): string[] {
     const out: string[] = [];
-    for (const n of this.indexes(prefix)) {
+    for (const n of this.indexes(prefix, opts)) {
       const v = this.raw(`${prefix}.${n}`);
       if (v !== undefined) out.push(v);
     }
@@ -162,29 +235,25 @@ export class Params {
     return out;
   }
 
-  /** Readers scoped to each `prefix.N.` (numeric order, gaps tolerated). */
-  members(prefix: string): Params[] {
-    return this.indexes(prefix)
-      .filter((n) => this.hasAnyChild(`${prefix}.${n}.`))
-      .map((n) => new Params(this.map, `${this.prefix}${prefix}.${n}.`));
+  /** Readers scoped to each `prefix.N.` (numeric order, gaps tolerated); at most `limit.max` (see `indexes`). */
+  members(prefix: string, limit: ListLimit = {}): Params[] {
+    const ns = this.indexes(prefix, limit);
+    if (!ns.length) return [];
+    const level = this.node(this.prefix + prefix)!.level();
+    return ns.filter((n) => (level.get(String(n))?.keys.length ?? 0) > 0).map((n) => new Params(this.map, `${this.prefix}${prefix}.${n}.`));
   }
 
   /** Reader scoped to `name.` (e.g. `Ebs` inside `BlockDeviceMapping.1.`); undefined when nothing is under it. */
   child(name: string): Params | undefined {
-    return this.hasAnyChild(name + '.') ? new Params(this.map, `${this.prefix}${name}.`) : undefined;
+    return (this.node(this.prefix + name)?.keys.length ?? 0) > 0 ? new Params(this.map, `${this.prefix}${name}.`) : undefined;
   }
 
-  /** All (name, value) pairs in this scope, names relative to the scope. */
+  /** All (name, value) pairs in this scope, names relative to the scope, in the map's order. */
   entries(): Array<[string, string]> {
-    const out: Array<[string, string]> = [];
-    for (const [k, v] of Object.entries(this.map)) if (k.startsWith(this.prefix)) out.push([k.slice(this.prefix.length), v]);
-    return out;
-  }
-
-  private hasAnyChild(scope: string): boolean {
-    const full = this.prefix + scope;
-    for (const k of Object.keys(this.map)) if (k.startsWith(full)) return true;
-    return false;
+    if (this.prefix === '') return Object.entries(this.map);
+    const p = this.prefix;
+    const keys = p.endsWith('.') ? (this.node(p.slice(0, -1))?.keys ?? []) : Object.keys(this.map).filter((k) => k.startsWith(p));
+    return keys.map((k) => [k.slice(p.length), this.map[k]!]);
   }
 }
 
@@ -204,9 +273,32 @@ export interface TagSpecification {
   tags: Tag[];
 }
 
-/** `Filter.N.Name` + `Filter.N.Value.M` (the prefix can be changed, e.g. for `Filters`). */
+/**
+ * `Filter.N.Name` + `Filter.N.Value.M` (the prefix can be changed, e.g. for `Filters`). As EC2:
+ * more than 50 filters, or 200 values in one, → `FilterLimitExceeded`; a value past the limits
+ * of `checkFilterValue` → `InvalidParameterValue` (see `QUERY_LIMITS`).
+ */
 export function readFilters(params: Params, prefix = 'Filter'): Filter[] {
-  return params.members(prefix).map((m) => ({ name: m.str('Name', { required: true }), values: m.list('Value') }));
+  const { maxFilters, maxFilterValues } = QUERY_LIMITS;
+  const filters = params.members(prefix, {
+    max: maxFilters,
+    tooMany: () => new Ec2Error('FilterLimitExceeded', `The maximum number of filters specified on a single call is ${maxFilters}`),
+  });
+  return filters.map((m) => {
+    const name = m.str('Name', { required: true });
+    const values: string[] = [];
+    const ns = m.indexes('Value', {
+      max: maxFilterValues,
+      tooMany: () => new Ec2Error('FilterLimitExceeded', `The maximum number of filter values specified on a single call is ${maxFilterValues}`),
+    });
+    for (const n of ns) {
+      const v = m.raw(`Value.${n}`);
+      if (v === undefined) continue;
+      checkFilterValue(v, m.fullName(`Value.${n}`));
+      values.push(v);
+    }
+    return { name, values };
+  });
 }
 
 /** `Tag.N.Key` / `Tag.N.Value` (value '' when absent). Empty keys → `InvalidParameterValue`. */

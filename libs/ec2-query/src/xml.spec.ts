@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { Ec2Error } from './errors.js';
-import { renderError, renderResponse, renderXmlBody } from './xml.js';
+import { renderError, renderResponse, renderXmlBody, XmlNamespaced } from './xml.js';
 
 // Parses our XML with botocore's own EC2 response parser and the EC2 service model —
 // exactly what aws-cli / boto3 do with a response.
@@ -127,6 +127,14 @@ describe('renderResponse', () => {
     expect(sg.SecurityGroups[0].Description).toBe('d');
     const del = botocoreParse('DeleteSecurityGroup', renderResponse('DeleteSecurityGroup', undefined, 'r', { return: true, groupId: 'sg-1' }));
     expect(del.Return).toBe(true);
+  });
+
+  it('renders elements in another namespace (scalar, object, list, empty list)', () => {
+    const ns = 'http://msgs.eucalyptus.com/4.4.5';
+    expect(renderXmlBody({ name: new XmlNamespaced(ns, 'a<b'), x: new XmlNamespaced(ns, undefined) })).toBe(`<name xmlns="${ns}">a&lt;b</name>`);
+    expect(renderXmlBody({ d: new XmlNamespaced(ns, [{ cpu: 1 }]), e: new XmlNamespaced(ns, []), o: new XmlNamespaced(ns, { k: true }) })).toBe(
+      `<d xmlns="${ns}"><item><cpu>1</cpu></item></d><e xmlns="${ns}"/><o xmlns="${ns}"><k>true</k></o>`,
+    );
   });
 });
 

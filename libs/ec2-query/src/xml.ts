@@ -15,7 +15,19 @@ export type XmlValue =
   | null
   | undefined
   | readonly XmlValue[]
+  | XmlNamespaced
   | { readonly [key: string]: XmlValue };
+
+/**
+ * An element in another XML namespace (`<name xmlns="ns">…</name>`; its children inherit it), e.g.
+ * Eucalyptus' `http://msgs.eucalyptus.com/<version>` elements beside AWS's in one answer.
+ */
+export class XmlNamespaced {
+  constructor(
+    readonly ns: string,
+    readonly value: XmlValue,
+  ) {}
+}
 
 /** Escape text for element content. Characters illegal in XML 1.0 become U+FFFD. */
 export function escapeXml(s: string): string {
@@ -46,6 +58,15 @@ const NAME_RE = /^[A-Za-z_][A-Za-z0-9_.-]*$/;
 function element(name: string, v: XmlValue, out: string[]): void {
   if (v === undefined || v === null) return;
   if (!NAME_RE.test(name)) throw new Error(`invalid XML element name ${JSON.stringify(name)}`);
+  if (v instanceof XmlNamespaced) {
+    const inner: string[] = [];
+    element(name, v.value, inner);
+    if (inner.length === 0) return;
+    // the first chunk always opens this element (`<name>`, `<name/>` or `<name>text</name>`)
+    inner[0] = `<${name} xmlns="${escapeXml(v.ns)}"` + inner[0]!.slice(name.length + 1);
+    out.push(...inner);
+    return;
+  }
   if (Array.isArray(v)) {
     if (v.length === 0) {
       out.push(`<${name}/>`);

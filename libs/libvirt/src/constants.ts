@@ -119,3 +119,60 @@ export const SecretUsageType = {
   TLS: 4,
   VTPM: 5,
 } as const;
+
+/** virConnectListAllNetworksFlags */
+export const VIR_CONNECT_LIST_NETWORKS_INACTIVE = 1;
+export const VIR_CONNECT_LIST_NETWORKS_ACTIVE = 2;
+export const VIR_CONNECT_LIST_NETWORKS_PERSISTENT = 4;
+export const VIR_CONNECT_LIST_NETWORKS_TRANSIENT = 8;
+export const VIR_CONNECT_LIST_NETWORKS_AUTOSTART = 16;
+export const VIR_CONNECT_LIST_NETWORKS_NO_AUTOSTART = 32;
+
+/** virNetworkXMLFlags */
+export const VIR_NETWORK_XML_INACTIVE = 1;
+
+/** virNetworkUpdateCommand */
+export const VIR_NETWORK_UPDATE_COMMAND_NONE = 0;
+export const VIR_NETWORK_UPDATE_COMMAND_MODIFY = 1;
+export const VIR_NETWORK_UPDATE_COMMAND_DELETE = 2;
+export const VIR_NETWORK_UPDATE_COMMAND_ADD_LAST = 3;
+export const VIR_NETWORK_UPDATE_COMMAND_ADD_FIRST = 4;
+
+/** virNetworkUpdateSection */
+export const VIR_NETWORK_SECTION_NONE = 0;
+export const VIR_NETWORK_SECTION_BRIDGE = 1;
+export const VIR_NETWORK_SECTION_DOMAIN = 2;
+export const VIR_NETWORK_SECTION_IP = 3;
+export const VIR_NETWORK_SECTION_IP_DHCP_HOST = 4;
+export const VIR_NETWORK_SECTION_IP_DHCP_RANGE = 5;
+export const VIR_NETWORK_SECTION_FORWARD = 6;
+export const VIR_NETWORK_SECTION_FORWARD_INTERFACE = 7;
+export const VIR_NETWORK_SECTION_FORWARD_PF = 8;
+export const VIR_NETWORK_SECTION_PORTGROUP = 9;
+export const VIR_NETWORK_SECTION_DNS_HOST = 10;
+export const VIR_NETWORK_SECTION_DNS_TXT = 11;
+export const VIR_NETWORK_SECTION_DNS_SRV = 12;
+
+/** virNetworkUpdateFlags */
+export const VIR_NETWORK_UPDATE_AFFECT_CURRENT = 0;
+export const VIR_NETWORK_UPDATE_AFFECT_LIVE = 1;
+export const VIR_NETWORK_UPDATE_AFFECT_CONFIG = 2;
+
+/** virNetworkEventID */
+export const VIR_NETWORK_EVENT_ID_LIFECYCLE = 0;
+
+/** virNetworkEventLifecycleType */
+export const NetworkEventType = {
+  DEFINED: 0,
+  UNDEFINED: 1,
+  STARTED: 2,
+  STOPPED: 3,
+} as const;
+
+export type NetworkEventName = 'defined' | 'undefined' | 'started' | 'stopped' | 'unknown';
+
+const NETWORK_EVENT_NAMES: NetworkEventName[] = ['defined', 'undefined', 'started', 'stopped'];
+
+export function networkEventName(event: number): NetworkEventName {
+  return NETWORK_EVENT_NAMES[event] ?? 'unknown';
+}

@@ -12,22 +12,29 @@ import {
   VIR_CONNECT_RO,
   VIR_DOMAIN_AFFECT_LIVE,
   VIR_DOMAIN_EVENT_ID_LIFECYCLE,
+  VIR_NETWORK_EVENT_ID_LIFECYCLE,
   VIR_STORAGE_VOL_DOWNLOAD_SPARSE_STREAM,
   VIR_STORAGE_VOL_UPLOAD_SPARSE_STREAM,
   domainEventName,
+  networkEventName,
   type DomainEventName,
+  type NetworkEventName,
 } from './constants.js';
 import {
   Proc,
   Procedures,
   REMOTE_AUTH_NONE,
   REMOTE_AUTH_POLKIT,
+  VIR_DRV_FEATURE_NETWORK_UPDATE_HAS_CORRECT_ORDER,
   VIR_DRV_FEATURE_PROGRAM_KEEPALIVE,
   decodeLifecycleEvent,
+  decodeNetworkLifecycleEvent,
   type Domain,
   type DomainInfo,
   type DomainStateInfo,
+  type Network,
   type NodeInfo,
+  type NwFilter,
   type Secret,
   type StoragePool,
   type StoragePoolInfo,
@@ -68,6 +75,13 @@ export interface DomainLifecycleEvent {
   detail: number;
 }
 
+export interface NetworkLifecycleEvent {
+  network: Network;
+  event: number;
+  eventName: NetworkEventName;
+  detail: number;
+}
+
 export interface StreamRange {
   offset?: number;
   /** 0 = to the end. */
@@ -104,7 +118,11 @@ export function formatLibvirtVersion(v: number | bigint): string {
 export class Libvirt extends EventEmitter<LibvirtEvents> {
   readonly procedures: Procedures;
   private readonly subscriptions = new Map<number, DomainEventSubscription>();
+  // Network callback ids are counted apart from domain ones on the daemon, so a map of their own.
+  private readonly networkSubscriptions = new Map<number, NetworkEventSubscription>();
   private closing: Promise<void> | undefined;
+  /** The daemon's answer to VIR_DRV_FEATURE_NETWORK_UPDATE_HAS_CORRECT_ORDER, asked once. */
+  private networkUpdateOrder: Promise<boolean> | undefined;
 
   private constructor(
     readonly rpc: RpcClient,
@@ -118,6 +136,8 @@ export class Libvirt extends EventEmitter<LibvirtEvents> {
     rpc.on('close', (err) => {
       for (const s of this.subscriptions.values()) s.fail(err);
       this.subscriptions.clear();
+      for (const s of this.networkSubscriptions.values()) s.fail(err);
+      this.networkSubscriptions.clear();
       this.emit('close', err);
     });
   }
@@ -180,6 +200,10 @@ export class Libvirt extends EventEmitter<LibvirtEvents> {
   }
 
   // --- host -----------------------------------------------------------------------------------
+  /** CONNECT_SUPPORTS_FEATURE: asks the daemon about a VIR_DRV_FEATURE_* number. */
+  supportsFeature(feature: number): Promise<boolean> {
+    return this.procedures.connectSupportsFeature(feature);
+  }
   getHostname(): Promise<string> {
     return this.procedures.connectGetHostname();
   }
@@ -481,6 +505,87 @@ export class Libvirt extends EventEmitter<LibvirtEvents> {
     return sent;
   }
 
+  // --- networks -------------------------------------------------------------------------------
+  async listAllNetworks(flags = 0): Promise<Network[]> {
+    return (await this.procedures.connectListAllNetworks(flags)).networks;
+  }
+  /** Rejects with LibvirtError code VIR_ERR_NO_NETWORK when there is no such network. */
+  lookupNetworkByName(name: string): Promise<Network> {
+    return this.procedures.networkLookupByName(name);
+  }
+  lookupNetworkByUuid(uuid: string): Promise<Network> {
+    return this.procedures.networkLookupByUuid(uuid);
+  }
+  /** Defines (or redefines) a persistent network; starts nothing. */
+  defineNetwork(xml: string): Promise<Network> {
+    return this.procedures.networkDefineXml(xml);
+  }
+  /** Starts a defined network (bridge, dnsmasq, firewall rules of its forward mode). */
+  createNetwork(net: Network): Promise<void> {
+    return this.procedures.networkCreate(net);
+  }
+  destroyNetwork(net: Network): Promise<void> {
+    return this.procedures.networkDestroy(net);
+  }
+  undefineNetwork(net: Network): Promise<void> {
+    return this.procedures.networkUndefine(net);
+  }
+  /** flags: VIR_NETWORK_XML_INACTIVE for the persistent definition of a running network. */
+  getNetworkXml(net: Network, flags = 0): Promise<string> {
+    return this.procedures.networkGetXmlDesc(net, flags);
+  }
+  isNetworkActive(net: Network): Promise<boolean> {
+    return this.procedures.networkIsActive(net);
+  }
+  getNetworkAutostart(net: Network): Promise<boolean> {
+    return this.procedures.networkGetAutostart(net);
+  }
+  setNetworkAutostart(net: Network, autostart: boolean): Promise<void> {
+    return this.procedures.networkSetAutostart(net, autostart);
+  }
+  /**
+   * virNetworkUpdate: `command` is VIR_NETWORK_UPDATE_COMMAND_*, `section`
+   * VIR_NETWORK_SECTION_*, `parentIndex` the <ip> element's index (-1: the first/only one),
+   * `flags` VIR_NETWORK_UPDATE_AFFECT_*. libvirt's RPC once sent `command` and `section` the
+   * wrong way round; a daemon that does not claim the fixed order gets them swapped, as its own
+   * client library would send them (the answer is asked once per connection).
+   */
+  async updateNetwork(net: Network, command: number, section: number, parentIndex: number, xml: string, flags: number): Promise<void> {
+    this.networkUpdateOrder ??= this.supportsFeature(VIR_DRV_FEATURE_NETWORK_UPDATE_HAS_CORRECT_ORDER);
+    let correct: boolean;
+    try {
+      correct = await this.networkUpdateOrder;
+    } catch (err) {
+      this.networkUpdateOrder = undefined; // ask again next time
+      throw err;
+    }
+    return correct
+      ? this.procedures.networkUpdate(net, command, section, parentIndex, xml, flags)
+      : this.procedures.networkUpdate(net, section, command, parentIndex, xml, flags);
+  }
+
+  // --- network filters ------------------------------------------------------------------------
+  async listAllNwFilters(flags = 0): Promise<NwFilter[]> {
+    return (await this.procedures.connectListAllNwFilters(flags)).filters;
+  }
+  /** Rejects with LibvirtError code VIR_ERR_NO_NWFILTER when there is no such filter. */
+  lookupNwFilterByName(name: string): Promise<NwFilter> {
+    return this.procedures.nwfilterLookupByName(name);
+  }
+  lookupNwFilterByUuid(uuid: string): Promise<NwFilter> {
+    return this.procedures.nwfilterLookupByUuid(uuid);
+  }
+  /** Defines or redefines a filter; a redefinition applies at once to the guests using it. */
+  defineNwFilter(xml: string): Promise<NwFilter> {
+    return this.procedures.nwfilterDefineXml(xml);
+  }
+  undefineNwFilter(filter: NwFilter): Promise<void> {
+    return this.procedures.nwfilterUndefine(filter);
+  }
+  getNwFilterXml(filter: NwFilter, flags = 0): Promise<string> {
+    return this.procedures.nwfilterGetXmlDesc(filter, flags);
+  }
+
   // --- secrets --------------------------------------------------------------------------------
   async listAllSecrets(flags = 0): Promise<Secret[]> {
     return (await this.procedures.connectListAllSecrets(flags)).secrets;
@@ -514,18 +619,27 @@ export class Libvirt extends EventEmitter<LibvirtEvents> {
    */
   async subscribeDomainLifecycle(domain: Domain | null = null): Promise<DomainEventSubscription> {
     const id = await this.procedures.connectDomainEventCallbackRegisterAny(VIR_DOMAIN_EVENT_ID_LIFECYCLE, domain);
-    const sub = new DomainEventSubscription(this, id, this.eventQueueMax);
+    const sub: DomainEventSubscription = new EventSubscription(id, this.eventQueueMax, async () => {
+      if (!this.subscriptions.delete(id)) return;
+      if (!this.rpc.isClosed) await this.procedures.connectDomainEventCallbackDeregisterAny(id);
+    });
     this.subscriptions.set(id, sub);
     return sub;
   }
 
-  /** @internal */
-  async unsubscribe(sub: DomainEventSubscription): Promise<void> {
-    if (!this.subscriptions.delete(sub.callbackId)) return;
-    if (!this.rpc.isClosed) await this.procedures.connectDomainEventCallbackDeregisterAny(sub.callbackId);
+  /** Subscribes to network lifecycle events (defined, undefined, started, stopped). */
+  async subscribeNetworkLifecycle(network: Network | null = null): Promise<NetworkEventSubscription> {
+    const id = await this.procedures.connectNetworkEventRegisterAny(VIR_NETWORK_EVENT_ID_LIFECYCLE, network);
+    const sub: NetworkEventSubscription = new EventSubscription(id, this.eventQueueMax, async () => {
+      if (!this.networkSubscriptions.delete(id)) return;
+      if (!this.rpc.isClosed) await this.procedures.connectNetworkEventDeregisterAny(id);
+    });
+    this.networkSubscriptions.set(id, sub);
+    return sub;
   }
 
   private onEvent(proc: number, payload: Buffer): void {
+    if (proc === Proc.NETWORK_EVENT_LIFECYCLE) return this.onNetworkEvent(payload);
     if (proc !== Proc.DOMAIN_EVENT_CALLBACK_LIFECYCLE) return; // other events are not subscribed to
     let msg;
     try {
@@ -536,35 +650,49 @@ export class Libvirt extends EventEmitter<LibvirtEvents> {
     const sub = this.subscriptions.get(msg.callbackId);
     sub?.push({ domain: msg.domain, event: msg.event, eventName: domainEventName(msg.event), detail: msg.detail });
   }
+
+  private onNetworkEvent(payload: Buffer): void {
+    let msg;
+    try {
+      msg = decodeNetworkLifecycleEvent(payload);
+    } catch {
+      return;
+    }
+    const sub = this.networkSubscriptions.get(msg.callbackId);
+    sub?.push({ network: msg.network, event: msg.event, eventName: networkEventName(msg.event), detail: msg.detail });
+  }
 }
 
-export interface DomainEventSubscriptionEvents {
-  event: [DomainLifecycleEvent];
+export interface EventSubscriptionEvents<T> {
+  event: [T];
   close: [Error | undefined];
 }
+export type DomainEventSubscriptionEvents = EventSubscriptionEvents<DomainLifecycleEvent>;
+export type DomainEventSubscription = EventSubscription<DomainLifecycleEvent>;
+export type NetworkEventSubscription = EventSubscription<NetworkLifecycleEvent>;
 
 /**
  * One subscriber's view of lifecycle events: an EventEmitter (`event`) and an async iterator.
  * Events are queued and delivered asynchronously, so a slow consumer never stalls the socket
  * reader; past `queueMax` undelivered events the oldest are dropped (`dropped` counts them).
  */
-export class DomainEventSubscription extends EventEmitter<DomainEventSubscriptionEvents> implements AsyncIterable<DomainLifecycleEvent> {
-  private readonly queue: DomainLifecycleEvent[] = [];
+export class EventSubscription<T> extends EventEmitter<EventSubscriptionEvents<T>> implements AsyncIterable<T> {
+  private readonly queue: T[] = [];
   private waiter: (() => void) | undefined;
   private finished = false;
   private error: Error | undefined;
   dropped = 0;
 
   constructor(
-    private readonly owner: Libvirt,
     readonly callbackId: number,
     private readonly queueMax: number,
+    private readonly release: () => Promise<void>,
   ) {
     super();
   }
 
   /** @internal called by the connection's reader */
-  push(ev: DomainLifecycleEvent): void {
+  push(ev: T): void {
     if (this.finished) return;
     if (this.listenerCount('event') > 0) setImmediate(() => this.emit('event', ev));
     this.queue.push(ev);
@@ -591,7 +719,7 @@ export class DomainEventSubscription extends EventEmitter<DomainEventSubscriptio
   }
 
   /** Waits for the next event matching `pred` (consuming events from the iterator queue). */
-  async next(pred: (ev: DomainLifecycleEvent) => boolean = () => true, timeoutMs = 10_000): Promise<DomainLifecycleEvent> {
+  async next(pred: (ev: T) => boolean = () => true, timeoutMs = 10_000): Promise<T> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const i = this.queue.findIndex(pred);
@@ -599,7 +727,7 @@ export class DomainEventSubscription extends EventEmitter<DomainEventSubscriptio
       if (this.error) throw this.error;
       if (this.finished) throw new Error('subscription closed');
       const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`no matching domain event within ${timeoutMs} ms`);
+      if (left <= 0) throw new Error(`no matching event within ${timeoutMs} ms`);
       await new Promise<void>((res) => {
         const t = setTimeout(res, left);
         this.waiter = () => {
@@ -610,7 +738,7 @@ export class DomainEventSubscription extends EventEmitter<DomainEventSubscriptio
     }
   }
 
-  async *[Symbol.asyncIterator](): AsyncIterator<DomainLifecycleEvent> {
+  async *[Symbol.asyncIterator](): AsyncIterator<T> {
     for (;;) {
       const ev = this.queue.shift();
       if (ev) {
@@ -628,7 +756,7 @@ export class DomainEventSubscription extends EventEmitter<DomainEventSubscriptio
     if (this.finished) return;
     this.finished = true;
     this.wake();
-    await this.owner.unsubscribe(this);
+    await this.release();
     this.emit('close', undefined);
   }
 }

@@ -8,6 +8,8 @@ import { RpcClient, type RpcStream, type RpcStreamOptions } from './rpc.js';
 import {
   REMOTE_AUTH_TYPE_LIST_MAX,
   REMOTE_DOMAIN_LIST_MAX,
+  REMOTE_NETWORK_LIST_MAX,
+  REMOTE_NWFILTER_LIST_MAX,
   REMOTE_SECRET_LIST_MAX,
   REMOTE_SECRET_VALUE_MAX,
   REMOTE_STORAGE_POOL_LIST_MAX,
@@ -40,6 +42,15 @@ export const Proc = {
   DOMAIN_SUSPEND: 34,
   DOMAIN_SHUTDOWN: 33,
   DOMAIN_UNDEFINE: 35,
+  NETWORK_CREATE: 39,
+  NETWORK_DEFINE_XML: 41,
+  NETWORK_DESTROY: 42,
+  NETWORK_GET_XML_DESC: 43,
+  NETWORK_GET_AUTOSTART: 44,
+  NETWORK_LOOKUP_BY_NAME: 46,
+  NETWORK_LOOKUP_BY_UUID: 47,
+  NETWORK_SET_AUTOSTART: 48,
+  NETWORK_UNDEFINE: 49,
   CONNECT_GET_HOSTNAME: 59,
   CONNECT_SUPPORTS_FEATURE: 60,
   AUTH_LIST: 66,
@@ -77,9 +88,15 @@ export const Proc = {
   SECRET_UNDEFINE: 146,
   SECRET_LOOKUP_BY_USAGE: 147,
   DOMAIN_IS_ACTIVE: 150,
+  NETWORK_IS_ACTIVE: 152,
   CONNECT_GET_LIB_VERSION: 157,
   DOMAIN_ATTACH_DEVICE_FLAGS: 160,
   DOMAIN_DETACH_DEVICE_FLAGS: 161,
+  NWFILTER_LOOKUP_BY_NAME: 175,
+  NWFILTER_LOOKUP_BY_UUID: 176,
+  NWFILTER_GET_XML_DESC: 177,
+  NWFILTER_DEFINE_XML: 180,
+  NWFILTER_UNDEFINE: 181,
   DOMAIN_CREATE_WITH_FLAGS: 196,
   STORAGE_VOL_UPLOAD: 208,
   STORAGE_VOL_DOWNLOAD: 209,
@@ -91,7 +108,13 @@ export const Proc = {
   CONNECT_LIST_ALL_DOMAINS: 273,
   CONNECT_LIST_ALL_STORAGE_POOLS: 281,
   STORAGE_POOL_LIST_ALL_VOLUMES: 282,
+  CONNECT_LIST_ALL_NETWORKS: 283,
+  CONNECT_LIST_ALL_NWFILTERS: 286,
   CONNECT_LIST_ALL_SECRETS: 287,
+  NETWORK_UPDATE: 291,
+  CONNECT_NETWORK_EVENT_REGISTER_ANY: 313,
+  CONNECT_NETWORK_EVENT_DEREGISTER_ANY: 314,
+  NETWORK_EVENT_LIFECYCLE: 315,
   CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY: 316,
   CONNECT_DOMAIN_EVENT_CALLBACK_DEREGISTER_ANY: 317,
   DOMAIN_EVENT_CALLBACK_LIFECYCLE: 318,
@@ -105,6 +128,11 @@ export const REMOTE_AUTH_POLKIT = 2;
 
 /** VIR_DRV_FEATURE_PROGRAM_KEEPALIVE (driver.h): asking for it turns on the daemon's keepalive. */
 export const VIR_DRV_FEATURE_PROGRAM_KEEPALIVE = 10;
+/**
+ * VIR_DRV_FEATURE_NETWORK_UPDATE_HAS_CORRECT_ORDER (libvirt_internal.h): a daemon that answers 0
+ * reads NETWORK_UPDATE's `command` and `section` words the other way round (its old RPC bug).
+ */
+export const VIR_DRV_FEATURE_NETWORK_UPDATE_HAS_CORRECT_ORDER = 16;
 
 export interface Domain {
   name: string;
@@ -121,6 +149,14 @@ export interface StorageVol {
   pool: string;
   name: string;
   key: string;
+}
+export interface Network {
+  name: string;
+  uuid: string;
+}
+export interface NwFilter {
+  name: string;
+  uuid: string;
 }
 export interface Secret {
   uuid: string;
@@ -164,6 +200,12 @@ export interface StorageVolInfo {
   capacity: number;
   allocation: number;
 }
+export interface NetworkLifecycleEventMessage {
+  callbackId: number;
+  network: Network;
+  event: number;
+  detail: number;
+}
 export interface DomainLifecycleEventMessage {
   callbackId: number;
   domain: Domain;
@@ -198,6 +240,14 @@ export const enc = {
     w.string(p.name);
     enc.uuid(w, p.uuid);
   },
+  network: (w: W, n: Network) => {
+    w.string(n.name);
+    enc.uuid(w, n.uuid);
+  },
+  nwfilter: (w: W, f: NwFilter) => {
+    w.string(f.name);
+    enc.uuid(w, f.uuid);
+  },
   vol: (w: W, v: StorageVol) => {
     w.string(v.pool);
     w.string(v.name);
@@ -214,6 +264,8 @@ export const dec = {
   uuid: (r: R) => uuidFromBytes(r.opaqueFixed(VIR_UUID_BUFLEN)),
   domain: (r: R): Domain => ({ name: r.string(), uuid: dec.uuid(r), id: r.int() }),
   pool: (r: R): StoragePool => ({ name: r.string(), uuid: dec.uuid(r) }),
+  network: (r: R): Network => ({ name: r.string(), uuid: dec.uuid(r) }),
+  nwfilter: (r: R): NwFilter => ({ name: r.string(), uuid: dec.uuid(r) }),
   vol: (r: R): StorageVol => ({ pool: r.string(), name: r.string(), key: r.string() }),
   secret: (r: R): Secret => ({ uuid: dec.uuid(r), usageType: r.int(), usageId: r.string() }),
 };
@@ -227,6 +279,17 @@ export function decodeLifecycleEvent(payload: Buffer): DomainLifecycleEventMessa
   const detail = r.int();
   r.end();
   return { callbackId, domain, event, detail };
+}
+
+/** Decodes a network lifecycle event message (remote_network_event_lifecycle_msg). */
+export function decodeNetworkLifecycleEvent(payload: Buffer): NetworkLifecycleEventMessage {
+  const r = new XdrReader(payload);
+  const callbackId = r.int();
+  const network = dec.network(r);
+  const event = r.int();
+  const detail = r.int();
+  r.end();
+  return { callbackId, network, event, detail };
 }
 
 /**
@@ -519,6 +582,76 @@ export class Procedures {
     });
   }
 
+  // networks
+  connectListAllNetworks(flags = 0, needResults = 1): Promise<{ networks: Network[]; ret: number }> {
+    return this.invoke(
+      Proc.CONNECT_LIST_ALL_NETWORKS,
+      (w) => w.int(needResults).uint(flags),
+      (r) => ({ networks: r.array(REMOTE_NETWORK_LIST_MAX, dec.network), ret: r.uint() }),
+    );
+  }
+  networkLookupByName(name: string): Promise<Network> {
+    return this.invoke(Proc.NETWORK_LOOKUP_BY_NAME, (w) => w.string(name), dec.network);
+  }
+  networkLookupByUuid(uuid: string): Promise<Network> {
+    return this.invoke(Proc.NETWORK_LOOKUP_BY_UUID, (w) => enc.uuid(w, uuid), dec.network);
+  }
+  networkDefineXml(xml: string): Promise<Network> {
+    return this.invoke(Proc.NETWORK_DEFINE_XML, (w) => w.string(xml), dec.network);
+  }
+  networkCreate(net: Network): Promise<void> {
+    return this.invoke(Proc.NETWORK_CREATE, (w) => enc.network(w, net));
+  }
+  networkDestroy(net: Network): Promise<void> {
+    return this.invoke(Proc.NETWORK_DESTROY, (w) => enc.network(w, net));
+  }
+  networkUndefine(net: Network): Promise<void> {
+    return this.invoke(Proc.NETWORK_UNDEFINE, (w) => enc.network(w, net));
+  }
+  networkGetXmlDesc(net: Network, flags = 0): Promise<string> {
+    return this.invoke(Proc.NETWORK_GET_XML_DESC, (w) => (enc.network(w, net), w.uint(flags)), (r) => r.string());
+  }
+  networkIsActive(net: Network): Promise<boolean> {
+    return this.invoke(Proc.NETWORK_IS_ACTIVE, (w) => enc.network(w, net), (r) => r.int() !== 0);
+  }
+  networkGetAutostart(net: Network): Promise<boolean> {
+    return this.invoke(Proc.NETWORK_GET_AUTOSTART, (w) => enc.network(w, net), (r) => r.int() !== 0);
+  }
+  networkSetAutostart(net: Network, autostart: boolean): Promise<void> {
+    return this.invoke(Proc.NETWORK_SET_AUTOSTART, (w) => (enc.network(w, net), w.int(autostart ? 1 : 0)));
+  }
+  /**
+   * remote_network_update_args as laid out on the wire: the two words go out in the order given
+   * here. The caller decides that order (see VIR_DRV_FEATURE_NETWORK_UPDATE_HAS_CORRECT_ORDER).
+   */
+  networkUpdate(net: Network, command: number, section: number, parentIndex: number, xml: string, flags: number): Promise<void> {
+    return this.invoke(Proc.NETWORK_UPDATE, (w) => (enc.network(w, net), w.uint(command).uint(section).int(parentIndex).string(xml).uint(flags)));
+  }
+
+  // network filters
+  connectListAllNwFilters(flags = 0, needResults = 1): Promise<{ filters: NwFilter[]; ret: number }> {
+    return this.invoke(
+      Proc.CONNECT_LIST_ALL_NWFILTERS,
+      (w) => w.int(needResults).uint(flags),
+      (r) => ({ filters: r.array(REMOTE_NWFILTER_LIST_MAX, dec.nwfilter), ret: r.uint() }),
+    );
+  }
+  nwfilterLookupByName(name: string): Promise<NwFilter> {
+    return this.invoke(Proc.NWFILTER_LOOKUP_BY_NAME, (w) => w.string(name), dec.nwfilter);
+  }
+  nwfilterLookupByUuid(uuid: string): Promise<NwFilter> {
+    return this.invoke(Proc.NWFILTER_LOOKUP_BY_UUID, (w) => enc.uuid(w, uuid), dec.nwfilter);
+  }
+  nwfilterDefineXml(xml: string): Promise<NwFilter> {
+    return this.invoke(Proc.NWFILTER_DEFINE_XML, (w) => w.string(xml), dec.nwfilter);
+  }
+  nwfilterUndefine(filter: NwFilter): Promise<void> {
+    return this.invoke(Proc.NWFILTER_UNDEFINE, (w) => enc.nwfilter(w, filter));
+  }
+  nwfilterGetXmlDesc(filter: NwFilter, flags = 0): Promise<string> {
+    return this.invoke(Proc.NWFILTER_GET_XML_DESC, (w) => (enc.nwfilter(w, filter), w.uint(flags)), (r) => r.string());
+  }
+
   // secrets
   connectListAllSecrets(flags = 0, needResults = 1): Promise<{ secrets: Secret[]; ret: number }> {
     return this.invoke(
@@ -559,6 +692,16 @@ export class Procedures {
   }
   connectDomainEventCallbackDeregisterAny(callbackId: number): Promise<void> {
     return this.invoke(Proc.CONNECT_DOMAIN_EVENT_CALLBACK_DEREGISTER_ANY, (w) => w.int(callbackId));
+  }
+  connectNetworkEventRegisterAny(eventId: number, net: Network | null = null): Promise<number> {
+    return this.invoke(
+      Proc.CONNECT_NETWORK_EVENT_REGISTER_ANY,
+      (w) => w.int(eventId).optional(net, (x, n) => enc.network(x, n)),
+      (r) => r.int(),
+    );
+  }
+  connectNetworkEventDeregisterAny(callbackId: number): Promise<void> {
+    return this.invoke(Proc.CONNECT_NETWORK_EVENT_DEREGISTER_ANY, (w) => w.int(callbackId));
   }
 }
 

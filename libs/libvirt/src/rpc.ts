@@ -39,6 +39,7 @@ export const VIR_ERR_NO_STORAGE_POOL = 49;
 export const VIR_ERR_NO_STORAGE_VOL = 50;
 export const VIR_ERR_NO_NODE_DEVICE = 53;
 export const VIR_ERR_OPERATION_INVALID = 55;
+export const VIR_ERR_NO_NWFILTER = 62;
 export const VIR_ERR_NO_SECRET = 66;
 export const VIR_ERR_CONFIG_UNSUPPORTED = 67;
 export const VIR_ERR_OPERATION_TIMEOUT = 68;

@@ -16,7 +16,11 @@ export class AddressEntity {
   @Column({ type: 'varchar', length: 8 })
   domain: 'vpc' | 'standard';
 
-  /** Set by AssociateAddress (instances work, later). */
+  /** `elastic` (AllocateAddress) or `launch` (an instance's public address from its launch: not shown, released at terminate). */
+  @Column({ type: 'varchar', length: 8, default: 'elastic' })
+  kind: 'elastic' | 'launch';
+
+  /** The instance it is associated with (AssociateAddress, or the launch). */
   @Column({ name: 'instance_id', type: 'varchar', length: 32, nullable: true })
   instanceId: string | null;
 

@@ -1,8 +1,8 @@
 import { Injectable } from '@nestjs/common';
-import { checkDryRun, Ec2Error, readFilters, readTagSpecifications } from '@koala/ec2-query';
+import { Ec2Error, readFilters, readTagSpecifications, type Params } from '@koala/ec2-query';
 import { Ec2Action, type Ec2Context } from '../ec2/ec2-action.decorator.js';
 import { tagSet } from '../tags/tags.service.js';
-import { AddressesService, type AddressView } from './addresses.service.js';
+import { AddressesService, type AddressRef, type AddressView } from './addresses.service.js';
 
 function addressItem(v: AddressView) {
   const a = v.address;
@@ -13,11 +13,29 @@ function addressItem(v: AddressView) {
     instanceId: a.instanceId ?? undefined,
     associationId: a.associationId ?? undefined,
     privateIpAddress: a.privateIpAddress ?? undefined,
+    networkInterfaceId: a.networkInterfaceId ?? undefined,
+    networkInterfaceOwnerId: a.networkInterfaceId ? a.accountId : undefined,
     tagSet: tagSet(v.tags),
   };
 }
 
-/** AllocateAddress, DescribeAddresses, ReleaseAddress (associations come with instances). */
+const dryRun = (p: Params) => p.bool('DryRun') === true;
+
+/** `AllocationId` or `PublicIp` (and for disassociation `AssociationId`); one is required. */
+function readRef(p: Params, names: ReadonlyArray<'AllocationId' | 'AssociationId' | 'PublicIp'>): AddressRef {
+  const ref: AddressRef = {};
+  for (const n of names) {
+    const v = p.str(n) || undefined;
+    if (v === undefined) continue;
+    if (n === 'AllocationId') ref.allocationId = v;
+    else if (n === 'AssociationId') ref.associationId = v;
+    else ref.publicIp = v;
+  }
+  if (!ref.allocationId && !ref.associationId && !ref.publicIp) throw Ec2Error.missingParameter(names[0]!);
+  return ref;
+}
+
+/** AllocateAddress, AssociateAddress, DisassociateAddress, DescribeAddresses, ReleaseAddress. */
 @Injectable()
 export class AddressesHandlers {
   constructor(private readonly addresses: AddressesService) {}
@@ -25,28 +43,47 @@ export class AddressesHandlers {
   @Ec2Action('AllocateAddress')
   async allocate(ctx: Ec2Context) {
     const p = ctx.params;
-    const domain = p.enum('Domain', ['vpc', 'standard'] as const) ?? 'vpc';
+    // EC2-Classic's answer unless the default-VPC face is asked for.
+    const domain = p.enum('Domain', ['vpc', 'standard'] as const) ?? 'standard';
     const tagSpecifications = readTagSpecifications(p);
-    checkDryRun(p);
+    if (dryRun(p)) throw Ec2Error.dryRun();
     const v = await this.addresses.allocate(ctx.account, ctx.now, { domain, tagSpecifications });
     return { publicIp: v.address.publicIp, domain: v.address.domain, allocationId: v.address.allocationId };
+  }
+
+  @Ec2Action('AssociateAddress')
+  async associate(ctx: Ec2Context) {
+    const p = ctx.params;
+    const associationId = await this.addresses.associate(ctx.account, ctx.now, {
+      address: readRef(p, ['AllocationId', 'PublicIp']),
+      instanceId: p.str('InstanceId') || undefined,
+      networkInterfaceId: p.str('NetworkInterfaceId') || undefined,
+      privateIpAddress: p.str('PrivateIpAddress') || undefined,
+      allowReassociation: p.bool('AllowReassociation') ?? false,
+      dryRun: dryRun(p),
+    });
+    return { return: true, associationId };
+  }
+
+  @Ec2Action('DisassociateAddress')
+  async disassociate(ctx: Ec2Context) {
+    const p = ctx.params;
+    await this.addresses.disassociate(ctx.account, ctx.now, readRef(p, ['AssociationId', 'PublicIp']), dryRun(p));
+    return { return: true };
   }
 
   @Ec2Action('DescribeAddresses')
   async describe(ctx: Ec2Context) {
     const p = ctx.params;
     const items = await this.addresses.describe(ctx.account, { publicIps: p.list('PublicIp'), allocationIds: p.list('AllocationId'), filters: readFilters(p) });
+    if (dryRun(p)) throw Ec2Error.dryRun();
     return { addressesSet: items.map(addressItem) };
   }
 
   @Ec2Action('ReleaseAddress')
   async release(ctx: Ec2Context) {
     const p = ctx.params;
-    const allocationId = p.str('AllocationId') || undefined;
-    const publicIp = p.str('PublicIp') || undefined;
-    if (!allocationId && !publicIp) throw Ec2Error.missingParameter('AllocationId');
-    checkDryRun(p);
-    await this.addresses.release(ctx.account, { allocationId, publicIp });
+    await this.addresses.release(ctx.account, ctx.now, readRef(p, ['AllocationId', 'PublicIp']), dryRun(p));
     return { return: true };
   }
 }

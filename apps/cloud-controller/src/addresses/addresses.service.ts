@@ -1,11 +1,12 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { KOALA_CONFIG } from '@koala/config';
 import { applyFilters, Ec2Error, isValidId, newId, type Filter, type FilterSpec, type Tag, type TagSpecification } from '@koala/ec2-query';
-import { DataSource } from 'typeorm';
+import { NetworkPublisher } from '../network/network-publisher.js';
 import { TaggableResources, entityOwners, type Caller } from '../tags/taggable-resources.js';
 import { TagsService } from '../tags/tags.service.js';
 import { AddressEntity } from './address.entity.js';
 import { firstFree, ipToInt, poolRange, type PoolRange } from './address-pool.js';
+import { AddressesRepository, type AddressRow, type ListedAddress } from './addresses.repository.js';
 
 export const ADDRESS_RESOURCE_TYPE = 'elastic-ip';
 
@@ -16,7 +17,7 @@ export interface AddressesConfig {
 }
 
 export interface AddressView {
-  address: AddressEntity;
+  address: AddressRow & Partial<Pick<ListedAddress, 'networkInterfaceId'>>;
   tags: Tag[];
 }
 
@@ -27,15 +28,31 @@ const ADDRESS_FILTERS: FilterSpec<AddressView> = {
   'instance-id': (v) => v.address.instanceId,
   'association-id': (v) => v.address.associationId,
   'private-ip-address': (v) => v.address.privateIpAddress,
+  'network-interface-id': (v) => v.address.networkInterfaceId,
+  'network-interface-owner-id': (v) => (v.address.networkInterfaceId ? v.address.accountId : null),
 };
 
-/** Serialises allocations cluster-wide (pg_advisory_xact_lock key). */
-const ALLOCATION_LOCK = 0x6b6f616c; // "koal"
+/** How an action names an address: by allocation id, association id or (the caller's own) public IP. */
+export interface AddressRef {
+  allocationId?: string;
+  associationId?: string;
+  publicIp?: string;
+}
 
 /**
- * Elastic IP addresses from the pool KOALA_PUBLIC_IP_RANGE. Allocations take a transaction-level
- * advisory lock (per-account limit and lowest free address decided under it) and `public_ip`
- * is unique, so two concurrent allocations never get the same address.
+ * Elastic IP addresses from the pool KOALA_PUBLIC_IP_RANGE (shared with instances' launch-time
+ * addresses). Allocations take a transaction-level advisory lock (per-account limit and lowest
+ * free address decided under it) and `public_ip` is unique, so two concurrent allocations never
+ * get the same address.
+ *
+ * Associations: an address goes to one instance at a time (an instance has at most one public
+ * address: associating an elastic one releases its launch-time address, as EC2 does, or replaces
+ * another elastic one; when it leaves, an instance launched with a public address gets a new
+ * launch-time one). An address already associated elsewhere moves only with
+ * AllowReassociation (else `Resource.AlreadyAssociated`). Release: a `vpc` address is refused
+ * while associated (`InvalidIPAddress.InUse`); a `standard` one is disassociated first
+ * (EC2-Classic). Terminating an instance disassociates its address (guest networking's release).
+ * Every association change republishes the zone's network state.
  */
 @Injectable()
 export class AddressesService {
@@ -43,10 +60,11 @@ export class AddressesService {
   private readonly limit: number;
 
   constructor(
-    @Inject(DataSource) private readonly ds: DataSource,
-    private readonly tags: TagsService,
+    @Inject(AddressesRepository) private readonly repo: AddressesRepository,
+    @Inject(TagsService) private readonly tags: TagsService,
     @Inject(KOALA_CONFIG) config: AddressesConfig,
-    registry: TaggableResources,
+    @Inject(NetworkPublisher) private readonly publisher: NetworkPublisher,
+    @Inject(TaggableResources) registry: TaggableResources,
   ) {
     this.pool = poolRange(config.publicIpRange);
     this.limit = config.addressesPerAccount;
@@ -54,35 +72,21 @@ export class AddressesService {
       prefix: 'eipalloc',
       resourceType: ADDRESS_RESOURCE_TYPE,
       notFoundCode: 'InvalidAllocationID.NotFound',
-      owners: entityOwners(AddressEntity, { idColumn: 'allocationId' }),
+      owners: entityOwners(AddressEntity, { idColumn: 'allocationId', where: { kind: 'elastic' } }),
     });
   }
 
   /** AllocateAddress: the lowest free address of the pool. */
   async allocate(caller: Caller, now: Date, input: { domain: 'vpc' | 'standard'; tagSpecifications: readonly TagSpecification[] }): Promise<AddressView> {
     this.tags.checkTagSpecifications(ADDRESS_RESOURCE_TYPE, input.tagSpecifications);
-    return this.ds.transaction(async (em) => {
-      await em.query('SELECT pg_advisory_xact_lock($1)', [ALLOCATION_LOCK]);
-      const repo = em.getRepository(AddressEntity);
-      const mine = await repo.count({ where: { accountId: caller.id } });
-      if (mine >= this.limit) throw new Ec2Error('AddressLimitExceeded', 'The maximum number of addresses has been reached.');
-      const used: Array<{ public_ip: string }> = await em.query('SELECT public_ip FROM addresses');
-      const ip = firstFree(this.pool, used.map((u) => u.public_ip));
-      if (!ip) {
-        throw new Ec2Error('InsufficientAddressCapacity', 'There are no free addresses left in the public address pool of this cloud.', 500);
-      }
-      const address = repo.create({
-        allocationId: newId('eipalloc'),
-        accountId: caller.id,
-        publicIp: ip,
-        domain: input.domain,
-        instanceId: null,
-        associationId: null,
-        privateIpAddress: null,
-        createdAt: now,
-      });
-      await repo.insert(address);
-      const tags = await this.tags.applyTagSpecifications(caller, ADDRESS_RESOURCE_TYPE, address.allocationId, input.tagSpecifications, em);
+    return this.repo.transaction(async (tx) => {
+      await this.repo.lockPool(tx);
+      if ((await this.repo.countElastic(tx, caller.id)) >= this.limit) throw new Ec2Error('AddressLimitExceeded', 'The maximum number of addresses has been reached.');
+      const ip = firstFree(this.pool, await this.repo.usedPublicIps(tx));
+      if (!ip) throw new Ec2Error('InsufficientAddressCapacity', 'There are no free addresses left in the public address pool of this cloud.', 500);
+      const address: AddressRow = { allocationId: newId('eipalloc'), accountId: caller.id, publicIp: ip, domain: input.domain, instanceId: null, associationId: null, privateIpAddress: null, createdAt: now };
+      await this.repo.insert(tx, address);
+      const tags = await this.tags.applyTagSpecifications(caller, ADDRESS_RESOURCE_TYPE, address.allocationId, input.tagSpecifications, tx);
       return { address, tags };
     });
   }
@@ -90,37 +94,126 @@ export class AddressesService {
   /** DescribeAddresses: the caller's addresses (the admin's: every account's), sorted by address. */
   async describe(caller: Caller, q: { publicIps: readonly string[]; allocationIds: readonly string[]; filters: readonly Filter[] }): Promise<AddressView[]> {
     for (const id of q.allocationIds) if (!isValidId('eipalloc', id)) throw Ec2Error.malformed('InvalidAllocationID.Malformed', id);
-    const rows = await this.ds.getRepository(AddressEntity).find({ where: caller.isAdmin ? {} : { accountId: caller.id } });
+    const rows = await this.repo.list(caller.isAdmin ? undefined : caller.id);
     rows.sort((a, b) => ipToInt(a.publicIp) - ipToInt(b.publicIp));
     for (const ip of q.publicIps) if (!rows.some((r) => r.publicIp === ip)) throw Ec2Error.notFound('InvalidAddress.NotFound', ip);
     for (const id of q.allocationIds) if (!rows.some((r) => r.allocationId === id)) throw Ec2Error.notFound('InvalidAllocationID.NotFound', id);
-    const selected = rows.filter(
-      (r) => (!q.publicIps.length || q.publicIps.includes(r.publicIp)) && (!q.allocationIds.length || q.allocationIds.includes(r.allocationId)),
-    );
+    const selected = rows.filter((r) => (!q.publicIps.length || q.publicIps.includes(r.publicIp)) && (!q.allocationIds.length || q.allocationIds.includes(r.allocationId)));
     const tags = await this.tags.tagsOf(selected.map((r) => r.allocationId));
     const views = selected.map((address) => ({ address, tags: tags.get(address.allocationId) ?? [] }));
     return applyFilters(views, q.filters, ADDRESS_FILTERS, (v) => v.tags);
   }
 
-  /** ReleaseAddress by allocation id (the admin: any account's) or public IP (the caller's own); refused while associated. */
-  async release(caller: Caller, by: { publicIp?: string; allocationId?: string }): Promise<void> {
-    await this.ds.transaction(async (em) => {
-      const repo = em.getRepository(AddressEntity);
-      let row: AddressEntity | null;
-      if (by.allocationId !== undefined) {
-        if (!isValidId('eipalloc', by.allocationId)) throw Ec2Error.malformed('InvalidAllocationID.Malformed', by.allocationId);
-        row = await repo.findOne({ where: { allocationId: by.allocationId }, lock: { mode: 'pessimistic_write' } });
-        if (!row || (row.accountId !== caller.id && !caller.isAdmin)) throw Ec2Error.notFound('InvalidAllocationID.NotFound', by.allocationId);
-      } else {
-        const ip = by.publicIp ?? '';
-        row = await repo.findOne({ where: { publicIp: ip, accountId: caller.id }, lock: { mode: 'pessimistic_write' } });
-        if (!row) throw Ec2Error.notFound('InvalidAddress.NotFound', ip);
+  /** The address `ref` names, locked; the caller's own (by allocation id the admin may name any). */
+  private async lockAddress(tx: Parameters<AddressesRepository['lockOne']>[0], caller: Caller, ref: AddressRef): Promise<AddressRow> {
+    if (ref.allocationId !== undefined) {
+      if (!isValidId('eipalloc', ref.allocationId)) throw Ec2Error.malformed('InvalidAllocationID.Malformed', ref.allocationId);
+      const row = await this.repo.lockOne(tx, { allocationId: ref.allocationId });
+      if (!row || (row.accountId !== caller.id && !caller.isAdmin)) throw Ec2Error.notFound('InvalidAllocationID.NotFound', ref.allocationId);
+      return row;
+    }
+    if (ref.associationId !== undefined) {
+      if (!isValidId('eipassoc', ref.associationId)) throw new Ec2Error('InvalidAssociationID.Malformed', `Invalid id: "${ref.associationId}" (expecting "eipassoc-...")`);
+      const row = await this.repo.lockOne(tx, { associationId: ref.associationId });
+      if (!row || (row.accountId !== caller.id && !caller.isAdmin)) throw Ec2Error.notFound('InvalidAssociationID.NotFound', ref.associationId);
+      return row;
+    }
+    const ip = ref.publicIp ?? '';
+    // Not an address at all (NUL, huge, unicode): not found, without asking the database.
+    if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(ip)) throw Ec2Error.notFound('InvalidAddress.NotFound', ip.slice(0, 64));
+    const row = await this.repo.lockOne(tx, { publicIp: ip });
+    if (!row || row.accountId !== caller.id) throw Ec2Error.notFound('InvalidAddress.NotFound', ip);
+    return row;
+  }
+
+  /**
+   * An elastic address has left the instance: one launched with a public address gets a new
+   * launch-time one from the pool (as EC2 does; none when the pool is empty). Returns its zone.
+   */
+  private async leave(tx: Parameters<AddressesRepository['instance']>[0], instanceId: string, now: Date): Promise<string | undefined> {
+    const i = await this.repo.instance(tx, instanceId);
+    if (!i) return undefined;
+    if (i.associatePublicIp && i.privateIp && i.state !== 'terminated' && i.state !== 'shutting-down') {
+      await this.repo.lockPool(tx);
+      const ip = firstFree(this.pool, await this.repo.usedPublicIps(tx));
+      if (ip) await this.repo.insertLaunchAddress(tx, newId('eipalloc'), i, ip, now);
+    }
+    return i.zone;
+  }
+
+  /** AssociateAddress: returns the association id. */
+  async associate(caller: Caller, now: Date, input: { address: AddressRef; instanceId?: string; networkInterfaceId?: string; privateIpAddress?: string; allowReassociation: boolean; dryRun: boolean }): Promise<string> {
+    const { id, zones } = await this.repo.transaction(async (tx) => {
+      let instanceId = input.instanceId;
+      if (instanceId === undefined && input.networkInterfaceId !== undefined) {
+        if (!isValidId('eni', input.networkInterfaceId)) throw new Ec2Error('InvalidNetworkInterfaceID.Malformed', `Invalid id: "${input.networkInterfaceId}" (expecting "eni-...")`);
+        instanceId = await this.repo.instanceOfInterface(tx, input.networkInterfaceId);
+        if (!instanceId) throw new Ec2Error('InvalidNetworkInterfaceID.NotFound', `The networkInterface ID '${input.networkInterfaceId}' does not exist`);
       }
-      if (row.associationId || row.instanceId) {
-        throw new Ec2Error('InvalidIPAddress.InUse', `Address ${row.allocationId} is in use.`);
+      if (instanceId === undefined) throw Ec2Error.missingParameter('InstanceId');
+      if (!isValidId('i', instanceId)) throw Ec2Error.malformed('InvalidInstanceID.Malformed', instanceId);
+      // The instance first, then the address: every association takes its locks in that order.
+      const instance = await this.repo.lockInstance(tx, instanceId);
+      if (!instance || (instance.accountId !== caller.id && !caller.isAdmin)) throw Ec2Error.notFound('InvalidInstanceID.NotFound', instanceId);
+      const address = await this.lockAddress(tx, caller, input.address);
+      if (instance.accountId !== address.accountId) throw Ec2Error.notFound('InvalidInstanceID.NotFound', instanceId);
+      if (!instance.privateIp || instance.state === 'terminated' || instance.state === 'shutting-down') throw Ec2Error.incorrectInstanceState(instance.id, instance.state, 'associated with an address');
+      if (input.privateIpAddress !== undefined && input.privateIpAddress !== instance.privateIp) {
+        throw Ec2Error.invalidParameterValue('PrivateIpAddress', input.privateIpAddress, `The instance's private address is ${instance.privateIp}.`);
       }
-      await repo.delete({ allocationId: row.allocationId });
-      await this.tags.deleteAllFor(row.allocationId, em);
+      if (address.instanceId === instance.id) {
+        if (input.dryRun) throw Ec2Error.dryRun();
+        return { id: address.associationId!, zones: [] as string[] };
+      }
+      if (address.instanceId && !input.allowReassociation) {
+        throw new Ec2Error('Resource.AlreadyAssociated', `resource ${address.allocationId} is already associated with associate-id ${address.associationId}`);
+      }
+      if (input.dryRun) throw Ec2Error.dryRun();
+      const zones = [instance.zone];
+      if (address.instanceId) {
+        await this.repo.disassociate(tx, address.allocationId);
+        const previous = await this.leave(tx, address.instanceId, now);
+        if (previous) zones.push(previous);
+      }
+      await this.repo.dropPublicAddressOf(tx, instance.id);
+      const associationId = newId('eipassoc');
+      await this.repo.associate(tx, address.allocationId, instance.id, instance.privateIp, associationId);
+      return { id: associationId, zones };
     });
+    this.publisher.changed(zones);
+    return id;
+  }
+
+  /** DisassociateAddress: an address that is not associated is left as it is. */
+  async disassociate(caller: Caller, now: Date, ref: AddressRef, dryRun: boolean): Promise<void> {
+    const zone = await this.repo.transaction(async (tx) => {
+      const address = await this.lockAddress(tx, caller, ref);
+      if (dryRun) throw Ec2Error.dryRun();
+      if (!address.instanceId) return undefined;
+      await this.repo.disassociate(tx, address.allocationId);
+      return this.leave(tx, address.instanceId, now);
+    });
+    if (zone) this.publisher.changed([zone]);
+  }
+
+  /** ReleaseAddress by allocation id (the admin: any account's) or public IP (the caller's own). */
+  async release(caller: Caller, now: Date, ref: AddressRef, dryRun = false): Promise<void> {
+    const zone = await this.repo.transaction(async (tx) => {
+      const row = await this.lockAddress(tx, caller, ref);
+      let z: string | undefined;
+      if (row.instanceId) {
+        if (row.domain === 'vpc') throw new Ec2Error('InvalidIPAddress.InUse', `Address ${row.allocationId} is in use.`);
+      }
+      if (dryRun) throw Ec2Error.dryRun();
+      if (row.instanceId) {
+        await this.repo.disassociate(tx, row.allocationId);
+        // Before the delete: the instance's new address is never the one being released.
+        z = await this.leave(tx, row.instanceId, now);
+      }
+      await this.repo.delete(tx, row.allocationId);
+      await this.tags.deleteAllFor(row.allocationId, tx);
+      return z;
+    });
+    if (zone) this.publisher.changed([zone]);
   }
 }

@@ -107,13 +107,14 @@ export function adminImagesService(config: KoalaConfig, ds: DataSource, masterKe
   return new ImagesService(
     ds,
     new FsBlobStore(koalaPaths(config.home).imageStore),
-    new HttpImageFetcher(),
+    new HttpImageFetcher({ allow: config.imageFetchAllow }),
     new BlobUrlSigner(masterKey),
     new TagsService(ds, registry),
     new InstancesImageUsage(),
     systemClock,
     config,
     registry,
+    masterKey,
   );
 }
 

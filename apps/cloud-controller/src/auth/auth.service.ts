@@ -1,5 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { verifyRequest, type SignedRequest } from '@koala/aws-auth';
+import { KOALA_CONFIG, type KoalaConfig } from '@koala/config';
 import { AccountsService } from '../accounts/accounts.service.js';
 
 export interface Caller {
@@ -10,15 +11,19 @@ export interface Caller {
 
 /**
  * Verifies an EC2 request's signature (SigV4 header / presigned, SigV2) against the access key
- * table. Throws `Ec2Error` (AuthFailure for unknown, inactive or deleted keys,
- * SignatureDoesNotMatch, RequestExpired, ...).
+ * table. Throws `Ec2Error` (AuthFailure for unknown, inactive or deleted keys and for ids that
+ * cannot be access key ids, SignatureDoesNotMatch, RequestExpired, ...). Presigned URLs live at
+ * most `KOALA_PRESIGN_MAX_SECONDS`.
  */
 @Injectable()
 export class AuthService {
-  constructor(@Inject(AccountsService) private readonly accounts: AccountsService) {}
+  constructor(
+    @Inject(AccountsService) private readonly accounts: AccountsService,
+    @Inject(KOALA_CONFIG) private readonly config: Pick<KoalaConfig, 'presignMaxSeconds'>,
+  ) {}
 
   async authenticate(req: SignedRequest, now: Date): Promise<Caller> {
-    const v = await verifyRequest(req, (id) => this.accounts.resolveAccessKey(id), now);
+    const v = await verifyRequest(req, (id) => this.accounts.resolveAccessKey(id), now, { maxPresignSeconds: this.config.presignMaxSeconds });
     return { accessKeyId: v.accessKeyId, account: v.key.account, signatureVersion: v.signatureVersion };
   }
 }

@@ -24,8 +24,21 @@ describe('Ec2EndpointService', () => {
     expect(r.body).toContain('<Code>InternalError</Code>');
     expect(r.body).not.toContain('database on fire');
     const rid = r.headers['x-amzn-requestid'];
+    expect(r.body).toContain(`<Message>An internal error has occurred (request id ${rid}).</Message>`);
     expect(logs.find((l) => l.level === 'error')?.obj).toMatchObject({ requestId: rid, action: 'Boom' });
     expect(logs.find((l) => l.msg === 'ec2 request')?.obj).toMatchObject({ requestId: rid, action: 'Boom', status: 500, code: 'InternalError', account: '111122223333' });
+  });
+
+  it('an InternalError carrying component text answers a generic message; the text is logged under the request id', async () => {
+    const { svc, logs, req } = setup(async () => {
+      throw new Ec2Error('InternalError', 'AttachVolume failed in the zone: tgtadm: /var/lib/koala/volumes/vol-1: No such file');
+    });
+    const r = await svc.handle(req('Action=Boom'));
+    const rid = r.headers['x-amzn-requestid'];
+    expect(r.status).toBe(500);
+    expect(r.body).toContain(`<Message>An internal error has occurred (request id ${rid}).</Message>`);
+    expect(r.body).not.toMatch(/tgtadm|var\/lib/);
+    expect(logs.find((l) => l.level === 'error')?.obj).toMatchObject({ requestId: rid, detail: expect.stringContaining('tgtadm') });
   });
 
   it('renders a thrown Ec2Error with its status, and logs one line per request', async () => {
@@ -44,5 +57,29 @@ describe('Ec2EndpointService', () => {
     const r = await svc.handle(req('Action=Nope'));
     expect(r.status).toBe(400);
     expect(r.body).toContain('<Code>InvalidAction</Code>');
+  });
+
+  it('answers a database data exception (value too long, NUL) as InvalidParameterValue 400, and logs no bound parameters', async () => {
+    const driverError = Object.assign(new Error('value too long for type character varying(64)'), { code: '22001' });
+    const { svc, logs, req } = setup(async () => {
+      throw Object.assign(new Error(driverError.message), { name: 'QueryFailedError', query: 'INSERT ...', parameters: ['hunter2'], driverError });
+    });
+    const r = await svc.handle(req('Action=Boom'));
+    expect(r.status).toBe(400);
+    expect(r.body).toContain('<Code>InvalidParameterValue</Code>');
+    expect(r.body).not.toMatch(/INSERT|hunter2|varying/);
+    expect(logs.some((l) => l.level === 'error')).toBe(false);
+  });
+
+  it('refuses a NUL in any parameter before the handler runs', async () => {
+    let ran = false;
+    const { svc, req } = setup(async () => {
+      ran = true;
+      return {};
+    });
+    const r = await svc.handle(req('Action=Fine&Description=a%00b'));
+    expect(r.status).toBe(400);
+    expect(r.body).toContain('<Code>InvalidParameterValue</Code>');
+    expect(ran).toBe(false);
   });
 });

@@ -3,19 +3,21 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import { KOALA_CONFIG, type KoalaConfig } from '@koala/config';
 import {
-
   EC2_XML_CONTENT_TYPE,
   Ec2Error,
   isEc2Error,
   Params,
-  parseQueryParams,
   readActionAndVersion,
+  readRequestParams,
   renderError,
   renderResponse,
+  validateParamMap,
 } from '@koala/ec2-query';
 import { withCorrelationId, type Logger } from '@koala/logging';
 import { CLOCK, LOGGER, type Clock } from '@koala/runtime';
 import { AuthService, type Caller } from '../auth/auth.service.js';
+import { internalErrorMessage } from '../clusters/zone-error.js';
+import { identityApiOf, renderQueryError, renderQueryResponse, type QueryApi } from '../identity/identity-protocol.js';
 import { ActionRegistry } from './action-registry.js';
 import type { Ec2Context } from './ec2-action.decorator.js';
 
@@ -37,15 +39,30 @@ export interface Ec2HttpResponse {
   body: string;
 }
 
-function isFormBody(headers: IncomingHttpHeaders): boolean {
-  const ct = (headers['content-type'] ?? '').toLowerCase();
-  return ct === '' || ct.startsWith('application/x-www-form-urlencoded');
+/**
+ * A PostgreSQL data exception (SQLSTATE class 22: NUL byte, invalid encoding, value too long,
+ * out of range, bad number/uuid syntax) is bad input that slipped past the edge checks, not an
+ * internal error: the caller gets InvalidParameterValue (400) and nothing of the SQL.
+ */
+export function databaseInputError(err: unknown): Ec2Error | undefined {
+  if (typeof err !== 'object' || err === null) return undefined;
+  const e = err as { code?: unknown; driverError?: { code?: unknown } };
+  const code = typeof e.driverError?.code === 'string' ? e.driverError.code : e.code;
+  if (typeof code !== 'string' || !/^22[0-9A-Z]{3}$/.test(code)) return undefined;
+  return new Ec2Error('InvalidParameterValue', 'A parameter value is invalid (too long, out of range or not representable).');
+}
+
+/** The action name for logs: only a plausible one (a hostile Action is not log material). */
+function loggableAction(a: string | undefined): string | undefined {
+  return a && /^[A-Za-z0-9]{1,64}$/.test(a) ? a : a ? '(invalid)' : undefined;
 }
 
 /**
- * The EC2 Query endpoint: body limit, parameter parsing (query string and form body merged;
- * the query string wins for a name present in both, as in SigV2 verification), authentication,
- * dispatch to the `@Ec2Action` handler, XML rendering, one JSON log line per request.
+ * The EC2 Query endpoint: body limit, parameter parsing (`readRequestParams`: query string and
+ * form body merged, the query string winning; the same reading verifies SigV2 signatures, and a
+ * non-form POST body is refused), authentication, edge validation of every parameter
+ * (`validateParamMap`: NUL/control characters, lengths), dispatch to the `@Ec2Action` handler,
+ * XML rendering, one JSON log line per request.
  */
 @Injectable()
 export class Ec2EndpointService {
@@ -57,6 +74,17 @@ export class Ec2EndpointService {
     @Inject(KOALA_CONFIG) private readonly config: KoalaConfig,
   ) {}
 
+  /**
+   * An EC2 error document for a request that never reaches an action (unknown path or method,
+   * unparsable HTTP): the endpoint answers nothing that is not EC2 XML with a request id.
+   */
+  refuse(status: number, code: string, message: string, log: Record<string, unknown> = {}): Ec2HttpResponse {
+    const requestId = randomUUID();
+    const e = renderError(new Ec2Error(code, message, status), requestId);
+    this.logger.info({ requestId, status, code, ...log }, 'ec2 request refused');
+    return { status, headers: { 'content-type': EC2_XML_CONTENT_TYPE, 'x-amzn-requestid': requestId }, body: e.body };
+  }
+
   handle(req: Ec2HttpRequest): Promise<Ec2HttpResponse> {
     const requestId = randomUUID();
     return withCorrelationId(requestId, () => this.run(req, requestId));
@@ -65,6 +93,8 @@ export class Ec2EndpointService {
   private async run(req: Ec2HttpRequest, requestId: string): Promise<Ec2HttpResponse> {
     const started = process.hrtime.bigint();
     let action: string | undefined;
+    // STS/IAM identity actions answer in their own Query dialect (namespace, error shape)
+    let api: QueryApi | undefined;
     let caller: Caller | undefined;
     let status: number;
     let code: string | undefined;
@@ -72,10 +102,13 @@ export class Ec2EndpointService {
     try {
       const rawBody = await req.readBody(this.config.apiMaxBodyBytes);
       const now = this.clock.now();
-      const fromBody = req.method.toUpperCase() === 'POST' && rawBody.length > 0 && isFormBody(req.headers) ? parseQueryParams(rawBody) : {};
-      const params = new Params({ ...fromBody, ...parseQueryParams(req.query) });
-      action = params.raw('Action') || undefined;
-      caller = await this.auth.authenticate({ method: req.method, path: req.path, query: req.query, headers: req.headers, rawBody }, now);
+      const signed = { method: req.method, path: req.path, query: req.query, headers: req.headers, rawBody };
+      const extracted = readRequestParams(signed);
+      const params = new Params(extracted.map);
+      action = loggableAction(params.raw('Action') || undefined);
+      api = identityApiOf(action);
+      caller = await this.auth.authenticate({ ...signed, params: extracted }, now);
+      validateParamMap(extracted.map);
       if (!action) throw Ec2Error.missingParameter('Action');
       const av = readActionAndVersion(params);
       const handler = this.registry.get(av.action);
@@ -90,11 +123,22 @@ export class Ec2EndpointService {
         now,
       };
       const output = await handler(ctx);
-      body = renderResponse(av.action, av.version, requestId, output);
+      body = api ? renderQueryResponse(api, av.action, requestId, output) : renderResponse(av.action, av.version, requestId, output);
       status = 200;
-    } catch (err) {
-      if (!isEc2Error(err)) this.logger.error({ err, action, requestId }, 'unexpected error in EC2 request');
-      const e = renderError(err, requestId);
+    } catch (caught) {
+      let err = caught;
+      if (!isEc2Error(err)) {
+        const input = databaseInputError(err);
+        // the logger's err serializer drops a QueryFailedError's bound parameters
+        if (input) this.logger.warn({ err, action, requestId }, 'database refused a parameter value');
+        else this.logger.error({ err, action, requestId }, 'unexpected error in EC2 request');
+        err = input ?? err;
+      } else if (err.code === 'InternalError') this.logger.error({ action, requestId, detail: err.message }, 'internal error in EC2 request');
+      // Internal failures answer a generic message with the request id; their text (component
+      // errors: host paths, libvirt/tgt output) is in the log line above, under that id.
+      const internal = !isEc2Error(err) || err.code === 'InternalError';
+      const shown = internal ? new Ec2Error('InternalError', internalErrorMessage(requestId)) : err;
+      const e = api ? renderQueryError(api, shown, requestId) : renderError(shown, requestId);
       status = e.status;
       code = e.code;
       body = e.body;

@@ -1,10 +1,17 @@
 import { Controller, Get, Inject, Post, Req, Res } from '@nestjs/common';
 import type { Request, Response } from 'express';
-import { Ec2EndpointService, type Ec2HttpRequest } from './ec2-endpoint.service.js';
+import { Ec2EndpointService, type Ec2HttpRequest, type Ec2HttpResponse } from './ec2-endpoint.service.js';
 import { readRawBody } from './raw-body.js';
 
 /** AWS's path and the two Eucalyptus paths; trailing slashes are tolerated (Express non-strict routing). */
 export const EC2_PATHS = ['/', '/services/compute', '/services/Eucalyptus'];
+
+/** Writes an endpoint answer with Express's response (HEAD: headers only, as HTTP requires). */
+export function writeEc2Response(req: Request, res: Response, out: Ec2HttpResponse, extra: Record<string, string> = {}): void {
+  const body = Buffer.from(out.body, 'utf8');
+  res.writeHead(out.status, { ...out.headers, ...extra, 'content-length': String(body.length) });
+  res.end(req.method === 'HEAD' ? undefined : body);
+}
 
 /** HTTP glue only: hands the raw request to `Ec2EndpointService` and writes what it answers. */
 @Controller()
@@ -31,10 +38,9 @@ export class Ec2Controller {
       headers: req.headers,
       readBody: (limit) => readRawBody(req, limit),
     };
-    const out = await this.endpoint.handle(input);
+    // HEAD (which Express routes to GET handlers) is not an EC2 verb; answered like PUT
+    const out = req.method === 'HEAD' ? this.endpoint.refuse(405, 'UnsupportedHttpVerb', 'The HTTP verb HEAD is not supported; use GET or POST.') : await this.endpoint.handle(input);
     // writeHead/end, not res.send: Express would rewrite the content type to `text/xml; charset=utf-8`
-    const body = Buffer.from(out.body, 'utf8');
-    res.writeHead(out.status, { ...out.headers, 'content-length': String(body.length) });
-    res.end(body);
+    writeEc2Response(req, res, out, req.method === 'HEAD' ? { allow: 'GET, POST' } : {});
   }
 }

@@ -3,6 +3,7 @@ import { DiscoveryModule } from '@nestjs/core';
 import { ActionRegistry } from './action-registry.js';
 import { Ec2Controller } from './ec2.controller.js';
 import { Ec2EndpointService } from './ec2-endpoint.service.js';
+import { HttpEdge } from './http-edge.js';
 
 /**
  * The EC2 Query endpoint. Resource modules (key pairs, groups, regions, ...) are imported next to
@@ -12,7 +13,7 @@ import { Ec2EndpointService } from './ec2-endpoint.service.js';
 @Module({
   imports: [DiscoveryModule],
   controllers: [Ec2Controller],
-  providers: [ActionRegistry, Ec2EndpointService],
+  providers: [ActionRegistry, Ec2EndpointService, HttpEdge],
   exports: [ActionRegistry],
 })
 export class Ec2Module {}

@@ -76,6 +76,10 @@ export class ImageEntity {
   @Column({ name: 'image_location', type: 'text' })
   imageLocation: string;
 
+  /** While a RegisterImage fetch runs, the full URL sealed with the master key when it differs from imageLocation (credentials, query). */
+  @Column({ name: 'fetch_location', type: 'text', nullable: true })
+  fetchLocation: string | null;
+
   @Column({ name: 'created_at', type: 'timestamptz' })
   createdAt: Date;
 

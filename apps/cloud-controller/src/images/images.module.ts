@@ -26,7 +26,7 @@ import { BLOB_URL_SIGNER, ImagesService } from './images.service.js';
     { provide: IMAGE_LAUNCH, useExisting: ImagesService },
     { provide: IMAGE_USAGE, useClass: InstancesImageUsage },
     BlobCollector,
-    { provide: IMAGE_FETCHER, useClass: HttpImageFetcher },
+    { provide: IMAGE_FETCHER, inject: [KOALA_CONFIG], useFactory: (c: KoalaConfig) => new HttpImageFetcher({ allow: c.imageFetchAllow }) },
     { provide: BLOB_STORE, inject: [KOALA_CONFIG], useFactory: (c: KoalaConfig) => new FsBlobStore(koalaPaths(c.home).imageStore) },
     { provide: BLOB_URL_SIGNER, inject: [MASTER_KEY], useFactory: (key: string) => new BlobUrlSigner(key) },
   ],

@@ -5,13 +5,15 @@ import { applyFilters, Ec2Error, idPrefixOf, isValidId, newId, paginate, type Fi
 import { CLOCK, LOGGER, type Clock } from '@koala/runtime';
 import type { Logger } from '@koala/logging';
 import type { Readable } from 'node:stream';
+import { decryptSecret, encryptSecret } from '@koala/aws-auth';
+import { MASTER_KEY } from '../auth/master-key.js';
 import { DataSource, In, IsNull, QueryFailedError, type EntityManager } from 'typeorm';
 import { AccountEntity } from '../accounts/account.entity.js';
 import { TaggableResources, entityOwners, type Caller } from '../tags/taggable-resources.js';
 import { TagsService } from '../tags/tags.service.js';
 import { BLOB_STORE, BlobTooLargeError, type BlobStore } from './blob-store.js';
 import { BlobUrlSigner } from './blob-url-signer.js';
-import { FetchError, IMAGE_FETCHER, isFetchableUrl, type ImageFetcher } from './image-fetcher.js';
+import { displayLocation, FetchError, IMAGE_FETCHER, isFetchableUrl, LOCATION_NOT_FETCHED, type ImageFetcher } from './image-fetcher.js';
 import { detectImageFormat, FORMAT_PROBE_BYTES } from './image-format.js';
 import type { ImageLaunchPort } from './image-launch.port.js';
 import { IMAGE_USAGE, type ImageUsage } from './image-usage.port.js';
@@ -166,6 +168,7 @@ export class ImagesService implements ImageLaunchPort, OnApplicationBootstrap, O
     @Inject(CLOCK) private readonly clock: Clock,
     @Inject(KOALA_CONFIG) private readonly config: ImagesConfig,
     @Inject(TaggableResources) registry: TaggableResources,
+    @Inject(MASTER_KEY) private readonly masterKey: string,
     @Optional() @Inject(LOGGER) private readonly log?: Logger,
   ) {
     for (const prefix of ['emi', 'eki', 'eri']) {
@@ -181,7 +184,10 @@ export class ImagesService implements ImageLaunchPort, OnApplicationBootstrap, O
   /** Resumes fetches that a stopped CLC left `pending`. */
   async onApplicationBootstrap(): Promise<void> {
     const pending = await this.ds.getRepository(ImageEntity).find({ where: { state: 'pending', deregisteredAt: IsNull() } });
-    for (const img of pending) if (isFetchableUrl(img.imageLocation)) this.startFetch(img.id, img.imageLocation, img.imageType);
+    for (const img of pending) {
+      const url = img.fetchLocation ? decryptSecret(img.fetchLocation, this.masterKey) : img.imageLocation;
+      if (isFetchableUrl(url)) this.startFetch(img.id, url, img.imageType);
+    }
   }
 
   /** Stops running fetches (they stay `pending` and resume at the next start). */
@@ -203,8 +209,9 @@ export class ImagesService implements ImageLaunchPort, OnApplicationBootstrap, O
     validateImageName(input.name);
     validateDescription(input.description);
     if (!isFetchableUrl(input.imageLocation)) {
-      throw Ec2Error.invalidParameterValue('ImageLocation', input.imageLocation, 'Only http and https image locations are supported.');
+      throw Ec2Error.invalidParameterValue('ImageLocation', undefined, 'Only http and https image locations are supported.');
     }
+    const shown = displayLocation(input.imageLocation);
     const imageType = input.imageType ?? 'machine';
     if (imageType !== 'machine' && (input.kernelId || input.ramdiskId)) {
       throw Ec2Error.invalidParameterCombination('KernelId and RamdiskId apply to machine images only.');
@@ -232,10 +239,12 @@ export class ImagesService implements ImageLaunchPort, OnApplicationBootstrap, O
       rootDeviceName,
       kernelId: input.kernelId ?? null,
       ramdiskId: input.ramdiskId ?? null,
-      imageLocation: input.imageLocation,
+      // Shown without credentials and query; the full URL is kept sealed until the fetch ends.
+      imageLocation: shown,
+      fetchLocation: shown === input.imageLocation ? null : encryptSecret(input.imageLocation, this.masterKey),
       createdAt: now,
     }, input.tagSpecifications);
-    this.startFetch(image.id, image.imageLocation, imageType);
+    this.startFetch(image.id, input.imageLocation, imageType);
     return image;
   }
 
@@ -274,7 +283,7 @@ export class ImagesService implements ImageLaunchPort, OnApplicationBootstrap, O
   private startFetch(id: string, url: string, imageType: ImageType): void {
     const ac = new AbortController();
     const timer = setTimeout(
-      () => ac.abort(new FetchError('Client.ImageFetchTimeout', `fetching ${url} took longer than ${this.config.imageFetchTimeoutMs} ms`)),
+      () => ac.abort(new FetchError('Client.ImageFetchTimeout', `fetching the image took longer than ${this.config.imageFetchTimeoutMs} ms`)),
       this.config.imageFetchTimeoutMs,
     );
     timer.unref?.();
@@ -299,11 +308,12 @@ export class ImagesService implements ImageLaunchPort, OnApplicationBootstrap, O
     } catch (e) {
       if (this.closing) return; // stays pending; resumed at the next start
       const reason = signal.aborted && signal.reason instanceof FetchError ? signal.reason : e;
-      const { code, message } = failureReason(reason);
-      this.log?.warn({ imageId: id, url, code, err: message }, 'image fetch failed');
+      const { code, message, detail } = failureReason(reason);
+      // The tenant sees a generic reason; what happened (addresses, statuses, errors) is logged.
+      this.log?.warn({ imageId: id, location: displayLocation(url), code, err: detail }, 'image fetch failed');
       await this.ds
         .getRepository(ImageEntity)
-        .update({ id, state: 'pending', deregisteredAt: IsNull() }, { state: 'failed', stateReasonCode: code, stateReasonMessage: message })
+        .update({ id, state: 'pending', deregisteredAt: IsNull() }, { state: 'failed', stateReasonCode: code, stateReasonMessage: message, fetchLocation: null })
         .catch(() => undefined);
     }
   }
@@ -319,7 +329,7 @@ export class ImagesService implements ImageLaunchPort, OnApplicationBootstrap, O
       if ((await this.blobs.size(sha256)) === undefined) throw new FetchError('Server.InternalError', 'the stored image vanished; register it again');
       const r = await em
         .getRepository(ImageEntity)
-        .update({ id, state: 'pending', deregisteredAt: IsNull() }, { state: 'available', blobSha256: sha256, sizeBytes: size, format: info.format, stateReasonCode: null, stateReasonMessage: null });
+        .update({ id, state: 'pending', deregisteredAt: IsNull() }, { state: 'available', blobSha256: sha256, sizeBytes: size, format: info.format, stateReasonCode: null, stateReasonMessage: null, fetchLocation: null });
       return (r.affected ?? 0) > 0;
     });
   }
@@ -358,7 +368,9 @@ export class ImagesService implements ImageLaunchPort, OnApplicationBootstrap, O
       }
       return true;
     });
-    const tags = await this.tags.tagsOf(selected.map((r) => r.id));
+    // Tags are the owner's notes: accounts the image is shared with (or public to) see none, and
+    // `tag:` filters match nothing of them for those accounts.
+    const tags = await this.tags.tagsOf(selected.filter((r) => caller.isAdmin || r.accountId === caller.id).map((r) => r.id));
     const items: Item[] = selected.map((image) => ({
       image,
       tags: tags.get(image.id) ?? [],
@@ -612,8 +624,14 @@ export class ImagesService implements ImageLaunchPort, OnApplicationBootstrap, O
   }
 }
 
-function failureReason(e: unknown): { code: string; message: string } {
-  if (e instanceof FetchError) return { code: e.code, message: e.message };
-  if (e instanceof BlobTooLargeError) return { code: 'Client.ImageTooLarge', message: `the image is larger than ${e.maxBytes} bytes (KOALA_IMAGE_MAX_BYTES)` };
-  return { code: 'Server.InternalError', message: (e as Error)?.message ?? String(e) };
+/** Network errors while reading a response body: the location's fault, told generically. */
+const BODY_NETWORK_ERRORS = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ERR_STREAM_PREMATURE_CLOSE', 'HPE_INVALID_CHUNK_SIZE']);
+
+function failureReason(e: unknown): { code: string; message: string; detail: string } {
+  const detail = e instanceof FetchError ? (e.detail ?? e.message) : ((e as Error)?.message ?? String(e));
+  if (e instanceof FetchError) return { code: e.code, message: e.message, detail };
+  if (e instanceof BlobTooLargeError) return { code: 'Client.ImageTooLarge', message: `the image is larger than ${e.maxBytes} bytes (KOALA_IMAGE_MAX_BYTES)`, detail };
+  const code = (e as NodeJS.ErrnoException)?.code;
+  if ((code && BODY_NETWORK_ERRORS.has(code)) || (e as Error)?.message === 'aborted') return { code: 'Client.InvalidImageLocation', message: LOCATION_NOT_FETCHED, detail };
+  return { code: 'Server.InternalError', message: 'An internal error occurred while storing the image.', detail };
 }

@@ -1,5 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { applyFilters, checkDryRun, Ec2Error, paginate, readFilters, type FilterSpec, type XmlValue } from '@koala/ec2-query';
+import { describeInstanceTypesXml } from './instance-type-view.js';
+import { InstanceTypeAvailabilityService } from './instance-type-availability.service.js';
 import { Ec2Action, type Ec2Context } from '../ec2/ec2-action.decorator.js';
 import type { InstanceTypeSpec } from './instance-types.table.js';
 import { InstanceTypesService } from './instance-types.service.js';
@@ -19,38 +21,12 @@ const FILTERS: FilterSpec<InstanceTypeSpec> = {
   'supported-root-device-type': () => ['instance-store', 'ebs'],
 };
 
-function toXml(t: InstanceTypeSpec): Record<string, XmlValue> {
-  const disks: XmlValue[] = [{ sizeInGB: t.rootDiskGiB, count: 1, type: 'ssd' }];
-  if (t.ephemeralGiB > 0) disks.push({ sizeInGB: t.ephemeralGiB, count: 1, type: 'ssd' });
-  return {
-    instanceType: t.name,
-    currentGeneration: false,
-    freeTierEligible: false,
-    supportedUsageClasses: ['on-demand'],
-    supportedRootDeviceTypes: ['instance-store', 'ebs'],
-    supportedVirtualizationTypes: ['hvm', 'paravirtual'],
-    bareMetal: false,
-    hypervisor: 'kvm',
-    processorInfo: { supportedArchitectures: ['x86_64'] },
-    vCpuInfo: { defaultVCpus: t.vcpus, defaultCores: t.vcpus, defaultThreadsPerCore: 1 },
-    memoryInfo: { sizeInMiB: t.memoryMiB },
-    instanceStorageSupported: true,
-    // In Koala both the root overlay and the ephemeral disk are local to the node (instance storage).
-    instanceStorageInfo: { totalSizeInGB: t.rootDiskGiB + t.ephemeralGiB, disks, nvmeSupport: 'unsupported', encryptionSupport: 'unsupported' },
-    ebsInfo: { ebsOptimizedSupport: 'unsupported', encryptionSupport: 'unsupported', nvmeSupport: 'unsupported' },
-    networkInfo: { networkPerformance: 'Low', maximumNetworkInterfaces: 1, maximumNetworkCards: 1, defaultNetworkCardIndex: 0, ipv4AddressesPerInterface: 1, ipv6AddressesPerInterface: 0, ipv6Supported: false, enaSupport: 'unsupported', efaSupported: false },
-    placementGroupInfo: { supportedStrategies: [] },
-    hibernationSupported: false,
-    burstablePerformanceSupported: false,
-    dedicatedHostsSupported: false,
-    autoRecoverySupported: false,
-    supportedBootModes: ['legacy-bios'],
-  };
-}
-
 @Injectable()
 export class InstanceTypesHandlers {
-  constructor(@Inject(InstanceTypesService) private readonly types: InstanceTypesService) {}
+  constructor(
+    @Inject(InstanceTypesService) private readonly types: InstanceTypesService,
+    @Inject(InstanceTypeAvailabilityService) private readonly availability: InstanceTypeAvailabilityService,
+  ) {}
 
   @Ec2Action('DescribeInstanceTypes')
   async describeInstanceTypes(ctx: Ec2Context): Promise<Record<string, XmlValue>> {
@@ -58,6 +34,8 @@ export class InstanceTypesHandlers {
     const names = p.list('InstanceType');
     const filters = readFilters(p);
     const maxResults = p.int('MaxResults');
+    // Eucalyptus: per-zone free/max of each type (euca-describe-instance-types --show-capacity)
+    const withAvailability = p.bool('Availability') ?? false;
     checkDryRun(p);
     const unknown = names.filter((n) => !this.types.lookup(n));
     if (unknown.length) {
@@ -66,6 +44,7 @@ export class InstanceTypesHandlers {
     const wanted = names.length ? this.types.list().filter((t) => names.includes(t.name)) : this.types.list();
     const matching = applyFilters(wanted, filters, FILTERS);
     const { page, nextToken } = paginate(matching, { maxResults, nextToken: p.str('NextToken'), min: 5, max: 100, keyOf: (t) => t.name, scope: ctx.action });
-    return { instanceTypeSet: page.map(toXml), nextToken };
+    const availability = withAvailability ? await this.availability.byType() : undefined;
+    return { ...describeInstanceTypesXml(page, ctx.version, availability), nextToken };
   }
 }

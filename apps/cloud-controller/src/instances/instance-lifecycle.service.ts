@@ -1,9 +1,12 @@
 import { Inject, Injectable } from '@nestjs/common';
+import { publicReason } from '../clusters/zone-error.js';
 import type { InstanceAction, InstanceEvent, StateReason } from '@koala/contracts';
 import type { Logger } from '@koala/logging';
 import { CLOCK, LOGGER, type Clock } from '@koala/runtime';
 import { DataSource } from 'typeorm';
 import { BlockDevicesService } from '../volumes/block-devices.service.js';
+import { NetworkPublisher } from '../network/network-publisher.js';
+import { NetworkService } from '../network/network.service.js';
 import { CLUSTER_GATEWAY, type ClusterGateway } from './cluster-gateway.js';
 import { InstanceEntity } from './instance.entity.js';
 import { decideEvent, moveTo, serviceInitiated, type Decision } from './instance-states.js';
@@ -20,16 +23,24 @@ export class InstanceLifecycleService {
     @Inject(LOGGER) private readonly logger: Logger,
     @Inject(CLUSTER_GATEWAY) private readonly cluster: ClusterGateway,
     @Inject(BlockDevicesService) private readonly blockDevices: BlockDevicesService,
+    @Inject(NetworkService) private readonly network: NetworkService,
+    @Inject(NetworkPublisher) private readonly publisher: NetworkPublisher,
   ) {}
 
   /** An InstanceEvent (from JetStream or synthesized by reconciliation). Returns what was decided. */
-  async applyEvent(ev: Pick<InstanceEvent, 'instanceId' | 'node' | 'state' | 'at' | 'reason' | 'guestInitiated'>, opts: { unless?: ChangedSince } = {}): Promise<Decision> {
+  async applyEvent(event: Pick<InstanceEvent, 'instanceId' | 'node' | 'state' | 'at' | 'reason' | 'guestInitiated'>, opts: { unless?: ChangedSince } = {}): Promise<Decision> {
     const now = this.clock.now();
+    const reason = publicReason(event.reason, (ref, detail) => this.logger.warn({ instanceId: event.instanceId, ref, code: detail.code, detail: detail.message }, 'instance failure reported by the node'));
+    const ev = { ...event, reason };
     const result = await this.ds.transaction(async (em) => {
       const repo = em.getRepository(InstanceEntity);
       const inst = await repo.findOne({ where: { id: ev.instanceId }, lock: { mode: 'pessimistic_write' } });
       const decision: Decision = inst && opts.unless && changedSince(inst, opts.unless) ? { kind: 'ignore', why: 'stale' } : decideEvent(inst ?? undefined, ev, now);
-      if (decision.kind === 'apply') await repo.update({ id: ev.instanceId }, decision.patch);
+      if (decision.kind === 'apply') {
+        await repo.update({ id: ev.instanceId }, decision.patch);
+        // Terminated: its addresses are free again in the same transaction.
+        if (decision.patch.state === 'terminated') await this.network.release(em, [ev.instanceId]);
+      }
       return { decision, inst };
     });
     const { decision, inst } = result;
@@ -37,6 +48,7 @@ export class InstanceLifecycleService {
       if (decision.why !== 'unknown' && decision.why !== 'same') this.logger.debug({ instanceId: ev.instanceId, state: ev.state, why: decision.why }, 'instance event ignored');
     } else {
       this.logger.info({ instanceId: ev.instanceId, from: inst?.state, to: decision.patch.state ?? inst?.state }, 'instance state');
+      if (inst && (decision.patch.state === 'terminated' || (decision.patch.node !== undefined && decision.patch.node !== inst.node))) this.publisher.changed([inst.zone]);
       if (decision.then && inst) await this.send(inst.zone, ev.instanceId, inst.node ?? ev.node, decision.then);
       // Running: attach the volumes of its block-device mappings (in the background; the volume
       // sweep retries whatever is not attached yet).
@@ -50,15 +62,19 @@ export class InstanceLifecycleService {
   /** Terminated for good (`reason`, e.g. Server.InternalError): the instance is gone from its node. */
   async fail(instanceId: string, reason: StateReason, opts: { unless?: ChangedSince } = {}): Promise<boolean> {
     const now = this.clock.now();
-    return this.ds.transaction(async (em) => {
+    const zone = await this.ds.transaction(async (em) => {
       const repo = em.getRepository(InstanceEntity);
       const inst = await repo.findOne({ where: { id: instanceId }, lock: { mode: 'pessimistic_write' } });
-      if (!inst || inst.state === 'terminated') return false;
-      if (opts.unless && changedSince(inst, opts.unless)) return false;
+      if (!inst || inst.state === 'terminated') return undefined;
+      if (opts.unless && changedSince(inst, opts.unless)) return undefined;
       await repo.update({ id: instanceId }, moveTo('terminated', now, { reason, transitionReason: serviceInitiated(now), now }));
+      await this.network.release(em, [instanceId]);
       this.logger.warn({ instanceId, from: inst.state, reason: reason.code }, 'instance failed');
-      return true;
+      return inst.zone;
     });
+    if (zone === undefined) return false;
+    this.publisher.changed([zone]);
+    return true;
   }
 
   /** Sends a command to an instance's node through its zone's CC; failures are logged (reconciliation re-sends). */

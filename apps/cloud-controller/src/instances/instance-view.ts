@@ -2,6 +2,7 @@
 import type { Tag, XmlValue, FilterSpec } from '@koala/ec2-query';
 import { tagSet } from '../tags/tags.service.js';
 import type { InstanceEntity, ReservationEntity } from './instance.entity.js';
+import type { InstanceNetworkView } from '../network/network.service.js';
 
 export interface GroupRef {
   groupId: string;
@@ -24,6 +25,8 @@ export interface InstanceView {
   groups: GroupRef[];
   vcpus?: number;
   blockDevices?: BlockDeviceView[];
+  /** Its interface; none once terminated. */
+  network?: InstanceNetworkView;
 }
 
 export const blockDeviceItem = (b: BlockDeviceView): Record<string, XmlValue> => ({
@@ -72,6 +75,41 @@ export const INSTANCE_FILTERS: FilterSpec<InstanceView> = {
   'block-device-mapping.status': (v) => (v.blockDevices ?? []).map((b) => b.status),
   'block-device-mapping.delete-on-termination': (v) => (v.blockDevices ?? []).map((b) => b.deleteOnTermination),
   'block-device-mapping.attach-time': (v) => (v.blockDevices ?? []).map((b) => b.attachTime),
+  // Guest networking (in memory only; see INSTANCE_FILTER_COLUMNS).
+  'private-ip-address': (v) => v.network?.privateIp,
+  'ip-address': (v) => v.network?.publicIp,
+  'dns-name': (v) => v.network?.publicDnsName,
+  'subnet-id': (v) => v.network?.subnetId,
+  'vpc-id': (v) => v.network?.vpcId,
+  'source-dest-check': (v) => (v.network ? true : undefined),
+  'association.public-ip': (v) => v.network?.publicIp,
+  'association.ip-owner-id': (v) => v.network?.ipOwnerId,
+  'association.allocation-id': (v) => v.network?.allocationId,
+  'association.association-id': (v) => v.network?.associationId,
+  'network-interface.network-interface-id': (v) => v.network?.interfaceId,
+  'network-interface.mac-address': (v) => v.network?.mac,
+  'network-interface.private-dns-name': (v) => v.network?.privateDnsName,
+  'network-interface.subnet-id': (v) => v.network?.subnetId,
+  'network-interface.vpc-id': (v) => v.network?.vpcId,
+  'network-interface.status': (v) => (v.network ? 'in-use' : undefined),
+  'network-interface.source-dest-check': (v) => (v.network ? true : undefined),
+  'network-interface.group-id': (v) => (v.network ? v.groups.map((g) => g.groupId) : []),
+  'network-interface.group-name': (v) => (v.network ? v.groups.map((g) => g.groupName) : []),
+  'network-interface.attachment.attachment-id': (v) => v.network?.attachmentId,
+  'network-interface.attachment.device-index': (v) => (v.network ? 0 : undefined),
+  'network-interface.attachment.status': (v) => (v.network ? 'attached' : undefined),
+  'network-interface.attachment.delete-on-termination': (v) => (v.network ? true : undefined),
+  'network-interface.addresses.private-ip-address': (v) => v.network?.privateIp,
+  'network-interface.addresses.primary': (v) => (v.network ? true : undefined),
+  'network-interface.addresses.association.public-ip': (v) => v.network?.publicIp,
+  'network-interface.addresses.association.ip-owner-id': (v) => v.network?.ipOwnerId,
+  'network-interface.association.public-ip': (v) => v.network?.publicIp,
+  'network-interface.association.ip-owner-id': (v) => v.network?.ipOwnerId,
+  'network-interface.association.allocation-id': (v) => v.network?.allocationId,
+  'network-interface.association.association-id': (v) => v.network?.associationId,
+  'metadata-options.http-tokens': (v) => v.instance.metadataHttpTokens,
+  'metadata-options.http-put-response-hop-limit': (v) => v.instance.metadataHopLimit,
+  'metadata-options.http-endpoint': (v) => v.instance.metadataHttpEndpoint,
 };
 
 /**
@@ -111,15 +149,44 @@ export const INSTANCE_FILTER_COLUMNS: Readonly<Record<string, string>> = {
 
 export const stateItem = (i: Pick<InstanceEntity, 'state' | 'stateCode'>) => ({ code: i.stateCode, name: i.state });
 
+/** The `networkInterfaceSet` item of an instance's interface (EC2's default-VPC shape). */
+function interfaceItem(v: InstanceView, n: InstanceNetworkView): Record<string, XmlValue> {
+  const association = n.publicIp ? { publicIp: n.publicIp, publicDnsName: n.publicDnsName, ipOwnerId: n.ipOwnerId } : undefined;
+  return {
+    networkInterfaceId: n.interfaceId,
+    subnetId: n.subnetId,
+    vpcId: n.vpcId,
+    description: '',
+    ownerId: v.instance.accountId,
+    status: 'in-use',
+    macAddress: n.mac,
+    privateIpAddress: n.privateIp,
+    privateDnsName: n.privateDnsName,
+    sourceDestCheck: true,
+    groupSet: v.groups.map((g) => ({ groupId: g.groupId, groupName: g.groupName })),
+    attachment: { attachmentId: n.attachmentId, deviceIndex: 0, status: 'attached', attachTime: n.attachTime, deleteOnTermination: true, networkCardIndex: 0 },
+    association,
+    privateIpAddressesSet: [{ privateIpAddress: n.privateIp, privateDnsName: n.privateDnsName, primary: true, association }],
+    ipv6AddressesSet: [],
+    interfaceType: 'interface',
+  };
+}
+
 /** One `instancesSet` item. */
 export function instanceItem(v: InstanceView): Record<string, XmlValue> {
   const i = v.instance;
+  const n = v.network;
   return {
     instanceId: i.id,
     imageId: i.imageId,
     instanceState: stateItem(i),
     privateDnsName: i.privateDnsName,
-    dnsName: '',
+    dnsName: n?.publicDnsName ?? '',
+    privateIpAddress: n?.privateIp,
+    ipAddress: n?.publicIp,
+    subnetId: n?.subnetId,
+    vpcId: n?.vpcId,
+    sourceDestCheck: n ? true : undefined,
     reason: i.stateTransitionReason,
     keyName: i.keyName ?? undefined,
     amiLaunchIndex: i.launchIndex,
@@ -141,12 +208,12 @@ export function instanceItem(v: InstanceView): Record<string, XmlValue> {
     clientToken: i.clientToken ?? '',
     tagSet: v.tags.length ? tagSet(v.tags) : undefined,
     hypervisor: 'kvm',
-    networkInterfaceSet: [],
+    networkInterfaceSet: n ? [interfaceItem(v, n)] : [],
     ebsOptimized: false,
     enaSupport: false,
     cpuOptions: v.vcpus ? { coreCount: v.vcpus, threadsPerCore: 1 } : undefined,
     hibernationOptions: { configured: false },
-    metadataOptions: { state: 'applied', httpTokens: 'optional', httpPutResponseHopLimit: 1, httpEndpoint: 'enabled', httpProtocolIpv6: 'disabled', instanceMetadataTags: 'disabled' },
+    metadataOptions: { state: 'applied', httpTokens: i.metadataHttpTokens, httpPutResponseHopLimit: i.metadataHopLimit, httpEndpoint: i.metadataHttpEndpoint, httpProtocolIpv6: 'disabled', instanceMetadataTags: 'disabled' },
     enclaveOptions: { enabled: false },
     bootMode: 'legacy-bios',
     currentInstanceBootMode: 'legacy-bios',

@@ -117,7 +117,7 @@ export class InstanceEntity {
   @Column({ type: 'varchar', length: 16, nullable: true })
   platform: string | null;
 
-  /** `<id>.<region>.compute.internal` (AWS's resource-name hostnames; Koala guests have no IP yet). */
+  /** `ip-a-b-c-d.<KOALA_DNS_SUFFIX>` from the private IP given at launch. */
   @Column({ name: 'private_dns_name', type: 'varchar', length: 255 })
   privateDnsName: string;
 
@@ -137,6 +137,20 @@ export class InstanceEntity {
 
   @Column({ name: 'impaired_since', type: 'timestamptz', nullable: true })
   impairedSince: Date | null;
+
+  /** EC2 MetadataOptions (RunInstances, ModifyInstanceMetadataOptions). */
+  @Column({ name: 'metadata_http_tokens', type: 'varchar', length: 8, default: 'optional' })
+  metadataHttpTokens: 'optional' | 'required';
+
+  @Column({ name: 'metadata_hop_limit', type: 'integer', default: 1 })
+  metadataHopLimit: number;
+
+  @Column({ name: 'metadata_http_endpoint', type: 'varchar', length: 8, default: 'enabled' })
+  metadataHttpEndpoint: 'enabled' | 'disabled';
+
+  /** Launched with a public address: it gets a new one whenever an elastic address leaves it (EC2). */
+  @Column({ name: 'associate_public_ip', type: 'boolean', default: false })
+  associatePublicIp: boolean;
 }
 
 /** The security groups of an instance, in the order given. */

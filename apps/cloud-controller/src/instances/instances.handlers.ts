@@ -4,6 +4,7 @@ import { Ec2Action, type Ec2Context } from '../ec2/ec2-action.decorator.js';
 import { reachability, InstancesService, INSTANCE_ATTRIBUTES, type AttributeChange, type InstanceAttributeName, type StateChange, type StatusView } from './instances.service.js';
 import type { BlockDeviceMappingInput } from '../volumes/block-device-mapping.js';
 import { blockDeviceItem, reservationItem, stateItem } from './instance-view.js';
+import { readAssociatePublicIp, readMetadataOptions, readSubnetId } from '../network/network-params.js';
 
 /** RunInstances' `BlockDeviceMapping.N.{DeviceName, Ebs.*, VirtualName, NoDevice}`. */
 function readBlockDeviceMappings(p: Params): BlockDeviceMappingInput[] {
@@ -25,6 +26,21 @@ function readBlockDeviceMappings(p: Params): BlockDeviceMappingInput[] {
       noDevice: m.has('NoDevice') || undefined,
     };
   });
+}
+
+/**
+ * `InstanceId` (AWS) or `InstanceId.1` (boto 2 / euca2ools send the list form): exactly one
+ * instance either way.
+ */
+export function readSingleInstanceId(p: Params): string {
+  const list = p.list('InstanceId');
+  const single = p.str('InstanceId');
+  const all = [...new Set(single === undefined ? list : [single, ...list])];
+  if (all.length === 0) throw Ec2Error.missingParameter('InstanceId');
+  if (all.length > 1) {
+    throw new Ec2Error('InvalidParameterCombination', 'GetConsoleOutput takes exactly one instance id (InstanceId or InstanceId.1).');
+  }
+  return all[0]!;
 }
 
 const changesXml = (changes: StateChange[]) => ({
@@ -114,6 +130,9 @@ export class InstancesHandlers {
       disableApiTermination: p.bool('DisableApiTermination') ?? false,
       shutdownBehavior: p.enum('InstanceInitiatedShutdownBehavior', ['stop', 'terminate'] as const) ?? 'stop',
       blockDeviceMappings: readBlockDeviceMappings(p),
+      associatePublicIp: readAssociatePublicIp(p),
+      subnetId: readSubnetId(p),
+      metadataOptions: readMetadataOptions(p, 'MetadataOptions.'),
       dryRun: dryRun(p),
     });
     return reservationItem(r.reservation, r.instances);
@@ -162,7 +181,7 @@ export class InstancesHandlers {
   @Ec2Action('GetConsoleOutput')
   async consoleOutput(ctx: Ec2Context) {
     const p = ctx.params;
-    const r = await this.instances.consoleOutput(ctx.account, ctx.now, p.str('InstanceId', { required: true }), p.bool('Latest') ?? false, dryRun(p));
+    const r = await this.instances.consoleOutput(ctx.account, ctx.now, readSingleInstanceId(p), p.bool('Latest') ?? false, dryRun(p));
     return { instanceId: r.instance.id, timestamp: r.timestamp, output: r.output };
   }
 

@@ -4,6 +4,7 @@ import { InstanceTypesModule } from '../instance-types/instance-types.module.js'
 import { SecurityGroupsModule } from '../security-groups/security-groups.module.js';
 import { TagsModule } from '../tags/tags.module.js';
 import { VolumesModule } from '../volumes/volumes.module.js';
+import { NetworkModule } from '../network/network.module.js';
 import { CLUSTER_GATEWAY, NatsClusterGateway } from './cluster-gateway.js';
 import { ImageLaunchAdapter } from './image-launch.adapter.js';
 import { InstanceEventsConsumer } from './instance-events.consumer.js';
@@ -18,7 +19,7 @@ import { InstancesService } from './instances.service.js';
  * provider at run time. Block-device mappings go through the volumes module's BlockDevicesService.
  */
 @Module({
-  imports: [TagsModule, InstanceTypesModule, SecurityGroupsModule, VolumesModule],
+  imports: [TagsModule, InstanceTypesModule, SecurityGroupsModule, VolumesModule, NetworkModule],
   providers: [
     ClustersService,
     { provide: CLUSTER_GATEWAY, useClass: NatsClusterGateway },

@@ -26,6 +26,9 @@ import { INSTANCE_FILTER_COLUMNS, INSTANCE_FILTERS, type BlockDeviceView, type G
 import { zoneError } from '../clusters/zone-error.js';
 import { findVisible, ownedBy, type FilterColumns } from '../persistence/find-visible.js';
 import { describePage, type DescribeQuery } from '../persistence/describe-page.js';
+import { NetworkService, type LaunchNetwork } from '../network/network.service.js';
+import { NetworkPublisher } from '../network/network-publisher.js';
+import type { MetadataOptionsInput } from '../network/network-params.js';
 
 export const INSTANCE_RESOURCE_TYPE = 'instance';
 export const DEFAULT_INSTANCE_TYPE = 'm1.small';
@@ -48,6 +51,11 @@ export interface RunInstancesInput {
   shutdownBehavior: ShutdownBehavior;
   /** `BlockDeviceMapping.N` (EBS volumes created and attached per instance; see BlockDevicesService). */
   blockDeviceMappings?: BlockDeviceMappingInput[];
+  /** `AssociatePublicIpAddress` (undefined: KOALA_ASSOCIATE_PUBLIC_IP). */
+  associatePublicIp?: boolean;
+  /** `SubnetId` (or `NetworkInterface.1.SubnetId`): a zone's default subnet. */
+  subnetId?: string;
+  metadataOptions?: MetadataOptionsInput;
   dryRun: boolean;
 }
 
@@ -129,6 +137,8 @@ export class InstancesService {
     @Inject(TagsService) private readonly tags: TagsService,
     @Inject(InstanceLifecycleService) private readonly lifecycle: InstanceLifecycleService,
     @Inject(BlockDevicesService) private readonly blockDevices: BlockDevicesService,
+    @Inject(NetworkService) private readonly network: NetworkService,
+    @Inject(NetworkPublisher) private readonly publisher: NetworkPublisher,
     @Inject(TaggableResources) registry: TaggableResources,
   ) {
     registry.register({
@@ -185,15 +195,23 @@ export class InstancesService {
     }
     const groups = await this.resolveGroups(caller, now, input.groupNames, input.groupIds);
     let zone = input.zone;
-    if (zone !== undefined) {
-      if (!zones.some((z) => z.zone === zone)) throw new Ec2Error('InvalidParameterValue', `Invalid availability zone: [${zone}]`);
-    } else {
+    if (zone !== undefined && !zones.some((z) => z.zone === zone)) throw new Ec2Error('InvalidParameterValue', `Invalid availability zone: [${zone}]`);
+    if (input.subnetId !== undefined) {
+      // A zone's default subnet names the zone (SubnetId instead of, or with, the placement).
+      const of = this.network.zoneOfSubnet(input.subnetId, zones.map((z) => z.zone));
+      if (zone !== undefined && zone !== of) throw new Ec2Error('InvalidParameterValue', `Subnet '${input.subnetId}' is in the availability zone ${of}, not ${zone}.`);
+      zone = of;
+    }
+    if (zone === undefined) {
       zone = (zones.find((z) => z.state === 'available') ?? zones[0])?.zone;
       if (!zone) throw new Ec2Error('InsufficientInstanceCapacity', `We currently do not have sufficient ${typeName} capacity: no availability zone is answering.`);
     }
     const ebsMappings = planBlockDevices(input.blockDeviceMappings ?? [], { rootDeviceName: image.rootDeviceName });
     const volumeTags = input.tagSpecifications.filter((s) => s.resourceType === 'volume');
     await this.blockDevices.validate(caller, now, zone, ebsMappings, volumeTags);
+    this.network.subnet(zone);
+    const wantsPublicIp = this.network.wantsPublicIp(input.associatePublicIp);
+    const metadata = this.network.launchMetadataOptions(input.metadataOptions ?? {});
     if (input.dryRun) throw Ec2Error.dryRun();
 
     // 1. The reservation and maxCount pending instances, in one transaction.
@@ -226,7 +244,11 @@ export class InstancesService {
           rootDeviceType: 'instance-store',
           virtualizationType: image.spec.virtualizationType,
           platform: image.platform ?? null,
-          privateDnsName: `${id}.${this.config.region}.compute.internal`,
+          privateDnsName: '', // from the private IP, set in the launch transaction
+          metadataHttpTokens: metadata.httpTokens,
+          metadataHopLimit: metadata.httpPutResponseHopLimit,
+          metadataHttpEndpoint: metadata.httpEndpoint,
+          associatePublicIp: wantsPublicIp,
           monitoringState: 'disabled',
           terminatedAt: null,
           lastSeenAt: null,
@@ -235,10 +257,13 @@ export class InstancesService {
         }),
       );
     }
+    let networks!: Map<string, LaunchNetwork>;
     try {
       await this.ds.transaction(async (em) => {
         await em.getRepository(ReservationEntity).insert({ id: reservationId, accountId: caller.id, requesterId: caller.id, clientToken: input.clientToken ?? null, paramsHash, createdAt: now });
         await em.getRepository(InstanceEntity).insert(instances);
+        networks = await this.network.allocateForLaunch(em, zone!, instances.map((i) => ({ id: i.id, accountId: caller.id })), wantsPublicIp, now);
+        for (const i of instances) i.privateDnsName = networks.get(i.id)!.privateDnsName;
         await em.getRepository(InstanceSecurityGroupEntity).insert(instances.flatMap((i) => groups.map((g, position) => ({ instanceId: i.id, groupId: g.groupId, position }))));
         for (const i of instances) await this.tags.applyTagSpecifications(caller, INSTANCE_RESOURCE_TYPE, i.id, instanceSpecs, em);
         if (ebsMappings.length) await this.blockDevices.record(em, caller, now, instances.map((i) => i.id), zone!, ebsMappings, volumeTags);
@@ -265,6 +290,8 @@ export class InstancesService {
       hostname: i.id,
       availabilityZone: zone!,
       launchIndex: i.launchIndex,
+      network: this.network.launchSpec(zone!, networks.get(i.id)!, groups),
+      metadataOptions: metadata,
     }));
     let placements: Array<{ instanceId: string; node: string }>;
     try {
@@ -281,6 +308,7 @@ export class InstancesService {
         await em.createQueryBuilder().update(InstanceEntity).set({ node }).where('id = :id AND node IS NULL', { id }).execute();
       }
       if (unplaced.length) {
+        await this.network.release(em, unplaced);
         await em.getRepository(InstanceEntity).delete({ id: In(unplaced) });
         for (const id of unplaced) await this.tags.deleteAllFor(id, em);
       }
@@ -290,6 +318,7 @@ export class InstancesService {
       throw Ec2Error.insufficientCapacity(type.name, zone);
     }
     this.logger.info({ reservationId, zone, placed: Object.fromEntries(placed) }, 'instances placed');
+    this.publisher.changed([zone]);
     // The volumes of the block-device mappings: created now, attached once each instance runs.
     if (ebsMappings.length) await this.blockDevices.step([...placed.keys()]).catch((err) => this.logger.warn({ err, reservationId }, 'block-device volumes not created yet; the volume sweep retries'));
     return (await this.reservationViews([reservationId]))[0]!;
@@ -306,6 +335,7 @@ export class InstancesService {
 
   private async deleteReservation(reservationId: string, instanceIds: string[]) {
     await this.ds.transaction(async (em) => {
+      await this.network.release(em, instanceIds);
       for (const id of instanceIds) await this.tags.deleteAllFor(id, em);
       await em.getRepository(ReservationEntity).delete({ id: reservationId });
     });
@@ -341,6 +371,7 @@ export class InstancesService {
     const names = new Map(
       (groupIds.length ? await em.getRepository(SecurityGroupEntity).find({ where: { id: In(groupIds) }, select: { id: true, name: true } }) : []).map((g) => [g.id, g.name]),
     );
+    const networks = await this.network.instanceNetworks(ids, em);
     const attached = ids.length ? await em.getRepository(VolumeEntity).find({ where: { attachInstanceId: In(ids) }, order: { attachDevice: 'ASC' } }) : [];
     // Grouped once (order kept), so building N views stays linear in N.
     const groupsOf = groupBy(links, (l) => l.instanceId);
@@ -353,6 +384,7 @@ export class InstancesService {
       tags: tags.get(instance.id) ?? [],
       groups: (groupsOf.get(instance.id) ?? []).map((l) => ({ groupId: l.groupId, groupName: names.get(l.groupId) ?? '' })),
       vcpus: this.types.lookup(instance.instanceType)?.vcpus,
+      network: networks.get(instance.id),
       blockDevices: (volumesOf.get(instance.id) ?? []).map(
         (v): BlockDeviceView => ({ deviceName: v.attachDevice!, volumeId: v.id, status: v.attachState!, attachTime: v.attachTime, deleteOnTermination: v.deleteOnTermination }),
       ),
@@ -469,6 +501,8 @@ export class InstancesService {
     dryRun: boolean,
     decide: (i: InstanceEntity) => { patch?: Partial<InstanceEntity>; send?: boolean },
     check?: (rows: InstanceEntity[]) => void,
+    /** Runs in the transaction once the rows carry their new state. */
+    then?: (em: EntityManager, rows: InstanceEntity[]) => Promise<void>,
   ): Promise<{ changes: StateChange[]; sends: InstanceEntity[] }> {
     return this.ds.transaction(async (em) => {
       const rows = await this.targets(em, caller, now, ids);
@@ -494,12 +528,14 @@ export class InstancesService {
         if (p.send && p.i.node) sends.push(p.i);
         changes.push({ instanceId: p.i.id, previous, current: { code: p.i.stateCode, name: p.i.state } });
       }
+      await then?.(em, rows);
       return { changes, sends };
     });
   }
 
   /** TerminateInstances: refused for all when any has DisableApiTermination. */
   async terminate(caller: Caller, now: Date, ids: readonly string[], dryRun: boolean): Promise<StateChange[]> {
+    let released: string[] = [];
     const { changes, sends } = await this.change(
       caller,
       now,
@@ -516,7 +552,10 @@ export class InstancesService {
         const locked = rows.find((r) => r.disableApiTermination && r.state !== 'terminated');
         if (locked) throw new Ec2Error('OperationNotPermitted', `The instance '${locked.id}' may not be terminated. Modify its 'disableApiTermination' instance attribute and try again.`);
       },
+      // Never placed: terminated at once, its addresses free again (the others' at their terminated event).
+      async (em, rows) => void (released = await this.network.release(em, rows.filter((r) => r.state === 'terminated').map((r) => r.id))),
     );
+    this.publisher.changed(released);
     await Promise.all(sends.map((i) => this.lifecycle.send(i.zone, i.id, i.node!, 'terminate')));
     return changes;
   }
@@ -640,6 +679,9 @@ export function runDigest(input: RunInstancesInput): string {
     tags: input.tagSpecifications.map((s) => [s.resourceType, s.tags.map((t) => [t.key, t.value])]),
     disableApiTermination: input.disableApiTermination,
     shutdownBehavior: input.shutdownBehavior,
+    ...(input.associatePublicIp !== undefined ? { associatePublicIp: input.associatePublicIp } : {}),
+    ...(input.subnetId !== undefined ? { subnetId: input.subnetId } : {}),
+    ...(input.metadataOptions && Object.values(input.metadataOptions).some((v) => v !== undefined) ? { metadataOptions: input.metadataOptions } : {}),
     ...(input.blockDeviceMappings?.length ? { blockDeviceMappings: input.blockDeviceMappings.map((m) => [m.deviceName, m.ebs ?? null, m.virtualName ?? null, m.noDevice ?? false]) } : {}),
   };
   return createHash('sha256').update(JSON.stringify(canonical)).digest('hex');

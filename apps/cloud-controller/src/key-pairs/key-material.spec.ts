@@ -42,8 +42,8 @@ function formatErrorOf(f: () => unknown): string | undefined {
 }
 
 describe('created keys', () => {
-  it('RSA: PKCS#1 PEM, 2048 bits, fingerprint = SHA-1 of the DER PKCS#8 private key (openssl)', () => {
-    const k = keys.generate('rsa', 'k1');
+  it('RSA: PKCS#1 PEM, 2048 bits, fingerprint = SHA-1 of the DER PKCS#8 private key (openssl)', async () => {
+    const k = await keys.generate('rsa', 'k1');
     expect(k.privateKeyPem).toMatch(/^-----BEGIN RSA PRIVATE KEY-----\n[\s\S]+\n-----END RSA PRIVATE KEY-----$/);
     const pem = file('rsa.pem', k.privateKeyPem + '\n');
     expect(sh('openssl', ['rsa', '-in', pem, '-noout', '-text'])).toMatch(/Private-Key: \(2048 bit/);
@@ -55,8 +55,8 @@ describe('created keys', () => {
     expect(k.publicKey).toMatch(/^ssh-rsa AAAA\S+ k1$/);
   });
 
-  it('ED25519: OpenSSH private key that ssh-keygen reads; fingerprint = base64 SHA-256 of the blob with padding', () => {
-    const k = keys.generate('ed25519', 'my-ed');
+  it('ED25519: OpenSSH private key that ssh-keygen reads; fingerprint = base64 SHA-256 of the blob with padding', async () => {
+    const k = await keys.generate('ed25519', 'my-ed');
     expect(k.privateKeyPem).toMatch(/^-----BEGIN OPENSSH PRIVATE KEY-----\n[\s\S]+\n-----END OPENSSH PRIVATE KEY-----$/);
     for (const line of k.privateKeyPem.split('\n').slice(1, -1)) expect(line.length).toBeLessThanOrEqual(70);
     const path = file('ed', k.privateKeyPem + '\n');
@@ -68,8 +68,29 @@ describe('created keys', () => {
     expect(sh('ssh-keygen', ['-l', '-f', path])).toContain('my-ed');
   });
 
-  it('two created keys differ', () => {
-    expect(keys.generate('ed25519', 'a').fingerprint).not.toBe(keys.generate('ed25519', 'a').fingerprint);
+  it('two created keys differ', async () => {
+    expect((await keys.generate('ed25519', 'a')).fingerprint).not.toBe((await keys.generate('ed25519', 'a')).fingerprint);
+  });
+
+  it('RSA generation leaves the event loop free (runs in the thread pool)', async () => {
+    // A 1 ms timer keeps ticking while 8 keys are generated; a synchronous generator would
+    // hold the loop for the whole batch (tens of ms per key).
+    let worst = 0;
+    let last = performance.now();
+    const timer = setInterval(() => {
+      const t = performance.now();
+      worst = Math.max(worst, t - last);
+      last = t;
+    }, 1);
+    try {
+      const started = performance.now();
+      await Promise.all(Array.from({ length: 8 }, (_, i) => keys.generate('rsa', `k${i}`)));
+      const total = performance.now() - started;
+      await new Promise((r) => setTimeout(r, 5)); // let the timer see a late tick
+      expect(worst).toBeLessThan(Math.max(25, total / 4));
+    } finally {
+      clearInterval(timer);
+    }
   });
 });
 

@@ -8,7 +8,8 @@
  * - ED25519 (created or imported): base64 SHA-256 of the OpenSSH public key blob, with `=` padding
  *   (`ssh-keygen -l -E sha256` without its `SHA256:` prefix and padding).
  */
-import { createHash, createPublicKey, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
+import { createHash, createPublicKey, generateKeyPair, randomBytes, type KeyObject } from 'node:crypto';
+import { promisify } from 'node:util';
 import { Ec2Error } from '@koala/ec2-query';
 
 export type KeyType = 'rsa' | 'ed25519';
@@ -30,7 +31,8 @@ export interface ParsedPublicKey {
 
 /** Port: what the key pair service needs from cryptography. */
 export interface KeyMaterial {
-  generate(keyType: KeyType, comment: string): GeneratedKey;
+  /** Async: RSA generation takes tens of milliseconds and must not block the event loop. */
+  generate(keyType: KeyType, comment: string): Promise<GeneratedKey>;
   /** Parses ImportKeyPair's PublicKeyMaterial (decoded); `InvalidKeyPair.Format` when not a supported key. */
   parsePublicKey(material: Buffer): ParsedPublicKey;
 }
@@ -144,11 +146,18 @@ function formatError(): Ec2Error {
   return Ec2Error.malformed('InvalidKeyPair.Format', '');
 }
 
+const generateKeyPairAsync = promisify(generateKeyPair) as unknown as (
+  type: 'rsa' | 'ed25519',
+  options: { modulusLength?: number; publicExponent?: number },
+) => Promise<{ privateKey: KeyObject; publicKey: KeyObject }>;
+
 /** `node:crypto` implementation of `KeyMaterial`. */
 export class NodeKeyMaterial implements KeyMaterial {
-  generate(keyType: KeyType, comment: string): GeneratedKey {
+  // Generation runs in libuv's thread pool: a synchronous 2048-bit RSA key held the whole
+  // CLC event loop (every other account's requests) for tens of milliseconds per key.
+  async generate(keyType: KeyType, comment: string): Promise<GeneratedKey> {
     if (keyType === 'rsa') {
-      const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048, publicExponent: 0x10001 });
+      const { privateKey, publicKey } = await generateKeyPairAsync('rsa', { modulusLength: 2048, publicExponent: 0x10001 });
       return {
         keyType,
         privateKeyPem: (privateKey.export({ type: 'pkcs1', format: 'pem' }) as string).trimEnd(),
@@ -156,7 +165,7 @@ export class NodeKeyMaterial implements KeyMaterial {
         fingerprint: rsaCreatedFingerprint(privateKey),
       };
     }
-    const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+    const { privateKey, publicKey } = await generateKeyPairAsync('ed25519', {});
     const { blob } = sshPublicBlob(publicKey);
     return {
       keyType,

@@ -68,7 +68,7 @@ export class KeyPairsService {
     validateKeyName(input.name);
     this.tags.checkTagSpecifications(KEY_PAIR_RESOURCE_TYPE, input.tagSpecifications);
     await this.assertNameFree(caller.id, input.name);
-    const key = this.keys.generate(input.keyType, input.name);
+    const key = await this.keys.generate(input.keyType, input.name);
     const view = await this.insert(caller, now, input.name, key.keyType, key.fingerprint, key.publicKey, input.tagSpecifications);
     return { ...view, privateKey: key.privateKeyPem };
   }

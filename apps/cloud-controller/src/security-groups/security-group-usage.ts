@@ -19,3 +19,9 @@ export class NoInstancesSecurityGroupUsage implements SecurityGroupUsage {
     return [];
   }
 }
+
+/** Port: told after a group's rules changed (the network module republishes the zones of its members). */
+export interface SecurityGroupChanges {
+  rulesChanged(groupId: string): void;
+}
+export const SECURITY_GROUP_CHANGES = Symbol('SECURITY_GROUP_CHANGES');

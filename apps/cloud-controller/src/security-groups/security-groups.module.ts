@@ -1,13 +1,20 @@
 import { Module } from '@nestjs/common';
 import { TagsModule } from '../tags/tags.module.js';
 import { InstancesSecurityGroupUsage } from '../instances/instance-usage.js';
-import { SECURITY_GROUP_USAGE } from './security-group-usage.js';
+import { SECURITY_GROUP_CHANGES, SECURITY_GROUP_USAGE } from './security-group-usage.js';
+import { NetworkModule } from '../network/network.module.js';
+import { NetworkPublisher } from '../network/network-publisher.js';
 import { SecurityGroupsHandlers } from './security-groups.handlers.js';
 import { SecurityGroupsService } from './security-groups.service.js';
 
 @Module({
-  imports: [TagsModule],
-  providers: [SecurityGroupsService, SecurityGroupsHandlers, { provide: SECURITY_GROUP_USAGE, useClass: InstancesSecurityGroupUsage }],
+  imports: [TagsModule, NetworkModule],
+  providers: [
+    SecurityGroupsService,
+    SecurityGroupsHandlers,
+    { provide: SECURITY_GROUP_USAGE, useClass: InstancesSecurityGroupUsage },
+    { provide: SECURITY_GROUP_CHANGES, useExisting: NetworkPublisher },
+  ],
   exports: [SecurityGroupsService],
 })
 export class SecurityGroupsModule {}

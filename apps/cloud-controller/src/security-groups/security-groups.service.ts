@@ -1,4 +1,4 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, Optional } from '@nestjs/common';
 import {
   applyFilters,
   Ec2Error,
@@ -15,7 +15,7 @@ import { TaggableResources, entityOwners, type Caller } from '../tags/taggable-r
 import { TagsService } from '../tags/tags.service.js';
 import { ruleIdentity, ruleLabel, type RuleInput } from './ip-permissions.js';
 import { SecurityGroupEntity, SecurityGroupRuleEntity } from './security-group.entity.js';
-import { SECURITY_GROUP_USAGE, type SecurityGroupUsage } from './security-group-usage.js';
+import { SECURITY_GROUP_CHANGES, SECURITY_GROUP_USAGE, type SecurityGroupChanges, type SecurityGroupUsage } from './security-group-usage.js';
 
 export const SECURITY_GROUP_RESOURCE_TYPE = 'security-group';
 export const DEFAULT_GROUP_NAME = 'default';
@@ -110,6 +110,7 @@ export class SecurityGroupsService {
     private readonly tags: TagsService,
     @Inject(SECURITY_GROUP_USAGE) private readonly usage: SecurityGroupUsage,
     registry: TaggableResources,
+    @Optional() @Inject(SECURITY_GROUP_CHANGES) private readonly changes?: SecurityGroupChanges,
   ) {
     registry.register({
       prefix: 'sg',
@@ -217,7 +218,7 @@ export class SecurityGroupsService {
   /** AuthorizeSecurityGroupIngress/Egress: adds every rule or none (`InvalidPermission.Duplicate`). */
   async authorize(caller: Caller, now: Date, ref: GroupRef, isEgress: boolean, inputs: readonly RuleInput[]): Promise<{ group: SecurityGroupEntity; rules: SecurityGroupRuleEntity[] }> {
     await this.ensureDefaultGroup(caller.id, now);
-    return this.ds.transaction(async (em) => {
+    const done = await this.ds.transaction(async (em) => {
       const group = await this.resolveGroup(em, caller, ref, true);
       const wanted = await this.toRules(em, group, isEgress, now, inputs);
       const existing = await em.getRepository(SecurityGroupRuleEntity).find({ where: { groupId: group.id, isEgress } });
@@ -235,6 +236,8 @@ export class SecurityGroupsService {
       if (wanted.length) await em.getRepository(SecurityGroupRuleEntity).insert(wanted);
       return { group, rules: wanted };
     });
+    this.changes?.rulesChanged(done.group.id);
+    return done;
   }
 
   /**
@@ -244,7 +247,7 @@ export class SecurityGroupsService {
    */
   async revoke(caller: Caller, now: Date, ref: GroupRef, isEgress: boolean, inputs: readonly RuleInput[], ruleIds: readonly string[] = []): Promise<RevokeResult & { group: SecurityGroupEntity }> {
     await this.ensureDefaultGroup(caller.id, now);
-    return this.ds.transaction(async (em) => {
+    const done = await this.ds.transaction(async (em) => {
       const group = await this.resolveGroup(em, caller, ref, true);
       const wanted = await this.toRules(em, group, isEgress, now, inputs);
       const existing = await em.getRepository(SecurityGroupRuleEntity).find({ where: { groupId: group.id, isEgress } });
@@ -265,6 +268,8 @@ export class SecurityGroupsService {
       await em.getRepository(SecurityGroupRuleEntity).delete({ id: In([...revoked.keys()]) });
       return { group, revoked: [...revoked.values()], unknown };
     });
+    this.changes?.rulesChanged(done.group.id);
+    return done;
   }
 
   /** DeleteSecurityGroup: not `default`, not referenced by another group, not used by instances. */

@@ -10,7 +10,7 @@ import type { FilterColumns } from '../persistence/find-visible.js';
 import { describePage, type DescribeQuery } from '../persistence/describe-page.js';
 import { TaggableResources, entityOwners, type Caller } from '../tags/taggable-resources.js';
 import { TagsService } from '../tags/tags.service.js';
-import { zoneError } from '../clusters/zone-error.js';
+import { publicReason, zoneError } from '../clusters/zone-error.js';
 import { ZONE_STORAGE, type ZoneStorageGateway } from '../volumes/storage-gateway.js';
 import { VolumeEntity } from '../volumes/volume.entity.js';
 import { SNAPSHOT_USAGE, type SnapshotUsage } from './snapshot-usage.port.js';
@@ -262,7 +262,8 @@ export class SnapshotsService {
         q.restorableBy.some((r) => (r === 'all' ? v.snapshot.isPublic : SnapshotsService.canRestore(v.snapshot, v.permittedAccounts, r === 'self' ? caller.id : r))),
       );
     }
-    const tags = await this.tags.tagsOf(views.map((v) => v.snapshot.id));
+    // Tags are the owner's notes: accounts the snapshot is shared with (or public to) see none.
+    const tags = await this.tags.tagsOf(views.filter((v) => caller.isAdmin || v.snapshot.accountId === caller.id).map((v) => v.snapshot.id));
     for (const v of views) v.tags = tags.get(v.snapshot.id) ?? [];
     return applyFilters(views, q.filters, SNAPSHOT_FILTERS, (v) => v.tags);
   }
@@ -341,7 +342,8 @@ export class SnapshotsService {
 
   // ---- StorageEvents -------------------------------------------------------------------------
 
-  async applyEvent(ev: StorageEvent): Promise<void> {
+  async applyEvent(event: StorageEvent): Promise<void> {
+    const ev = { ...event, reason: publicReason(event.reason, (ref, d) => this.logger.warn({ snapshotId: event.id, ref, code: d.code, detail: d.message }, 'snapshot failure reported by the storage controller')) };
     const applied = await this.ds.transaction(async (em) => {
       const repo = em.getRepository(SnapshotEntity);
       const s = await repo.findOne({ where: { id: ev.id }, lock: { mode: 'pessimistic_write' } });

@@ -38,13 +38,16 @@ describe('volume state machine', () => {
     expect(checkDeletable({ id: 'vol-1', state: 'error', attachState: null, attachInstanceId: null })).toBe('delete');
   });
 
-  it('checks attach preconditions: one attachment, same zone, running instance, valid device', () => {
+  it('checks attach preconditions: one attachment, same zone, running or stopped instance, valid device', () => {
     const vol = { id: 'vol-1', state: 'available' as const, zone: 'a', attachState: null, attachInstanceId: null };
     const inst = { id: 'i-1', state: 'running', zone: 'a', node: 'n1' };
     expect(code(() => checkAttachable(vol, inst))).toBe('ok');
     expect(code(() => checkAttachable({ ...vol, state: 'in-use', attachState: 'attached', attachInstanceId: 'i-2' }, inst))).toBe('VolumeInUse');
     expect(code(() => checkAttachable(vol, { ...inst, zone: 'b' }))).toBe('InvalidVolume.ZoneMismatch');
-    expect(code(() => checkAttachable(vol, { ...inst, state: 'stopped' }))).toBe('IncorrectState');
+    expect(code(() => checkAttachable(vol, { ...inst, state: 'stopped' }))).toBe('ok');
+    expect(code(() => checkAttachable(vol, { ...inst, state: 'stopping' }))).toBe('IncorrectState');
+    expect(code(() => checkAttachable(vol, { ...inst, state: 'pending' }))).toBe('IncorrectState');
+    expect(code(() => checkAttachable(vol, { ...inst, state: 'stopped', node: null }))).toBe('IncorrectState');
     expect(code(() => checkAttachable({ ...vol, state: 'creating' }, inst))).toBe('IncorrectState');
     for (const d of ['/dev/sdf', '/dev/vdb', '/dev/xvdh', 'xvdg', '/dev/sdba']) expect(code(() => checkDevice(d, '/dev/vda'))).toBe('ok');
     for (const d of ['/dev/sda', 'sdf', '/dev/vda', '/etc/passwd', '/dev/sdf/../x', '']) expect(code(() => checkDevice(d, '/dev/vda'))).toBe('InvalidParameterValue');

@@ -69,7 +69,10 @@ export function checkAttachable(
   if (v.state === 'in-use') throw new Ec2Error('VolumeInUse', `${v.id} is already attached to an instance`);
   if (v.state !== 'available') throw new Ec2Error('IncorrectState', `vol '${v.id}' is not 'available'. Current state: ${v.state}.`);
   if (i.zone !== v.zone) throw new Ec2Error('InvalidVolume.ZoneMismatch', `The volume '${v.id}' is not in the same availability zone as instance '${i.id}'`);
-  if (i.state !== 'running' || !i.node) throw new Ec2Error('IncorrectState', `Instance '${i.id}' is not 'running'.`);
+  // As EC2: running (hot-plug) or stopped (the disk joins the domain's config, seen at next start).
+  if ((i.state !== 'running' && i.state !== 'stopped') || !i.node) {
+    throw new Ec2Error('IncorrectState', `Instance '${i.id}' is not in the 'running' or 'stopped' state. Current state: ${i.state}.`);
+  }
 }
 
 /** DetachVolume preconditions; `force` also retries an attachment stuck in attaching/detaching. */

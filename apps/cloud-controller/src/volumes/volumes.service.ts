@@ -15,7 +15,7 @@ import { runAttach, runDetach } from './attach-workflow.js';
 import { CHAP_SECRETS, type ChapSecrets } from './chap-credentials.js';
 import { ZONE_STORAGE, type ZoneStorageGateway } from './storage-gateway.js';
 import { VolumeEntity } from './volume.entity.js';
-import { zoneError } from '../clusters/zone-error.js';
+import { publicReason, zoneError } from '../clusters/zone-error.js';
 import { DETACHED, checkAttachable, checkDeletable, checkDetachable, checkDevice, decideVolumeEvent, detached, rolledBack, volumeStatus, type Reason } from './volume-states.js';
 import { findVisible, ownedBy, type FilterColumns } from '../persistence/find-visible.js';
 import { describePage, type DescribeQuery } from '../persistence/describe-page.js';
@@ -333,8 +333,9 @@ export class VolumesService {
 
   // ---- StorageEvents ---------------------------------------------------------------------------
 
-  async applyEvent(ev: StorageEvent): Promise<void> {
+  async applyEvent(event: StorageEvent): Promise<void> {
     const now = this.clock.now();
+    const ev = { ...event, reason: publicReason(event.reason, (ref, d) => this.logger.warn({ volumeId: event.id, ref, code: d.code, detail: d.message }, 'volume failure reported by the storage controller')) };
     const applied = await this.ds.transaction(async (em) => {
       const repo = em.getRepository(VolumeEntity);
       const v = await repo.findOne({ where: { id: ev.id }, lock: { mode: 'pessimistic_write' } });

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, fchmodSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { koalaPaths, type KoalaConfig } from '@koala/config';
 import type { ComponentSpec } from './components.js';
 
@@ -30,7 +30,9 @@ export class ProcessSupervisor {
   constructor(config: KoalaConfig) {
     this.paths = koalaPaths(config.home);
     mkdirSync(this.paths.run, { recursive: true });
-    mkdirSync(this.paths.logs, { recursive: true });
+    // Daemon logs carry request ids, account ids and error details: not for every local user.
+    mkdirSync(this.paths.logs, { recursive: true, mode: 0o750 });
+    chmodSync(this.paths.logs, 0o750);
   }
 
   logFile(c: ComponentSpec) {
@@ -60,7 +62,8 @@ export class ProcessSupervisor {
   start(c: ComponentSpec, env: NodeJS.ProcessEnv): { pid: number; started: boolean } {
     const s = this.state(c);
     if (s.running) return { pid: s.pid, started: false };
-    const out = openSync(this.logFile(c), 'a');
+    const out = openSync(this.logFile(c), 'a', 0o640);
+    fchmodSync(out, 0o640); // an older, world-readable log keeps its mode otherwise
     const child = spawn(process.execPath, ['--enable-source-maps', c.entry], { detached: true, stdio: ['ignore', out, out], env });
     closeSync(out);
     child.unref();

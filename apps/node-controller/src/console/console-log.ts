@@ -4,7 +4,7 @@ import { join } from 'node:path';
 /** The serial console log of each instance (written by libvirt's virtlogd, read by the NC). */
 export interface ConsoleLog {
   path(instanceId: string): string;
-  /** Starts an empty log for a new instance (the NC owns it; mode 0644 so it stays readable). */
+  /** Starts an empty log for a new instance (the NC owns it; 0640 in a 0750 directory: guests print secrets on their console). */
   reset(instanceId: string): Promise<string>;
   /** The last `maxBytes` of the log and its modification time; undefined when there is none. */
   tail(instanceId: string, maxBytes: number): Promise<{ data: Buffer; mtime: Date } | undefined>;
@@ -22,10 +22,12 @@ export class FsConsoleLog implements ConsoleLog {
   }
 
   async reset(instanceId: string): Promise<string> {
-    await mkdir(this.dir, { recursive: true, mode: 0o755 });
+    // chmod as well: the modes given to mkdir/writeFile only apply to what they create
+    await mkdir(this.dir, { recursive: true, mode: 0o750 });
+    await chmod(this.dir, 0o750);
     const p = this.path(instanceId);
-    await writeFile(p, '', { mode: 0o644 });
-    await chmod(p, 0o644);
+    await writeFile(p, '', { mode: 0o640 });
+    await chmod(p, 0o640);
     return p;
   }
 

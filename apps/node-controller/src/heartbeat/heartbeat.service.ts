@@ -5,6 +5,7 @@ import type { Logger } from '@koala/logging';
 import type { NatsBus } from '@koala/messaging';
 import { BUS, CLOCK, every, LOGGER, StatusResponder, type Clock, type Periodic } from '@koala/runtime';
 import { HOST_PROBE, type HostProbe } from '../host/host-probe.js';
+import { NETWORK_STATE_VIEW, type NetworkStateView } from '../network/network-state-view.js';
 
 /** Capacity already promised to instances on this node (instances module fills this in). */
 export const ALLOCATED = Symbol('ALLOCATED');
@@ -28,6 +29,7 @@ export class HeartbeatService implements OnModuleInit, OnApplicationShutdown {
     @Inject(ALLOCATED) private readonly allocated: AllocatedResources,
     private readonly status: StatusResponder,
     @Optional() @Inject(DOMAIN_VIEW) private readonly domainView?: DomainView,
+    @Optional() @Inject(NETWORK_STATE_VIEW) private readonly network?: NetworkStateView,
   ) {}
 
   async onModuleInit() {
@@ -49,7 +51,19 @@ export class HeartbeatService implements OnModuleInit, OnApplicationShutdown {
       memoryMiB: Math.max(0, total.memoryMiB - used.memoryMiB),
       diskGiB: Math.max(0, total.diskGiB - used.diskGiB),
     };
-    return { node: this.config.nodeName, zone: this.config.zone, version: KOALA_VERSION, hypervisorUri: uri, hypervisor, total, free, domains, sentAt: this.clock.now().toISOString() };
+    const networkVersion = this.network?.current()?.version;
+    return {
+      node: this.config.nodeName,
+      zone: this.config.zone,
+      version: KOALA_VERSION,
+      hypervisorUri: uri,
+      hypervisor,
+      total,
+      free,
+      domains,
+      ...(networkVersion !== undefined ? { networkVersion } : {}),
+      sentAt: this.clock.now().toISOString(),
+    };
   }
 
   async beat() {

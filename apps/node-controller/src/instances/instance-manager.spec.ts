@@ -5,7 +5,7 @@ import type { CachedImage, ImageCache } from '../images/image-cache.js';
 import type { DomainRunState, HostDomain, HostDomainEvent, Hypervisor, InstanceDomainSpec, InstanceMeta, VolumeRef } from '../libvirt/hypervisor.js';
 import { volumeNames } from '../libvirt/hypervisor.js';
 import type { InstanceEventSink } from './instance-events.js';
-import { InstanceManager } from './instance-manager.js';
+import { InstanceManager, type InstanceManagerOptions } from './instance-manager.js';
 
 const sha = (c: string) => c.repeat(64);
 const blob = (c: string, size = 1000): ImageBlob => ({ imageId: `emi-${c}`, sha256: sha(c), sizeBytes: size, format: 'raw', url: `http://127.0.0.1/${c}` });
@@ -18,6 +18,8 @@ class FakeHypervisor implements Hypervisor {
   failOn?: string;
   /** shutdownDomain powers off at once unless false (guest ignores ACPI). */
   acpiWorks = true;
+  /** This many shutdownDomain requests are lost first (a guest still booting). */
+  acpiLost = 0;
   private listeners: ((ev: HostDomainEvent) => void)[] = [];
 
   private step(name: string) {
@@ -69,6 +71,10 @@ class FakeHypervisor implements Hypervisor {
   }
   async shutdownDomain(name: string) {
     this.step('shutdownDomain');
+    if (this.acpiLost > 0) {
+      this.acpiLost--;
+      return;
+    }
     if (this.acpiWorks) {
       this.domains.get(name)!.state = 'shutoff';
       this.fire(name, 'stopped');
@@ -155,7 +161,23 @@ const spec = (id: string, over: Partial<InstanceSpec> = {}): InstanceSpec => ({
   ...over,
 });
 
-function setup(opts: { stopTimeoutMs?: number } = {}) {
+/** The network agent as the launch path sees it: records calls into the hypervisor's call log. */
+class FakeNetworking {
+  constructor(
+    private readonly hv: FakeHypervisor,
+    public fail = false,
+  ) {}
+  async prepare(s: InstanceSpec) {
+    this.hv.calls.push(`net:prepare:${s.instanceId}`);
+    if (this.fail) throw Object.assign(new Error('ipset restore failed'), { code: 'Server.InternalError' });
+    return s.network ? { network: 'koala-zone-a', mac: s.network.mac, ip: s.network.privateIp, filter: `koala-i-${s.instanceId}` } : undefined;
+  }
+  async release(id: string) {
+    this.hv.calls.push(`net:release:${id}`);
+  }
+}
+
+function setup(opts: { stopTimeoutMs?: number; shutdownRetryMs?: number; network?: boolean; launchRecords?: InstanceManagerOptions['launchRecords'] } = {}) {
   const hv = new FakeHypervisor();
   const images = new FakeImages();
   const cd: ConfigDriveContent[] = [];
@@ -166,14 +188,17 @@ function setup(opts: { stopTimeoutMs?: number } = {}) {
     node: 'node-1',
     stopTimeoutMs: opts.stopTimeoutMs ?? 1000,
     pollMs: 5,
+    shutdownRetryMs: opts.shutdownRetryMs,
     hypervisor: hv,
     images,
     configDrive: { build: async (c) => (cd.push(c), Buffer.from('iso')) },
     consoleLog,
     events: sink,
+    ...(opts.network ? { network: new FakeNetworking(hv) } : {}),
     clock: { now: () => new Date('2030-01-01T00:00:00Z') },
+    ...(opts.launchRecords ? { launchRecords: opts.launchRecords } : {}),
   });
-  return { hv, images, cd, consoleLog, sink, m };
+  return { hv, images, cd, consoleLog, sink, m, net: (m as unknown as { o: { network?: FakeNetworking } }).o.network };
 }
 
 const settle = async (m: InstanceManager) => {
@@ -205,6 +230,42 @@ describe('InstanceManager', () => {
       { name: ID, instanceId: ID, state: 'running' },
       { name: 'other', state: 'running' },
     ]);
+  });
+
+  it('networked launch: DHCP entry and filter before the domain is defined; terminate releases them after it is gone', async () => {
+    const { hv, sink, m } = setup({ network: true });
+    await m.start();
+    const network = { mac: '02:01:23:45:67:89', privateIp: '172.31.0.9', subnet: '172.31.0.0/20', privateDnsName: 'ip-172-31-0-9.x', groups: [{ groupId: 'sg-0000000a', name: 'default' }] };
+    await m.run(spec(ID, { network }));
+    await settle(m);
+    expect(sink.states(ID)).toEqual(['pending', 'running']);
+    expect(hv.calls.indexOf(`net:prepare:${ID}`)).toBeLessThan(hv.calls.indexOf('defineDomain'));
+    expect(hv.domains.get(ID)!.spec!.network).toEqual({ network: 'koala-zone-a', mac: '02:01:23:45:67:89', ip: '172.31.0.9', filter: `koala-i-${ID}` });
+    await m.action(ID, 'terminate');
+    await settle(m);
+    expect(hv.calls.indexOf(`net:release:${ID}`)).toBeGreaterThan(hv.calls.indexOf('undefineDomain'));
+  });
+
+  it('networked launch whose network cannot be prepared: failed, nothing defined, nothing left', async () => {
+    const { hv, sink, m, net } = setup({ network: true });
+    net!.fail = true;
+    await m.start();
+    await m.run(spec(ID, { network: { mac: '02:01:23:45:67:89', privateIp: '172.31.0.9', subnet: '172.31.0.0/20', privateDnsName: 'x', groups: [] } }));
+    await settle(m);
+    expect(sink.states(ID)).toEqual(['pending', 'failed']);
+    expect(sink.events.at(-1)!.reason).toMatchObject({ code: 'Server.InternalError' });
+    expect(hv.calls).not.toContain('defineDomain');
+    expect(hv.calls).toContain(`net:release:${ID}`);
+    expect(hv.volumes.size).toBe(0);
+  });
+
+  it('no network in the spec: no interface, the network agent is not asked', async () => {
+    const { hv, m } = setup({ network: true });
+    await m.start();
+    await m.run(spec(ID));
+    await settle(m);
+    expect(hv.domains.get(ID)!.spec!.network).toBeUndefined();
+    expect(hv.calls.some((c) => c.startsWith('net:'))).toBe(false);
   });
 
   it('boots paravirtual images from kernel and ramdisk with root= console= and the extra arguments', async () => {
@@ -284,6 +345,43 @@ describe('InstanceManager', () => {
     expect(hv.calls).toContain('destroyDomain');
   });
 
+  it('sends the ACPI shutdown again while waiting: a guest that lost the first request (booting) stops long before the timeout', async () => {
+    const { hv, sink, m } = setup({ stopTimeoutMs: 10_000, shutdownRetryMs: 30 });
+    await m.start();
+    await m.run(spec(ID));
+    await settle(m);
+    hv.acpiLost = 2;
+    hv.calls = [];
+    const t0 = Date.now();
+    await m.action(ID, 'stop');
+    await settle(m);
+    expect(Date.now() - t0).toBeLessThan(2000);
+    expect(hv.calls.filter((c) => c === 'shutdownDomain')).toHaveLength(3);
+    expect(sink.states(ID).slice(-2)).toEqual(['stopping', 'stopped']);
+    expect(hv.domains.get(ID)!.state).toBe('shutoff');
+  });
+
+  it('keeps re-sending ACPI until the timeout, then destroys; a failing re-send does not fail the stop', async () => {
+    const { hv, sink, m } = setup({ stopTimeoutMs: 200, shutdownRetryMs: 40 });
+    await m.start();
+    await m.run(spec(ID));
+    await settle(m);
+    hv.acpiWorks = false;
+    hv.calls = [];
+    const shutdown = hv.shutdownDomain.bind(hv);
+    let n = 0;
+    hv.shutdownDomain = async (name: string) => {
+      if (n++ === 1) throw new Error('domain is not running'); // the second request fails
+      return shutdown(name);
+    };
+    await m.action(ID, 'stop');
+    await settle(m);
+    expect(hv.calls.filter((c) => c === 'shutdownDomain').length).toBeGreaterThanOrEqual(2);
+    expect(n).toBeGreaterThanOrEqual(3);
+    expect(hv.calls.at(-1)).toBe('destroyDomain');
+    expect(sink.states(ID).slice(-2)).toEqual(['stopping', 'stopped']);
+  });
+
   it('a guest that powers off by itself is reported stopped with guestInitiated, once; started again -> running', async () => {
     const { hv, sink, m } = setup();
     await m.start();
@@ -361,5 +459,51 @@ describe('InstanceManager', () => {
     expect(text.length).toBe(64 * 1024);
     expect(text.endsWith('END')).toBe(true);
     expect(out.timestamp).toBe('2030-01-01T00:00:00.000Z');
+  });
+});
+
+describe('InstanceManager: launch records of the metadata service', () => {
+  const ID = 'i-0123456789abcdef0';
+  const withRecords = () => {
+    const records = new Map<string, { spec: InstanceSpec; at: Date }>();
+    const fail = { put: false };
+    const s = setup({
+      launchRecords: {
+        put: async (spec, at) => {
+          if (fail.put) throw new Error('disk full');
+          records.set(spec.instanceId, { spec, at });
+        },
+        remove: async (id) => void records.delete(id),
+      },
+    });
+    return { ...s, records, fail };
+  };
+
+  it('written when the launch is accepted, removed at terminate', async () => {
+    const { m, records } = withRecords();
+    await m.start();
+    await m.run(spec(ID));
+    expect(records.get(ID)).toMatchObject({ spec: { instanceId: ID }, at: new Date('2030-01-01T00:00:00Z') });
+    await settle(m);
+    await m.action(ID, 'stop');
+    await settle(m);
+    expect(records.has(ID)).toBe(true);
+    await m.action(ID, 'terminate');
+    await settle(m);
+    expect(records.has(ID)).toBe(false);
+  });
+
+  it('removed when the launch fails; a launch whose record cannot be written is refused, with nothing left', async () => {
+    const { hv, m, records, fail, sink } = withRecords();
+    await m.start();
+    hv.failOn = 'defineDomain';
+    await m.run(spec(ID));
+    await settle(m);
+    expect(records.size).toBe(0);
+    hv.failOn = undefined;
+    fail.put = true;
+    await expect(m.run(spec('i-00000000000000002'))).rejects.toThrow('disk full');
+    expect(m.list()).toEqual([]);
+    expect(sink.states('i-00000000000000002')).toEqual([]);
   });
 });

@@ -4,7 +4,7 @@ import type { Clock } from '@koala/runtime';
 import type { ConfigDriveBuilder } from '../config-drive/config-drive.js';
 import type { ConsoleLog } from '../console/console-log.js';
 import type { CachedImage, ImageCache } from '../images/image-cache.js';
-import type { DomainRunState, HostDomain, HostDomainEvent, Hypervisor, InstanceMeta, VolumeRef } from '../libvirt/hypervisor.js';
+import type { DomainRunState, HostDomain, HostDomainEvent, Hypervisor, InstanceMeta, InstanceNic, VolumeRef } from '../libvirt/hypervisor.js';
 import type { InstanceEventSink } from './instance-events.js';
 
 const GiB = 1024 ** 3;
@@ -21,13 +21,22 @@ export interface InstanceManagerOptions {
   stopTimeoutMs: number;
   /** Poll interval while waiting for a domain to power off. */
   pollMs?: number;
+  /**
+   * The ACPI shutdown request is sent again this often while waiting (default 3000 ms): a guest
+   * still booting (firmware, early kernel) drops the first one, as hypervisor managers know.
+   */
+  shutdownRetryMs?: number;
   hypervisor: Hypervisor;
   images: ImageCache;
   configDrive: ConfigDriveBuilder;
   consoleLog: ConsoleLog;
   events: InstanceEventSink;
+  /** Guest networking: DHCP entry and filter before the domain exists, removed after (NetworkAgent). */
+  network?: { prepare(spec: InstanceSpec): Promise<InstanceNic | undefined>; release(instanceId: string): Promise<void> };
   /** Attached EBS volumes: their CHAP secrets are released on terminate (VolumeAttacher). */
   volumes?: { releaseAll(instanceId: string): Promise<unknown> };
+  /** The metadata service's launch records: written when a launch is accepted, removed when the instance is gone. */
+  launchRecords?: { put(spec: InstanceSpec, acceptedAt: Date): Promise<void>; remove(instanceId: string): Promise<void> };
   clock: Clock;
   logger?: Logger;
 }
@@ -147,6 +156,7 @@ export class InstanceManager {
       resources: spec.resources,
       images,
     };
+    await this.o.launchRecords?.put(spec, this.o.clock.now());
     this.instances.set(id, { meta, state: 'pending', op: 'launch' });
     this.inBackground(this.locked(id, () => this.launch(spec, meta)));
     return { accepted: true };
@@ -163,6 +173,7 @@ export class InstanceManager {
       return img;
     };
     let defined = false;
+    let networked = false;
     try {
       const root = await acquire(spec.image.root);
       let boot: { kind: 'disk' } | { kind: 'kernel'; kernel: string; initrd?: string; cmdline: string } = { kind: 'disk' };
@@ -188,22 +199,26 @@ export class InstanceManager {
       });
       const configDrive = await this.o.hypervisor.createConfigDrive(id, iso);
       const consoleLogPath = await this.o.consoleLog.reset(id);
+      // The guest never runs before its DHCP entry and security-group filter exist.
+      networked = !!spec.network && !!this.o.network;
+      const network = spec.network && this.o.network ? await this.o.network.prepare(spec) : undefined;
       defined = true;
-      await this.o.hypervisor.defineDomain({ meta, memoryMiB: r.memoryMiB, vcpus: r.vcpus, root: rootVol, ...(ephemeral ? { ephemeral } : {}), configDrive, boot, consoleLogPath });
+      await this.o.hypervisor.defineDomain({ meta, memoryMiB: r.memoryMiB, vcpus: r.vcpus, root: rootVol, ...(ephemeral ? { ephemeral } : {}), configDrive, boot, consoleLogPath, ...(network ? { network } : {}) });
       await this.o.hypervisor.startDomain(id);
       this.set(id, { state: 'running', op: undefined });
       this.o.logger?.info({ instanceId: id, ms: Date.now() - t0, imagesMs: tImages - t0 }, 'instance running');
       await this.emit(id, 'running');
     } catch (err) {
       this.o.logger?.error({ err, instanceId: id }, 'launch failed; cleaning up');
-      await this.removeEverything(id, defined, held);
+      await this.removeEverything(id, defined, held, networked);
       this.instances.delete(id);
+      await this.forgetLaunchRecord(id);
       await this.emit(id, 'failed', { reason: reasonOf(err) }, true);
     }
   }
 
   /** Removes domain, volumes, console log and image pins; best effort, logs what it cannot. */
-  private async removeEverything(id: string, domain: boolean, images: string[]): Promise<boolean> {
+  private async removeEverything(id: string, domain: boolean, images: string[], network = domain): Promise<boolean> {
     let ok = true;
     const step = async (what: string, fn: () => Promise<unknown> | unknown) => {
       try {
@@ -218,6 +233,8 @@ export class InstanceManager {
       await step('undefine', () => this.o.hypervisor.undefineDomain(id));
       if (this.o.volumes) await step('release volume secrets', () => this.o.volumes!.releaseAll(id));
     }
+    // After the domain is gone: libvirt refuses to undefine a filter a guest uses.
+    if (network && ok && this.o.network) await step('release network', () => this.o.network!.release(id));
     await step('delete volumes', () => this.o.hypervisor.deleteVolumes(id));
     await step('remove console log', () => this.o.consoleLog.remove(id));
     if (ok) for (const sha of images) await step('release image', () => this.o.images.release(sha, id));
@@ -245,6 +262,7 @@ export class InstanceManager {
   private async terminate(id: string): Promise<void> {
     const t = this.instances.get(id);
     if (!t) {
+      await this.forgetLaunchRecord(id);
       await this.emit(id, 'terminated', {}, true);
       return;
     }
@@ -258,7 +276,12 @@ export class InstanceManager {
       return;
     }
     this.instances.delete(id);
+    await this.forgetLaunchRecord(id);
     await this.emit(id, 'terminated', {}, true);
+  }
+
+  private async forgetLaunchRecord(id: string): Promise<void> {
+    await this.o.launchRecords?.remove(id).catch((err: unknown) => this.o.logger?.error({ err, instanceId: id }, 'could not remove the launch record'));
   }
 
   private async stopInstance(id: string, force: boolean): Promise<void> {
@@ -275,7 +298,7 @@ export class InstanceManager {
     try {
       if (!force) {
         await this.o.hypervisor.shutdownDomain(id);
-        if (!(await this.waitForOff(id, this.o.stopTimeoutMs))) {
+        if (!(await this.waitForOff(id, this.o.stopTimeoutMs, () => this.o.hypervisor.shutdownDomain(id)))) {
           this.o.logger?.warn({ instanceId: id, ms: this.o.stopTimeoutMs }, 'guest did not power off in time; destroying');
         }
       }
@@ -291,12 +314,21 @@ export class InstanceManager {
     }
   }
 
-  private async waitForOff(id: string, timeoutMs: number): Promise<boolean> {
+  /** Polls until the domain is off (true) or `timeoutMs` passed (false), calling `resend` every shutdownRetryMs. */
+  private async waitForOff(id: string, timeoutMs: number, resend?: () => Promise<void>): Promise<boolean> {
     const deadline = Date.now() + timeoutMs;
+    const retryMs = this.o.shutdownRetryMs ?? 3000;
+    let nextResend = Date.now() + retryMs;
     for (;;) {
       const d = await this.o.hypervisor.getDomain(id);
       if (!d || d.state === 'shutoff' || d.state === 'crashed') return true;
       if (Date.now() >= deadline) return false;
+      if (resend && Date.now() >= nextResend) {
+        nextResend = Date.now() + retryMs;
+        // A failure here (the domain just went away or is already shutting down) is not the stop's failure.
+        await resend().catch((err: unknown) => this.o.logger?.debug({ err, instanceId: id }, 'repeated ACPI shutdown request failed'));
+        continue;
+      }
       await new Promise((r) => setTimeout(r, Math.min(this.o.pollMs ?? 250, Math.max(1, deadline - Date.now()))));
     }
   }

@@ -39,6 +39,16 @@ export interface InstanceDomainSpec {
   configDrive?: VolumeRef;
   boot: { kind: 'disk' } | { kind: 'kernel'; kernel: string; initrd?: string; cmdline: string };
   consoleLogPath: string;
+  /** The guest's interface on the zone network (absent: no interface at all). */
+  network?: InstanceNic;
+}
+
+/** A guest NIC on the node's libvirt network, filtered by the instance's nwfilter. */
+export interface InstanceNic {
+  network: string;
+  mac: string;
+  ip: string;
+  filter: string;
 }
 
 /** A lifecycle change of a domain (libvirt event names: started, stopped, resumed, crashed, …). */

@@ -286,7 +286,19 @@ export class LibvirtHypervisor implements Hypervisor {
         onReboot: 'restart',
         onCrash: 'destroy',
         disks,
-        // No network interface until virtual networking exists (DESIGN §5).
+        // The filter's IP and MAC are the guest's own (anti-spoofing); no learning of others.
+        ...(spec.network
+          ? {
+              interfaces: [
+                {
+                  type: 'network' as const,
+                  source: spec.network.network,
+                  mac: spec.network.mac,
+                  filter: { name: spec.network.filter, parameters: { IP: spec.network.ip, MAC: spec.network.mac, CTRL_IP_LEARNING: 'none' } },
+                },
+              ],
+            }
+          : {}),
         serialLog: { path: spec.consoleLogPath, mode: 'pty-log', append: true },
         koala: toDomainMetadata(spec.meta),
         description: `Koala instance ${spec.meta.instanceId} (${spec.meta.instanceType})`,

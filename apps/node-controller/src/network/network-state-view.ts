@@ -7,7 +7,7 @@ import type { ZoneNetworkState } from '@koala/contracts';
 export interface NetworkStateView {
   /** The last state this node applied completely; undefined before the first one. */
   current(): ZoneNetworkState | undefined;
-  /** Called after every state this node applied completely (not for failed applies). */
+  /** Called after every state this node applied completely (not for failed applies, nor for periodic re-applies that changed nothing). */
   onApplied(listener: (state: ZoneNetworkState) => void): () => void;
 }
 export const NETWORK_STATE_VIEW = Symbol('NETWORK_STATE_VIEW');

@@ -128,7 +128,7 @@ class KeyedLock {
  * initiator, DESIGN §5). The CHAP secret goes into a private, persistent libvirt secret
  * (usage `koala/<instance>/<volume>`) referenced by usage from the disk XML: it never appears
  * in domain XML, in logs or in error messages. Disks are attached LIVE|CONFIG so they survive
- * a reboot or a domain restart, and carry the volume id as serial so they can be found again.
+ * a reboot or a domain restart (CONFIG only into a stopped instance's inactive domain), and carry the volume id as serial so they can be found again.
  */
 export class VolumeAttacher {
   private readonly lock = new KeyedLock();
@@ -183,10 +183,12 @@ export class VolumeAttacher {
     const serial = volumeSerial(volumeId);
     const { host, port } = parsePortal(target.portal);
     const lv = await this.o.libvirt.get();
-    const dom = await this.runningDomain(lv, instanceId);
+    const { dom, running } = await this.attachableDomain(lv, instanceId);
 
-    const [live, config] = await this.disks(lv, dom);
-    const existing = live.find((d) => this.isVolumeDisk(d, volumeId, serial));
+    // A stopped instance (inactive domain) gets the disk in its persistent config only; it
+    // appears when the instance next starts.
+    const [live, config] = await this.disks(lv, dom, running);
+    const existing = (running ? live : config).find((d) => this.isVolumeDisk(d, volumeId, serial));
     if (existing?.targetDev) {
       if (existing.sourceName !== `${target.iqn}/${target.lun}`) {
         throw new VolumeError('VolumeInUse', `volume ${volumeId} is attached to ${instanceId} from another target`);
@@ -217,8 +219,13 @@ export class VolumeAttacher {
         targetDev,
         serial,
       });
-      await lv.attachDevice(dom, xml, VIR_DOMAIN_AFFECT_LIVE | VIR_DOMAIN_AFFECT_CONFIG);
-      this.o.logger.info(log, 'volume attached');
+      await lv.attachDevice(dom, xml, running ? VIR_DOMAIN_AFFECT_LIVE | VIR_DOMAIN_AFFECT_CONFIG : VIR_DOMAIN_AFFECT_CONFIG);
+      // Started meanwhile (a start does not take this lock): plug it into the live domain too.
+      if (!running && (await lv.getDomainState(dom)).state !== DomainState.SHUTOFF) {
+        const nowLive = parseDomainXml(await lv.getDomainXml(dom)).disks;
+        if (!nowLive.some((d) => this.isVolumeDisk(d, volumeId, serial))) await lv.attachDevice(dom, xml, VIR_DOMAIN_AFFECT_LIVE);
+      }
+      this.o.logger.info({ ...log, running }, 'volume attached');
       return { guestDevice: targetDev };
     } catch (err) {
       const message = redact((err as Error).message ?? String(err), target.chapSecret);
@@ -304,7 +311,8 @@ export class VolumeAttacher {
     }
   }
 
-  private async runningDomain(lv: VolumeLibvirt, instanceId: string): Promise<Domain> {
+  /** The instance's domain, running (hot-plug) or shut off (persistent config only). */
+  private async attachableDomain(lv: VolumeLibvirt, instanceId: string): Promise<{ dom: Domain; running: boolean }> {
     let dom: Domain;
     try {
       dom = await lv.lookupDomainByName(instanceId);
@@ -313,8 +321,9 @@ export class VolumeAttacher {
       throw err;
     }
     const { state } = await lv.getDomainState(dom);
-    if (state !== DomainState.RUNNING) throw new VolumeError('IncorrectState', `instance ${instanceId} is not running (libvirt state ${state})`);
-    return dom;
+    if (state === DomainState.RUNNING) return { dom, running: true };
+    if (state === DomainState.SHUTOFF) return { dom, running: false };
+    throw new VolumeError('IncorrectState', `instance ${instanceId} is neither running nor stopped (libvirt state ${state})`);
   }
 
   /** [live disks, persistent-config disks] (live is empty when the domain is not running). */

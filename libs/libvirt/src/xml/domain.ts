@@ -1,6 +1,7 @@
 // Domain (virtual machine) XML builder and parser.
 import { diskNode, parseDiskNode, type DiskSpec, type ParsedDisk } from './disk.js';
 import { parseCapabilitiesXml } from './capabilities.js';
+import { filterRefNode, type FilterRefSpec } from './nwfilter.js';
 import {
   attr,
   checkAbsolutePath,
@@ -73,8 +74,8 @@ export interface SerialLogSpec {
   append?: boolean;
 }
 
-/** A network interface (not used until virtual networking is built; none by default). */
-export interface InterfaceSpec {
+/** A NIC on a bridge or network, by `type` and `source`. */
+export interface SourceInterfaceSpec {
   type: 'bridge' | 'network';
   /** Bridge name (type bridge) or libvirt network name (type network). */
   source: string;
@@ -84,6 +85,20 @@ export interface InterfaceSpec {
   /** Host-side tap name. */
   targetDev?: string;
 }
+
+/**
+ * A NIC on a libvirt network (Koala's guests): `<interface type='network'>` with its MAC, a
+ * virtio model and, usually, the instance's nwfilter with its `IP`/`MAC` parameters.
+ */
+export interface NetworkInterfaceSpec {
+  network: string;
+  mac: string;
+  model?: 'virtio';
+  filterref?: FilterRefSpec;
+  targetDev?: string;
+}
+
+export type InterfaceSpec = SourceInterfaceSpec | NetworkInterfaceSpec;
 
 export interface DomainSpec {
   name: string;
@@ -146,7 +161,16 @@ function checkArch(value: unknown, field: string): string {
   return s;
 }
 
-function interfaceNode(spec: InterfaceSpec, field: string): XmlNode {
+function interfaceNode(given: InterfaceSpec, field: string): XmlNode {
+  if (!given || typeof given !== 'object') throw new Error(`${field} must be an object`);
+  let spec: SourceInterfaceSpec & { filterref?: FilterRefSpec };
+  if ('network' in given) {
+    if (given.mac === undefined) throw new Error(`${field}.mac is required`);
+    if (given.model !== undefined) checkEnum(given.model, ['virtio'] as const, `${field}.model`);
+    spec = { type: 'network', source: given.network, mac: given.mac, targetDev: given.targetDev, filterref: given.filterref };
+  } else {
+    spec = { ...given, filterref: given.filter && { filter: given.filter.name, parameters: given.filter.parameters } };
+  }
   const type = checkEnum(spec.type, ['bridge', 'network'] as const, `${field}.type`);
   const node: XmlNode = { $: { type } };
   if (spec.mac !== undefined) {
@@ -157,15 +181,7 @@ function interfaceNode(spec: InterfaceSpec, field: string): XmlNode {
   node.source = { $: { [type]: checkName(spec.source, `${field}.source`) } };
   if (spec.targetDev !== undefined) node.target = { $: { dev: checkName(spec.targetDev, `${field}.targetDev`) } };
   node.model = { $: { type: 'virtio' } };
-  if (spec.filter !== undefined) {
-    const params: XmlNode[] = [];
-    for (const [name, values] of Object.entries(spec.filter.parameters ?? {})) {
-      checkName(name, `${field}.filter.parameters key`);
-      const list = typeof values === 'string' ? [values] : [...values];
-      for (const v of list) params.push({ $: { name, value: checkLine(v, `${field}.filter.parameters.${name}`) } });
-    }
-    node.filterref = { $: { filter: checkName(spec.filter.name, `${field}.filter.name`) }, ...(params.length ? { parameter: params } : {}) };
-  }
+  if (spec.filterref !== undefined) node.filterref = filterRefNode(spec.filterref, `${field}.filterref`);
   return node;
 }
 

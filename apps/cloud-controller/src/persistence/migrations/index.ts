@@ -34,3 +34,12 @@ import { Volumes1764134000000 } from './1764134000000-Volumes.js';
 import { InstanceBlockDevices1764135000000 } from './1764135000000-InstanceBlockDevices.js';
 
 (MIGRATIONS as Function[]).push(InstanceBlockDevices1764135000000);
+
+// RegisterImage: the full ImageLocation (credentials, query) sealed while the fetch runs.
+import { ImageFetchLocation1764136000000 } from './1764136000000-ImageFetchLocation.js';
+
+(MIGRATIONS as Function[]).push(ImageFetchLocation1764136000000);
+// Guest networking: interfaces, node addresses, network state versions, metadata options.
+import { Network1764137000000 } from './1764137000000-Network.js';
+
+(MIGRATIONS as Function[]).push(Network1764137000000);

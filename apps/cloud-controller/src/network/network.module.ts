@@ -1,0 +1,22 @@
+import { Module } from '@nestjs/common';
+import { DataSource } from 'typeorm';
+import { NETWORK_BUS, NatsNetworkBus } from './network-bus.port.js';
+import { NetworkPublisher } from './network-publisher.js';
+import { NetworkRepository } from './network.repository.js';
+import { NetworkService } from './network.service.js';
+import { NatsZoneNodes, ZONE_NODES } from './zone-nodes.port.js';
+import { NetworkHandlers } from './network.handlers.js';
+
+/** Guest networking: allocation, the zones' desired states and their publication. */
+@Module({
+  providers: [
+    { provide: NetworkRepository, useFactory: (ds: DataSource) => new NetworkRepository(ds), inject: [DataSource] },
+    { provide: NETWORK_BUS, useClass: NatsNetworkBus },
+    { provide: ZONE_NODES, useClass: NatsZoneNodes },
+    NetworkService,
+    NetworkPublisher,
+    NetworkHandlers,
+  ],
+  exports: [NetworkService, NetworkPublisher],
+})
+export class NetworkModule {}

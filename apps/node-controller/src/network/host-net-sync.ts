@@ -1,0 +1,153 @@
+import { OWNED_IPSET_PREFIX, NAT_CHAINS, NAT_JUMPS, type NetworkPlan, type PlannedIpset } from './network-plan.js';
+import type { HostNetCommands } from './network-state-view.js';
+
+/** A host change the agent made (for logs and the idempotence specs). */
+export type Change = string;
+
+const SYSCTLS: readonly (readonly [string, string])[] = [
+  ['net.ipv4.ip_forward', '1'],
+  // Security groups are iptables rules on bridged traffic: without this they see nothing.
+  ['net.bridge.bridge-nf-call-iptables', '1'],
+];
+
+/** Suffix of the temporary set an ipset is rebuilt in before the swap. */
+const TMP_SUFFIX = '-t';
+
+/**
+ * The host-command half of an apply: sysctls, ipsets, Koala's NAT chains and their jumps, the
+ * uplink, the public addresses. Each step reads first and changes only what differs, so an
+ * apply of an applied plan runs read commands only.
+ */
+export class HostNetSync {
+  constructor(private readonly sh: HostNetCommands) {}
+
+  async sysctls(): Promise<Change[]> {
+    const changes: Change[] = [];
+    for (const [key, want] of SYSCTLS) {
+      const read = () => this.sh.run(['sysctl', '-n', key]);
+      const { stdout } = await read().catch(async (err) => {
+        if (!key.startsWith('net.bridge.')) throw err;
+        await this.sh.run(['modprobe', 'br_netfilter']); // the key exists once the module is loaded
+        changes.push('modprobe br_netfilter');
+        return read();
+      });
+      if (stdout.trim() !== want) {
+        await this.sh.run(['sysctl', '-q', '-w', `${key}=${want}`]);
+        changes.push(`sysctl ${key}=${want}`);
+      }
+    }
+    return changes;
+  }
+
+  /** Current members of Koala's sets (`ipset save` parsed). */
+  async readIpsets(): Promise<Map<string, string[]>> {
+    const { stdout } = await this.sh.run(['ipset', 'save']);
+    const sets = new Map<string, string[]>();
+    for (const line of stdout.split('\n')) {
+      const m = /^(create|add) (\S+)(?: (\S+))?/.exec(line);
+      if (!m || !m[2]!.startsWith(OWNED_IPSET_PREFIX)) continue;
+      if (m[1] === 'create') sets.set(m[2]!, sets.get(m[2]!) ?? []);
+      else (sets.get(m[2]!) ?? sets.set(m[2]!, []).get(m[2]!)!).push(m[3]!);
+    }
+    return sets;
+  }
+
+  /** Creates missing sets and rebuilds changed ones atomically (restore into a temporary set, swap). */
+  async syncIpsets(wanted: readonly PlannedIpset[]): Promise<Change[]> {
+    const current = await this.readIpsets();
+    const script: string[] = [];
+    const changes: Change[] = [];
+    for (const set of wanted) {
+      const have = current.get(set.name);
+      if (have && sameMembers(have, set.members)) continue;
+      const tmp = set.name + TMP_SUFFIX;
+      script.push(`create ${set.name} hash:ip family inet -exist`, `create ${tmp} hash:ip family inet -exist`, `flush ${tmp}`);
+      for (const ip of set.members) script.push(`add ${tmp} ${ip}`);
+      script.push(`swap ${tmp} ${set.name}`, `destroy ${tmp}`);
+      changes.push(`ipset ${set.name} = [${set.members.join(' ')}]`);
+    }
+    if (script.length) await this.sh.run(['ipset', 'restore'], { input: script.join('\n') + '\n' });
+    return changes;
+  }
+
+  /** Destroys Koala sets no longer wanted; one still used by a filter rule stays until the next apply. */
+  async removeStaleIpsets(wanted: readonly PlannedIpset[], onBusy: (name: string, err: unknown) => void): Promise<Change[]> {
+    const keep = new Set(wanted.map((s) => s.name));
+    const changes: Change[] = [];
+    for (const name of (await this.readIpsets()).keys()) {
+      if (keep.has(name)) continue;
+      try {
+        await this.sh.run(['ipset', 'destroy', name]);
+        changes.push(`ipset destroy ${name}`);
+      } catch (err) {
+        onBusy(name, err);
+      }
+    }
+    return changes;
+  }
+
+  /**
+   * Koala's nat chains: rewritten whole with `iptables-restore --noflush` (which replaces only
+   * the chains it declares) when they differ; then one jump from each built-in chain.
+   */
+  async syncNat(plan: NetworkPlan): Promise<Change[]> {
+    const { stdout } = await this.sh.run(['iptables-save', '-t', 'nat']);
+    const lines = stdout.split('\n');
+    const chains = new Set(lines.filter((l) => l.startsWith(':')).map((l) => l.slice(1).split(' ')[0]));
+    const ours = Object.values(NAT_CHAINS) as string[];
+    // iptables-save lists chains in its own order: compare chain by chain, rules in order.
+    const rulesOf = (chain: string, from: readonly string[]) => from.filter((l) => l.startsWith(`-A ${chain} `)).join('\n');
+    const want = [...plan.nat.prerouting, ...plan.nat.postrouting, ...plan.nat.output];
+    const changes: Change[] = [];
+    if (!ours.every((c) => chains.has(c) && rulesOf(c, lines) === rulesOf(c, want))) {
+      await this.sh.run(['iptables-restore', '-w', '5', '--noflush'], { input: plan.natRestore });
+      changes.push(`nat chains (${want.length} rules)`);
+    }
+    for (const [builtin, chain] of NAT_JUMPS) {
+      if (lines.includes(`-A ${builtin} -j ${chain}`)) continue;
+      await this.sh.run(['iptables', '-w', '5', '-t', 'nat', '-I', builtin, '1', '-j', chain]);
+      changes.push(`jump ${builtin} -> ${chain}`);
+    }
+    return changes;
+  }
+
+  /** The uplink as a port of the bridge, up. */
+  async enslaveUplink(uplink: string, bridge: string): Promise<Change[]> {
+    const { stdout } = await this.sh.run(['ip', '-o', 'link', 'show', 'dev', uplink]);
+    const master = / master (\S+)/.exec(stdout)?.[1];
+    const up = /<[^>]*\bUP\b[^>]*>/.test(stdout);
+    if (master === bridge && up) return [];
+    await this.sh.run(['ip', 'link', 'set', 'dev', uplink, 'master', bridge, 'up']);
+    return [`uplink ${uplink} -> ${bridge}`];
+  }
+
+  /** Public addresses (/32, labelled `IF:k` so only Koala's are ever removed). */
+  async syncPublicAddresses(publicIf: string, wanted: readonly string[]): Promise<Change[]> {
+    const label = `${publicIf}:k`;
+    if (label.length > 15) throw new Error(`KOALA_NODE_PUBLIC_IF ${publicIf} is too long to label Koala's addresses (at most 13 characters)`);
+    const { stdout } = await this.sh.run(['ip', '-o', '-4', 'addr', 'show', 'dev', publicIf]);
+    const have = new Set<string>();
+    for (const line of stdout.split('\n')) {
+      const m = /\binet (\d+\.\d+\.\d+\.\d+)\/32 /.exec(line);
+      if (m && line.split(/[\s\\]+/).includes(label)) have.add(m[1]!);
+    }
+    const changes: Change[] = [];
+    for (const ip of wanted) {
+      if (have.has(ip)) continue;
+      await this.sh.run(['ip', 'addr', 'add', `${ip}/32`, 'dev', publicIf, 'label', label]);
+      changes.push(`address ${ip} on ${publicIf}`);
+    }
+    for (const ip of have) {
+      if (wanted.includes(ip)) continue;
+      await this.sh.run(['ip', 'addr', 'del', `${ip}/32`, 'dev', publicIf]);
+      changes.push(`address ${ip} off ${publicIf}`);
+    }
+    return changes;
+  }
+}
+
+function sameMembers(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  const s = new Set(a);
+  return b.every((x) => s.has(x));
+}

@@ -1,0 +1,235 @@
+import type { InstanceSpec, ZoneNetworkState } from '@koala/contracts';
+import { NetworkAgent, type NetworkAgentOptions } from './network-agent.js';
+import { FakeHost, FakeNetworkLibvirt } from './network-fakes.js';
+import { nodeA, sampleState } from './network-fixtures.js';
+
+function setup(over: Partial<NetworkAgentOptions> = {}) {
+  const host = new FakeHost();
+  const libvirt = new FakeNetworkLibvirt();
+  let served: ZoneNetworkState | undefined = sampleState();
+  const agent = new NetworkAgent({
+    zone: 'koala-1a',
+    config: nodeA,
+    enabled: true,
+    host,
+    libvirt,
+    fetchState: async () => {
+      if (!served) throw new Error('no responders');
+      return served;
+    },
+    retryMs: 10,
+    reapplyMs: 60_000,
+    ...over,
+  });
+  const serve = (s: ZoneNetworkState | undefined) => (served = s);
+  return { host, libvirt, agent, serve };
+}
+
+const writes = (h: FakeHost, l: FakeNetworkLibvirt) => [...h.writes, ...l.writes];
+const clear = (h: FakeHost, l: FakeNetworkLibvirt) => {
+  h.writes = [];
+  l.writes = [];
+};
+
+function launchSpec(id: string, ip: string, mac: string, groups = ['sg-0000000a']): InstanceSpec {
+  return {
+    instanceId: id,
+    network: { mac, privateIp: ip, subnet: '172.31.0.0/20', privateDnsName: `ip-${ip.replace(/\./g, '-')}.koala-1a.compute.internal`, groups: groups.map((g) => ({ groupId: g, name: g })) },
+  } as unknown as InstanceSpec;
+}
+
+describe('NetworkAgent', () => {
+  it('applies a state, and applying it again changes nothing', async () => {
+    const { host, libvirt, agent } = setup();
+    const applied: number[] = [];
+    agent.onApplied((s) => applied.push(s.version));
+    const state = sampleState();
+    const first = await agent.apply(state);
+    expect(first.length).toBeGreaterThan(0);
+    expect(libvirt.networks.get('koala-koala-1a')).toMatchObject({ active: true, autostart: true });
+    expect(libvirt.networks.get('koala-koala-1a')!.hosts.map((h) => h.ip)).toEqual(['172.31.0.11', '172.31.0.12']);
+    expect([...libvirt.filters.keys()]).toEqual(['koala-i-i-00000000000000a1', 'koala-i-i-00000000000000a2']);
+    expect(host.ipsets.get('koala-sg-0000000a')).toEqual(['172.31.0.11', '172.31.0.12', '172.31.0.21']);
+    expect(host.sysctl.get('net.ipv4.ip_forward')).toBe('1');
+    expect(host.sysctl.get('net.bridge.bridge-nf-call-iptables')).toBe('1');
+    expect(host.links.get('seg0')).toEqual({ master: 'koala-br0', up: true });
+    expect(host.nat.get('PREROUTING')).toEqual(['-A PREROUTING -j KOALA-PREROUTING', '-A PREROUTING -d 192.0.2.1/32 -j DNAT --to-destination 192.0.2.2']);
+    expect(host.nat.get('KOALA-PREROUTING')).toHaveLength(3);
+    expect(host.addresses.get('pub0')).toEqual(['203.0.113.250/24 pub0', '198.51.100.11/32 pub0:k']);
+
+    clear(host, libvirt);
+    expect(await agent.apply(state)).toEqual([]);
+    expect(writes(host, libvirt)).toEqual([]);
+    expect(applied).toEqual([]); // apply() is the bare pass; receive() reports
+  });
+
+  it('a restarted NC (a fresh agent) finds everything in place and changes nothing; a filter edited behind its back is redefined', async () => {
+    const { host, libvirt, agent } = setup();
+    await agent.apply(sampleState());
+    const again = new NetworkAgent({ zone: 'koala-1a', config: nodeA, enabled: true, host, libvirt, fetchState: async () => sampleState() });
+    clear(host, libvirt);
+    expect(await again.apply(sampleState())).toEqual([]);
+    expect(writes(host, libvirt)).toEqual([]);
+    libvirt.filters.set('koala-i-i-00000000000000a1', libvirt.filters.get('koala-i-i-00000000000000a1')!.replace("dstportstart='22'", "dstportstart='23'"));
+    const fresh = new NetworkAgent({ zone: 'koala-1a', config: nodeA, enabled: true, host, libvirt, fetchState: async () => sampleState() });
+    expect(await fresh.apply(sampleState())).toEqual(['filter koala-i-i-00000000000000a1']);
+    expect(libvirt.filters.get('koala-i-i-00000000000000a1')).toContain("dstportstart='22'");
+  });
+
+  it('receive: applies in the background, reports the version, ignores older ones', async () => {
+    const { host, libvirt, agent } = setup();
+    const applied: number[] = [];
+    agent.onApplied((s) => applied.push(s.version));
+    expect(agent.receive(sampleState(7))).toBe(true);
+    await agent.kick();
+    expect(agent.current()?.version).toBe(7);
+    clear(host, libvirt);
+    const older = sampleState(5);
+    older.interfaces = [];
+    expect(agent.receive(older)).toBe(false);
+    expect(agent.receive({ ...sampleState(9), zone: 'koala-1b' })).toBe(false);
+    await agent.kick();
+    expect(agent.current()?.version).toBe(7);
+    expect(libvirt.filters.size).toBe(2);
+    expect(agent.receive(sampleState(7))).toBe(false); // republished, already applied
+    expect(applied).toEqual([7]); // the extra kick (a periodic pass) found nothing to change: no second report
+    expect(writes(host, libvirt)).toEqual([]);
+  });
+
+  it('a changed state replaces DHCP entries, filters, set members, NAT rules and addresses; stale ones go', async () => {
+    const { host, libvirt, agent } = setup();
+    libvirt.filters.set('koala-i-i-0000000000000dead', "<filter name='koala-i-i-0000000000000dead'/>");
+    libvirt.filters.set('clean-traffic', '<filter/>'); // not Koala's: never touched
+    host.ipsets.set('koala-sg-000000ee', ['172.31.0.99']);
+    host.ipsets.set('koala-other', ['10.0.0.1']); // a Koala name, not the agent's: kept
+    await agent.apply(sampleState(7));
+    expect(libvirt.filters.has('koala-i-i-0000000000000dead')).toBe(false);
+    expect(libvirt.filters.has('clean-traffic')).toBe(true);
+    expect(host.ipsets.has('koala-sg-000000ee')).toBe(false);
+    expect(host.ipsets.get('koala-other')).toEqual(['10.0.0.1']);
+
+    const next = sampleState(8);
+    next.interfaces = next.interfaces.filter((i) => i.instanceId !== 'i-00000000000000a1'); // terminated
+    next.interfaces.push({ instanceId: 'i-00000000000000a3', node: 'node-a', mac: '02:00:00:00:00:a3', privateIp: '172.31.0.13', publicIp: '198.51.100.13', groupIds: ['sg-0000000a'] });
+    clear(host, libvirt);
+    await agent.apply(next);
+    expect(libvirt.networks.get('koala-koala-1a')!.hosts.map((h) => h.ip).sort()).toEqual(['172.31.0.12', '172.31.0.13']);
+    expect([...libvirt.filters.keys()].filter((n) => n.startsWith('koala-'))).toEqual(['koala-i-i-00000000000000a2', 'koala-i-i-00000000000000a3']);
+    expect(host.ipsets.get('koala-sg-0000000a')).toEqual(['172.31.0.12', '172.31.0.13', '172.31.0.21']);
+    expect(host.nat.get('KOALA-PREROUTING')!.join('\n')).not.toContain('198.51.100.11');
+    expect(host.nat.get('KOALA-POSTROUTING')).toContain('-A KOALA-POSTROUTING -s 172.31.0.13/32 ! -d 172.31.0.0/20 -j SNAT --to-source 198.51.100.13');
+    expect(host.nat.get('PREROUTING')!.filter((r) => r.includes('KOALA'))).toHaveLength(1);
+    expect(host.addresses.get('pub0')).toEqual(['203.0.113.250/24 pub0', '198.51.100.13/32 pub0:k']);
+    expect(writes(host, libvirt)).toEqual(
+      expect.arrayContaining(['dhcp del 172.31.0.11', 'dhcp add 172.31.0.13', 'undefine filter koala-i-i-00000000000000a1', 'define filter koala-i-i-00000000000000a3', 'ip addr del 198.51.100.11/32 dev pub0']),
+    );
+    expect(writes(host, libvirt)).not.toContain('define filter koala-i-i-00000000000000a2'); // unchanged rules: not redefined
+  });
+
+  it('loads br_netfilter when the bridge sysctl is missing', async () => {
+    const { host, agent } = setup();
+    host.sysctl.delete('net.bridge.bridge-nf-call-iptables');
+    const changes = await agent.apply(sampleState());
+    expect(changes.slice(0, 3)).toEqual(['sysctl net.ipv4.ip_forward=1', 'modprobe br_netfilter', 'sysctl net.bridge.bridge-nf-call-iptables=1']);
+  });
+
+  it('a filter still in use stays until a later apply', async () => {
+    const { libvirt, agent } = setup();
+    await agent.apply(sampleState(7));
+    libvirt.inUse.add('koala-i-i-00000000000000a1');
+    const next = sampleState(8);
+    next.interfaces = next.interfaces.filter((i) => i.instanceId !== 'i-00000000000000a1');
+    await agent.apply(next);
+    expect(libvirt.filters.has('koala-i-i-00000000000000a1')).toBe(true);
+    libvirt.inUse.clear();
+    expect(await agent.apply(next)).toEqual(['filter -koala-i-i-00000000000000a1']);
+  });
+
+  it('a network that differs beyond DHCP hosts is redefined; one stopped (libvirtd restart) is started', async () => {
+    const { libvirt, agent } = setup();
+    await agent.apply(sampleState());
+    libvirt.networks.get('koala-koala-1a')!.active = false;
+    expect(await agent.apply(sampleState())).toEqual(['network koala-koala-1a started']);
+    const moved = sampleState();
+    moved.nodes[0]!.address = '172.31.0.5';
+    libvirt.writes = [];
+    await agent.apply(moved);
+    expect(libvirt.writes.slice(0, 3)).toEqual(['stop network koala-koala-1a', 'define network koala-koala-1a', 'start network koala-koala-1a']);
+    expect(libvirt.networks.get('koala-koala-1a')!.xml).toContain("address='172.31.0.5'");
+  });
+
+  it('a failed apply is not reported and is retried', async () => {
+    const { host, agent } = setup();
+    const applied: number[] = [];
+    agent.onApplied((s) => applied.push(s.version));
+    host.failNext = /^iptables-restore/;
+    agent.receive(sampleState(7));
+    await expect(agent.kick()).rejects.toThrow(/simulated/);
+    expect(agent.current()).toBeUndefined();
+    for (let i = 0; i < 100 && !agent.current(); i++) await new Promise((r) => setTimeout(r, 5));
+    expect(agent.current()?.version).toBe(7);
+    expect(applied).toEqual([7]);
+    expect(host.nat.get('KOALA-PREROUTING')).toHaveLength(3);
+    await agent.stop();
+  });
+
+  it('start asks the CLC for the state, and reapplies after libvirtd reconnects', async () => {
+    const { libvirt, agent } = setup();
+    agent.start();
+    for (let i = 0; i < 100 && !agent.current(); i++) await new Promise((r) => setTimeout(r, 5));
+    expect(agent.current()?.version).toBe(7);
+    libvirt.filters.clear(); // a libvirtd that lost its definitions
+    await libvirt.reconnect();
+    await agent.kick();
+    expect(libvirt.filters.size).toBe(2);
+    await agent.stop();
+  });
+
+  it('launch: a guest the state does not know yet gets its DHCP entry and filter first; terminate removes them', async () => {
+    const { libvirt, agent } = setup();
+    agent.receive(sampleState(7));
+    await agent.kick();
+    const iface = await agent.prepare(launchSpec('i-00000000000000a4', '172.31.0.14', '02:00:00:00:00:a4'));
+    expect(iface).toEqual({ network: 'koala-koala-1a', mac: '02:00:00:00:00:a4', ip: '172.31.0.14', filter: 'koala-i-i-00000000000000a4' });
+    expect(libvirt.filters.get('koala-i-i-00000000000000a4')).toContain("<all ipset='koala-sg-0000000a' ipsetflags='src'/>");
+    expect(libvirt.networks.get('koala-koala-1a')!.hosts.map((h) => h.ip)).toContain('172.31.0.14');
+    // a periodic re-apply of the old state keeps the launch's entries
+    await agent.kick();
+    expect(libvirt.filters.has('koala-i-i-00000000000000a4')).toBe(true);
+
+    await agent.release('i-00000000000000a4');
+    expect(libvirt.filters.has('koala-i-i-00000000000000a4')).toBe(false);
+    expect(libvirt.networks.get('koala-koala-1a')!.hosts.map((h) => h.ip)).not.toContain('172.31.0.14');
+  });
+
+  it('terminate of an instance the state still lists: removed now, not re-added by the lagging state', async () => {
+    const { libvirt, agent } = setup();
+    agent.receive(sampleState(7));
+    await agent.kick();
+    await agent.release('i-00000000000000a1');
+    expect(libvirt.filters.has('koala-i-i-00000000000000a1')).toBe(false);
+    await agent.kick();
+    expect(libvirt.filters.has('koala-i-i-00000000000000a1')).toBe(false);
+  });
+
+  it('launch without a state: asks for one; without the node in it: a clear error', async () => {
+    const { agent, serve } = setup();
+    serve(undefined);
+    await expect(agent.prepare(launchSpec('i-00000000000000a4', '172.31.0.14', '02:00:00:00:00:a4'))).rejects.toMatchObject({ code: 'Server.InternalError' });
+    const s = sampleState();
+    s.nodes = [];
+    serve(s);
+    await expect(agent.prepare(launchSpec('i-00000000000000a4', '172.31.0.14', '02:00:00:00:00:a4'))).rejects.toThrow(/no address/);
+  });
+
+  it('disabled (no networking on this node): no interface, no command', async () => {
+    const { host, libvirt, agent } = setup({ enabled: false });
+    agent.start();
+    expect(agent.receive(sampleState())).toBe(false);
+    expect(await agent.prepare(launchSpec('i-00000000000000a4', '172.31.0.14', '02:00:00:00:00:a4'))).toBeUndefined();
+    expect(await agent.prepare({ instanceId: 'i-00000000000000a5' } as InstanceSpec)).toBeUndefined();
+    await agent.release('i-00000000000000a4');
+    expect(writes(host, libvirt)).toEqual([]);
+    expect(agent.current()).toBeUndefined();
+  });
+});

@@ -1,0 +1,363 @@
+import type { InstanceSpec, NetworkInterfaceState, ZoneNetworkState } from '@koala/contracts';
+import { parseNwFilterXml } from '@koala/libvirt';
+import type { Logger } from '@koala/logging';
+import { HostNetSync, type Change } from './host-net-sync.js';
+import { FILTER_PREFIX, filterName, networkName, planNetwork, type NetworkPlan, type NodeNetConfig, type PlannedNetwork } from './network-plan.js';
+import type { LibvirtNetworkFacts, NetworkLibvirt } from './network-ports.js';
+import type { HostNetCommands, NetworkStateView } from './network-state-view.js';
+
+export interface NetworkAgentOptions {
+  zone: string;
+  config: NodeNetConfig;
+  /** False when this node has no guest networking (test:/// drivers, no uplink and no namespace): every call is a no-op. */
+  enabled: boolean;
+  host: HostNetCommands;
+  libvirt: NetworkLibvirt;
+  /** Asks the CLC for the zone's current state (at start, when a launch finds none). */
+  fetchState: () => Promise<ZoneNetworkState>;
+  /** Re-apply the newest state this often (drift: libvirtd restarted, an operator's edit). */
+  reapplyMs?: number;
+  /** First retry after a failed apply; doubles up to reapplyMs. */
+  retryMs?: number;
+  logger?: Logger;
+}
+
+/** What the domain of a networked instance gets (InstanceDomainSpec.network). */
+export interface InstanceInterface {
+  network: string;
+  mac: string;
+  ip: string;
+  filter: string;
+}
+
+/** The launch path's view of the agent (InstanceManager). */
+export interface InstanceNetworking {
+  /** Before the domain is defined: DHCP entry, ipsets and filter in place. Undefined: no interface. */
+  prepare(spec: InstanceSpec): Promise<InstanceInterface | undefined>;
+  /** After the domain is gone: its DHCP entry and filter removed (best effort). */
+  release(instanceId: string): Promise<void>;
+}
+
+const codedError = (code: string, message: string) => Object.assign(new Error(message), { code });
+
+/**
+ * Reconciles this node to the zone's desired network state. Applies run one at a time; the
+ * newest state received wins and an older one is ignored; a failed apply is retried with
+ * backoff, and the newest state is re-applied periodically and after libvirtd reconnects. Each
+ * apply reads the host and libvirt first and changes only what differs, so re-applying an
+ * applied state changes nothing.
+ */
+export class NetworkAgent implements NetworkStateView, InstanceNetworking {
+  private desired?: ZoneNetworkState;
+  private applied?: ZoneNetworkState;
+  private appliedPlan?: NetworkPlan;
+  private readonly listeners = new Set<(s: ZoneNetworkState) => void>();
+  /** Launches the state does not know yet (their interface comes from the spec). */
+  private readonly launching = new Map<string, NetworkInterfaceState>();
+  /** Terminated here while the state still lists them. */
+  private readonly released = new Set<string>();
+  /** Filter XML this process defined (libvirt reformats what it returns, so compare ours). */
+  private readonly definedFilters = new Map<string, string>();
+  private readonly sync: HostNetSync;
+  private queue: Promise<unknown> = Promise.resolve();
+  private waiting?: Promise<void>;
+  private dirty = false;
+  private retryTimer?: NodeJS.Timeout;
+  private reapplyTimer?: NodeJS.Timeout;
+  private failures = 0;
+  private stopped = false;
+  private warnedDisabled = false;
+
+  constructor(private readonly o: NetworkAgentOptions) {
+    this.sync = new HostNetSync(o.host);
+  }
+
+  get enabled(): boolean {
+    return this.o.enabled;
+  }
+
+  // --- NetworkStateView ------------------------------------------------------------------------
+
+  current(): ZoneNetworkState | undefined {
+    return this.applied;
+  }
+
+  onApplied(listener: (state: ZoneNetworkState) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Version of the state applied completely (heartbeat). */
+  appliedVersion(): number | undefined {
+    return this.applied?.version;
+  }
+
+  // --- lifecycle ------------------------------------------------------------------------------
+
+  /** Asks for the current state (in the background until one comes) and starts the periodic re-apply. */
+  start(): void {
+    if (!this.o.enabled) return;
+    this.o.libvirt.onConnected(() => {
+      this.definedFilters.clear(); // libvirtd may have restarted with other definitions
+      this.poke();
+    });
+    void this.fetchUntilKnown();
+    const period = this.o.reapplyMs ?? 60_000;
+    this.reapplyTimer = setInterval(() => this.poke(), period);
+    this.reapplyTimer.unref?.();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.reapplyTimer);
+    clearTimeout(this.retryTimer);
+    await this.queue.catch(() => undefined);
+  }
+
+  private async fetchUntilKnown(): Promise<void> {
+    for (let delay = 1000; !this.stopped && !this.desired; delay = Math.min(delay * 2, this.o.reapplyMs ?? 60_000)) {
+      try {
+        this.receive(await this.o.fetchState());
+        return;
+      } catch (err) {
+        this.o.logger?.debug({ err: (err as Error).message, zone: this.o.zone }, 'network state not available yet');
+      }
+      await new Promise((r) => setTimeout(r, delay).unref?.());
+    }
+  }
+
+  // --- states ---------------------------------------------------------------------------------
+
+  /** A state from the bus (or a request). Older than the newest known: ignored. Returns whether it was taken. */
+  receive(state: ZoneNetworkState): boolean {
+    if (!this.o.enabled || state.zone !== this.o.zone) return false;
+    if (this.desired && state.version < this.desired.version) return false;
+    if (this.desired && state.version === this.desired.version && this.applied?.version === state.version && !this.dirty) return false;
+    this.desired = state;
+    // Local overrides end once the state has caught up.
+    for (const id of [...this.launching.keys()]) if (state.interfaces.some((i) => i.instanceId === id)) this.launching.delete(id);
+    for (const id of [...this.released]) if (!state.interfaces.some((i) => i.instanceId === id && i.node === this.o.config.node)) this.released.delete(id);
+    this.poke();
+    return true;
+  }
+
+  /** Schedules an apply of the newest state (coalesced: one runs, at most one waits); rejects if that apply fails. */
+  kick(): Promise<void> {
+    if (!this.o.enabled || this.stopped) return Promise.resolve();
+    if (this.waiting) return this.waiting;
+    const run = this.queue.then(() => {
+      this.waiting = undefined;
+      return this.applyNewest();
+    });
+    this.waiting = run;
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /** kick() from timers and events: failures are logged and retried by applyNewest. */
+  private poke(): void {
+    this.kick().catch(() => undefined);
+  }
+
+  /** Applies the newest state now (serialised); rejects when the apply fails. */
+  private async applyNewest(): Promise<void> {
+    const state = this.desired;
+    if (!state || this.stopped) return;
+    try {
+      const changes = await this.apply(state);
+      this.failures = 0;
+      this.dirty = false;
+      clearTimeout(this.retryTimer);
+      const first = this.applied?.version !== state.version;
+      this.applied = state;
+      if (changes.length) this.o.logger?.info({ version: state.version, changes }, 'network state applied');
+      else if (first) this.o.logger?.debug({ version: state.version }, 'network state applied (nothing to change)');
+      if (!first && !changes.length) return; // a periodic pass that found everything in place
+      for (const l of this.listeners) {
+        try {
+          l(state);
+        } catch (err) {
+          this.o.logger?.error({ err }, 'network onApplied listener failed');
+        }
+      }
+    } catch (err) {
+      this.failures++;
+      this.dirty = true;
+      const delay = Math.min((this.o.retryMs ?? 1000) * 2 ** (this.failures - 1), this.o.reapplyMs ?? 60_000);
+      this.o.logger?.error({ err, version: state.version, retryInMs: delay }, 'network apply failed; will retry');
+      clearTimeout(this.retryTimer);
+      this.retryTimer = setTimeout(() => this.poke(), delay);
+      this.retryTimer.unref?.();
+      throw err;
+    }
+  }
+
+  /** The plan of a state with this node's local knowledge on top. */
+  plan(state: ZoneNetworkState): NetworkPlan | undefined {
+    return planNetwork(state, this.o.config, { extra: [...this.launching.values()], exclude: this.released });
+  }
+
+  /** One reconcile pass. Returns the changes made (empty: everything was in place). */
+  async apply(state: ZoneNetworkState): Promise<Change[]> {
+    const plan = this.plan(state);
+    if (!plan) return []; // this node has no address in the zone yet: nothing to hold
+    const changes: Change[] = [];
+    changes.push(...(await this.sync.sysctls()));
+    // Sets before the filters that name them.
+    changes.push(...(await this.sync.syncIpsets(plan.ipsets)));
+    changes.push(...(await this.syncNetwork(plan.network)));
+    if (this.o.config.uplink) changes.push(...(await this.sync.enslaveUplink(this.o.config.uplink, this.o.config.bridge)));
+    changes.push(...(await this.syncFilters(plan)));
+    changes.push(...(await this.sync.removeStaleIpsets(plan.ipsets, (name, err) => this.o.logger?.debug({ ipset: name, err: (err as Error).message }, 'stale ipset still in use; next apply'))));
+    changes.push(...(await this.sync.syncNat(plan)));
+    if (this.o.config.publicIf) changes.push(...(await this.sync.syncPublicAddresses(this.o.config.publicIf, plan.publicAddresses)));
+    this.appliedPlan = plan;
+    return changes;
+  }
+
+  private async syncNetwork(want: PlannedNetwork): Promise<Change[]> {
+    const lv = this.o.libvirt;
+    const changes: Change[] = [];
+    let have = await lv.getNetwork(want.name);
+    if (!have || !sameShape(have, want)) {
+      // Something updateNetwork cannot change (bridge, address, mode): redefine. Guests on the
+      // old bridge lose their port until restarted: only a changed node address or bridge does this.
+      if (have?.active) {
+        this.o.logger?.warn({ network: want.name, have: { ...have, hosts: have.hosts.length }, want: { bridge: want.bridge, address: want.address, prefix: want.prefix } }, 'network differs beyond DHCP hosts: redefining it');
+        await lv.stopNetwork(want.name);
+      }
+      await lv.defineNetwork(want.xml);
+      changes.push(have ? `network ${want.name} redefined` : `network ${want.name} defined`);
+      have = await lv.getNetwork(want.name);
+      if (!have) throw new Error(`network ${want.name} vanished after define`);
+    }
+    if (!have.active || !have.autostart) {
+      await lv.startNetwork(want.name);
+      changes.push(`network ${want.name} started`);
+      have = (await lv.getNetwork(want.name)) ?? have;
+    }
+    const key = (h: { mac: string; ip: string; name: string }) => `${h.mac}|${h.ip}|${h.name}`;
+    const wantKeys = new Set(want.hosts.map(key));
+    const haveKeys = new Set(have.hosts.map(key));
+    // Removals first: a MAC or IP moving to another entry must not clash with the old one.
+    for (const h of have.hosts) {
+      if (wantKeys.has(key(h))) continue;
+      await lv.removeDhcpHost(want.name, h);
+      changes.push(`dhcp -${h.ip}`);
+    }
+    for (const h of want.hosts) {
+      if (haveKeys.has(key(h))) continue;
+      await lv.addDhcpHost(want.name, h);
+      changes.push(`dhcp +${h.ip}`);
+    }
+    return changes;
+  }
+
+  private async syncFilters(plan: NetworkPlan): Promise<Change[]> {
+    const lv = this.o.libvirt;
+    const changes: Change[] = [];
+    const existing = new Set(await lv.listFilters(FILTER_PREFIX));
+    for (const f of plan.filters) {
+      if (existing.has(f.name) && this.definedFilters.get(f.name) === f.xml) continue;
+      // Not defined by this process (NC restart, libvirtd reconnect): compare libvirt's copy, so
+      // running guests' rules are not rebuilt for nothing.
+      const current = existing.has(f.name) ? await lv.getFilterXml(f.name) : undefined;
+      if (current !== undefined && sameFilter(current, f.xml)) {
+        this.definedFilters.set(f.name, f.xml);
+        continue;
+      }
+      await lv.defineFilter(f.xml);
+      this.definedFilters.set(f.name, f.xml);
+      changes.push(`filter ${f.name}`);
+    }
+    const keep = new Set(plan.filters.map((f) => f.name));
+    for (const name of existing) {
+      if (keep.has(name)) continue;
+      try {
+        await lv.undefineFilter(name);
+        this.definedFilters.delete(name);
+        changes.push(`filter -${name}`);
+      } catch (err) {
+        // Still used by a guest (terminating, or not Koala's to judge): try again next time.
+        this.o.logger?.debug({ filter: name, err: (err as Error).message }, 'stale filter still in use; next apply');
+      }
+    }
+    return changes;
+  }
+
+  // --- the launch path ------------------------------------------------------------------------
+
+  async prepare(spec: InstanceSpec): Promise<InstanceInterface | undefined> {
+    const net = spec.network;
+    if (!net) return undefined;
+    if (!this.o.enabled) {
+      if (!this.warnedDisabled) this.o.logger?.warn({ instanceId: spec.instanceId }, 'launch with a network but guest networking is off on this node: no interface');
+      this.warnedDisabled = true;
+      return undefined;
+    }
+    const iface: NetworkInterfaceState = {
+      instanceId: spec.instanceId,
+      node: this.o.config.node,
+      mac: net.mac,
+      privateIp: net.privateIp,
+      ...(net.publicIp ? { publicIp: net.publicIp } : {}),
+      groupIds: net.groups.map((g) => g.groupId),
+    };
+    this.released.delete(spec.instanceId);
+    if (!this.desired?.interfaces.some((i) => i.instanceId === spec.instanceId)) this.launching.set(spec.instanceId, iface);
+    if (!this.desired) {
+      try {
+        this.receive(await this.o.fetchState());
+      } catch (err) {
+        this.launching.delete(spec.instanceId);
+        throw codedError('Server.InternalError', `the network state of zone ${this.o.zone} is not available: ${(err as Error).message}`);
+      }
+    }
+    const state = this.desired;
+    if (!state || !state.nodes.some((n) => n.node === this.o.config.node)) {
+      this.launching.delete(spec.instanceId);
+      throw codedError('Server.InternalError', `node ${this.o.config.node} has no address in zone ${this.o.zone}'s network yet`);
+    }
+    this.dirty = true;
+    try {
+      await this.kick();
+      // A coalesced kick may have run before our interface was in the plan: make sure it is.
+      if (!this.appliedPlan?.filters.some((f) => f.instanceId === spec.instanceId)) {
+        this.dirty = true;
+        await this.kick();
+      }
+    } catch (err) {
+      this.launching.delete(spec.instanceId);
+      throw codedError('Server.InternalError', `could not set up the network of ${spec.instanceId}: ${(err as Error).message}`);
+    }
+    return { network: networkName(this.o.zone), mac: net.mac, ip: net.privateIp, filter: filterName(spec.instanceId) };
+  }
+
+  async release(instanceId: string): Promise<void> {
+    if (!this.o.enabled) return;
+    const known = this.launching.delete(instanceId) || this.desired?.interfaces.some((i) => i.instanceId === instanceId && i.node === this.o.config.node);
+    if (!known) return;
+    this.released.add(instanceId);
+    this.dirty = true;
+    await this.kick().catch((err) => this.o.logger?.warn({ err, instanceId }, 'network clean-up after terminate failed; the next apply retries'));
+  }
+}
+
+/** Same filter content (uuid, attribute order and layout ignored). */
+export function sameFilter(a: string, b: string): boolean {
+  const canon = (xml: string) => {
+    try {
+      const f = parseNwFilterXml(xml);
+      const sorted = (o: Record<string, unknown>) => Object.fromEntries(Object.entries(o).sort(([x], [y]) => (x < y ? -1 : 1)));
+      return JSON.stringify([f.name, f.chain ?? 'root', f.filterrefs.map((r) => [r.filter, sorted(r.parameters)]), f.rules.map((r) => [r.action, r.direction, r.priority ?? 500, r.statematch ?? true, r.protocol, sorted(r.attributes)])]);
+    } catch {
+      return undefined;
+    }
+  };
+  const x = canon(a);
+  return x !== undefined && x === canon(b);
+}
+
+function sameShape(have: LibvirtNetworkFacts, want: PlannedNetwork): boolean {
+  return have.forwardMode === 'open' && have.bridge === want.bridge && have.address === want.address && have.prefix === want.prefix && (have.domain ?? '') === want.domain;
+}

@@ -1,0 +1,326 @@
+import type { NetworkGroup, NetworkInterfaceState, NetworkRule, ZoneNetworkState } from '@koala/contracts';
+
+/**
+ * The pure half of the network agent: from the zone's desired state and this node's settings,
+ * everything this node must hold (libvirt network, per-instance nwfilters, ipsets, NAT rules,
+ * public addresses). Every list is sorted so two plans compare exactly and a re-apply finds
+ * nothing to change.
+ */
+
+export interface NodeNetConfig {
+  node: string;
+  bridge: string;
+  uplink?: string;
+  publicIf?: string;
+  metadataPort: number;
+}
+
+export interface DhcpHost {
+  mac: string;
+  ip: string;
+  name: string;
+}
+
+export interface PlannedNetwork {
+  name: string;
+  bridge: string;
+  address: string;
+  prefix: number;
+  domain: string;
+  hosts: DhcpHost[];
+  xml: string;
+}
+
+export interface PlannedFilter {
+  name: string;
+  instanceId: string;
+  xml: string;
+}
+
+export interface PlannedIpset {
+  name: string;
+  members: string[];
+}
+
+export interface NatRules {
+  prerouting: string[];
+  postrouting: string[];
+  output: string[];
+}
+
+export interface NetworkPlan {
+  zone: string;
+  version: number;
+  subnet: string;
+  nodeAddress: string;
+  network: PlannedNetwork;
+  filters: PlannedFilter[];
+  ipsets: PlannedIpset[];
+  nat: NatRules;
+  /** `iptables-restore --noflush` input holding only Koala's chains. */
+  natRestore: string;
+  /** Addresses this node holds on its public interface (its instances' public IPs). */
+  publicAddresses: string[];
+  /** This node's interfaces (after local additions and exclusions), by instance id. */
+  interfaces: NetworkInterfaceState[];
+}
+
+/** What the NC knows beyond the state: launches not yet in it, terminated instances still in it. */
+export interface LocalOverrides {
+  extra?: NetworkInterfaceState[];
+  exclude?: Iterable<string>;
+}
+
+export const METADATA_ADDRESS = '169.254.169.254';
+export const NAT_CHAINS = { prerouting: 'KOALA-PREROUTING', postrouting: 'KOALA-POSTROUTING', output: 'KOALA-OUTPUT' } as const;
+/** Built-in nat chain → Koala's chain jumped to from it. */
+export const NAT_JUMPS: readonly (readonly [string, string])[] = [
+  ['PREROUTING', NAT_CHAINS.prerouting],
+  ['POSTROUTING', NAT_CHAINS.postrouting],
+  ['OUTPUT', NAT_CHAINS.output],
+];
+export const FILTER_PREFIX = 'koala-i-';
+export const IPSET_PREFIX = 'koala-';
+/** Every set the agent owns starts so (`koala-sg-…`); others, even `koala-` ones, are never touched. */
+export const OWNED_IPSET_PREFIX = `${IPSET_PREFIX}sg-`;
+
+export const networkName = (zone: string) => `koala-${zone}`;
+export const filterName = (instanceId: string) => `${FILTER_PREFIX}${instanceId}`;
+export const ipsetName = (groupId: string) => `${IPSET_PREFIX}${groupId}`;
+/** EC2's private host name (`ip-10-0-0-5`), the DHCP host name. */
+export const privateHostName = (ip: string) => `ip-${ip.replace(/\./g, '-')}`;
+
+// ---- addresses -----------------------------------------------------------------------------
+
+export function ipToInt(ip: string): number {
+  return ip.split('.').reduce((n, o) => n * 256 + Number(o), 0);
+}
+
+const byIp = (a: string, b: string) => ipToInt(a) - ipToInt(b);
+
+export function parseCidr(cidr: string): { base: string; prefix: number } {
+  const [base, p] = cidr.split('/');
+  return { base: base!, prefix: Number(p) };
+}
+
+export function inCidr(ip: string, cidr: string): boolean {
+  const { base, prefix } = parseCidr(cidr);
+  if (prefix === 0) return true;
+  const mask = prefix === 32 ? 0xffffffff : ~((1 << (32 - prefix)) - 1) >>> 0;
+  return ((ipToInt(ip) & mask) >>> 0) === ((ipToInt(base) & mask) >>> 0);
+}
+
+/** A CIDR with its host bits cleared (iptables and libvirt print it that way). */
+export function normalCidr(cidr: string): string {
+  const { base, prefix } = parseCidr(cidr);
+  const mask = prefix === 0 ? 0 : prefix === 32 ? 0xffffffff : ~((1 << (32 - prefix)) - 1) >>> 0;
+  const n = (ipToInt(base) & mask) >>> 0;
+  return `${[n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.')}/${prefix}`;
+}
+
+// ---- XML -----------------------------------------------------------------------------------
+
+const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/'/g, '&apos;').replace(/"/g, '&quot;');
+const attrs = (a: Record<string, string | number | undefined>) =>
+  Object.entries(a)
+    .filter(([, v]) => v !== undefined)
+    .map(([k, v]) => ` ${k}='${esc(String(v))}'`)
+    .join('');
+
+export function dhcpHostXml(h: DhcpHost): string {
+  return `<host${attrs({ mac: h.mac, name: h.name, ip: h.ip })}/>`;
+}
+
+export function networkXml(n: Omit<PlannedNetwork, 'xml'>): string {
+  return [
+    '<network>',
+    `  <name>${esc(n.name)}</name>`,
+    "  <forward mode='open'/>",
+    `  <bridge${attrs({ name: n.bridge, stp: 'off', delay: 0 })}/>`,
+    `  <domain${attrs({ name: n.domain, localOnly: 'yes' })}/>`,
+    `  <ip${attrs({ address: n.address, prefix: n.prefix })}>`,
+    '    <dhcp>',
+    ...n.hosts.map((h) => `      ${dhcpHostXml(h)}`),
+    '    </dhcp>',
+    '  </ip>',
+    '</network>',
+    '',
+  ].join('\n');
+}
+
+/** nwfilter rule priorities: lower runs first (libvirt orders by priority, then by position). */
+const PRIO = { replies: 100, dhcp: 110, node: 120, group: 500, drop: 1000 } as const;
+
+type Dir = 'in' | 'out' | 'inout';
+interface FilterRule {
+  action: 'accept' | 'drop';
+  direction: Dir;
+  priority: number;
+  statematch?: false;
+  proto: 'all' | 'tcp' | 'udp' | 'icmp';
+  attrs: Record<string, string | number | undefined>;
+}
+
+const ruleXml = (r: FilterRule) =>
+  `  <rule${attrs({ action: r.action, direction: r.direction, priority: r.priority, statematch: r.statematch === false ? 'false' : undefined })}>\n    <${r.proto}${attrs(r.attrs)}/>\n  </rule>`;
+
+/**
+ * One security-group rule as nwfilter rules. libvirt's directions: `in` is traffic TO the guest,
+ * `out` traffic FROM it; the attributes describe packets of that direction (a rule `in` with
+ * `srcipaddr` names the sender, libvirt swaps the fields for the reply chain itself).
+ */
+function groupRules(rule: NetworkRule, ingress: boolean): FilterRule[] {
+  const direction: Dir = ingress ? 'in' : 'out';
+  const peer = ingress ? 'src' : 'dst';
+  const ports: Record<string, number | undefined> = {};
+  if (rule.protocol === 'tcp' || rule.protocol === 'udp') {
+    const from = rule.fromPort < 0 ? 0 : rule.fromPort;
+    const to = rule.toPort < 0 ? 65535 : rule.toPort;
+    if (!(from === 0 && to === 65535)) {
+      ports.dstportstart = from;
+      if (to !== from) ports.dstportend = to;
+    }
+  } else if (rule.protocol === 'icmp') {
+    if (rule.fromPort >= 0) ports.type = rule.fromPort;
+    if (rule.fromPort >= 0 && rule.toPort >= 0) ports.code = rule.toPort;
+  }
+  const out: FilterRule[] = [];
+  for (const c of [...new Set(rule.cidrs.map(normalCidr))].sort(cidrOrder)) {
+    const { base, prefix } = parseCidr(c);
+    const addr = prefix === 0 ? {} : { [`${peer}ipaddr`]: base, [`${peer}ipmask`]: prefix };
+    out.push({ action: 'accept', direction, priority: PRIO.group, proto: rule.protocol, attrs: { ...addr, ...ports } });
+  }
+  for (const g of [...new Set(rule.groupIds)].sort()) {
+    out.push({ action: 'accept', direction, priority: PRIO.group, proto: rule.protocol, attrs: { ipset: ipsetName(g), ipsetflags: peer, ...ports } });
+  }
+  return out;
+}
+
+const cidrOrder = (a: string, b: string) => {
+  const pa = parseCidr(a);
+  const pb = parseCidr(b);
+  return byIp(pa.base, pb.base) || pa.prefix - pb.prefix;
+};
+
+export function filterXml(iface: NetworkInterfaceState, groups: readonly NetworkGroup[], nodeAddress: string, metadataPort: number): string {
+  const rules: FilterRule[] = [
+    // Replies to connections either side opened (libvirt keeps state per rule, but a reply must
+    // pass even when the rule that let the first packet through was removed meanwhile).
+    { action: 'accept', direction: 'in', priority: PRIO.replies, proto: 'all', attrs: { state: 'ESTABLISHED,RELATED' } },
+    { action: 'accept', direction: 'out', priority: PRIO.replies, proto: 'all', attrs: { state: 'ESTABLISHED,RELATED' } },
+    // DHCP with the node (broadcast answers match no connection: stateless).
+    { action: 'accept', direction: 'out', priority: PRIO.dhcp, statematch: false, proto: 'udp', attrs: { srcportstart: 68, dstportstart: 67 } },
+    { action: 'accept', direction: 'in', priority: PRIO.dhcp, statematch: false, proto: 'udp', attrs: { srcipaddr: nodeAddress, srcportstart: 67, dstportstart: 68 } },
+    // The node's services whatever the groups say: DNS and the metadata service (before and after its DNAT).
+    { action: 'accept', direction: 'out', priority: PRIO.node, proto: 'udp', attrs: { dstipaddr: nodeAddress, dstportstart: 53 } },
+    { action: 'accept', direction: 'out', priority: PRIO.node, proto: 'tcp', attrs: { dstipaddr: nodeAddress, dstportstart: 53 } },
+    { action: 'accept', direction: 'out', priority: PRIO.node, proto: 'tcp', attrs: { dstipaddr: METADATA_ADDRESS, dstportstart: 80 } },
+    { action: 'accept', direction: 'out', priority: PRIO.node, proto: 'tcp', attrs: { dstipaddr: nodeAddress, dstportstart: metadataPort } },
+  ];
+  const byId = new Map(groups.map((g) => [g.groupId, g]));
+  const seen = new Set<string>();
+  const groupPart: FilterRule[] = [];
+  for (const gid of [...new Set(iface.groupIds)].sort()) {
+    const g = byId.get(gid);
+    if (!g) continue; // unknown yet: contributes nothing (deny)
+    for (const r of g.ingress) groupPart.push(...groupRules(r, true));
+    for (const r of g.egress) groupPart.push(...groupRules(r, false));
+  }
+  for (const r of groupPart) {
+    const x = ruleXml(r);
+    if (!seen.has(x)) seen.add(x);
+  }
+  // Deterministic: ingress first, then egress, each sorted by rendered text.
+  const rendered = [...seen].sort((a, b) => dirKey(a) - dirKey(b) || (a < b ? -1 : a > b ? 1 : 0));
+  return [
+    `<filter name='${esc(filterName(iface.instanceId))}' chain='root'>`,
+    "  <filterref filter='clean-traffic'>",
+    `    <parameter name='IP' value='${esc(iface.privateIp)}'/>`,
+    `    <parameter name='MAC' value='${esc(iface.mac)}'/>`,
+    '  </filterref>',
+    ...rules.map(ruleXml),
+    ...rendered,
+    // Everything no rule accepted, both ways (stateless: also late packets of a revoked rule).
+    ruleXml({ action: 'drop', direction: 'inout', priority: PRIO.drop, statematch: false, proto: 'all', attrs: {} }),
+    '</filter>',
+    '',
+  ].join('\n');
+}
+
+const dirKey = (x: string) => (x.includes("direction='in'") ? 0 : 1);
+
+// ---- NAT -----------------------------------------------------------------------------------
+
+/** Rules in `iptables-save`'s own spelling, so the current chains compare line by line. */
+export function natRules(state: ZoneNetworkState, local: readonly NetworkInterfaceState[], all: readonly NetworkInterfaceState[], cfg: NodeNetConfig, nodeAddress: string): NatRules {
+  const subnet = normalCidr(state.subnet);
+  const pre: string[] = [`-A ${NAT_CHAINS.prerouting} -d ${METADATA_ADDRESS}/32 -i ${cfg.bridge} -p tcp -m tcp --dport 80 -j DNAT --to-destination ${nodeAddress}:${cfg.metadataPort}`];
+  const post: string[] = [];
+  const out: string[] = [];
+  const mapped = all.filter((i) => i.publicIp).sort((a, b) => byIp(a.publicIp!, b.publicIp!));
+  for (const i of mapped) pre.push(`-A ${NAT_CHAINS.prerouting} -d ${i.publicIp}/32 -j DNAT --to-destination ${i.privateIp}`);
+  // Hairpin: a guest reaching another by its public address gets the answer back through us.
+  for (const i of mapped) post.push(`-A ${NAT_CHAINS.postrouting} -s ${subnet} -d ${i.privateIp}/32 -m conntrack --ctstate DNAT -j SNAT --to-source ${nodeAddress}`);
+  for (const i of [...local].filter((x) => x.publicIp).sort((a, b) => byIp(a.privateIp, b.privateIp))) {
+    post.push(`-A ${NAT_CHAINS.postrouting} -s ${i.privateIp}/32 ! -d ${subnet} -j SNAT --to-source ${i.publicIp}`);
+  }
+  for (const i of mapped) out.push(`-A ${NAT_CHAINS.output} -d ${i.publicIp}/32 -j DNAT --to-destination ${i.privateIp}`);
+  return { prerouting: pre, postrouting: post, output: out };
+}
+
+export function natRestoreText(nat: NatRules): string {
+  return ['*nat', `:${NAT_CHAINS.prerouting} - [0:0]`, `:${NAT_CHAINS.postrouting} - [0:0]`, `:${NAT_CHAINS.output} - [0:0]`, ...nat.prerouting, ...nat.postrouting, ...nat.output, 'COMMIT', ''].join('\n');
+}
+
+// ---- the plan ------------------------------------------------------------------------------
+
+/**
+ * This node's share of the zone's state, or undefined when the state does not know this node
+ * (no address yet: nothing to do). Interfaces in `exclude` are left out (terminated here, the
+ * state lags); `extra` ones (launches the state does not know yet) are added.
+ */
+export function planNetwork(state: ZoneNetworkState, cfg: NodeNetConfig, overrides: LocalOverrides = {}): NetworkPlan | undefined {
+  const me = state.nodes.find((n) => n.node === cfg.node);
+  if (!me) return undefined;
+  const { prefix } = parseCidr(state.subnet);
+  const exclude = new Set(overrides.exclude ?? []);
+  const byInstance = new Map<string, NetworkInterfaceState>();
+  const norm = (i: NetworkInterfaceState) => ({ ...i, groupIds: [...new Set(i.groupIds)].sort() });
+  for (const i of state.interfaces) if (!exclude.has(i.instanceId)) byInstance.set(i.instanceId, norm(i));
+  for (const i of overrides.extra ?? []) if (!exclude.has(i.instanceId) && !byInstance.has(i.instanceId)) byInstance.set(i.instanceId, norm(i));
+  const all = [...byInstance.values()].sort((a, b) => (a.instanceId < b.instanceId ? -1 : a.instanceId > b.instanceId ? 1 : 0));
+  const local = all.filter((i) => i.node === cfg.node);
+
+  const hosts = local.map((i) => ({ mac: i.mac, ip: i.privateIp, name: privateHostName(i.privateIp) })).sort((a, b) => byIp(a.ip, b.ip) || (a.mac < b.mac ? -1 : 1));
+  const net = { name: networkName(state.zone), bridge: cfg.bridge, address: me.address, prefix, domain: state.dnsSuffix, hosts };
+  const filters = local.map((i) => ({ name: filterName(i.instanceId), instanceId: i.instanceId, xml: filterXml(i, state.groups, me.address, cfg.metadataPort) }));
+
+  // Every group some rule of a local instance's groups refers to: its members' current IPs.
+  const groups = new Map(state.groups.map((g) => [g.groupId, g]));
+  const referenced = new Set<string>();
+  for (const i of local) {
+    for (const gid of i.groupIds) {
+      const g = groups.get(gid);
+      for (const r of [...(g?.ingress ?? []), ...(g?.egress ?? [])]) for (const ref of r.groupIds) referenced.add(ref);
+    }
+  }
+  const ipsets = [...referenced].sort().map((gid) => ({
+    name: ipsetName(gid),
+    members: [...new Set(all.filter((i) => i.groupIds.includes(gid)).map((i) => i.privateIp))].sort(byIp),
+  }));
+
+  const nat = natRules(state, local, all, cfg, me.address);
+  return {
+    zone: state.zone,
+    version: state.version,
+    subnet: normalCidr(state.subnet),
+    nodeAddress: me.address,
+    network: { ...net, xml: networkXml(net) },
+    filters,
+    ipsets,
+    nat,
+    natRestore: natRestoreText(nat),
+    publicAddresses: cfg.publicIf ? local.flatMap((i) => (i.publicIp ? [i.publicIp] : [])).sort(byIp) : [],
+    interfaces: local,
+  };
+}

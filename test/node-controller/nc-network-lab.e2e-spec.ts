@@ -1,0 +1,209 @@
+// The whole network agent against a real libvirtd running inside a node namespace
+// (deploy/scripts/koala-node-netns.sh, the lab's node host): the libvirt network is defined and
+// STARTED there (bridge and dnsmasq inside the namespace), the uplink is a veth into a segment
+// namespace, filters are defined in that libvirtd, and a libvirtd restart is survived. Everything
+// is removed afterwards (`down` deletes the namespaces, their daemons and state).
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { InstanceSpec } from '@koala/contracts';
+import { NodeLibvirt } from '../../apps/node-controller/src/libvirt/node-libvirt.js';
+import { ExecHostNetCommands } from '../../apps/node-controller/src/network/host-net-commands.js';
+import { LibvirtNetworkPort } from '../../apps/node-controller/src/network/libvirt-network-port.js';
+import { NetworkAgent } from '../../apps/node-controller/src/network/network-agent.js';
+import { sampleState } from '../../apps/node-controller/src/network/network-fixtures.js';
+
+const SCRIPT = fileURLToPath(new URL('../../deploy/scripts/koala-node-netns.sh', import.meta.url));
+const NODE = `knt${randomBytes(3).toString('hex')}`;
+const SEG = `ksg${randomBytes(3).toString('hex')}`;
+const script = (...args: string[]) => execFileSync('bash', [SCRIPT, ...args], { encoding: 'utf8' });
+const inNs = (...argv: string[]) => execFileSync('ip', ['netns', 'exec', NODE, ...argv], { encoding: 'utf8' });
+const canRun = process.getuid?.() === 0 && existsSync(SCRIPT) && existsSync('/usr/sbin/libvirtd');
+const maybe = canRun ? describe : describe.skip;
+const until = async (what: string, probe: () => boolean | Promise<boolean>, ms = 15_000) => {
+  const deadline = Date.now() + ms;
+  while (!(await probe())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+};
+
+maybe('network agent on a node host (libvirtd in a namespace)', () => {
+  let facts: Record<string, string>;
+  let conn: NodeLibvirt;
+  let agent: NetworkAgent;
+  const next = sampleState(8);
+  next.interfaces = next.interfaces.filter((i) => i.instanceId !== 'i-00000000000000a1');
+  next.interfaces.push({ instanceId: 'i-00000000000000a3', node: 'node-a', mac: '02:00:00:00:00:a3', privateIp: '172.31.0.13', groupIds: ['sg-0000000a'] });
+  const hostsFile = () => {
+    const f = join(facts.STATE_DIR!, 'lib', 'dnsmasq', 'koala-koala-1a.hostsfile');
+    return existsSync(f) ? readFileSync(f, 'utf8') : '';
+  };
+
+  beforeAll(async () => {
+    facts = Object.fromEntries(
+      script('up', NODE, '--no-iscsi', '--uplink-to', SEG)
+        .trim()
+        .split('\n')
+        .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+    );
+    conn = new NodeLibvirt({ uri: 'qemu:///system', socketPath: facts.LIBVIRT_SOCKET! });
+    expect(await conn.start()).toBe(true);
+    agent = new NetworkAgent({
+      zone: 'koala-1a',
+      config: { node: 'node-a', bridge: 'koala-br0', uplink: facts.UPLINK!, metadataPort: 8775 },
+      enabled: true,
+      host: new ExecHostNetCommands({ netns: NODE }),
+      libvirt: new LibvirtNetworkPort(conn),
+      fetchState: async () => sampleState(),
+      retryMs: 200,
+    });
+  }, 60_000);
+
+  afterAll(async () => {
+    await agent?.stop();
+    await conn?.close();
+    script('down', NODE);
+    script('segment-down', SEG);
+  }, 60_000);
+
+  it('starts the zone network in the namespace with its DHCP hosts, enslaves the uplink, defines the filters', async () => {
+    const changes = await agent.apply(sampleState(7));
+    expect(changes).toEqual(expect.arrayContaining(['network koala-koala-1a defined', 'network koala-koala-1a started', 'uplink koala-up0 -> koala-br0', 'filter koala-i-i-00000000000000a1']));
+    expect(inNs('ip', '-o', '-4', 'addr', 'show', 'dev', 'koala-br0')).toContain('inet 172.31.0.2/20');
+    expect(inNs('ip', '-o', 'link', 'show', 'dev', 'koala-up0')).toContain('master koala-br0');
+    // dnsmasq (inside the namespace) serves exactly this node's instances.
+    expect(hostsFile()).toContain('02:00:00:00:00:a1,172.31.0.11,ip-172-31-0-11');
+    expect(hostsFile()).toContain('02:00:00:00:00:a2,172.31.0.12,ip-172-31-0-12');
+    expect(hostsFile()).not.toContain('172.31.0.21');
+    const filters = await conn.run(async (lv) => (await lv.listAllNwFilters()).map((f) => f.name));
+    expect(filters).toEqual(expect.arrayContaining(['koala-i-i-00000000000000a1', 'koala-i-i-00000000000000a2', 'clean-traffic']));
+    expect(inNs('iptables-save', '-t', 'nat')).toContain('-A PREROUTING -j KOALA-PREROUTING');
+    // The machine's own namespace has none of it.
+    expect(execFileSync('iptables-save', ['-t', 'nat'], { encoding: 'utf8' })).not.toContain('KOALA');
+  });
+
+  it('re-applying changes nothing; a changed state updates DHCP live and the filters', async () => {
+    expect(await agent.apply(sampleState(7))).toEqual([]);
+    const changes = await agent.apply(next);
+    expect(changes).toEqual(expect.arrayContaining(['dhcp -172.31.0.11', 'dhcp +172.31.0.13', 'filter koala-i-i-00000000000000a3', 'filter -koala-i-i-00000000000000a1']));
+    expect(changes.some((c) => c.startsWith('network '))).toBe(false); // live update, no restart
+    expect(hostsFile()).toContain('02:00:00:00:00:a3,172.31.0.13');
+    expect(hostsFile()).not.toContain('172.31.0.11');
+    expect(await agent.apply(next)).toEqual([]);
+  });
+
+  it('launch and terminate of an instance the state does not know', async () => {
+    agent.receive(next);
+    await agent.kick();
+    const spec = { instanceId: 'i-00000000000000a4', network: { mac: '02:00:00:00:00:a4', privateIp: '172.31.0.14', subnet: '172.31.0.0/20', privateDnsName: 'ip-172-31-0-14.x', groups: [{ groupId: 'sg-0000000a', name: 'default' }] } } as unknown as InstanceSpec;
+    expect(await agent.prepare(spec)).toEqual({ network: 'koala-koala-1a', mac: '02:00:00:00:00:a4', ip: '172.31.0.14', filter: 'koala-i-i-00000000000000a4' });
+    expect(hostsFile()).toContain('02:00:00:00:00:a4,172.31.0.14');
+    await agent.release('i-00000000000000a4');
+    expect(hostsFile()).not.toContain('172.31.0.14');
+    expect(await conn.run(async (lv) => (await lv.listAllNwFilters()).map((f) => f.name))).not.toContain('koala-i-i-00000000000000a4');
+  });
+
+  it('after libvirtd restarted without its network running, the agent brings it back on reconnect', async () => {
+    agent.start();
+    // libvirtd dies and comes back (the node's script restarts it); the network is left stopped.
+    await conn.run(async (lv) => {
+      const net = await lv.lookupNetworkByName('koala-koala-1a');
+      await lv.setNetworkAutostart(net, false); // so only the agent can bring it back
+      await lv.destroyNetwork(net);
+    });
+    const pid = readFileSync(join(facts.RUN_DIR!, 'libvirtd.pid'), 'utf8').trim();
+    process.kill(Number(pid), 'SIGTERM');
+    await until('libvirtd gone', () => !conn.isConnected);
+    script('up', NODE, '--no-iscsi', '--uplink-to', SEG);
+    await until('network running again', async () => {
+      try {
+        return await conn.run(async (lv) => lv.isNetworkActive(await lv.lookupNetworkByName('koala-koala-1a')));
+      } catch {
+        return false;
+      }
+    });
+    await until('uplink on the new bridge', () => inNs('ip', '-o', 'link', 'show', 'dev', 'koala-up0').includes('master koala-br0'));
+    await until('DHCP hosts back', () => hostsFile().includes('02:00:00:00:00:a3,172.31.0.13'));
+    expect(hostsFile()).not.toContain('172.31.0.11');
+    expect(agent.current()?.version).toBe(8);
+    expect(await conn.run(async (lv) => lv.getNetworkAutostart(await lv.lookupNetworkByName('koala-koala-1a')))).toBe(true);
+  }, 60_000);
+
+  // The filters at work: a "guest" namespace bound to instance a3's filter through a veth on the
+  // bridge (a filter binding, as libvirt makes for a guest's tap), members and non-members of its
+  // group in other namespaces. Traffic stays among the namespaces this test creates.
+  describe('security groups on the wire', () => {
+    const tag = randomBytes(3).toString('hex');
+    const G = { a3: `kg${tag}a3`, a2: `kg${tag}a2`, x: `kg${tag}x` };
+    const ex = (ns: string, ...argv: string[]) => execFileSync('ip', ['netns', 'exec', ns, ...argv], { encoding: 'utf8' });
+    const servers: ChildProcess[] = [];
+    const connect = (ns: string, host: string, port: number) =>
+      spawnSync('ip', ['netns', 'exec', ns, process.execPath, '-e', `const s = require('net').connect(${port}, '${host}'); s.setTimeout(1500, () => { console.log('timeout'); process.exit(2); }); s.on('data', (d) => process.stdout.write(d)); s.on('error', (e) => { console.log(e.code); process.exit(3); });`], { encoding: 'utf8' }).stdout.trim();
+    const virsh = (...args: string[]) => execFileSync('virsh', ['-q', '-c', facts.LIBVIRT_URI!, ...args], { encoding: 'utf8' });
+
+    beforeAll(async () => {
+      const guests: [string, string, string, string][] = [
+        [G.a3, '172.31.0.13', '02:00:00:00:00:a3', `p${tag}a3`],
+        [G.a2, '172.31.0.12', '02:00:00:00:00:a2', `p${tag}a2`],
+        [G.x, '172.31.0.30', '02:00:00:00:00:ee', `p${tag}x`],
+      ];
+      for (const [ns, ip, mac, port] of guests) {
+        execFileSync('ip', ['netns', 'add', ns]);
+        inNs('ip', 'link', 'add', port, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns);
+        inNs('ip', 'link', 'set', port, 'master', 'koala-br0', 'up');
+        ex(ns, 'ip', 'link', 'set', 'eth0', 'address', mac);
+        ex(ns, 'ip', 'addr', 'add', `${ip}/20`, 'dev', 'eth0');
+        ex(ns, 'ip', 'link', 'set', 'eth0', 'up');
+        ex(ns, 'ip', 'link', 'set', 'lo', 'up');
+      }
+      // What libvirt does for a guest's tap: bind the instance's filter to the port.
+      const binding = `<filterbinding><owner><name>${G.a3}</name><uuid>${randomUUID()}</uuid></owner><portdev name='p${tag}a3'/><mac address='02:00:00:00:00:a3'/><filterref filter='koala-i-i-00000000000000a3'><parameter name='IP' value='172.31.0.13'/><parameter name='MAC' value='02:00:00:00:00:a3'/><parameter name='CTRL_IP_LEARNING' value='none'/></filterref></filterbinding>`;
+      const file = join(facts.RUN_DIR!, `binding-${tag}.xml`);
+      writeFileSync(file, binding);
+      virsh('nwfilter-binding-create', file);
+      for (const port of [22, 23]) {
+        const p = spawn('ip', ['netns', 'exec', G.a3, process.execPath, '-e', `require('net').createServer((s) => s.end('hello ' + s.remoteAddress + '\\n')).listen(${port}, '172.31.0.13', () => console.log('up'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
+        servers.push(p);
+        await new Promise((r) => p.stdout!.once('data', r));
+      }
+    }, 60_000);
+
+    afterAll(() => {
+      for (const p of servers) p.kill();
+      try {
+        virsh('nwfilter-binding-delete', `p${tag}a3`);
+      } catch {
+        // the namespace's removal takes the port and its rules with it
+      }
+      for (const ns of Object.values(G)) execFileSync('ip', ['netns', 'del', ns]);
+    });
+
+    it('a member of the group gets in on any port; a stranger does not; membership is one ipset update away', async () => {
+      expect(connect(G.a2, '172.31.0.13', 23)).toBe('hello 172.31.0.12');
+      expect(connect(G.x, '172.31.0.13', 23)).toBe('timeout');
+      expect(connect(G.x, '172.31.0.13', 22)).toBe('timeout'); // 22 is open to 203.0.113.7 and 198.51.100.0/24 only
+      // The stranger joins the group (an instance on another node): the set changes, the filter does not.
+      const joined = structuredClone(next);
+      joined.version = 9;
+      joined.interfaces.push({ instanceId: 'i-00000000000000b2', node: 'node-b', mac: '02:00:00:00:00:ee', privateIp: '172.31.0.30', groupIds: ['sg-0000000a'] });
+      const changes = await agent.apply(joined);
+      expect(changes).toEqual(['ipset koala-sg-0000000a = [172.31.0.12 172.31.0.13 172.31.0.21 172.31.0.30]']);
+      expect(connect(G.x, '172.31.0.13', 23)).toBe('hello 172.31.0.30');
+      await agent.apply(next);
+      expect(connect(G.x, '172.31.0.13', 23)).toBe('timeout');
+    }, 60_000);
+
+    it('the guest may not send from another address', async () => {
+      ex(G.a3, 'ip', 'addr', 'add', '172.31.0.99/20', 'dev', 'eth0');
+      const p = spawn('ip', ['netns', 'exec', G.a2, process.execPath, '-e', `require('net').createServer((s) => s.end('hi ' + s.remoteAddress + '\\n')).listen(24, '172.31.0.12', () => console.log('up'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
+      servers.push(p);
+      await new Promise((r) => p.stdout!.once('data', r));
+      expect(connect(G.a3, '172.31.0.12', 24)).toBe('hi 172.31.0.13');
+      const spoofed = spawnSync('ip', ['netns', 'exec', G.a3, process.execPath, '-e', `const s = require('net').connect({ port: 24, host: '172.31.0.12', localAddress: '172.31.0.99' }); s.setTimeout(1500, () => { console.log('timeout'); process.exit(2); }); s.on('data', (d) => process.stdout.write(d)); s.on('error', (e) => { console.log(e.code); process.exit(3); });`], { encoding: 'utf8' }).stdout.trim();
+      expect(spoofed).toBe('timeout');
+    }, 30_000);
+  });
+});
