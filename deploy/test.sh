@@ -5,6 +5,9 @@ cd "$(dirname "$0")/.."
 bash deploy/scripts/prepare.sh --for-tests
 . deploy/scripts/node-runtime.sh
 ensure_node24
+# Type-check everything (tests and benchmarks included; the build compiles apps and libs only) and lint.
+npm run --silent typecheck
+npm run --silent lint
 mkdir -p build
 set +e
 NODE_OPTIONS=--experimental-vm-modules npx jest --ci --json --outputFile=build/jest-results.json "$@"

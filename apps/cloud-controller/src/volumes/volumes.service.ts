@@ -16,7 +16,7 @@ import { CHAP_SECRETS, type ChapSecrets } from './chap-credentials.js';
 import { ZONE_STORAGE, type ZoneStorageGateway } from './storage-gateway.js';
 import { VolumeEntity } from './volume.entity.js';
 import { publicReason, zoneError } from '../clusters/zone-error.js';
-import { DETACHED, checkAttachable, checkDeletable, checkDetachable, checkDevice, decideVolumeEvent, detached, rolledBack, volumeStatus, type Reason } from './volume-states.js';
+import { DETACHED, checkAttachable, checkDeletable, checkDetachable, checkDevice, decideVolumeEvent, detached, rolledBack, volumeStatus } from './volume-states.js';
 import { findVisible, ownedBy, type FilterColumns } from '../persistence/find-visible.js';
 import { describePage, type DescribeQuery } from '../persistence/describe-page.js';
 

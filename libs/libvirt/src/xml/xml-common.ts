@@ -152,9 +152,7 @@ export function scaledToBytes(node: XmlNode | undefined, defaultUnit: string): n
 // ---- validation
 
 // XML 1.0 Char production, minus the C0 controls we never want in names or paths.
-// eslint-disable-next-line no-control-regex
 const NOT_XML_CHAR = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
-// eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001F\u007F]/;
 
 function describe(value: unknown): string {

@@ -1,0 +1,13 @@
+#!/bin/sh
+# `npm run lint`: installs the lint tools when their lockfile changed, then runs type-aware ESLint
+# over apps, libs, test and bench (and Prettier's check once the tree is formatted: see CONVENTIONS).
+set -eu
+cd "$(dirname "$0")"
+stamp=node_modules/.koala-lock.sha256
+want=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  npm ci --no-audit --no-fund --loglevel=error
+  echo "$want" > "$stamp"
+fi
+cd ../..
+tools/lint/node_modules/.bin/eslint --config tools/lint/eslint.config.js --max-warnings 0 .
