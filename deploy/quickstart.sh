@@ -9,7 +9,7 @@ export KOALA_HOME=${KOALA_HOME:-/var/lib/koala}
 # Master key, admin account and $KOALA_HOME/admin.env (kept when they already work).
 koala bootstrap
 
-# The demo image (DESIGN §4): built from Debian packages (cached by the script), imported publicly
+# The demo image: built from Debian packages (cached by the script), imported publicly
 # as the paravirtual triple tiny-linux-kernel (eki), tiny-linux-ramdisk (eri), tiny-linux (emi).
 # The same files report the existing ids; a rebuilt image replaces the old one.
 TINY="$KOALA_HOME/images/tiny-linux"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# build-tiny-linux.sh — builds Koala's demo/test image "tiny-linux" from Debian packages only
-# (DESIGN §4): the Debian cloud kernel (the package `linux-image-cloud-amd64` depends on) and
+# build-tiny-linux.sh — builds Koala's demo/test image "tiny-linux" from Debian packages only:
+# the Debian cloud kernel (the package `linux-image-cloud-amd64` depends on) and
 # `busybox-static`. Both .debs are fetched with `apt-get download` and unpacked with
 # `dpkg-deb -x` into a scratch directory: nothing is installed on the host for the image itself.
 #

@@ -125,7 +125,7 @@ class KeyedLock {
 
 /**
  * Hot-plugs EBS-style volumes into running domains as iSCSI network disks (QEMU's own
- * initiator, DESIGN §5). The CHAP secret goes into a private, persistent libvirt secret
+ * initiator). The CHAP secret goes into a private, persistent libvirt secret
  * (usage `koala/<instance>/<volume>`) referenced by usage from the disk XML: it never appears
  * in domain XML, in logs or in error messages. Disks are attached LIVE|CONFIG so they survive
  * a reboot or a domain restart (CONFIG only into a stopped instance's inactive domain), and carry the volume id as serial so they can be found again.
