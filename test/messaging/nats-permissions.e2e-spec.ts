@@ -23,6 +23,7 @@ import {
   nodeConsoleOutput,
   nodeAttachVolume,
   StorageEvent,
+  storageSealKey,
   Subjects,
   type BusPrincipal,
 } from '@koala/contracts';
@@ -71,6 +72,7 @@ describe('the bus permission table on a real nats-server', () => {
     bus('nc-n1').handle(nodeConsoleOutput('z1', 'n1'), () => ({ output: 'b2s=', timestamp: 'now' }));
     bus('cc-z1').handle(listNodes('z1'), () => ({ zone: 'z1', nodes: [] }));
     bus('sc-z1').handle(exportVolume('z1'), () => target);
+    bus('sc-z1').handle(storageSealKey('z1'), () => ({ sealKey: 'sc-key' }));
     bus('clc').handle(listExports(), () => ({ exports: [] }));
     bus('clc').handle(networkState(), () => zoneState);
     const heartbeats: unknown[] = [];
@@ -83,7 +85,10 @@ describe('the bus permission table on a real nats-server', () => {
     expect(await bus('cc-z1').request(nodeConsoleOutput('z1', 'n1'), { instanceId: 'i-1', node: 'n1' })).toEqual({ output: 'b2s=', timestamp: 'now' });
     expect(await bus('clc').request(listNodes('z1'), {})).toEqual({ zone: 'z1', nodes: [] });
     expect(await bus('cli').request(listNodes('z1'), {})).toEqual({ zone: 'z1', nodes: [] });
-    expect(await bus('clc').request(exportVolume('z1'), { volumeId: 'vol-1', node: 'n1', initiatorIqn: 'iqn.x', chapUser: 'u', chapSecret: target.chapSecret })).toEqual(target);
+    const { chapSecret: _s, ...exported } = target; // the reply never carries the secret
+    expect(await bus('clc').request(exportVolume('z1'), { volumeId: 'vol-1', node: 'n1', initiatorIqn: 'iqn.x', chapUser: 'u', chapSecret: target.chapSecret })).toEqual(exported);
+    expect(await bus('clc').request(storageSealKey('z1'), {})).toEqual({ sealKey: 'sc-key' });
+    await expect(bus('nc-n1').request(storageSealKey('z1'), {}, { timeoutMs: 1000 })).rejects.toThrow();
     expect(await bus('sc-z1').request(listExports(), { zone: 'z1' })).toEqual({ exports: [] });
     expect((await bus('nc-n1').request(networkState(), { zone: 'z1', node: 'n1' })).version).toBe(1);
     bus('nc-n1').publish(Subjects.nodeHeartbeat('z1'), Any, { node: 'n1' });
