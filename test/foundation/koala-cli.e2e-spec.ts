@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -27,6 +27,7 @@ describe('koala up / status / down (the all-in-one cloud as processes)', () => {
       KOALA_HOME: home,
       KOALA_DATABASE_URL: `postgres://postgres@127.0.0.1:5432/${db}`,
       KOALA_API_PORT: String(port),
+      KOALA_NATS_PORT: String(await freePort()), // the cloud's own nats-server, users per component
       KOALA_ZONE: `cli-${process.pid}`,
       KOALA_NODE_NAME: `cli-node-${process.pid}`,
       KOALA_HEARTBEAT_MS: '500',
@@ -60,8 +61,12 @@ describe('koala up / status / down (the all-in-one cloud as processes)', () => {
     expect(up.stdout).toMatch(/healthy/);
     expect(up.stdout).toContain(`EC2 endpoint http://127.0.0.1:${env.KOALA_API_PORT}/`); // KOALA_PUBLIC_ENDPOINT follows the port
     for (const f of readdirSync(join(home, 'run'))) pids.push(Number(readFileSync(join(home, 'run', f), 'utf8')));
-    expect(pids).toHaveLength(4);
-    expect(readdirSync(join(home, 'log')).sort()).toEqual(['cc.log', 'clc.log', 'nc.log', 'sc.log']);
+    expect(readdirSync(join(home, 'run')).sort()).toEqual(['cc.pid', 'clc.pid', 'nats.pid', 'nc.pid', 'sc.pid']);
+    expect(readdirSync(join(home, 'log')).sort()).toEqual(['cc.log', 'clc.log', 'nats.log', 'nc.log', 'sc.log']);
+    // Each component runs as its own NATS user, and nothing gets on the bus without one.
+    const ncEnv = readFileSync(`/proc/${Number(readFileSync(join(home, 'run', 'nc.pid'), 'utf8'))}/environ`, 'utf8').split('\0');
+    expect(ncEnv).toContainEqual(expect.stringMatching(new RegExp(`^KOALA_NATS_URL=nats://nc-${env.KOALA_NODE_NAME}:[^@]+@127\\.0\\.0\\.1:${env.KOALA_NATS_PORT}$`)));
+    expect(statSync(join(home, 'nats', 'nats.conf')).mode & 0o777).toBe(0o600);
 
     const { stdout } = await run(KOALA, ['status', '--json'], { env });
     const status = JSON.parse(stdout);

@@ -6,6 +6,7 @@
 import { loadConfigOrExit } from '@koala/runtime';
 import type { KoalaConfig } from '@koala/config';
 import { accessKey, account, bootstrap, credentials } from './commands/accounts.js';
+import { bus } from './commands/bus.js';
 import { down } from './commands/down.js';
 import { migrate } from './commands/migrate.js';
 import { health, status } from './commands/status.js';
@@ -24,6 +25,7 @@ export const COMMANDS: Record<string, Command> = {
   account: { run: account, help: 'create NAME | list' },
   credentials: { run: credentials, help: 'NAME: print export lines for an account (creates a key if none)' },
   'access-key': { run: accessKey, help: 'create|list ACCOUNT | deactivate|activate|delete ACCOUNT KEYID' },
+  bus: { run: bus, help: 'add-node ZONE NODE (an NC user for another host) | users: the cloud\'s NATS users' },
   image: { run: image, help: 'import --name NAME [--public] DISK | import --name NAME --kernel F --ramdisk F --root F | list' },
 };
 

@@ -136,6 +136,7 @@ export const SCHEMA = {
   databaseUrl: def('KOALA_DATABASE_URL', 'postgres://postgres@127.0.0.1:5432/koala', url('postgres', 'postgresql'), 'PostgreSQL database (created on first start).'),
   natsUrl: def('KOALA_NATS_URL', 'nats://127.0.0.1:4222', url('nats', 'tls'), 'NATS server: `nats://` or `tls://`, with `USER:PASSWORD@` or `TOKEN@` when the server requires them.'),
   natsCaFile: def('KOALA_NATS_CA_FILE', '', (raw, n) => (raw.length ? absPath(raw, n) : undefined), 'CA certificate that signed the NATS server\'s (TLS); default: the system\'s CAs.'),
+  natsPort: def('KOALA_NATS_PORT', '4223', int(0, 65535), 'Port on 127.0.0.1 of the all-in-one cloud\'s own nats-server, started by `koala up` with a user and permissions per component (docs/SECURITY.md); 0: none, components use KOALA_NATS_URL.'),
   region: def('KOALA_REGION', 'koala-1', name, 'The region name this cloud answers as.'),
   zone: def('KOALA_ZONE', 'koala-1a', name, 'Availability zone (cluster) of a CC, NC or SC.'),
   apiHost: def('KOALA_API_HOST', '0.0.0.0', str, 'Address the EC2 endpoint listens on.'),

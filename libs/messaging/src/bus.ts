@@ -206,12 +206,17 @@ export class NatsBus {
     const sub = this.connection.subscribe(subject, { queue });
     this.subscriptions.add(sub);
     void (async () => {
-      for await (const msg of sub) {
-        const correlationId = msg.headers?.get(CORRELATION_HEADER) || undefined;
-        // Each message is handled concurrently; the loop only dispatches.
-        void withCorrelationId(correlationId, () =>
-          onMessage(msg).catch((err) => this.logger?.error({ err, subject }, 'message handling failed')),
-        );
+      try {
+        for await (const msg of sub) {
+          const correlationId = msg.headers?.get(CORRELATION_HEADER) || undefined;
+          // Each message is handled concurrently; the loop only dispatches.
+          void withCorrelationId(correlationId, () =>
+            onMessage(msg).catch((err) => this.logger?.error({ err, subject }, 'message handling failed')),
+          );
+        }
+      } catch (err) {
+        // The server refused the subscription (permissions): say so instead of crashing.
+        this.logger?.error({ err, subject }, 'subscription closed by the server');
       }
     })();
     return sub;

@@ -3,6 +3,7 @@ import type { KoalaConfig } from '@koala/config';
 import { redactNatsUrl } from '@koala/messaging';
 import { COMPONENTS } from '../supervisor/components.js';
 import { ProcessSupervisor } from '../supervisor/process-supervisor.js';
+import { natsUrlFor } from '../supervisor/cloud-bus.js';
 import { probeCloud, type CloudProbe } from '../supervisor/probe.js';
 import { table } from '../ui.js';
 
@@ -29,7 +30,7 @@ function render(config: KoalaConfig, s: Awaited<ReturnType<typeof gatherStatus>>
     rows.push([c.kind, c.up ? 'up' : 'down', a?.version ?? '-', a?.zone ?? '-', c.answers.map((x) => x.id).join(',') || '-', c.local.running ? String(c.local.pid) : '-']);
   }
   const lines = [table(rows), ''];
-  if (!probe.natsReachable) lines.push(`NATS ${redactNatsUrl(config.natsUrl)} does not answer.`);
+  if (!probe.natsReachable) lines.push(`NATS ${redactNatsUrl(natsUrlFor(config, 'cli'))} does not answer.`);
   const nodes = probe.nodes?.nodes ?? [];
   lines.push(`Zone ${config.zone}: ${nodes.length} node(s)`);
   if (nodes.length) {

@@ -1,6 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import type { KoalaConfig } from '@koala/config';
+import { BusSupervisor, busEnabled, componentUser, natsUrlFor } from '../supervisor/cloud-bus.js';
 import { COMPONENTS } from '../supervisor/components.js';
 import { ProcessSupervisor } from '../supervisor/process-supervisor.js';
 import { Progress } from '../ui.js';
@@ -15,7 +16,8 @@ async function tail(file: string, lines = 15): Promise<string> {
 }
 
 /**
- * `koala up`: runs migrations, starts the four controllers as separate background processes
+ * `koala up`: runs migrations, starts the cloud's nats-server (KOALA_NATS_PORT; 0: none) and
+ * the four controllers as separate background processes
  * (logs and pid files under $KOALA_HOME), and waits until the health check passes.
  * Idempotent: components already running are left alone.
  */
@@ -32,9 +34,21 @@ export async function up(config: KoalaConfig, args: string[]): Promise<number> {
   }
   progress.done();
 
+  if (busEnabled(config)) {
+    progress.step(`message bus (nats-server on 127.0.0.1:${config.natsPort})`);
+    try {
+      const { pid, started } = await new BusSupervisor(config).start();
+      progress.done(started ? `started (pid ${pid})` : `already running (pid ${pid})`);
+    } catch (e) {
+      progress.fail((e as Error).message);
+      return 1;
+    }
+  }
+
   for (const c of COMPONENTS) {
     progress.step(`${c.kind}`);
-    const { pid, started } = sup.start(c, process.env);
+    // Each component connects as its own user (its permissions: docs/SECURITY.md, "The bus").
+    const { pid, started } = sup.start(c, { ...process.env, KOALA_NATS_URL: natsUrlFor(config, componentUser(config, c)) });
     await sleep(started ? 300 : 0);
     if (started && sup.exitedEarly(c, pid)) {
       progress.fail(`exited at start; last lines of ${sup.logFile(c)}:`);

@@ -2,6 +2,7 @@ import { ComponentStatus, listNodes, type ListNodesResponse } from '@koala/contr
 import type { KoalaConfig } from '@koala/config';
 import { NatsBus } from '@koala/messaging';
 import { Subjects } from '@koala/contracts';
+import { natsUrlFor } from './cloud-bus.js';
 
 export interface CloudProbe {
   clcHealthy: boolean;
@@ -27,7 +28,7 @@ export async function probeCloud(config: KoalaConfig): Promise<CloudProbe> {
   const health = await clcHealth(config);
   let bus: NatsBus | undefined;
   try {
-    bus = await NatsBus.connect({ url: config.natsUrl, caFile: config.natsCaFile, name: 'koala-cli', connectTimeoutMs: 3000, reconnectWaitMs: 500 });
+    bus = await NatsBus.connect({ url: natsUrlFor(config, 'cli'), caFile: config.natsCaFile, name: 'koala-cli', connectTimeoutMs: 3000, reconnectWaitMs: 500 });
   } catch {
     return { clcHealthy: health?.status === 'ok', clcHealth: health, components: [], natsReachable: false };
   }

@@ -1,4 +1,5 @@
 import { nodeInitiatorIqn, volumeTargetIqn, type IscsiTarget } from '@koala/contracts';
+import type { SealKey } from '@koala/messaging';
 import {
   DomainState,
   SecretUsageType,
@@ -51,10 +52,30 @@ export class VolumeError extends Error {
   }
 }
 
+/** A target whose CHAP secret is readable (opened in this process; see openAttachRequest). */
+export type OpenTarget = Omit<IscsiTarget, 'chapSecretSealed'> & { chapSecret: string };
+
 export interface AttachRequest {
   instanceId: string;
   volumeId: string;
-  target: IscsiTarget;
+  target: OpenTarget;
+}
+
+/** Opens the CHAP secret the CLC sealed for this node (context: the volume id); a clear one is taken as it is. */
+export function openAttachRequest<R extends { volumeId: string; target: IscsiTarget }>(req: R, key: SealKey | undefined): Omit<R, 'target'> & { target: OpenTarget } {
+  const { chapSecretSealed, ...target } = req.target;
+  if (chapSecretSealed === undefined) {
+    if (target.chapSecret === undefined) throw new VolumeError('InvalidParameterValue', `attachment of ${req.volumeId} without a CHAP secret`);
+    return { ...req, target: { ...target, chapSecret: target.chapSecret } };
+  }
+  let chapSecret: string;
+  try {
+    if (!key) throw new Error('no key');
+    chapSecret = key.open(chapSecretSealed, req.volumeId);
+  } catch {
+    throw new VolumeError('Server.ChapSecretUnreadable', `the CHAP secret of ${req.volumeId} was not sealed for this node`);
+  }
+  return { ...req, target: { ...target, chapSecret } };
 }
 
 export interface DetachRequest {
