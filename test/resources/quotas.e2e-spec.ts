@@ -149,6 +149,15 @@ describe('instances and vCPUs', () => {
     expect(rows[0]!.n).toBe(2);
   });
 
+  it('concurrent launches and address allocations of one account take the locks in one order (no deadlock)', async () => {
+    const t = await tenant({ instances: 3, addresses: 3 });
+    const calls = Array.from({ length: 5 }, (_, i) => (i % 2 ? run(t.ec2) : t.ec2.send(new AllocateAddressCommand({ Domain: 'vpc' }))));
+    calls.push(...Array.from({ length: 5 }, (_, i) => (i % 2 ? t.ec2.send(new AllocateAddressCommand({ Domain: 'vpc' })) : run(t.ec2))));
+    const outcomes = (await Promise.allSettled(calls)).map((r) => (r.status === 'fulfilled' ? 'ok' : (r.reason as Error).name));
+    expect(outcomes.filter((o) => o === 'ok')).toHaveLength(6);
+    expect(outcomes.filter((o) => o !== 'ok').sort()).toEqual(['AddressLimitExceeded', 'AddressLimitExceeded', 'InstanceLimitExceeded', 'InstanceLimitExceeded']);
+  });
+
   it('the configured default applies without an override; the admin account is exempt', async () => {
     const t = await tenant({});
     expect((await run(t.ec2, { MinCount: 4, MaxCount: 4 })).Instances).toHaveLength(4);

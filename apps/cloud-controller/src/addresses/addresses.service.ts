@@ -41,7 +41,7 @@ export interface AddressRef {
 
 /**
  * Elastic IP addresses from the pool KOALA_PUBLIC_IP_RANGE (shared with instances' launch-time
- * addresses). Allocations take a transaction-level advisory lock (per-account limit and lowest
+ * addresses). Allocations take the account's quota lock, then the pool's advisory lock (lowest
  * free address decided under it) and `public_ip` is unique, so two concurrent allocations never
  * get the same address.
  *
@@ -79,8 +79,9 @@ export class AddressesService {
   async allocate(caller: Caller, now: Date, input: { domain: 'vpc' | 'standard'; tagSpecifications: readonly TagSpecification[] }): Promise<AddressView> {
     this.tags.checkTagSpecifications(ADDRESS_RESOURCE_TYPE, input.tagSpecifications);
     return this.repo.transaction(async (tx) => {
-      await this.repo.lockPool(tx);
+      // The account's quota lock before the pool's, in the order RunInstances takes them.
       await this.quotas.enforce(tx, caller, { kind: 'address' });
+      await this.repo.lockPool(tx);
       const ip = firstFree(this.pool, await this.repo.usedPublicIps(tx));
       if (!ip) throw new Ec2Error('InsufficientAddressCapacity', 'There are no free addresses left in the public address pool of this cloud.', 500);
       const address: AddressRow = { allocationId: newId('eipalloc'), accountId: caller.id, publicIp: ip, domain: input.domain, instanceId: null, associationId: null, privateIpAddress: null, createdAt: now };

@@ -25,7 +25,9 @@ export class QuotaUsageError extends Error {}
  * Per-account quotas: limits are the KOALA_QUOTA_* defaults overridden per account
  * (`koala quota set`). Creates call `enforce`/`admitInstances` inside their own transaction,
  * before inserting: the per-account lock taken there serialises an account's creates, so two
- * concurrent requests never both pass on the same headroom. `limitsOf` is for reporting
+ * concurrent requests never both pass on the same headroom. Take it before any other lock of the
+ * transaction (RunInstances and AllocateAddress then take the address pool's): one order, no
+ * deadlock. `limitsOf` is for reporting
  * (DescribeAccountAttributes).
  */
 @Injectable()
