@@ -16,11 +16,12 @@ import { InstancesModule } from './instances/instances.module.js';
 import { VolumesModule } from './volumes/volumes.module.js';
 import { ImagesModule } from './images/images.module.js';
 import { IdentityModule } from './identity/identity.module.js';
+import { QuotasModule } from './quotas/quotas.module.js';
 
 /** The cloud controller: the EC2 endpoint and the owner of all persistent state. */
 export function cloudModule(ctx: Pick<DaemonContext, 'runtime'>, ds: DataSource, opts: { masterKey: string }) {
   @Module({
-    imports: [ctx.runtime, PersistenceModule.forRoot(ds), AuthModule.forRoot(opts), Ec2Module, RegionsModule, InstanceTypesModule, TagsModule, KeyPairsModule, SecurityGroupsModule, AddressesModule, ImagesModule, InstancesModule, VolumesModule, IdentityModule],
+    imports: [ctx.runtime, PersistenceModule.forRoot(ds), AuthModule.forRoot(opts), Ec2Module, RegionsModule, InstanceTypesModule, QuotasModule, TagsModule, KeyPairsModule, SecurityGroupsModule, AddressesModule, ImagesModule, InstancesModule, VolumesModule, IdentityModule],
     controllers: [HealthController],
     providers: [ClustersService],
     exports: [ClustersService],

@@ -13,8 +13,9 @@ import { exportLines, readEnvFile, writeEnvFile } from './admin-env.js';
 import { IMAGE_USAGE_TEXT, ImageUsageError, runImageCommand } from './image-commands.js';
 import { ImageImportError } from '../images/images.service.js';
 import { isEc2Error } from '@koala/ec2-query';
+import { createQuotaService, QuotaUsageError } from '../quotas/quota.service.js';
 
-export const ADMIN_COMMANDS = ['bootstrap', 'account', 'credentials', 'access-key', 'image'] as const;
+export const ADMIN_COMMANDS = ['bootstrap', 'account', 'credentials', 'access-key', 'image', 'quota'] as const;
 
 export interface AdminIo {
   out: (s: string) => void;
@@ -73,6 +74,7 @@ const USAGE = `usage:
   credentials NAME
   access-key create|list ACCOUNT
   access-key deactivate|activate|delete ACCOUNT KEYID
+  quota list ACCOUNT | quota set ACCOUNT NAME VALUE|default
 ${IMAGE_USAGE_TEXT.replace(/^usage:\n/, '')}`;
 
 class UsageError extends Error {}
@@ -157,6 +159,22 @@ export async function runAdminCommand(config: KoalaConfig, argv: string[], io: A
       }
       case 'image':
         return await runImageCommand(config, ds, masterKey, args, io);
+      case 'quota': {
+        const [sub, name, quota, value] = args;
+        if (!name || !((sub === 'list' && args.length === 2) || (sub === 'set' && args.length === 4))) throw new UsageError();
+        const account = await accounts.getAccount(name);
+        const quotas = createQuotaService(ds, config);
+        if (sub === 'set') {
+          await quotas.set(account.id, quota!, value!, new Date());
+          io.out(`${account.name} ${quota} ${value}\n`);
+          return 0;
+        }
+        const rows = [['QUOTA', 'VALUE', 'SOURCE']];
+        for (const q of await quotas.list(account.id)) rows.push([q.name, String(q.value), q.source]);
+        io.out(pad(rows));
+        if (account.isAdmin) io.out('(the admin account is not subject to quotas)\n');
+        return 0;
+      }
       default:
         throw new UsageError();
     }
@@ -173,7 +191,7 @@ export async function runAdminCommand(config: KoalaConfig, argv: string[], io: A
       io.err(USAGE);
       return 64;
     }
-    if (e instanceof AccountsError) {
+    if (e instanceof AccountsError || e instanceof QuotaUsageError) {
       io.err(`${e.message}\n`);
       return 1;
     }

@@ -9,7 +9,7 @@ function setup(handler: () => Promise<Record<string, never>>) {
   const logger = { info: log('info'), error: log('error'), warn: log('warn') };
   const registry = { get: (a: string) => (a === 'Boom' || a === 'Fine' ? handler : undefined) } as unknown as ActionRegistry;
   const auth = { authenticate: async () => ({ accessKeyId: 'AKIAFAKE', account: { id: '111122223333', name: 'a', isAdmin: false }, signatureVersion: 4 }) } as unknown as AuthService;
-  const svc = new Ec2EndpointService(registry, auth, { now: () => new Date('2026-01-01T00:00:00Z') }, logger as never, { apiMaxBodyBytes: 1024 } as never);
+  const svc = new Ec2EndpointService(registry, auth, { now: () => new Date('2026-01-01T00:00:00Z') }, logger as never, { apiMaxBodyBytes: 1024 } as never, { allow: () => true });
   const req = (body: string): Ec2HttpRequest => ({ method: 'POST', path: '/', query: '', headers: { 'content-type': 'application/x-www-form-urlencoded' }, readBody: async () => Buffer.from(body) });
   return { svc, logs, req };
 }

@@ -19,6 +19,7 @@ import { AuthService, type Caller } from '../auth/auth.service.js';
 import { internalErrorMessage } from '../clusters/zone-error.js';
 import { identityApiOf, renderQueryError, renderQueryResponse, type QueryApi } from '../identity/identity-protocol.js';
 import { ActionRegistry } from './action-registry.js';
+import { RequestRateLimiter } from './rate-limiter.js';
 import type { Ec2Context } from './ec2-action.decorator.js';
 
 /** One HTTP request as the endpoint sees it (framework-free). */
@@ -61,7 +62,8 @@ function loggableAction(a: string | undefined): string | undefined {
  * The EC2 Query endpoint: body limit, parameter parsing (`readRequestParams`: query string and
  * form body merged, the query string winning; the same reading verifies SigV2 signatures, and a
  * non-form POST body is refused), authentication, edge validation of every parameter
- * (`validateParamMap`: NUL/control characters, lengths), dispatch to the `@Ec2Action` handler,
+ * (`validateParamMap`: NUL/control characters, lengths), the request rate limit per access key,
+ * dispatch to the `@Ec2Action` handler,
  * XML rendering, one JSON log line per request.
  */
 @Injectable()
@@ -72,6 +74,7 @@ export class Ec2EndpointService {
     @Inject(CLOCK) private readonly clock: Clock,
     @Inject(LOGGER) private readonly logger: Logger,
     @Inject(KOALA_CONFIG) private readonly config: KoalaConfig,
+    @Inject(RequestRateLimiter) private readonly limiter: Pick<RequestRateLimiter, 'allow'>,
   ) {}
 
   /**
@@ -108,6 +111,8 @@ export class Ec2EndpointService {
       action = loggableAction(params.raw('Action') || undefined);
       api = identityApiOf(action);
       caller = await this.auth.authenticate({ ...signed, params: extracted }, now);
+      // After authentication: forged requests naming someone's key id cannot drain its bucket.
+      if (!caller.account.isAdmin && !this.limiter.allow(caller.accessKeyId)) throw new Ec2Error('RequestLimitExceeded', 'Request limit exceeded.');
       validateParamMap(extracted.map);
       if (!action) throw Ec2Error.missingParameter('Action');
       const av = readActionAndVersion(params);

@@ -10,6 +10,8 @@ import { MASTER_KEY } from '../auth/master-key.js';
 import { DataSource, In, IsNull, QueryFailedError, type EntityManager } from 'typeorm';
 import { AccountEntity } from '../accounts/account.entity.js';
 import { TaggableResources, entityOwners, type Caller } from '../tags/taggable-resources.js';
+import { QuotaService } from '../quotas/quota.service.js';
+import type { QuotaRequest } from '../quotas/quota-rules.js';
 import { TagsService } from '../tags/tags.service.js';
 import { BLOB_STORE, BlobTooLargeError, type BlobStore } from './blob-store.js';
 import { BlobUrlSigner } from './blob-url-signer.js';
@@ -170,6 +172,8 @@ export class ImagesService implements ImageLaunchPort, OnApplicationBootstrap, O
     @Inject(TaggableResources) registry: TaggableResources,
     @Inject(MASTER_KEY) private readonly masterKey: string,
     @Optional() @Inject(LOGGER) private readonly log?: Logger,
+    // Absent only for the operator's `koala image import` (not subject to quotas).
+    @Optional() @Inject(QuotaService) private readonly quotas?: QuotaService,
   ) {
     for (const prefix of ['emi', 'eki', 'eri']) {
       registry.register({
@@ -243,7 +247,7 @@ export class ImagesService implements ImageLaunchPort, OnApplicationBootstrap, O
       imageLocation: shown,
       fetchLocation: shown === input.imageLocation ? null : encryptSecret(input.imageLocation, this.masterKey),
       createdAt: now,
-    }, input.tagSpecifications);
+    }, input.tagSpecifications, undefined, { kind: 'image', fetch: true });
     this.startFetch(image.id, input.imageLocation, imageType);
     return image;
   }
@@ -262,8 +266,9 @@ export class ImagesService implements ImageLaunchPort, OnApplicationBootstrap, O
     }
   }
 
-  private async insert(caller: Caller, row: Partial<ImageEntity>, specs: readonly TagSpecification[], em?: EntityManager): Promise<ImageEntity> {
+  private async insert(caller: Caller, row: Partial<ImageEntity>, specs: readonly TagSpecification[], em?: EntityManager, quota?: QuotaRequest): Promise<ImageEntity> {
     const work = async (em: EntityManager) => {
+      if (quota) await this.quotas?.enforce(em, caller, quota);
       const repo = em.getRepository(ImageEntity);
       const existing = await repo.findOne({ where: { accountId: row.accountId!, name: row.name!, deregisteredAt: IsNull() } });
       if (existing) throw duplicateName(row.name!, existing.id);

@@ -17,6 +17,7 @@ import type { ImageLaunchPort } from '../images/image-launch.port.js';
 import { ImageLaunchAdapter } from './image-launch.adapter.js';
 import { planBlockDevices, type BlockDeviceMappingInput } from '../volumes/block-device-mapping.js';
 import { BlockDevicesService } from '../volumes/block-devices.service.js';
+import { QuotaService } from '../quotas/quota.service.js';
 import { VolumeEntity } from '../volumes/volume.entity.js';
 import { CLUSTER_GATEWAY, type ClusterGateway } from './cluster-gateway.js';
 import { InstanceEntity, InstanceSecurityGroupEntity, ReservationEntity, type ShutdownBehavior } from './instance.entity.js';
@@ -140,6 +141,7 @@ export class InstancesService {
     @Inject(NetworkService) private readonly network: NetworkService,
     @Inject(NetworkPublisher) private readonly publisher: NetworkPublisher,
     @Inject(TaggableResources) registry: TaggableResources,
+    @Inject(QuotaService) private readonly quotas: QuotaService,
   ) {
     registry.register({
       prefix: 'i',
@@ -260,6 +262,8 @@ export class InstancesService {
     let networks!: Map<string, LaunchNetwork>;
     try {
       await this.ds.transaction(async (em) => {
+        // Under the account's quota lock: as many as the quotas allow, at least MinCount.
+        instances.splice(await this.quotas.admitInstances(em, caller, { min: input.minCount, max: instances.length, instanceType: type.name }));
         await em.getRepository(ReservationEntity).insert({ id: reservationId, accountId: caller.id, requesterId: caller.id, clientToken: input.clientToken ?? null, paramsHash, createdAt: now });
         await em.getRepository(InstanceEntity).insert(instances);
         networks = await this.network.allocateForLaunch(em, zone!, instances.map((i) => ({ id: i.id, accountId: caller.id })), wantsPublicIp, now);

@@ -12,6 +12,7 @@ import {
 } from '@koala/ec2-query';
 import { DataSource, In, Not, QueryFailedError, type EntityManager } from 'typeorm';
 import { TaggableResources, entityOwners, type Caller } from '../tags/taggable-resources.js';
+import { QuotaService } from '../quotas/quota.service.js';
 import { TagsService } from '../tags/tags.service.js';
 import { ruleIdentity, ruleLabel, type RuleInput } from './ip-permissions.js';
 import { SecurityGroupEntity, SecurityGroupRuleEntity } from './security-group.entity.js';
@@ -21,7 +22,6 @@ export const SECURITY_GROUP_RESOURCE_TYPE = 'security-group';
 export const DEFAULT_GROUP_NAME = 'default';
 export const DEFAULT_GROUP_DESCRIPTION = 'default group';
 /** Rules per group and direction (AWS's default quota). */
-export const MAX_RULES_PER_DIRECTION = 60;
 
 /** A group named by id (the admin may name any account's) or by name (the caller's own). */
 export type GroupRef = { id?: string; name?: string };
@@ -110,6 +110,7 @@ export class SecurityGroupsService {
     private readonly tags: TagsService,
     @Inject(SECURITY_GROUP_USAGE) private readonly usage: SecurityGroupUsage,
     registry: TaggableResources,
+    @Inject(QuotaService) private readonly quotas: QuotaService,
     @Optional() @Inject(SECURITY_GROUP_CHANGES) private readonly changes?: SecurityGroupChanges,
   ) {
     registry.register({
@@ -153,6 +154,7 @@ export class SecurityGroupsService {
     await this.ensureDefaultGroup(caller.id, now);
     try {
       return await this.ds.transaction(async (em) => {
+        await this.quotas.enforce(em, caller, { kind: 'security-group' });
         const group = em.getRepository(SecurityGroupEntity).create({
           id: newId('sg'),
           accountId: caller.id,
@@ -230,9 +232,8 @@ export class SecurityGroupsService {
         }
         seen.add(k);
       }
-      if (seen.size > MAX_RULES_PER_DIRECTION) {
-        throw new Ec2Error('RulesPerSecurityGroupLimitExceeded', 'The maximum number of rules per security group has been reached.');
-      }
+      // The group row is locked: concurrent authorizes on it count one after the other.
+      await this.quotas.enforceRules(em, caller, group.accountId, seen.size);
       if (wanted.length) await em.getRepository(SecurityGroupRuleEntity).insert(wanted);
       return { group, rules: wanted };
     });

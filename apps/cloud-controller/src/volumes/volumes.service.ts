@@ -10,6 +10,7 @@ import { DataSource, In, Not, QueryFailedError, type EntityManager, type SelectQ
 import { InstanceEntity } from '../instances/instance.entity.js';
 import { SnapshotsService } from '../snapshots/snapshots.service.js';
 import { TaggableResources, entityOwners, type Caller } from '../tags/taggable-resources.js';
+import { QuotaService } from '../quotas/quota.service.js';
 import { TagsService } from '../tags/tags.service.js';
 import { runAttach, runDetach } from './attach-workflow.js';
 import { CHAP_SECRETS, type ChapSecrets } from './chap-credentials.js';
@@ -135,6 +136,7 @@ export class VolumesService {
     @Inject(TagsService) private readonly tags: TagsService,
     @Inject(SnapshotsService) private readonly snapshots: SnapshotsService,
     @Inject(TaggableResources) registry: TaggableResources,
+    @Inject(QuotaService) private readonly quotas: QuotaService,
   ) {
     registry.register({
       prefix: 'vol',
@@ -204,6 +206,7 @@ export class VolumesService {
     let tags: Tag[] = [];
     try {
       await this.ds.transaction(async (em) => {
+        await this.quotas.enforce(em, caller, { kind: 'volume', count: 1, gib: volume.sizeGiB });
         await em.getRepository(VolumeEntity).insert(volume);
         tags = await this.tags.applyTagSpecifications(caller, VOLUME_RESOURCE_TYPE, volume.id, input.tagSpecifications, em);
       });

@@ -43,3 +43,7 @@ import { ImageFetchLocation1764136000000 } from './1764136000000-ImageFetchLocat
 import { Network1764137000000 } from './1764137000000-Network.js';
 
 (MIGRATIONS as Function[]).push(Network1764137000000);
+// Per-account quota overrides.
+import { AccountQuotas1764138000000 } from './1764138000000-AccountQuotas.js';
+
+(MIGRATIONS as Function[]).push(AccountQuotas1764138000000);
