@@ -13,7 +13,7 @@
  * Real CLC + CC + NC in-process on a private nats-server, the NC on qemu:///system (the real
  * driver, also for the cold 10 GiB download). The images are registered with the admin image
  * import (`image import --name … --public DISK`): 10 MiB of random bytes, and a 10 GiB file
- * made with `truncate` (stored sparse by the CLC; the NC's download writes all of it). The
+ * made with `truncate` holding 10 MiB of random data in 1 MiB extents. The
  * images hold no OS: `running` is libvirt's (QEMU started, SeaBIOS finds nothing to boot).
  * Timing: clock started before RunInstances, stopped at the first DescribeInstances (polled
  * every 100 ms) that says running; each instance is terminated (and waited for) before the next
@@ -22,7 +22,7 @@
 import { jest } from '@jest/globals';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { closeSync, openSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { IMAGE_CACHE } from '../apps/node-controller/src/images/image-cache.js';
 import type { LibvirtImageCache } from '../apps/node-controller/src/images/libvirt-image-cache.js';
@@ -42,8 +42,12 @@ it('RunInstances-to-running from a cached 10 MiB vs 10 GiB image', async () => {
 
     const small = join(work, 'small.img');
     writeFileSync(small, randomBytes(10 * MiB));
+    // 10 GiB apparent, 10 MiB of data in 10 extents of 1 MiB spread over the disk (a mostly empty file system)
     const big = join(work, 'big.img');
     execFileSync('truncate', ['-s', String(10 * GiB), big]);
+    const fd = openSync(big, 'r+');
+    for (let i = 0; i < 10; i++) writeSync(fd, randomBytes(MiB), 0, MiB, i * GiB);
+    closeSync(fd);
 
     const images: { label: string; id: string; importMs: number; coldMs: number; coldDownloadBytes: number; warm: number[] }[] = [];
     for (const [label, file] of [['10 MiB', small], ['10 GiB', big]] as const) {
