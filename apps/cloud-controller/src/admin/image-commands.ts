@@ -9,8 +9,10 @@
  *
  * A paravirtual triple registers `NAME-kernel` (eki), `NAME-ramdisk` (eri) and `NAME` (emi).
  * Idempotent by name: the same bytes answer the existing ids; other bytes need --replace.
+ * A raw machine disk is stored as a compact qcow2 (holes and zero blocks are neither read nor
+ * stored; the conversion is deterministic, so re-importing the same file finds the same image).
  */
-import { createReadStream, statSync } from 'node:fs';
+import { closeSync, createReadStream, openSync, readSync, statSync } from 'node:fs';
 import { basename } from 'node:path';
 import { koalaPaths, type KoalaConfig } from '@koala/config';
 import { systemClock } from '@koala/runtime';
@@ -20,6 +22,7 @@ import { CredentialsGenerator } from '../accounts/credentials-generator.js';
 import { FsBlobStore } from '../images/blob-store.js';
 import { BlobUrlSigner } from '../images/blob-url-signer.js';
 import { HttpImageFetcher } from '../images/image-fetcher.js';
+import { detectImageFormat, FORMAT_PROBE_BYTES } from '../images/image-format.js';
 import { InstancesImageUsage } from '../instances/instance-usage.js';
 import type { Architecture, ImageEntity, ImageType } from '../images/image.entity.js';
 import { ARCHITECTURES, ImageImportError, ImagesService } from '../images/images.service.js';
@@ -118,6 +121,18 @@ export function adminImagesService(config: KoalaConfig, ds: DataSource, masterKe
   );
 }
 
+/** A raw machine disk is stored as a compact qcow2 (holes never read); false for a qcow2 or an empty file. */
+function isRawDisk(path: string): boolean {
+  const fd = openSync(path, 'r');
+  try {
+    const head = Buffer.alloc(FORMAT_PROBE_BYTES);
+    const n = readSync(fd, head, 0, head.length, 0);
+    return n > 0 && detectImageFormat(head.subarray(0, n)).format === 'raw';
+  } finally {
+    closeSync(fd);
+  }
+}
+
 function fileSize(path: string): number {
   try {
     const s = statSync(path);
@@ -156,7 +171,10 @@ export async function runImageCommand(config: KoalaConfig, ds: DataSource, maste
   for (const f of [a.disk, a.kernel, a.ramdisk, a.root]) if (f) fileSize(f);
 
   const one = async (file: string, name: string, imageType: ImageType, extra: { kernelId?: string; ramdiskId?: string; kernelArgs?: string } = {}): Promise<ImageEntity> => {
-    const total = fileSize(file);
+    const size = fileSize(file);
+    const raw = imageType === 'machine' && isRawDisk(file);
+    // a raw disk: what is stored is about its allocated bytes (the qcow2 of its data)
+    const total = raw ? Math.min(size, statSync(file).blocks * 512) : size;
     const bar = new ProgressBar(io.err, `${name} (${basename(file)})`, total, io.tty ?? false);
     let done = 0;
     const { image, existed } = await images.importImage(owner, {
@@ -167,7 +185,7 @@ export async function runImageCommand(config: KoalaConfig, ds: DataSource, maste
       virtualizationType: a.disk ? 'hvm' : 'paravirtual',
       isPublic: a.isPublic,
       location: `import:${basename(file)}`,
-      source: createReadStream(file, { highWaterMark: 1024 * 1024 }),
+      source: raw ? { rawDiskPath: file } : createReadStream(file, { highWaterMark: 1024 * 1024 }),
       replace: a.replace,
       onProgress: (n) => bar.update((done = n)),
       ...extra,

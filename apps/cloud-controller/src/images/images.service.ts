@@ -11,7 +11,7 @@ import { DataSource, In, IsNull, QueryFailedError, type EntityManager } from 'ty
 import { AccountEntity } from '../accounts/account.entity.js';
 import { TaggableResources, entityOwners, type Caller } from '../tags/taggable-resources.js';
 import { TagsService } from '../tags/tags.service.js';
-import { BLOB_STORE, BlobTooLargeError, type BlobStore } from './blob-store.js';
+import { BLOB_STORE, BlobTooLargeError, type BlobStore, type PutResult } from './blob-store.js';
 import { BlobUrlSigner } from './blob-url-signer.js';
 import { displayLocation, FetchError, IMAGE_FETCHER, isFetchableUrl, LOCATION_NOT_FETCHED, type ImageFetcher } from './image-fetcher.js';
 import { detectImageFormat, FORMAT_PROBE_BYTES } from './image-format.js';
@@ -74,8 +74,11 @@ export interface ImportImageInput {
   isPublic: boolean;
   /** Shown as imageLocation (`import:<file name>`). */
   location: string;
-  /** The bytes (always read in full: the digest decides whether the image already exists). */
-  source: Readable | AsyncIterable<Buffer>;
+  /**
+   * The bytes (always read in full: the digest decides whether the image already exists), or a
+   * raw machine disk file, stored as a compact qcow2 (its holes are never read).
+   */
+  source: Readable | AsyncIterable<Buffer> | { rawDiskPath: string };
   replace: boolean;
   onProgress?: (bytes: number) => void;
 }
@@ -553,7 +556,14 @@ export class ImagesService implements ImageLaunchPort, OnApplicationBootstrap, O
     const rootDeviceName = input.rootDeviceName ?? DEFAULT_ROOT_DEVICE_NAME;
     validateRootDeviceName(rootDeviceName);
     if (input.virtualizationType === 'paravirtual' && input.imageType === 'machine' && !input.kernelId) throw new ImageImportError('a paravirtual image needs a kernel');
-    const put = await this.blobs.put(input.source, { maxBytes: this.config.imageMaxBytes, onProgress: input.onProgress });
+    const opts = { maxBytes: this.config.imageMaxBytes, onProgress: input.onProgress };
+    let put: PutResult;
+    if ('rawDiskPath' in input.source) {
+      if (input.imageType !== 'machine') throw new ImageImportError(`${input.location}: only a machine image is converted`);
+      put = await this.blobs.putRawDisk(input.source.rawDiskPath, opts).catch((e: Error) => {
+        throw e.name === 'RawConversionError' ? new ImageImportError(`${input.location}: ${e.message}`) : e;
+      });
+    } else put = await this.blobs.put(input.source, opts);
     const info = detectImageFormat(await this.blobs.head(put.sha256, FORMAT_PROBE_BYTES));
     const refuse = info.unsafe ?? (input.imageType !== 'machine' && info.format !== 'raw' ? `a ${input.imageType} must be a raw file` : undefined);
     if (refuse) {
