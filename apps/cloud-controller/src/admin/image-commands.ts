@@ -150,14 +150,23 @@ export async function runImageCommand(config: KoalaConfig, ds: DataSource, maste
   const images = adminImagesService(config, ds, masterKey);
   if (sub === 'list') {
     const rows = await images.listAll();
+    // size: the disk a guest sees (a qcow2's from its header); stored: the blob's bytes
+    const store = new FsBlobStore(koalaPaths(config.home).imageStore);
+    const virtualSize = async (r: ImageEntity) => {
+      if (r.format !== 'qcow2' || !r.blobSha256) return r.sizeBytes;
+      const head = await store.head(r.blobSha256, FORMAT_PROBE_BYTES).catch(() => undefined);
+      return (head && detectImageFormat(head).virtualSize) ?? r.sizeBytes;
+    };
+    const sizes = await Promise.all(rows.map(virtualSize));
     if (rest.includes('--json')) {
-      io.out(JSON.stringify(rows.map((r) => ({ id: r.id, name: r.name, owner: r.accountId, type: r.imageType, state: r.state, public: r.isPublic, size: r.sizeBytes, format: r.format, sha256: r.blobSha256 }))) + '\n');
+      io.out(JSON.stringify(rows.map((r, i) => ({ id: r.id, name: r.name, owner: r.accountId, type: r.imageType, state: r.state, public: r.isPublic, size: sizes[i], stored: r.sizeBytes, format: r.format, sha256: r.blobSha256 }))) + '\n');
       return 0;
     }
-    const table = [['IMAGE ID', 'NAME', 'OWNER', 'TYPE', 'VIRT', 'STATE', 'PUBLIC', 'FORMAT', 'SIZE']];
-    for (const r of rows) {
-      table.push([r.id, r.name, r.accountId, r.imageType, r.virtualizationType, r.state, r.isPublic ? 'yes' : 'no', r.format ?? '-', r.sizeBytes === null ? '-' : String(r.sizeBytes)]);
-    }
+    const table = [['IMAGE ID', 'NAME', 'OWNER', 'TYPE', 'VIRT', 'STATE', 'PUBLIC', 'FORMAT', 'SIZE', 'STORED']];
+    const n = (v: number | null | undefined) => (v === null || v === undefined ? '-' : String(v));
+    rows.forEach((r, i) => {
+      table.push([r.id, r.name, r.accountId, r.imageType, r.virtualizationType, r.state, r.isPublic ? 'yes' : 'no', r.format ?? '-', n(sizes[i]), n(r.sizeBytes)]);
+    });
     const w = table[0]!.map((_, i) => Math.max(...table.map((r) => r[i]!.length)));
     io.out(table.map((r) => r.map((c, i) => c.padEnd(w[i]!)).join('  ').trimEnd()).join('\n') + '\n');
     return 0;
