@@ -41,6 +41,8 @@ export interface BlobStore {
   pathOf(sha256: string): string;
   /** Size of the blob, or undefined when absent. */
   size(sha256: string): Promise<number | undefined>;
+  /** Bytes the blob occupies on disk (its zero blocks are holes), or undefined when absent. */
+  allocated(sha256: string): Promise<number | undefined>;
   /** The blob's bytes [start, end] (inclusive), whole blob by default. Absent → BlobNotFoundError. */
   open(sha256: string, range?: { start: number; end: number }): Promise<Readable>;
   /** The first `n` bytes (fewer when the blob is shorter). */
@@ -134,6 +136,15 @@ export class FsBlobStore implements BlobStore {
   async size(sha256: string): Promise<number | undefined> {
     try {
       return (await stat(this.pathOf(sha256))).size;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw e;
+    }
+  }
+
+  async allocated(sha256: string): Promise<number | undefined> {
+    try {
+      return (await stat(this.pathOf(sha256))).blocks * 512;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw e;

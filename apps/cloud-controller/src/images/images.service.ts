@@ -304,10 +304,12 @@ export class ImagesService implements ImageLaunchPort, OnApplicationBootstrap, O
         body.destroy();
         throw new BlobTooLargeError(this.config.imageMaxBytes);
       }
-      const put = await this.blobs.put(body, { maxBytes: this.config.imageMaxBytes });
+      const fetched = await this.blobs.put(body, { maxBytes: this.config.imageMaxBytes });
+      const put = imageType === 'machine' ? await this.compactIfSparse(fetched) : fetched;
       const ok = await this.complete(id, put.sha256, put.size, imageType);
-      if (!ok) await this.collectUnreferencedBlobs([put.sha256]);
-      this.log?.info({ imageId: id, sha256: put.sha256, size: put.size }, 'image fetched');
+      const unused = [...(ok ? [] : [put.sha256]), ...(put.sha256 !== fetched.sha256 ? [fetched.sha256] : [])];
+      if (unused.length) await this.collectUnreferencedBlobs(unused);
+      this.log?.info({ imageId: id, sha256: put.sha256, size: put.size, fetchedSize: fetched.size }, 'image fetched');
     } catch (e) {
       if (this.closing) return; // stays pending; resumed at the next start
       const reason = signal.aborted && signal.reason instanceof FetchError ? signal.reason : e;
@@ -318,6 +320,24 @@ export class ImagesService implements ImageLaunchPort, OnApplicationBootstrap, O
         .getRepository(ImageEntity)
         .update({ id, state: 'pending', deregisteredAt: IsNull() }, { state: 'failed', stateReasonCode: code, stateReasonMessage: message, fetchLocation: null })
         .catch(() => undefined);
+    }
+  }
+
+  /**
+   * A fetched raw disk that is at least half zeros (the store keeps zero blocks as holes) is
+   * stored again as a compact qcow2, so NCs download only its data; others are kept as fetched
+   * (a qcow2 of a dense disk saves nothing). Content decides, so the same bytes give the same blob.
+   */
+  private async compactIfSparse(put: PutResult): Promise<PutResult> {
+    if (put.size === 0 || detectImageFormat(await this.blobs.head(put.sha256, FORMAT_PROBE_BYTES)).format !== 'raw') return put;
+    const allocated = await this.blobs.allocated(put.sha256);
+    if (allocated === undefined) throw new FetchError('Server.InternalError', 'the stored image vanished; register it again');
+    if (allocated * 2 > put.size) return put;
+    try {
+      return await this.blobs.putRawDisk(this.blobs.pathOf(put.sha256), { maxBytes: this.config.imageMaxBytes });
+    } catch (e) {
+      await this.collectUnreferencedBlobs([put.sha256]);
+      throw e;
     }
   }
 
