@@ -2,11 +2,12 @@
  * RunInstances-to-`running` from a 10 MiB vs a 10 GiB (sparse) HVM raw image once both are in
  * the NC's image cache: the root disk is a qcow2 overlay on the cached image, so launch time
  * should not depend on the image's size (ratio close to 1). The first launch of each image
- * downloads it into the cache and is printed apart as "cold". Prints medians and the ratio
- * 10 GiB / 10 MiB; asserts nothing about timings.
+ * downloads it into the cache and is printed apart as "cold"; since raw disks are stored as
+ * compact qcow2 (holes neither read at import nor downloaded), it should not depend on the size
+ * either. Prints medians and the ratio 10 GiB / 10 MiB; asserts nothing about timings.
  *
  * Run (as root; PostgreSQL, libvirtd and nats-server installed: `bash deploy/scripts/host-services.sh`;
- * about 25 GiB free under $TMPDIR for the image store, the NC cache and the source file):
+ * a few GiB free under $TMPDIR: the 10 GiB source file is sparse, what is stored holds its data):
  *   NODE_OPTIONS=--experimental-vm-modules npx jest -c bench/instances-jest.config.js bench/instances-image-size.bench.ts
  * Knobs (environment): BENCH_ROUNDS=3
  *
