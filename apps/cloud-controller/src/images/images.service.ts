@@ -13,7 +13,7 @@ import { TaggableResources, entityOwners, type Caller } from '../tags/taggable-r
 import { QuotaService } from '../quotas/quota.service.js';
 import type { QuotaRequest } from '../quotas/quota-rules.js';
 import { TagsService } from '../tags/tags.service.js';
-import { BLOB_STORE, BlobTooLargeError, type BlobStore } from './blob-store.js';
+import { BLOB_STORE, BlobTooLargeError, type BlobStore, type PutResult } from './blob-store.js';
 import { BlobUrlSigner } from './blob-url-signer.js';
 import { displayLocation, FetchError, IMAGE_FETCHER, isFetchableUrl, LOCATION_NOT_FETCHED, type ImageFetcher } from './image-fetcher.js';
 import { detectImageFormat, FORMAT_PROBE_BYTES } from './image-format.js';
@@ -76,8 +76,11 @@ export interface ImportImageInput {
   isPublic: boolean;
   /** Shown as imageLocation (`import:<file name>`). */
   location: string;
-  /** The bytes (always read in full: the digest decides whether the image already exists). */
-  source: Readable | AsyncIterable<Buffer>;
+  /**
+   * The bytes (always read in full: the digest decides whether the image already exists), or a
+   * raw machine disk file, stored as a compact qcow2 (its holes are never read).
+   */
+  source: Readable | AsyncIterable<Buffer> | { rawDiskPath: string };
   replace: boolean;
   onProgress?: (bytes: number) => void;
 }
@@ -306,10 +309,12 @@ export class ImagesService implements ImageLaunchPort, OnApplicationBootstrap, O
         body.destroy();
         throw new BlobTooLargeError(this.config.imageMaxBytes);
       }
-      const put = await this.blobs.put(body, { maxBytes: this.config.imageMaxBytes });
+      const fetched = await this.blobs.put(body, { maxBytes: this.config.imageMaxBytes });
+      const put = imageType === 'machine' ? await this.compactIfSparse(fetched) : fetched;
       const ok = await this.complete(id, put.sha256, put.size, imageType);
-      if (!ok) await this.collectUnreferencedBlobs([put.sha256]);
-      this.log?.info({ imageId: id, sha256: put.sha256, size: put.size }, 'image fetched');
+      const unused = [...(ok ? [] : [put.sha256]), ...(put.sha256 !== fetched.sha256 ? [fetched.sha256] : [])];
+      if (unused.length) await this.collectUnreferencedBlobs(unused);
+      this.log?.info({ imageId: id, sha256: put.sha256, size: put.size, fetchedSize: fetched.size }, 'image fetched');
     } catch (e) {
       if (this.closing) return; // stays pending; resumed at the next start
       const reason = signal.aborted && signal.reason instanceof FetchError ? signal.reason : e;
@@ -320,6 +325,24 @@ export class ImagesService implements ImageLaunchPort, OnApplicationBootstrap, O
         .getRepository(ImageEntity)
         .update({ id, state: 'pending', deregisteredAt: IsNull() }, { state: 'failed', stateReasonCode: code, stateReasonMessage: message, fetchLocation: null })
         .catch(() => undefined);
+    }
+  }
+
+  /**
+   * A fetched raw disk that is at least half zeros (the store keeps zero blocks as holes) is
+   * stored again as a compact qcow2, so NCs download only its data; others are kept as fetched
+   * (a qcow2 of a dense disk saves nothing). Content decides, so the same bytes give the same blob.
+   */
+  private async compactIfSparse(put: PutResult): Promise<PutResult> {
+    if (put.size === 0 || detectImageFormat(await this.blobs.head(put.sha256, FORMAT_PROBE_BYTES)).format !== 'raw') return put;
+    const allocated = await this.blobs.allocated(put.sha256);
+    if (allocated === undefined) throw new FetchError('Server.InternalError', 'the stored image vanished; register it again');
+    if (allocated * 2 > put.size) return put;
+    try {
+      return await this.blobs.putRawDisk(this.blobs.pathOf(put.sha256), { maxBytes: this.config.imageMaxBytes });
+    } catch (e) {
+      await this.collectUnreferencedBlobs([put.sha256]);
+      throw e;
     }
   }
 
@@ -558,7 +581,14 @@ export class ImagesService implements ImageLaunchPort, OnApplicationBootstrap, O
     const rootDeviceName = input.rootDeviceName ?? DEFAULT_ROOT_DEVICE_NAME;
     validateRootDeviceName(rootDeviceName);
     if (input.virtualizationType === 'paravirtual' && input.imageType === 'machine' && !input.kernelId) throw new ImageImportError('a paravirtual image needs a kernel');
-    const put = await this.blobs.put(input.source, { maxBytes: this.config.imageMaxBytes, onProgress: input.onProgress });
+    const opts = { maxBytes: this.config.imageMaxBytes, onProgress: input.onProgress };
+    let put: PutResult;
+    if ('rawDiskPath' in input.source) {
+      if (input.imageType !== 'machine') throw new ImageImportError(`${input.location}: only a machine image is converted`);
+      put = await this.blobs.putRawDisk(input.source.rawDiskPath, opts).catch((e: Error) => {
+        throw e.name === 'RawConversionError' ? new ImageImportError(`${input.location}: ${e.message}`) : e;
+      });
+    } else put = await this.blobs.put(input.source, opts);
     const info = detectImageFormat(await this.blobs.head(put.sha256, FORMAT_PROBE_BYTES));
     const refuse = info.unsafe ?? (input.imageType !== 'machine' && info.format !== 'raw' ? `a ${input.imageType} must be a raw file` : undefined);
     if (refuse) {

@@ -19,8 +19,8 @@ describe('inspectImageHeader', () => {
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it('accepts plain raw and qcow2 (v2 and v3) images for what they are', () => {
-    expect(inspectImageHeader(image('a.qcow2', '-f', 'qcow2', '-o', 'compat=1.1'))).toEqual({ format: 'qcow2' });
-    expect(inspectImageHeader(image('b.qcow2', '-f', 'qcow2', '-o', 'compat=0.10'))).toEqual({ format: 'qcow2' });
+    expect(inspectImageHeader(image('a.qcow2', '-f', 'qcow2', '-o', 'compat=1.1'))).toEqual({ format: 'qcow2', virtualSize: 1024 ** 2 });
+    expect(inspectImageHeader(image('b.qcow2', '-f', 'qcow2', '-o', 'compat=0.10', '3G'))).toEqual({ format: 'qcow2', virtualSize: 3 * 1024 ** 3 });
     expect(inspectImageHeader(Buffer.from('\x7fELF...kernel'))).toEqual({ format: 'raw' });
     expect(inspectImageHeader(new Uint8Array(0))).toEqual({ format: 'raw' });
   });

@@ -10,6 +10,8 @@ const INCOMPAT_EXTERNAL_DATA_FILE = 1n << 2n;
 
 export interface ImageHeaderCheck {
   format: 'raw' | 'qcow2';
+  /** qcow2: the guest-visible disk size from the header (a raw image's is its length). */
+  virtualSize?: number;
   /** Why the image must not be used, or undefined when it is acceptable. */
   problem?: string;
 }
@@ -26,7 +28,7 @@ export function inspectImageHeader(head: Uint8Array): ImageHeaderCheck {
     if (head.length < IMAGE_HEADER_BYTES) return { format: 'qcow2', problem: 'truncated qcow2 header' };
     if (v.getBigUint64(72) & INCOMPAT_EXTERNAL_DATA_FILE) return { format: 'qcow2', problem: 'qcow2 image with an external data file' };
   }
-  return { format: 'qcow2' };
+  return { format: 'qcow2', virtualSize: Number(v.getBigUint64(24)) };
 }
 
 /** The problem with using an image whose header is `head` as `claimed`, or undefined. */

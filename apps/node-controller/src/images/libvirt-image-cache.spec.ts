@@ -110,7 +110,7 @@ describe('LibvirtImageCache', () => {
     const got = await all;
     expect(fetcher.opens).toBe(1);
     expect(new Set(got.map((g) => g.path)).size).toBe(1);
-    expect(got[0]).toEqual({ sha256: b.sha256, pool: 'fake-images', volume: b.sha256, path: `/pool/${b.sha256}`, format: 'raw', sizeBytes: 1000 });
+    expect(got[0]).toEqual({ sha256: b.sha256, pool: 'fake-images', volume: b.sha256, path: `/pool/${b.sha256}`, format: 'raw', sizeBytes: 1000, virtualSizeBytes: 1000 });
     expect(pool.volumes.get(b.sha256)).toEqual(data);
     expect(pool.images()).toEqual([b.sha256]);
     await cache.acquire(b, 'i-late');
@@ -282,10 +282,11 @@ describe('cache pool naming', () => {
     const clean = Buffer.from(evil);
     clean.writeBigUInt64BE(0n, 8);
     clean.writeUInt32BE(0, 16);
+    clean.writeBigUInt64BE(10n * 1024n ** 3n, 24); // a 10 GiB disk in a 1 KiB file
     const asRaw = blob(fetcher, clean); // claims raw
     await expect(cache.acquire(asRaw, 'i-2')).rejects.toThrow(/the image is qcow2, not raw as the launch says/);
     const ok = await cache.acquire({ ...asRaw, format: 'qcow2' }, 'i-3');
-    expect(ok.format).toBe('qcow2');
+    expect(ok).toMatchObject({ format: 'qcow2', sizeBytes: 1024, virtualSizeBytes: 10 * 1024 ** 3 });
     // Cached now: the same digest under another claim is still refused.
     await expect(cache.acquire(asRaw, 'i-4')).rejects.toThrow(ImageFormatError);
     expect(cache.holdersOf(asRaw.sha256)).toEqual(['i-3']);

@@ -96,6 +96,8 @@ interface Entry {
   simulated: boolean;
   /** What the bytes are (read from the header; unknown for images found at start until read). */
   format?: 'raw' | 'qcow2';
+  /** From the header with `format` (a qcow2's disk size); sizeBytes when unknown or raw. */
+  virtualSize?: number;
 }
 
 /**
@@ -190,7 +192,7 @@ export class LibvirtImageCache implements ImageCache {
           if (format && format !== blob.format) throw new ImageFormatError(blob.imageId, `the image is ${format}, not ${blob.format} as the launch says`);
           if (!waited) this.counters.hits++;
           this.touch(blob.sha256);
-          return { sha256: e.sha256, pool: this.opts.pool.name, volume: e.volume, path: e.path, format: blob.format, sizeBytes: e.sizeBytes };
+          return { sha256: e.sha256, pool: this.opts.pool.name, volume: e.volume, path: e.path, format: blob.format, sizeBytes: e.sizeBytes, virtualSizeBytes: e.virtualSize ?? e.sizeBytes };
         }
         waited = true;
         const evicting = this.evicting.get(blob.sha256);
@@ -299,7 +301,8 @@ export class LibvirtImageCache implements ImageCache {
       }
       if (!complete) throw new Error(`image ${blob.imageId}: download ended before verification`);
       await pool.markVerified(name);
-      const entry: Entry = { sha256: name, volume: name, path, sizeBytes: blob.sizeBytes, simulated: outcome === 'unsupported', format: inspectImageHeader(head).format };
+      const found = inspectImageHeader(head);
+      const entry: Entry = { sha256: name, volume: name, path, sizeBytes: blob.sizeBytes, simulated: outcome === 'unsupported', format: found.format, virtualSize: found.virtualSize };
       this.entries.set(name, entry);
       this.counters.verified++;
       this.opts.logger?.info(
@@ -374,6 +377,7 @@ export class LibvirtImageCache implements ImageCache {
       const { bytesRead } = await fh.read(head, 0, head.length, 0);
       const found = inspectImageHeader(head.subarray(0, bytesRead));
       if (found.problem) throw new ImageFormatError(e.sha256, found.problem);
+      e.virtualSize = found.virtualSize;
       return found.format;
     } finally {
       await fh.close();

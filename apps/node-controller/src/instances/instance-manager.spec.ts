@@ -109,7 +109,7 @@ class FakeImages implements ImageCache {
   async acquire(b: ImageBlob, holder: string): Promise<CachedImage> {
     if (this.refuse) throw this.refuse;
     (this.held.get(b.sha256) ?? this.held.set(b.sha256, new Set()).get(b.sha256)!).add(holder);
-    return { sha256: b.sha256, pool: 'cache', volume: b.sha256, path: `/cache/${b.sha256.slice(0, 4)}`, format: b.format, sizeBytes: b.sizeBytes };
+    return { sha256: b.sha256, pool: 'cache', volume: b.sha256, path: `/cache/${b.sha256.slice(0, 4)}`, format: b.format, sizeBytes: b.sizeBytes, virtualSizeBytes: b.sizeBytes };
   }
   release(s: string, holder: string) {
     this.held.get(s)?.delete(holder);
