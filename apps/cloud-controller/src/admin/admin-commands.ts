@@ -14,7 +14,7 @@ import { IMAGE_USAGE_TEXT, ImageUsageError, runImageCommand } from './image-comm
 import { ImageImportError } from '../images/images.service.js';
 import { isEc2Error } from '@koala/ec2-query';
 
-export const ADMIN_COMMANDS = ['bootstrap', 'account', 'credentials', 'access-key', 'image'] as const;
+export const ADMIN_COMMANDS = ['bootstrap', 'account', 'credentials', 'access-key', 'image', 'instance-address'] as const;
 
 export interface AdminIo {
   out: (s: string) => void;
@@ -73,6 +73,7 @@ const USAGE = `usage:
   credentials NAME
   access-key create|list ACCOUNT
   access-key deactivate|activate|delete ACCOUNT KEYID
+  instance-address INSTANCE-ID
 ${IMAGE_USAGE_TEXT.replace(/^usage:\n/, '')}`;
 
 class UsageError extends Error {}
@@ -157,6 +158,22 @@ export async function runAdminCommand(config: KoalaConfig, argv: string[], io: A
       }
       case 'image':
         return await runImageCommand(config, ds, masterKey, args, io);
+      case 'instance-address': {
+        // `koala ssh`: where an instance is, as one tab-separated line (id state zone node private-ip).
+        const id = args[0] ?? '';
+        if (args.length !== 1 || !/^i-[0-9a-f]{8,17}$/.test(id)) throw new UsageError();
+        const rows: Array<{ state: string; zone: string; node: string | null; ip: string | null }> = await ds.query(
+          'SELECT i.state, i.zone, i.node, n.private_ip AS ip FROM instances i LEFT JOIN network_interfaces n ON n.instance_id = i.id WHERE i.id = $1',
+          [id],
+        );
+        const r = rows[0];
+        if (!r) {
+          io.err(`instance ${id} does not exist\n`);
+          return 1;
+        }
+        io.out(`${id}\t${r.state}\t${r.zone}\t${r.node ?? '-'}\t${r.ip ?? '-'}\n`);
+        return 0;
+      }
       default:
         throw new UsageError();
     }
