@@ -10,6 +10,7 @@ import { down } from './commands/down.js';
 import { migrate } from './commands/migrate.js';
 import { health, status } from './commands/status.js';
 import { image } from './commands/images.js';
+import { ssh } from './commands/ssh.js';
 import { up } from './commands/up.js';
 
 type Command = { run: (config: KoalaConfig, args: string[]) => number | Promise<number>; help: string };
@@ -24,6 +25,7 @@ export const COMMANDS: Record<string, Command> = {
   account: { run: account, help: 'create NAME | list' },
   credentials: { run: credentials, help: 'NAME: print export lines for an account (creates a key if none)' },
   'access-key': { run: accessKey, help: 'create|list ACCOUNT | deactivate|activate|delete ACCOUNT KEYID' },
+  ssh: { run: ssh, help: 'INSTANCE-ID [-i KEYFILE] [-l USER] [-- CMD...]: ssh to an instance from its node\'s network namespace' },
   image: { run: image, help: 'import --name NAME [--public] DISK | import --name NAME --kernel F --ramdisk F --root F | list' },
 };
 
