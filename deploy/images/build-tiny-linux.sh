@@ -110,12 +110,13 @@ fi
 KVER=$(candidate "$KPKG"); BBVER=$(candidate busybox-static)
 { [ -n "$KVER" ] && [ "$KVER" != "(none)" ] && [ -n "$BBVER" ] && [ "$BBVER" != "(none)" ]; } \
   || die "no candidate version for $KPKG or busybox-static"
-SSH_PINS=()
-for p in "${SSH_PACKAGES[@]}"; do
-  v=$(candidate "$p"); { [ -n "$v" ] && [ "$v" != "(none)" ]; } || { apt_update_once; v=$(candidate "$p"); }
-  { [ -n "$v" ] && [ "$v" != "(none)" ]; } || die "no candidate version for $p"
-  SSH_PINS+=("$p=$v")
-done
+# PACKAGE=VERSION of each package, from one apt-cache call (each call takes seconds on a busy host).
+candidates() {
+  apt-cache policy "$@" 2>/dev/null | awk '/^[^ ].*:$/ { p = substr($0, 1, length($0) - 1) } /Candidate:/ && p != "" { if ($2 != "(none)") print p "=" $2; p = "" }'
+}
+mapfile -t SSH_PINS < <(candidates "${SSH_PACKAGES[@]}")
+if [ "${#SSH_PINS[@]}" != "${#SSH_PACKAGES[@]}" ]; then apt_update_once; mapfile -t SSH_PINS < <(candidates "${SSH_PACKAGES[@]}"); fi
+[ "${#SSH_PINS[@]}" = "${#SSH_PACKAGES[@]}" ] || die "no candidate version for some of ${SSH_PACKAGES[*]} (got ${SSH_PINS[*]})"
 SCRIPT_SHA=$(sha256sum "${BASH_SOURCE[0]}" | cut -d' ' -f1)
 INPUTS=$(printf 'v%s script=%s kernel=%s=%s busybox-static=%s modules=%s size=%s ssh=%s' \
   "$SCRIPT_VERSION" "$SCRIPT_SHA" "$KPKG" "$KVER" "$BBVER" "${WANT_MODULES[*]}" "$ROOTFS_SIZE" "${SSH_PINS[*]}" \
@@ -292,8 +293,10 @@ cp -L "$LOADER" "$RF/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"
 ln -s /lib/x86_64-linux-gnu/ld-linux-x86-64.so.2 "$RF/lib64/ld-linux-x86-64.so.2"
 printf 'passwd: files\ngroup: files\nshadow: files\n' >"$RF/etc/nsswitch.conf"
 printf '/bin/sh\n' >"$RF/etc/shells"
-# Fails the build when a library is missing (runs the binary in the new root, on this kernel).
-chroot "$RF" /usr/bin/dropbearkey -h 2>&1 | grep -q 'Usage' || die "dropbearkey does not run in the root fs"
+# Fails the build when the new root's loader cannot resolve a library (loads only, runs nothing, writes nothing).
+for b in /usr/sbin/dropbear /usr/bin/dropbearkey; do
+  out=$(chroot "$RF" /lib64/ld-linux-x86-64.so.2 --list "$b" 2>&1) && ! grep -q 'not found' <<<"$out" || die "$b does not load in the root fs: $out"
+done
 log "dropbear: $(cd "$RF" && du -sh --apparent-size usr/sbin/dropbear usr/bin/dropbearkey lib/x86_64-linux-gnu | awk '{ print $2 " " $1 }' | tr '\n' ' ')"
 stage_modules "$RF/lib/modules/$KREL"
 echo "$KREL" >"$RF/etc/tiny-linux-kernel"
