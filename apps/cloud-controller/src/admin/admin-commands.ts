@@ -15,7 +15,7 @@ import { ImageImportError } from '../images/images.service.js';
 import { isEc2Error } from '@koala/ec2-query';
 import { createQuotaService, QuotaUsageError } from '../quotas/quota.service.js';
 
-export const ADMIN_COMMANDS = ['bootstrap', 'account', 'credentials', 'access-key', 'image', 'quota'] as const;
+export const ADMIN_COMMANDS = ['bootstrap', 'account', 'credentials', 'access-key', 'image', 'quota', 'instance-address'] as const;
 
 export interface AdminIo {
   out: (s: string) => void;
@@ -75,6 +75,7 @@ const USAGE = `usage:
   access-key create|list ACCOUNT
   access-key deactivate|activate|delete ACCOUNT KEYID
   quota list ACCOUNT | quota set ACCOUNT NAME VALUE|default
+  instance-address INSTANCE-ID
 ${IMAGE_USAGE_TEXT.replace(/^usage:\n/, '')}`;
 
 class UsageError extends Error {}
@@ -173,6 +174,22 @@ export async function runAdminCommand(config: KoalaConfig, argv: string[], io: A
         for (const q of await quotas.list(account.id)) rows.push([q.name, String(q.value), q.source]);
         io.out(pad(rows));
         if (account.isAdmin) io.out('(the admin account is not subject to quotas)\n');
+        return 0;
+      }
+      case 'instance-address': {
+        // `koala ssh`: where an instance is, as one tab-separated line (id state zone node private-ip).
+        const id = args[0] ?? '';
+        if (args.length !== 1 || !/^i-[0-9a-f]{8,17}$/.test(id)) throw new UsageError();
+        const rows: Array<{ state: string; zone: string; node: string | null; ip: string | null }> = await ds.query(
+          'SELECT i.state, i.zone, i.node, n.private_ip AS ip FROM instances i LEFT JOIN network_interfaces n ON n.instance_id = i.id WHERE i.id = $1',
+          [id],
+        );
+        const r = rows[0];
+        if (!r) {
+          io.err(`instance ${id} does not exist\n`);
+          return 1;
+        }
+        io.out(`${id}\t${r.state}\t${r.zone}\t${r.node ?? '-'}\t${r.ip ?? '-'}\n`);
         return 0;
       }
       default:

@@ -4,6 +4,7 @@ import { redactNatsUrl } from '@koala/messaging';
 import { COMPONENTS } from '../supervisor/components.js';
 import { ProcessSupervisor } from '../supervisor/process-supervisor.js';
 import { natsUrlFor } from '../supervisor/cloud-bus.js';
+import { allInOneNet, nodeHostExists } from '../supervisor/node-host.js';
 import { probeCloud, type CloudProbe } from '../supervisor/probe.js';
 import { table } from '../ui.js';
 
@@ -39,6 +40,8 @@ function render(config: KoalaConfig, s: Awaited<ReturnType<typeof gatherStatus>>
       nrows.push([n.node, n.state, `${n.hypervisorUri}${n.hypervisor ? ` (${n.hypervisor})` : ''}`, `${n.free.cores}/${n.total.cores}`, `${n.free.memoryMiB}/${n.total.memoryMiB}`, `${n.free.diskGiB}/${n.total.diskGiB}`, String(n.domainCount), n.lastSeen]);
     lines.push(table(nrows));
   }
+  const net = allInOneNet(config);
+  if (net) lines.push('', `Node host: network namespace ${net.netns} ${nodeHostExists(net) ? 'present' : 'absent'} (segment ${net.segment}, public side ${net.pub})`);
   lines.push('', s.healthy ? 'Koala is up.' : 'Koala is NOT fully up.');
   return lines.join('\n') + '\n';
 }
