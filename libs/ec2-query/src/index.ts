@@ -28,7 +28,6 @@ export {
 export {
   parseQueryParams,
   Params,
-  readFilters,
   readTags,
   readTagSpecifications,
   readPermissionChange,
@@ -60,6 +59,7 @@ export {
   validateFilters,
   compileFilterPattern,
   checkFilterValue,
+  readFilters,
   filterPatternToSql,
   type FilterSpec,
   type FilterScalar,
