@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { applyFilters, checkDryRun, Ec2Error, paginate, readFilters, type FilterSpec, type XmlValue } from '@koala/ec2-query';
+import { applyFilters, checkDryRun, Ec2Error, FILTER_SHAPES, type FilterSpec, PAGE_SHAPES, paginate, readFilters, type XmlValue } from '@koala/ec2-query';
 import { describeInstanceTypesXml } from './instance-type-view.js';
 import { InstanceTypeAvailabilityService } from './instance-type-availability.service.js';
 import { Ec2Action, type Ec2Context } from '../ec2/ec2-action.decorator.js';
@@ -28,7 +28,7 @@ export class InstanceTypesHandlers {
     @Inject(InstanceTypeAvailabilityService) private readonly availability: InstanceTypeAvailabilityService,
   ) {}
 
-  @Ec2Action('DescribeInstanceTypes')
+  @Ec2Action('DescribeInstanceTypes', { params: ['InstanceType.N', ...FILTER_SHAPES, ...PAGE_SHAPES, 'Availability', 'DryRun'] })
   async describeInstanceTypes(ctx: Ec2Context): Promise<Record<string, XmlValue>> {
     const p = ctx.params;
     const names = p.list('InstanceType');

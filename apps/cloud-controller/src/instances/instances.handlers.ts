@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { Ec2Error, readFilters, readTagSpecifications, type Params, type XmlValue } from '@koala/ec2-query';
+import { Ec2Error, FILTER_SHAPES, PAGE_SHAPES, type Params, readFilters, readTagSpecifications, TAG_SPECIFICATION_SHAPES, type XmlValue } from '@koala/ec2-query';
 import { Ec2Action, type Ec2Context } from '../ec2/ec2-action.decorator.js';
 import { reachability, InstancesService, INSTANCE_ATTRIBUTES, type AttributeChange, type InstanceAttributeName, type StateChange, type StatusView } from './instances.service.js';
 import type { BlockDeviceMappingInput } from '../volumes/block-device-mapping.js';
@@ -112,7 +112,7 @@ function readChange(p: Params): AttributeChange {
 export class InstancesHandlers {
   constructor(@Inject(InstancesService) private readonly instances: InstancesService) {}
 
-  @Ec2Action('RunInstances')
+  @Ec2Action('RunInstances', { params: ['ImageId', 'InstanceType', 'MinCount', 'MaxCount', 'KeyName', 'UserData', 'SecurityGroup.N', 'SecurityGroupId.N', 'Placement.AvailabilityZone', ...TAG_SPECIFICATION_SHAPES, 'ClientToken', 'DisableApiTermination', 'InstanceInitiatedShutdownBehavior', 'BlockDeviceMapping.N.DeviceName', 'BlockDeviceMapping.N.VirtualName', 'BlockDeviceMapping.N.NoDevice', 'BlockDeviceMapping.N.Ebs.VolumeSize', 'BlockDeviceMapping.N.Ebs.SnapshotId', 'BlockDeviceMapping.N.Ebs.DeleteOnTermination', 'BlockDeviceMapping.N.Ebs.VolumeType', 'BlockDeviceMapping.N.Ebs.Iops', 'BlockDeviceMapping.N.Ebs.Encrypted', 'AssociatePublicIpAddress', 'SubnetId', 'NetworkInterface.N.AssociatePublicIpAddress', 'NetworkInterface.N.SubnetId', 'MetadataOptions.HttpTokens', 'MetadataOptions.HttpPutResponseHopLimit', 'MetadataOptions.HttpEndpoint', 'DryRun'] })
   async run(ctx: Ec2Context) {
     const p = ctx.params;
     const r = await this.instances.run(ctx.account, ctx.now, {
@@ -138,7 +138,7 @@ export class InstancesHandlers {
     return reservationItem(r.reservation, r.instances);
   }
 
-  @Ec2Action('DescribeInstances')
+  @Ec2Action('DescribeInstances', { params: ['InstanceId.N', ...FILTER_SHAPES, ...PAGE_SHAPES, 'DryRun'] })
   async describe(ctx: Ec2Context) {
     const p = ctx.params;
     const q = { ids: ids(p), filters: readFilters(p), maxResults: p.int('MaxResults'), nextToken: p.str('NextToken') || undefined };
@@ -147,7 +147,7 @@ export class InstancesHandlers {
     return { reservationSet: reservations.map((r) => reservationItem(r.reservation, r.instances)), nextToken };
   }
 
-  @Ec2Action('DescribeInstanceStatus')
+  @Ec2Action('DescribeInstanceStatus', { params: ['InstanceId.N', ...FILTER_SHAPES, ...PAGE_SHAPES, 'IncludeAllInstances', 'DryRun'] })
   async describeStatus(ctx: Ec2Context) {
     const p = ctx.params;
     const q = { ids: ids(p), filters: readFilters(p), includeAll: p.bool('IncludeAllInstances') ?? false, maxResults: p.int('MaxResults'), nextToken: p.str('NextToken') || undefined };
@@ -156,36 +156,36 @@ export class InstancesHandlers {
     return { instanceStatusSet: statuses.map(statusItem), nextToken };
   }
 
-  @Ec2Action('TerminateInstances')
+  @Ec2Action('TerminateInstances', { params: ['InstanceId.N', 'DryRun'] })
   async terminate(ctx: Ec2Context) {
     return changesXml(await this.instances.terminate(ctx.account, ctx.now, ids(ctx.params), dryRun(ctx.params)));
   }
 
-  @Ec2Action('StopInstances')
+  @Ec2Action('StopInstances', { params: ['InstanceId.N', 'Force', 'DryRun'] })
   async stop(ctx: Ec2Context) {
     const p = ctx.params;
     return changesXml(await this.instances.stop(ctx.account, ctx.now, ids(p), p.bool('Force') ?? false, dryRun(p)));
   }
 
-  @Ec2Action('StartInstances')
+  @Ec2Action('StartInstances', { params: ['InstanceId.N', 'DryRun'] })
   async start(ctx: Ec2Context) {
     return changesXml(await this.instances.start(ctx.account, ctx.now, ids(ctx.params), dryRun(ctx.params)));
   }
 
-  @Ec2Action('RebootInstances')
+  @Ec2Action('RebootInstances', { params: ['InstanceId.N', 'DryRun'] })
   async reboot(ctx: Ec2Context) {
     await this.instances.reboot(ctx.account, ctx.now, ids(ctx.params), dryRun(ctx.params));
     return { return: true };
   }
 
-  @Ec2Action('GetConsoleOutput')
+  @Ec2Action('GetConsoleOutput', { params: ['InstanceId', 'InstanceId.N', 'Latest', 'DryRun'] })
   async consoleOutput(ctx: Ec2Context) {
     const p = ctx.params;
     const r = await this.instances.consoleOutput(ctx.account, ctx.now, readSingleInstanceId(p), p.bool('Latest') ?? false, dryRun(p));
     return { instanceId: r.instance.id, timestamp: r.timestamp, output: r.output };
   }
 
-  @Ec2Action('DescribeInstanceAttribute')
+  @Ec2Action('DescribeInstanceAttribute', { params: ['InstanceId', 'Attribute', 'DryRun'] })
   async describeAttribute(ctx: Ec2Context) {
     const p = ctx.params;
     const id = p.str('InstanceId', { required: true });
@@ -213,7 +213,7 @@ export class InstancesHandlers {
     return out;
   }
 
-  @Ec2Action('ModifyInstanceAttribute')
+  @Ec2Action('ModifyInstanceAttribute', { params: ['InstanceId', 'Attribute', 'Value', 'InstanceType.Value', 'UserData.Value', 'DisableApiTermination.Value', 'InstanceInitiatedShutdownBehavior.Value', 'BlockDeviceMapping.N.DeviceName', 'BlockDeviceMapping.N.Ebs.DeleteOnTermination', 'GroupId.N', 'Kernel.Value', 'Ramdisk.Value', 'SourceDestCheck.Value', 'EbsOptimized.Value', 'DryRun'] })
   async modifyAttribute(ctx: Ec2Context) {
     const p = ctx.params;
     const id = p.str('InstanceId', { required: true });

@@ -1,10 +1,13 @@
 import { Injectable } from '@nestjs/common';
-import { checkDryRun, readFilters, readTagSpecifications, type Params } from '@koala/ec2-query';
+import { checkDryRun, FILTER_SHAPES, PAGE_SHAPES, type Params, readFilters, readTagSpecifications, TAG_SPECIFICATION_SHAPES } from '@koala/ec2-query';
 import { Ec2Action, type Ec2Context } from '../ec2/ec2-action.decorator.js';
 import { tagSet } from '../tags/tags.service.js';
 import { readRuleInputs, toIpPermissions } from './ip-permissions.js';
 import type { SecurityGroupEntity, SecurityGroupRuleEntity } from './security-group.entity.js';
 import { SecurityGroupsService, type GroupRef, type GroupView } from './security-groups.service.js';
+
+/** The rules of Authorize/Revoke, new form (`IpPermissions.N.*`) and old form (see `readRuleInputs`). */
+const RULE_SHAPES = ['IpPermissions.N.IpProtocol', 'IpPermissions.N.FromPort', 'IpPermissions.N.ToPort', 'IpPermissions.N.IpRanges.N.CidrIp', 'IpPermissions.N.IpRanges.N.Description', 'IpPermissions.N.Ipv6Ranges.N.CidrIpv6', 'IpPermissions.N.Ipv6Ranges.N.Description', 'IpPermissions.N.Groups.N.GroupId', 'IpPermissions.N.Groups.N.GroupName', 'IpPermissions.N.Groups.N.UserId', 'IpPermissions.N.Groups.N.Description', 'IpPermissions.N.PrefixListIds.N.PrefixListId', 'IpProtocol', 'FromPort', 'ToPort', 'CidrIp', 'SourceSecurityGroupName', 'SourceSecurityGroupOwnerId'];
 
 function groupRef(p: Params): GroupRef {
   return { id: p.str('GroupId') || undefined, name: p.str('GroupName') || undefined };
@@ -58,7 +61,7 @@ function revokedItem(group: SecurityGroupEntity, r: SecurityGroupRuleEntity) {
 export class SecurityGroupsHandlers {
   constructor(private readonly groups: SecurityGroupsService) {}
 
-  @Ec2Action('CreateSecurityGroup')
+  @Ec2Action('CreateSecurityGroup', { params: ['GroupName', 'GroupDescription', 'VpcId', ...TAG_SPECIFICATION_SHAPES, 'DryRun'] })
   async create(ctx: Ec2Context) {
     const p = ctx.params;
     const name = p.str('GroupName', { required: true });
@@ -70,7 +73,7 @@ export class SecurityGroupsHandlers {
     return { return: true, groupId: v.group.id, tagSet: v.tags.length ? tagSet(v.tags) : undefined };
   }
 
-  @Ec2Action('DescribeSecurityGroups')
+  @Ec2Action('DescribeSecurityGroups', { params: ['GroupName.N', 'GroupId.N', ...FILTER_SHAPES, ...PAGE_SHAPES, 'DryRun'] })
   async describe(ctx: Ec2Context) {
     const p = ctx.params;
     const { groups, nextToken, groupNames } = await this.groups.describe(ctx.account, ctx.now, {
@@ -83,7 +86,7 @@ export class SecurityGroupsHandlers {
     return { securityGroupInfo: groups.map((g) => groupItem(g, groupNames)), nextToken };
   }
 
-  @Ec2Action('DeleteSecurityGroup')
+  @Ec2Action('DeleteSecurityGroup', { params: ['GroupId', 'GroupName', 'DryRun'] })
   async delete(ctx: Ec2Context) {
     const ref = groupRef(ctx.params);
     checkDryRun(ctx.params);
@@ -91,22 +94,22 @@ export class SecurityGroupsHandlers {
     return { return: true, groupId };
   }
 
-  @Ec2Action('AuthorizeSecurityGroupIngress')
+  @Ec2Action('AuthorizeSecurityGroupIngress', { params: ['GroupId', 'GroupName', ...RULE_SHAPES, ...TAG_SPECIFICATION_SHAPES, 'DryRun'] })
   authorizeIngress(ctx: Ec2Context) {
     return this.authorize(ctx, false);
   }
 
-  @Ec2Action('AuthorizeSecurityGroupEgress')
+  @Ec2Action('AuthorizeSecurityGroupEgress', { params: ['GroupId', 'GroupName', ...RULE_SHAPES, ...TAG_SPECIFICATION_SHAPES, 'DryRun'] })
   authorizeEgress(ctx: Ec2Context) {
     return this.authorize(ctx, true);
   }
 
-  @Ec2Action('RevokeSecurityGroupIngress')
+  @Ec2Action('RevokeSecurityGroupIngress', { params: ['GroupId', 'GroupName', ...RULE_SHAPES, 'SecurityGroupRuleId.N', 'DryRun'] })
   revokeIngress(ctx: Ec2Context) {
     return this.revoke(ctx, false);
   }
 
-  @Ec2Action('RevokeSecurityGroupEgress')
+  @Ec2Action('RevokeSecurityGroupEgress', { params: ['GroupId', 'GroupName', ...RULE_SHAPES, 'SecurityGroupRuleId.N', 'DryRun'] })
   revokeEgress(ctx: Ec2Context) {
     return this.revoke(ctx, true);
   }
