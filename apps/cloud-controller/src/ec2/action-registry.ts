@@ -8,7 +8,10 @@ export type Ec2Handler = (ctx: Ec2Context) => Promise<Record<string, XmlValue>>;
 /** One registered action: its handler and its declared parameter shapes, compiled. */
 export interface RegisteredAction {
   handler: Ec2Handler;
+  /** Declared `params` and `ignored` together: the names a request may carry. */
   shapes: CompiledShapes;
+  /** The `ignored` shapes (accepted, not honoured). */
+  ignored: readonly string[];
   owner: string;
 }
 
@@ -38,7 +41,7 @@ export class ActionRegistry implements OnModuleInit {
         const owner = `${instance.constructor.name}.${method}`;
         const existing = this.handlers.get(action);
         if (existing) throw new Error(`EC2 action ${action} has two handlers: ${existing.owner} and ${owner}`);
-        this.handlers.set(action, { handler: (fn as Ec2Handler).bind(instance), shapes: new CompiledShapes(spec.params), owner });
+        this.handlers.set(action, { handler: (fn as Ec2Handler).bind(instance), shapes: new CompiledShapes([...spec.params, ...(spec.ignored ?? [])]), ignored: spec.ignored ?? [], owner });
       }
     }
   }

@@ -48,6 +48,11 @@ export interface Ec2ActionSpec {
    * covers every name its handler reads.
    */
   params: ParamShapes;
+  /**
+   * Parameters EC2 defines that Koala accepts and does not honour, only where ignoring them is
+   * harmless (README lists them); they are part of the accepted names, not read by the handler.
+   */
+  ignored?: ParamShapes;
 }
 
 /**
@@ -66,7 +71,7 @@ export interface Ec2ActionSpec {
  * }
  * ```
  */
-export function Ec2Action(name: string, spec: { params: ParamShapes }): MethodDecorator {
+export function Ec2Action(name: string, spec: { params: ParamShapes; ignored?: ParamShapes }): MethodDecorator {
   if (!/^[A-Z][A-Za-z0-9]*$/.test(name)) throw new Error(`invalid EC2 action name ${JSON.stringify(name)}`);
-  return SetMetadata(EC2_ACTION_METADATA, { name, params: spec.params } satisfies Ec2ActionSpec);
+  return SetMetadata(EC2_ACTION_METADATA, { name, params: spec.params, ignored: spec.ignored } satisfies Ec2ActionSpec);
 }

@@ -7,7 +7,7 @@ function setup(handler: () => Promise<Record<string, never>>) {
   const logs: Array<{ obj: Record<string, unknown>; msg: string; level: string }> = [];
   const log = (level: string) => (obj: Record<string, unknown>, msg: string) => logs.push({ obj, msg, level });
   const logger = { info: log('info'), error: log('error'), warn: log('warn') };
-  const entry = { handler, shapes: new CompiledShapes(['KeyName.N']), owner: 'test' };
+  const entry = { handler, shapes: new CompiledShapes(['KeyName.N']), ignored: [], owner: 'test' };
   const registry = { entry: (a: string) => (a === 'Boom' || a === 'Fine' ? entry : undefined) } as unknown as ActionRegistry;
   const auth = { authenticate: async () => ({ accessKeyId: 'AKIAFAKE', account: { id: '111122223333', name: 'a', isAdmin: false }, signatureVersion: 4 }) } as unknown as AuthService;
   const svc = new Ec2EndpointService(registry, auth, { now: () => new Date('2026-01-01T00:00:00Z') }, logger as never, { apiMaxBodyBytes: 1024 } as never);

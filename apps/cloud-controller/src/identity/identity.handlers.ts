@@ -31,7 +31,7 @@ export class IdentityHandlers {
   }
 
   /** Eucalyptus: an account's alias is its name. */
-  @Ec2Action('ListAccountAliases', { params: ['Marker', 'MaxItems'] })
+  @Ec2Action('ListAccountAliases', { params: [], ignored: ['Marker', 'MaxItems'] })
   async listAccountAliases(ctx: Ec2Context): Promise<Record<string, XmlValue>> {
     return { AccountAliases: [ctx.account.name], IsTruncated: false };
   }

@@ -59,7 +59,7 @@ export class ImagesHandlers {
     return { imageId: image.id };
   }
 
-  @Ec2Action('DescribeImages', { params: ['ImageId.N', 'Owner.N', 'ExecutableBy.N', ...FILTER_SHAPES, ...PAGE_SHAPES, 'IncludeDeprecated', 'IncludeDisabled', 'DryRun'] })
+  @Ec2Action('DescribeImages', { params: ['ImageId.N', 'Owner.N', 'ExecutableBy.N', ...FILTER_SHAPES, ...PAGE_SHAPES, 'DryRun'], ignored: ['IncludeDeprecated', 'IncludeDisabled'] })
   async describe(ctx: Ec2Context) {
     const p = ctx.params;
     checkDryRun(p);
@@ -116,6 +116,9 @@ export class ImagesHandlers {
       throw Ec2Error.invalidParameterValue('Attribute', attribute, 'Supported attributes: launchPermission, description.');
     }
     const change = readPermissionChange(p, 'LaunchPermission');
+    // the older `Attribute=description&Value=…` form; a Value for another attribute is refused, not ignored
+    const value = p.str('Value');
+    if (value !== undefined && attribute !== 'description') throw Ec2Error.invalidParameterCombination('Value goes with Attribute=description.');
     const description = p.str('Description.Value') ?? (attribute === 'description' ? p.str('Value', { required: true }) : undefined);
     const touched = (s: PermissionSide) => s.accounts.length > 0 || s.all;
     if (!touched(change.add) && !touched(change.remove) && description === undefined) {

@@ -34,6 +34,7 @@ export class InstanceTypesHandlers {
     const names = p.list('InstanceType');
     const filters = readFilters(p);
     const maxResults = p.int('MaxResults');
+    const nextToken = p.str('NextToken');
     // Eucalyptus: per-zone free/max of each type (euca-describe-instance-types --show-capacity)
     const withAvailability = p.bool('Availability') ?? false;
     checkDryRun(p);
@@ -43,8 +44,8 @@ export class InstanceTypesHandlers {
     }
     const wanted = names.length ? this.types.list().filter((t) => names.includes(t.name)) : this.types.list();
     const matching = applyFilters(wanted, filters, FILTERS);
-    const { page, nextToken } = paginate(matching, { maxResults, nextToken: p.str('NextToken'), min: 5, max: 100, keyOf: (t) => t.name, scope: ctx.action });
+    const { page, nextToken: next } = paginate(matching, { maxResults, nextToken, min: 5, max: 100, keyOf: (t) => t.name, scope: ctx.action });
     const availability = withAvailability ? await this.availability.byType() : undefined;
-    return { ...describeInstanceTypesXml(page, ctx.version, availability), nextToken };
+    return { ...describeInstanceTypesXml(page, ctx.version, availability), nextToken: next };
   }
 }

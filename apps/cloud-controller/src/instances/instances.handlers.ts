@@ -67,6 +67,12 @@ const dryRun = (p: Params) => p.bool('DryRun') === true;
 /** One value of ModifyInstanceAttribute: `<Name>.Value` or the older `Attribute` + `Value`. */
 function readChange(p: Params): AttributeChange {
   const attr = p.str('Attribute');
+  const plainValue = p.str('Value');
+  if (plainValue !== undefined && attr === undefined) throw Ec2Error.missingParameter('Attribute');
+  // attributes EC2 can modify and Koala cannot: refused, never ignored
+  const unsupported = ['Kernel', 'Ramdisk', 'SourceDestCheck', 'EbsOptimized'].filter((n) => p.has(`${n}.Value`));
+  if (p.list('GroupId').length) unsupported.push('GroupId');
+  if (unsupported.length) throw new Ec2Error('UnsupportedOperation', `${unsupported.join(', ')} cannot be modified here: only instanceType, userData, disableApiTermination, instanceInitiatedShutdownBehavior and blockDeviceMapping can.`);
   if (p.hasAny('BlockDeviceMapping')) {
     const value = p.members('BlockDeviceMapping').map((m) => ({
       deviceName: m.str('DeviceName', { required: true }),
@@ -80,9 +86,6 @@ function readChange(p: Params): AttributeChange {
   if (given.length === 0) {
     if (attr && !['instanceType', 'userData', 'disableApiTermination', 'instanceInitiatedShutdownBehavior'].includes(attr)) {
       throw new Ec2Error('UnsupportedOperation', `The attribute '${attr}' cannot be modified.`);
-    }
-    if (p.hasAny('GroupId') || p.hasAny('Kernel') || p.hasAny('Ramdisk') || p.hasAny('SourceDestCheck') || p.hasAny('EbsOptimized')) {
-      throw new Ec2Error('UnsupportedOperation', 'Only instanceType, userData, disableApiTermination and instanceInitiatedShutdownBehavior can be modified.');
     }
     throw Ec2Error.missingParameter('Attribute');
   }

@@ -65,8 +65,10 @@ export class KeyPairsHandlers {
   @Ec2Action('DescribeKeyPairs', { params: ['KeyName.N', 'KeyPairId.N', ...FILTER_SHAPES, 'IncludePublicKey', 'DryRun'] })
   async describe(ctx: Ec2Context) {
     const p = ctx.params;
-    const items = await this.keyPairs.describe(ctx.account, { names: p.list('KeyName'), ids: p.list('KeyPairId'), filters: readFilters(p) });
+    const q = { names: p.list('KeyName'), ids: p.list('KeyPairId'), filters: readFilters(p) };
     const includePublicKey = p.bool('IncludePublicKey') ?? false;
+    checkDryRun(p);
+    const items = await this.keyPairs.describe(ctx.account, q);
     return { keySet: items.map((v) => keyItem(v, includePublicKey)) };
   }
 

@@ -76,13 +76,9 @@ export class SecurityGroupsHandlers {
   @Ec2Action('DescribeSecurityGroups', { params: ['GroupName.N', 'GroupId.N', ...FILTER_SHAPES, ...PAGE_SHAPES, 'DryRun'] })
   async describe(ctx: Ec2Context) {
     const p = ctx.params;
-    const { groups, nextToken, groupNames } = await this.groups.describe(ctx.account, ctx.now, {
-      names: p.list('GroupName'),
-      ids: p.list('GroupId'),
-      filters: readFilters(p),
-      maxResults: p.int('MaxResults'),
-      nextToken: p.str('NextToken'),
-    });
+    const q = { names: p.list('GroupName'), ids: p.list('GroupId'), filters: readFilters(p), maxResults: p.int('MaxResults'), nextToken: p.str('NextToken') };
+    checkDryRun(p);
+    const { groups, nextToken, groupNames } = await this.groups.describe(ctx.account, ctx.now, q);
     return { securityGroupInfo: groups.map((g) => groupItem(g, groupNames)), nextToken };
   }
 
@@ -94,12 +90,12 @@ export class SecurityGroupsHandlers {
     return { return: true, groupId };
   }
 
-  @Ec2Action('AuthorizeSecurityGroupIngress', { params: ['GroupId', 'GroupName', ...RULE_SHAPES, ...TAG_SPECIFICATION_SHAPES, 'DryRun'] })
+  @Ec2Action('AuthorizeSecurityGroupIngress', { params: ['GroupId', 'GroupName', ...RULE_SHAPES, 'DryRun'] })
   authorizeIngress(ctx: Ec2Context) {
     return this.authorize(ctx, false);
   }
 
-  @Ec2Action('AuthorizeSecurityGroupEgress', { params: ['GroupId', 'GroupName', ...RULE_SHAPES, ...TAG_SPECIFICATION_SHAPES, 'DryRun'] })
+  @Ec2Action('AuthorizeSecurityGroupEgress', { params: ['GroupId', 'GroupName', ...RULE_SHAPES, 'DryRun'] })
   authorizeEgress(ctx: Ec2Context) {
     return this.authorize(ctx, true);
   }

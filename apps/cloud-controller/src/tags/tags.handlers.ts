@@ -30,10 +30,10 @@ export class TagsHandlers {
   @Ec2Action('DescribeTags', { params: [...FILTER_SHAPES, ...PAGE_SHAPES, 'DryRun'] })
   async describeTags(ctx: Ec2Context) {
     const p = ctx.params;
-    const { tags, nextToken } = await this.tags.describeTags(ctx.account, readFilters(p), {
-      maxResults: p.int('MaxResults'),
-      nextToken: p.str('NextToken'),
-    });
+    const filters = readFilters(p);
+    const page = { maxResults: p.int('MaxResults'), nextToken: p.str('NextToken') };
+    checkDryRun(p);
+    const { tags, nextToken } = await this.tags.describeTags(ctx.account, filters, page);
     return { tagSet: tags, nextToken };
   }
 }
