@@ -244,14 +244,17 @@ async function check(g: Gen, res: RawResponse): Promise<Outcome> {
   }
   if (res.status >= 500) throw new Error(`5xx: ${where}`);
   if (res.status >= 400) {
-    const err = doc.Response?.Errors?.[0]?.Error?.[0];
-    if (!err?.Code?.[0] || doc.Response.RequestID?.[0] !== rid) throw new Error(`bad error document: ${where}`);
+    // EC2's error shape, or STS/IAM's for the identity actions (their own Query dialect)
+    const err = doc.Response?.Errors?.[0]?.Error?.[0] ?? doc.ErrorResponse?.Error?.[0];
+    const errRid = doc.Response?.RequestID?.[0] ?? doc.ErrorResponse?.RequestId?.[0];
+    if (!err?.Code?.[0] || errRid !== rid) throw new Error(`bad error document: ${where}`);
     const missing = err.Code[0] === 'MissingParameter' && /parameter ([A-Za-z0-9.]{1,64})\b/.exec(String(err.Message?.[0] ?? ''));
     if (missing) learned.set(g.action, (learned.get(g.action) ?? new Set()).add(missing[1]!));
     return { gen: g, status: res.status, code: err.Code[0] };
   }
   const root = Object.keys(doc)[0]!;
-  if (!root.endsWith('Response') || doc[root].requestId?.[0] !== rid) throw new Error(`bad response document: ${where}`);
+  const okRid = doc[root].requestId?.[0] ?? doc[root].ResponseMetadata?.[0]?.RequestId?.[0];
+  if (!root.endsWith('Response') || okRid !== rid) throw new Error(`bad response document: ${where}`);
   for (const id of res.body.match(ID_RE) ?? []) seenIds.add(id);
   return { gen: g, status: res.status };
 }

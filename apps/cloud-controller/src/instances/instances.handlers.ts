@@ -4,7 +4,7 @@ import { Ec2Action, type Ec2Context } from '../ec2/ec2-action.decorator.js';
 import { reachability, InstancesService, INSTANCE_ATTRIBUTES, type AttributeChange, type InstanceAttributeName, type StateChange, type StatusView } from './instances.service.js';
 import type { BlockDeviceMappingInput } from '../volumes/block-device-mapping.js';
 import { blockDeviceItem, reservationItem, stateItem } from './instance-view.js';
-import { readAssociatePublicIp, readMetadataOptions, readSubnetId } from '../network/network-params.js';
+import { LAUNCH_NETWORK_SHAPES, readLaunchNetwork, readMetadataOptions } from '../network/network-params.js';
 
 /** RunInstances' `BlockDeviceMapping.N.{DeviceName, Ebs.*, VirtualName, NoDevice}`. */
 function readBlockDeviceMappings(p: Params): BlockDeviceMappingInput[] {
@@ -115,9 +115,14 @@ function readChange(p: Params): AttributeChange {
 export class InstancesHandlers {
   constructor(@Inject(InstancesService) private readonly instances: InstancesService) {}
 
-  @Ec2Action('RunInstances', { params: ['ImageId', 'InstanceType', 'MinCount', 'MaxCount', 'KeyName', 'UserData', 'SecurityGroup.N', 'SecurityGroupId.N', 'Placement.AvailabilityZone', ...TAG_SPECIFICATION_SHAPES, 'ClientToken', 'DisableApiTermination', 'InstanceInitiatedShutdownBehavior', 'BlockDeviceMapping.N.DeviceName', 'BlockDeviceMapping.N.VirtualName', 'BlockDeviceMapping.N.NoDevice', 'BlockDeviceMapping.N.Ebs.VolumeSize', 'BlockDeviceMapping.N.Ebs.SnapshotId', 'BlockDeviceMapping.N.Ebs.DeleteOnTermination', 'BlockDeviceMapping.N.Ebs.VolumeType', 'BlockDeviceMapping.N.Ebs.Iops', 'BlockDeviceMapping.N.Ebs.Encrypted', 'AssociatePublicIpAddress', 'SubnetId', 'NetworkInterface.N.AssociatePublicIpAddress', 'NetworkInterface.N.SubnetId', 'MetadataOptions.HttpTokens', 'MetadataOptions.HttpPutResponseHopLimit', 'MetadataOptions.HttpEndpoint', 'DryRun'] })
+  @Ec2Action('RunInstances', { params: ['ImageId', 'InstanceType', 'MinCount', 'MaxCount', 'KeyName', 'UserData', 'SecurityGroup.N', 'SecurityGroupId.N', 'Placement.AvailabilityZone', ...TAG_SPECIFICATION_SHAPES, 'ClientToken', 'DisableApiTermination', 'InstanceInitiatedShutdownBehavior', 'BlockDeviceMapping.N.DeviceName', 'BlockDeviceMapping.N.VirtualName', 'BlockDeviceMapping.N.NoDevice', 'BlockDeviceMapping.N.Ebs.VolumeSize', 'BlockDeviceMapping.N.Ebs.SnapshotId', 'BlockDeviceMapping.N.Ebs.DeleteOnTermination', 'BlockDeviceMapping.N.Ebs.VolumeType', 'BlockDeviceMapping.N.Ebs.Iops', 'BlockDeviceMapping.N.Ebs.Encrypted', ...LAUNCH_NETWORK_SHAPES, 'MetadataOptions.HttpTokens', 'MetadataOptions.HttpPutResponseHopLimit', 'MetadataOptions.HttpEndpoint', 'DryRun'] })
   async run(ctx: Ec2Context) {
     const p = ctx.params;
+    const network = readLaunchNetwork(p);
+    const groupIds = p.list('SecurityGroupId');
+    if (groupIds.length && network.groupIds.length) {
+      throw Ec2Error.invalidParameterCombination('Network interfaces and an instance-level security groups may not be specified on the same request');
+    }
     const r = await this.instances.run(ctx.account, ctx.now, {
       imageId: p.str('ImageId', { required: true }),
       instanceType: p.str('InstanceType') || undefined,
@@ -126,15 +131,16 @@ export class InstancesHandlers {
       keyName: p.str('KeyName') || undefined,
       userData: p.base64('UserData'),
       groupNames: p.list('SecurityGroup'),
-      groupIds: p.list('SecurityGroupId'),
+      groupIds: [...groupIds, ...network.groupIds],
       zone: p.str('Placement.AvailabilityZone') || undefined,
       tagSpecifications: readTagSpecifications(p),
       clientToken: p.str('ClientToken') || undefined,
       disableApiTermination: p.bool('DisableApiTermination') ?? false,
       shutdownBehavior: p.enum('InstanceInitiatedShutdownBehavior', ['stop', 'terminate'] as const) ?? 'stop',
       blockDeviceMappings: readBlockDeviceMappings(p),
-      associatePublicIp: readAssociatePublicIp(p),
-      subnetId: readSubnetId(p),
+      associatePublicIp: network.associatePublicIp,
+      subnetId: network.subnetId,
+      privateIp: network.privateIp,
       metadataOptions: readMetadataOptions(p, 'MetadataOptions.'),
       dryRun: dryRun(p),
     });

@@ -1,6 +1,8 @@
-import { Injectable } from '@nestjs/common';
-import { checkDryRun, FILTER_SHAPES, PAGE_SHAPES, type Params, readFilters, readTagSpecifications, TAG_SPECIFICATION_SHAPES } from '@koala/ec2-query';
+import { Inject, Injectable } from '@nestjs/common';
+import { KOALA_CONFIG, type KoalaConfig } from '@koala/config';
+import { checkDryRun, Ec2Error, FILTER_SHAPES, PAGE_SHAPES, type Params, readFilters, readTagSpecifications, TAG_SPECIFICATION_SHAPES } from '@koala/ec2-query';
 import { Ec2Action, type Ec2Context } from '../ec2/ec2-action.decorator.js';
+import { defaultVpcId } from '../network/addressing.js';
 import { tagSet } from '../tags/tags.service.js';
 import { readRuleInputs, toIpPermissions } from './ip-permissions.js';
 import type { SecurityGroupEntity, SecurityGroupRuleEntity } from './security-group.entity.js';
@@ -13,13 +15,13 @@ function groupRef(p: Params): GroupRef {
   return { id: p.str('GroupId') || undefined, name: p.str('GroupName') || undefined };
 }
 
-function groupItem(v: GroupView, names: ReadonlyMap<string, string>) {
+function groupItem(v: GroupView, names: ReadonlyMap<string, string>, vpcId: string) {
   return {
     ownerId: v.group.accountId,
     groupId: v.group.id,
     groupName: v.group.name,
     groupDescription: v.group.description,
-    vpcId: v.group.vpcId ?? undefined,
+    vpcId,
     ipPermissions: toIpPermissions(v.ingress, names),
     ipPermissionsEgress: toIpPermissions(v.egress, names),
     tagSet: tagSet(v.tags),
@@ -59,7 +61,15 @@ function revokedItem(group: SecurityGroupEntity, r: SecurityGroupRuleEntity) {
 /** Create/Describe/Delete security groups; Authorize/Revoke ingress and egress rules. */
 @Injectable()
 export class SecurityGroupsHandlers {
-  constructor(private readonly groups: SecurityGroupsService) {}
+  constructor(
+    private readonly groups: SecurityGroupsService,
+    @Inject(KOALA_CONFIG) private readonly config: KoalaConfig,
+  ) {}
+
+  /** Every group is in the region's default VPC (the flat zone networks). */
+  private get vpcId(): string {
+    return defaultVpcId(this.config.region);
+  }
 
   @Ec2Action('CreateSecurityGroup', { params: ['GroupName', 'GroupDescription', 'VpcId', ...TAG_SPECIFICATION_SHAPES, 'DryRun'] })
   async create(ctx: Ec2Context) {
@@ -67,19 +77,20 @@ export class SecurityGroupsHandlers {
     const name = p.str('GroupName', { required: true });
     const description = p.str('GroupDescription', { required: true });
     const vpcId = p.str('VpcId') || undefined;
+    if (vpcId !== undefined && vpcId !== this.vpcId) throw new Ec2Error('InvalidVpcID.NotFound', `The vpc ID '${vpcId.slice(0, 64)}' does not exist`);
     const tagSpecifications = readTagSpecifications(p);
     checkDryRun(p);
-    const v = await this.groups.create(ctx.account, ctx.now, { name, description, vpcId, tagSpecifications });
+    const v = await this.groups.create(ctx.account, ctx.now, { name, description, vpcId: this.vpcId, tagSpecifications });
     return { return: true, groupId: v.group.id, tagSet: v.tags.length ? tagSet(v.tags) : undefined };
   }
 
   @Ec2Action('DescribeSecurityGroups', { params: ['GroupName.N', 'GroupId.N', ...FILTER_SHAPES, ...PAGE_SHAPES, 'DryRun'] })
   async describe(ctx: Ec2Context) {
     const p = ctx.params;
-    const q = { names: p.list('GroupName'), ids: p.list('GroupId'), filters: readFilters(p), maxResults: p.int('MaxResults'), nextToken: p.str('NextToken') };
+    const q = { names: p.list('GroupName'), ids: p.list('GroupId'), filters: readFilters(p), maxResults: p.int('MaxResults'), nextToken: p.str('NextToken'), vpcId: this.vpcId };
     checkDryRun(p);
     const { groups, nextToken, groupNames } = await this.groups.describe(ctx.account, ctx.now, q);
-    return { securityGroupInfo: groups.map((g) => groupItem(g, groupNames)), nextToken };
+    return { securityGroupInfo: groups.map((g) => groupItem(g, groupNames, this.vpcId)), nextToken };
   }
 
   @Ec2Action('DeleteSecurityGroup', { params: ['GroupId', 'GroupName', 'DryRun'] })
