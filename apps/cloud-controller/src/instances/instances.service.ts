@@ -1,4 +1,3 @@
-import { MAX_GROUPS_PER_INTERFACE } from '../network/default-vpc.js';
 import { Inject, Injectable } from '@nestjs/common';
 import { createHash } from 'node:crypto';
 import { KOALA_CONFIG, type KoalaConfig } from '@koala/config';
@@ -28,6 +27,7 @@ import { zoneError } from '../clusters/zone-error.js';
 import { findVisible, ownedBy, type FilterColumns } from '../persistence/find-visible.js';
 import { describePage, type DescribeQuery } from '../persistence/describe-page.js';
 import { NetworkService, type LaunchNetwork } from '../network/network.service.js';
+import { MAX_GROUPS_PER_INTERFACE } from '../network/default-vpc.js';
 import { NetworkPublisher } from '../network/network-publisher.js';
 import type { MetadataOptionsInput } from '../network/network-params.js';
 
