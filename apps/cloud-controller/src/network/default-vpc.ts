@@ -83,6 +83,7 @@ export function defaultSubnet(
 export const VPC_FILTERS: FilterSpec<VpcView> = {
   'vpc-id': (v) => v.vpcId,
   'is-default': () => true,
+  isDefault: () => true, // EC2 takes this spelling too (ansible's ec2_instance sends it)
   cidr: (v) => v.cidrBlock,
   'cidr-block-association.cidr-block': (v) => v.cidrBlock,
   'cidr-block-association.state': () => 'associated',
@@ -96,6 +97,7 @@ export const SUBNET_FILTERS: FilterSpec<SubnetView> = {
   'subnet-id': (s) => s.subnetId,
   'vpc-id': (s) => s.vpcId,
   'availability-zone': (s) => s.zone,
+  availabilityZone: (s) => s.zone,
   'availability-zone-id': (s) => s.zoneId,
   'default-for-az': () => true,
   defaultForAz: () => true,
