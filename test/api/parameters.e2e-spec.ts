@@ -132,7 +132,7 @@ describe('declared parameters', () => {
     // a misspelt member is as unknown as a misspelt name
     expect(codeOf(await call({ Action: 'DescribeKeyPairs', 'KeyName.x': 'a' }))).toBe('UnknownParameter');
     expect(codeOf(await call({ Action: 'DescribeKeyPairs', 'Filter.1.Nme': 'key-name', 'Filter.1.Value.1': 'a' }))).toBe('UnknownParameter');
-  });
+  }, 60_000);
 
   it('reads each unindexed list name as its first member', async () => {
     for (const k of ['probe-a', 'probe-b']) expect((await call({ Action: 'CreateKeyPair', KeyName: k })).status).toBe(200);
@@ -157,7 +157,7 @@ describe('declared parameters', () => {
       }
     }
     expect(refused).toEqual([]);
-  });
+  }, 60_000);
 });
 
 // keep `shapeOf` honest here too: the recorder speaks in its shapes
