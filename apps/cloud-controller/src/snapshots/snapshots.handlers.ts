@@ -41,12 +41,14 @@ export class SnapshotsHandlers {
     return snapshotItem(v);
   }
 
-  @Ec2Action('CopySnapshot', { params: ['SourceSnapshotId', 'SourceRegion', 'Description', 'Encrypted', ...TAG_SPECIFICATION_SHAPES, 'DryRun'] })
+  // SDKs presign a cross-region copy (PresignedUrl, DestinationRegion): the copy stays in this region, so the URL is not needed
+  @Ec2Action('CopySnapshot', { params: ['SourceSnapshotId', 'SourceRegion', 'DestinationRegion', 'Description', 'Encrypted', ...TAG_SPECIFICATION_SHAPES, 'DryRun'], ignored: ['PresignedUrl'] })
   async copy(ctx: Ec2Context) {
     const p = ctx.params;
     const v = await this.snapshots.copy(ctx.account, ctx.now, {
       sourceSnapshotId: p.str('SourceSnapshotId', { required: true }),
       sourceRegion: p.str('SourceRegion', { required: true }),
+      destinationRegion: p.str('DestinationRegion'),
       description: p.str('Description'),
       encrypted: p.bool('Encrypted'),
       tagSpecifications: readTagSpecifications(p),
