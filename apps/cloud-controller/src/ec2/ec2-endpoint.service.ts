@@ -4,6 +4,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { KOALA_CONFIG, type KoalaConfig } from '@koala/config';
 import {
   EC2_XML_CONTENT_TYPE,
+  checkParamShapes,
   Ec2Error,
   isEc2Error,
   Params,
@@ -53,6 +54,12 @@ export function databaseInputError(err: unknown): Ec2Error | undefined {
   return new Ec2Error('InvalidParameterValue', 'A parameter value is invalid (too long, out of range or not representable).');
 }
 
+/**
+ * Tests set `recorder` to learn the shape of every parameter name each action's handler reads
+ * (test/api/parameters.e2e-spec.ts holds them against the declared shapes). Unset in production.
+ */
+export const paramReads: { recorder?: (action: string, shape: string, prefix: boolean) => void } = {};
+
 /** The action name for logs: only a plausible one (a hostile Action is not log material). */
 function loggableAction(a: string | undefined): string | undefined {
   return a && /^[A-Za-z0-9]{1,64}$/.test(a) ? a : a ? '(invalid)' : undefined;
@@ -63,7 +70,8 @@ function loggableAction(a: string | undefined): string | undefined {
  * form body merged, the query string winning; the same reading verifies SigV2 signatures, and a
  * non-form POST body is refused), authentication, edge validation of every parameter
  * (`validateParamMap`: NUL/control characters, lengths), the request rate limit per access key,
- * dispatch to the `@Ec2Action` handler,
+ * the action's declared parameter shapes (`checkParamShapes`: unknown names refused, bare list
+ * names read as `.1`), dispatch to the `@Ec2Action` handler,
  * XML rendering, one JSON log line per request.
  */
 @Injectable()
@@ -116,18 +124,21 @@ export class Ec2EndpointService {
       validateParamMap(extracted.map);
       if (!action) throw Ec2Error.missingParameter('Action');
       const av = readActionAndVersion(params);
-      const handler = this.registry.get(av.action);
-      if (!handler) throw Ec2Error.invalidAction(av.action);
+      const entry = this.registry.entry(av.action);
+      if (!entry) throw Ec2Error.invalidAction(av.action);
+      // before the handler: an unknown name is refused, never ignored (nothing half-happens)
+      const checked = checkParamShapes(extracted.map, entry.shapes);
+      const record = paramReads.recorder;
       const ctx: Ec2Context = {
         requestId,
         action: av.action,
         version: av.version,
-        params,
+        params: new Params(checked, '', record && ((shape, prefix) => record(av.action, shape, prefix))),
         account: caller.account,
         accessKeyId: caller.accessKeyId,
         now,
       };
-      const output = await handler(ctx);
+      const output = await entry.handler(ctx);
       body = api ? renderQueryResponse(api, av.action, requestId, output) : renderResponse(av.action, av.version, requestId, output);
       status = 200;
     } catch (caught) {

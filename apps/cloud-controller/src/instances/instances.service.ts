@@ -28,6 +28,7 @@ import { zoneError } from '../clusters/zone-error.js';
 import { findVisible, ownedBy, type FilterColumns } from '../persistence/find-visible.js';
 import { describePage, type DescribeQuery } from '../persistence/describe-page.js';
 import { NetworkService, type LaunchNetwork } from '../network/network.service.js';
+import { MAX_GROUPS_PER_INTERFACE } from '../network/default-vpc.js';
 import { NetworkPublisher } from '../network/network-publisher.js';
 import type { MetadataOptionsInput } from '../network/network-params.js';
 
@@ -56,6 +57,8 @@ export interface RunInstancesInput {
   associatePublicIp?: boolean;
   /** `SubnetId` (or `NetworkInterface.1.SubnetId`): a zone's default subnet. */
   subnetId?: string;
+  /** `PrivateIpAddress` (or `NetworkInterface.1.PrivateIpAddress`): one instance only. */
+  privateIp?: string;
   metadataOptions?: MetadataOptionsInput;
   dryRun: boolean;
 }
@@ -160,6 +163,9 @@ export class InstancesService {
     if (input.minCount > input.maxCount) throw new Ec2Error('InvalidParameterValue', `MinCount (${input.minCount}) must be less than or equal to MaxCount (${input.maxCount}).`);
     if (input.minCount > maxPerRun) throw new Ec2Error('InvalidParameterValue', `MinCount (${input.minCount}) exceeds the ${maxPerRun} instances one request may launch.`);
     const maxCount = Math.min(input.maxCount, maxPerRun);
+    if (input.privateIp !== undefined && maxCount > 1) {
+      throw Ec2Error.invalidParameterCombination('A private IP address can be given for one instance only (MaxCount=1).');
+    }
     if (input.clientToken !== undefined && (input.clientToken.length === 0 || input.clientToken.length > 64)) {
       throw Ec2Error.invalidParameterValue('ClientToken', input.clientToken, 'It must be 1 to 64 ASCII characters.');
     }
@@ -211,7 +217,7 @@ export class InstancesService {
     const ebsMappings = planBlockDevices(input.blockDeviceMappings ?? [], { rootDeviceName: image.rootDeviceName });
     const volumeTags = input.tagSpecifications.filter((s) => s.resourceType === 'volume');
     await this.blockDevices.validate(caller, now, zone, ebsMappings, volumeTags);
-    this.network.subnet(zone);
+    this.network.checkRequestedIp(zone, input.privateIp);
     const wantsPublicIp = this.network.wantsPublicIp(input.associatePublicIp);
     const metadata = this.network.launchMetadataOptions(input.metadataOptions ?? {});
     if (input.dryRun) throw Ec2Error.dryRun();
@@ -266,7 +272,7 @@ export class InstancesService {
         instances.splice(await this.quotas.admitInstances(em, caller, { min: input.minCount, max: instances.length, instanceType: type.name }));
         await em.getRepository(ReservationEntity).insert({ id: reservationId, accountId: caller.id, requesterId: caller.id, clientToken: input.clientToken ?? null, paramsHash, createdAt: now });
         await em.getRepository(InstanceEntity).insert(instances);
-        networks = await this.network.allocateForLaunch(em, zone!, instances.map((i) => ({ id: i.id, accountId: caller.id })), wantsPublicIp, now);
+        networks = await this.network.allocateForLaunch(em, zone!, instances.map((i) => ({ id: i.id, accountId: caller.id })), wantsPublicIp, now, input.privateIp);
         for (const i of instances) i.privateDnsName = networks.get(i.id)!.privateDnsName;
         await em.getRepository(InstanceSecurityGroupEntity).insert(instances.flatMap((i) => groups.map((g, position) => ({ instanceId: i.id, groupId: g.groupId, position }))));
         for (const i of instances) await this.tags.applyTagSpecifications(caller, INSTANCE_RESOURCE_TYPE, i.id, instanceSpecs, em);
@@ -356,6 +362,9 @@ export class InstancesService {
       if (name === DEFAULT_GROUP_NAME) await this.groups.ensureDefaultGroup(caller.id, now);
       const g = await this.groups.resolveGroup(this.ds.manager, own, { name });
       out.set(g.id, { groupId: g.id, groupName: g.name });
+    }
+    if (out.size > MAX_GROUPS_PER_INTERFACE) {
+      throw new Ec2Error('SecurityGroupsPerInterfaceLimitExceeded', `An instance may have at most ${MAX_GROUPS_PER_INTERFACE} security groups.`);
     }
     if (out.size === 0) {
       const id = await this.groups.ensureDefaultGroup(caller.id, now);
@@ -685,6 +694,7 @@ export function runDigest(input: RunInstancesInput): string {
     shutdownBehavior: input.shutdownBehavior,
     ...(input.associatePublicIp !== undefined ? { associatePublicIp: input.associatePublicIp } : {}),
     ...(input.subnetId !== undefined ? { subnetId: input.subnetId } : {}),
+    ...(input.privateIp !== undefined ? { privateIp: input.privateIp } : {}),
     ...(input.metadataOptions && Object.values(input.metadataOptions).some((v) => v !== undefined) ? { metadataOptions: input.metadataOptions } : {}),
     ...(input.blockDeviceMappings?.length ? { blockDeviceMappings: input.blockDeviceMappings.map((m) => [m.deviceName, m.ebs ?? null, m.virtualName ?? null, m.noDevice ?? false]) } : {}),
   };

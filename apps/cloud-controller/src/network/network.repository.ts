@@ -74,6 +74,16 @@ export class NetworkRepository {
     return rows.map((r) => r.ip);
   }
 
+  /** How many private addresses each of `zones` has taken (interfaces and node addresses). */
+  async usedPrivateIpCounts(zones: readonly string[]): Promise<Map<string, number>> {
+    if (!zones.length) return new Map();
+    const rows: Array<{ zone: string; n: string }> = await this.ds.query(
+      `SELECT zone, count(*) AS n FROM (SELECT zone FROM network_interfaces WHERE zone = ANY($1) UNION ALL SELECT zone FROM network_nodes WHERE zone = ANY($1)) u GROUP BY zone`,
+      [[...zones]],
+    );
+    return new Map(rows.map((r) => [r.zone, Number(r.n)]));
+  }
+
   async usedMacs(tx: Tx, zone: string): Promise<Set<string>> {
     const rows: Array<{ mac: string }> = await tx.query('SELECT mac FROM network_interfaces WHERE zone = $1', [zone]);
     return new Set(rows.map((r) => r.mac));

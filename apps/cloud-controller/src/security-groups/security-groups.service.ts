@@ -50,13 +50,13 @@ const rulesFilters = (prefix: string, pick: (v: GroupView) => SecurityGroupRuleE
   [`${prefix}user-id`]: (v) => pick(v).map((r) => r.referencedUserId),
 });
 
-function groupFilters(names: ReadonlyMap<string, string>): FilterSpec<GroupView> {
+function groupFilters(names: ReadonlyMap<string, string>, vpcId: string | undefined): FilterSpec<GroupView> {
   return {
     description: (v) => v.group.description,
     'group-id': (v) => v.group.id,
     'group-name': (v) => v.group.name,
     'owner-id': (v) => v.group.accountId,
-    'vpc-id': (v) => v.group.vpcId,
+    'vpc-id': (v) => vpcId ?? v.group.vpcId,
     ...rulesFilters('ip-permission.', (v) => v.ingress, names),
     ...rulesFilters('egress.ip-permission.', (v) => v.egress, names),
   };
@@ -85,8 +85,8 @@ export function validateGroupInput(name: string, description: string): void {
  * Security groups and their rules.
  *
  * Decisions (AWS behaviour we follow, and where we differ):
- * - One flat network per account, no VPC objects: `VpcId` is accepted, stored and echoed
- *   (`vpcId`, filter `vpc-id`) but not validated. Groups otherwise behave as AWS VPC groups:
+ * - One flat network, shown as the region's default VPC: every group is in it (`vpcId`, filter
+ *   `vpc-id`; the handler checks a given `VpcId` and passes the id as `q.vpcId`). Groups otherwise behave as AWS VPC groups:
  *   every new group gets the egress rule "all traffic to 0.0.0.0/0", and egress rules can be
  *   authorized and revoked.
  * - Each account's `default` group ("default group") is created on first use of any security
@@ -182,7 +182,7 @@ export class SecurityGroupsService {
   async describe(
     caller: Caller,
     now: Date,
-    q: { names: readonly string[]; ids: readonly string[]; filters: readonly Filter[]; maxResults?: number; nextToken?: string },
+    q: { names: readonly string[]; ids: readonly string[]; filters: readonly Filter[]; maxResults?: number; nextToken?: string; vpcId?: string },
   ): Promise<{ groups: GroupView[]; nextToken?: string; groupNames: Map<string, string> }> {
     for (const id of q.ids) if (!isValidId('sg', id)) throw Ec2Error.malformed('InvalidGroupId.Malformed', id);
     await this.ensureDefaultGroup(caller.id, now);
@@ -207,7 +207,7 @@ export class SecurityGroupsService {
       egress: rules.filter((r) => r.groupId === group.id && r.isEgress),
       tags: tags.get(group.id) ?? [],
     }));
-    const matching = applyFilters(views, q.filters, groupFilters(groupNames), (v) => v.tags);
+    const matching = applyFilters(views, q.filters, groupFilters(groupNames, q.vpcId), (v) => v.tags);
     const { page, nextToken } = paginate(matching, {
       maxResults: q.maxResults,
       nextToken: q.nextToken,

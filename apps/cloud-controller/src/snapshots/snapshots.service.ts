@@ -149,7 +149,10 @@ export class SnapshotsService {
     return { snapshot, tags, permittedAccounts: [] };
   }
 
-  async copy(caller: Caller, now: Date, q: { sourceSnapshotId: string; sourceRegion: string; description?: string; encrypted?: boolean; tagSpecifications: TagSpecification[]; dryRun: boolean }): Promise<SnapshotView> {
+  async copy(caller: Caller, now: Date, q: { sourceSnapshotId: string; sourceRegion: string; destinationRegion?: string; description?: string; encrypted?: boolean; tagSpecifications: TagSpecification[]; dryRun: boolean }): Promise<SnapshotView> {
+    if (q.destinationRegion !== undefined && q.destinationRegion !== this.config.region) {
+      throw Ec2Error.invalidParameterValue('DestinationRegion', q.destinationRegion, `Koala copies snapshots within this region (${this.config.region}) only.`);
+    }
     if (q.sourceRegion !== this.config.region) {
       throw Ec2Error.invalidParameterValue('SourceRegion', q.sourceRegion, `Koala copies snapshots within this region (${this.config.region}) only.`);
     }
