@@ -34,7 +34,7 @@ export class VpcHandlers {
     const p = ctx.params;
     const names = p.list('AttributeName');
     checkDryRun(p);
-    const all = this.vpcs.accountAttributes();
+    const all = await this.vpcs.accountAttributes(ctx.account.id);
     const unknown = names.filter((n) => !Object.prototype.hasOwnProperty.call(all, n));
     if (unknown.length) throw Ec2Error.invalidParameterValue('AttributeName', unknown[0]!.slice(0, 64), `Valid names: ${Object.keys(all).join(', ')}.`);
     const chosen = names.length ? [...new Set(names)] : Object.keys(all);

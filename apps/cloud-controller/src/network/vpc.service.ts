@@ -3,6 +3,7 @@ import { KOALA_CONFIG, type KoalaConfig } from '@koala/config';
 import { ClustersService } from '../clusters/clusters.service.js';
 import { zoneIdOf } from '../regions/regions.service.js';
 import { defaultSubnet, defaultVpc, MAX_GROUPS_PER_INTERFACE, type SubnetView, type VpcView } from './default-vpc.js';
+import { QuotaService } from '../quotas/quota.service.js';
 import { NetworkRepository } from './network.repository.js';
 
 /** The default-VPC face: the region's one VPC, each answering zone's default subnet, account attributes. */
@@ -12,6 +13,7 @@ export class VpcService {
     @Inject(KOALA_CONFIG) private readonly config: KoalaConfig,
     @Inject(ClustersService) private readonly clusters: ClustersService,
     @Inject(NetworkRepository) private readonly repo: NetworkRepository,
+    @Inject(QuotaService) private readonly quotas: Pick<QuotaService, 'limitsOf'>,
   ) {}
 
   vpc(accountId: string): VpcView {
@@ -26,16 +28,16 @@ export class VpcService {
     return zones.flatMap((z) => defaultSubnet(region, this.config.zoneSubnets, z, accountId, used.get(z.name) ?? 0, this.config.associatePublicIp) ?? []);
   }
 
-  /** DescribeAccountAttributes' values, by attribute name. */
-  accountAttributes(): Record<string, string[]> {
+  /** DescribeAccountAttributes' values, by attribute name: the account's quotas (defaults or its overrides). */
+  async accountAttributes(accountId: string): Promise<Record<string, string[]>> {
+    const limits = await this.quotas.limitsOf(accountId);
     return {
       'supported-platforms': ['VPC'],
       'default-vpc': [defaultVpc(this.config.region, this.config.zoneSubnets, '').vpcId],
-      // no per-account instance quota: the most one RunInstances launches
-      'max-instances': [String(this.config.maxInstancesPerRun)],
+      'max-instances': [String(limits.instances)],
       'vpc-max-security-groups-per-interface': [String(MAX_GROUPS_PER_INTERFACE)],
-      'max-elastic-ips': [String(this.config.addressesPerAccount)],
-      'vpc-max-elastic-ips': [String(this.config.addressesPerAccount)],
+      'max-elastic-ips': [String(limits.addresses)],
+      'vpc-max-elastic-ips': [String(limits.addresses)],
     };
   }
 }
