@@ -7,7 +7,7 @@
  *
  * Run (PostgreSQL and NATS up, `npm run build` done):
  *   NODE_OPTIONS=--experimental-vm-modules npx jest -c bench/api-jest.config.js bench/api-clients.bench.ts
- * Knobs (environment): BENCH_CLIENTS=200 BENCH_SECONDS=20 BENCH_WORKERS=<cores> BENCH_ACCOUNTS=10
+ * Knobs (environment): BENCH_CLIENTS=200 BENCH_SECONDS=20 BENCH_WORKERS=<cores> (1: the baseline only) BENCH_ACCOUNTS=10
  *   BENCH_PROFILE=<dir>: the single-process run writes a V8 CPU profile (.cpuprofile) there.
  *
  * The load generator (bench/api-clients-load.mjs) is its own process, so it never shares the
@@ -68,7 +68,7 @@ it(`${CLIENTS} clients on a Describe mix: 1 process vs ${WORKERS} workers`, asyn
   const configs: Array<[string, Record<string, string>, string[]]> = [
     ['1 process', { KOALA_API_WORKERS: '1' }, PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE}`] : []],
     [`${WORKERS} workers`, { KOALA_API_WORKERS: String(WORKERS) }, []],
-  ];
+  ].slice(0, WORKERS > 1 ? 2 : 1) as typeof configs;
   let seeded = false;
   for (const [label, env, nodeArgs] of configs) {
     clc = await startBuiltClc(h, env, nodeArgs);

@@ -350,7 +350,7 @@ export class ImagesService implements ImageLaunchPort, OnApplicationBootstrap, O
     for (const id of q.imageIds) checkImageId(id);
     const rows = await this.ds.getRepository(ImageEntity).find({ where: { deregisteredAt: IsNull() }, order: { id: 'ASC' } });
     const perms = await this.permissionsOf(rows.map((r) => r.id));
-    const adminId = await this.adminAccountId();
+    const adminId = rows.length ? await this.adminAccountId() : undefined;
     const visible = rows.filter((r) => caller.isAdmin || r.accountId === caller.id || r.isPublic || perms.get(r.id)?.has(caller.id));
     for (const id of q.imageIds) if (!visible.some((r) => r.id === id)) throw Ec2Error.notFound('InvalidAMIID.NotFound', id);
     const ownerIds = q.owners.map((o) => (o === 'self' ? caller.id : o));

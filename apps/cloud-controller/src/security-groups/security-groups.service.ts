@@ -105,6 +105,9 @@ export function validateGroupInput(name: string, description: string): void {
  */
 @Injectable()
 export class SecurityGroupsService {
+  /** account → its default group's id, once known: a default group is never deleted, so every later action skips the upsert transaction. */
+  private readonly defaultGroups = new Map<string, string>();
+
   constructor(
     @Inject(DataSource) private readonly ds: DataSource,
     private readonly tags: TagsService,
@@ -122,6 +125,15 @@ export class SecurityGroupsService {
 
   /** The account's `default` group, created (with its two rules) on first use. Returns its id. */
   async ensureDefaultGroup(accountId: string, now: Date): Promise<string> {
+    const known = this.defaultGroups.get(accountId);
+    if (known) return known;
+    const id = await this.createDefaultGroup(accountId, now);
+    if (this.defaultGroups.size >= 10_000) this.defaultGroups.clear();
+    this.defaultGroups.set(accountId, id);
+    return id;
+  }
+
+  private createDefaultGroup(accountId: string, now: Date): Promise<string> {
     return this.ds.transaction(async (em) => {
       const id = newId('sg');
       const inserted: Array<{ id: string }> = await em.query(
