@@ -7,7 +7,7 @@
  *
  * Run (PostgreSQL and NATS up, `npm run build` done):
  *   NODE_OPTIONS=--experimental-vm-modules npx jest -c bench/api-jest.config.js bench/api-clients.bench.ts
- * Knobs (environment): BENCH_CLIENTS=200 BENCH_SECONDS=20 BENCH_WORKERS=<cores> (1: the baseline only) BENCH_ACCOUNTS=10
+ * Knobs (environment): BENCH_CLIENTS=200 BENCH_SECONDS=20 BENCH_WORKERS=<cores> (1: the baseline only) BENCH_ACCOUNTS=10 BENCH_LOG_LEVEL=info
  *   BENCH_PROFILE=<dir>: the single-process run writes a V8 CPU profile (.cpuprofile) there.
  *
  * The load generator (bench/api-clients-load.mjs) is its own process, so it never shares the
@@ -28,6 +28,8 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 20);
 const WORKERS = Number(process.env.BENCH_WORKERS ?? availableParallelism());
 const ACCOUNTS = Number(process.env.BENCH_ACCOUNTS ?? 10);
 const PROFILE = process.env.BENCH_PROFILE;
+// info, as `koala up` runs it: one log line per request is part of the cost (written to /dev/null here)
+const LOG_LEVEL = process.env.BENCH_LOG_LEVEL ?? 'info';
 const run = promisify(execFile);
 
 const PUBLIC_KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINyoXvY29EVnRKDDFUyRK/mKiqfYKpJMNrq+bY4rGrWK bench';
@@ -61,7 +63,7 @@ afterAll(async () => {
 });
 
 it(`${CLIENTS} clients on a Describe mix: 1 process vs ${WORKERS} workers`, async () => {
-  h = await prepareBuiltClc();
+  h = await prepareBuiltClc({ KOALA_LOG_LEVEL: LOG_LEVEL });
   const creds = [h.admin, ...(await h.createAccounts('bench', ACCOUNTS - 1))];
   const rows: string[] = [];
   const results: Array<[string, LoadResult]> = [];
