@@ -18,6 +18,7 @@ import { detectImageFormat, FORMAT_PROBE_BYTES } from './image-format.js';
 import type { ImageLaunchPort } from './image-launch.port.js';
 import { IMAGE_USAGE, type ImageUsage } from './image-usage.port.js';
 import { ImageEntity, ImageLaunchPermissionEntity, type Architecture, type ImageType, type VirtualizationType } from './image.entity.js';
+import { CLC_ROLE, runsBackground, type ClcRole } from '../cluster/clc-role.js';
 
 export const IMAGE_RESOURCE_TYPE = 'image';
 export const ARCHITECTURES = ['x86_64', 'i386', 'arm64'] as const;
@@ -170,6 +171,7 @@ export class ImagesService implements ImageLaunchPort, OnApplicationBootstrap, O
     @Inject(TaggableResources) registry: TaggableResources,
     @Inject(MASTER_KEY) private readonly masterKey: string,
     @Optional() @Inject(LOGGER) private readonly log?: Logger,
+    @Optional() @Inject(CLC_ROLE) private readonly role?: ClcRole,
   ) {
     for (const prefix of ['emi', 'eki', 'eri']) {
       registry.register({
@@ -183,6 +185,7 @@ export class ImagesService implements ImageLaunchPort, OnApplicationBootstrap, O
 
   /** Resumes fetches that a stopped CLC left `pending`. */
   async onApplicationBootstrap(): Promise<void> {
+    if (!runsBackground(this.role)) return; // worker 0 resumes them
     const pending = await this.ds.getRepository(ImageEntity).find({ where: { state: 'pending', deregisteredAt: IsNull() } });
     for (const img of pending) {
       const url = img.fetchLocation ? decryptSecret(img.fetchLocation, this.masterKey) : img.imageLocation;
