@@ -3,7 +3,7 @@
 //   { endpoint, region, clients, seconds, credentials: [{ accessKeyId, secretAccessKey }] }
 // N clients loop for T seconds over the Describe mix, each request signed (SigV4, aws4) with
 // the credentials of its client (round-robin over the set), on keep-alive connections.
-// Output: one JSON line { n, errors, seconds, rps, p50, p99, max, byAction, workers }.
+// Output: one JSON line { n, errors, seconds, rps, p50, p99, max, byAction: { action: { n, p50, p99 } }, workers }.
 // Bounded: it stops by itself after `seconds` (+ the in-flight requests, each with a timeout).
 import http from 'node:http';
 import aws4 from 'aws4';
@@ -13,7 +13,7 @@ const opts = JSON.parse(process.argv[2]);
 const url = new URL(opts.endpoint);
 const agent = new http.Agent({ keepAlive: true, maxSockets: opts.clients });
 const lat = [];
-const byAction = Object.fromEntries(MIX.map((a) => [a, 0]));
+const byAction = Object.fromEntries(MIX.map((a) => [a, []]));
 const workers = {};
 let errors = 0;
 let firstError;
@@ -51,12 +51,14 @@ await Promise.all(Array.from({ length: opts.clients }, async (_, i) => {
       firstError ??= `${action}: ${err}`;
     } else {
       lat.push(performance.now() - t0);
-      byAction[action]++;
+      byAction[action].push(performance.now() - t0);
     }
   }
 }));
 const seconds = (performance.now() - start) / 1000;
 agent.destroy();
 lat.sort((a, b) => a - b);
-const q = (p) => (lat.length ? lat[Math.min(lat.length - 1, Math.floor(p * lat.length))] : NaN);
-process.stdout.write(JSON.stringify({ n: lat.length, errors, firstError, seconds, rps: lat.length / seconds, p50: q(0.5), p99: q(0.99), max: lat.at(-1) ?? NaN, byAction, workers }) + '\n');
+const q = (p, l = lat) => (l.length ? l[Math.min(l.length - 1, Math.floor(p * l.length))] : NaN);
+for (const a of MIX) byAction[a].sort((x, y) => x - y);
+const perAction = Object.fromEntries(MIX.map((a) => [a, { n: byAction[a].length, p50: Math.round(q(0.5, byAction[a])), p99: Math.round(q(0.99, byAction[a])) }]));
+process.stdout.write(JSON.stringify({ n: lat.length, errors, firstError, seconds, rps: lat.length / seconds, p50: q(0.5), p99: q(0.99), max: lat.at(-1) ?? NaN, byAction: perAction, workers }) + '\n');

@@ -34,7 +34,7 @@ const run = promisify(execFile);
 
 const PUBLIC_KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINyoXvY29EVnRKDDFUyRK/mKiqfYKpJMNrq+bY4rGrWK bench';
 
-interface LoadResult { n: number; errors: number; firstError?: string; seconds: number; rps: number; p50: number; p99: number; max: number; workers: Record<string, number> }
+interface LoadResult { n: number; errors: number; firstError?: string; seconds: number; rps: number; p50: number; p99: number; max: number; byAction: Record<string, { n: number; p50: number; p99: number }>; workers: Record<string, number> }
 
 async function seed(endpoint: string, region: string, creds: TestCredentials[]): Promise<void> {
   await Promise.all(creds.map(async (c, a) => {
@@ -87,5 +87,7 @@ it(`${CLIENTS} clients on a Describe mix: 1 process vs ${WORKERS} workers`, asyn
   for (const [label, r] of results) {
     rows.push(`${label.padEnd(14)} ${r.rps.toFixed(1).padStart(9)} ${r.p50.toFixed(1).padStart(10)} ${r.p99.toFixed(1).padStart(9)} ${r.max.toFixed(0).padStart(9)} ${String(r.errors).padStart(8)} ${(r.rps / base.rps).toFixed(2).padStart(12)} ${(r.p99 / base.p99).toFixed(2).padStart(10)}   ${JSON.stringify(r.workers)}${r.firstError ? ` first error: ${r.firstError}` : ''}`);
   }
+  rows.push('per action, p50 / p99 ms:');
+  for (const [label, r] of results) rows.push(`  ${label.padEnd(12)} ${Object.entries(r.byAction).map(([a, x]) => `${a.replace('Describe', '')} ${x.p50}/${x.p99}`).join('  ')}`);
   process.stdout.write(`\n${rows.join('\n')}\n\n`);
 }, 900_000);
