@@ -16,6 +16,7 @@
  * caps what the workers can show.
  */
 import { execFile, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -34,7 +35,7 @@ const run = promisify(execFile);
 
 const PUBLIC_KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINyoXvY29EVnRKDDFUyRK/mKiqfYKpJMNrq+bY4rGrWK bench';
 
-interface LoadResult { n: number; errors: number; firstError?: string; seconds: number; rps: number; p50: number; p99: number; max: number; byAction: Record<string, { n: number; p50: number; p99: number }>; workers: Record<string, number> }
+interface LoadResult { n: number; errors: number; firstError?: string; seconds: number; rps: number; p50: number; p99: number; max: number; byAction: Record<string, { n: number; p50: number; p99: number }>; workers: Record<string, number>; clcCores?: number; machineIdle?: number }
 
 async function seed(endpoint: string, region: string, creds: TestCredentials[]): Promise<void> {
   await Promise.all(creds.map(async (c, a) => {
@@ -52,6 +53,32 @@ async function load(endpoint: string, region: string, creds: TestCredentials[], 
   const arg = JSON.stringify({ endpoint, region, clients: CLIENTS, seconds, credentials: creds.map(({ accessKeyId, secretAccessKey }) => ({ accessKeyId, secretAccessKey })) });
   const { stdout } = await run(process.execPath, [join(process.cwd(), 'bench', 'api-clients-load.mjs'), arg], { env: { ...process.env, NODE_OPTIONS: '' }, timeout: (seconds + 60) * 1000 });
   return JSON.parse(stdout.trim().split('\n').at(-1)!) as LoadResult;
+}
+
+/** CPU seconds (user + system) of a process and its children (the CLC primary and its workers). */
+function cpuSeconds(pid: number): number {
+  const tick = 100; // USER_HZ
+  const one = (p: number) => {
+    try {
+      const f = readFileSync(`/proc/${p}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      return (Number(f[11]) + Number(f[12])) / tick;
+    } catch {
+      return 0;
+    }
+  };
+  let kids: number[] = [];
+  try {
+    kids = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    // gone
+  }
+  return one(pid) + kids.reduce((a, k) => a + one(k), 0);
+}
+
+/** Idle share of the whole machine (all cores) between two readings of /proc/stat. */
+function idleTicks(): { idle: number; total: number } {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  return { idle: f[3]! + f[4]!, total: f.reduce((a, b) => a + b, 0) };
 }
 
 let h: BuiltClcHome;
@@ -77,7 +104,10 @@ it(`${CLIENTS} clients on a Describe mix: 1 process vs ${WORKERS} workers`, asyn
     if (!seeded) await seed(h.endpoint, h.config.region, creds);
     seeded = true;
     await load(h.endpoint, h.config.region, creds, 2); // warm-up: connections, JIT, pools
-    results.push([label, await load(h.endpoint, h.config.region, creds, SECONDS)]);
+    const [cpu0, idle0] = [cpuSeconds(clc.pid!), idleTicks()];
+    const r = await load(h.endpoint, h.config.region, creds, SECONDS);
+    const idle1 = idleTicks();
+    results.push([label, { ...r, clcCores: (cpuSeconds(clc.pid!) - cpu0) / r.seconds, machineIdle: (idle1.idle - idle0.idle) / (idle1.total - idle0.total) }]);
     await stopBuiltClc(clc);
     clc = undefined;
   }
@@ -87,6 +117,7 @@ it(`${CLIENTS} clients on a Describe mix: 1 process vs ${WORKERS} workers`, asyn
   for (const [label, r] of results) {
     rows.push(`${label.padEnd(14)} ${r.rps.toFixed(1).padStart(9)} ${r.p50.toFixed(1).padStart(10)} ${r.p99.toFixed(1).padStart(9)} ${r.max.toFixed(0).padStart(9)} ${String(r.errors).padStart(8)} ${(r.rps / base.rps).toFixed(2).padStart(12)} ${(r.p99 / base.p99).toFixed(2).padStart(10)}   ${JSON.stringify(r.workers)}${r.firstError ? ` first error: ${r.firstError}` : ''}`);
   }
+  rows.push(`CPU during the run: ${results.map(([label, r]) => `${label}: CLC processes ${r.clcCores!.toFixed(2)} cores, machine idle ${(100 * r.machineIdle!).toFixed(0)}%`).join('; ')}`);
   rows.push('per action, p50 / p99 ms:');
   for (const [label, r] of results) rows.push(`  ${label.padEnd(12)} ${Object.entries(r.byAction).map(([a, x]) => `${a.replace('Describe', '')} ${x.p50}/${x.p99}`).join('  ')}`);
   process.stdout.write(`\n${rows.join('\n')}\n\n`);
