@@ -3,6 +3,7 @@ import type { DataSource } from 'typeorm';
 import type { DaemonContext } from '@koala/runtime';
 import { AuthModule } from './auth/auth.module.js';
 import { ClustersService } from './clusters/clusters.service.js';
+import { ClcRoleModule, SINGLE_PROCESS, type ClcRole } from './cluster/clc-role.js';
 import { Ec2Module } from './ec2/ec2.module.js';
 import { HealthController } from './health/health.controller.js';
 import { InstanceTypesModule } from './instance-types/instance-types.module.js';
@@ -19,9 +20,9 @@ import { IdentityModule } from './identity/identity.module.js';
 import { QuotasModule } from './quotas/quotas.module.js';
 
 /** The cloud controller: the EC2 endpoint and the owner of all persistent state. */
-export function cloudModule(ctx: Pick<DaemonContext, 'runtime'>, ds: DataSource, opts: { masterKey: string }) {
+export function cloudModule(ctx: Pick<DaemonContext, 'runtime'>, ds: DataSource, opts: { masterKey: string; role?: ClcRole }) {
   @Module({
-    imports: [ctx.runtime, PersistenceModule.forRoot(ds), AuthModule.forRoot(opts), Ec2Module, RegionsModule, InstanceTypesModule, QuotasModule, TagsModule, KeyPairsModule, SecurityGroupsModule, AddressesModule, ImagesModule, InstancesModule, VolumesModule, IdentityModule],
+    imports: [ctx.runtime, ClcRoleModule.forRoot(opts.role ?? SINGLE_PROCESS), PersistenceModule.forRoot(ds), AuthModule.forRoot(opts), Ec2Module, RegionsModule, InstanceTypesModule, QuotasModule, TagsModule, KeyPairsModule, SecurityGroupsModule, AddressesModule, ImagesModule, InstancesModule, VolumesModule, IdentityModule],
     controllers: [HealthController],
     providers: [ClustersService],
     exports: [ClustersService],

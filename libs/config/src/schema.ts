@@ -3,7 +3,7 @@
  * `loadConfig` validates them all at start; README's configuration table mirrors this file.
  */
 import { isIP } from 'node:net';
-import { hostname } from 'node:os';
+import { availableParallelism, hostname } from 'node:os';
 
 export class ConfigError extends Error {
   constructor(
@@ -142,6 +142,7 @@ export const SCHEMA = {
   apiHost: def('KOALA_API_HOST', '0.0.0.0', str, 'Address the EC2 endpoint listens on.'),
   apiPort: def('KOALA_API_PORT', '8773', int(1, 65535), 'Port of the EC2 endpoint (Eucalyptus used 8773).'),
   publicEndpoint: def('KOALA_PUBLIC_ENDPOINT', (env) => `${env.KOALA_API_TLS_CERT?.trim() ? 'https' : 'http'}://127.0.0.1:${env.KOALA_API_PORT?.trim() || '8773'}/`, url('http', 'https'), 'Endpoint URL given to users (EC2_URL) and to NCs for image downloads.'),
+  apiWorkers: def('KOALA_API_WORKERS', () => String(availableParallelism()), int(1, 256), 'Processes serving the EC2 endpoint behind its one port (default: one per core); the first also runs the background jobs. A per-process limit (rate limits) is then N times the configured one.'),
   apiMaxBodyBytes: def('KOALA_API_MAX_BODY_BYTES', String(1024 * 1024), int(1024, 64 * 1024 * 1024), 'Largest request body accepted before parsing.'),
   apiTlsCert: def('KOALA_API_TLS_CERT', '', (raw, n) => (raw.length ? absPath(raw, n) : undefined), 'PEM certificate (chain) of the EC2 endpoint; with KOALA_API_TLS_KEY the endpoint speaks HTTPS.'),
   apiTlsKey: def('KOALA_API_TLS_KEY', '', (raw, n) => (raw.length ? absPath(raw, n) : undefined), 'PEM private key of KOALA_API_TLS_CERT.'),

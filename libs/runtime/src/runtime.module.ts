@@ -22,6 +22,7 @@ class StatusResponder implements OnModuleInit, OnApplicationShutdown {
   }
 
   onModuleInit() {
+    if (this.identity.answersStatus === false) return;
     this.bus.answer(Subjects.status, async () =>
       ComponentStatus.parse({
         component: this.identity.kind,

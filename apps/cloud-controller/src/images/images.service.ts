@@ -20,6 +20,7 @@ import { detectImageFormat, FORMAT_PROBE_BYTES } from './image-format.js';
 import type { ImageLaunchPort } from './image-launch.port.js';
 import { IMAGE_USAGE, type ImageUsage } from './image-usage.port.js';
 import { ImageEntity, ImageLaunchPermissionEntity, type Architecture, type ImageType, type VirtualizationType } from './image.entity.js';
+import { CLC_ROLE, runsBackground, type ClcRole } from '../cluster/clc-role.js';
 
 export const IMAGE_RESOURCE_TYPE = 'image';
 export const ARCHITECTURES = ['x86_64', 'i386', 'arm64'] as const;
@@ -177,6 +178,7 @@ export class ImagesService implements ImageLaunchPort, OnApplicationBootstrap, O
     @Optional() @Inject(LOGGER) private readonly log?: Logger,
     // Absent only for the operator's `koala image import` (not subject to quotas).
     @Optional() @Inject(QuotaService) private readonly quotas?: QuotaService,
+    @Optional() @Inject(CLC_ROLE) private readonly role?: ClcRole,
   ) {
     for (const prefix of ['emi', 'eki', 'eri']) {
       registry.register({
@@ -190,6 +192,7 @@ export class ImagesService implements ImageLaunchPort, OnApplicationBootstrap, O
 
   /** Resumes fetches that a stopped CLC left `pending`. */
   async onApplicationBootstrap(): Promise<void> {
+    if (!runsBackground(this.role)) return; // worker 0 resumes them
     const pending = await this.ds.getRepository(ImageEntity).find({ where: { state: 'pending', deregisteredAt: IsNull() } });
     for (const img of pending) {
       const url = img.fetchLocation ? decryptSecret(img.fetchLocation, this.masterKey) : img.imageLocation;
@@ -378,7 +381,7 @@ export class ImagesService implements ImageLaunchPort, OnApplicationBootstrap, O
     for (const id of q.imageIds) checkImageId(id);
     const rows = await this.ds.getRepository(ImageEntity).find({ where: { deregisteredAt: IsNull() }, order: { id: 'ASC' } });
     const perms = await this.permissionsOf(rows.map((r) => r.id));
-    const adminId = await this.adminAccountId();
+    const adminId = rows.length ? await this.adminAccountId() : undefined;
     const visible = rows.filter((r) => caller.isAdmin || r.accountId === caller.id || r.isPublic || perms.get(r.id)?.has(caller.id));
     for (const id of q.imageIds) if (!visible.some((r) => r.id === id)) throw Ec2Error.notFound('InvalidAMIID.NotFound', id);
     const ownerIds = q.owners.map((o) => (o === 'self' ? caller.id : o));

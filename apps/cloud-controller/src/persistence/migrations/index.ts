@@ -47,3 +47,8 @@ import { Network1764137000000 } from './1764137000000-Network.js';
 import { AccountQuotas1764138000000 } from './1764138000000-AccountQuotas.js';
 
 (MIGRATIONS as Function[]).push(AccountQuotas1764138000000);
+
+// Access key / account changes announced (NOTIFY koala_access_keys) for the CLC's key cache.
+import { AccessKeyNotify1764139500000 } from './1764139500000-AccessKeyNotify.js';
+
+(MIGRATIONS as Function[]).push(AccessKeyNotify1764139500000);
