@@ -5,6 +5,7 @@ import { AuthModule } from './auth/auth.module.js';
 import { ClustersService } from './clusters/clusters.service.js';
 import { Ec2Module } from './ec2/ec2.module.js';
 import { HealthController } from './health/health.controller.js';
+import { MetricsController } from './health/metrics.controller.js';
 import { InstanceTypesModule } from './instance-types/instance-types.module.js';
 import { PersistenceModule } from './persistence/persistence.module.js';
 import { RegionsModule } from './regions/regions.module.js';
@@ -21,7 +22,7 @@ import { IdentityModule } from './identity/identity.module.js';
 export function cloudModule(ctx: Pick<DaemonContext, 'runtime'>, ds: DataSource, opts: { masterKey: string }) {
   @Module({
     imports: [ctx.runtime, PersistenceModule.forRoot(ds), AuthModule.forRoot(opts), Ec2Module, RegionsModule, InstanceTypesModule, TagsModule, KeyPairsModule, SecurityGroupsModule, AddressesModule, ImagesModule, InstancesModule, VolumesModule, IdentityModule],
-    controllers: [HealthController],
+    controllers: [HealthController, MetricsController],
     providers: [ClustersService],
     exports: [ClustersService],
   })

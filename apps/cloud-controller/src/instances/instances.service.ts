@@ -23,6 +23,7 @@ import { InstanceEntity, InstanceSecurityGroupEntity, ReservationEntity, type Sh
 import { InstanceLifecycleService } from './instance-lifecycle.service.js';
 import { moveTo, REASONS, userInitiated } from './instance-states.js';
 import { INSTANCE_FILTER_COLUMNS, INSTANCE_FILTERS, type BlockDeviceView, type GroupRef, type InstanceView } from './instance-view.js';
+import { launchesInFlight } from './instance-metrics.js';
 import { zoneError } from '../clusters/zone-error.js';
 import { findVisible, ownedBy, type FilterColumns } from '../persistence/find-visible.js';
 import { describePage, type DescribeQuery } from '../persistence/describe-page.js';
@@ -152,6 +153,15 @@ export class InstancesService {
   // ---- RunInstances ---------------------------------------------------------------------
 
   async run(caller: Caller, now: Date, input: RunInstancesInput): Promise<ReservationView> {
+    launchesInFlight.inc();
+    try {
+      return await this.launch(caller, now, input);
+    } finally {
+      launchesInFlight.dec();
+    }
+  }
+
+  private async launch(caller: Caller, now: Date, input: RunInstancesInput): Promise<ReservationView> {
     const maxPerRun = this.config.maxInstancesPerRun;
     if (input.minCount < 1) throw Ec2Error.invalidParameterValue('MinCount', String(input.minCount), 'MinCount must be at least 1.');
     if (input.maxCount < 1) throw Ec2Error.invalidParameterValue('MaxCount', String(input.maxCount), 'MaxCount must be at least 1.');
