@@ -50,7 +50,9 @@ export interface ScaleCloud {
   imageId: string;
   nodes: ScaleNode[];
   ec2(): EC2Client;
-  pids(): { clc: number; cc: number; ncHosts: number[]; nats?: number };
+  pids(): { clc: number; cc: number; ncHosts: number[] };
+  /** The CC's metrics port (loopback). */
+  ccMetricsUrl: string;
   /** The CC's node list (capacity from heartbeats). */
   listNodes(): Promise<ListNodesResponse['nodes']>;
   /** Every node's domains as the CC has them from heartbeats (all pages). */
@@ -171,9 +173,12 @@ export async function startScaleCloud(opts: ScaleOptions): Promise<ScaleCloud> {
     const imageId = /emi-[0-9a-f]{8,17}/.exec(imported.stdout)?.[0];
     if (!imageId) throw new Error(`image import printed no image id: ${imported.stdout} ${imported.stderr}`);
 
-    clc = spawnLogged('clc', [CLC_MAIN, 'serve'], clcEnv);
+    // SCALE_CLC_PROFILE=DIR: a V8 CPU profile of the CLC, written when it stops
+    const prof = process.env.SCALE_CLC_PROFILE ? ['--cpu-prof', '--cpu-prof-dir', process.env.SCALE_CLC_PROFILE] : [];
+    clc = spawnLogged('clc', [...prof, CLC_MAIN, 'serve'], clcEnv);
     await waitFor('the CLC /healthz', async () => (await fetch(new URL('/healthz', endpoint))).ok, 60_000);
-    cc = spawnLogged('cc', [CC_MAIN], { ...base, KOALA_SCHEDULER_POLICY: opts.policy ?? 'GREEDY' });
+    const ccMetricsPort = await freePort();
+    cc = spawnLogged('cc', [CC_MAIN], { ...base, KOALA_SCHEDULER_POLICY: opts.policy ?? 'GREEDY', KOALA_METRICS_PORT: String(ccMetricsPort) });
 
     const host = opts.host ?? defaultHost;
     const nodes: ScaleNode[] = [...Array(opts.nodes).keys()].map((i) => ({ name: `${zone}-n${String(i + 1).padStart(4, '0')}`, ...host(i) }));
@@ -202,7 +207,6 @@ export async function startScaleCloud(opts: ScaleOptions): Promise<ScaleCloud> {
     dbc = new pg.Client({ connectionString: base.KOALA_DATABASE_URL });
     await dbc.connect();
     const dbClient = dbc;
-    const natsPid = undefined;
 
     return {
       zone,
@@ -215,7 +219,8 @@ export async function startScaleCloud(opts: ScaleOptions): Promise<ScaleCloud> {
         clients.push(c);
         return c;
       },
-      pids: () => ({ clc: clc!.pid!, cc: cc!.pid!, ncHosts: ncHosts.map((c) => c.pid!), nats: natsPid }),
+      pids: () => ({ clc: clc!.pid!, cc: cc!.pid!, ncHosts: ncHosts.map((c) => c.pid!) }),
+      ccMetricsUrl: `http://127.0.0.1:${ccMetricsPort}/metrics`,
       listNodes: nodesOf,
       async domains() {
         const out: NodeDomains[] = [];
