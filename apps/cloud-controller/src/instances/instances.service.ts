@@ -314,8 +314,9 @@ export class InstancesService {
     const placed = new Map(placements.filter((p) => instances.some((i) => i.id === p.instanceId)).map((p) => [p.instanceId, p.node]));
     const unplaced = instances.filter((i) => !placed.has(i.id)).map((i) => i.id);
     await this.ds.transaction(async (em) => {
-      for (const [id, node] of placed) {
-        await em.createQueryBuilder().update(InstanceEntity).set({ node }).where('id = :id AND node IS NULL', { id }).execute();
+      // one statement, not one per instance (a launch of 20 spent ~150-500 ms here under load)
+      if (placed.size) {
+        await em.query('UPDATE instances SET node = v.node FROM unnest($1::varchar[], $2::varchar[]) AS v(id, node) WHERE instances.id = v.id AND instances.node IS NULL', [[...placed.keys()], [...placed.values()]]);
       }
       if (unplaced.length) {
         await this.network.release(em, unplaced);
