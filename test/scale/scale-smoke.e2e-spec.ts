@@ -45,6 +45,7 @@ describe('scale smoke (20 nodes, 100 instances)', () => {
     const ec2 = cloud.ec2();
     const r = await launchAll(ec2, { imageId: cloud.imageId, zone: cloud.zone, instances: INSTANCES, concurrency: 4, timeoutMs: 60_000 });
     expect(r.errors).toEqual([]);
+    expect(r.failed).toEqual([]);
     expect(new Set(r.launched).size).toBe(INSTANCES);
     const check = await settled(cloud, r.launched);
     expect(check).toEqual({ lost: [], duplicated: [], overcommitted: [], mismatched: [] });

@@ -7,7 +7,7 @@
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -191,7 +191,10 @@ export async function startScaleCloud(opts: ScaleOptions): Promise<ScaleCloud> {
       ready.push(
         new Promise<void>((resolve, reject) => {
           let buf = '';
+          const fd = logs[logs.length - 1]!;
           c.stdout!.on('data', (d: Buffer) => {
+            writeSync(fd, d);
+            if (buf.length > 4096) buf = buf.slice(-100);
             buf += d.toString();
             if (/^ready$/m.test(buf)) resolve();
           });
@@ -297,9 +300,11 @@ export interface LaunchResult {
   launched: string[];
   runLatencyMs: number[];
   errors: string[];
+  /** Launched instances that ended terminated instead of running (the launch failed). */
+  failed: string[];
   /** First RunInstances sent -> last answered. */
   runSeconds: number;
-  /** First RunInstances sent -> DescribeInstances shows all `running`. */
+  /** First RunInstances sent -> DescribeInstances shows all `running` (or failed). */
   allRunningSeconds: number;
 }
 
@@ -322,7 +327,7 @@ export async function describeAll(ec2: Ec2Like, filters?: Array<{ Name: string; 
  * `instances` t1.micro through RunInstances (MaxCount ≤ 20 a call, MinCount 1, `concurrency`
  * calls in flight), then DescribeInstances every `pollMs` until all launched are running.
  */
-export async function launchAll(ec2: Ec2Like, o: { imageId: string; zone?: string; instances: number; concurrency: number; instanceType?: string; pollMs?: number; timeoutMs?: number; perCall?: number }): Promise<LaunchResult> {
+export async function launchAll(ec2: Ec2Like, o: { imageId: string; zone?: string; instances: number; concurrency: number; instanceType?: string; pollMs?: number; timeoutMs?: number; perCall?: number; /** MinCount = MaxCount (moto launches MinCount instances) */ exact?: boolean }): Promise<LaunchResult> {
   const { RunInstancesCommand } = await import('@aws-sdk/client-ec2');
   const launched: string[] = [];
   const runLatencyMs: number[] = [];
@@ -335,7 +340,7 @@ export async function launchAll(ec2: Ec2Like, o: { imageId: string; zone?: strin
       requested += n;
       const c0 = performance.now();
       try {
-        const r = (await ec2.send(new RunInstancesCommand({ ImageId: o.imageId, MinCount: 1, MaxCount: n, InstanceType: (o.instanceType ?? 't1.micro') as 't1.micro', ...(o.zone ? { Placement: { AvailabilityZone: o.zone } } : {}) }))) as { Instances?: Array<{ InstanceId?: string }> };
+        const r = (await ec2.send(new RunInstancesCommand({ ImageId: o.imageId, MinCount: o.exact ? n : 1, MaxCount: n, InstanceType: (o.instanceType ?? 't1.micro') as 't1.micro', ...(o.zone ? { Placement: { AvailabilityZone: o.zone } } : {}) }))) as { Instances?: Array<{ InstanceId?: string }> };
         runLatencyMs.push(performance.now() - c0);
         const ids = (r.Instances ?? []).map((i) => i.InstanceId!);
         launched.push(...ids);
@@ -349,13 +354,17 @@ export async function launchAll(ec2: Ec2Like, o: { imageId: string; zone?: strin
   const runSeconds = (performance.now() - t0) / 1000;
   const want = new Set(launched);
   const deadline = Date.now() + (o.timeoutMs ?? 900_000);
+  let failed: string[] = [];
   for (;;) {
-    const running = (await describeAll(ec2, [{ Name: 'instance-state-name', Values: ['running'] }])).filter((i) => want.has(i.InstanceId!)).length;
-    if (running >= want.size) break;
-    if (Date.now() > deadline) throw new Error(`only ${running} of ${want.size} instances running after ${o.timeoutMs ?? 900_000} ms`);
+    // settled: running, or given up on by the cloud (a launch that failed ends terminated)
+    const all = (await describeAll(ec2)).filter((i) => want.has(i.InstanceId!));
+    const running = all.filter((i) => i.State?.Name === 'running').length;
+    failed = all.filter((i) => i.State?.Name === 'terminated' || i.State?.Name === 'shutting-down').map((i) => i.InstanceId!);
+    if (running + failed.length >= want.size) break;
+    if (Date.now() > deadline) throw new Error(`only ${running} of ${want.size} instances running (${failed.length} failed) after ${o.timeoutMs ?? 900_000} ms`);
     await new Promise((r) => setTimeout(r, o.pollMs ?? 500));
   }
-  return { launched, runLatencyMs, errors, runSeconds, allRunningSeconds: (performance.now() - t0) / 1000 };
+  return { launched, runLatencyMs, errors, failed, runSeconds, allRunningSeconds: (performance.now() - t0) / 1000 };
 }
 
 /** TerminateInstances in batches of 100 (`concurrency` in flight) until all are `terminated`; seconds. */
