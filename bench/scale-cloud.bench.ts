@@ -16,7 +16,7 @@
 import { jest } from '@jest/globals';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { EC2Client, DescribeImagesCommand } from '@aws-sdk/client-ec2';
+import { EC2Client, DescribeImagesCommand, DescribeInstancesCommand } from '@aws-sdk/client-ec2';
 import { connect as natsConnect, type NatsConnection } from '@nats-io/transport-node';
 import { placeInstances } from '@koala/contracts';
 import { loadInstanceTypes } from '../apps/cloud-controller/src/instance-types/instance-types.service.js';
@@ -136,6 +136,12 @@ describe('scale: CLC + CC + simulated nodes through the EC2 API', () => {
       await describeAll(ec2);
       describeMs.push(performance.now() - t);
     }
+    // why launches failed (their state reason), by code
+    const failedReasons: Record<string, number> = {};
+    for (let i = 0; i < launch.failed.length; i += 100) {
+      const r = await ec2.send(new DescribeInstancesCommand({ InstanceIds: launch.failed.slice(i, i + 100) }));
+      for (const res of r.Reservations ?? []) for (const inst of res.Instances ?? []) failedReasons[inst.StateReason?.Code ?? '?'] = (failedReasons[inst.StateReason?.Code ?? '?'] ?? 0) + 1;
+    }
     const clcMetrics = await (await fetch(new URL('/metrics', cloud.endpoint))).text();
     const ccMetrics = await (await fetch(cloud.ccMetricsUrl)).text();
     const term = await terminateAll(ec2, launch.launched, { concurrency: CONCURRENCY });
@@ -159,6 +165,7 @@ describe('scale: CLC + CC + simulated nodes through the EC2 API', () => {
       ncHostPeakRssMiB: r1(Math.max(...pids.ncHosts.map((p) => cloud!.peakRssMiB(p)))),
       runInstancesCalls: launch.runLatencyMs.length,
       failedLaunches: launch.failed.length,
+      failedReasons,
       errors: launch.errors,
       // where a RunInstances call's time goes, from the CLC's and CC's own metrics (means)
       clcPlaceRoundTripMeanMs: r1((series(clcMetrics, 'koala_nats_request_duration_seconds_sum', { contract: 'cc.place-instances' }) / series(clcMetrics, 'koala_nats_request_duration_seconds_count', { contract: 'cc.place-instances' })) * 1000),
