@@ -3,6 +3,7 @@
  * NATS request latency) and a CC's own metrics port (scheduler, node capacity), read over
  * loopback as Prometheus would. Real CLC, PostgreSQL, NATS; a real CC with a heartbeating node.
  */
+import { jest } from '@jest/globals';
 import { createServer } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,6 +18,8 @@ import { startDaemon } from '@koala/runtime';
 import { clusterModule } from '../../apps/cluster-controller/src/cluster.module.js';
 import { makeInstances, seedInstances } from '../instances/seed-instances.js';
 import { DEFAULT_NATS_URL, startCloud, uniqueZone, type TestCloud } from '../support/cloud.js';
+
+jest.setTimeout(60_000);
 
 async function freePort(): Promise<number> {
   const s = createServer();
@@ -117,5 +120,17 @@ describe('metrics', () => {
     // the CC's requests to the node (run-instance) are timed by the bus
     expect(text).toMatch(/koala_nats_request_duration_seconds_count\{contract="[a-z.-]+",outcome="ok"\} [1-9]/);
     expect((await fetch(`http://127.0.0.1:${ccPort}/`)).status).toBe(404);
+  });
+
+  it('a metrics port already in use is logged, and the component still starts', async () => {
+    const config = loadConfig({ KOALA_NATS_URL: DEFAULT_NATS_URL, KOALA_ZONE: `${zone}-b`, KOALA_HOME: home, KOALA_LOG_LEVEL: 'fatal', KOALA_METRICS_PORT: String(ccPort) });
+    const second = (await startDaemon('cluster-controller', clusterModule, { zoned: true, config })).app;
+    try {
+      expect((await bus.request(listNodes(`${zone}-b`), {}, { timeoutMs: 2000 })).nodes).toEqual([]);
+    } finally {
+      await second.close();
+    }
+    // the first CC still serves its port
+    expect((await fetch(`http://127.0.0.1:${ccPort}/metrics`)).status).toBe(200);
   });
 });

@@ -55,8 +55,13 @@ class MetricsPort implements OnModuleInit, OnApplicationShutdown {
 
   async onModuleInit() {
     if (!this.config.metricsPort || this.identity.kind === 'cloud-controller') return;
-    this.server = await startMetricsServer({ port: this.config.metricsPort, host: this.config.metricsHost, token: this.config.metricsToken });
-    this.logger.info({ port: this.server.port, host: this.config.metricsHost }, 'metrics listening');
+    // metrics never take a component down: a port in use is logged and the component goes on
+    try {
+      this.server = await startMetricsServer({ port: this.config.metricsPort, host: this.config.metricsHost, token: this.config.metricsToken });
+      this.logger.info({ port: this.server.port, host: this.config.metricsHost }, 'metrics listening');
+    } catch (err) {
+      this.logger.error({ err, port: this.config.metricsPort, host: this.config.metricsHost }, 'metrics port not opened');
+    }
   }
 
   async onApplicationShutdown() {
