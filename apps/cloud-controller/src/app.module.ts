@@ -6,6 +6,7 @@ import { ClustersService } from './clusters/clusters.service.js';
 import { ClcRoleModule, SINGLE_PROCESS, type ClcRole } from './cluster/clc-role.js';
 import { Ec2Module } from './ec2/ec2.module.js';
 import { HealthController } from './health/health.controller.js';
+import { MetricsController } from './health/metrics.controller.js';
 import { InstanceTypesModule } from './instance-types/instance-types.module.js';
 import { PersistenceModule } from './persistence/persistence.module.js';
 import { RegionsModule } from './regions/regions.module.js';
@@ -23,7 +24,7 @@ import { QuotasModule } from './quotas/quotas.module.js';
 export function cloudModule(ctx: Pick<DaemonContext, 'runtime'>, ds: DataSource, opts: { masterKey: string; role?: ClcRole }) {
   @Module({
     imports: [ctx.runtime, ClcRoleModule.forRoot(opts.role ?? SINGLE_PROCESS), PersistenceModule.forRoot(ds), AuthModule.forRoot(opts), Ec2Module, RegionsModule, InstanceTypesModule, QuotasModule, TagsModule, KeyPairsModule, SecurityGroupsModule, AddressesModule, ImagesModule, InstancesModule, VolumesModule, IdentityModule],
-    controllers: [HealthController],
+    controllers: [HealthController, MetricsController],
     providers: [ClustersService],
     exports: [ClustersService],
   })

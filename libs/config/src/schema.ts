@@ -209,6 +209,9 @@ export const SCHEMA = {
   volumeEventsConsumer: def('KOALA_VOLUME_EVENTS_CONSUMER', 'clc-volumes', name, 'Durable JetStream consumer of storage (volume and snapshot) events (clouds sharing one NATS need distinct names).'),
   volumeAttachTimeoutMs: def('KOALA_VOLUME_ATTACH_TIMEOUT_MS', '90000', int(60000, 3600000), 'How long the CLC waits for a zone to attach or detach a volume (at least 60 s) before rolling the attachment back.'),
   deletedVolumeRetentionMs: def('KOALA_DELETED_VOLUME_RETENTION_MS', '3600000', int(0, 30 * 86400000), 'How long deleted volumes stay visible in DescribeVolumes.'),
+  metricsPort: def('KOALA_METRICS_PORT', '0', int(0, 65535), 'Prometheus `/metrics` port of a CC, NC or SC (each process its own); 0 = off. The CLC serves `/metrics` on its API port.'),
+  metricsHost: def('KOALA_METRICS_HOST', '127.0.0.1', str, 'Address the metrics port of a CC, NC or SC listens on.'),
+  metricsToken: def('KOALA_METRICS_TOKEN', '', optionalStr, 'Bearer token that lets a non-loopback client read `/metrics` (none: loopback only).'),
   volumeSweepMs: def('KOALA_VOLUME_SWEEP_MS', '5000', int(100, 3600000), 'How often the CLC releases volumes still attached to terminated instances (and deletes those marked DeleteOnTermination).'),
 } as const;
 

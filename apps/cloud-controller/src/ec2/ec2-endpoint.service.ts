@@ -20,6 +20,7 @@ import { AuthService, type Caller } from '../auth/auth.service.js';
 import { internalErrorMessage } from '../clusters/zone-error.js';
 import { identityApiOf, renderQueryError, renderQueryResponse, type QueryApi } from '../identity/identity-protocol.js';
 import { ActionRegistry } from './action-registry.js';
+import { ec2Requests, ec2RequestSeconds } from './ec2-metrics.js';
 import { RequestRateLimiter } from './rate-limiter.js';
 import type { Ec2Context } from './ec2-action.decorator.js';
 
@@ -160,6 +161,10 @@ export class Ec2EndpointService {
       body = e.body;
     }
     const ms = Number(process.hrtime.bigint() - started) / 1e6;
+    // label only actions we serve: any other Action string would be a new series per request
+    const label = action && this.registry.get(action) ? action : action ? 'unknown' : 'none';
+    ec2Requests.inc({ action: label, code: code ?? 'ok' });
+    ec2RequestSeconds.observe({ action: label }, ms / 1000);
     this.logger.info(
       { requestId, action, account: caller?.account.id, accessKeyId: caller?.accessKeyId, status, code, ms: Math.round(ms * 100) / 100 },
       'ec2 request',

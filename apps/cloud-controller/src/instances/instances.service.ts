@@ -24,6 +24,7 @@ import { InstanceEntity, InstanceSecurityGroupEntity, ReservationEntity, type Sh
 import { InstanceLifecycleService } from './instance-lifecycle.service.js';
 import { moveTo, REASONS, userInitiated } from './instance-states.js';
 import { INSTANCE_FILTER_COLUMNS, INSTANCE_FILTERS, type BlockDeviceView, type GroupRef, type InstanceView } from './instance-view.js';
+import { launchesInFlight } from './instance-metrics.js';
 import { zoneError } from '../clusters/zone-error.js';
 import { findVisible, ownedBy, type FilterColumns } from '../persistence/find-visible.js';
 import { describePage, type DescribeQuery } from '../persistence/describe-page.js';
@@ -157,6 +158,15 @@ export class InstancesService {
   // ---- RunInstances ---------------------------------------------------------------------
 
   async run(caller: Caller, now: Date, input: RunInstancesInput): Promise<ReservationView> {
+    launchesInFlight.inc();
+    try {
+      return await this.launch(caller, now, input);
+    } finally {
+      launchesInFlight.dec();
+    }
+  }
+
+  private async launch(caller: Caller, now: Date, input: RunInstancesInput): Promise<ReservationView> {
     const maxPerRun = this.config.maxInstancesPerRun;
     if (input.minCount < 1) throw Ec2Error.invalidParameterValue('MinCount', String(input.minCount), 'MinCount must be at least 1.');
     if (input.maxCount < 1) throw Ec2Error.invalidParameterValue('MaxCount', String(input.maxCount), 'MaxCount must be at least 1.');
@@ -314,8 +324,9 @@ export class InstancesService {
     const placed = new Map(placements.filter((p) => instances.some((i) => i.id === p.instanceId)).map((p) => [p.instanceId, p.node]));
     const unplaced = instances.filter((i) => !placed.has(i.id)).map((i) => i.id);
     await this.ds.transaction(async (em) => {
-      for (const [id, node] of placed) {
-        await em.createQueryBuilder().update(InstanceEntity).set({ node }).where('id = :id AND node IS NULL', { id }).execute();
+      // one statement, not one per instance (a launch of 20 spent ~150-500 ms here under load)
+      if (placed.size) {
+        await em.query('UPDATE instances SET node = v.node FROM unnest($1::varchar[], $2::varchar[]) AS v(id, node) WHERE instances.id = v.id AND instances.node IS NULL', [[...placed.keys()], [...placed.values()]]);
       }
       if (unplaced.length) {
         await this.network.release(em, unplaced);

@@ -128,7 +128,7 @@ export class NetworkService {
       out.set(i.id, { interfaceId: row.id, mac, privateIp: ip, privateDnsName: privateDnsName(ip, this.config.dnsSuffix) });
     }
     await this.repo.insertInterfaces(tx, rows);
-    for (const [id, n] of out) await this.repo.setPrivateDnsName(tx, id, n.privateDnsName);
+    await this.repo.setPrivateDnsNames(tx, new Map([...out].map(([id, n]) => [id, n.privateDnsName])));
     if (publicIp) {
       await this.repo.lockPublicPool(tx);
       const taken = await this.repo.usedPublicIps(tx);
