@@ -19,6 +19,7 @@ const common = {
     '^(\\.{1,2}/.*)\\.js$': '$1',
   },
   testEnvironment: 'node',
+  setupFiles: ['<rootDir>/test/support/test-env.ts'],
 };
 
 export default {

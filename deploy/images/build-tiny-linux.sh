@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# build-tiny-linux.sh — builds Koala's demo/test image "tiny-linux" from Debian packages only
-# (DESIGN §4): the Debian cloud kernel (the package `linux-image-cloud-amd64` depends on) and
-# `busybox-static`. Both .debs are fetched with `apt-get download` and unpacked with
-# `dpkg-deb -x` into a scratch directory: nothing is installed on the host for the image itself.
+# build-tiny-linux.sh — builds Koala's demo/test image "tiny-linux" from Debian packages only:
+# the Debian cloud kernel (the package `linux-image-cloud-amd64` depends on) and
+# `busybox-static`, plus Debian's SSH server `dropbear-bin` with exactly the shared libraries `ldd`
+# lists for it (and the loader), taken from their own packages (SSH_PACKAGES below). The .debs are
+# fetched with `apt-get download` and unpacked with `dpkg-deb -x` into a scratch directory:
+# nothing is installed on the host for the image itself.
 #
 # Usage (as root):  deploy/images/build-tiny-linux.sh [OUT_DIR]
 #   OUT_DIR defaults to ${KOALA_HOME:-/var/lib/koala}/images/tiny-linux
@@ -18,7 +20,8 @@
 #                  /sbin/init of the root fs (or init= from the cmdline).
 #   rootfs.img     emi: raw ext4 filesystem image (16 MiB, label "tiny-root", made with
 #                  `mkfs.ext4 -d`), busybox with applet links, the same modules in
-#                  /lib/modules/<release>/ and /sbin/init (a busybox sh script).
+#                  /lib/modules/<release>/, dropbear + dropbearkey with their libraries in
+#                  /lib/x86_64-linux-gnu (about 4 MiB) and /sbin/init (a busybox sh script).
 #   manifest       shell-sourceable KEY=VALUE: inputs (script sha256, package versions),
 #                  kernel release, suggested cmdline and the sha256 of each file above.
 #   SHA256SUMS     `sha256sum -c` compatible sums of the three images.
@@ -29,8 +32,12 @@
 # disk, cmdline  `root=/dev/vda console=ttyS0`  (root= also takes LABEL=/UUID=; `ro` mounts ro).
 # The domain needs <features><acpi/></features> (power button, disk hot-plug). A virtio NIC is
 # optional: eth0 is configured by DHCP (busybox udhcpc, which keeps renewing in the background;
-# /etc/resolv.conf points to /run/resolv.conf). No SSH server: Debian's dropbear-bin is linked
-# against glibc and four more libraries, too much for this image.
+# /etc/resolv.conf points to /run/resolv.conf).
+# SSH: when eth0 exists, dropbear listens on port 22 (public-key logins only) once the network is
+# configured. Its ed25519 host key is made by dropbearkey at first boot (kept in /etc/dropbear on
+# the root disk); root's ~/.ssh/authorized_keys is written at every boot from the config drive's
+# public keys (NoCloud `public-keys:`, OpenStack `keys[].data`), or when it has none from
+# http://169.254.169.254/latest/meta-data/public-keys/0/openssh-key.
 #
 # Console protocol of the root fs init (serial console, each on its own line, in this order):
 #   TINY-LINUX-BOOTED                      the root fs init started
@@ -47,6 +54,9 @@
 #   BLOCK: vda vdb ...                     block devices (/sys/block without loop*/ram*), sorted,
 #                                          space separated; printed at start and whenever the set
 #                                          changes (polled every second)
+#   SSH: dropbear port 22 <fingerprint> <n> key(s)
+#                                          after the first BLOCK line, when eth0 exists: the host
+#                                          key's SHA256 fingerprint and how many authorized keys
 #   USER-DATA-SCRIPT-BEGIN                 when the user-data starts with `#!`: it is run (after the
 #   ...                                    first BLOCK line, in the background, as root, cwd /root,
 #   USER-DATA-SCRIPT-END rc=<N>            stdin /dev/null) with its output on the console; lines
@@ -57,9 +67,11 @@
 #                                          config drive is unmounted, / remounted ro, power off.
 set -euo pipefail
 
-SCRIPT_VERSION=2
+SCRIPT_VERSION=3
 OUT=${1:-${KOALA_HOME:-/var/lib/koala}/images/tiny-linux}
 ROOTFS_SIZE=16M
+# The SSH server and the packages its libraries come from (ldd decides which files are copied).
+SSH_PACKAGES=(dropbear-bin libc6 libcrypt1 libtomcrypt1 libtommath1 libgmp10 zlib1g)
 CMDLINE='root=/dev/vda console=ttyS0'
 # Modules wanted (names as in modules.dep, without .ko); builtins are skipped, dependencies added.
 WANT_MODULES=(virtio virtio_ring virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_blk
@@ -98,9 +110,16 @@ fi
 KVER=$(candidate "$KPKG"); BBVER=$(candidate busybox-static)
 { [ -n "$KVER" ] && [ "$KVER" != "(none)" ] && [ -n "$BBVER" ] && [ "$BBVER" != "(none)" ]; } \
   || die "no candidate version for $KPKG or busybox-static"
+# PACKAGE=VERSION of each package, from one apt-cache call (each call takes seconds on a busy host).
+candidates() {
+  apt-cache policy "$@" 2>/dev/null | awk '/^[^ ].*:$/ { p = substr($0, 1, length($0) - 1) } /Candidate:/ && p != "" { if ($2 != "(none)") print p "=" $2; p = "" }'
+}
+mapfile -t SSH_PINS < <(candidates "${SSH_PACKAGES[@]}")
+if [ "${#SSH_PINS[@]}" != "${#SSH_PACKAGES[@]}" ]; then apt_update_once; mapfile -t SSH_PINS < <(candidates "${SSH_PACKAGES[@]}"); fi
+[ "${#SSH_PINS[@]}" = "${#SSH_PACKAGES[@]}" ] || die "no candidate version for some of ${SSH_PACKAGES[*]} (got ${SSH_PINS[*]})"
 SCRIPT_SHA=$(sha256sum "${BASH_SOURCE[0]}" | cut -d' ' -f1)
-INPUTS=$(printf 'v%s script=%s kernel=%s=%s busybox-static=%s modules=%s size=%s' \
-  "$SCRIPT_VERSION" "$SCRIPT_SHA" "$KPKG" "$KVER" "$BBVER" "${WANT_MODULES[*]}" "$ROOTFS_SIZE" \
+INPUTS=$(printf 'v%s script=%s kernel=%s=%s busybox-static=%s modules=%s size=%s ssh=%s' \
+  "$SCRIPT_VERSION" "$SCRIPT_SHA" "$KPKG" "$KVER" "$BBVER" "${WANT_MODULES[*]}" "$ROOTFS_SIZE" "${SSH_PINS[*]}" \
   | sha256sum | cut -d' ' -f1)
 
 FILES=(vmlinuz initramfs.img rootfs.img)
@@ -134,6 +153,11 @@ log "downloading $KPKG=$KVER busybox-static=$BBVER"
 (cd "$WORK" && apt-get download -qq "$KPKG=$KVER" "busybox-static=$BBVER" 2>&1 | grep -v '^W: Download is performed unsandboxed' >&2 || true)
 kdeb=$(ls "$WORK"/linux-image-*.deb 2>/dev/null | head -1); bdeb=$(ls "$WORK"/busybox-static_*.deb 2>/dev/null | head -1)
 [ -f "$kdeb" ] && [ -f "$bdeb" ] || die "apt-get download failed"
+log "downloading ${SSH_PINS[*]}"
+mkdir -p "$WORK/ssh-debs"; chmod 755 "$WORK/ssh-debs"
+(cd "$WORK/ssh-debs" && apt-get download -qq "${SSH_PINS[@]}" 2>&1 | grep -v '^W: Download is performed unsandboxed' >&2 || true)
+[ "$(ls "$WORK"/ssh-debs/*.deb 2>/dev/null | wc -l)" = "${#SSH_PACKAGES[@]}" ] || die "apt-get download of ${SSH_PACKAGES[*]} failed"
+for f in "$WORK"/ssh-debs/*.deb; do dpkg-deb -x "$f" "$WORK/ssh"; done
 dpkg-deb -x "$kdeb" "$WORK/kernel"
 dpkg-deb -x "$bdeb" "$WORK/busybox"
 BB=$WORK/busybox/bin/busybox
@@ -249,6 +273,31 @@ mkdir -p "$RF"/{bin,sbin,usr/bin,usr/sbin,dev,proc,sys,run,tmp,mnt/config,root,e
 chmod 1777 "$RF/tmp"
 cp "$BB" "$RF/bin/busybox"
 busybox_links "$RF"
+# dropbear: the two binaries, exactly the libraries ldd resolves for them (from the unpacked
+# packages, not the host's), and the loader; one library directory, searched by default.
+SSH_LIBDIRS=$WORK/ssh/lib/x86_64-linux-gnu:$WORK/ssh/usr/lib/x86_64-linux-gnu
+mkdir -p "$RF/lib/x86_64-linux-gnu" "$RF/lib64" "$RF/etc/dropbear" "$RF/root/.ssh"
+chmod 700 "$RF/root/.ssh"
+install -m 755 "$WORK/ssh/usr/sbin/dropbear" "$RF/usr/sbin/dropbear"
+install -m 755 "$WORK/ssh/usr/bin/dropbearkey" "$RF/usr/bin/dropbearkey"
+for b in "$WORK/ssh/usr/sbin/dropbear" "$WORK/ssh/usr/bin/dropbearkey"; do
+  out=$(LD_LIBRARY_PATH=$SSH_LIBDIRS ldd "$b") || die "ldd $b failed"
+  ! grep -q 'not found' <<<"$out" || die "ldd $b: $out"
+  while read -r lib; do
+    case $lib in "$WORK"/ssh/*) ;; *) die "ldd $b resolved $lib outside the unpacked packages" ;; esac
+    cp -L "$lib" "$RF/lib/x86_64-linux-gnu/${lib##*/}"
+  done < <(awk '$2 == "=>" { print $3 }' <<<"$out")
+done
+LOADER=$(ls "$WORK"/ssh/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2) || die "no loader in libc6"
+cp -L "$LOADER" "$RF/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"
+ln -s /lib/x86_64-linux-gnu/ld-linux-x86-64.so.2 "$RF/lib64/ld-linux-x86-64.so.2"
+printf 'passwd: files\ngroup: files\nshadow: files\n' >"$RF/etc/nsswitch.conf"
+printf '/bin/sh\n' >"$RF/etc/shells"
+# Fails the build when the new root's loader cannot resolve a library (loads only, runs nothing, writes nothing).
+for b in /usr/sbin/dropbear /usr/bin/dropbearkey; do
+  out=$(chroot "$RF" /lib64/ld-linux-x86-64.so.2 --list "$b" 2>&1) && ! grep -q 'not found' <<<"$out" || die "$b does not load in the root fs: $out"
+done
+log "dropbear: $(cd "$RF" && du -sh --apparent-size usr/sbin/dropbear usr/bin/dropbearkey lib/x86_64-linux-gnu | awk '{ print $2 " " $1 }' | tr '\n' ' ')"
 stage_modules "$RF/lib/modules/$KREL"
 echo "$KREL" >"$RF/etc/tiny-linux-kernel"
 echo tiny-linux >"$RF/etc/hostname"
@@ -379,12 +428,14 @@ if [ -n "$mounted" ]; then
     id=$(sed -n 's/^instance-id:[[:space:]]*//p' /mnt/config/meta-data | head -n 1 | tr -d "\r\"'" | sed 's/[[:space:]]*$//')
     hn=$(sed -n 's/^local-hostname:[[:space:]]*//p' /mnt/config/meta-data | head -n 1 | tr -d "\r\"'" | sed 's/[[:space:]]*$//')
     ud=/mnt/config/user-data
+    sed -n '/^public-keys:/,/^[^ ]/s/^  - "\(.*\)"$/\1/p' /mnt/config/meta-data >/run/ssh-keys
   else
     j=/mnt/config/openstack/latest/meta_data.json
     id=$(tr -d '\n' <"$j" | grep -o '"instance-id"[[:space:]]*:[[:space:]]*"[^"]*"' | head -n 1 | sed 's/.*"\([^"]*\)"$/\1/')
     [ -n "$id" ] || id=$(tr -d '\n' <"$j" | grep -o '"uuid"[[:space:]]*:[[:space:]]*"[^"]*"' | head -n 1 | sed 's/.*"\([^"]*\)"$/\1/')
     hn=$(tr -d '\n' <"$j" | grep -o '"hostname"[[:space:]]*:[[:space:]]*"[^"]*"' | head -n 1 | sed 's/.*"\([^"]*\)"$/\1/')
     ud=/mnt/config/openstack/latest/user_data
+    tr -d '\n' <"$j" | grep -o '"data"[[:space:]]*:[[:space:]]*"[^"]*"' | sed 's/.*"\([^"]*\)"$/\1/' >/run/ssh-keys
   fi
   [ -n "$hn" ] && hostname "$hn"
   echo "INSTANCE-ID: $id"
@@ -420,6 +471,25 @@ block_list() {
 }
 prev=$(block_list)
 echo "BLOCK: $prev"
+
+# --- SSH server (dropbear), once the network is configured ---
+start_ssh() {
+  local hk=/etc/dropbear/dropbear_ed25519_host_key fp n
+  mkdir -p /etc/dropbear /root/.ssh /dev/pts
+  chmod 700 /root/.ssh
+  [ -s "$hk" ] || dropbearkey -t ed25519 -f "$hk" >/dev/null 2>&1
+  if [ ! -s /run/ssh-keys ]; then
+    wget -q -T 3 -O /run/ssh-keys http://169.254.169.254/latest/meta-data/public-keys/0/openssh-key 2>/dev/null || : >/run/ssh-keys
+  fi
+  { cat /run/ssh-keys; echo; } | sed '/^[[:space:]]*$/d' >/root/.ssh/authorized_keys
+  chmod 600 /root/.ssh/authorized_keys
+  n=$(grep -c . /root/.ssh/authorized_keys)
+  grep -q ' /dev/pts ' /proc/mounts || mount -t devpts -o mode=620,ptmxmode=666 devpts /dev/pts
+  dropbear -r "$hk" -s -p 22 -P /run/dropbear.pid
+  fp=$(dropbearkey -y -f "$hk" 2>/dev/null | sed -n 's/^Fingerprint: //p')
+  echo "SSH: dropbear port 22 ${fp:-?} $n key(s)"
+}
+[ -e /sys/class/net/eth0 ] && [ -x /usr/sbin/dropbear ] && start_ssh
 
 # --- user-data script (after the network and the first BLOCK line, in the background) ---
 if [ -x /run/user-data-script ]; then
@@ -468,6 +538,7 @@ KERNEL_PACKAGE=$KPKG
 KERNEL_PACKAGE_VERSION=$KVER
 KERNEL_RELEASE=$KREL
 BUSYBOX_PACKAGE_VERSION=$BBVER
+SSH_PACKAGES='${SSH_PINS[*]}'
 MODULES='${ORDER[*]}'
 CMDLINE='$CMDLINE'
 VMLINUZ=vmlinuz

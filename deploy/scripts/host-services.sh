@@ -62,7 +62,7 @@ disable_unusable_kvm() {
 }
 
 start_libvirt() {
-  # Never start libvirt's NAT network in the machine's own namespace (DESIGN §5).
+  # Never start libvirt's NAT network in the machine's own namespace.
   rm -f /etc/libvirt/qemu/networks/autostart/default.xml
   pgrep -x virtlogd >/dev/null || { log "starting virtlogd"; virtlogd -d; }
   if ! pgrep -x libvirtd >/dev/null; then

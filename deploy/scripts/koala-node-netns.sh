@@ -5,6 +5,7 @@
 #
 #   koala-node-netns.sh up NAME [--uplink-to SEGMENT_NS] [--segment-bridge BR] [--uplink-name IF]
 #                               [--iscsi HOST:PORT | --no-iscsi]
+#                               [--public-to PUBLIC_NS [--public-if IF] [--public-router CIDR]]
 #   koala-node-netns.sh down NAME          stops everything of the node and removes it
 #   koala-node-netns.sh segment-down SEGMENT_NS
 #   koala-node-netns.sh status NAME        prints the facts below, exit 1 when the node is not up
@@ -31,6 +32,11 @@
 # bridge BR (default koala-seg) in the namespace SEG, both created when missing; the NC (or a
 # test) enslaves IF to the node's guest bridge. `down` removes the peer, and the segment
 # namespace when this script created it and no other node is attached.
+# --public-to PUB: the node's public side, the same way: a veth IF (default koala-pub0: the NC's
+# KOALA_NODE_PUBLIC_IF) in the node and its peer on the bridge koala-inet in the namespace PUB,
+# which holds the "internet router" address CIDR (default 198.51.100.1/24) on that bridge; the
+# node routes the router's subnet and its default route through IF. Public addresses the NC puts
+# on IF are reachable from PUB (`ip netns exec PUB ssh …`); nothing leaves PUB.
 #
 # Idempotent: `up` completes what is missing, `down` of an absent node succeeds. `down` destroys
 # the node's guests and networks through its libvirtd, stops the daemons and relays, kills
@@ -63,8 +69,9 @@ pid_alive() {
 pid_of() { [ -s "$1" ] && cat "$1" 2>/dev/null || true; }
 
 # Interface name of a node's uplink peer in the segment namespace (unique per node, ≤ 15 chars).
-peer_name() {
-  if [ ${#1} -le 13 ]; then echo "u-$1"; else echo "u-$(printf '%s' "$1" | sha1sum | cut -c1-13)"; fi
+peer_name() { # NAME [PREFIX]
+  local p=${2:-u}
+  if [ ${#1} -le 13 ]; then echo "$p-$1"; else echo "$p-$(printf '%s' "$1" | sha1sum | cut -c1-13)"; fi
 }
 
 node_paths() { # NAME
@@ -184,16 +191,42 @@ ensure_uplink() { # NAME SEG BR IF
   printf 'SEGMENT_NS=%s\nSEGMENT_BRIDGE=%s\nUPLINK=%s\nUPLINK_PEER=%s\n' "$seg" "$br" "$ifn" "$peer" >"$R/uplink"
 }
 
+ensure_public() { # NAME PUB IF ROUTER_CIDR
+  local ns=$1 pub=$2 ifn=$3 router=$4 peer br=koala-inet
+  peer=$(peer_name "$ns" p)
+  ensure_segment "$pub" "$br"
+  local have; have=$(ip -n "$pub" -o -4 addr show dev "$br")
+  [[ $have == *" inet $router "* ]] || ip -n "$pub" addr add "$router" dev "$br"
+  if ! ip -n "$ns" link show "$ifn" >/dev/null 2>&1; then
+    ip -n "$pub" link del "$peer" 2>/dev/null || true
+    ip -n "$ns" link add "$ifn" type veth peer name "$peer" netns "$pub"
+  fi
+  ip -n "$pub" link set "$peer" master "$br"
+  ip -n "$pub" link set "$peer" up
+  ip -n "$ns" link set "$ifn" up
+  ip -n "$ns" route replace "$(network_of "$router")" dev "$ifn"
+  ip -n "$ns" route replace default via "${router%/*}" dev "$ifn"
+  printf 'PUBLIC_NS=%s\nPUBLIC_BRIDGE=%s\nPUBLIC_IF=%s\nPUBLIC_PEER=%s\nPUBLIC_ROUTER=%s\n' "$pub" "$br" "$ifn" "$peer" "$router" >"$R/public"
+}
+
+network_of() { # A.B.C.D/N -> its network A.B.C.D/N
+  local a b c d v
+  IFS=. read -r a b c d <<<"${1%/*}"
+  v=$(( (a << 24 | b << 16 | c << 8 | d) & (0xffffffff << (32 - ${1#*/})) & 0xffffffff ))
+  printf '%d.%d.%d.%d/%d\n' $((v >> 24)) $((v >> 16 & 255)) $((v >> 8 & 255)) $((v & 255)) "${1#*/}"
+}
+
 print_status() { # NAME
   printf 'NETNS=%s\nRUN_DIR=%s\nSTATE_DIR=%s\nLIBVIRT_SOCKET=%s\nLIBVIRT_URI=%s\n' "$1" "$R" "$S" "$SOCK" "$URI"
   [ -f "$R/iscsi-ns.pid" ] && printf 'ISCSI_PORTAL=127.0.0.1:3260\n'
   [ -f "$R/uplink" ] && cat "$R/uplink"
+  [ -f "$R/public" ] && cat "$R/public"
   return 0
 }
 
 cmd_up() {
   local name=$1; shift
-  local seg='' br=koala-seg ifn=koala-up0 iscsi=127.0.0.1:3260
+  local seg='' br=koala-seg ifn=koala-up0 iscsi=127.0.0.1:3260 pub='' pubif=koala-pub0 router=198.51.100.1/24
   while (($#)); do
     case $1 in
       --uplink-to) seg=${2:?}; shift 2 ;;
@@ -201,12 +234,21 @@ cmd_up() {
       --uplink-name) ifn=${2:?}; shift 2 ;;
       --iscsi) iscsi=${2:?}; shift 2 ;;
       --no-iscsi) iscsi=''; shift ;;
+      --public-to) pub=${2:?}; shift 2 ;;
+      --public-if) pubif=${2:?}; shift 2 ;;
+      --public-router) router=${2:?}; shift 2 ;;
       *) usage ;;
     esac
   done
   check_name "$name" NAME
   if [ -n "$seg" ]; then check_name "$seg" SEGMENT_NS; [ "$seg" != "$name" ] || die "the segment cannot be the node's own namespace"; fi
-  check_ifname "$br" --segment-bridge; check_ifname "$ifn" --uplink-name
+  check_ifname "$br" --segment-bridge; check_ifname "$ifn" --uplink-name; check_ifname "$pubif" --public-if
+  if [ -n "$pub" ]; then
+    check_name "$pub" PUBLIC_NS
+    [ "$pub" != "$name" ] && [ "$pub" != "$seg" ] || die "the public namespace must differ from the node's and the segment's"
+    [ "$pubif" != "$ifn" ] || die "--public-if must differ from --uplink-name"
+  fi
+  [[ $router =~ ^[0-9]{1,3}(\.[0-9]{1,3}){3}/([89]|[12][0-9]|30)$ ]] || die "--public-router must be A.B.C.D/N (N 8-30), got '$router'"
   [ -z "$iscsi" ] || [[ $iscsi =~ ^[0-9.]+:[0-9]+$ ]] || die "--iscsi must be HOST:PORT, got '$iscsi'"
   for c in ip unshare socat libvirtd virtlogd virsh sysctl ss flock; do command -v "$c" >/dev/null || die "$c is missing (deploy/scripts/host-services.sh installs it)"; done
   [ -d /proc/sys/net/bridge ] || modprobe br_netfilter 2>/dev/null || true
@@ -219,6 +261,7 @@ cmd_up() {
     || log "net.bridge.bridge-nf-call-iptables is not available (no br_netfilter): security groups will not filter bridged traffic"
   prepare_dirs
   [ -z "$seg" ] || ensure_uplink "$name" "$seg" "$br" "$ifn"
+  [ -z "$pub" ] || ensure_public "$name" "$pub" "$pubif" "$router"
   [ -z "$iscsi" ] || start_relay "$name" "$iscsi"
   start_daemons "$name"
   print_status "$name"
@@ -275,9 +318,12 @@ cmd_down() {
   check_name "$name" NAME
   node_paths "$name"
   lock
-  local d n seg='' br='' peer=''
+  local d n seg='' br='' peer='' pub='' pbr='' ppeer=''
   if [ -f "$R/uplink" ]; then
     seg=$(sed -n 's/^SEGMENT_NS=//p' "$R/uplink"); br=$(sed -n 's/^SEGMENT_BRIDGE=//p' "$R/uplink"); peer=$(sed -n 's/^UPLINK_PEER=//p' "$R/uplink")
+  fi
+  if [ -f "$R/public" ]; then
+    pub=$(sed -n 's/^PUBLIC_NS=//p' "$R/public"); pbr=$(sed -n 's/^PUBLIC_BRIDGE=//p' "$R/public"); ppeer=$(sed -n 's/^PUBLIC_PEER=//p' "$R/public")
   fi
   # Through libvirt first, so it tears down what it made (QEMU, taps, dnsmasq, bridges, rules).
   if pid_alive "$(pid_of "$R/libvirtd.pid")" && [ -S "$SOCK" ]; then
@@ -299,6 +345,10 @@ cmd_down() {
   if [ -n "$seg" ] && ns_exists "$seg"; then
     [ -z "$peer" ] || ip -n "$seg" link del "$peer" 2>/dev/null || true
     maybe_remove_segment "$seg" "$br"
+  fi
+  if [ -n "$pub" ] && ns_exists "$pub"; then
+    [ -z "$ppeer" ] || ip -n "$pub" link del "$ppeer" 2>/dev/null || true
+    maybe_remove_segment "$pub" "$pbr"
   fi
   # The daemons' mount namespace died with its last process; its bind mounts with it.
   rm -rf "${RUN_BASE:?}/$name" "${STATE_BASE:?}/$name"

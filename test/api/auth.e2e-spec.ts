@@ -68,6 +68,30 @@ describe('authentication', () => {
     expect(await sdkError(client.send(new DescribeRegionsCommand({})))).toEqual({ name: 'AuthFailure', status: 401 });
   });
 
+  it('forgets a cached key at once when another process deactivates it (database NOTIFY), and when its account changes', async () => {
+    const accounts = cloud.app.get(AccountsService);
+    const carol = await cloud.createAccount('carol');
+    const client = cloud.ec2(carol);
+    expect((await client.send(new DescribeRegionsCommand({}))).$metadata.httpStatusCode).toBe(200);
+    expect(accounts.keyCache.enabled).toBe(true);
+    expect(accounts.keyCache.get(carol.accessKeyId, Date.now())).toBeDefined(); // now served from the cache
+    // as `koala access-key deactivate` does: another connection, not this process's AccountsService
+    await cloud.dataSource.query(`UPDATE access_keys SET status = 'Inactive' WHERE id = $1`, [carol.accessKeyId]);
+    const refused = async () => {
+      for (const deadline = Date.now() + 5000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 50))) {
+        const r = await sigv4(cloud.endpoint, carol, REGIONS);
+        if (r.status !== 200) return r.status;
+      }
+      return 200;
+    };
+    expect(await refused()).toBe(401); // the cache's ttl is 30 s: only the announcement can make this pass
+    await cloud.dataSource.query(`UPDATE access_keys SET status = 'Active' WHERE id = $1`, [carol.accessKeyId]);
+    expect((await sigv4(cloud.endpoint, carol, REGIONS)).status).toBe(200);
+    await cloud.dataSource.query(`UPDATE accounts SET is_admin = false WHERE id = $1`, [carol.accountId]);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(accounts.keyCache.get(carol.accessKeyId, Date.now())).toBeUndefined();
+  });
+
   it('refuses a request signed 16 minutes ago: RequestExpired 400', async () => {
     const r = await sigv4(cloud.endpoint, alice, REGIONS, { date: new Date(Date.now() - 16 * 60_000) });
     expect(r.status).toBe(400);

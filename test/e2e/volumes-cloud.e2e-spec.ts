@@ -40,6 +40,9 @@ import { nodeModule } from '../../apps/node-controller/src/node.module.js';
 import { storageModule } from '../../apps/storage-controller/src/storage.module.js';
 import { execRunner } from '../../apps/storage-controller/src/iscsi/command-runner.js';
 import { TgtAdmin } from '../../apps/storage-controller/src/iscsi/tgt-admin.js';
+import { connect as natsConnect, type NatsConnection } from '@nats-io/transport-node';
+import { CHAP_SECRETS, type ChapSecrets } from '../../apps/cloud-controller/src/volumes/chap-credentials.js';
+import { VolumeEntity } from '../../apps/cloud-controller/src/volumes/volume.entity.js';
 import { startCloud, type TestCloud } from '../support/cloud.js';
 import { TestNatsServer } from '../support/nats-server.js';
 import { until } from '../support/wait.js';
@@ -74,6 +77,17 @@ describe('volumes end to end (CLC + CC + SC + NC, tgt over iSCSI, QEMU guest)', 
   let instanceId: string;
   let otherInstanceId: string;
   const created: string[] = [];
+  // Everything that crosses NATS during the test, to check that CHAP secrets travel sealed.
+  let wiretap: NatsConnection;
+  const wire: string[] = [];
+  async function chapSecretNeverOnTheWire(id: string) {
+    const row = await cloud.dataSource.getRepository(VolumeEntity).findOneByOrFail({ id });
+    const secret = cloud.app.get<ChapSecrets>(CHAP_SECRETS).open(row.chapSecretEnc!);
+    await wiretap.flush();
+    expect(secret.length).toBeGreaterThanOrEqual(24);
+    expect(wire.filter((m) => m.includes(secret))).toEqual([]);
+    expect(wire.some((m) => m.includes(id) && m.includes('chapSecretSealed'))).toBe(true);
+  }
 
   function env(z: string, extra: Record<string, string> = {}): KoalaConfig {
     const home = mkdtempSync(join(tmpdir(), 'koala-e2e-'));
@@ -127,6 +141,8 @@ describe('volumes end to end (CLC + CC + SC + NC, tgt over iSCSI, QEMU guest)', 
   beforeAll(async () => {
     execFileSync('bash', [join(ROOT, 'deploy/images/build-tiny-linux.sh'), IMAGE_DIR], { stdio: 'ignore' });
     nats = await TestNatsServer.start();
+    wiretap = await natsConnect({ servers: nats.url.replace('nats://', '') });
+    wiretap.subscribe('>', { callback: (_e, m) => void wire.push(`${m.subject} ${new TextDecoder().decode(m.data)}`) });
     cloud = await startCloud({ natsUrl: nats.url, env: { KOALA_VOLUME_SWEEP_MS: '1000' } });
     ec2 = cloud.ec2();
     lv = await Libvirt.connect({ uri: 'qemu:///system' });
@@ -173,6 +189,7 @@ describe('volumes end to end (CLC + CC + SC + NC, tgt over iSCSI, QEMU guest)', 
     }
     for (const t of await tgt.listTargets().catch(() => [])) if (created.some((v) => t.iqn === volumeTargetIqn(v))) await tgt.deleteTarget(t.tid).catch(() => undefined);
     await cloud?.close();
+    await wiretap?.close();
     await nats?.dispose();
     for (const h of homes) rmSync(h, { recursive: true, force: true });
   });
@@ -205,6 +222,8 @@ describe('volumes end to end (CLC + CC + SC + NC, tgt over iSCSI, QEMU guest)', 
     }, 120_000, 'a new BLOCK: device', 500);
     const added = after.filter((d) => !before.includes(d));
     expect(added).toHaveLength(1);
+    // The SC and the NC got the CHAP secret sealed for each of them: never in clear on NATS.
+    await chapSecretNeverOnTheWire(volumeId);
 
     // The export: one target, LUN 1, bound to the node's initiator, a CHAP account; the secret in libvirt.
     const target = (await tgt.listTargets()).find((t) => t.iqn === volumeTargetIqn(volumeId))!;
@@ -262,6 +281,7 @@ describe('volumes end to end (CLC + CC + SC + NC, tgt over iSCSI, QEMU guest)', 
     await until(async () => (await tgt.listTargets()).find((t) => t.iqn === volumeTargetIqn(volumeId))?.sessions.length, 60_000, 'the guest to log in again', 500);
     expect(await guestDevices(instanceId)).toEqual(devices);
     expect((await volume(volumeId)).State).toBe('in-use');
+    await chapSecretNeverOnTheWire(volumeId); // listExports too
   });
 
   it('converges when the SC is killed in the middle of a create', async () => {

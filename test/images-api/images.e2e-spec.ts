@@ -2,7 +2,8 @@
 // (owners, executable-by, filters, pagination), launch permissions across accounts,
 // DeregisterImage, the signed image-store endpoint, and `image import` (the operator command).
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -41,6 +42,9 @@ const QCOW2 = (() => {
 const QCOW2_BACKING = Buffer.from(QCOW2);
 QCOW2_BACKING.writeBigUInt64BE(0x200n, 8);
 const KERNEL = randomBytes(50_000);
+/** 64 MiB of which 1 MiB is data: stored as a compact qcow2. */
+const SPARSE = Buffer.alloc(64 * 1024 * 1024);
+randomBytes(1024 * 1024).copy(SPARSE, 8 * 1024 * 1024 + 5);
 let releaseSlow: () => void = () => undefined;
 const slowGate = new Promise<void>((r) => (releaseSlow = r));
 
@@ -67,6 +71,7 @@ beforeAll(async () => {
     if (req.url === '/disk.qcow2') return send(QCOW2);
     if (req.url === '/backing.qcow2') return send(QCOW2_BACKING);
     if (req.url === '/vmlinuz') return send(KERNEL);
+    if (req.url === '/sparse.img') return send(SPARSE);
     if (req.url === '/slow.img') return void slowGate.then(() => send(RAW));
     res.writeHead(404).end('not here');
   });
@@ -162,6 +167,23 @@ describe('RegisterImage', () => {
     expect(Date.parse(img.CreationDate!)).toBeGreaterThan(Date.now() - 60_000);
     const { spec } = await images.launchSpec({ accountId: alice.accountId, isAdmin: false }, id);
     expect(spec).toMatchObject({ virtualizationType: 'hvm', root: { imageId: id, sha256: sha(RAW), sizeBytes: RAW.length, format: 'raw' } });
+  }, 40_000);
+
+  it('stores a mostly-zero raw disk as a compact qcow2 of the same size (a dense one stays raw, above)', async () => {
+    const id = await register(aliceEc2, { Name: 'sparse-image', ImageLocation: `${base}/sparse.img` });
+    await available(aliceEc2, id);
+    const { spec } = await images.launchSpec({ accountId: alice.accountId, isAdmin: false }, id);
+    expect(spec.root.format).toBe('qcow2');
+    expect(spec.root.sizeBytes).toBeLessThan(2 * 1024 * 1024);
+    const store = new FsBlobStore(join(cloud.home, 'image-store'));
+    expect(await store.size(spec.root.sha256)).toBe(spec.root.sizeBytes);
+    expect(await store.size(sha(SPARSE))).toBeUndefined(); // the fetched raw form is not kept
+    const listed = JSON.parse((await imageCommand(['list', '--json'])).out) as { id: string; size: number; stored: number }[];
+    expect(listed.find((r) => r.id === id)).toMatchObject({ size: SPARSE.length, stored: spec.root.sizeBytes });
+    // the guest reads the same bytes
+    const back = join(work, 'sparse-back.raw');
+    execFileSync('qemu-img', ['convert', '-f', 'qcow2', '-O', 'raw', store.pathOf(spec.root.sha256), back]);
+    expect(sha(readFileSync(back))).toBe(sha(SPARSE));
   }, 40_000);
 
   it('detects qcow2 and refuses a qcow2 with a backing file', async () => {

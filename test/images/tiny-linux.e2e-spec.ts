@@ -1,4 +1,4 @@
-// End-to-end test of the demo image tiny-linux (deploy/images/build-tiny-linux.sh, DESIGN §4):
+// End-to-end test of the demo image tiny-linux (deploy/images/build-tiny-linux.sh:
 // builds (or reuses) the image, boots it under libvirt qemu:///system (TCG here) with direct
 // kernel boot, a qcow2 overlay root and a NoCloud config drive, and checks the console protocol:
 // banner, instance id, user-data, `NET: none` (no NIC), the `#!` user-data run as a script, block

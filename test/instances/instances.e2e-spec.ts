@@ -384,5 +384,5 @@ describe('events and reconciliation', () => {
     await until(async () => (await state(id)) === 'terminated');
     const d = (await ec2.send(new DescribeInstancesCommand({ InstanceIds: [id] }))).Reservations![0]!.Instances![0]!;
     expect(d.StateReason?.Code).toBe('Server.InternalError');
-  });
+  }, 30_000);
 });

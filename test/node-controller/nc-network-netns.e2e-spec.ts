@@ -2,6 +2,7 @@
 // removes): sysctls, ipsets, Koala's nat chains and jumps, the uplink on a bridge, public
 // addresses. Every command runs through ExecHostNetCommands with the namespace (as
 // KOALA_NODE_NETNS does); libvirt is the in-memory fake (never a network started here).
+import { jest } from '@jest/globals';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { ExecHostNetCommands } from '../../apps/node-controller/src/network/host-net-commands.js';
@@ -30,6 +31,8 @@ const canRun = (() => {
   }
 })();
 const maybe = canRun ? describe : describe.skip;
+// iptables/ipset in a namespace take a few seconds on a loaded machine.
+jest.setTimeout(60_000);
 
 maybe('network agent in a namespace (iptables, ipset, ip)', () => {
   beforeAll(() => {

@@ -1,4 +1,4 @@
-// The node controller on qemu:///system with the real tiny-linux image (DESIGN §4), served to
+// The node controller on qemu:///system with the real tiny-linux image, served to
 // the real image cache from 127.0.0.1: boot, console output (banner, instance id, user-data),
 // ACPI reboot, stop/start, NC restart with a running guest (re-adoption), terminate leaving
 // nothing behind (domain, volumes, config drive, console log).

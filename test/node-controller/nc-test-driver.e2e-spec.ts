@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { SealKey } from '@koala/messaging';
 import type { InstanceSpec } from '@koala/contracts';
 import { Libvirt } from '@koala/libvirt';
 import { TestNatsServer } from '../support/nats-server.js';
@@ -89,6 +90,9 @@ describe('node controller on test:///default', () => {
     expect(hb.hypervisor).toMatch(/^TEST /);
     expect(hb.total).toMatchObject({ cores: 16, memoryMiB: 3072 });
     expect(hb.free).toEqual(hb.total);
+    // Its public key for CHAP secrets sealed to it; the private half stays root-only in its home.
+    expect(SealKey.loadOrCreate(join(home, 'keys', `nc-${hb.node}.pem`)).publicKey).toBe(hb.sealKey);
+    expect(statSync(join(home, 'keys', `nc-${hb.node}.pem`)).mode & 0o777).toBe(0o600);
   });
 
   it('runs an instance: running event, heartbeat with the domain and less free capacity', async () => {

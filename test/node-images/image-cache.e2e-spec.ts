@@ -3,7 +3,8 @@
 // 127.0.0.1 that counts requests, and the test driver (test:///default) without stream upload.
 import { jest } from '@jest/globals';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -13,7 +14,7 @@ import type { ImageBlob } from '@koala/contracts';
 import { Libvirt, StoragePoolState, buildStorageVolumeXml, type StoragePool } from '@koala/libvirt';
 import { BlobFetchError, HttpBlobFetcher } from '../../apps/node-controller/src/images/blob-fetcher.js';
 import { markerName } from '../../apps/node-controller/src/images/image-pool.js';
-import { ImageDigestMismatchError, LibvirtImageCache } from '../../apps/node-controller/src/images/libvirt-image-cache.js';
+import { ImageDigestMismatchError, ImageFormatError, LibvirtImageCache } from '../../apps/node-controller/src/images/libvirt-image-cache.js';
 import { LibvirtImagePool } from '../../apps/node-controller/src/images/libvirt-image-pool.js';
 
 jest.setTimeout(120_000);
@@ -165,6 +166,23 @@ describe('LibvirtImageCache on qemu:///system', () => {
       expect((err as Error).message).toContain(`expected ${blob.sha256}, got ${sha(bad)}`);
       const pool = await lv.lookupStoragePoolByName(poolName);
       expect((await volumeNames(lv, pool)).filter((n) => n.startsWith(blob.sha256))).toEqual([]);
+    });
+
+    it('refuses a qcow2 whose backing file is a host file, or whose format is not the claimed one, and leaves no volume', async () => {
+      // Made with qemu-img as an attacker would; the "host file" lives in the test's directory.
+      const hostFile = join(dir, 'passwd');
+      writeFileSync(hostFile, 'root:x:0:0:root:/root:/bin/bash\n');
+      execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', 'raw', '-b', hostFile, join(dir, 'evil.qcow2'), '1M']);
+      execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', join(dir, 'plain.qcow2'), '1M']);
+      const evil = { ...server.blob(readFileSync(join(dir, 'evil.qcow2'))), format: 'qcow2' as const };
+      const mislabelled = server.blob(readFileSync(join(dir, 'plain.qcow2'))); // says raw
+      await expect(cache.acquire(evil, 'i-10')).rejects.toThrow(new ImageFormatError(evil.imageId, 'qcow2 image with a backing file'));
+      await expect(cache.acquire(mislabelled, 'i-11')).rejects.toThrow(ImageFormatError);
+      const pool = await lv.lookupStoragePoolByName(poolName);
+      expect((await volumeNames(lv, pool)).filter((n) => n.startsWith(evil.sha256) || n.startsWith(mislabelled.sha256))).toEqual([]);
+      const ok = await cache.acquire({ ...mislabelled, format: 'qcow2' }, 'i-12');
+      expect(ok.format).toBe('qcow2');
+      cache.release(ok.sha256, 'i-12');
     });
 
     it('measures download + verify + upload throughput (printed, not asserted)', async () => {

@@ -25,7 +25,7 @@ import {
   type StoragePool,
 } from '@koala/libvirt';
 import { createLogger } from '@koala/logging';
-import { BusRemoteError, NatsBus } from '@koala/messaging';
+import { BusRemoteError, NatsBus, SealKey, sealFor } from '@koala/messaging';
 import { execRunner } from '../../apps/storage-controller/src/iscsi/command-runner.js';
 import { TgtAdmin } from '../../apps/storage-controller/src/iscsi/tgt-admin.js';
 import { VolumeAttacher, volumeSecretUsage, volumeSerial } from '../../apps/node-controller/src/volumes/volume-attacher.js';
@@ -72,6 +72,7 @@ describe('NC VolumeAttacher (libvirt qemu:///system + tgtd)', () => {
   const badVolumeId = `vol-${hex(17)}`;
   const chapUser = `koala-test-${hex(8)}`;
   const chapSecret = `S3cret-${hex(16)}`;
+  const nodeKey = SealKey.generate();
   const poolName = `koala-test-pool-${hex(8)}`;
   const logLines: string[] = [];
 
@@ -178,7 +179,7 @@ describe('NC VolumeAttacher (libvirt qemu:///system + tgtd)', () => {
       },
     });
     attacher = new VolumeAttacher({ libvirt: { get: async () => lv }, node, logger: createLogger('node-controller', 'debug', sink), detachTimeoutMs: 40_000 });
-    registerVolumeHandlers(bus, ZONE, node, attacher);
+    registerVolumeHandlers(bus, ZONE, node, attacher, [], nodeKey);
 
     await waitFor('TINY-LINUX-BOOTED', () => consoleText().includes('TINY-LINUX-BOOTED\n'), 180_000);
     await waitFor('first BLOCK line', () => blockLines().length > 0, 120_000);
@@ -220,9 +221,15 @@ describe('NC VolumeAttacher (libvirt qemu:///system + tgtd)', () => {
     const before = blockLines();
     expect(devices(before[before.length - 1])).toEqual(['vda']);
     const target = await exportVolume(volumeId);
+    // The CLC seals the secret for this node: the request carries no secret in clear.
+    const { chapSecret: clear, ...rest } = target;
+    const sealed = { ...rest, chapSecretSealed: sealFor(nodeKey.publicKey, clear!, volumeId) };
+    expect(JSON.stringify(sealed)).not.toContain(chapSecret);
+    expect(await attach({ ...rest, chapSecretSealed: sealFor(SealKey.generate().publicKey, clear!, volumeId) }).catch((e) => e)).toMatchObject({ code: 'Server.ChapSecretUnreadable' });
+    expect((await liveDisks()).some((d) => d.serial === volumeSerial(volumeId))).toBe(false);
 
     const t0 = Date.now();
-    expect(await attach(target)).toEqual({ guestDevice: 'vdb' });
+    expect(await attach(sealed)).toEqual({ guestDevice: 'vdb' });
     const attachMs = Date.now() - t0;
     const seen = await waitBlock(before.length, (d) => d.includes('vdb'), 'BLOCK line with vdb');
     const guestMs = Date.now() - t0;
@@ -251,7 +258,7 @@ describe('NC VolumeAttacher (libvirt qemu:///system + tgtd)', () => {
     // tgt sees QEMU logged in under this node's initiator name (the ACL admitted it).
     expect(await sessions(volumeId)).toContain(nodeInitiatorIqn(node));
 
-    // Idempotent: the same request answers the same device and plugs nothing new.
+    // Idempotent: the same request (here with the secret in clear, as from an older CLC) answers the same device and plugs nothing new.
     expect(await attach(target)).toEqual({ guestDevice: 'vdb' });
     expect((await liveDisks()).filter((d) => d.serial === volumeSerial(volumeId))).toHaveLength(1);
     expect(logLines.join('')).not.toContain(chapSecret);

@@ -1,6 +1,7 @@
 // Security groups through the EC2 endpoint with AWS SDK v3: default group, create, describe
 // (filters, paginator), authorize/revoke ingress and egress in both forms, delete rules.
 import {
+  DescribeAccountAttributesCommand,
   AuthorizeSecurityGroupEgressCommand,
   AuthorizeSecurityGroupIngressCommand,
   CreateSecurityGroupCommand,
@@ -55,19 +56,21 @@ describe('default group', () => {
 });
 
 describe('CreateSecurityGroup', () => {
-  it('creates with the default egress rule, tags, echoes VpcId', async () => {
+  it('creates with the default egress rule, tags, in the default VPC (another VpcId refused)', async () => {
+    const vpcId = (await ec2.send(new DescribeAccountAttributesCommand({ AttributeNames: ['default-vpc'] }))).AccountAttributes![0]!.AttributeValues![0]!.AttributeValue!;
+    expect(await failure(ec2.send(new CreateSecurityGroupCommand({ GroupName: 'web', Description: 'web servers', VpcId: 'vpc-0123456789abcdef0' })))).toMatchObject({ code: 'InvalidVpcID.NotFound' });
     const r = await ec2.send(
       new CreateSecurityGroupCommand({
         GroupName: 'web',
         Description: 'web servers',
-        VpcId: 'vpc-0123456789abcdef0',
+        VpcId: vpcId,
         TagSpecifications: [{ ResourceType: 'security-group', Tags: [{ Key: 'tier', Value: 'front' }] }],
       }),
     );
     expect(r.GroupId).toMatch(/^sg-[0-9a-f]{17}$/);
     expect(r.Tags).toEqual([{ Key: 'tier', Value: 'front' }]);
     const g = await group(r.GroupId!);
-    expect(g).toMatchObject({ GroupName: 'web', Description: 'web servers', VpcId: 'vpc-0123456789abcdef0', OwnerId: me.accountId, IpPermissions: [], Tags: [{ Key: 'tier', Value: 'front' }] });
+    expect(g).toMatchObject({ GroupName: 'web', Description: 'web servers', VpcId: vpcId, OwnerId: me.accountId, IpPermissions: [], Tags: [{ Key: 'tier', Value: 'front' }] });
     expect(g.IpPermissionsEgress).toEqual([{ IpProtocol: '-1', UserIdGroupPairs: [], IpRanges: [{ CidrIp: '0.0.0.0/0' }], Ipv6Ranges: [], PrefixListIds: [] }]);
   });
 

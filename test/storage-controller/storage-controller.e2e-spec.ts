@@ -10,6 +10,7 @@ import {
   deleteVolume,
   EventSubjects,
   exportVolume,
+  storageSealKey,
   listExports,
   nodeInitiatorIqn,
   StorageEvent,
@@ -21,7 +22,7 @@ import {
 } from '@koala/contracts';
 import { loadConfig, type KoalaConfig } from '@koala/config';
 import { Libvirt, type StoragePool } from '@koala/libvirt';
-import { BusRemoteError, NatsBus } from '@koala/messaging';
+import { BusRemoteError, NatsBus, SealKey, sealFor } from '@koala/messaging';
 import { startDaemon } from '@koala/runtime';
 import { execRunner } from '../../apps/storage-controller/src/iscsi/command-runner.js';
 import { TgtAdmin } from '../../apps/storage-controller/src/iscsi/tgt-admin.js';
@@ -190,7 +191,7 @@ describe('storage controller (libvirt dir pool + tgt)', () => {
     const req = { volumeId, node, initiatorIqn: nodeInitiatorIqn(node), chapUser: `chap-${volumeId}`, chapSecret: 'secret-0123456789' };
     clcExports = [req];
     const answer = await client.request(exportVolume(zone), req);
-    expect(answer).toEqual({ iqn: volumeTargetIqn(volumeId), lun: 1, portal: '127.0.0.1:3260', chapUser: req.chapUser, chapSecret: req.chapSecret });
+    expect(answer).toEqual({ iqn: volumeTargetIqn(volumeId), lun: 1, portal: '127.0.0.1:3260', chapUser: req.chapUser }); // the secret is not echoed
     const t = await target(volumeId);
     expect(t).toMatchObject({ luns: [{ lun: 1, backingStore: volumeFile(volumeId) }], acl: [nodeInitiatorIqn(node)], accounts: [req.chapUser] });
     expect(await tgt.listAccounts()).toContain(req.chapUser);
@@ -199,6 +200,20 @@ describe('storage controller (libvirt dir pool + tgt)', () => {
     expect((await target(volumeId))!.tid).toBe(t!.tid);
     const other = await client.request(exportVolume(zone), { ...req, node: 'node-b', initiatorIqn: nodeInitiatorIqn('node-b') }).catch((e) => e);
     expect(other.code).toBe('VolumeInUse');
+  });
+
+  it('takes CHAP secrets sealed for its own key (export and listExports), and refuses others', async () => {
+    const { sealKey } = await client.request(storageSealKey(zone), {});
+    expect(statSync(join(home, 'keys', `sc-${zone}.pem`)).mode & 0o777).toBe(0o600);
+    const { chapSecret, ...open } = { volumeId, node, initiatorIqn: nodeInitiatorIqn(node), chapUser: `chap-${volumeId}`, chapSecret: 'secret-0123456789' };
+    const sealed = { ...open, chapSecretSealed: sealFor(sealKey, chapSecret, volumeId) };
+    clcExports = [sealed]; // the reconcile loop opens these too (the next test rebuilds from them)
+    expect(await client.request(exportVolume(zone), sealed)).toEqual({ iqn: volumeTargetIqn(volumeId), lun: 1, portal: '127.0.0.1:3260', chapUser: open.chapUser });
+    const notForUs = await client.request(exportVolume(zone), { ...open, chapSecretSealed: sealFor(SealKey.generate().publicKey, chapSecret, volumeId) }).catch((e) => e);
+    expect(notForUs).toMatchObject({ code: 'Server.ChapSecretUnreadable' });
+    const otherVolume = await client.request(exportVolume(zone), { ...open, chapSecretSealed: sealFor(sealKey, chapSecret, 'vol-00000000000000000') }).catch((e) => e);
+    expect(otherVolume).toMatchObject({ code: 'Server.ChapSecretUnreadable' });
+    expect(JSON.stringify(notForUs)).not.toContain(chapSecret);
   });
 
   it('re-creates the target and account when tgtd loses them (simulated restart)', async () => {

@@ -106,6 +106,10 @@ export async function startCloud(opts: StartCloudOptions = {}): Promise<TestClou
     // clouds on one NATS server would split (steal) each other's events.
     KOALA_EVENTS_CONSUMER: `clc-${dbName.replace(/_/g, '-')}`,
     KOALA_VOLUME_EVENTS_CONSUMER: `clc-vol-${dbName.replace(/_/g, '-')}`,
+    // Suites that hammer the API must not depend on timing: the rate limit is lifted unless a
+    // test sets its own (test/api/quotas.e2e-spec.ts does).
+    KOALA_API_RATE: '100000',
+    KOALA_API_BURST: '1000000',
     ...opts.env,
   });
   await ensureDatabase(config.databaseUrl);

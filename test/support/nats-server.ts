@@ -52,7 +52,9 @@ export class TestNatsServer {
   }
 
   async restart() {
-    this.proc = spawn('nats-server', ['-a', '127.0.0.1', '-p', String(this.port), '-js', '-sd', this.dir, ...this.extraArgs], { stdio: 'ignore' });
+    // A configuration file (`-c`) brings its own JetStream store (nats-server refuses it twice).
+    const js = this.extraArgs.includes('-c') ? [] : ['-js', '-sd', this.dir];
+    this.proc = spawn('nats-server', ['-a', '127.0.0.1', '-p', String(this.port), ...js, ...this.extraArgs], { stdio: 'ignore' });
     await waitForPort(this.port);
   }
 

@@ -175,7 +175,7 @@ describe('AttachVolume / DetachVolume', () => {
     expect(a).toMatchObject({ VolumeId: id, InstanceId: instanceA, Device: '/dev/sdf', State: 'attached' });
     const exp = scA.exports.get(id)!;
     expect(exp).toMatchObject({ volumeId: id, node: zoneA.node, initiatorIqn: nodeInitiatorIqn(zoneA.node), chapUser: id });
-    expect(exp.chapSecret.length).toBeGreaterThanOrEqual(24);
+    expect(exp.chapSecret!.length).toBeGreaterThanOrEqual(24);
     const v = await volume(id);
     expect(v).toMatchObject({ State: 'in-use', Attachments: [{ VolumeId: id, InstanceId: instanceA, Device: '/dev/sdf', State: 'attached', DeleteOnTermination: false }] });
     expect(JSON.stringify(v)).not.toContain(exp.chapSecret);

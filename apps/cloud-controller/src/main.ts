@@ -1,4 +1,5 @@
 import 'reflect-metadata';
+import cluster from 'node:cluster';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { createLogger, NestPinoLogger } from '@koala/logging';
@@ -6,6 +7,8 @@ import { installProcessHandlers, loadConfigOrExit, prepareDaemon } from '@koala/
 import { ADMIN_COMMANDS, runAdminCommand } from './admin/admin-commands.js';
 import { cloudModule } from './app.module.js';
 import { MasterKeyFile } from './auth/master-key.js';
+import { roleFromEnv } from './cluster/clc-role.js';
+import { runPrimary } from './cluster/primary.js';
 import { apiHttpsOptions } from './ec2/tls.js';
 import { loadInstanceTypes } from './instance-types/instance-types.service.js';
 import { ensureDatabase } from './persistence/ensure-database.js';
@@ -39,21 +42,39 @@ if (command === 'migrate') {
     process.stderr.write(`${(e as Error).message}\n`);
     process.exit(78);
   }
-  const ctx = await prepareDaemon('cloud-controller', { zoned: false, config });
-  await ensureDatabase(config.databaseUrl);
-  const ds = await createDataSource(config.databaseUrl).initialize();
-  const pending = await pendingMigrations(ds);
-  if (pending.length) {
-    ctx.logger.fatal({ pending }, 'database schema is behind: run `koala migrate` (the set-up does)');
-    process.exit(1);
+  if (config.apiWorkers > 1 && cluster.isPrimary) {
+    // The primary only forks and watches the workers; it checks once what every worker would
+    // refuse (schema behind), and creates the master key before they race to.
+    const logger = createLogger('cloud-controller', config.logLevel);
+    await ensureDatabase(config.databaseUrl);
+    const ds = await createDataSource(config.databaseUrl).initialize();
+    const pending = await pendingMigrations(ds);
+    await ds.destroy();
+    if (pending.length) {
+      logger.fatal({ pending }, 'database schema is behind: run `koala migrate` (the set-up does)');
+      process.exit(1);
+    }
+    const master = new MasterKeyFile(config);
+    if (master.ensure().created) logger.warn({ path: master.path }, 'created a new master key');
+    await runPrimary(config.apiWorkers, logger);
+  } else {
+    const role = roleFromEnv();
+    const ctx = await prepareDaemon('cloud-controller', { zoned: false, config, answersStatus: role.background });
+    await ensureDatabase(config.databaseUrl);
+    const ds = await createDataSource(config.databaseUrl).initialize();
+    const pending = await pendingMigrations(ds);
+    if (pending.length) {
+      ctx.logger.fatal({ pending }, 'database schema is behind: run `koala migrate` (the set-up does)');
+      process.exit(1);
+    }
+    const { key: masterKey, created } = new MasterKeyFile(config).ensure();
+    if (created) ctx.logger.warn({ path: new MasterKeyFile(config).path }, 'created a new master key');
+    const httpsOptions = apiHttpsOptions(config);
+    const app = await NestFactory.create<NestExpressApplication>(cloudModule(ctx, ds, { masterKey, role }), { logger: new NestPinoLogger(ctx.logger), bodyParser: false, httpsOptions });
+    installProcessHandlers(app, ctx.logger);
+    await app.listen(config.apiPort, config.apiHost);
+    ctx.logger.info({ port: config.apiPort, host: config.apiHost, tls: Boolean(httpsOptions), worker: role.worker, background: role.background }, 'EC2 endpoint listening');
   }
-  const { key: masterKey, created } = new MasterKeyFile(config).ensure();
-  if (created) ctx.logger.warn({ path: new MasterKeyFile(config).path }, 'created a new master key');
-  const httpsOptions = apiHttpsOptions(config);
-  const app = await NestFactory.create<NestExpressApplication>(cloudModule(ctx, ds, { masterKey }), { logger: new NestPinoLogger(ctx.logger), bodyParser: false, httpsOptions });
-  installProcessHandlers(app, ctx.logger);
-  await app.listen(config.apiPort, config.apiHost);
-  ctx.logger.info({ port: config.apiPort, host: config.apiHost, tls: Boolean(httpsOptions) }, 'EC2 endpoint listening');
 } else {
   process.stderr.write(`unknown command "${command}" (serve, migrate, ${ADMIN_COMMANDS.join(', ')})\n`);
   process.exit(64);

@@ -5,11 +5,13 @@
  */
 import { loadConfigOrExit } from '@koala/runtime';
 import type { KoalaConfig } from '@koala/config';
-import { accessKey, account, bootstrap, credentials } from './commands/accounts.js';
+import { accessKey, account, bootstrap, credentials, quota } from './commands/accounts.js';
+import { bus } from './commands/bus.js';
 import { down } from './commands/down.js';
 import { migrate } from './commands/migrate.js';
 import { health, status } from './commands/status.js';
 import { image } from './commands/images.js';
+import { ssh } from './commands/ssh.js';
 import { up } from './commands/up.js';
 
 type Command = { run: (config: KoalaConfig, args: string[]) => number | Promise<number>; help: string };
@@ -24,6 +26,9 @@ export const COMMANDS: Record<string, Command> = {
   account: { run: account, help: 'create NAME | list' },
   credentials: { run: credentials, help: 'NAME: print export lines for an account (creates a key if none)' },
   'access-key': { run: accessKey, help: 'create|list ACCOUNT | deactivate|activate|delete ACCOUNT KEYID' },
+  bus: { run: bus, help: 'add-node ZONE NODE (an NC user for another host) | users: the cloud\'s NATS users' },
+  quota: { run: quota, help: 'list ACCOUNT | set ACCOUNT NAME VALUE|default: per-account quotas (instances, vcpus, volumes, volume-gib, ...)' },
+  ssh: { run: ssh, help: 'INSTANCE-ID [-i KEYFILE] [-l USER] [-- CMD...]: ssh to an instance from its node\'s network namespace' },
   image: { run: image, help: 'import --name NAME [--public] DISK | import --name NAME --kernel F --ramdisk F --root F | list' },
 };
 

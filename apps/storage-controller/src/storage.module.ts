@@ -5,10 +5,12 @@ import type { KoalaConfig } from '@koala/config';
 import { LibvirtReconnector } from '@koala/libvirt';
 import type { DaemonContext } from '@koala/runtime';
 import { CLOCK, type Clock } from '@koala/runtime';
-import { CLOSE_LIBVIRT, StorageHandlers } from './handlers/storage.handlers.js';
+import { SealKey } from '@koala/messaging';
+import { CLOSE_LIBVIRT, SEAL_KEY, StorageHandlers } from './handlers/storage.handlers.js';
 import { StorageHeartbeatService } from './heartbeat/heartbeat.service.js';
 import { execRunner, type CommandRunner } from './iscsi/command-runner.js';
 import { IscsiExportService } from './iscsi/export.service.js';
+import { openExport } from './iscsi/sealed-exports.js';
 import { TgtAdmin } from './iscsi/tgt-admin.js';
 import { DirPoolBackend } from './volumes/dir-pool-backend.js';
 import { LogicalPoolBackend } from './volumes/logical-pool-backend.js';
@@ -36,10 +38,12 @@ export function storageModule(ctx: Pick<DaemonContext, 'runtime' | 'config' | 'b
   const libvirt = () => reconnector.get();
   const volumes = volumeBackend(config, libvirt);
   const snapshots = new DirPoolBackend({ libvirt, poolName: config.snapshotsPool, targetPath: config.snapshotsDir ?? join(config.home, 'snapshots') });
+  // CHAP secrets come sealed for this key (replicas of a zone's SC share the file).
+  const sealKey = SealKey.loadOrCreate(join(config.home, 'keys', `sc-${config.zone}.pem`));
   const exportsService = new IscsiExportService({
     tgt: new TgtAdmin(opts.runner ?? execRunner),
     volumes,
-    desiredExports: async () => (await bus.request(listExports(), { zone: config.zone }, { timeoutMs: 2000 })).exports,
+    desiredExports: async () => (await bus.request(listExports(), { zone: config.zone }, { timeoutMs: 2000 })).exports.map((e) => openExport(e, sealKey)),
     portal: config.iscsiPortal,
     logger,
   });
@@ -64,6 +68,7 @@ export function storageModule(ctx: Pick<DaemonContext, 'runtime' | 'config' | 'b
         inject: [STORAGE_EVENTS],
       },
       { provide: CLOSE_LIBVIRT, useValue: () => reconnector.close() },
+      { provide: SEAL_KEY, useValue: sealKey },
       StorageHandlers,
       StorageHeartbeatService,
     ],

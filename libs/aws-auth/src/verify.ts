@@ -199,8 +199,25 @@ function canonicalHeaders(req: SignedRequest, signed: string[]): string {
   return out;
 }
 
-function signingKey(secret: string, date: string, region: string, service: string): Buffer {
-  return hmac(hmac(hmac(hmac('AWS4' + secret, date), region), service), 'aws4_request');
+/**
+ * Derived SigV4 signing keys of recently verified requests: a client signs with the same key all
+ * day (secret, date, region, service), so four of the five HMACs per request can be skipped.
+ * Only keys that verified a signature are kept (a stranger's made-up scopes never fill it); bounded.
+ */
+const signingKeys = new Map<string, Buffer>();
+
+function signingKey(secret: string, date: string, region: string, service: string): { key: Buffer; remember: () => void } {
+  const id = `${secret}\0${date}\0${region}\0${service}`;
+  const hit = signingKeys.get(id);
+  if (hit) return { key: hit, remember: () => undefined };
+  const key = hmac(hmac(hmac(hmac('AWS4' + secret, date), region), service), 'aws4_request');
+  return {
+    key,
+    remember: () => {
+      if (signingKeys.size >= 1000) signingKeys.clear();
+      signingKeys.set(id, key);
+    },
+  };
 }
 
 function checkScopeAndTime(p: V4Parts, now: Date, opts: Required<VerifyOptions>, presignExpires?: number): void {
@@ -246,7 +263,7 @@ async function verifyV4<K extends AccessKeyRecord>(
   const hdrs = canonicalHeaders(req, signedNames);
   const queries = canonicalQueryCandidates(req.query, presigned);
   const scope = `${p.date}/${p.region}/${p.service}/aws4_request`;
-  const kSigning = signingKey(key.secret, p.date, p.region, p.service);
+  const { key: kSigning, remember } = signingKey(key.secret, p.date, p.region, p.service);
   let ok = false;
   for (const path of canonicalPathCandidates(req.path)) {
     for (const query of queries) for (const payload of payloads) {
@@ -258,6 +275,7 @@ async function verifyV4<K extends AccessKeyRecord>(
     }
   }
   if (!ok) throw signatureMismatch();
+  remember();
   return key;
 }
 

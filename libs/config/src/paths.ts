@@ -11,6 +11,8 @@ export function koalaPaths(home: KoalaConfig['home']) {
     imageStore: join(home, 'image-store'),
     masterKey: join(home, 'master.key'),
     adminEnv: join(home, 'admin.env'),
+    /** The all-in-one cloud's nats-server: config, users, env files (root only), JetStream store. */
+    bus: join(home, 'nats'),
     logFile: (component: string) => join(home, 'log', `${component}.log`),
     pidFile: (component: string) => join(home, 'run', `${component}.pid`),
   };

@@ -3,7 +3,7 @@
  * `loadConfig` validates them all at start; README's configuration table mirrors this file.
  */
 import { isIP } from 'node:net';
-import { hostname } from 'node:os';
+import { availableParallelism, hostname } from 'node:os';
 
 export class ConfigError extends Error {
   constructor(
@@ -136,11 +136,13 @@ export const SCHEMA = {
   databaseUrl: def('KOALA_DATABASE_URL', 'postgres://postgres@127.0.0.1:5432/koala', url('postgres', 'postgresql'), 'PostgreSQL database (created on first start).'),
   natsUrl: def('KOALA_NATS_URL', 'nats://127.0.0.1:4222', url('nats', 'tls'), 'NATS server: `nats://` or `tls://`, with `USER:PASSWORD@` or `TOKEN@` when the server requires them.'),
   natsCaFile: def('KOALA_NATS_CA_FILE', '', (raw, n) => (raw.length ? absPath(raw, n) : undefined), 'CA certificate that signed the NATS server\'s (TLS); default: the system\'s CAs.'),
+  natsPort: def('KOALA_NATS_PORT', '4223', int(0, 65535), 'Port on 127.0.0.1 of the all-in-one cloud\'s own nats-server, started by `koala up` with a user and permissions per component (docs/SECURITY.md); 0: none, components use KOALA_NATS_URL.'),
   region: def('KOALA_REGION', 'koala-1', name, 'The region name this cloud answers as.'),
   zone: def('KOALA_ZONE', 'koala-1a', name, 'Availability zone (cluster) of a CC, NC or SC.'),
   apiHost: def('KOALA_API_HOST', '0.0.0.0', str, 'Address the EC2 endpoint listens on.'),
   apiPort: def('KOALA_API_PORT', '8773', int(1, 65535), 'Port of the EC2 endpoint (Eucalyptus used 8773).'),
   publicEndpoint: def('KOALA_PUBLIC_ENDPOINT', (env) => `${env.KOALA_API_TLS_CERT?.trim() ? 'https' : 'http'}://127.0.0.1:${env.KOALA_API_PORT?.trim() || '8773'}/`, url('http', 'https'), 'Endpoint URL given to users (EC2_URL) and to NCs for image downloads.'),
+  apiWorkers: def('KOALA_API_WORKERS', () => String(availableParallelism()), int(1, 256), 'Processes serving the EC2 endpoint behind its one port (default: one per core); the first also runs the background jobs. A per-process limit (rate limits) is then N times the configured one.'),
   apiMaxBodyBytes: def('KOALA_API_MAX_BODY_BYTES', String(1024 * 1024), int(1024, 64 * 1024 * 1024), 'Largest request body accepted before parsing.'),
   apiTlsCert: def('KOALA_API_TLS_CERT', '', (raw, n) => (raw.length ? absPath(raw, n) : undefined), 'PEM certificate (chain) of the EC2 endpoint; with KOALA_API_TLS_KEY the endpoint speaks HTTPS.'),
   apiTlsKey: def('KOALA_API_TLS_KEY', '', (raw, n) => (raw.length ? absPath(raw, n) : undefined), 'PEM private key of KOALA_API_TLS_CERT.'),
@@ -157,7 +159,20 @@ export const SCHEMA = {
   associatePublicIp: def('KOALA_ASSOCIATE_PUBLIC_IP', 'true', bool, 'Give instances a public address at launch unless AssociatePublicIpAddress=false.'),
   networkRepublishMs: def('KOALA_NETWORK_REPUBLISH_MS', '30000', int(100, 3600000), 'How often the CLC publishes each zone\'s desired network state again (it also does on every change).'),
   dnsSuffix: def('KOALA_DNS_SUFFIX', (env) => `${env.KOALA_REGION?.trim() || 'koala-1'}.compute.internal`, dnsName, 'Suffix of instances\' private DNS names (`ip-10-0-0-5.<suffix>`).'),
-  addressesPerAccount: def('KOALA_ADDRESSES_PER_ACCOUNT', '5', int(0, 1000000), 'Elastic IP addresses one account may hold (AddressLimitExceeded beyond).'),
+  addressesPerAccount: def('KOALA_ADDRESSES_PER_ACCOUNT', '5', int(0, 1000000), 'Elastic IP addresses one account may hold (AddressLimitExceeded beyond); default of the `addresses` quota.'),
+  // Per-account quotas (defaults; `koala quota set ACCOUNT NAME VALUE` overrides one account's; the admin account is exempt).
+  quotaInstances: def('KOALA_QUOTA_INSTANCES', '20', int(0, 1e9), 'Instances (not terminated) per account: InstanceLimitExceeded beyond.'),
+  quotaVcpus: def('KOALA_QUOTA_VCPUS', '64', int(0, 1e9), 'vCPUs of an account\'s instances (not terminated): VcpuLimitExceeded beyond.'),
+  quotaVolumes: def('KOALA_QUOTA_VOLUMES', '50', int(0, 1e9), 'Volumes (not deleted) per account: VolumeLimitExceeded beyond.'),
+  quotaVolumeGiB: def('KOALA_QUOTA_VOLUME_GIB', '1024', int(0, 1e9), 'Total GiB of an account\'s volumes (not deleted): VolumeLimitExceeded beyond.'),
+  quotaSnapshots: def('KOALA_QUOTA_SNAPSHOTS', '100', int(0, 1e9), 'Snapshots per account: SnapshotLimitExceeded beyond.'),
+  quotaImages: def('KOALA_QUOTA_IMAGES', '50', int(0, 1e9), 'Registered images (incl. kernels, ramdisks, failed ones) per account: ResourceLimitExceeded beyond.'),
+  quotaImageFetches: def('KOALA_QUOTA_IMAGE_FETCHES', '2', int(0, 1e9), 'RegisterImage fetches (pending images) one account may run at once: ResourceLimitExceeded beyond.'),
+  quotaKeyPairs: def('KOALA_QUOTA_KEY_PAIRS', '100', int(0, 1e9), 'Key pairs per account: ResourceLimitExceeded beyond.'),
+  quotaSecurityGroups: def('KOALA_QUOTA_SECURITY_GROUPS', '100', int(0, 1e9), 'Security groups (incl. `default`) per account: SecurityGroupLimitExceeded beyond.'),
+  quotaRulesPerGroup: def('KOALA_QUOTA_RULES_PER_GROUP', '60', int(0, 1e9), 'Rules per security group and direction: RulesPerSecurityGroupLimitExceeded beyond.'),
+  apiRate: def('KOALA_API_RATE', '20', int(1, 1e6), 'Requests per second each access key may sustain (token bucket; RequestLimitExceeded, 503, beyond; the admin account is exempt).'),
+  apiBurst: def('KOALA_API_BURST', '100', int(1, 1e7), 'Requests an idle access key may send at once (the bucket\'s size).'),
   instanceTypesFile: def('KOALA_INSTANCE_TYPES_FILE', '', optionalStr, 'JSON file replacing the built-in instance type table.'),
   iscsiPortal: def('KOALA_ISCSI_PORTAL', '127.0.0.1:3260', str, 'host:port of the tgt iSCSI portal an SC exports volumes on.'),
   imageMaxBytes: def('KOALA_IMAGE_MAX_BYTES', String(20 * 1024 ** 3), int(1024 * 1024, 2 ** 50), 'Largest image RegisterImage fetches or `koala image import` stores (bytes).'),
@@ -190,9 +205,13 @@ export const SCHEMA = {
   nodeBridge: def('KOALA_NODE_BRIDGE', 'koala-br0', ifName, 'Bridge of the node\'s libvirt network (koala-<zone>).'),
   nodeUplink: def('KOALA_NODE_UPLINK', '', (raw, n) => (raw.length ? ifName(raw, n) : undefined), 'Interface on the zone\'s L2 segment the NC enslaves to the bridge. Guest networking is off unless this or KOALA_NODE_NETNS is set.'),
   nodePublicIf: def('KOALA_NODE_PUBLIC_IF', '', (raw, n) => (raw.length ? ifName(raw, n) : undefined), 'Interface that holds the public addresses of the node\'s instances (none: not held).'),
+  aioNetns: def('KOALA_AIO_NETNS', 'koala', (raw, n) => (/^(none|[a-z0-9][a-z0-9-]{0,8})$/.test(raw) ? raw : fail(n, `must be none or a prefix of 1-9 characters [a-z0-9-], got "${raw}"`)), '`koala up`: prefix of the all-in-one\'s namespaces `<p>-node1` (node host: libvirtd + guests), `<p>-seg` (zone segment), `<p>-pub` (public side, router 198.51.100.1); `none`: the NC uses the machine\'s libvirtd and guests get no network.'),
   volumeEventsConsumer: def('KOALA_VOLUME_EVENTS_CONSUMER', 'clc-volumes', name, 'Durable JetStream consumer of storage (volume and snapshot) events (clouds sharing one NATS need distinct names).'),
   volumeAttachTimeoutMs: def('KOALA_VOLUME_ATTACH_TIMEOUT_MS', '90000', int(60000, 3600000), 'How long the CLC waits for a zone to attach or detach a volume (at least 60 s) before rolling the attachment back.'),
   deletedVolumeRetentionMs: def('KOALA_DELETED_VOLUME_RETENTION_MS', '3600000', int(0, 30 * 86400000), 'How long deleted volumes stay visible in DescribeVolumes.'),
+  metricsPort: def('KOALA_METRICS_PORT', '0', int(0, 65535), 'Prometheus `/metrics` port of a CC, NC or SC (each process its own); 0 = off. The CLC serves `/metrics` on its API port.'),
+  metricsHost: def('KOALA_METRICS_HOST', '127.0.0.1', str, 'Address the metrics port of a CC, NC or SC listens on.'),
+  metricsToken: def('KOALA_METRICS_TOKEN', '', optionalStr, 'Bearer token that lets a non-loopback client read `/metrics` (none: loopback only).'),
   volumeSweepMs: def('KOALA_VOLUME_SWEEP_MS', '5000', int(100, 3600000), 'How often the CLC releases volumes still attached to terminated instances (and deletes those marked DeleteOnTermination).'),
 } as const;
 

@@ -5,3 +5,4 @@ export * from './version.js';
 export * from './instances.js';
 export * from './volumes.js';
 export * from './network.js';
+export * from './permissions.js';

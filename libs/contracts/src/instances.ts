@@ -1,7 +1,7 @@
 /**
  * Instance lifecycle messages between CLC, CC and NC (a compatibility contract; see subjects.ts).
  *
- * Flow of a launch (DESIGN §6):
+ * Flow of a launch:
  *  1. CLC writes the reservation and `maxCount` pending instances in one transaction, then asks
  *     the zone's CC to place them: `placeInstances` (request/reply).
  *  2. CC reserves capacity for as many as fit (at least `minCount`, at most all), under one lock,

@@ -47,6 +47,8 @@ export const NodeHeartbeat = z.object({
   domains: z.array(DomainReport),
   /** Version of the zone's desired network state this node has fully applied (absent: none yet). */
   networkVersion: z.number().int().nonnegative().optional(),
+  /** The node's public key for secrets sealed to it (CHAP secrets of attachments; see volumes.ts). */
+  sealKey: z.string().optional(),
   sentAt: z.string(),
 });
 export type NodeHeartbeat = z.infer<typeof NodeHeartbeat>;

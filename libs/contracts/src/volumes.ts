@@ -7,6 +7,8 @@
  *                 attaching node (tgt target, LUN 1, CHAP, bound to that node's initiator),
  *                 then asks the CC `attachVolume`, which forwards to the instance's NC; the NC
  *                 defines the CHAP secret in libvirt and hot-plugs an iSCSI network disk.
+ *                 The secret travels sealed for the SC (its `sc.seal-key`) and for the NC (the
+ *                 `sealKey` of its heartbeat): see `chapSecretSealed` below.
  *                 Any failure rolls back (NC detach, SC unexport) and the volume is `available`.
  *  DetachVolume:  CC `detachVolume` -> NC unplugs; then SC `unexportVolume`.
  *  Snapshots:     SC `createSnapshot` copies the volume into the snapshot pool, emitting
@@ -36,25 +38,46 @@ export const createVolume = (zone: string) => requestContract('sc.create-volume'
 export const DeleteVolumeRequest = z.object({ volumeId: z.string() });
 export const deleteVolume = (zone: string) => requestContract('sc.delete-volume', Subjects.storageCommand(zone, 'delete-volume'), DeleteVolumeRequest, Ack);
 
-/** Where and how a node logs in to a volume's target. The CHAP secret travels only here. */
-export const IscsiTarget = z.object({
-  iqn: z.string(),
-  lun: z.number().int().positive(),
-  /** host:port of the tgt portal. */
-  portal: z.string(),
-  chapUser: z.string(),
-  chapSecret: z.string(),
-});
+/**
+ * CHAP secrets travel sealed for the one component that uses them (`chapSecretSealed`: the SC's
+ * or the NC's public key, context = the volume id; libs/messaging sealed.ts): NATS and the CC
+ * in between never see them. `chapSecret` in clear is only for a recipient that announced no
+ * key (older components); one of the two is always there.
+ */
+const hasSecret = (t: { chapSecret?: string; chapSecretSealed?: string }) => t.chapSecret !== undefined || t.chapSecretSealed !== undefined;
+const NO_SECRET = { message: 'chapSecret or chapSecretSealed is required' };
+
+/** Where and how a node logs in to a volume's target. */
+export const IscsiTarget = z
+  .object({
+    iqn: z.string(),
+    lun: z.number().int().positive(),
+    /** host:port of the tgt portal. */
+    portal: z.string(),
+    chapUser: z.string(),
+    chapSecret: z.string().optional(),
+    chapSecretSealed: z.string().optional(),
+  })
+  .refine(hasSecret, NO_SECRET);
 export type IscsiTarget = z.infer<typeof IscsiTarget>;
+/** What an SC answers to an export: the target, without the secret (the CLC has it). */
+export const ExportedTarget = z.object({ iqn: z.string(), lun: z.number().int().positive(), portal: z.string(), chapUser: z.string() });
+export type ExportedTarget = z.infer<typeof ExportedTarget>;
 
 /**
  * Export a volume to one node. The CLC chooses the CHAP credentials and keeps them (encrypted),
  * so an SC that restarts, or finds tgtd restarted, rebuilds the same targets by asking the CLC
  * `listExports` — tgt itself keeps nothing across restarts.
  */
-export const ExportVolumeRequest = z.object({ volumeId: z.string(), node: z.string(), initiatorIqn: z.string(), chapUser: z.string(), chapSecret: z.string().min(12) });
+export const ExportVolumeRequest = z
+  .object({ volumeId: z.string(), node: z.string(), initiatorIqn: z.string(), chapUser: z.string(), chapSecret: z.string().min(12).optional(), chapSecretSealed: z.string().optional() })
+  .refine(hasSecret, NO_SECRET);
 export type ExportVolumeRequest = z.infer<typeof ExportVolumeRequest>;
-export const exportVolume = (zone: string) => requestContract('sc.export-volume', Subjects.storageCommand(zone, 'export-volume'), ExportVolumeRequest, IscsiTarget);
+export const exportVolume = (zone: string) => requestContract('sc.export-volume', Subjects.storageCommand(zone, 'export-volume'), ExportVolumeRequest, ExportedTarget);
+
+/** The SC's public key for secrets sealed to it. */
+export const SealKeyResponse = z.object({ sealKey: z.string() });
+export const storageSealKey = (zone: string) => requestContract('sc.seal-key', Subjects.storageCommand(zone, 'seal-key'), z.object({}), SealKeyResponse);
 
 export const UnexportVolumeRequest = z.object({ volumeId: z.string() });
 export const unexportVolume = (zone: string) => requestContract('sc.unexport-volume', Subjects.storageCommand(zone, 'unexport-volume'), UnexportVolumeRequest, Ack);

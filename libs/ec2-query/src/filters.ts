@@ -1,6 +1,6 @@
 import { Ec2Error } from './errors.js';
 import { QUERY_LIMITS } from './limits.js';
-import type { Filter, Tag } from './params.js';
+import type { Filter, Params, Tag } from './params.js';
 
 /** A filterable value; arrays mean "any of these". `undefined`/`null` never match. */
 export type FilterScalar = string | number | boolean | Date | null | undefined;
@@ -221,4 +221,32 @@ export function applyFilters<T>(items: readonly T[], filters: readonly Filter[],
     return (item: T) => tagList(tags, item).some(([k, v]) => k === key && any(v));
   });
   return items.filter((item) => compiled.every((m) => m(item)));
+}
+
+/**
+ * `Filter.N.Name` + `Filter.N.Value.M` (the prefix can be changed, e.g. for `Filters`). As EC2:
+ * more than 50 filters, or 200 values in one, → `FilterLimitExceeded`; a value past the limits
+ * of `checkFilterValue` → `InvalidParameterValue` (see `QUERY_LIMITS`).
+ */
+export function readFilters(params: Params, prefix = 'Filter'): Filter[] {
+  const { maxFilters, maxFilterValues } = QUERY_LIMITS;
+  const filters = params.members(prefix, {
+    max: maxFilters,
+    tooMany: () => new Ec2Error('FilterLimitExceeded', `The maximum number of filters specified on a single call is ${maxFilters}`),
+  });
+  return filters.map((m) => {
+    const name = m.str('Name', { required: true });
+    const values: string[] = [];
+    const ns = m.indexes('Value', {
+      max: maxFilterValues,
+      tooMany: () => new Ec2Error('FilterLimitExceeded', `The maximum number of filter values specified on a single call is ${maxFilterValues}`),
+    });
+    for (const n of ns) {
+      const v = m.raw(`Value.${n}`);
+      if (v === undefined) continue;
+      checkFilterValue(v, m.fullName(`Value.${n}`));
+      values.push(v);
+    }
+    return { name, values };
+  });
 }

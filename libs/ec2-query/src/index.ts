@@ -28,12 +28,12 @@ export {
 export {
   parseQueryParams,
   Params,
-  readFilters,
   readTags,
   readTagSpecifications,
   readPermissionChange,
   readActionAndVersion,
   DEFAULT_EC2_VERSION,
+  type ParamReadRecorder,
   type StrOptions,
   type ListLimit,
   type IntOptions,
@@ -60,6 +60,7 @@ export {
   validateFilters,
   compileFilterPattern,
   checkFilterValue,
+  readFilters,
   filterPatternToSql,
   type FilterSpec,
   type FilterScalar,
@@ -70,4 +71,14 @@ export { QUERY_LIMITS } from './limits.js';
 export { checkDryRun } from './dry-run.js';
 export { newId, isValidId, idPrefixOf, ID_PREFIXES, type IdKind, type IdPrefix, type RandomSource } from './ids.js';
 export { readRequestParams, parsePairs, isFormContentType, type ParamSource, type RequestParams } from './request-params.js';
+export {
+  checkParamShapes,
+  CompiledShapes,
+  isCommonParam,
+  shapeOf,
+  FILTER_SHAPES,
+  TAG_SPECIFICATION_SHAPES,
+  PAGE_SHAPES,
+  type ParamShapes,
+} from './param-shapes.js';
 export { validateParamMap, DEFAULT_PARAM_LIMITS, type ParamLimits } from './validate.js';

@@ -1,7 +1,8 @@
 import { Ec2Error } from './errors.js';
 import { applyFilters, compileFilterPattern, filterMatchSteps, filterPatternToSql } from './filters.js';
 import { QUERY_LIMITS } from './limits.js';
-import { Params, readFilters, readTags } from './params.js';
+import { readFilters } from './filters.js';
+import { Params, readTags } from './params.js';
 
 function err(fn: () => unknown): Ec2Error {
   try {

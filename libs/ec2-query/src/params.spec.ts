@@ -1,9 +1,9 @@
 import { Ec2Error } from './errors.js';
+import { readFilters } from './filters.js';
 import {
   Params,
   parseQueryParams,
   readActionAndVersion,
-  readFilters,
   readPermissionChange,
   readTagSpecifications,
   readTags,

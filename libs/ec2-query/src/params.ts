@@ -1,6 +1,6 @@
 import { Ec2Error } from './errors.js';
-import { checkFilterValue } from './filters.js';
 import { QUERY_LIMITS } from './limits.js';
+import { shapeOf } from './param-shapes.js';
 
 /**
  * Parse an EC2 Query request (POST form body or GET query string) into a flat map.
@@ -80,9 +80,16 @@ export interface ListLimit {
 }
 
 /**
+ * Told the shape (`shapeOf`) of each name a reader reads: `prefix` false for a leaf read
+ * (`Filter.N.Name`, `DryRun`), true for a structural one (`Filter.N`, `BlockDeviceMapping.N.Ebs`).
+ * Tests use it to prove that each action's declared parameter shapes cover what its handler reads.
+ */
+export type ParamReadRecorder = (shape: string, prefix: boolean) => void;
+
+/**
  * Typed reader over the flat parameter map, optionally scoped to a prefix such as
  * `Filter.2.` (see `members()`); names in error messages are the full wire names.
- * Unknown parameters are simply never read (we ignore them). Structural reads (`members`,
+ * Names no action declares never get here (`checkParamShapes` refuses them first). Structural reads (`members`,
  * `indexes`, `list`, `child`, `hasAny`, `entries`) cost in proportion to their answer: the
  * names are split into a tree once per map, shared by all scoped readers.
  */
@@ -92,7 +99,17 @@ export class Params {
     readonly map: Readonly<Record<string, string>>,
     /** Scope prefix including the trailing dot, e.g. `IpPermissions.1.`; '' at top level. */
     readonly prefix = '',
+    /** Told every name read (also by scoped readers); see `ParamReadRecorder`. */
+    readonly recorder?: ParamReadRecorder,
   ) {}
+
+  private record(full: string, prefix: boolean): void {
+    this.recorder?.(shapeOf(full), prefix);
+  }
+
+  private scoped(prefix: string): Params {
+    return new Params(this.map, prefix, this.recorder);
+  }
 
   /** Build from a raw body / query string / URLSearchParams / map. */
   static from(raw: string | Buffer | URLSearchParams | Record<string, string>): Params {
@@ -119,17 +136,20 @@ export class Params {
 
   /** True if the parameter is present (even if empty). */
   has(name: string): boolean {
+    this.record(this.prefix + name, false);
     return Object.prototype.hasOwnProperty.call(this.map, this.prefix + name);
   }
 
   /** True if any parameter starts with `name` (`name`, `name.x`, `name.1.y`) in this scope. */
   hasAny(name: string): boolean {
+    this.record(this.prefix + name, true);
     return this.node(this.prefix + name) !== undefined;
   }
 
   /** Raw value or undefined. */
   raw(name: string): string | undefined {
     const full = this.prefix + name;
+    this.record(full, false);
     return Object.prototype.hasOwnProperty.call(this.map, full) ? this.map[full] : undefined;
   }
 
@@ -206,6 +226,7 @@ export class Params {
    */
   indexes(prefix: string, limit: ListLimit = {}): number[] {
     const full = this.prefix + prefix;
+    this.record(`${full}.N`, true);
     const node = this.node(full);
     if (!node) return [];
     const seen = new Set<number>();
@@ -240,18 +261,20 @@ export class Params {
     const ns = this.indexes(prefix, limit);
     if (!ns.length) return [];
     const level = this.node(this.prefix + prefix)!.level();
-    return ns.filter((n) => (level.get(String(n))?.keys.length ?? 0) > 0).map((n) => new Params(this.map, `${this.prefix}${prefix}.${n}.`));
+    return ns.filter((n) => (level.get(String(n))?.keys.length ?? 0) > 0).map((n) => this.scoped(`${this.prefix}${prefix}.${n}.`));
   }
 
   /** Reader scoped to `name.` (e.g. `Ebs` inside `BlockDeviceMapping.1.`); undefined when nothing is under it. */
   child(name: string): Params | undefined {
-    return (this.node(this.prefix + name)?.keys.length ?? 0) > 0 ? new Params(this.map, `${this.prefix}${name}.`) : undefined;
+    this.record(this.prefix + name, true);
+    return (this.node(this.prefix + name)?.keys.length ?? 0) > 0 ? this.scoped(`${this.prefix}${name}.`) : undefined;
   }
 
   /** All (name, value) pairs in this scope, names relative to the scope, in the map's order. */
   entries(): Array<[string, string]> {
-    if (this.prefix === '') return Object.entries(this.map);
     const p = this.prefix;
+    this.record(p === '' ? '*' : p.slice(0, -1), true);
+    if (p === '') return Object.entries(this.map);
     const keys = p.endsWith('.') ? (this.node(p.slice(0, -1))?.keys ?? []) : Object.keys(this.map).filter((k) => k.startsWith(p));
     return keys.map((k) => [k.slice(p.length), this.map[k]!]);
   }
@@ -271,34 +294,6 @@ export interface Tag {
 export interface TagSpecification {
   resourceType: string;
   tags: Tag[];
-}
-
-/**
- * `Filter.N.Name` + `Filter.N.Value.M` (the prefix can be changed, e.g. for `Filters`). As EC2:
- * more than 50 filters, or 200 values in one, → `FilterLimitExceeded`; a value past the limits
- * of `checkFilterValue` → `InvalidParameterValue` (see `QUERY_LIMITS`).
- */
-export function readFilters(params: Params, prefix = 'Filter'): Filter[] {
-  const { maxFilters, maxFilterValues } = QUERY_LIMITS;
-  const filters = params.members(prefix, {
-    max: maxFilters,
-    tooMany: () => new Ec2Error('FilterLimitExceeded', `The maximum number of filters specified on a single call is ${maxFilters}`),
-  });
-  return filters.map((m) => {
-    const name = m.str('Name', { required: true });
-    const values: string[] = [];
-    const ns = m.indexes('Value', {
-      max: maxFilterValues,
-      tooMany: () => new Ec2Error('FilterLimitExceeded', `The maximum number of filter values specified on a single call is ${maxFilterValues}`),
-    });
-    for (const n of ns) {
-      const v = m.raw(`Value.${n}`);
-      if (v === undefined) continue;
-      checkFilterValue(v, m.fullName(`Value.${n}`));
-      values.push(v);
-    }
-    return { name, values };
-  });
 }
 
 /** `Tag.N.Key` / `Tag.N.Value` (value '' when absent). Empty keys → `InvalidParameterValue`. */

@@ -4,6 +4,7 @@
  * Hand-written from remote_protocol.x (procedure numbers in `Proc`); no generated code.
  */
 import { VIR_STORAGE_VOL_DOWNLOAD_SPARSE_STREAM, VIR_STORAGE_VOL_UPLOAD_SPARSE_STREAM } from './constants.js';
+import { metrics } from '@koala/metrics';
 import { RpcClient, type RpcStream, type RpcStreamOptions } from './rpc.js';
 import {
   REMOTE_AUTH_TYPE_LIST_MAX,
@@ -292,6 +293,9 @@ export function decodeNetworkLifecycleEvent(payload: Buffer): NetworkLifecycleEv
   return { callbackId, network, event, detail };
 }
 
+const procName = new Map<number, string>(Object.entries(Proc).map(([k, v]) => [v, k.toLowerCase()]));
+const callSeconds = metrics.histogram({ name: 'koala_libvirt_call_duration_seconds', help: 'libvirt remote procedure latency by procedure and outcome (ok, error), in seconds.', labelNames: ['procedure', 'outcome'] });
+
 /**
  * The procedures. Each method is one RPC; argument and result shapes follow the protocol file.
  */
@@ -305,7 +309,7 @@ export class Procedures {
       args(w);
       payload = w.toBuffer();
     }
-    const reply = await this.rpc.call(proc, payload);
+    const reply = await callSeconds.time({ procedure: procName.get(proc) ?? String(proc) }, () => this.rpc.call(proc, payload));
     const r = new XdrReader(reply);
     const out = ret ? ret(r) : (undefined as T);
     r.end();

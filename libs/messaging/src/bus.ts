@@ -13,6 +13,7 @@
 import { connect, headers as natsHeaders, type Msg, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import type { z } from 'zod';
 import { RemoteError, type RequestContract } from '@koala/contracts';
+import { metrics } from '@koala/metrics';
 import { CORRELATION_HEADER, currentCorrelationId, withCorrelationId, type Logger } from '@koala/logging';
 import { EventStream, type StreamSpec } from './events.js';
 import { natsEndpoint, redactNatsUrl } from './nats-url.js';
@@ -26,6 +27,9 @@ function isUnreachable(err: unknown): boolean {
   if (/^E[A-Z]+(_[A-Z]+)?$/.test(code) && code !== 'EPROTO') return true;
   return e.name === 'TimeoutError';
 }
+
+/** Request/reply latency by contract name (not subject: subjects carry zone and node names). */
+const requestSeconds = metrics.histogram({ name: 'koala_nats_request_duration_seconds', help: 'NATS request/reply latency by contract and outcome (ok, remote_error, unavailable), in seconds.', labelNames: ['contract', 'outcome'] });
 
 export class BusRemoteError extends Error {
   constructor(
@@ -124,17 +128,21 @@ export class NatsBus {
   /** Request/reply with validation on both ends. */
   async request<Req extends z.ZodType, Res extends z.ZodType>(contract: RequestContract<Req, Res>, payload: z.input<Req>, opts: { timeoutMs?: number } = {}): Promise<z.output<Res>> {
     const body = contract.request.parse(payload);
+    const done = requestSeconds.startTimer({ contract: contract.name });
     let reply: Msg;
     try {
       reply = await this.connection.request(contract.subject, encode(body), { timeout: opts.timeoutMs ?? 5000, headers: this.headers() });
     } catch (e) {
+      done({ outcome: 'unavailable' });
       throw new BusUnavailableError(contract.subject, (e as Error).message);
     }
     const data = decode(reply) as { ok?: unknown; error?: unknown };
     if (data && typeof data === 'object' && 'error' in data) {
+      done({ outcome: 'remote_error' });
       const err = RemoteError.parse(data.error);
       throw new BusRemoteError(err.code, err.message);
     }
+    done({ outcome: 'ok' });
     return contract.response.parse(data.ok);
   }
 
@@ -206,12 +214,17 @@ export class NatsBus {
     const sub = this.connection.subscribe(subject, { queue });
     this.subscriptions.add(sub);
     void (async () => {
-      for await (const msg of sub) {
-        const correlationId = msg.headers?.get(CORRELATION_HEADER) || undefined;
-        // Each message is handled concurrently; the loop only dispatches.
-        void withCorrelationId(correlationId, () =>
-          onMessage(msg).catch((err) => this.logger?.error({ err, subject }, 'message handling failed')),
-        );
+      try {
+        for await (const msg of sub) {
+          const correlationId = msg.headers?.get(CORRELATION_HEADER) || undefined;
+          // Each message is handled concurrently; the loop only dispatches.
+          void withCorrelationId(correlationId, () =>
+            onMessage(msg).catch((err) => this.logger?.error({ err, subject }, 'message handling failed')),
+          );
+        }
+      } catch (err) {
+        // The server refused the subscription (permissions): say so instead of crashing.
+        this.logger?.error({ err, subject }, 'subscription closed by the server');
       }
     })();
     return sub;

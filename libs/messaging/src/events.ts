@@ -26,13 +26,15 @@ export class EventStream {
     private readonly logger?: Logger,
   ) {}
 
-  /** Creates the stream, or updates its subjects/retention; safe to call from every component. */
+  /** Creates the stream, or updates its subjects/retention when they differ; safe to call from every component. */
   async ensure(): Promise<void> {
     const jsm = await jetstreamManager(this.nc);
     const config = { name: this.spec.name, subjects: this.spec.subjects, max_age: this.spec.maxAgeMs * 1_000_000 };
     try {
-      await jsm.streams.info(this.spec.name);
-      await jsm.streams.update(this.spec.name, config);
+      const { config: current } = await jsm.streams.info(this.spec.name);
+      // Only a stream that differs is updated: on a server with permissions only the CLC may.
+      const same = current.max_age === config.max_age && JSON.stringify([...(current.subjects ?? [])].sort()) === JSON.stringify([...config.subjects].sort());
+      if (!same) await jsm.streams.update(this.spec.name, config);
     } catch (e) {
       if (!/not found/i.test(String((e as Error).message))) throw e;
       await jsm.streams.add(config).catch(async (err) => {

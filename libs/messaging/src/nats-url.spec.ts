@@ -4,10 +4,11 @@ describe('natsEndpoint', () => {
   it('reads plain, user/password, token and TLS URLs', () => {
     expect(natsEndpoint('nats://127.0.0.1:4222')).toEqual({ servers: '127.0.0.1:4222' });
     expect(natsEndpoint('nats://nats.example.org')).toEqual({ servers: 'nats.example.org:4222' });
-    expect(natsEndpoint('nats://koala:s%40cret@10.0.0.5:4333')).toEqual({ servers: '10.0.0.5:4333', user: 'koala', pass: 's@cret' });
+    expect(natsEndpoint('nats://koala:s%40cret@10.0.0.5:4333')).toEqual({ servers: '10.0.0.5:4333', user: 'koala', pass: 's@cret', inboxPrefix: '_INBOX.koala' });
+    expect(natsEndpoint('nats://a.b:pw@10.0.0.5:4222').inboxPrefix).toBeUndefined(); // not a subject token: the default inbox
     expect(natsEndpoint('nats://t0ken@10.0.0.5:4222')).toEqual({ servers: '10.0.0.5:4222', token: 't0ken' });
     const anyCheck = { checkServerIdentity: expect.any(Function) };
-    expect(natsEndpoint('tls://koala:pw@10.0.0.5:4222')).toEqual({ servers: '10.0.0.5:4222', user: 'koala', pass: 'pw', tls: anyCheck });
+    expect(natsEndpoint('tls://koala:pw@10.0.0.5:4222')).toEqual({ servers: '10.0.0.5:4222', user: 'koala', pass: 'pw', inboxPrefix: '_INBOX.koala', tls: anyCheck });
     expect(natsEndpoint('tls://10.0.0.5:4222', '/etc/koala/nats-ca.pem')).toEqual({ servers: '10.0.0.5:4222', tls: { caFile: '/etc/koala/nats-ca.pem', ...anyCheck } });
     expect(natsEndpoint('nats://10.0.0.5:4222', '/etc/koala/nats-ca.pem').tls).toEqual({ caFile: '/etc/koala/nats-ca.pem', ...anyCheck }); // a CA means TLS
   });

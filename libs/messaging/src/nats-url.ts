@@ -1,4 +1,5 @@
 import { checkServerIdentity, type PeerCertificate } from 'node:tls';
+import { busInboxPrefix } from '@koala/contracts';
 
 /**
  * KOALA_NATS_URL as connection options. When NATS spans hosts (CHAP secrets and image URLs cross
@@ -15,6 +16,8 @@ export interface NatsEndpoint {
   user?: string;
   pass?: string;
   token?: string;
+  /** `_INBOX.<user>`: replies to this user arrive below its own prefix (the server lets only it read them). */
+  inboxPrefix?: string;
   tls?: { caFile?: string; checkServerIdentity: (host: string, cert: PeerCertificate) => Error | undefined };
 }
 
@@ -24,7 +27,7 @@ export function natsEndpoint(url: string, caFile?: string): NatsEndpoint {
   const out: NatsEndpoint = { servers: `${u.hostname}:${u.port || 4222}` };
   const user = decodeURIComponent(u.username);
   const pass = decodeURIComponent(u.password);
-  if (user && pass) Object.assign(out, { user, pass });
+  if (user && pass) Object.assign(out, { user, pass }, /^[A-Za-z0-9_-]+$/.test(user) && { inboxPrefix: busInboxPrefix(user) });
   else if (user) out.token = user;
   // The certificate must name the host of the URL. (nats.js gives Node no server name for an IP
   // address, and Node then checks the certificate against "localhost".)

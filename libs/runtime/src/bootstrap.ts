@@ -44,12 +44,12 @@ export function loadConfigOrExit(env: NodeJS.ProcessEnv = process.env): KoalaCon
 }
 
 /** Shared start-up: config, logger, NATS (retrying until it answers), identity. */
-export async function prepareDaemon(kind: ComponentKind, opts: { zoned: boolean; config?: KoalaConfig }): Promise<DaemonContext> {
+export async function prepareDaemon(kind: ComponentKind, opts: { zoned: boolean; config?: KoalaConfig; answersStatus?: boolean }): Promise<DaemonContext> {
   const config = opts.config ?? loadConfigOrExit();
   const logger = createLogger(kind, config.logLevel);
   const zone = opts.zoned ? config.zone : undefined;
   const id = kind === 'node-controller' ? `${kind}@${config.nodeName}` : `${kind}@${hostname()}${zone ? `/${zone}` : ''}`;
-  const identity: ComponentIdentity = { kind, id, zone, startedAt: new Date() };
+  const identity: ComponentIdentity = { kind, id, zone, startedAt: new Date(), ...(opts.answersStatus === false ? { answersStatus: false } : {}) };
   logger.info({ nats: redactNatsUrl(config.natsUrl) }, 'connecting to NATS');
   const bus = await NatsBus.connect({ url: config.natsUrl, caFile: config.natsCaFile, name: id, logger });
   return { config, logger, bus, identity, runtime: RuntimeModule.forRoot({ config, logger, bus, identity }) };

@@ -4,6 +4,7 @@ import { ComponentStatus, KOALA_VERSION, Subjects } from '@koala/contracts';
 import { ConfigModule, KOALA_CONFIG, type KoalaConfig } from '@koala/config';
 import type { Logger } from '@koala/logging';
 import { NatsBus } from '@koala/messaging';
+import { startMetricsServer, type MetricsServer } from '@koala/metrics';
 import { BUS, CLOCK, COMPONENT, LOGGER, systemClock, type ComponentIdentity } from './tokens.js';
 
 /** Extra facts a component adds to its status answer (capacity, node count, ...). */
@@ -22,6 +23,7 @@ class StatusResponder implements OnModuleInit, OnApplicationShutdown {
   }
 
   onModuleInit() {
+    if (this.identity.answersStatus === false) return;
     this.bus.answer(Subjects.status, async () =>
       ComponentStatus.parse({
         component: this.identity.kind,
@@ -43,6 +45,31 @@ class StatusResponder implements OnModuleInit, OnApplicationShutdown {
 
 export { StatusResponder };
 
+/** A CC's, NC's or SC's own `/metrics` port (KOALA_METRICS_PORT; 0 = off). The CLC uses its API port. */
+class MetricsPort implements OnModuleInit, OnApplicationShutdown {
+  private server?: MetricsServer;
+  constructor(
+    @Inject(KOALA_CONFIG) private readonly config: KoalaConfig,
+    @Inject(COMPONENT) private readonly identity: ComponentIdentity,
+    @Inject(LOGGER) private readonly logger: Logger,
+  ) {}
+
+  async onModuleInit() {
+    if (!this.config.metricsPort || this.identity.kind === 'cloud-controller') return;
+    // metrics never take a component down: a port in use is logged and the component goes on
+    try {
+      this.server = await startMetricsServer({ port: this.config.metricsPort, host: this.config.metricsHost, token: this.config.metricsToken });
+      this.logger.info({ port: this.server.port, host: this.config.metricsHost }, 'metrics listening');
+    } catch (err) {
+      this.logger.error({ err, port: this.config.metricsPort, host: this.config.metricsHost }, 'metrics port not opened');
+    }
+  }
+
+  async onApplicationShutdown() {
+    await this.server?.close();
+  }
+}
+
 /**
  * Everything a Koala daemon needs: validated config, JSON logger, NATS bus, clock, and an
  * answer on `koala.v1.status`. The bus is connected before the module is built so that a
@@ -61,6 +88,7 @@ export class RuntimeModule {
         { provide: COMPONENT, useValue: opts.identity },
         { provide: CLOCK, useValue: systemClock },
         StatusResponder,
+        MetricsPort,
       ],
       exports: [ConfigModule, LOGGER, BUS, COMPONENT, CLOCK, StatusResponder],
     };

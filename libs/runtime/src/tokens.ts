@@ -16,4 +16,6 @@ export interface ComponentIdentity {
   id: string;
   zone?: string;
   startedAt: Date;
+  /** false: one of several worker processes of a component that leaves the status answer to another (CLC workers). */
+  answersStatus?: boolean;
 }

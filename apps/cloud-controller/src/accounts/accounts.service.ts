@@ -4,6 +4,7 @@ import { decryptSecret, encryptSecret } from '@koala/aws-auth';
 import { MASTER_KEY } from '../auth/master-key.js';
 import { AccessKeyEntity, type AccessKeyStatus } from './access-key.entity.js';
 import { AccountEntity } from './account.entity.js';
+import { AccessKeyCache } from './access-key-cache.js';
 import { CredentialsGenerator } from './credentials-generator.js';
 
 /** Name of the administrators' account created by `koala bootstrap`. */
@@ -55,6 +56,8 @@ export class AccountsService {
   private readonly keys: Repository<AccessKeyEntity>;
   /** encrypted blob → plain secret; blobs are immutable so this never goes stale. */
   private readonly decrypted = new Map<string, string>();
+  /** Resolved keys for authentication; on only while KeyChangeListener hears the database's change announcements. */
+  readonly keyCache = new AccessKeyCache<ResolvedAccessKey>();
 
   constructor(
     @Inject(DataSource) private readonly ds: DataSource,
@@ -117,12 +120,14 @@ export class AccountsService {
   async setAccessKeyStatus(accountName: string, accessKeyId: string, status: AccessKeyStatus): Promise<void> {
     const account = await this.getAccount(accountName);
     const r = await this.keys.update({ id: accessKeyId, accountId: account.id }, { status });
+    this.keyCache.forget(accessKeyId);
     if (!r.affected) throw new AccountsError('NotFound', `account "${accountName}" has no access key ${accessKeyId}`);
   }
 
   async deleteAccessKey(accountName: string, accessKeyId: string): Promise<void> {
     const account = await this.getAccount(accountName);
     const r = await this.keys.delete({ id: accessKeyId, accountId: account.id });
+    this.keyCache.forget(accessKeyId);
     if (!r.affected) throw new AccountsError('NotFound', `account "${accountName}" has no access key ${accessKeyId}`);
   }
 
@@ -134,15 +139,27 @@ export class AccountsService {
     return { ...(await this.createAccessKey(accountName)), created: true };
   }
 
-  /** For authentication: the key, its plain secret, whether it is active, and its account. */
+  /**
+   * For authentication: the key, its plain secret, whether it is active, and its account (frozen:
+   * cached answers are shared by requests). One plain query; served from `keyCache` while it is on.
+   */
   async resolveAccessKey(accessKeyId: string): Promise<ResolvedAccessKey | undefined> {
-    const k = await this.keys.findOne({ where: { id: accessKeyId }, relations: { account: true } });
-    if (!k || !k.account) return undefined;
-    return {
-      secret: this.decrypt(k.secretEncrypted),
+    const hit = this.keyCache.get(accessKeyId, Date.now());
+    if (hit) return hit;
+    const generation = this.keyCache.begin();
+    const rows: Array<{ secret_encrypted: string; status: string; account_id: string; name: string; is_admin: boolean }> = await this.ds.query(
+      `SELECT k.secret_encrypted, k.status, a.id AS account_id, a.name, a.is_admin FROM access_keys k JOIN accounts a ON a.id = k.account_id WHERE k.id = $1`,
+      [accessKeyId],
+    );
+    const k = rows[0];
+    if (!k) return undefined;
+    const resolved: ResolvedAccessKey = Object.freeze({
+      secret: this.decrypt(k.secret_encrypted),
       active: k.status === 'Active',
-      account: { id: k.account.id, name: k.account.name, isAdmin: k.account.isAdmin },
-    };
+      account: Object.freeze({ id: k.account_id, name: k.name, isAdmin: k.is_admin }),
+    });
+    this.keyCache.put(accessKeyId, resolved, generation, Date.now());
+    return resolved;
   }
 
   private decrypt(blob: string): string {

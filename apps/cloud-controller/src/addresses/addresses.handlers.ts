@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { Ec2Error, readFilters, readTagSpecifications, type Params } from '@koala/ec2-query';
+import { Ec2Error, FILTER_SHAPES, type Params, readFilters, readTagSpecifications, TAG_SPECIFICATION_SHAPES } from '@koala/ec2-query';
 import { Ec2Action, type Ec2Context } from '../ec2/ec2-action.decorator.js';
 import { tagSet } from '../tags/tags.service.js';
 import { AddressesService, type AddressRef, type AddressView } from './addresses.service.js';
@@ -40,7 +40,7 @@ function readRef(p: Params, names: ReadonlyArray<'AllocationId' | 'AssociationId
 export class AddressesHandlers {
   constructor(private readonly addresses: AddressesService) {}
 
-  @Ec2Action('AllocateAddress')
+  @Ec2Action('AllocateAddress', { params: ['Domain', ...TAG_SPECIFICATION_SHAPES, 'DryRun'] })
   async allocate(ctx: Ec2Context) {
     const p = ctx.params;
     // EC2-Classic's answer unless the default-VPC face is asked for.
@@ -51,7 +51,7 @@ export class AddressesHandlers {
     return { publicIp: v.address.publicIp, domain: v.address.domain, allocationId: v.address.allocationId };
   }
 
-  @Ec2Action('AssociateAddress')
+  @Ec2Action('AssociateAddress', { params: ['AllocationId', 'PublicIp', 'InstanceId', 'NetworkInterfaceId', 'PrivateIpAddress', 'AllowReassociation', 'DryRun'] })
   async associate(ctx: Ec2Context) {
     const p = ctx.params;
     const associationId = await this.addresses.associate(ctx.account, ctx.now, {
@@ -65,14 +65,14 @@ export class AddressesHandlers {
     return { return: true, associationId };
   }
 
-  @Ec2Action('DisassociateAddress')
+  @Ec2Action('DisassociateAddress', { params: ['AssociationId', 'PublicIp', 'DryRun'] })
   async disassociate(ctx: Ec2Context) {
     const p = ctx.params;
     await this.addresses.disassociate(ctx.account, ctx.now, readRef(p, ['AssociationId', 'PublicIp']), dryRun(p));
     return { return: true };
   }
 
-  @Ec2Action('DescribeAddresses')
+  @Ec2Action('DescribeAddresses', { params: ['PublicIp.N', 'AllocationId.N', ...FILTER_SHAPES, 'DryRun'] })
   async describe(ctx: Ec2Context) {
     const p = ctx.params;
     const items = await this.addresses.describe(ctx.account, { publicIps: p.list('PublicIp'), allocationIds: p.list('AllocationId'), filters: readFilters(p) });
@@ -80,7 +80,7 @@ export class AddressesHandlers {
     return { addressesSet: items.map(addressItem) };
   }
 
-  @Ec2Action('ReleaseAddress')
+  @Ec2Action('ReleaseAddress', { params: ['AllocationId', 'PublicIp', 'DryRun'] })
   async release(ctx: Ec2Context) {
     const p = ctx.params;
     await this.addresses.release(ctx.account, ctx.now, readRef(p, ['AllocationId', 'PublicIp']), dryRun(p));

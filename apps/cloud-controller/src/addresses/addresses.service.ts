@@ -3,6 +3,7 @@ import { KOALA_CONFIG } from '@koala/config';
 import { applyFilters, Ec2Error, isValidId, newId, type Filter, type FilterSpec, type Tag, type TagSpecification } from '@koala/ec2-query';
 import { NetworkPublisher } from '../network/network-publisher.js';
 import { TaggableResources, entityOwners, type Caller } from '../tags/taggable-resources.js';
+import { QuotaService } from '../quotas/quota.service.js';
 import { TagsService } from '../tags/tags.service.js';
 import { AddressEntity } from './address.entity.js';
 import { firstFree, ipToInt, poolRange, type PoolRange } from './address-pool.js';
@@ -13,7 +14,6 @@ export const ADDRESS_RESOURCE_TYPE = 'elastic-ip';
 /** What the service needs from the configuration. */
 export interface AddressesConfig {
   publicIpRange: string;
-  addressesPerAccount: number;
 }
 
 export interface AddressView {
@@ -41,7 +41,7 @@ export interface AddressRef {
 
 /**
  * Elastic IP addresses from the pool KOALA_PUBLIC_IP_RANGE (shared with instances' launch-time
- * addresses). Allocations take a transaction-level advisory lock (per-account limit and lowest
+ * addresses). Allocations take the account's quota lock, then the pool's advisory lock (lowest
  * free address decided under it) and `public_ip` is unique, so two concurrent allocations never
  * get the same address.
  *
@@ -57,7 +57,6 @@ export interface AddressRef {
 @Injectable()
 export class AddressesService {
   private readonly pool: PoolRange;
-  private readonly limit: number;
 
   constructor(
     @Inject(AddressesRepository) private readonly repo: AddressesRepository,
@@ -65,9 +64,9 @@ export class AddressesService {
     @Inject(KOALA_CONFIG) config: AddressesConfig,
     @Inject(NetworkPublisher) private readonly publisher: NetworkPublisher,
     @Inject(TaggableResources) registry: TaggableResources,
+    @Inject(QuotaService) private readonly quotas: QuotaService,
   ) {
     this.pool = poolRange(config.publicIpRange);
-    this.limit = config.addressesPerAccount;
     registry.register({
       prefix: 'eipalloc',
       resourceType: ADDRESS_RESOURCE_TYPE,
@@ -80,8 +79,9 @@ export class AddressesService {
   async allocate(caller: Caller, now: Date, input: { domain: 'vpc' | 'standard'; tagSpecifications: readonly TagSpecification[] }): Promise<AddressView> {
     this.tags.checkTagSpecifications(ADDRESS_RESOURCE_TYPE, input.tagSpecifications);
     return this.repo.transaction(async (tx) => {
+      // The account's quota lock before the pool's, in the order RunInstances takes them.
+      await this.quotas.enforce(tx, caller, { kind: 'address' });
       await this.repo.lockPool(tx);
-      if ((await this.repo.countElastic(tx, caller.id)) >= this.limit) throw new Ec2Error('AddressLimitExceeded', 'The maximum number of addresses has been reached.');
       const ip = firstFree(this.pool, await this.repo.usedPublicIps(tx));
       if (!ip) throw new Ec2Error('InsufficientAddressCapacity', 'There are no free addresses left in the public address pool of this cloud.', 500);
       const address: AddressRow = { allocationId: newId('eipalloc'), accountId: caller.id, publicIp: ip, domain: input.domain, instanceId: null, associationId: null, privateIpAddress: null, createdAt: now };

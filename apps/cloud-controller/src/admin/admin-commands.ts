@@ -13,8 +13,9 @@ import { exportLines, readEnvFile, writeEnvFile } from './admin-env.js';
 import { IMAGE_USAGE_TEXT, ImageUsageError, runImageCommand } from './image-commands.js';
 import { ImageImportError } from '../images/images.service.js';
 import { isEc2Error } from '@koala/ec2-query';
+import { createQuotaService, QuotaUsageError } from '../quotas/quota.service.js';
 
-export const ADMIN_COMMANDS = ['bootstrap', 'account', 'credentials', 'access-key', 'image'] as const;
+export const ADMIN_COMMANDS = ['bootstrap', 'account', 'credentials', 'access-key', 'image', 'quota', 'instance-address'] as const;
 
 export interface AdminIo {
   out: (s: string) => void;
@@ -73,6 +74,8 @@ const USAGE = `usage:
   credentials NAME
   access-key create|list ACCOUNT
   access-key deactivate|activate|delete ACCOUNT KEYID
+  quota list ACCOUNT | quota set ACCOUNT NAME VALUE|default
+  instance-address INSTANCE-ID
 ${IMAGE_USAGE_TEXT.replace(/^usage:\n/, '')}`;
 
 class UsageError extends Error {}
@@ -157,6 +160,38 @@ export async function runAdminCommand(config: KoalaConfig, argv: string[], io: A
       }
       case 'image':
         return await runImageCommand(config, ds, masterKey, args, io);
+      case 'quota': {
+        const [sub, name, quota, value] = args;
+        if (!name || !((sub === 'list' && args.length === 2) || (sub === 'set' && args.length === 4))) throw new UsageError();
+        const account = await accounts.getAccount(name);
+        const quotas = createQuotaService(ds, config);
+        if (sub === 'set') {
+          await quotas.set(account.id, quota!, value!, new Date());
+          io.out(`${account.name} ${quota} ${value}\n`);
+          return 0;
+        }
+        const rows = [['QUOTA', 'VALUE', 'SOURCE']];
+        for (const q of await quotas.list(account.id)) rows.push([q.name, String(q.value), q.source]);
+        io.out(pad(rows));
+        if (account.isAdmin) io.out('(the admin account is not subject to quotas)\n');
+        return 0;
+      }
+      case 'instance-address': {
+        // `koala ssh`: where an instance is, as one tab-separated line (id state zone node private-ip).
+        const id = args[0] ?? '';
+        if (args.length !== 1 || !/^i-[0-9a-f]{8,17}$/.test(id)) throw new UsageError();
+        const rows: Array<{ state: string; zone: string; node: string | null; ip: string | null }> = await ds.query(
+          'SELECT i.state, i.zone, i.node, n.private_ip AS ip FROM instances i LEFT JOIN network_interfaces n ON n.instance_id = i.id WHERE i.id = $1',
+          [id],
+        );
+        const r = rows[0];
+        if (!r) {
+          io.err(`instance ${id} does not exist\n`);
+          return 1;
+        }
+        io.out(`${id}\t${r.state}\t${r.zone}\t${r.node ?? '-'}\t${r.ip ?? '-'}\n`);
+        return 0;
+      }
       default:
         throw new UsageError();
     }
@@ -173,7 +208,7 @@ export async function runAdminCommand(config: KoalaConfig, argv: string[], io: A
       io.err(USAGE);
       return 64;
     }
-    if (e instanceof AccountsError) {
+    if (e instanceof AccountsError || e instanceof QuotaUsageError) {
       io.err(`${e.message}\n`);
       return 1;
     }

@@ -9,8 +9,10 @@
  *
  * A paravirtual triple registers `NAME-kernel` (eki), `NAME-ramdisk` (eri) and `NAME` (emi).
  * Idempotent by name: the same bytes answer the existing ids; other bytes need --replace.
+ * A raw machine disk is stored as a compact qcow2 (holes and zero blocks are neither read nor
+ * stored; the conversion is deterministic, so re-importing the same file finds the same image).
  */
-import { createReadStream, statSync } from 'node:fs';
+import { closeSync, createReadStream, openSync, readSync, statSync } from 'node:fs';
 import { basename } from 'node:path';
 import { koalaPaths, type KoalaConfig } from '@koala/config';
 import { systemClock } from '@koala/runtime';
@@ -20,6 +22,7 @@ import { CredentialsGenerator } from '../accounts/credentials-generator.js';
 import { FsBlobStore } from '../images/blob-store.js';
 import { BlobUrlSigner } from '../images/blob-url-signer.js';
 import { HttpImageFetcher } from '../images/image-fetcher.js';
+import { detectImageFormat, FORMAT_PROBE_BYTES } from '../images/image-format.js';
 import { InstancesImageUsage } from '../instances/instance-usage.js';
 import type { Architecture, ImageEntity, ImageType } from '../images/image.entity.js';
 import { ARCHITECTURES, ImageImportError, ImagesService } from '../images/images.service.js';
@@ -118,6 +121,18 @@ export function adminImagesService(config: KoalaConfig, ds: DataSource, masterKe
   );
 }
 
+/** A raw machine disk is stored as a compact qcow2 (holes never read); false for a qcow2 or an empty file. */
+function isRawDisk(path: string): boolean {
+  const fd = openSync(path, 'r');
+  try {
+    const head = Buffer.alloc(FORMAT_PROBE_BYTES);
+    const n = readSync(fd, head, 0, head.length, 0);
+    return n > 0 && detectImageFormat(head.subarray(0, n)).format === 'raw';
+  } finally {
+    closeSync(fd);
+  }
+}
+
 function fileSize(path: string): number {
   try {
     const s = statSync(path);
@@ -135,14 +150,23 @@ export async function runImageCommand(config: KoalaConfig, ds: DataSource, maste
   const images = adminImagesService(config, ds, masterKey);
   if (sub === 'list') {
     const rows = await images.listAll();
+    // size: the disk a guest sees (a qcow2's from its header); stored: the blob's bytes
+    const store = new FsBlobStore(koalaPaths(config.home).imageStore);
+    const virtualSize = async (r: ImageEntity) => {
+      if (r.format !== 'qcow2' || !r.blobSha256) return r.sizeBytes;
+      const head = await store.head(r.blobSha256, FORMAT_PROBE_BYTES).catch(() => undefined);
+      return (head && detectImageFormat(head).virtualSize) ?? r.sizeBytes;
+    };
+    const sizes = await Promise.all(rows.map(virtualSize));
     if (rest.includes('--json')) {
-      io.out(JSON.stringify(rows.map((r) => ({ id: r.id, name: r.name, owner: r.accountId, type: r.imageType, state: r.state, public: r.isPublic, size: r.sizeBytes, format: r.format, sha256: r.blobSha256 }))) + '\n');
+      io.out(JSON.stringify(rows.map((r, i) => ({ id: r.id, name: r.name, owner: r.accountId, type: r.imageType, state: r.state, public: r.isPublic, size: sizes[i], stored: r.sizeBytes, format: r.format, sha256: r.blobSha256 }))) + '\n');
       return 0;
     }
-    const table = [['IMAGE ID', 'NAME', 'OWNER', 'TYPE', 'VIRT', 'STATE', 'PUBLIC', 'FORMAT', 'SIZE']];
-    for (const r of rows) {
-      table.push([r.id, r.name, r.accountId, r.imageType, r.virtualizationType, r.state, r.isPublic ? 'yes' : 'no', r.format ?? '-', r.sizeBytes === null ? '-' : String(r.sizeBytes)]);
-    }
+    const table = [['IMAGE ID', 'NAME', 'OWNER', 'TYPE', 'VIRT', 'STATE', 'PUBLIC', 'FORMAT', 'SIZE', 'STORED']];
+    const n = (v: number | null | undefined) => (v === null || v === undefined ? '-' : String(v));
+    rows.forEach((r, i) => {
+      table.push([r.id, r.name, r.accountId, r.imageType, r.virtualizationType, r.state, r.isPublic ? 'yes' : 'no', r.format ?? '-', n(sizes[i]), n(r.sizeBytes)]);
+    });
     const w = table[0]!.map((_, i) => Math.max(...table.map((r) => r[i]!.length)));
     io.out(table.map((r) => r.map((c, i) => c.padEnd(w[i]!)).join('  ').trimEnd()).join('\n') + '\n');
     return 0;
@@ -156,7 +180,10 @@ export async function runImageCommand(config: KoalaConfig, ds: DataSource, maste
   for (const f of [a.disk, a.kernel, a.ramdisk, a.root]) if (f) fileSize(f);
 
   const one = async (file: string, name: string, imageType: ImageType, extra: { kernelId?: string; ramdiskId?: string; kernelArgs?: string } = {}): Promise<ImageEntity> => {
-    const total = fileSize(file);
+    const size = fileSize(file);
+    const raw = imageType === 'machine' && isRawDisk(file);
+    // a raw disk: what is stored is about its allocated bytes (the qcow2 of its data)
+    const total = raw ? Math.min(size, statSync(file).blocks * 512) : size;
     const bar = new ProgressBar(io.err, `${name} (${basename(file)})`, total, io.tty ?? false);
     let done = 0;
     const { image, existed } = await images.importImage(owner, {
@@ -167,7 +194,7 @@ export async function runImageCommand(config: KoalaConfig, ds: DataSource, maste
       virtualizationType: a.disk ? 'hvm' : 'paravirtual',
       isPublic: a.isPublic,
       location: `import:${basename(file)}`,
-      source: createReadStream(file, { highWaterMark: 1024 * 1024 }),
+      source: raw ? { rawDiskPath: file } : createReadStream(file, { highWaterMark: 1024 * 1024 }),
       replace: a.replace,
       onProgress: (n) => bar.update((done = n)),
       ...extra,

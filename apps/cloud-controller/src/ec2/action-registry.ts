@@ -1,14 +1,24 @@
 import { Injectable, type OnModuleInit } from '@nestjs/common';
 import { DiscoveryService, MetadataScanner, Reflector } from '@nestjs/core';
-import type { XmlValue } from '@koala/ec2-query';
-import { EC2_ACTION_METADATA, type Ec2Context } from './ec2-action.decorator.js';
+import { CompiledShapes, type XmlValue } from '@koala/ec2-query';
+import { EC2_ACTION_METADATA, type Ec2ActionSpec, type Ec2Context } from './ec2-action.decorator.js';
 
 export type Ec2Handler = (ctx: Ec2Context) => Promise<Record<string, XmlValue>>;
+
+/** One registered action: its handler and its declared parameter shapes, compiled. */
+export interface RegisteredAction {
+  handler: Ec2Handler;
+  /** Declared `params` and `ignored` together: the names a request may carry. */
+  shapes: CompiledShapes;
+  /** The `ignored` shapes (accepted, not honoured). */
+  ignored: readonly string[];
+  owner: string;
+}
 
 /** Every `@Ec2Action` handler of the app, found once at start. Duplicate action names stop the start. */
 @Injectable()
 export class ActionRegistry implements OnModuleInit {
-  private readonly handlers = new Map<string, { handler: Ec2Handler; owner: string }>();
+  private readonly handlers = new Map<string, RegisteredAction>();
 
   constructor(
     private readonly discovery: DiscoveryService,
@@ -25,12 +35,13 @@ export class ActionRegistry implements OnModuleInit {
       for (const method of this.scanner.getAllMethodNames(proto)) {
         const fn = instance[method];
         if (typeof fn !== 'function') continue;
-        const action = this.reflector.get<string | undefined>(EC2_ACTION_METADATA, fn as (...a: unknown[]) => unknown);
-        if (!action) continue;
+        const spec = this.reflector.get<Ec2ActionSpec | undefined>(EC2_ACTION_METADATA, fn as (...a: unknown[]) => unknown);
+        if (!spec) continue;
+        const action = spec.name;
         const owner = `${instance.constructor.name}.${method}`;
         const existing = this.handlers.get(action);
         if (existing) throw new Error(`EC2 action ${action} has two handlers: ${existing.owner} and ${owner}`);
-        this.handlers.set(action, { handler: (fn as Ec2Handler).bind(instance), owner });
+        this.handlers.set(action, { handler: (fn as Ec2Handler).bind(instance), shapes: new CompiledShapes([...spec.params, ...(spec.ignored ?? [])]), ignored: spec.ignored ?? [], owner });
       }
     }
   }
@@ -38,6 +49,11 @@ export class ActionRegistry implements OnModuleInit {
   /** The handler of `action`, or undefined (→ `InvalidAction`). */
   get(action: string): Ec2Handler | undefined {
     return this.handlers.get(action)?.handler;
+  }
+
+  /** `action`'s handler and parameter shapes, or undefined. */
+  entry(action: string): RegisteredAction | undefined {
+    return this.handlers.get(action);
   }
 
   /** Registered action names, sorted. */

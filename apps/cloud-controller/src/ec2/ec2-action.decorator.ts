@@ -1,5 +1,5 @@
 import { SetMetadata } from '@nestjs/common';
-import type { Params } from '@koala/ec2-query';
+import type { ParamShapes, Params } from '@koala/ec2-query';
 
 /** Metadata key under which `@Ec2Action(name)` stores the action name on a handler method. */
 export const EC2_ACTION_METADATA = 'koala:ec2-action';
@@ -27,7 +27,7 @@ export interface Ec2Context {
   action: string;
   /** The `Version` parameter (default `DEFAULT_EC2_VERSION`). */
   version: string;
-  /** Query string + form body, merged (the query string wins for a name in both, as SigV2 verification). Unknown names are ignored by handlers. */
+  /** Query string + form body, merged (the query string wins for a name in both, as SigV2 verification), held against the action's declared `params` (a bare list name already renamed `Name.1`). */
   params: Params;
   /** The verified caller. */
   account: { id: string; name: string; isAdmin: boolean };
@@ -35,6 +35,24 @@ export interface Ec2Context {
   accessKeyId: string;
   /** The request's time, from the runtime CLOCK (use it for timestamps instead of `new Date()`). */
   now: Date;
+}
+
+/** What `@Ec2Action` stores on a handler. */
+export interface Ec2ActionSpec {
+  name: string;
+  /**
+   * Every parameter the action takes, as shapes (`KeyName.N`, `Filter.N.Value.N`; see
+   * `ParamShapes`), besides the common ones (Action, Version, signature). A request with any
+   * other name is refused `UnknownParameter` before the handler runs; a bare `Name` where
+   * `Name.N` is declared means `Name.1`. test/api/parameters.e2e-spec.ts proves each list
+   * covers every name its handler reads.
+   */
+  params: ParamShapes;
+  /**
+   * Parameters EC2 defines that Koala accepts and does not honour, only where ignoring them is
+   * harmless (README lists them); they are part of the accepted names, not read by the handler.
+   */
+  ignored?: ParamShapes;
 }
 
 /**
@@ -48,12 +66,12 @@ export interface Ec2Context {
  * @Injectable()
  * export class KeyPairsHandlers {
  *   constructor(private readonly keyPairs: KeyPairsService) {}
- *   @Ec2Action('DescribeKeyPairs')
+ *   @Ec2Action('DescribeKeyPairs', { params: ['KeyName.N', ...FILTER_SHAPES] })
  *   async describe(ctx: Ec2Context) { return { keySet: (await this.keyPairs.list(ctx)).map(toXml) }; }
  * }
  * ```
  */
-export function Ec2Action(name: string): MethodDecorator {
+export function Ec2Action(name: string, spec: { params: ParamShapes; ignored?: ParamShapes }): MethodDecorator {
   if (!/^[A-Z][A-Za-z0-9]*$/.test(name)) throw new Error(`invalid EC2 action name ${JSON.stringify(name)}`);
-  return SetMetadata(EC2_ACTION_METADATA, name);
+  return SetMetadata(EC2_ACTION_METADATA, { name, params: spec.params, ignored: spec.ignored } satisfies Ec2ActionSpec);
 }

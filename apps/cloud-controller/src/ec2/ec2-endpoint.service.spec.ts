@@ -1,4 +1,4 @@
-import { Ec2Error } from '@koala/ec2-query';
+import { CompiledShapes, Ec2Error } from '@koala/ec2-query';
 import { ActionRegistry } from './action-registry.js';
 import { Ec2EndpointService, type Ec2HttpRequest } from './ec2-endpoint.service.js';
 import type { AuthService } from '../auth/auth.service.js';
@@ -7,9 +7,10 @@ function setup(handler: () => Promise<Record<string, never>>) {
   const logs: Array<{ obj: Record<string, unknown>; msg: string; level: string }> = [];
   const log = (level: string) => (obj: Record<string, unknown>, msg: string) => logs.push({ obj, msg, level });
   const logger = { info: log('info'), error: log('error'), warn: log('warn') };
-  const registry = { get: (a: string) => (a === 'Boom' || a === 'Fine' ? handler : undefined) } as unknown as ActionRegistry;
+  const entry = { handler, shapes: new CompiledShapes(['KeyName.N']), ignored: [], owner: 'test' };
+  const registry = { entry: (a: string) => (a === 'Boom' || a === 'Fine' ? entry : undefined) } as unknown as ActionRegistry;
   const auth = { authenticate: async () => ({ accessKeyId: 'AKIAFAKE', account: { id: '111122223333', name: 'a', isAdmin: false }, signatureVersion: 4 }) } as unknown as AuthService;
-  const svc = new Ec2EndpointService(registry, auth, { now: () => new Date('2026-01-01T00:00:00Z') }, logger as never, { apiMaxBodyBytes: 1024 } as never);
+  const svc = new Ec2EndpointService(registry, auth, { now: () => new Date('2026-01-01T00:00:00Z') }, logger as never, { apiMaxBodyBytes: 1024 } as never, { allow: () => true });
   const req = (body: string): Ec2HttpRequest => ({ method: 'POST', path: '/', query: '', headers: { 'content-type': 'application/x-www-form-urlencoded' }, readBody: async () => Buffer.from(body) });
   return { svc, logs, req };
 }
@@ -81,5 +82,25 @@ describe('Ec2EndpointService', () => {
     expect(r.status).toBe(400);
     expect(r.body).toContain('<Code>InvalidParameterValue</Code>');
     expect(ran).toBe(false);
+  });
+
+  it('refuses an undeclared parameter before the handler runs, and reads a bare list name as .1', async () => {
+    let calls = 0;
+    let seen: unknown;
+    const { svc, req } = setup(async () => {
+      calls++;
+      return {};
+    });
+    const r = await svc.handle(req('Action=Fine&Bogus=x'));
+    expect(r.status).toBe(400);
+    expect(r.body).toContain('<Code>UnknownParameter</Code>');
+    expect(r.body).toContain('<Message>The parameter Bogus is not recognized</Message>');
+    expect(calls).toBe(0);
+    const ok = setup(async function (this: unknown, ...args: unknown[]) {
+      seen = (args[0] as { params: { list: (n: string) => string[] } }).params.list('KeyName');
+      return {};
+    } as never);
+    expect((await ok.svc.handle(ok.req('Action=Fine&KeyName=probe-b'))).status).toBe(200);
+    expect(seen).toEqual(['probe-b']);
   });
 });

@@ -4,6 +4,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { KOALA_CONFIG, type KoalaConfig } from '@koala/config';
 import {
   EC2_XML_CONTENT_TYPE,
+  checkParamShapes,
   Ec2Error,
   isEc2Error,
   Params,
@@ -19,6 +20,8 @@ import { AuthService, type Caller } from '../auth/auth.service.js';
 import { internalErrorMessage } from '../clusters/zone-error.js';
 import { identityApiOf, renderQueryError, renderQueryResponse, type QueryApi } from '../identity/identity-protocol.js';
 import { ActionRegistry } from './action-registry.js';
+import { ec2Requests, ec2RequestSeconds } from './ec2-metrics.js';
+import { RequestRateLimiter } from './rate-limiter.js';
 import type { Ec2Context } from './ec2-action.decorator.js';
 
 /** One HTTP request as the endpoint sees it (framework-free). */
@@ -52,6 +55,12 @@ export function databaseInputError(err: unknown): Ec2Error | undefined {
   return new Ec2Error('InvalidParameterValue', 'A parameter value is invalid (too long, out of range or not representable).');
 }
 
+/**
+ * Tests set `recorder` to learn the shape of every parameter name each action's handler reads
+ * (test/api/parameters.e2e-spec.ts holds them against the declared shapes). Unset in production.
+ */
+export const paramReads: { recorder?: (action: string, shape: string, prefix: boolean) => void } = {};
+
 /** The action name for logs: only a plausible one (a hostile Action is not log material). */
 function loggableAction(a: string | undefined): string | undefined {
   return a && /^[A-Za-z0-9]{1,64}$/.test(a) ? a : a ? '(invalid)' : undefined;
@@ -61,7 +70,9 @@ function loggableAction(a: string | undefined): string | undefined {
  * The EC2 Query endpoint: body limit, parameter parsing (`readRequestParams`: query string and
  * form body merged, the query string winning; the same reading verifies SigV2 signatures, and a
  * non-form POST body is refused), authentication, edge validation of every parameter
- * (`validateParamMap`: NUL/control characters, lengths), dispatch to the `@Ec2Action` handler,
+ * (`validateParamMap`: NUL/control characters, lengths), the request rate limit per access key,
+ * the action's declared parameter shapes (`checkParamShapes`: unknown names refused, bare list
+ * names read as `.1`), dispatch to the `@Ec2Action` handler,
  * XML rendering, one JSON log line per request.
  */
 @Injectable()
@@ -72,6 +83,7 @@ export class Ec2EndpointService {
     @Inject(CLOCK) private readonly clock: Clock,
     @Inject(LOGGER) private readonly logger: Logger,
     @Inject(KOALA_CONFIG) private readonly config: KoalaConfig,
+    @Inject(RequestRateLimiter) private readonly limiter: Pick<RequestRateLimiter, 'allow'>,
   ) {}
 
   /**
@@ -108,21 +120,26 @@ export class Ec2EndpointService {
       action = loggableAction(params.raw('Action') || undefined);
       api = identityApiOf(action);
       caller = await this.auth.authenticate({ ...signed, params: extracted }, now);
+      // After authentication: forged requests naming someone's key id cannot drain its bucket.
+      if (!caller.account.isAdmin && !this.limiter.allow(caller.accessKeyId)) throw new Ec2Error('RequestLimitExceeded', 'Request limit exceeded.');
       validateParamMap(extracted.map);
       if (!action) throw Ec2Error.missingParameter('Action');
       const av = readActionAndVersion(params);
-      const handler = this.registry.get(av.action);
-      if (!handler) throw Ec2Error.invalidAction(av.action);
+      const entry = this.registry.entry(av.action);
+      if (!entry) throw Ec2Error.invalidAction(av.action);
+      // before the handler: an unknown name is refused, never ignored (nothing half-happens)
+      const checked = checkParamShapes(extracted.map, entry.shapes);
+      const record = paramReads.recorder;
       const ctx: Ec2Context = {
         requestId,
         action: av.action,
         version: av.version,
-        params,
+        params: new Params(checked, '', record && ((shape, prefix) => record(av.action, shape, prefix))),
         account: caller.account,
         accessKeyId: caller.accessKeyId,
         now,
       };
-      const output = await handler(ctx);
+      const output = await entry.handler(ctx);
       body = api ? renderQueryResponse(api, av.action, requestId, output) : renderResponse(av.action, av.version, requestId, output);
       status = 200;
     } catch (caught) {
@@ -144,6 +161,10 @@ export class Ec2EndpointService {
       body = e.body;
     }
     const ms = Number(process.hrtime.bigint() - started) / 1e6;
+    // label only actions we serve: any other Action string would be a new series per request
+    const label = action && this.registry.get(action) ? action : action ? 'unknown' : 'none';
+    ec2Requests.inc({ action: label, code: code ?? 'ok' });
+    ec2RequestSeconds.observe({ action: label }, ms / 1000);
     this.logger.info(
       { requestId, action, account: caller?.account.id, accessKeyId: caller?.accessKeyId, status, code, ms: Math.round(ms * 100) / 100 },
       'ec2 request',

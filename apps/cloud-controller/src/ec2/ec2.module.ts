@@ -4,6 +4,7 @@ import { ActionRegistry } from './action-registry.js';
 import { Ec2Controller } from './ec2.controller.js';
 import { Ec2EndpointService } from './ec2-endpoint.service.js';
 import { HttpEdge } from './http-edge.js';
+import { RequestRateLimiter } from './rate-limiter.js';
 
 /**
  * The EC2 Query endpoint. Resource modules (key pairs, groups, regions, ...) are imported next to
@@ -13,7 +14,7 @@ import { HttpEdge } from './http-edge.js';
 @Module({
   imports: [DiscoveryModule],
   controllers: [Ec2Controller],
-  providers: [ActionRegistry, Ec2EndpointService, HttpEdge],
+  providers: [ActionRegistry, Ec2EndpointService, HttpEdge, RequestRateLimiter],
   exports: [ActionRegistry],
 })
 export class Ec2Module {}

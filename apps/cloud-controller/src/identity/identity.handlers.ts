@@ -13,13 +13,13 @@ import { ACCOUNT_USER, callerIdentity } from './identity-protocol.js';
 export class IdentityHandlers {
   constructor(@Inject(AccountsService) private readonly accounts: AccountsService) {}
 
-  @Ec2Action('GetCallerIdentity')
+  @Ec2Action('GetCallerIdentity', { params: [] })
   async getCallerIdentity(ctx: Ec2Context): Promise<Record<string, XmlValue>> {
     const id = callerIdentity(ctx.account.id);
     return { Arn: id.arn, UserId: id.userId, Account: id.account };
   }
 
-  @Ec2Action('GetUser')
+  @Ec2Action('GetUser', { params: ['UserName'] })
   async getUser(ctx: Ec2Context): Promise<Record<string, XmlValue>> {
     const name = ctx.params.str('UserName');
     if (name !== undefined && name !== ACCOUNT_USER) {
@@ -31,7 +31,7 @@ export class IdentityHandlers {
   }
 
   /** Eucalyptus: an account's alias is its name. */
-  @Ec2Action('ListAccountAliases')
+  @Ec2Action('ListAccountAliases', { params: [], ignored: ['Marker', 'MaxItems'] })
   async listAccountAliases(ctx: Ec2Context): Promise<Record<string, XmlValue>> {
     return { AccountAliases: [ctx.account.name], IsTruncated: false };
   }

@@ -1,10 +1,12 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { BlobNotFoundError, BlobTooLargeError, FsBlobStore } from './blob-store.js';
+import { detectImageFormat } from './image-format.js';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 /** A stream of `data` in chunks of `size` bytes. */
@@ -80,5 +82,26 @@ describe('FsBlobStore', () => {
 
   it('refuses malformed digests', async () => {
     await expect(store.size('../../etc/passwd')).rejects.toThrow(/invalid sha256/);
+  });
+
+  it('stores a raw disk file as a compact qcow2 of the same content, the same bytes each time', async () => {
+    const src = join(root, 'disk.raw');
+    const data = randomBytes(300_000);
+    closeSync(openSync(src, 'w'));
+    truncateSync(src, 64 * 1024 * 1024);
+    const fd = openSync(src, 'r+');
+    writeSync(fd, data, 0, data.length, 5 * 1024 * 1024 + 3);
+    closeSync(fd);
+    const r = await store.putRawDisk(src);
+    expect(r.size).toBeLessThan(1024 * 1024);
+    expect(await store.allocated(r.sha256)).toBeLessThan(1024 * 1024);
+    expect(detectImageFormat(await store.head(r.sha256, 512))).toEqual({ format: 'qcow2', virtualSize: 64 * 1024 * 1024 });
+    const back = join(root, 'back.raw');
+    execFileSync('qemu-img', ['convert', '-f', 'qcow2', '-O', 'raw', store.pathOf(r.sha256), back]);
+    expect(sha(readFileSync(back))).toBe(sha(readFileSync(src)));
+    expect(await store.putRawDisk(src)).toEqual(r);
+    expect(readdirSync(join(root, 'tmp'))).toEqual([]);
+    await expect(store.putRawDisk(join(root, 'nope'))).rejects.toThrow(/qemu-img convert failed/);
+    expect(readdirSync(join(root, 'tmp'))).toEqual([]);
   });
 });

@@ -6,12 +6,16 @@
  * skipped, leaving holes, so sparse raw disks stay sparse), fsync'd, then renamed onto the
  * digest's path (atomic: a reader sees the whole blob or none; concurrent puts of the same bytes
  * both succeed and leave one file).
+ *
+ * putRawDisk: a raw disk file is stored as a compact qcow2 (raw-to-qcow2.ts): its holes are
+ * neither read nor stored, and the digest is that of the qcow2 bytes (what the NCs download).
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { createReadStream, mkdirSync } from 'node:fs';
 import { open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
+import { convertRawToQcow2 } from './raw-to-qcow2.js';
 
 export const SHA256_HEX = /^[a-f0-9]{64}$/;
 
@@ -31,8 +35,14 @@ export interface PutOptions {
 export interface BlobStore {
   /** Stores the stream's bytes; resolves when the blob is durable under its digest. */
   put(source: Readable | AsyncIterable<Buffer>, opts?: PutOptions): Promise<PutResult>;
+  /** Stores the raw disk file at `path` (a host file, or `pathOf` a stored blob) as a compact qcow2. */
+  putRawDisk(path: string, opts?: PutOptions): Promise<PutResult>;
+  /** Where a blob's bytes are on the host (for putRawDisk of a stored raw blob). */
+  pathOf(sha256: string): string;
   /** Size of the blob, or undefined when absent. */
   size(sha256: string): Promise<number | undefined>;
+  /** Bytes the blob occupies on disk (its zero blocks are holes), or undefined when absent. */
+  allocated(sha256: string): Promise<number | undefined>;
   /** The blob's bytes [start, end] (inclusive), whole blob by default. Absent → BlobNotFoundError. */
   open(sha256: string, range?: { start: number; end: number }): Promise<Readable>;
   /** The first `n` bytes (fewer when the blob is shorter). */
@@ -113,9 +123,28 @@ export class FsBlobStore implements BlobStore {
     return { sha256, size };
   }
 
+  async putRawDisk(path: string, opts: PutOptions = {}): Promise<PutResult> {
+    const tmpPath = join(this.tmp, `${process.pid}-${randomBytes(8).toString('hex')}.qcow2`);
+    try {
+      await convertRawToQcow2(path, tmpPath);
+      return await this.put(createReadStream(tmpPath, { highWaterMark: 1024 * 1024 }), opts);
+    } finally {
+      await unlink(tmpPath).catch(() => undefined);
+    }
+  }
+
   async size(sha256: string): Promise<number | undefined> {
     try {
       return (await stat(this.pathOf(sha256))).size;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw e;
+    }
+  }
+
+  async allocated(sha256: string): Promise<number | undefined> {
+    try {
+      return (await stat(this.pathOf(sha256))).blocks * 512;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw e;

@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { checkDryRun, Ec2Error, readFilters, readPermissionChange, readTagSpecifications, type PermissionSide } from '@koala/ec2-query';
+import { checkDryRun, Ec2Error, FILTER_SHAPES, PAGE_SHAPES, type Params, type PermissionSide, readFilters, readPermissionChange, readTagSpecifications, TAG_SPECIFICATION_SHAPES } from '@koala/ec2-query';
 import { Ec2Action, type Ec2Context } from '../ec2/ec2-action.decorator.js';
 import { tagSet } from '../tags/tags.service.js';
 import { ARCHITECTURES, checkImageId, HYPERVISOR, IMAGE_TYPES, ImagesService, VIRTUALIZATION_TYPES, type ImageView } from './images.service.js';
@@ -37,7 +37,7 @@ function imageItem(v: ImageView) {
 export class ImagesHandlers {
   constructor(@Inject(ImagesService) private readonly images: ImagesService) {}
 
-  @Ec2Action('RegisterImage')
+  @Ec2Action('RegisterImage', { params: ['Name', 'Description', 'ImageLocation', 'ImageType', 'Architecture', 'VirtualizationType', 'RootDeviceName', 'KernelId', 'RamdiskId', ...TAG_SPECIFICATION_SHAPES, 'DryRun'] })
   async register(ctx: Ec2Context) {
     const p = ctx.params;
     const name = p.str('Name', { required: true });
@@ -59,7 +59,7 @@ export class ImagesHandlers {
     return { imageId: image.id };
   }
 
-  @Ec2Action('DescribeImages')
+  @Ec2Action('DescribeImages', { params: ['ImageId.N', 'Owner.N', 'ExecutableBy.N', ...FILTER_SHAPES, ...PAGE_SHAPES, 'DryRun'], ignored: ['IncludeDeprecated', 'IncludeDisabled'] })
   async describe(ctx: Ec2Context) {
     const p = ctx.params;
     checkDryRun(p);
@@ -74,7 +74,7 @@ export class ImagesHandlers {
     return { imagesSet: items.map(imageItem), nextToken };
   }
 
-  @Ec2Action('DeregisterImage')
+  @Ec2Action('DeregisterImage', { params: ['ImageId', 'DryRun'] })
   async deregister(ctx: Ec2Context) {
     const p = ctx.params;
     const id = checkImageId(p.str('ImageId', { required: true }));
@@ -83,7 +83,7 @@ export class ImagesHandlers {
     return { return: true };
   }
 
-  @Ec2Action('DescribeImageAttribute')
+  @Ec2Action('DescribeImageAttribute', { params: ['ImageId', 'Attribute', 'DryRun'] })
   async describeAttribute(ctx: Ec2Context) {
     const p = ctx.params;
     const id = checkImageId(p.str('ImageId', { required: true }));
@@ -107,7 +107,7 @@ export class ImagesHandlers {
     }
   }
 
-  @Ec2Action('ModifyImageAttribute')
+  @Ec2Action('ModifyImageAttribute', { params: ['ImageId', 'Attribute', 'Value', 'Description.Value', 'OperationType', 'UserId.N', 'UserGroup.N', 'LaunchPermission.Add.N.UserId', 'LaunchPermission.Add.N.Group', 'LaunchPermission.Remove.N.UserId', 'LaunchPermission.Remove.N.Group', 'DryRun'] })
   async modifyAttribute(ctx: Ec2Context) {
     const p = ctx.params;
     const id = checkImageId(p.str('ImageId', { required: true }));
@@ -116,6 +116,9 @@ export class ImagesHandlers {
       throw Ec2Error.invalidParameterValue('Attribute', attribute, 'Supported attributes: launchPermission, description.');
     }
     const change = readPermissionChange(p, 'LaunchPermission');
+    // the older `Attribute=description&Value=…` form; a Value for another attribute is refused, not ignored
+    const value = p.str('Value');
+    if (value !== undefined && attribute !== 'description') throw Ec2Error.invalidParameterCombination('Value goes with Attribute=description.');
     const description = p.str('Description.Value') ?? (attribute === 'description' ? p.str('Value', { required: true }) : undefined);
     const touched = (s: PermissionSide) => s.accounts.length > 0 || s.all;
     if (!touched(change.add) && !touched(change.remove) && description === undefined) {
@@ -126,7 +129,7 @@ export class ImagesHandlers {
     return { return: true };
   }
 
-  @Ec2Action('ResetImageAttribute')
+  @Ec2Action('ResetImageAttribute', { params: ['ImageId', 'Attribute', 'DryRun'] })
   async resetAttribute(ctx: Ec2Context) {
     const p = ctx.params;
     const id = checkImageId(p.str('ImageId', { required: true }));

@@ -10,14 +10,17 @@ import { MASTER_KEY } from '../auth/master-key.js';
 import { DataSource, In, IsNull, QueryFailedError, type EntityManager } from 'typeorm';
 import { AccountEntity } from '../accounts/account.entity.js';
 import { TaggableResources, entityOwners, type Caller } from '../tags/taggable-resources.js';
+import { QuotaService } from '../quotas/quota.service.js';
+import type { QuotaRequest } from '../quotas/quota-rules.js';
 import { TagsService } from '../tags/tags.service.js';
-import { BLOB_STORE, BlobTooLargeError, type BlobStore } from './blob-store.js';
+import { BLOB_STORE, BlobTooLargeError, type BlobStore, type PutResult } from './blob-store.js';
 import { BlobUrlSigner } from './blob-url-signer.js';
 import { displayLocation, FetchError, IMAGE_FETCHER, isFetchableUrl, LOCATION_NOT_FETCHED, type ImageFetcher } from './image-fetcher.js';
 import { detectImageFormat, FORMAT_PROBE_BYTES } from './image-format.js';
 import type { ImageLaunchPort } from './image-launch.port.js';
 import { IMAGE_USAGE, type ImageUsage } from './image-usage.port.js';
 import { ImageEntity, ImageLaunchPermissionEntity, type Architecture, type ImageType, type VirtualizationType } from './image.entity.js';
+import { CLC_ROLE, runsBackground, type ClcRole } from '../cluster/clc-role.js';
 
 export const IMAGE_RESOURCE_TYPE = 'image';
 export const ARCHITECTURES = ['x86_64', 'i386', 'arm64'] as const;
@@ -74,8 +77,11 @@ export interface ImportImageInput {
   isPublic: boolean;
   /** Shown as imageLocation (`import:<file name>`). */
   location: string;
-  /** The bytes (always read in full: the digest decides whether the image already exists). */
-  source: Readable | AsyncIterable<Buffer>;
+  /**
+   * The bytes (always read in full: the digest decides whether the image already exists), or a
+   * raw machine disk file, stored as a compact qcow2 (its holes are never read).
+   */
+  source: Readable | AsyncIterable<Buffer> | { rawDiskPath: string };
   replace: boolean;
   onProgress?: (bytes: number) => void;
 }
@@ -170,6 +176,9 @@ export class ImagesService implements ImageLaunchPort, OnApplicationBootstrap, O
     @Inject(TaggableResources) registry: TaggableResources,
     @Inject(MASTER_KEY) private readonly masterKey: string,
     @Optional() @Inject(LOGGER) private readonly log?: Logger,
+    // Absent only for the operator's `koala image import` (not subject to quotas).
+    @Optional() @Inject(QuotaService) private readonly quotas?: QuotaService,
+    @Optional() @Inject(CLC_ROLE) private readonly role?: ClcRole,
   ) {
     for (const prefix of ['emi', 'eki', 'eri']) {
       registry.register({
@@ -183,6 +192,7 @@ export class ImagesService implements ImageLaunchPort, OnApplicationBootstrap, O
 
   /** Resumes fetches that a stopped CLC left `pending`. */
   async onApplicationBootstrap(): Promise<void> {
+    if (!runsBackground(this.role)) return; // worker 0 resumes them
     const pending = await this.ds.getRepository(ImageEntity).find({ where: { state: 'pending', deregisteredAt: IsNull() } });
     for (const img of pending) {
       const url = img.fetchLocation ? decryptSecret(img.fetchLocation, this.masterKey) : img.imageLocation;
@@ -243,7 +253,7 @@ export class ImagesService implements ImageLaunchPort, OnApplicationBootstrap, O
       imageLocation: shown,
       fetchLocation: shown === input.imageLocation ? null : encryptSecret(input.imageLocation, this.masterKey),
       createdAt: now,
-    }, input.tagSpecifications);
+    }, input.tagSpecifications, undefined, { kind: 'image', fetch: true });
     this.startFetch(image.id, input.imageLocation, imageType);
     return image;
   }
@@ -262,8 +272,9 @@ export class ImagesService implements ImageLaunchPort, OnApplicationBootstrap, O
     }
   }
 
-  private async insert(caller: Caller, row: Partial<ImageEntity>, specs: readonly TagSpecification[], em?: EntityManager): Promise<ImageEntity> {
+  private async insert(caller: Caller, row: Partial<ImageEntity>, specs: readonly TagSpecification[], em?: EntityManager, quota?: QuotaRequest): Promise<ImageEntity> {
     const work = async (em: EntityManager) => {
+      if (quota) await this.quotas?.enforce(em, caller, quota);
       const repo = em.getRepository(ImageEntity);
       const existing = await repo.findOne({ where: { accountId: row.accountId!, name: row.name!, deregisteredAt: IsNull() } });
       if (existing) throw duplicateName(row.name!, existing.id);
@@ -301,10 +312,12 @@ export class ImagesService implements ImageLaunchPort, OnApplicationBootstrap, O
         body.destroy();
         throw new BlobTooLargeError(this.config.imageMaxBytes);
       }
-      const put = await this.blobs.put(body, { maxBytes: this.config.imageMaxBytes });
+      const fetched = await this.blobs.put(body, { maxBytes: this.config.imageMaxBytes });
+      const put = imageType === 'machine' ? await this.compactIfSparse(fetched) : fetched;
       const ok = await this.complete(id, put.sha256, put.size, imageType);
-      if (!ok) await this.collectUnreferencedBlobs([put.sha256]);
-      this.log?.info({ imageId: id, sha256: put.sha256, size: put.size }, 'image fetched');
+      const unused = [...(ok ? [] : [put.sha256]), ...(put.sha256 !== fetched.sha256 ? [fetched.sha256] : [])];
+      if (unused.length) await this.collectUnreferencedBlobs(unused);
+      this.log?.info({ imageId: id, sha256: put.sha256, size: put.size, fetchedSize: fetched.size }, 'image fetched');
     } catch (e) {
       if (this.closing) return; // stays pending; resumed at the next start
       const reason = signal.aborted && signal.reason instanceof FetchError ? signal.reason : e;
@@ -315,6 +328,24 @@ export class ImagesService implements ImageLaunchPort, OnApplicationBootstrap, O
         .getRepository(ImageEntity)
         .update({ id, state: 'pending', deregisteredAt: IsNull() }, { state: 'failed', stateReasonCode: code, stateReasonMessage: message, fetchLocation: null })
         .catch(() => undefined);
+    }
+  }
+
+  /**
+   * A fetched raw disk that is at least half zeros (the store keeps zero blocks as holes) is
+   * stored again as a compact qcow2, so NCs download only its data; others are kept as fetched
+   * (a qcow2 of a dense disk saves nothing). Content decides, so the same bytes give the same blob.
+   */
+  private async compactIfSparse(put: PutResult): Promise<PutResult> {
+    if (put.size === 0 || detectImageFormat(await this.blobs.head(put.sha256, FORMAT_PROBE_BYTES)).format !== 'raw') return put;
+    const allocated = await this.blobs.allocated(put.sha256);
+    if (allocated === undefined) throw new FetchError('Server.InternalError', 'the stored image vanished; register it again');
+    if (allocated * 2 > put.size) return put;
+    try {
+      return await this.blobs.putRawDisk(this.blobs.pathOf(put.sha256), { maxBytes: this.config.imageMaxBytes });
+    } catch (e) {
+      await this.collectUnreferencedBlobs([put.sha256]);
+      throw e;
     }
   }
 
@@ -350,7 +381,7 @@ export class ImagesService implements ImageLaunchPort, OnApplicationBootstrap, O
     for (const id of q.imageIds) checkImageId(id);
     const rows = await this.ds.getRepository(ImageEntity).find({ where: { deregisteredAt: IsNull() }, order: { id: 'ASC' } });
     const perms = await this.permissionsOf(rows.map((r) => r.id));
-    const adminId = await this.adminAccountId();
+    const adminId = rows.length ? await this.adminAccountId() : undefined;
     const visible = rows.filter((r) => caller.isAdmin || r.accountId === caller.id || r.isPublic || perms.get(r.id)?.has(caller.id));
     for (const id of q.imageIds) if (!visible.some((r) => r.id === id)) throw Ec2Error.notFound('InvalidAMIID.NotFound', id);
     const ownerIds = q.owners.map((o) => (o === 'self' ? caller.id : o));
@@ -553,7 +584,14 @@ export class ImagesService implements ImageLaunchPort, OnApplicationBootstrap, O
     const rootDeviceName = input.rootDeviceName ?? DEFAULT_ROOT_DEVICE_NAME;
     validateRootDeviceName(rootDeviceName);
     if (input.virtualizationType === 'paravirtual' && input.imageType === 'machine' && !input.kernelId) throw new ImageImportError('a paravirtual image needs a kernel');
-    const put = await this.blobs.put(input.source, { maxBytes: this.config.imageMaxBytes, onProgress: input.onProgress });
+    const opts = { maxBytes: this.config.imageMaxBytes, onProgress: input.onProgress };
+    let put: PutResult;
+    if ('rawDiskPath' in input.source) {
+      if (input.imageType !== 'machine') throw new ImageImportError(`${input.location}: only a machine image is converted`);
+      put = await this.blobs.putRawDisk(input.source.rawDiskPath, opts).catch((e: Error) => {
+        throw e.name === 'RawConversionError' ? new ImageImportError(`${input.location}: ${e.message}`) : e;
+      });
+    } else put = await this.blobs.put(input.source, opts);
     const info = detectImageFormat(await this.blobs.head(put.sha256, FORMAT_PROBE_BYTES));
     const refuse = info.unsafe ?? (input.imageType !== 'machine' && info.format !== 'raw' ? `a ${input.imageType} must be a raw file` : undefined);
     if (refuse) {

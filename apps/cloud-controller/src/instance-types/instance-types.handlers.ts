@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { applyFilters, checkDryRun, Ec2Error, paginate, readFilters, type FilterSpec, type XmlValue } from '@koala/ec2-query';
+import { applyFilters, checkDryRun, Ec2Error, FILTER_SHAPES, type FilterSpec, PAGE_SHAPES, paginate, readFilters, type XmlValue } from '@koala/ec2-query';
 import { describeInstanceTypesXml } from './instance-type-view.js';
 import { InstanceTypeAvailabilityService } from './instance-type-availability.service.js';
 import { Ec2Action, type Ec2Context } from '../ec2/ec2-action.decorator.js';
@@ -28,12 +28,13 @@ export class InstanceTypesHandlers {
     @Inject(InstanceTypeAvailabilityService) private readonly availability: InstanceTypeAvailabilityService,
   ) {}
 
-  @Ec2Action('DescribeInstanceTypes')
+  @Ec2Action('DescribeInstanceTypes', { params: ['InstanceType.N', ...FILTER_SHAPES, ...PAGE_SHAPES, 'Availability', 'DryRun'] })
   async describeInstanceTypes(ctx: Ec2Context): Promise<Record<string, XmlValue>> {
     const p = ctx.params;
     const names = p.list('InstanceType');
     const filters = readFilters(p);
     const maxResults = p.int('MaxResults');
+    const nextToken = p.str('NextToken');
     // Eucalyptus: per-zone free/max of each type (euca-describe-instance-types --show-capacity)
     const withAvailability = p.bool('Availability') ?? false;
     checkDryRun(p);
@@ -43,8 +44,8 @@ export class InstanceTypesHandlers {
     }
     const wanted = names.length ? this.types.list().filter((t) => names.includes(t.name)) : this.types.list();
     const matching = applyFilters(wanted, filters, FILTERS);
-    const { page, nextToken } = paginate(matching, { maxResults, nextToken: p.str('NextToken'), min: 5, max: 100, keyOf: (t) => t.name, scope: ctx.action });
+    const { page, nextToken: next } = paginate(matching, { maxResults, nextToken, min: 5, max: 100, keyOf: (t) => t.name, scope: ctx.action });
     const availability = withAvailability ? await this.availability.byType() : undefined;
-    return { ...describeInstanceTypesXml(page, ctx.version, availability), nextToken };
+    return { ...describeInstanceTypesXml(page, ctx.version, availability), nextToken: next };
   }
 }

@@ -1,10 +1,11 @@
-import { Inject, Injectable, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
+import { Inject, Injectable, Optional, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
 import { EVENTS_STREAM, EventSubjects, InstanceEvent } from '@koala/contracts';
 import { KOALA_CONFIG, type KoalaConfig } from '@koala/config';
 import type { Logger } from '@koala/logging';
 import type { EventStream, NatsBus } from '@koala/messaging';
 import { BUS, LOGGER } from '@koala/runtime';
 import { InstanceLifecycleService } from './instance-lifecycle.service.js';
+import { CLC_ROLE, runsBackground, type ClcRole } from '../cluster/clc-role.js';
 
 /** Subjects of instance events (every zone). */
 export const INSTANCE_EVENTS_FILTER = 'koala.v1.events.instance.>';
@@ -22,9 +23,11 @@ export class InstanceEventsConsumer implements OnApplicationBootstrap, OnModuleD
     @Inject(KOALA_CONFIG) private readonly config: KoalaConfig,
     @Inject(LOGGER) private readonly logger: Logger,
     @Inject(InstanceLifecycleService) private readonly lifecycle: InstanceLifecycleService,
+    @Optional() @Inject(CLC_ROLE) private readonly role?: ClcRole,
   ) {}
 
   async onApplicationBootstrap() {
+    if (!runsBackground(this.role)) return; // worker 0 runs it
     await this.start();
   }
 

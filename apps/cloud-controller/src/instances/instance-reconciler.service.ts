@@ -1,4 +1,4 @@
-import { Inject, Injectable, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
+import { Inject, Injectable, Optional, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
 import { KOALA_CONFIG, type KoalaConfig } from '@koala/config';
 import type { NodeDomains } from '@koala/contracts';
 import type { Logger } from '@koala/logging';
@@ -9,6 +9,7 @@ import { CLUSTER_GATEWAY, type ClusterGateway } from './cluster-gateway.js';
 import { InstanceEntity } from './instance.entity.js';
 import { InstanceLifecycleService } from './instance-lifecycle.service.js';
 import { MismatchMemory, planZone, type ReconcileStep } from './reconcile-plan.js';
+import { CLC_ROLE, runsBackground, type ClcRole } from '../cluster/clc-role.js';
 
 /**
  * The periodic reconciliation of instances against the domains the nodes report (through the CC
@@ -29,9 +30,11 @@ export class InstanceReconcilerService implements OnApplicationBootstrap, OnModu
     @Inject(CLUSTER_GATEWAY) private readonly cluster: ClusterGateway,
     @Inject(InstanceLifecycleService) private readonly lifecycle: InstanceLifecycleService,
     @Inject(TagsService) private readonly tags: TagsService,
+    @Optional() @Inject(CLC_ROLE) private readonly role?: ClcRole,
   ) {}
 
   onApplicationBootstrap() {
+    if (!runsBackground(this.role)) return; // worker 0 runs it
     this.loop = every(this.config.reconcileIntervalMs, () => this.runOnce(), { onError: (err) => this.logger.error({ err }, 'reconciliation failed') });
   }
 

@@ -1,10 +1,10 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { Ec2Error, readFilters, readTagSpecifications, type Params, type XmlValue } from '@koala/ec2-query';
+import { Ec2Error, FILTER_SHAPES, PAGE_SHAPES, type Params, readFilters, readTagSpecifications, TAG_SPECIFICATION_SHAPES, type XmlValue } from '@koala/ec2-query';
 import { Ec2Action, type Ec2Context } from '../ec2/ec2-action.decorator.js';
 import { reachability, InstancesService, INSTANCE_ATTRIBUTES, type AttributeChange, type InstanceAttributeName, type StateChange, type StatusView } from './instances.service.js';
 import type { BlockDeviceMappingInput } from '../volumes/block-device-mapping.js';
 import { blockDeviceItem, reservationItem, stateItem } from './instance-view.js';
-import { readAssociatePublicIp, readMetadataOptions, readSubnetId } from '../network/network-params.js';
+import { LAUNCH_NETWORK_SHAPES, readLaunchNetwork, readMetadataOptions } from '../network/network-params.js';
 
 /** RunInstances' `BlockDeviceMapping.N.{DeviceName, Ebs.*, VirtualName, NoDevice}`. */
 function readBlockDeviceMappings(p: Params): BlockDeviceMappingInput[] {
@@ -67,6 +67,12 @@ const dryRun = (p: Params) => p.bool('DryRun') === true;
 /** One value of ModifyInstanceAttribute: `<Name>.Value` or the older `Attribute` + `Value`. */
 function readChange(p: Params): AttributeChange {
   const attr = p.str('Attribute');
+  const plainValue = p.str('Value');
+  if (plainValue !== undefined && attr === undefined) throw Ec2Error.missingParameter('Attribute');
+  // attributes EC2 can modify and Koala cannot: refused, never ignored
+  const unsupported = ['Kernel', 'Ramdisk', 'SourceDestCheck', 'EbsOptimized'].filter((n) => p.has(`${n}.Value`));
+  if (p.list('GroupId').length) unsupported.push('GroupId');
+  if (unsupported.length) throw new Ec2Error('UnsupportedOperation', `${unsupported.join(', ')} cannot be modified here: only instanceType, userData, disableApiTermination, instanceInitiatedShutdownBehavior and blockDeviceMapping can.`);
   if (p.hasAny('BlockDeviceMapping')) {
     const value = p.members('BlockDeviceMapping').map((m) => ({
       deviceName: m.str('DeviceName', { required: true }),
@@ -80,9 +86,6 @@ function readChange(p: Params): AttributeChange {
   if (given.length === 0) {
     if (attr && !['instanceType', 'userData', 'disableApiTermination', 'instanceInitiatedShutdownBehavior'].includes(attr)) {
       throw new Ec2Error('UnsupportedOperation', `The attribute '${attr}' cannot be modified.`);
-    }
-    if (p.hasAny('GroupId') || p.hasAny('Kernel') || p.hasAny('Ramdisk') || p.hasAny('SourceDestCheck') || p.hasAny('EbsOptimized')) {
-      throw new Ec2Error('UnsupportedOperation', 'Only instanceType, userData, disableApiTermination and instanceInitiatedShutdownBehavior can be modified.');
     }
     throw Ec2Error.missingParameter('Attribute');
   }
@@ -112,9 +115,14 @@ function readChange(p: Params): AttributeChange {
 export class InstancesHandlers {
   constructor(@Inject(InstancesService) private readonly instances: InstancesService) {}
 
-  @Ec2Action('RunInstances')
+  @Ec2Action('RunInstances', { params: ['ImageId', 'InstanceType', 'MinCount', 'MaxCount', 'KeyName', 'UserData', 'SecurityGroup.N', 'SecurityGroupId.N', 'Placement.AvailabilityZone', ...TAG_SPECIFICATION_SHAPES, 'ClientToken', 'DisableApiTermination', 'InstanceInitiatedShutdownBehavior', 'BlockDeviceMapping.N.DeviceName', 'BlockDeviceMapping.N.VirtualName', 'BlockDeviceMapping.N.NoDevice', 'BlockDeviceMapping.N.Ebs.VolumeSize', 'BlockDeviceMapping.N.Ebs.SnapshotId', 'BlockDeviceMapping.N.Ebs.DeleteOnTermination', 'BlockDeviceMapping.N.Ebs.VolumeType', 'BlockDeviceMapping.N.Ebs.Iops', 'BlockDeviceMapping.N.Ebs.Encrypted', ...LAUNCH_NETWORK_SHAPES, 'MetadataOptions.HttpTokens', 'MetadataOptions.HttpPutResponseHopLimit', 'MetadataOptions.HttpEndpoint', 'DryRun'] })
   async run(ctx: Ec2Context) {
     const p = ctx.params;
+    const network = readLaunchNetwork(p);
+    const groupIds = p.list('SecurityGroupId');
+    if (groupIds.length && network.groupIds.length) {
+      throw Ec2Error.invalidParameterCombination('Network interfaces and an instance-level security groups may not be specified on the same request');
+    }
     const r = await this.instances.run(ctx.account, ctx.now, {
       imageId: p.str('ImageId', { required: true }),
       instanceType: p.str('InstanceType') || undefined,
@@ -123,22 +131,23 @@ export class InstancesHandlers {
       keyName: p.str('KeyName') || undefined,
       userData: p.base64('UserData'),
       groupNames: p.list('SecurityGroup'),
-      groupIds: p.list('SecurityGroupId'),
+      groupIds: [...groupIds, ...network.groupIds],
       zone: p.str('Placement.AvailabilityZone') || undefined,
       tagSpecifications: readTagSpecifications(p),
       clientToken: p.str('ClientToken') || undefined,
       disableApiTermination: p.bool('DisableApiTermination') ?? false,
       shutdownBehavior: p.enum('InstanceInitiatedShutdownBehavior', ['stop', 'terminate'] as const) ?? 'stop',
       blockDeviceMappings: readBlockDeviceMappings(p),
-      associatePublicIp: readAssociatePublicIp(p),
-      subnetId: readSubnetId(p),
+      associatePublicIp: network.associatePublicIp,
+      subnetId: network.subnetId,
+      privateIp: network.privateIp,
       metadataOptions: readMetadataOptions(p, 'MetadataOptions.'),
       dryRun: dryRun(p),
     });
     return reservationItem(r.reservation, r.instances);
   }
 
-  @Ec2Action('DescribeInstances')
+  @Ec2Action('DescribeInstances', { params: ['InstanceId.N', ...FILTER_SHAPES, ...PAGE_SHAPES, 'DryRun'] })
   async describe(ctx: Ec2Context) {
     const p = ctx.params;
     const q = { ids: ids(p), filters: readFilters(p), maxResults: p.int('MaxResults'), nextToken: p.str('NextToken') || undefined };
@@ -147,7 +156,7 @@ export class InstancesHandlers {
     return { reservationSet: reservations.map((r) => reservationItem(r.reservation, r.instances)), nextToken };
   }
 
-  @Ec2Action('DescribeInstanceStatus')
+  @Ec2Action('DescribeInstanceStatus', { params: ['InstanceId.N', ...FILTER_SHAPES, ...PAGE_SHAPES, 'IncludeAllInstances', 'DryRun'] })
   async describeStatus(ctx: Ec2Context) {
     const p = ctx.params;
     const q = { ids: ids(p), filters: readFilters(p), includeAll: p.bool('IncludeAllInstances') ?? false, maxResults: p.int('MaxResults'), nextToken: p.str('NextToken') || undefined };
@@ -156,36 +165,36 @@ export class InstancesHandlers {
     return { instanceStatusSet: statuses.map(statusItem), nextToken };
   }
 
-  @Ec2Action('TerminateInstances')
+  @Ec2Action('TerminateInstances', { params: ['InstanceId.N', 'DryRun'] })
   async terminate(ctx: Ec2Context) {
     return changesXml(await this.instances.terminate(ctx.account, ctx.now, ids(ctx.params), dryRun(ctx.params)));
   }
 
-  @Ec2Action('StopInstances')
+  @Ec2Action('StopInstances', { params: ['InstanceId.N', 'Force', 'DryRun'] })
   async stop(ctx: Ec2Context) {
     const p = ctx.params;
     return changesXml(await this.instances.stop(ctx.account, ctx.now, ids(p), p.bool('Force') ?? false, dryRun(p)));
   }
 
-  @Ec2Action('StartInstances')
+  @Ec2Action('StartInstances', { params: ['InstanceId.N', 'DryRun'] })
   async start(ctx: Ec2Context) {
     return changesXml(await this.instances.start(ctx.account, ctx.now, ids(ctx.params), dryRun(ctx.params)));
   }
 
-  @Ec2Action('RebootInstances')
+  @Ec2Action('RebootInstances', { params: ['InstanceId.N', 'DryRun'] })
   async reboot(ctx: Ec2Context) {
     await this.instances.reboot(ctx.account, ctx.now, ids(ctx.params), dryRun(ctx.params));
     return { return: true };
   }
 
-  @Ec2Action('GetConsoleOutput')
+  @Ec2Action('GetConsoleOutput', { params: ['InstanceId', 'InstanceId.N', 'Latest', 'DryRun'] })
   async consoleOutput(ctx: Ec2Context) {
     const p = ctx.params;
     const r = await this.instances.consoleOutput(ctx.account, ctx.now, readSingleInstanceId(p), p.bool('Latest') ?? false, dryRun(p));
     return { instanceId: r.instance.id, timestamp: r.timestamp, output: r.output };
   }
 
-  @Ec2Action('DescribeInstanceAttribute')
+  @Ec2Action('DescribeInstanceAttribute', { params: ['InstanceId', 'Attribute', 'DryRun'] })
   async describeAttribute(ctx: Ec2Context) {
     const p = ctx.params;
     const id = p.str('InstanceId', { required: true });
@@ -213,7 +222,7 @@ export class InstancesHandlers {
     return out;
   }
 
-  @Ec2Action('ModifyInstanceAttribute')
+  @Ec2Action('ModifyInstanceAttribute', { params: ['InstanceId', 'Attribute', 'Value', 'InstanceType.Value', 'UserData.Value', 'DisableApiTermination.Value', 'InstanceInitiatedShutdownBehavior.Value', 'BlockDeviceMapping.N.DeviceName', 'BlockDeviceMapping.N.Ebs.DeleteOnTermination', 'GroupId.N', 'Kernel.Value', 'Ramdisk.Value', 'SourceDestCheck.Value', 'EbsOptimized.Value', 'DryRun'] })
   async modifyAttribute(ctx: Ec2Context) {
     const p = ctx.params;
     const id = p.str('InstanceId', { required: true });

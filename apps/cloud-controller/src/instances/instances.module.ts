@@ -8,6 +8,7 @@ import { NetworkModule } from '../network/network.module.js';
 import { CLUSTER_GATEWAY, NatsClusterGateway } from './cluster-gateway.js';
 import { ImageLaunchAdapter } from './image-launch.adapter.js';
 import { InstanceEventsConsumer } from './instance-events.consumer.js';
+import { InstanceMetrics } from './instance-metrics.js';
 import { InstanceLifecycleService } from './instance-lifecycle.service.js';
 import { InstanceReconcilerService } from './instance-reconciler.service.js';
 import { InstancesHandlers } from './instances.handlers.js';
@@ -29,6 +30,7 @@ import { InstancesService } from './instances.service.js';
     InstancesHandlers,
     InstanceEventsConsumer,
     InstanceReconcilerService,
+    InstanceMetrics,
   ],
   exports: [InstancesService, InstanceLifecycleService],
 })

@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { checkDryRun, Ec2Error, readFilters, readTagSpecifications, type Params } from '@koala/ec2-query';
+import { checkDryRun, Ec2Error, FILTER_SHAPES, type Params, readFilters, readTagSpecifications, TAG_SPECIFICATION_SHAPES } from '@koala/ec2-query';
 import { Ec2Action, type Ec2Context } from '../ec2/ec2-action.decorator.js';
 import { tagSet } from '../tags/tags.service.js';
 import { KeyPairsService, type KeyPairView } from './key-pairs.service.js';
@@ -33,7 +33,7 @@ function publicKeyMaterial(p: Params): Buffer {
 export class KeyPairsHandlers {
   constructor(private readonly keyPairs: KeyPairsService) {}
 
-  @Ec2Action('CreateKeyPair')
+  @Ec2Action('CreateKeyPair', { params: ['KeyName', 'KeyType', 'KeyFormat', ...TAG_SPECIFICATION_SHAPES, 'DryRun'] })
   async create(ctx: Ec2Context) {
     const p = ctx.params;
     const name = p.str('KeyName', { required: true });
@@ -51,7 +51,7 @@ export class KeyPairsHandlers {
     };
   }
 
-  @Ec2Action('ImportKeyPair')
+  @Ec2Action('ImportKeyPair', { params: ['KeyName', 'PublicKeyMaterial', ...TAG_SPECIFICATION_SHAPES, 'DryRun'] })
   async import(ctx: Ec2Context) {
     const p = ctx.params;
     const name = p.str('KeyName', { required: true });
@@ -62,15 +62,17 @@ export class KeyPairsHandlers {
     return { keyFingerprint: v.keyPair.fingerprint, keyName: v.keyPair.name, keyPairId: v.keyPair.id, tagSet: tagSet(v.tags) };
   }
 
-  @Ec2Action('DescribeKeyPairs')
+  @Ec2Action('DescribeKeyPairs', { params: ['KeyName.N', 'KeyPairId.N', ...FILTER_SHAPES, 'IncludePublicKey', 'DryRun'] })
   async describe(ctx: Ec2Context) {
     const p = ctx.params;
-    const items = await this.keyPairs.describe(ctx.account, { names: p.list('KeyName'), ids: p.list('KeyPairId'), filters: readFilters(p) });
+    const q = { names: p.list('KeyName'), ids: p.list('KeyPairId'), filters: readFilters(p) };
     const includePublicKey = p.bool('IncludePublicKey') ?? false;
+    checkDryRun(p);
+    const items = await this.keyPairs.describe(ctx.account, q);
     return { keySet: items.map((v) => keyItem(v, includePublicKey)) };
   }
 
-  @Ec2Action('DeleteKeyPair')
+  @Ec2Action('DeleteKeyPair', { params: ['KeyName', 'KeyPairId', 'DryRun'] })
   async delete(ctx: Ec2Context) {
     const p = ctx.params;
     const id = p.str('KeyPairId') || undefined;

@@ -2,6 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { applyFilters, Ec2Error, newId, type Filter, type FilterSpec, type Tag, type TagSpecification } from '@koala/ec2-query';
 import { DataSource, QueryFailedError, type EntityManager } from 'typeorm';
 import { TaggableResources, entityOwners, type Caller } from '../tags/taggable-resources.js';
+import { QuotaService } from '../quotas/quota.service.js';
 import { TagsService } from '../tags/tags.service.js';
 import { KeyPairEntity } from './key-pair.entity.js';
 import { KEY_MATERIAL, type KeyMaterial, type KeyType } from './key-material.js';
@@ -50,6 +51,7 @@ export class KeyPairsService {
     @Inject(KEY_MATERIAL) private readonly keys: KeyMaterial,
     private readonly tags: TagsService,
     registry: TaggableResources,
+    @Inject(QuotaService) private readonly quotas: QuotaService,
   ) {
     registry.register({
       prefix: 'key',
@@ -137,6 +139,7 @@ export class KeyPairsService {
   ): Promise<KeyPairView> {
     try {
       return await this.ds.transaction(async (em: EntityManager) => {
+        await this.quotas.enforce(em, caller, { kind: 'key-pair' });
         const keyPair = em.getRepository(KeyPairEntity).create({
           id: newId('key'),
           accountId: caller.id,

@@ -1,10 +1,11 @@
-import { Inject, Injectable, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
+import { Inject, Injectable, Optional, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
 import { KOALA_CONFIG, type KoalaConfig } from '@koala/config';
 import type { ZoneNetworkState } from '@koala/contracts';
 import type { Logger } from '@koala/logging';
 import { every, LOGGER, type Periodic } from '@koala/runtime';
 import { NETWORK_BUS, type NetworkBusPort } from './network-bus.port.js';
 import { NetworkService } from './network.service.js';
+import { CLC_ROLE, runsBackground, type ClcRole } from '../cluster/clc-role.js';
 
 /**
  * Sends each zone's desired network state to its nodes: after every change (`changed`), every
@@ -24,9 +25,11 @@ export class NetworkPublisher implements OnApplicationBootstrap, OnModuleDestroy
     @Inject(NETWORK_BUS) private readonly bus: NetworkBusPort,
     @Inject(KOALA_CONFIG) private readonly config: KoalaConfig,
     @Inject(LOGGER) private readonly logger: Logger,
+    @Optional() @Inject(CLC_ROLE) private readonly role?: ClcRole,
   ) {}
 
   onApplicationBootstrap() {
+    if (!runsBackground(this.role)) return; // worker 0 runs it
     this.stopServing = this.bus.serve(async (zone, node) => {
       // Only zones this cloud knows: clouds sharing one NATS must not answer for each other.
       if (!(await this.knows(zone))) return undefined;

@@ -12,7 +12,7 @@ export class NetworkHandlers {
     @Inject(NetworkPublisher) private readonly publisher: NetworkPublisher,
   ) {}
 
-  @Ec2Action('ModifyInstanceMetadataOptions')
+  @Ec2Action('ModifyInstanceMetadataOptions', { params: ['InstanceId', 'HttpTokens', 'HttpPutResponseHopLimit', 'HttpEndpoint', 'HttpProtocolIpv6', 'InstanceMetadataTags', 'DryRun'] })
   async modifyMetadataOptions(ctx: Ec2Context) {
     const p = ctx.params;
     const instanceId = p.str('InstanceId', { required: true });

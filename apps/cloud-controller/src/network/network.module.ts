@@ -6,8 +6,11 @@ import { NetworkRepository } from './network.repository.js';
 import { NetworkService } from './network.service.js';
 import { NatsZoneNodes, ZONE_NODES } from './zone-nodes.port.js';
 import { NetworkHandlers } from './network.handlers.js';
+import { VpcHandlers } from './vpc.handlers.js';
+import { VpcService } from './vpc.service.js';
+import { ClustersService } from '../clusters/clusters.service.js';
 
-/** Guest networking: allocation, the zones' desired states and their publication. */
+/** Guest networking: allocation, the zones' desired states and their publication, the default-VPC face. */
 @Module({
   providers: [
     { provide: NetworkRepository, useFactory: (ds: DataSource) => new NetworkRepository(ds), inject: [DataSource] },
@@ -16,6 +19,9 @@ import { NetworkHandlers } from './network.handlers.js';
     NetworkService,
     NetworkPublisher,
     NetworkHandlers,
+    ClustersService,
+    VpcService,
+    VpcHandlers,
   ],
   exports: [NetworkService, NetworkPublisher],
 })

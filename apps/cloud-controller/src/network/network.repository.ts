@@ -74,21 +74,35 @@ export class NetworkRepository {
     return rows.map((r) => r.ip);
   }
 
+  /** How many private addresses each of `zones` has taken (interfaces and node addresses). */
+  async usedPrivateIpCounts(zones: readonly string[]): Promise<Map<string, number>> {
+    if (!zones.length) return new Map();
+    const rows: Array<{ zone: string; n: string }> = await this.ds.query(
+      `SELECT zone, count(*) AS n FROM (SELECT zone FROM network_interfaces WHERE zone = ANY($1) UNION ALL SELECT zone FROM network_nodes WHERE zone = ANY($1)) u GROUP BY zone`,
+      [[...zones]],
+    );
+    return new Map(rows.map((r) => [r.zone, Number(r.n)]));
+  }
+
   async usedMacs(tx: Tx, zone: string): Promise<Set<string>> {
     const rows: Array<{ mac: string }> = await tx.query('SELECT mac FROM network_interfaces WHERE zone = $1', [zone]);
     return new Set(rows.map((r) => r.mac));
   }
 
+  /** One statement for a launch's interfaces (a round trip per row held the zone lock ~10 ms a row under load). */
   async insertInterfaces(tx: Tx, rows: readonly InterfaceRow[]): Promise<void> {
-    for (const r of rows) {
-      await tx.query('INSERT INTO network_interfaces (id, instance_id, attachment_id, zone, mac, private_ip, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)', [
-        r.id, r.instanceId, r.attachmentId, r.zone, r.mac, r.privateIp, r.createdAt,
-      ]);
-    }
+    if (!rows.length) return;
+    await tx.query(
+      `INSERT INTO network_interfaces (id, instance_id, attachment_id, zone, mac, private_ip, created_at)
+       SELECT * FROM unnest($1::varchar[], $2::varchar[], $3::varchar[], $4::varchar[], $5::varchar[], $6::varchar[], $7::timestamptz[])`,
+      [rows.map((r) => r.id), rows.map((r) => r.instanceId), rows.map((r) => r.attachmentId), rows.map((r) => r.zone), rows.map((r) => r.mac), rows.map((r) => r.privateIp), rows.map((r) => r.createdAt)],
+    );
   }
 
-  async setPrivateDnsName(tx: Tx, instanceId: string, name: string): Promise<void> {
-    await tx.query('UPDATE instances SET private_dns_name = $2 WHERE id = $1', [instanceId, name]);
+  /** Private DNS names of a launch's instances, in one statement. */
+  async setPrivateDnsNames(tx: Tx, names: ReadonlyMap<string, string>): Promise<void> {
+    if (!names.size) return;
+    await tx.query('UPDATE instances SET private_dns_name = v.name FROM unnest($1::varchar[], $2::varchar[]) AS v(id, name) WHERE instances.id = v.id', [[...names.keys()], [...names.values()]]);
   }
 
   async lockPublicPool(tx: Tx): Promise<void> {

@@ -3,7 +3,7 @@ import { KOALA_CONFIG, type KoalaConfig } from '@koala/config';
 import type { InstanceMetadataOptions, InstanceNetworkSpec, ZoneNetworkState } from '@koala/contracts';
 import { Ec2Error, isValidId, newId } from '@koala/ec2-query';
 import { CLOCK, type Clock } from '@koala/runtime';
-import { firstFree, poolRange, type PoolRange } from '../addresses/address-pool.js';
+import { firstFree, ipToInt, poolRange, type PoolRange } from '../addresses/address-pool.js';
 import type { Caller } from '../tags/taggable-resources.js';
 import { defaultSubnetId, defaultVpcId, instanceMac, nextPrivateIp, privateDnsName, publicDnsName, zoneSubnet, type Subnet } from './addressing.js';
 import { buildZoneNetworkState, stateDigest } from './network-state.js';
@@ -68,6 +68,21 @@ export class NetworkService {
     return s;
   }
 
+  /**
+   * The zone's subnet, and a requested private address checked against it: one the subnet can
+   * hand out (not the network, broadcast or router address), else `InvalidParameterValue`.
+   */
+  checkRequestedIp(zone: string, ip: string | undefined): Subnet {
+    const s = this.subnet(zone);
+    if (ip === undefined) return s;
+    const n = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.test(ip) && ip.split('.').every((o) => Number(o) <= 255 && String(Number(o)) === o) ? ipToInt(ip) : undefined;
+    if (n === undefined) throw Ec2Error.invalidParameterValue('PrivateIpAddress', ip.slice(0, 64), 'It must be an IPv4 address.');
+    if (n < s.network + 2 || n >= s.broadcast) {
+      throw new Ec2Error('InvalidParameterValue', `Address ${ip} does not fall within the subnet's address range (${s.cidr}, first two and last addresses reserved).`);
+    }
+    return s;
+  }
+
   /** The zone (of `zones`) whose default subnet is `subnetId`; else `InvalidSubnetID.NotFound`. */
   zoneOfSubnet(subnetId: string, zones: readonly string[]): string {
     const zone = zones.find((z) => zoneSubnet(this.config.zoneSubnets, z) && defaultSubnetId(this.config.region, z) === subnetId);
@@ -94,15 +109,16 @@ export class NetworkService {
    * the id) and a public address each when `publicIp`. A full subnet or pool fails the whole
    * launch (the transaction rolls back: nothing is half-written).
    */
-  async allocateForLaunch(tx: Tx, zone: string, instances: ReadonlyArray<{ id: string; accountId: string }>, publicIp: boolean, now: Date): Promise<Map<string, LaunchNetwork>> {
+  async allocateForLaunch(tx: Tx, zone: string, instances: ReadonlyArray<{ id: string; accountId: string }>, publicIp: boolean, now: Date, requestedIp?: string): Promise<Map<string, LaunchNetwork>> {
     const subnet = this.subnet(zone);
     await this.repo.lockZone(tx, zone);
     const used = await this.repo.usedPrivateIps(tx, zone);
+    if (requestedIp !== undefined && used.includes(requestedIp)) throw new Ec2Error('InvalidIPAddress.InUse', `Address ${requestedIp} is in use.`);
     const macs = await this.repo.usedMacs(tx, zone);
     const rows: InterfaceRow[] = [];
     const out = new Map<string, LaunchNetwork>();
     for (const i of instances) {
-      const ip = nextPrivateIp(subnet, used);
+      const ip = requestedIp ?? nextPrivateIp(subnet, used); // one instance when requested
       if (!ip) throw new Ec2Error('InsufficientFreeAddressesInSubnet', `The subnet ${subnet.cidr} of zone ${zone} has no free private IP addresses left for ${instances.length} instance(s).`);
       used.push(ip);
       const mac = instanceMac(i.id, macs);
@@ -112,7 +128,7 @@ export class NetworkService {
       out.set(i.id, { interfaceId: row.id, mac, privateIp: ip, privateDnsName: privateDnsName(ip, this.config.dnsSuffix) });
     }
     await this.repo.insertInterfaces(tx, rows);
-    for (const [id, n] of out) await this.repo.setPrivateDnsName(tx, id, n.privateDnsName);
+    await this.repo.setPrivateDnsNames(tx, new Map([...out].map(([id, n]) => [id, n.privateDnsName])));
     if (publicIp) {
       await this.repo.lockPublicPool(tx);
       const taken = await this.repo.usedPublicIps(tx);

@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { applyFilters, checkDryRun, Ec2Error, readFilters, type FilterSpec, type XmlValue } from '@koala/ec2-query';
+import { applyFilters, checkDryRun, Ec2Error, FILTER_SHAPES, type FilterSpec, readFilters, type XmlValue } from '@koala/ec2-query';
 import { Ec2Action, type Ec2Context } from '../ec2/ec2-action.decorator.js';
 import { RegionsService, type RegionView, type ZoneView } from './regions.service.js';
 import { formatCapacity } from './zone-capacity.js';
@@ -27,7 +27,7 @@ const VERBOSE = 'verbose';
 export class RegionsHandlers {
   constructor(@Inject(RegionsService) private readonly regions: RegionsService) {}
 
-  @Ec2Action('DescribeRegions')
+  @Ec2Action('DescribeRegions', { params: ['RegionName.N', ...FILTER_SHAPES, 'AllRegions', 'DryRun'] })
   async describeRegions(ctx: Ec2Context): Promise<Record<string, XmlValue>> {
     const p = ctx.params;
     const names = p.list('RegionName');
@@ -41,7 +41,7 @@ export class RegionsHandlers {
     return { regionInfo: matching.map((r) => ({ regionName: r.name, regionEndpoint: r.endpoint, optInStatus: 'opt-in-not-required' })) };
   }
 
-  @Ec2Action('DescribeAvailabilityZones')
+  @Ec2Action('DescribeAvailabilityZones', { params: ['ZoneName.N', 'ZoneId.N', ...FILTER_SHAPES, 'AllAvailabilityZones', 'DryRun'] })
   async describeAvailabilityZones(ctx: Ec2Context): Promise<Record<string, XmlValue>> {
     const p = ctx.params;
     const requested = p.list('ZoneName');

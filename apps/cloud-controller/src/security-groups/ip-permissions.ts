@@ -106,7 +106,7 @@ export function readRuleInputs(p: Params): RuleInput[] {
         if (!groupId && !groupName) throw Ec2Error.missingParameter(g.fullName('GroupId'));
         peers.push({ kind: 'group', groupId, groupName, userId: g.str('UserId') || undefined, description: checkDescription(g.str('Description')) });
       }
-      if (m.members('PrefixListIds').length) throw new Ec2Error('InvalidParameterValue', 'Prefix lists are not supported by this cloud.');
+      if (m.members('PrefixListIds').some((x) => x.str('PrefixListId') !== undefined)) throw new Ec2Error('InvalidParameterValue', 'Prefix lists are not supported by this cloud.');
       if (!peers.length) {
         throw new Ec2Error('MissingParameter', `The request must contain the parameter ${m.fullName('IpRanges')}, ${m.fullName('Ipv6Ranges')} or ${m.fullName('Groups')}`);
       }

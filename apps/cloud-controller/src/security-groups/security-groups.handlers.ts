@@ -1,22 +1,27 @@
-import { Injectable } from '@nestjs/common';
-import { checkDryRun, readFilters, readTagSpecifications, type Params } from '@koala/ec2-query';
+import { Inject, Injectable } from '@nestjs/common';
+import { KOALA_CONFIG, type KoalaConfig } from '@koala/config';
+import { checkDryRun, Ec2Error, FILTER_SHAPES, PAGE_SHAPES, type Params, readFilters, readTagSpecifications, TAG_SPECIFICATION_SHAPES } from '@koala/ec2-query';
 import { Ec2Action, type Ec2Context } from '../ec2/ec2-action.decorator.js';
+import { defaultVpcId } from '../network/addressing.js';
 import { tagSet } from '../tags/tags.service.js';
 import { readRuleInputs, toIpPermissions } from './ip-permissions.js';
 import type { SecurityGroupEntity, SecurityGroupRuleEntity } from './security-group.entity.js';
 import { SecurityGroupsService, type GroupRef, type GroupView } from './security-groups.service.js';
 
+/** The rules of Authorize/Revoke, new form (`IpPermissions.N.*`) and old form (see `readRuleInputs`). */
+const RULE_SHAPES = ['IpPermissions.N.IpProtocol', 'IpPermissions.N.FromPort', 'IpPermissions.N.ToPort', 'IpPermissions.N.IpRanges.N.CidrIp', 'IpPermissions.N.IpRanges.N.Description', 'IpPermissions.N.Ipv6Ranges.N.CidrIpv6', 'IpPermissions.N.Ipv6Ranges.N.Description', 'IpPermissions.N.Groups.N.GroupId', 'IpPermissions.N.Groups.N.GroupName', 'IpPermissions.N.Groups.N.UserId', 'IpPermissions.N.Groups.N.Description', 'IpPermissions.N.PrefixListIds.N.PrefixListId', 'IpProtocol', 'FromPort', 'ToPort', 'CidrIp', 'SourceSecurityGroupName', 'SourceSecurityGroupOwnerId'];
+
 function groupRef(p: Params): GroupRef {
   return { id: p.str('GroupId') || undefined, name: p.str('GroupName') || undefined };
 }
 
-function groupItem(v: GroupView, names: ReadonlyMap<string, string>) {
+function groupItem(v: GroupView, names: ReadonlyMap<string, string>, vpcId: string) {
   return {
     ownerId: v.group.accountId,
     groupId: v.group.id,
     groupName: v.group.name,
     groupDescription: v.group.description,
-    vpcId: v.group.vpcId ?? undefined,
+    vpcId,
     ipPermissions: toIpPermissions(v.ingress, names),
     ipPermissionsEgress: toIpPermissions(v.egress, names),
     tagSet: tagSet(v.tags),
@@ -56,34 +61,39 @@ function revokedItem(group: SecurityGroupEntity, r: SecurityGroupRuleEntity) {
 /** Create/Describe/Delete security groups; Authorize/Revoke ingress and egress rules. */
 @Injectable()
 export class SecurityGroupsHandlers {
-  constructor(private readonly groups: SecurityGroupsService) {}
+  constructor(
+    private readonly groups: SecurityGroupsService,
+    @Inject(KOALA_CONFIG) private readonly config: KoalaConfig,
+  ) {}
 
-  @Ec2Action('CreateSecurityGroup')
+  /** Every group is in the region's default VPC (the flat zone networks). */
+  private get vpcId(): string {
+    return defaultVpcId(this.config.region);
+  }
+
+  @Ec2Action('CreateSecurityGroup', { params: ['GroupName', 'GroupDescription', 'VpcId', ...TAG_SPECIFICATION_SHAPES, 'DryRun'] })
   async create(ctx: Ec2Context) {
     const p = ctx.params;
     const name = p.str('GroupName', { required: true });
     const description = p.str('GroupDescription', { required: true });
     const vpcId = p.str('VpcId') || undefined;
+    if (vpcId !== undefined && vpcId !== this.vpcId) throw new Ec2Error('InvalidVpcID.NotFound', `The vpc ID '${vpcId.slice(0, 64)}' does not exist`);
     const tagSpecifications = readTagSpecifications(p);
     checkDryRun(p);
-    const v = await this.groups.create(ctx.account, ctx.now, { name, description, vpcId, tagSpecifications });
+    const v = await this.groups.create(ctx.account, ctx.now, { name, description, vpcId: this.vpcId, tagSpecifications });
     return { return: true, groupId: v.group.id, tagSet: v.tags.length ? tagSet(v.tags) : undefined };
   }
 
-  @Ec2Action('DescribeSecurityGroups')
+  @Ec2Action('DescribeSecurityGroups', { params: ['GroupName.N', 'GroupId.N', ...FILTER_SHAPES, ...PAGE_SHAPES, 'DryRun'] })
   async describe(ctx: Ec2Context) {
     const p = ctx.params;
-    const { groups, nextToken, groupNames } = await this.groups.describe(ctx.account, ctx.now, {
-      names: p.list('GroupName'),
-      ids: p.list('GroupId'),
-      filters: readFilters(p),
-      maxResults: p.int('MaxResults'),
-      nextToken: p.str('NextToken'),
-    });
-    return { securityGroupInfo: groups.map((g) => groupItem(g, groupNames)), nextToken };
+    const q = { names: p.list('GroupName'), ids: p.list('GroupId'), filters: readFilters(p), maxResults: p.int('MaxResults'), nextToken: p.str('NextToken'), vpcId: this.vpcId };
+    checkDryRun(p);
+    const { groups, nextToken, groupNames } = await this.groups.describe(ctx.account, ctx.now, q);
+    return { securityGroupInfo: groups.map((g) => groupItem(g, groupNames, this.vpcId)), nextToken };
   }
 
-  @Ec2Action('DeleteSecurityGroup')
+  @Ec2Action('DeleteSecurityGroup', { params: ['GroupId', 'GroupName', 'DryRun'] })
   async delete(ctx: Ec2Context) {
     const ref = groupRef(ctx.params);
     checkDryRun(ctx.params);
@@ -91,22 +101,22 @@ export class SecurityGroupsHandlers {
     return { return: true, groupId };
   }
 
-  @Ec2Action('AuthorizeSecurityGroupIngress')
+  @Ec2Action('AuthorizeSecurityGroupIngress', { params: ['GroupId', 'GroupName', ...RULE_SHAPES, 'DryRun'] })
   authorizeIngress(ctx: Ec2Context) {
     return this.authorize(ctx, false);
   }
 
-  @Ec2Action('AuthorizeSecurityGroupEgress')
+  @Ec2Action('AuthorizeSecurityGroupEgress', { params: ['GroupId', 'GroupName', ...RULE_SHAPES, 'DryRun'] })
   authorizeEgress(ctx: Ec2Context) {
     return this.authorize(ctx, true);
   }
 
-  @Ec2Action('RevokeSecurityGroupIngress')
+  @Ec2Action('RevokeSecurityGroupIngress', { params: ['GroupId', 'GroupName', ...RULE_SHAPES, 'SecurityGroupRuleId.N', 'DryRun'] })
   revokeIngress(ctx: Ec2Context) {
     return this.revoke(ctx, false);
   }
 
-  @Ec2Action('RevokeSecurityGroupEgress')
+  @Ec2Action('RevokeSecurityGroupEgress', { params: ['GroupId', 'GroupName', ...RULE_SHAPES, 'SecurityGroupRuleId.N', 'DryRun'] })
   revokeEgress(ctx: Ec2Context) {
     return this.revoke(ctx, true);
   }

@@ -12,6 +12,7 @@ import {
 } from '@koala/ec2-query';
 import { DataSource, In, Not, QueryFailedError, type EntityManager } from 'typeorm';
 import { TaggableResources, entityOwners, type Caller } from '../tags/taggable-resources.js';
+import { QuotaService } from '../quotas/quota.service.js';
 import { TagsService } from '../tags/tags.service.js';
 import { ruleIdentity, ruleLabel, type RuleInput } from './ip-permissions.js';
 import { SecurityGroupEntity, SecurityGroupRuleEntity } from './security-group.entity.js';
@@ -21,7 +22,6 @@ export const SECURITY_GROUP_RESOURCE_TYPE = 'security-group';
 export const DEFAULT_GROUP_NAME = 'default';
 export const DEFAULT_GROUP_DESCRIPTION = 'default group';
 /** Rules per group and direction (AWS's default quota). */
-export const MAX_RULES_PER_DIRECTION = 60;
 
 /** A group named by id (the admin may name any account's) or by name (the caller's own). */
 export type GroupRef = { id?: string; name?: string };
@@ -50,13 +50,13 @@ const rulesFilters = (prefix: string, pick: (v: GroupView) => SecurityGroupRuleE
   [`${prefix}user-id`]: (v) => pick(v).map((r) => r.referencedUserId),
 });
 
-function groupFilters(names: ReadonlyMap<string, string>): FilterSpec<GroupView> {
+function groupFilters(names: ReadonlyMap<string, string>, vpcId: string | undefined): FilterSpec<GroupView> {
   return {
     description: (v) => v.group.description,
     'group-id': (v) => v.group.id,
     'group-name': (v) => v.group.name,
     'owner-id': (v) => v.group.accountId,
-    'vpc-id': (v) => v.group.vpcId,
+    'vpc-id': (v) => vpcId ?? v.group.vpcId,
     ...rulesFilters('ip-permission.', (v) => v.ingress, names),
     ...rulesFilters('egress.ip-permission.', (v) => v.egress, names),
   };
@@ -85,8 +85,8 @@ export function validateGroupInput(name: string, description: string): void {
  * Security groups and their rules.
  *
  * Decisions (AWS behaviour we follow, and where we differ):
- * - One flat network per account, no VPC objects: `VpcId` is accepted, stored and echoed
- *   (`vpcId`, filter `vpc-id`) but not validated. Groups otherwise behave as AWS VPC groups:
+ * - One flat network, shown as the region's default VPC: every group is in it (`vpcId`, filter
+ *   `vpc-id`; the handler checks a given `VpcId` and passes the id as `q.vpcId`). Groups otherwise behave as AWS VPC groups:
  *   every new group gets the egress rule "all traffic to 0.0.0.0/0", and egress rules can be
  *   authorized and revoked.
  * - Each account's `default` group ("default group") is created on first use of any security
@@ -105,11 +105,15 @@ export function validateGroupInput(name: string, description: string): void {
  */
 @Injectable()
 export class SecurityGroupsService {
+  /** account → its default group's id, once known: a default group is never deleted, so every later action skips the upsert transaction. */
+  private readonly defaultGroups = new Map<string, string>();
+
   constructor(
     @Inject(DataSource) private readonly ds: DataSource,
     private readonly tags: TagsService,
     @Inject(SECURITY_GROUP_USAGE) private readonly usage: SecurityGroupUsage,
     registry: TaggableResources,
+    @Inject(QuotaService) private readonly quotas: QuotaService,
     @Optional() @Inject(SECURITY_GROUP_CHANGES) private readonly changes?: SecurityGroupChanges,
   ) {
     registry.register({
@@ -122,6 +126,15 @@ export class SecurityGroupsService {
 
   /** The account's `default` group, created (with its two rules) on first use. Returns its id. */
   async ensureDefaultGroup(accountId: string, now: Date): Promise<string> {
+    const known = this.defaultGroups.get(accountId);
+    if (known) return known;
+    const id = await this.createDefaultGroup(accountId, now);
+    if (this.defaultGroups.size >= 10_000) this.defaultGroups.clear();
+    this.defaultGroups.set(accountId, id);
+    return id;
+  }
+
+  private createDefaultGroup(accountId: string, now: Date): Promise<string> {
     return this.ds.transaction(async (em) => {
       const id = newId('sg');
       const inserted: Array<{ id: string }> = await em.query(
@@ -153,6 +166,7 @@ export class SecurityGroupsService {
     await this.ensureDefaultGroup(caller.id, now);
     try {
       return await this.ds.transaction(async (em) => {
+        await this.quotas.enforce(em, caller, { kind: 'security-group' });
         const group = em.getRepository(SecurityGroupEntity).create({
           id: newId('sg'),
           accountId: caller.id,
@@ -180,7 +194,7 @@ export class SecurityGroupsService {
   async describe(
     caller: Caller,
     now: Date,
-    q: { names: readonly string[]; ids: readonly string[]; filters: readonly Filter[]; maxResults?: number; nextToken?: string },
+    q: { names: readonly string[]; ids: readonly string[]; filters: readonly Filter[]; maxResults?: number; nextToken?: string; vpcId?: string },
   ): Promise<{ groups: GroupView[]; nextToken?: string; groupNames: Map<string, string> }> {
     for (const id of q.ids) if (!isValidId('sg', id)) throw Ec2Error.malformed('InvalidGroupId.Malformed', id);
     await this.ensureDefaultGroup(caller.id, now);
@@ -190,22 +204,29 @@ export class SecurityGroupsService {
     for (const id of q.ids) if (!all.some((g) => g.id === id)) throw Ec2Error.notFound('InvalidGroup.NotFound', id);
     const selected = all.filter((g) => (!q.names.length || q.names.includes(g.name)) && (!q.ids.length || q.ids.includes(g.id)));
     const ids = selected.map((g) => g.id);
-    const rules = ids.length
-      ? await em.getRepository(SecurityGroupRuleEntity).find({ where: { groupId: In(ids) }, order: { seq: 'ASC' } })
-      : [];
+    // rules and tags in parallel (two pool connections): one round trip less per describe
+    const [rules, tags] = await Promise.all([
+      ids.length ? em.getRepository(SecurityGroupRuleEntity).find({ where: { groupId: In(ids) }, order: { seq: 'ASC' } }) : [],
+      this.tags.tagsOf(ids, em),
+    ]);
     const groupNames = new Map(all.map((g) => [g.id, g.name]));
     const missing = [...new Set(rules.map((r) => r.referencedGroupId).filter((x): x is string => !!x && !groupNames.has(x)))];
     if (missing.length) {
       for (const g of await em.getRepository(SecurityGroupEntity).find({ where: { id: In(missing) } })) groupNames.set(g.id, g.name);
     }
-    const tags = await this.tags.tagsOf(ids, em);
+    const rulesOf = new Map<string, SecurityGroupRuleEntity[]>();
+    for (const r of rules) {
+      const list = rulesOf.get(r.groupId);
+      if (list) list.push(r);
+      else rulesOf.set(r.groupId, [r]);
+    }
     const views: GroupView[] = selected.map((group) => ({
       group,
-      ingress: rules.filter((r) => r.groupId === group.id && !r.isEgress),
-      egress: rules.filter((r) => r.groupId === group.id && r.isEgress),
+      ingress: (rulesOf.get(group.id) ?? []).filter((r) => !r.isEgress),
+      egress: (rulesOf.get(group.id) ?? []).filter((r) => r.isEgress),
       tags: tags.get(group.id) ?? [],
     }));
-    const matching = applyFilters(views, q.filters, groupFilters(groupNames), (v) => v.tags);
+    const matching = applyFilters(views, q.filters, groupFilters(groupNames, q.vpcId), (v) => v.tags);
     const { page, nextToken } = paginate(matching, {
       maxResults: q.maxResults,
       nextToken: q.nextToken,
@@ -230,9 +251,8 @@ export class SecurityGroupsService {
         }
         seen.add(k);
       }
-      if (seen.size > MAX_RULES_PER_DIRECTION) {
-        throw new Ec2Error('RulesPerSecurityGroupLimitExceeded', 'The maximum number of rules per security group has been reached.');
-      }
+      // The group row is locked: concurrent authorizes on it count one after the other.
+      await this.quotas.enforceRules(em, caller, group.accountId, seen.size);
       if (wanted.length) await em.getRepository(SecurityGroupRuleEntity).insert(wanted);
       return { group, rules: wanted };
     });

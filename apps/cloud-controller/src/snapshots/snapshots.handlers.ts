@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { Ec2Error, readFilters, readPermissionChange, readTagSpecifications, type Params, type XmlValue } from '@koala/ec2-query';
+import { Ec2Error, FILTER_SHAPES, PAGE_SHAPES, type Params, readFilters, readPermissionChange, readTagSpecifications, TAG_SPECIFICATION_SHAPES, type XmlValue } from '@koala/ec2-query';
 import { Ec2Action, type Ec2Context } from '../ec2/ec2-action.decorator.js';
 import { tagSet } from '../tags/tags.service.js';
 import { SnapshotsService, type SnapshotView } from './snapshots.service.js';
@@ -29,7 +29,7 @@ export function snapshotItem(v: SnapshotView): Record<string, XmlValue> {
 export class SnapshotsHandlers {
   constructor(@Inject(SnapshotsService) private readonly snapshots: SnapshotsService) {}
 
-  @Ec2Action('CreateSnapshot')
+  @Ec2Action('CreateSnapshot', { params: ['VolumeId', 'Description', ...TAG_SPECIFICATION_SHAPES, 'DryRun'] })
   async create(ctx: Ec2Context) {
     const p = ctx.params;
     const v = await this.snapshots.create(ctx.account, ctx.now, {
@@ -41,12 +41,14 @@ export class SnapshotsHandlers {
     return snapshotItem(v);
   }
 
-  @Ec2Action('CopySnapshot')
+  // SDKs presign a cross-region copy (PresignedUrl, DestinationRegion): the copy stays in this region, so the URL is not needed
+  @Ec2Action('CopySnapshot', { params: ['SourceSnapshotId', 'SourceRegion', 'DestinationRegion', 'Description', 'Encrypted', ...TAG_SPECIFICATION_SHAPES, 'DryRun'], ignored: ['PresignedUrl'] })
   async copy(ctx: Ec2Context) {
     const p = ctx.params;
     const v = await this.snapshots.copy(ctx.account, ctx.now, {
       sourceSnapshotId: p.str('SourceSnapshotId', { required: true }),
       sourceRegion: p.str('SourceRegion', { required: true }),
+      destinationRegion: p.str('DestinationRegion'),
       description: p.str('Description'),
       encrypted: p.bool('Encrypted'),
       tagSpecifications: readTagSpecifications(p),
@@ -55,7 +57,7 @@ export class SnapshotsHandlers {
     return { snapshotId: v.snapshot.id, tagSet: v.tags.length ? tagSet(v.tags) : undefined };
   }
 
-  @Ec2Action('DescribeSnapshots')
+  @Ec2Action('DescribeSnapshots', { params: ['SnapshotId.N', 'Owner.N', 'OwnerId.N', 'RestorableBy.N', ...FILTER_SHAPES, ...PAGE_SHAPES, 'DryRun'] })
   async describe(ctx: Ec2Context) {
     const p = ctx.params;
     const q = {
@@ -71,14 +73,14 @@ export class SnapshotsHandlers {
     return { snapshotSet: snapshots.map(snapshotItem), nextToken };
   }
 
-  @Ec2Action('DeleteSnapshot')
+  @Ec2Action('DeleteSnapshot', { params: ['SnapshotId', 'DryRun'] })
   async delete(ctx: Ec2Context) {
     const p = ctx.params;
     await this.snapshots.delete(ctx.account, p.str('SnapshotId', { required: true }), dryRun(p));
     return { return: true };
   }
 
-  @Ec2Action('DescribeSnapshotAttribute')
+  @Ec2Action('DescribeSnapshotAttribute', { params: ['SnapshotId', 'Attribute', 'DryRun'] })
   async describeAttribute(ctx: Ec2Context) {
     const p = ctx.params;
     const id = p.str('SnapshotId', { required: true });
@@ -91,7 +93,7 @@ export class SnapshotsHandlers {
     return { snapshotId: snapshot.id, createVolumePermission: perms };
   }
 
-  @Ec2Action('ModifySnapshotAttribute')
+  @Ec2Action('ModifySnapshotAttribute', { params: ['SnapshotId', 'Attribute', 'OperationType', 'UserId.N', 'UserGroup.N', 'CreateVolumePermission.Add.N.UserId', 'CreateVolumePermission.Add.N.Group', 'CreateVolumePermission.Remove.N.UserId', 'CreateVolumePermission.Remove.N.Group', 'DryRun'] })
   async modifyAttribute(ctx: Ec2Context) {
     const p = ctx.params;
     const id = p.str('SnapshotId', { required: true });
@@ -101,7 +103,7 @@ export class SnapshotsHandlers {
     return { return: true };
   }
 
-  @Ec2Action('ResetSnapshotAttribute')
+  @Ec2Action('ResetSnapshotAttribute', { params: ['SnapshotId', 'Attribute', 'DryRun'] })
   async resetAttribute(ctx: Ec2Context) {
     const p = ctx.params;
     const id = p.str('SnapshotId', { required: true });

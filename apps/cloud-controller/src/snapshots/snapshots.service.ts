@@ -9,6 +9,7 @@ import { DataSource, In, type EntityManager, type SelectQueryBuilder } from 'typ
 import type { FilterColumns } from '../persistence/find-visible.js';
 import { describePage, type DescribeQuery } from '../persistence/describe-page.js';
 import { TaggableResources, entityOwners, type Caller } from '../tags/taggable-resources.js';
+import { QuotaService } from '../quotas/quota.service.js';
 import { TagsService } from '../tags/tags.service.js';
 import { publicReason, zoneError } from '../clusters/zone-error.js';
 import { ZONE_STORAGE, type ZoneStorageGateway } from '../volumes/storage-gateway.js';
@@ -82,6 +83,7 @@ export class SnapshotsService {
     @Inject(SNAPSHOT_USAGE) private readonly usage: SnapshotUsage,
     @Inject(TagsService) private readonly tags: TagsService,
     @Inject(TaggableResources) registry: TaggableResources,
+    @Inject(QuotaService) private readonly quotas: QuotaService,
   ) {
     registry.register({
       prefix: 'snap',
@@ -147,7 +149,10 @@ export class SnapshotsService {
     return { snapshot, tags, permittedAccounts: [] };
   }
 
-  async copy(caller: Caller, now: Date, q: { sourceSnapshotId: string; sourceRegion: string; description?: string; encrypted?: boolean; tagSpecifications: TagSpecification[]; dryRun: boolean }): Promise<SnapshotView> {
+  async copy(caller: Caller, now: Date, q: { sourceSnapshotId: string; sourceRegion: string; destinationRegion?: string; description?: string; encrypted?: boolean; tagSpecifications: TagSpecification[]; dryRun: boolean }): Promise<SnapshotView> {
+    if (q.destinationRegion !== undefined && q.destinationRegion !== this.config.region) {
+      throw Ec2Error.invalidParameterValue('DestinationRegion', q.destinationRegion, `Koala copies snapshots within this region (${this.config.region}) only.`);
+    }
     if (q.sourceRegion !== this.config.region) {
       throw Ec2Error.invalidParameterValue('SourceRegion', q.sourceRegion, `Koala copies snapshots within this region (${this.config.region}) only.`);
     }
@@ -181,6 +186,7 @@ export class SnapshotsService {
 
   private async insert(caller: Caller, s: SnapshotEntity, specs: TagSpecification[]): Promise<Tag[]> {
     return this.ds.transaction(async (em) => {
+      await this.quotas.enforce(em, caller, { kind: 'snapshot' });
       await em.getRepository(SnapshotEntity).insert(s);
       return this.tags.applyTagSpecifications(caller, SNAPSHOT_RESOURCE_TYPE, s.id, specs, em);
     });

@@ -3,14 +3,14 @@
  * functions over small step callbacks (unit-tested with fakes; VolumeAttachmentsService wires
  * them to the SC and CC).
  */
-import type { IscsiTarget } from '@koala/contracts';
+import type { ExportedTarget } from '@koala/contracts';
 import type { Logger } from '@koala/logging';
 
 export interface AttachSteps {
   /** SC: export the volume to the instance's node. */
-  exportVolume(): Promise<IscsiTarget>;
+  exportVolume(): Promise<ExportedTarget>;
   /** CC → NC: log in and hot-plug; the guest device libvirt chose. */
-  attach(target: IscsiTarget): Promise<{ guestDevice: string }>;
+  attach(target: ExportedTarget): Promise<{ guestDevice: string }>;
   /** CC → NC: unplug (force). */
   detach(): Promise<void>;
   /** SC: remove the export. */
@@ -26,7 +26,7 @@ export type AttachOutcome = { ok: true; guestDevice: string } | { ok: false; err
  * errors are collected, never thrown: the caller answers the original error.
  */
 export async function runAttach(steps: AttachSteps, logger?: Pick<Logger, 'warn'>): Promise<AttachOutcome> {
-  let target: IscsiTarget;
+  let target: ExportedTarget;
   const rollbackErrors: unknown[] = [];
   const undo = async (step: () => Promise<void>, what: string) => {
     try {

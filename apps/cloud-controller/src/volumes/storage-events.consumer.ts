@@ -1,4 +1,4 @@
-import { Inject, Injectable, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
+import { Inject, Injectable, Optional, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
 import { EVENTS_STREAM, EventSubjects, listExports, QueueGroups, StorageEvent } from '@koala/contracts';
 import { KOALA_CONFIG, type KoalaConfig } from '@koala/config';
 import type { Logger } from '@koala/logging';
@@ -7,6 +7,7 @@ import { BUS, LOGGER } from '@koala/runtime';
 import type { Subscription } from '@nats-io/transport-node';
 import { SnapshotsService } from '../snapshots/snapshots.service.js';
 import { VolumesService } from './volumes.service.js';
+import { CLC_ROLE, runsBackground, type ClcRole } from '../cluster/clc-role.js';
 
 /** Subjects of storage events (every zone). */
 export const STORAGE_EVENTS_FILTER = 'koala.v1.events.volume.>';
@@ -27,9 +28,11 @@ export class StorageBusService implements OnApplicationBootstrap, OnModuleDestro
     @Inject(LOGGER) private readonly logger: Logger,
     @Inject(VolumesService) private readonly volumes: VolumesService,
     @Inject(SnapshotsService) private readonly snapshots: SnapshotsService,
+    @Optional() @Inject(CLC_ROLE) private readonly role?: ClcRole,
   ) {}
 
   async onApplicationBootstrap() {
+    if (!runsBackground(this.role)) return; // worker 0 runs it
     this.exportsSub = this.bus.handle(listExports(), async ({ zone }) => ({ exports: await this.volumes.exports(zone) }), { queue: QueueGroups.cloud });
     const stream = this.bus.events({ name: EVENTS_STREAM, subjects: [EventSubjects.all], maxAgeMs: 24 * 3600_000 });
     await stream.ensure();

@@ -8,12 +8,14 @@ import {
   deleteVolume,
   detachVolume,
   exportVolume,
+  storageSealKey,
   unexportVolume,
+  type ExportedTarget,
   type ExportVolumeRequest,
   type IscsiTarget,
 } from '@koala/contracts';
 import { KOALA_CONFIG, type KoalaConfig } from '@koala/config';
-import type { NatsBus } from '@koala/messaging';
+import { BusUnavailableError, type NatsBus } from '@koala/messaging';
 import { BUS } from '@koala/runtime';
 import { ClustersService } from '../clusters/clusters.service.js';
 
@@ -27,7 +29,14 @@ export interface ZoneStorageGateway {
   zones(): Promise<string[]>;
   createVolume(zone: string, r: { volumeId: string; sizeGiB: number; snapshotId?: string }): Promise<void>;
   deleteVolume(zone: string, volumeId: string): Promise<void>;
-  exportVolume(zone: string, r: ExportVolumeRequest): Promise<IscsiTarget>;
+  exportVolume(zone: string, r: ExportVolumeRequest): Promise<ExportedTarget>;
+  /**
+   * Public keys to seal CHAP secrets for: the zone's SC, and a node (from its heartbeat, via the
+   * CC). Undefined only when the component announces none (an older one: nobody serves the
+   * question, or the heartbeat has no key); any other failure throws.
+   */
+  storageSealKey(zone: string): Promise<string | undefined>;
+  nodeSealKey(zone: string, node: string): Promise<string | undefined>;
   unexportVolume(zone: string, volumeId: string): Promise<void>;
   createSnapshot(zone: string, r: { snapshotId: string; volumeId: string }): Promise<void>;
   deleteSnapshot(zone: string, snapshotId: string): Promise<void>;
@@ -39,6 +48,7 @@ export interface ZoneStorageGateway {
 export const ZONE_STORAGE = Symbol('ZONE_STORAGE');
 
 const SC_TIMEOUT_MS = 15_000;
+const noResponders = (e: unknown) => e instanceof BusUnavailableError && /no responders|503/i.test(e.message);
 
 /** The real gateway: NATS requests to `koala.v1.zone.<zone>.sc.*` and `.cc.*`. */
 @Injectable()
@@ -60,6 +70,16 @@ export class NatsZoneStorageGateway implements ZoneStorageGateway {
   }
   exportVolume(zone: string, r: ExportVolumeRequest) {
     return this.bus.request(exportVolume(zone), r, { timeoutMs: 30_000 });
+  }
+  async storageSealKey(zone: string) {
+    return this.bus.request(storageSealKey(zone), {}, { timeoutMs: 10_000 }).then(
+      (r) => r.sealKey,
+      (e) => (noResponders(e) ? undefined : Promise.reject(e)),
+    );
+  }
+  async nodeSealKey(zone: string, node: string) {
+    const nodes = await this.clusters.nodes(zone, 10_000).catch((e) => (noResponders(e) ? undefined : Promise.reject(e)));
+    return nodes?.nodes.find((n) => n.node === node)?.sealKey;
   }
   async unexportVolume(zone: string, volumeId: string) {
     await this.bus.request(unexportVolume(zone), { volumeId }, { timeoutMs: 30_000 });

@@ -1,9 +1,10 @@
-import { Inject, Injectable, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
+import { Inject, Injectable, Optional, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
 import { KOALA_CONFIG, type KoalaConfig } from '@koala/config';
 import type { Logger } from '@koala/logging';
 import { every, LOGGER, type Periodic } from '@koala/runtime';
 import { BlockDevicesService } from './block-devices.service.js';
 import { VolumesService } from './volumes.service.js';
+import { CLC_ROLE, runsBackground, type ClcRole } from '../cluster/clc-role.js';
 
 /**
  * Every KOALA_VOLUME_SWEEP_MS: release volumes whose instance terminated (VolumesService.sweep),
@@ -18,9 +19,11 @@ export class VolumeSweeperService implements OnApplicationBootstrap, OnModuleDes
     @Inject(LOGGER) private readonly logger: Logger,
     @Inject(VolumesService) private readonly volumes: VolumesService,
     @Inject(BlockDevicesService) private readonly blockDevices: BlockDevicesService,
+    @Optional() @Inject(CLC_ROLE) private readonly role?: ClcRole,
   ) {}
 
   onApplicationBootstrap() {
+    if (!runsBackground(this.role)) return; // worker 0 runs it
     this.loop = every(this.config.volumeSweepMs, async () => {
       try {
         const n = await this.volumes.sweep();

@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { Ec2Error, readFilters, readTagSpecifications, type Params } from '@koala/ec2-query';
+import { Ec2Error, FILTER_SHAPES, PAGE_SHAPES, type Params, readFilters, readTagSpecifications, TAG_SPECIFICATION_SHAPES } from '@koala/ec2-query';
 import { Ec2Action, type Ec2Context } from '../ec2/ec2-action.decorator.js';
 import { attachmentItem, volumeItem, volumeStatusItem } from './volume-view.js';
 import { VolumesService } from './volumes.service.js';
@@ -12,7 +12,7 @@ const query = (p: Params) => ({ ids: p.list('VolumeId'), filters: readFilters(p)
 export class VolumesHandlers {
   constructor(@Inject(VolumesService) private readonly volumes: VolumesService) {}
 
-  @Ec2Action('CreateVolume')
+  @Ec2Action('CreateVolume', { params: ['Size', 'SnapshotId', 'AvailabilityZone', 'VolumeType', 'Iops', 'Encrypted', ...TAG_SPECIFICATION_SHAPES, 'ClientToken', 'DryRun'] })
   async create(ctx: Ec2Context) {
     const p = ctx.params;
     const v = await this.volumes.create(ctx.account, ctx.now, {
@@ -29,7 +29,7 @@ export class VolumesHandlers {
     return volumeItem(v);
   }
 
-  @Ec2Action('DescribeVolumes')
+  @Ec2Action('DescribeVolumes', { params: ['VolumeId.N', ...FILTER_SHAPES, ...PAGE_SHAPES, 'DryRun'] })
   async describe(ctx: Ec2Context) {
     const q = query(ctx.params);
     if (dryRun(ctx.params)) throw Ec2Error.dryRun();
@@ -37,7 +37,7 @@ export class VolumesHandlers {
     return { volumeSet: volumes.map(volumeItem), nextToken };
   }
 
-  @Ec2Action('DescribeVolumeStatus')
+  @Ec2Action('DescribeVolumeStatus', { params: ['VolumeId.N', ...FILTER_SHAPES, ...PAGE_SHAPES, 'DryRun'] })
   async describeStatus(ctx: Ec2Context) {
     const q = query(ctx.params);
     if (dryRun(ctx.params)) throw Ec2Error.dryRun();
@@ -45,14 +45,14 @@ export class VolumesHandlers {
     return { volumeStatusSet: statuses.map(volumeStatusItem), nextToken };
   }
 
-  @Ec2Action('DeleteVolume')
+  @Ec2Action('DeleteVolume', { params: ['VolumeId', 'DryRun'] })
   async delete(ctx: Ec2Context) {
     const p = ctx.params;
     await this.volumes.delete(ctx.account, p.str('VolumeId', { required: true }), dryRun(p));
     return { return: true };
   }
 
-  @Ec2Action('AttachVolume')
+  @Ec2Action('AttachVolume', { params: ['VolumeId', 'InstanceId', 'Device', 'DryRun'] })
   async attach(ctx: Ec2Context) {
     const p = ctx.params;
     const a = await this.volumes.attach(ctx.account, ctx.now, {
@@ -64,7 +64,7 @@ export class VolumesHandlers {
     return attachmentItem(a);
   }
 
-  @Ec2Action('DetachVolume')
+  @Ec2Action('DetachVolume', { params: ['VolumeId', 'InstanceId', 'Device', 'Force', 'DryRun'] })
   async detach(ctx: Ec2Context) {
     const p = ctx.params;
     const a = await this.volumes.detach(ctx.account, {

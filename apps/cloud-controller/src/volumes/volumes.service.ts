@@ -4,12 +4,13 @@ import { KOALA_CONFIG, type KoalaConfig } from '@koala/config';
 import { nodeInitiatorIqn, type ExportVolumeRequest, type StorageEvent } from '@koala/contracts';
 import { applyFilters, Ec2Error, isValidId, newId, validateFilters, type FilterSpec, type Tag, type TagSpecification } from '@koala/ec2-query';
 import type { Logger } from '@koala/logging';
-import { BusRemoteError } from '@koala/messaging';
+import { BusRemoteError, sealFor } from '@koala/messaging';
 import { CLOCK, LOGGER, type Clock } from '@koala/runtime';
 import { DataSource, In, Not, QueryFailedError, type EntityManager, type SelectQueryBuilder } from 'typeorm';
 import { InstanceEntity } from '../instances/instance.entity.js';
 import { SnapshotsService } from '../snapshots/snapshots.service.js';
 import { TaggableResources, entityOwners, type Caller } from '../tags/taggable-resources.js';
+import { QuotaService } from '../quotas/quota.service.js';
 import { TagsService } from '../tags/tags.service.js';
 import { runAttach, runDetach } from './attach-workflow.js';
 import { CHAP_SECRETS, type ChapSecrets } from './chap-credentials.js';
@@ -135,6 +136,7 @@ export class VolumesService {
     @Inject(TagsService) private readonly tags: TagsService,
     @Inject(SnapshotsService) private readonly snapshots: SnapshotsService,
     @Inject(TaggableResources) registry: TaggableResources,
+    @Inject(QuotaService) private readonly quotas: QuotaService,
   ) {
     registry.register({
       prefix: 'vol',
@@ -204,6 +206,7 @@ export class VolumesService {
     let tags: Tag[] = [];
     try {
       await this.ds.transaction(async (em) => {
+        await this.quotas.enforce(em, caller, { kind: 'volume', count: 1, gib: volume.sizeGiB });
         await em.getRepository(VolumeEntity).insert(volume);
         tags = await this.tags.applyTagSpecifications(caller, VOLUME_RESOURCE_TYPE, volume.id, input.tagSpecifications, em);
       });
@@ -388,12 +391,16 @@ export class VolumesService {
       return { v: Object.assign(v, patch), instance };
     });
     const node = instance.node!;
-    const request: ExportVolumeRequest = { volumeId: v.id, node, initiatorIqn: nodeInitiatorIqn(node), chapUser: v.chapUser!, chapSecret: secret };
     this.logger.info({ volumeId: v.id, instanceId: instance.id, node, device: q.device }, 'volume attaching');
+    // The secret travels sealed for the SC that exports and the NC that logs in, nobody else.
     const outcome = await runAttach(
       {
-        exportVolume: () => this.zone.exportVolume(v.zone, request),
-        attach: (target) => this.zone.attachVolume(v.zone, { instanceId: instance.id, node, volumeId: v.id, device: q.device, target }),
+        exportVolume: async () =>
+          this.zone.exportVolume(v.zone, { volumeId: v.id, node, initiatorIqn: nodeInitiatorIqn(node), chapUser: v.chapUser!, ...sealedFor(await this.zone.storageSealKey(v.zone), secret, v.id) }),
+        attach: async (exported) => {
+          const target = { ...exported, chapUser: v.chapUser!, ...sealedFor(await this.zone.nodeSealKey(v.zone, node), secret, v.id) };
+          return this.zone.attachVolume(v.zone, { instanceId: instance.id, node, volumeId: v.id, device: q.device, target });
+        },
         detach: () => this.zone.detachVolume(v.zone, { instanceId: instance.id, node, volumeId: v.id, force: true }),
         unexport: () => this.zone.unexportVolume(v.zone, v.id),
       },
@@ -461,10 +468,12 @@ export class VolumesService {
   async exports(zone: string): Promise<ExportVolumeRequest[]> {
     const rows = await this.ds.getRepository(VolumeEntity).find({ where: { zone, attachState: In(['attaching', 'attached']) }, order: { id: 'ASC' } });
     const out: ExportVolumeRequest[] = [];
+    // Sealed for the zone's SC (whoever asks): only it can read them.
+    const key = rows.length ? await this.zone.storageSealKey(zone) : undefined;
     for (const v of rows) {
       if (!v.attachNode || !v.chapUser || !v.chapSecretEnc) continue;
       try {
-        out.push({ volumeId: v.id, node: v.attachNode, initiatorIqn: nodeInitiatorIqn(v.attachNode), chapUser: v.chapUser, chapSecret: this.chap.open(v.chapSecretEnc) });
+        out.push({ volumeId: v.id, node: v.attachNode, initiatorIqn: nodeInitiatorIqn(v.attachNode), chapUser: v.chapUser, ...sealedFor(key, this.chap.open(v.chapSecretEnc), v.id) });
       } catch {
         this.logger.error({ volumeId: v.id }, 'cannot decrypt the CHAP secret of a volume (wrong master key?)');
       }
@@ -517,4 +526,9 @@ export class VolumesService {
     await this.releaseVolumes(rows.map((r) => r.id));
     return rows.length;
   }
+}
+
+/** A CHAP secret sealed for `key` (context: the volume id), or in clear for a component that announced no key. */
+function sealedFor(key: string | undefined, secret: string, volumeId: string): { chapSecretSealed: string } | { chapSecret: string } {
+  return key ? { chapSecretSealed: sealFor(key, secret, volumeId) } : { chapSecret: secret };
 }

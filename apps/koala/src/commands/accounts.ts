@@ -18,3 +18,5 @@ export const account = clcAdmin('account');
 export const credentials = clcAdmin('credentials');
 /** `koala access-key create|list|deactivate|activate|delete ACCOUNT [KEYID]`. */
 export const accessKey = clcAdmin('access-key');
+/** `koala quota list ACCOUNT | set ACCOUNT NAME VALUE|default`: per-account quota overrides. */
+export const quota = clcAdmin('quota');

@@ -1,7 +1,9 @@
 import { mkdirSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import type { KoalaConfig } from '@koala/config';
+import { BusSupervisor, busEnabled, componentUser, natsUrlFor } from '../supervisor/cloud-bus.js';
 import { COMPONENTS } from '../supervisor/components.js';
+import { allInOneNet, componentEnv, nodeHostUp, type NodeHostFacts } from '../supervisor/node-host.js';
 import { ProcessSupervisor } from '../supervisor/process-supervisor.js';
 import { Progress } from '../ui.js';
 import { migrate } from './migrate.js';
@@ -15,9 +17,11 @@ async function tail(file: string, lines = 15): Promise<string> {
 }
 
 /**
- * `koala up`: runs migrations, starts the four controllers as separate background processes
- * (logs and pid files under $KOALA_HOME), and waits until the health check passes.
- * Idempotent: components already running are left alone.
+ * `koala up`: runs migrations, starts the cloud's nats-server (KOALA_NATS_PORT; 0: none), makes
+ * the node host (network namespaces with the node's own libvirtd, see node-host.ts) unless
+ * KOALA_AIO_NETNS=none, starts the four controllers as separate background processes (logs and
+ * pid files under $KOALA_HOME), and waits until the health check passes. Idempotent: the bus, a
+ * node host and components already running are left alone.
  */
 export async function up(config: KoalaConfig, args: string[]): Promise<number> {
   const timeoutMs = Number(args.find((a) => a.startsWith('--timeout='))?.split('=')[1] ?? 120) * 1000;
@@ -32,9 +36,35 @@ export async function up(config: KoalaConfig, args: string[]): Promise<number> {
   }
   progress.done();
 
+  if (busEnabled(config)) {
+    progress.step(`message bus (nats-server on 127.0.0.1:${config.natsPort})`);
+    try {
+      const { pid, started } = await new BusSupervisor(config).start();
+      progress.done(started ? `started (pid ${pid})` : `already running (pid ${pid})`);
+    } catch (e) {
+      progress.fail((e as Error).message);
+      return 1;
+    }
+  }
+
+  const net = allInOneNet(config);
+  let facts: NodeHostFacts | undefined;
+  if (net) {
+    progress.step(`node host ${net.netns} (libvirtd and guests in their own network namespaces)`);
+    const r = nodeHostUp(config, net);
+    if ('error' in r) {
+      progress.fail(r.error);
+      return 1;
+    }
+    facts = r.facts;
+    progress.done(`segment ${net.segment}, public side ${net.pub} (router ${net.router})`);
+  }
+
   for (const c of COMPONENTS) {
     progress.step(`${c.kind}`);
-    const { pid, started } = sup.start(c, process.env);
+    // Each component connects as its own user (its permissions: docs/SECURITY.md, "The bus").
+    const env = { ...process.env, KOALA_NATS_URL: natsUrlFor(config, componentUser(config, c)) };
+    const { pid, started } = sup.start(c, componentEnv(c.kind, env, net, facts));
     await sleep(started ? 300 : 0);
     if (started && sup.exitedEarly(c, pid)) {
       progress.fail(`exited at start; last lines of ${sup.logFile(c)}:`);
@@ -67,5 +97,6 @@ export async function up(config: KoalaConfig, args: string[]): Promise<number> {
   }
   progress.done('healthy');
   process.stdout.write(`\nKoala is up: EC2 endpoint ${config.publicEndpoint} (zone ${config.zone}). Try: koala status\n`);
+  if (net) process.stdout.write(`Guests live in the network namespace ${net.netns}; reach one with: koala ssh INSTANCE-ID -i KEYFILE\n`);
   return 0;
 }

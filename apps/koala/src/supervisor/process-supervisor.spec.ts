@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '@koala/config';
-import { ProcessSupervisor } from './process-supervisor.js';
+import { metricsEnv, ProcessSupervisor } from './process-supervisor.js';
 
 describe('ProcessSupervisor log files', () => {
   let home: string;
@@ -26,5 +26,16 @@ describe('ProcessSupervisor log files', () => {
       expect(pid).toBeGreaterThan(0);
       expect(mode(join(home, 'log', `${short}.log`))).toBe(0o640);
     }
+  });
+});
+
+describe('metricsEnv (all-in-one metrics ports)', () => {
+  it('gives CC, SC and NC their own port from KOALA_METRICS_PORT, and leaves 0/unset/CLC alone', () => {
+    const env = { KOALA_METRICS_PORT: '9100', X: '1' };
+    expect(['cc', 'sc', 'nc', 'clc'].map((short) => metricsEnv({ short } as never, env).KOALA_METRICS_PORT)).toEqual(['9100', '9101', '9102', '9100']);
+    expect(metricsEnv({ short: 'nc' }, env).X).toBe('1');
+    expect(metricsEnv({ short: 'nc' }, { KOALA_METRICS_PORT: '0' }).KOALA_METRICS_PORT).toBe('0');
+    expect(metricsEnv({ short: 'nc' }, {}).KOALA_METRICS_PORT).toBeUndefined();
+    expect(metricsEnv({ short: 'nc' }, { KOALA_METRICS_PORT: '65535' }).KOALA_METRICS_PORT).toBe('65535');
   });
 });

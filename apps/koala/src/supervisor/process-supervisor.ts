@@ -64,7 +64,7 @@ export class ProcessSupervisor {
     if (s.running) return { pid: s.pid, started: false };
     const out = openSync(this.logFile(c), 'a', 0o640);
     fchmodSync(out, 0o640); // an older, world-readable log keeps its mode otherwise
-    const child = spawn(process.execPath, ['--enable-source-maps', c.entry], { detached: true, stdio: ['ignore', out, out], env });
+    const child = spawn(process.execPath, ['--enable-source-maps', c.entry], { detached: true, stdio: ['ignore', out, out], env: metricsEnv(c, env) });
     closeSync(out);
     child.unref();
     writeFileSync(this.paths.pidFile(c.short), `${child.pid}\n`);
@@ -91,4 +91,12 @@ export class ProcessSupervisor {
   exitedEarly(c: ComponentSpec, pid: number): boolean {
     return !alive(pid) || !this.commandLine(pid).includes(c.entry);
   }
+}
+
+/** All-in-one: KOALA_METRICS_PORT=P gives the CC P, the SC P+1 and the NC P+2 (one port each). */
+export function metricsEnv(c: Pick<ComponentSpec, 'short'>, env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const base = Number(env.KOALA_METRICS_PORT ?? 0);
+  const offset = { cc: 0, sc: 1, nc: 2 }[c.short as 'cc' | 'sc' | 'nc'];
+  if (!Number.isInteger(base) || base <= 0 || base > 65533 || offset === undefined) return env;
+  return { ...env, KOALA_METRICS_PORT: String(base + offset) };
 }

@@ -2,10 +2,11 @@ import { Inject, Injectable, Optional, type OnApplicationShutdown, type OnModule
 import { KOALA_VERSION, NodeHeartbeat, Subjects, type DomainReport, type Resources } from '@koala/contracts';
 import { KOALA_CONFIG, type KoalaConfig } from '@koala/config';
 import type { Logger } from '@koala/logging';
-import type { NatsBus } from '@koala/messaging';
+import type { NatsBus, SealKey } from '@koala/messaging';
 import { BUS, CLOCK, every, LOGGER, StatusResponder, type Clock, type Periodic } from '@koala/runtime';
 import { HOST_PROBE, type HostProbe } from '../host/host-probe.js';
 import { NETWORK_STATE_VIEW, type NetworkStateView } from '../network/network-state-view.js';
+import { NODE_SEAL_KEY } from '../volumes/volume-handlers.service.js';
 
 /** Capacity already promised to instances on this node (instances module fills this in). */
 export const ALLOCATED = Symbol('ALLOCATED');
@@ -30,6 +31,7 @@ export class HeartbeatService implements OnModuleInit, OnApplicationShutdown {
     private readonly status: StatusResponder,
     @Optional() @Inject(DOMAIN_VIEW) private readonly domainView?: DomainView,
     @Optional() @Inject(NETWORK_STATE_VIEW) private readonly network?: NetworkStateView,
+    @Optional() @Inject(NODE_SEAL_KEY) private readonly sealKey?: SealKey,
   ) {}
 
   async onModuleInit() {
@@ -62,6 +64,7 @@ export class HeartbeatService implements OnModuleInit, OnApplicationShutdown {
       free,
       domains,
       ...(networkVersion !== undefined ? { networkVersion } : {}),
+      ...(this.sealKey ? { sealKey: this.sealKey.publicKey } : {}),
       sentAt: this.clock.now().toISOString(),
     };
   }

@@ -9,7 +9,10 @@ export interface CachedImage {
   /** Absolute path of the volume (backing store of instance overlays, or kernel/initrd path). */
   path: string;
   format: 'raw' | 'qcow2';
+  /** Bytes of the cached file (what was downloaded). */
   sizeBytes: number;
+  /** The disk size a guest sees: a qcow2's from its header (a compact qcow2 is much smaller than its disk), else sizeBytes. */
+  virtualSizeBytes: number;
 }
 
 /**

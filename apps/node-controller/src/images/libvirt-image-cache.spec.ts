@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { ImageBlob } from '@koala/contracts';
 import type { BlobDownload, BlobFetcher } from './blob-fetcher.js';
 import { classifyVolume, markerName, planSweep, type ImagePool, type PoolImage, type WriteOutcome } from './image-pool.js';
-import { ImageDigestMismatchError, ImageSizeMismatchError, LibvirtImageCache } from './libvirt-image-cache.js';
+import { ImageDigestMismatchError, ImageFormatError, ImageSizeMismatchError, LibvirtImageCache } from './libvirt-image-cache.js';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
@@ -110,7 +110,7 @@ describe('LibvirtImageCache', () => {
     const got = await all;
     expect(fetcher.opens).toBe(1);
     expect(new Set(got.map((g) => g.path)).size).toBe(1);
-    expect(got[0]).toEqual({ sha256: b.sha256, pool: 'fake-images', volume: b.sha256, path: `/pool/${b.sha256}`, format: 'raw', sizeBytes: 1000 });
+    expect(got[0]).toEqual({ sha256: b.sha256, pool: 'fake-images', volume: b.sha256, path: `/pool/${b.sha256}`, format: 'raw', sizeBytes: 1000, virtualSizeBytes: 1000 });
     expect(pool.volumes.get(b.sha256)).toEqual(data);
     expect(pool.images()).toEqual([b.sha256]);
     await cache.acquire(b, 'i-late');
@@ -262,5 +262,33 @@ describe('cache pool naming', () => {
       complete: [d],
       remove: [`${d}.partial`, e, `${f}.verified`].sort(),
     });
+  });
+  it('refuses what the bytes contradict: a qcow2 with a backing file, a format other than claimed (download or hit)', async () => {
+    const { pool, fetcher, cache } = setup();
+    // qcow2 v3 header: magic, version 3, backing_file_offset 0x200, backing_file_size 11, then "/etc/passwd".
+    const evil = Buffer.alloc(1024);
+    evil.writeUInt32BE(0x514649fb, 0);
+    evil.writeUInt32BE(3, 4);
+    evil.writeBigUInt64BE(0x200n, 8);
+    evil.writeUInt32BE(11, 16);
+    evil.write('/etc/passwd', 0x200);
+    const b = { ...blob(fetcher, evil), format: 'qcow2' as const };
+    const err = await cache.acquire(b, 'i-1').catch((e) => e);
+    expect(err).toBeInstanceOf(ImageFormatError);
+    expect(err).toMatchObject({ code: 'Client.InvalidImage', message: `image ${b.imageId} refused: qcow2 image with a backing file` });
+    expect(pool.images()).toEqual([]);
+    expect(pool.volumes.size).toBe(0);
+
+    const clean = Buffer.from(evil);
+    clean.writeBigUInt64BE(0n, 8);
+    clean.writeUInt32BE(0, 16);
+    clean.writeBigUInt64BE(10n * 1024n ** 3n, 24); // a 10 GiB disk in a 1 KiB file
+    const asRaw = blob(fetcher, clean); // claims raw
+    await expect(cache.acquire(asRaw, 'i-2')).rejects.toThrow(/the image is qcow2, not raw as the launch says/);
+    const ok = await cache.acquire({ ...asRaw, format: 'qcow2' }, 'i-3');
+    expect(ok).toMatchObject({ format: 'qcow2', sizeBytes: 1024, virtualSizeBytes: 10 * 1024 ** 3 });
+    // Cached now: the same digest under another claim is still refused.
+    await expect(cache.acquire(asRaw, 'i-4')).rejects.toThrow(ImageFormatError);
+    expect(cache.holdersOf(asRaw.sha256)).toEqual(['i-3']);
   });
 });

@@ -1,10 +1,12 @@
 import { createHash } from 'node:crypto';
+import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ImageBlob } from '@koala/contracts';
 import type { KoalaConfig } from '@koala/config';
 import type { Libvirt } from '@koala/libvirt';
 import { HttpBlobFetcher, redactUrl, type BlobDownload, type BlobFetcher } from './blob-fetcher.js';
 import type { CachedImage, ImageCache } from './image-cache.js';
+import { IMAGE_HEADER_BYTES, imageHeaderProblem, inspectImageHeader } from './image-header.js';
 import { markerName, type ImagePool } from './image-pool.js';
 import { LibvirtImagePool } from './libvirt-image-pool.js';
 
@@ -36,6 +38,21 @@ export class ImageSizeMismatchError extends ImageVerificationError {
   ) {
     super(`image ${imageId}: size mismatch: expected ${expected} bytes, got ${more ? 'more than ' : ''}${actual}; nothing was cached`);
     this.name = 'ImageSizeMismatchError';
+  }
+}
+
+/**
+ * The image is not what the launch says (raw vs qcow2), or is a qcow2 that names another file
+ * (backing file, external data file) QEMU would open on the host; nothing was cached.
+ */
+export class ImageFormatError extends ImageVerificationError {
+  readonly code = 'Client.InvalidImage';
+  constructor(
+    readonly imageId: string,
+    readonly problem: string,
+  ) {
+    super(`image ${imageId} refused: ${problem}`);
+    this.name = 'ImageFormatError';
   }
 }
 
@@ -77,6 +94,10 @@ interface Entry {
   sizeBytes: number;
   /** The driver could not store the bytes (test driver): the volume content is simulated. */
   simulated: boolean;
+  /** What the bytes are (read from the header; unknown for images found at start until read). */
+  format?: 'raw' | 'qcow2';
+  /** From the header with `format` (a qcow2's disk size); sizeBytes when unknown or raw. */
+  virtualSize?: number;
 }
 
 /**
@@ -166,9 +187,12 @@ export class LibvirtImageCache implements ImageCache {
       for (;;) {
         const e = this.entries.get(blob.sha256);
         if (e) {
+          // The same bytes under another claimed format are refused too (the message decides nothing).
+          const format = e.format ?? (e.format = await this.formatOnDisk(e));
+          if (format && format !== blob.format) throw new ImageFormatError(blob.imageId, `the image is ${format}, not ${blob.format} as the launch says`);
           if (!waited) this.counters.hits++;
           this.touch(blob.sha256);
-          return { sha256: e.sha256, pool: this.opts.pool.name, volume: e.volume, path: e.path, format: blob.format, sizeBytes: e.sizeBytes };
+          return { sha256: e.sha256, pool: this.opts.pool.name, volume: e.volume, path: e.path, format: blob.format, sizeBytes: e.sizeBytes, virtualSizeBytes: e.virtualSize ?? e.sizeBytes };
         }
         waited = true;
         const evicting = this.evicting.get(blob.sha256);
@@ -243,16 +267,27 @@ export class LibvirtImageCache implements ImageCache {
       let got = 0;
       let complete = false;
       const counters = this.counters;
+      // The header is checked as soon as it has arrived: the bytes, not the message, say what the image is.
+      const head = new Uint8Array(Math.min(IMAGE_HEADER_BYTES, blob.sizeBytes));
+      let headChecked = false;
+      const checkHead = (len: number) => {
+        headChecked = true;
+        const problem = imageHeaderProblem(head.subarray(0, len), blob.format);
+        if (problem) throw new ImageFormatError(blob.imageId, problem);
+      };
       const verifying = async function* (): AsyncGenerator<Uint8Array> {
         for await (const chunk of body) {
+          if (got < head.length) head.set(chunk.subarray(0, head.length - got), got);
           got += chunk.length;
           counters.downloadedBytes += chunk.length;
           if (got > blob.sizeBytes) throw new ImageSizeMismatchError(blob.imageId, blob.sizeBytes, blob.sizeBytes, true);
+          if (!headChecked && got >= head.length) checkHead(head.length);
           hash.update(chunk);
           yield chunk;
         }
         // Checked before the upload is finished, so a bad image never completes its stream.
         if (got !== blob.sizeBytes) throw new ImageSizeMismatchError(blob.imageId, blob.sizeBytes, got);
+        if (!headChecked) checkHead(got);
         const actual = hash.digest('hex');
         if (actual !== blob.sha256) throw new ImageDigestMismatchError(blob.imageId, blob.sha256, actual);
         complete = true;
@@ -266,7 +301,8 @@ export class LibvirtImageCache implements ImageCache {
       }
       if (!complete) throw new Error(`image ${blob.imageId}: download ended before verification`);
       await pool.markVerified(name);
-      const entry: Entry = { sha256: name, volume: name, path, sizeBytes: blob.sizeBytes, simulated: outcome === 'unsupported' };
+      const found = inspectImageHeader(head);
+      const entry: Entry = { sha256: name, volume: name, path, sizeBytes: blob.sizeBytes, simulated: outcome === 'unsupported', format: found.format, virtualSize: found.virtualSize };
       this.entries.set(name, entry);
       this.counters.verified++;
       this.opts.logger?.info(
@@ -325,6 +361,27 @@ export class LibvirtImageCache implements ImageCache {
     })().finally(() => this.evicting.delete(e.sha256));
     this.evicting.set(e.sha256, p);
     return p;
+  }
+
+  /** The format of an image found at start, from its header; undefined when its file is absent (test driver: no bytes). */
+  private async formatOnDisk(e: Entry): Promise<'raw' | 'qcow2' | undefined> {
+    let fh;
+    try {
+      fh = await open(e.path, 'r');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    }
+    try {
+      const head = new Uint8Array(IMAGE_HEADER_BYTES);
+      const { bytesRead } = await fh.read(head, 0, head.length, 0);
+      const found = inspectImageHeader(head.subarray(0, bytesRead));
+      if (found.problem) throw new ImageFormatError(e.sha256, found.problem);
+      e.virtualSize = found.virtualSize;
+      return found.format;
+    } finally {
+      await fh.close();
+    }
   }
 
   private cachedBytes(): number {

@@ -2,6 +2,7 @@ import type { ImageBlob, InstanceEvent, InstanceSpec } from '@koala/contracts';
 import type { ConfigDriveContent } from '../config-drive/config-drive.js';
 import type { ConsoleLog } from '../console/console-log.js';
 import type { CachedImage, ImageCache } from '../images/image-cache.js';
+import { ImageFormatError } from '../images/libvirt-image-cache.js';
 import type { DomainRunState, HostDomain, HostDomainEvent, Hypervisor, InstanceDomainSpec, InstanceMeta, VolumeRef } from '../libvirt/hypervisor.js';
 import { volumeNames } from '../libvirt/hypervisor.js';
 import type { InstanceEventSink } from './instance-events.js';
@@ -103,9 +104,12 @@ class FakeHypervisor implements Hypervisor {
 
 class FakeImages implements ImageCache {
   held = new Map<string, Set<string>>();
+  /** What the real cache throws when the bytes contradict the message (ImageFormatError). */
+  refuse?: Error;
   async acquire(b: ImageBlob, holder: string): Promise<CachedImage> {
+    if (this.refuse) throw this.refuse;
     (this.held.get(b.sha256) ?? this.held.set(b.sha256, new Set()).get(b.sha256)!).add(holder);
-    return { sha256: b.sha256, pool: 'cache', volume: b.sha256, path: `/cache/${b.sha256.slice(0, 4)}`, format: b.format, sizeBytes: b.sizeBytes };
+    return { sha256: b.sha256, pool: 'cache', volume: b.sha256, path: `/cache/${b.sha256.slice(0, 4)}`, format: b.format, sizeBytes: b.sizeBytes, virtualSizeBytes: b.sizeBytes };
   }
   release(s: string, holder: string) {
     this.held.get(s)?.delete(holder);
@@ -256,6 +260,18 @@ describe('InstanceManager', () => {
     expect(sink.events.at(-1)!.reason).toMatchObject({ code: 'Server.InternalError' });
     expect(hv.calls).not.toContain('defineDomain');
     expect(hv.calls).toContain(`net:release:${ID}`);
+    expect(hv.volumes.size).toBe(0);
+  });
+
+  it('an image the cache refuses (qcow2 with a backing file): failed with the cache’s reason, nothing defined', async () => {
+    const { hv, sink, m, images } = setup();
+    images.refuse = new ImageFormatError('emi-1', 'qcow2 image with a backing file');
+    await m.start();
+    await m.run(spec(ID));
+    await settle(m);
+    expect(sink.states(ID)).toEqual(['pending', 'failed']);
+    expect(sink.events.at(-1)!.reason).toEqual({ code: 'Client.InvalidImage', message: 'image emi-1 refused: qcow2 image with a backing file' });
+    expect(hv.calls).not.toContain('defineDomain');
     expect(hv.volumes.size).toBe(0);
   });
 

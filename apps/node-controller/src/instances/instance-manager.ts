@@ -185,7 +185,7 @@ export class InstanceManager {
       }
       const tImages = Date.now();
       const r = spec.resources;
-      const rootVol = await this.o.hypervisor.createRootDisk(id, root, Math.max(r.rootDiskGiB * GiB, root.sizeBytes));
+      const rootVol = await this.o.hypervisor.createRootDisk(id, root, Math.max(r.rootDiskGiB * GiB, root.virtualSizeBytes));
       let ephemeral: VolumeRef | undefined;
       if (r.ephemeralGiB > 0) ephemeral = await this.o.hypervisor.createEphemeralDisk(id, r.ephemeralGiB * GiB);
       const iso = await this.o.configDrive.build({

@@ -1,4 +1,5 @@
 import { nodeInitiatorIqn, volumeTargetIqn, type IscsiTarget } from '@koala/contracts';
+import type { SealKey } from '@koala/messaging';
 import {
   DomainState,
   SecretUsageType,
@@ -51,10 +52,30 @@ export class VolumeError extends Error {
   }
 }
 
+/** A target whose CHAP secret is readable (opened in this process; see openAttachRequest). */
+export type OpenTarget = Omit<IscsiTarget, 'chapSecretSealed'> & { chapSecret: string };
+
 export interface AttachRequest {
   instanceId: string;
   volumeId: string;
-  target: IscsiTarget;
+  target: OpenTarget;
+}
+
+/** Opens the CHAP secret the CLC sealed for this node (context: the volume id); a clear one is taken as it is. */
+export function openAttachRequest<R extends { volumeId: string; target: IscsiTarget }>(req: R, key: SealKey | undefined): Omit<R, 'target'> & { target: OpenTarget } {
+  const { chapSecretSealed, ...target } = req.target;
+  if (chapSecretSealed === undefined) {
+    if (target.chapSecret === undefined) throw new VolumeError('InvalidParameterValue', `attachment of ${req.volumeId} without a CHAP secret`);
+    return { ...req, target: { ...target, chapSecret: target.chapSecret } };
+  }
+  let chapSecret: string;
+  try {
+    if (!key) throw new Error('no key');
+    chapSecret = key.open(chapSecretSealed, req.volumeId);
+  } catch {
+    throw new VolumeError('Server.ChapSecretUnreadable', `the CHAP secret of ${req.volumeId} was not sealed for this node`);
+  }
+  return { ...req, target: { ...target, chapSecret } };
 }
 
 export interface DetachRequest {
@@ -125,7 +146,7 @@ class KeyedLock {
 
 /**
  * Hot-plugs EBS-style volumes into running domains as iSCSI network disks (QEMU's own
- * initiator, DESIGN §5). The CHAP secret goes into a private, persistent libvirt secret
+ * initiator). The CHAP secret goes into a private, persistent libvirt secret
  * (usage `koala/<instance>/<volume>`) referenced by usage from the disk XML: it never appears
  * in domain XML, in logs or in error messages. Disks are attached LIVE|CONFIG so they survive
  * a reboot or a domain restart (CONFIG only into a stopped instance's inactive domain), and carry the volume id as serial so they can be found again.

@@ -1,7 +1,8 @@
-import { volumeTargetIqn, type ExportVolumeRequest, type IscsiTarget } from '@koala/contracts';
+import { volumeTargetIqn, type ExportedTarget } from '@koala/contracts';
 import type { Logger } from '@koala/logging';
 import { KeyedLock } from '../volumes/keyed-lock.js';
 import { StorageError } from '../volumes/volume-backend.js';
+import type { OpenExport } from './sealed-exports.js';
 import type { TgtAdmin, TgtTarget } from './tgt-admin.js';
 
 /** Every Koala target name starts with this; targets outside it are never touched. */
@@ -22,7 +23,7 @@ export interface IscsiExportOptions {
   tgt: TgtPort;
   volumes: ExportableVolumes;
   /** The exports the CLC wants (`listExports`); throws when the CLC does not answer. */
-  desiredExports: () => Promise<ExportVolumeRequest[]>;
+  desiredExports: () => Promise<OpenExport[]>;
   portal: string;
   logger: Logger;
 }
@@ -35,7 +36,7 @@ export interface IscsiExportOptions {
  */
 export class IscsiExportService {
   private readonly lock = new KeyedLock();
-  private readonly desired = new Map<string, ExportVolumeRequest>();
+  private readonly desired = new Map<string, OpenExport>();
   /** Change counter, and the counter value of each volume's last local export/unexport. */
   private version = 0;
   private readonly localChanges = new Map<string, number>();
@@ -45,11 +46,11 @@ export class IscsiExportService {
 
   constructor(private readonly o: IscsiExportOptions) {}
 
-  desiredExports(): ExportVolumeRequest[] {
+  desiredExports(): OpenExport[] {
     return [...this.desired.values()];
   }
 
-  async export(req: ExportVolumeRequest): Promise<IscsiTarget> {
+  async export(req: OpenExport): Promise<ExportedTarget> {
     return this.lock.run(req.volumeId, async () => {
       const current = this.desired.get(req.volumeId);
       if (current && current.node !== req.node) {
@@ -59,7 +60,8 @@ export class IscsiExportService {
       this.desired.set(req.volumeId, req);
       this.localChanges.set(req.volumeId, ++this.version);
       await this.ensure(req);
-      return { iqn: volumeTargetIqn(req.volumeId), lun: 1, portal: this.o.portal, chapUser: req.chapUser, chapSecret: req.chapSecret };
+      // The secret is not echoed: the CLC has it, and it would cross the bus in clear.
+      return { iqn: volumeTargetIqn(req.volumeId), lun: 1, portal: this.o.portal, chapUser: req.chapUser };
     });
   }
 
@@ -127,7 +129,7 @@ export class IscsiExportService {
   }
 
   /** Creates whatever part of the export is missing (idempotent). */
-  private async ensure(req: ExportVolumeRequest): Promise<void> {
+  private async ensure(req: OpenExport): Promise<void> {
     const tgt = this.o.tgt;
     const iqn = volumeTargetIqn(req.volumeId);
     const path = await this.o.volumes.path(req.volumeId);

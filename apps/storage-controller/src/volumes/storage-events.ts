@@ -1,7 +1,10 @@
 import { EVENTS_STREAM, EventSubjects, StorageEvent } from '@koala/contracts';
 import type { Logger } from '@koala/logging';
 import type { EventStream, NatsBus } from '@koala/messaging';
+import { metrics } from '@koala/metrics';
 import type { Clock } from '@koala/runtime';
+
+const storageEvents = metrics.counter({ name: 'koala_storage_events_total', help: 'Volume and snapshot state changes an SC reported, by zone, kind and state (e.g. volume available, volume error).', labelNames: ['zone', 'kind', 'state'] });
 
 export type StorageEventBody = Omit<StorageEvent, 'zone' | 'at'>;
 
@@ -34,6 +37,7 @@ export class JetStreamStorageEvents implements StorageEventSink {
     for (let attempt = 0; ; attempt++) {
       try {
         await this.stream.publish(EventSubjects.volume(this.zone), StorageEvent, payload);
+        storageEvents.inc({ zone: this.zone, kind: event.kind, state: event.state });
         return;
       } catch (err) {
         if (attempt >= 10) {

@@ -43,3 +43,12 @@ import { ImageFetchLocation1764136000000 } from './1764136000000-ImageFetchLocat
 import { Network1764137000000 } from './1764137000000-Network.js';
 
 (MIGRATIONS as Function[]).push(Network1764137000000);
+// Per-account quota overrides.
+import { AccountQuotas1764138000000 } from './1764138000000-AccountQuotas.js';
+
+(MIGRATIONS as Function[]).push(AccountQuotas1764138000000);
+
+// Access key / account changes announced (NOTIFY koala_access_keys) for the CLC's key cache.
+import { AccessKeyNotify1764139500000 } from './1764139500000-AccessKeyNotify.js';
+
+(MIGRATIONS as Function[]).push(AccessKeyNotify1764139500000);

@@ -1,0 +1,3 @@
+export * from './registry.js';
+export * from './access.js';
+export * from './server.js';
