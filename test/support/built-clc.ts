@@ -64,7 +64,6 @@ export async function prepareBuiltClc(extra: Record<string, string> = {}): Promi
   try {
     const boot = await bootstrapAdmin(config, ds);
     const masterKey = new MasterKeyFile(config).read()!;
-    const accounts = new AccountsService(ds, masterKey, new CredentialsGenerator());
     const created: TestCredentials[] = [];
     const admin = { accessKeyId: boot.accessKeyId, secretAccessKey: boot.secretAccessKey, accountId: boot.accountId };
     return {

@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { checkDryRun, Ec2Error, FILTER_SHAPES, PAGE_SHAPES, type Params, type PermissionSide, readFilters, readPermissionChange, readTagSpecifications, TAG_SPECIFICATION_SHAPES } from '@koala/ec2-query';
+import { checkDryRun, Ec2Error, FILTER_SHAPES, PAGE_SHAPES, type PermissionSide, readFilters, readPermissionChange, readTagSpecifications, TAG_SPECIFICATION_SHAPES } from '@koala/ec2-query';
 import { Ec2Action, type Ec2Context } from '../ec2/ec2-action.decorator.js';
 import { tagSet } from '../tags/tags.service.js';
 import { ARCHITECTURES, checkImageId, HYPERVISOR, IMAGE_TYPES, ImagesService, VIRTUALIZATION_TYPES, type ImageView } from './images.service.js';
