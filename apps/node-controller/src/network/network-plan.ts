@@ -1,4 +1,5 @@
 import type { NetworkGroup, NetworkInterfaceState, NetworkRule, ZoneNetworkState } from '@koala/contracts';
+import { buildDhcpHostXml, buildNetworkXml } from '@koala/libvirt';
 
 /**
  * The pure half of the network agent: from the zone's desired state and this node's settings,
@@ -28,6 +29,8 @@ export interface PlannedNetwork {
   prefix: number;
   domain: string;
   hosts: DhcpHost[];
+  /** dnsmasq options of the network (ZONE_DNSMASQ_OPTIONS). */
+  dnsmasqOptions: string[];
   xml: string;
 }
 
@@ -128,24 +131,27 @@ const attrs = (a: Record<string, string | number | undefined>) =>
     .join('');
 
 export function dhcpHostXml(h: DhcpHost): string {
-  return `<host${attrs({ mac: h.mac, name: h.name, ip: h.ip })}/>`;
+  return buildDhcpHostXml(h);
 }
 
+/**
+ * libvirt makes its dnsmasq `dhcp-authoritative`: on a segment shared by several nodes each
+ * dnsmasq sees every guest's DHCP traffic and would NAK the other nodes' guests when they renew
+ * (broadcast REQUEST). Clients without a static entry here are ignored instead.
+ */
+export const ZONE_DNSMASQ_OPTIONS: readonly string[] = ['dhcp-ignore=tag:!known'];
+
 export function networkXml(n: Omit<PlannedNetwork, 'xml'>): string {
-  return [
-    '<network>',
-    `  <name>${esc(n.name)}</name>`,
-    "  <forward mode='open'/>",
-    `  <bridge${attrs({ name: n.bridge, stp: 'off', delay: 0 })}/>`,
-    `  <domain${attrs({ name: n.domain, localOnly: 'yes' })}/>`,
-    `  <ip${attrs({ address: n.address, prefix: n.prefix })}>`,
-    '    <dhcp>',
-    ...n.hosts.map((h) => `      ${dhcpHostXml(h)}`),
-    '    </dhcp>',
-    '  </ip>',
-    '</network>',
-    '',
-  ].join('\n');
+  return (
+    buildNetworkXml({
+      name: n.name,
+      forward: { mode: 'open' },
+      bridge: { name: n.bridge, stp: false, delay: 0 },
+      domain: { name: n.domain, localOnly: true },
+      ip: { address: n.address, prefix: n.prefix, dhcpHosts: n.hosts },
+      dnsmasqOptions: n.dnsmasqOptions,
+    }) + '\n'
+  );
 }
 
 /** nwfilter rule priorities: lower runs first (libvirt orders by priority, then by position). */
@@ -292,7 +298,7 @@ export function planNetwork(state: ZoneNetworkState, cfg: NodeNetConfig, overrid
   const local = all.filter((i) => i.node === cfg.node);
 
   const hosts = local.map((i) => ({ mac: i.mac, ip: i.privateIp, name: privateHostName(i.privateIp) })).sort((a, b) => byIp(a.ip, b.ip) || (a.mac < b.mac ? -1 : 1));
-  const net = { name: networkName(state.zone), bridge: cfg.bridge, address: me.address, prefix, domain: state.dnsSuffix, hosts };
+  const net = { name: networkName(state.zone), bridge: cfg.bridge, address: me.address, prefix, domain: state.dnsSuffix, hosts, dnsmasqOptions: [...ZONE_DNSMASQ_OPTIONS] };
   const filters = local.map((i) => ({ name: filterName(i.instanceId), instanceId: i.instanceId, xml: filterXml(i, state.groups, me.address, cfg.metadataPort) }));
 
   // Every group some rule of a local instance's groups refers to: its members' current IPs.
