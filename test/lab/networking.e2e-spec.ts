@@ -13,7 +13,7 @@
 // host state; terminate leaving no trace on the nodes.
 import { jest } from '@jest/globals';
 import { execFile, execFileSync } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -58,7 +58,12 @@ const tag = randomBytes(3).toString('hex');
 const ZONE = `net-${tag}`;
 const SUBNET = '10.77.0.0/24';
 const PUBLIC = '203.0.113.0/24';
-const KEY = `ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI${randomBytes(24).toString('base64').replace(/[+/=]/g, 'k')} koala-${tag}`;
+/** An OpenSSH ed25519 public key line: "ssh-ed25519" then base64(string type, string key). */
+const KEY = (() => {
+  const raw = generateKeyPairSync('ed25519').publicKey.export({ format: 'der', type: 'spki' }).subarray(-32);
+  const str = (b: Buffer) => Buffer.concat([Buffer.from([0, 0, 0, b.length]), b]);
+  return `ssh-ed25519 ${Buffer.concat([str(Buffer.from('ssh-ed25519')), str(raw)]).toString('base64')} koala-${tag}`;
+})();
 
 interface Daemon {
   app: INestApplicationContext;
@@ -297,7 +302,7 @@ describe('guest networking end to end (CLC + CC + two NCs on lab nodes, QEMU gue
     }
     const sText = await until(async () => {
       const t = await consoleText(s.InstanceId!);
-      return t.includes('MD-DONE') && t;
+      return /^MD-DONE$/m.test(t) && t;
     }, 90_000, 'the metadata checks of S', 1000).catch(async (e: Error) => {
       throw new Error(`${e.message}\n${(await consoleText(s.InstanceId!)).slice(-3000)}`);
     });
