@@ -109,16 +109,49 @@ const scriptB = (sIp: string) => prelude([8080, 8081]) + `while true; do probe s
 const scriptN = (sIp: string, bIp: string) =>
   prelude([8080]) + `while true; do probe s http://${sIp}:8080/; probe b80 http://${bIp}:8080/; probe b81 http://${bIp}:8081/; sleep 2; done\n`;
 
-/** Host state of a node, in a comparable form (counters removed). */
+/**
+ * libvirt's per-interface dispatch rules (one per tap in its own chains: iptables libvirt-in,
+ * libvirt-out, ...; ebtables PREROUTING/POSTROUTING) come back in another order when libvirtd
+ * re-instantiates the filters after a restart; each matches a distinct tap, so their order is
+ * meaningless: sorted among themselves, in place. Every other rule keeps its order.
+ */
+function sortDispatch(lines: string[], isDispatch: (l: string) => boolean): string[] {
+  const sorted = lines.filter(isDispatch).sort();
+  return lines.map((l) => (isDispatch(l) ? sorted.shift()! : l));
+}
+
+function ebtablesNormal(text: string): string {
+  const out: string[] = [];
+  let chain = '';
+  let block: string[] = [];
+  const flush = () => out.push(...(/^(PREROUTING|POSTROUTING)$/.test(chain) ? block.sort() : block));
+  for (const l of text.trim().split('\n')) {
+    const m = /^Bridge chain: ([^,]+),/.exec(l);
+    if (m || !l.trim()) {
+      flush();
+      block = [];
+      chain = m?.[1] ?? '';
+      out.push(l);
+    } else block.push(l);
+  }
+  flush();
+  return out.join('\n');
+}
+
+/** Host state of a node, in a comparable form (counters removed, libvirt's dispatch rules sorted). */
 async function snapshot(node: LabNode, zone: string): Promise<Record<string, string>> {
-  const strip = (s: string) => s.split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.replace(/\[\d+:\d+\]/g, '[]')).join('\n');
+  const strip = (s: string) =>
+    sortDispatch(
+      s.split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.replace(/\[\d+:\d+\]/g, '[]')),
+      (l) => /^-A libvirt-(host-in|in|in-post|out) -m physdev /.test(l),
+    ).join('\n');
   const filters = (await run('virsh', ['-q', '-c', node.libvirtUri, 'nwfilter-list'])).split('\n').map((l) => l.trim().split(/\s+/)[1] ?? '').filter((n) => n.startsWith('koala-')).sort();
   const filterXml: string[] = [];
   for (const f of filters) filterXml.push((await run('virsh', ['-q', '-c', node.libvirtUri, 'nwfilter-dumpxml', f])).replace(/<uuid>[^<]*<\/uuid>/, ''));
   return {
     nat: strip(await node.run(['iptables-save', '-t', 'nat'])),
     filter: strip(await node.run(['iptables-save', '-t', 'filter'])),
-    ebtables: (await node.run(['ebtables', '-t', 'nat', '-L'])).trim(),
+    ebtables: ebtablesNormal(await node.run(['ebtables', '-t', 'nat', '-L'])),
     ipset: (await node.run(['ipset', 'save'])).split('\n').filter((l) => l.includes('koala-')).sort().join('\n'),
     network: await run('virsh', ['-q', '-c', node.libvirtUri, 'net-dumpxml', `koala-${zone}`]),
     filters: filters.join('\n'),
@@ -208,13 +241,23 @@ describe('guest networking end to end (CLC + CC + two NCs on lab nodes, QEMU gue
     await until(async () => {
       last = probes(await consoleText(id), name).slice(-2);
       return last.length === 2 && last.every((r) => r === want);
-    }, ms, `probe ${name} of ${id} = ${want}`, 500).catch((e: Error) => {
-      throw new Error(`${e.message}; last results: ${JSON.stringify(last)}`);
+    }, ms, `probe ${name} of ${id} = ${want}`, 500).catch(async (e: Error) => {
+      throw new Error(`${e.message}; last results: ${JSON.stringify(last)}\n${await diagnostics()}`);
     });
     return Date.now() - t0;
   }
 
   let imageId = '';
+
+  /** The nodes' filter tables, sets and Koala filters, for a failure message. */
+  async function diagnostics(): Promise<string> {
+    const out: string[] = [];
+    for (const n of lab.nodes) {
+      const snap = await snapshot(n, ZONE).catch((e: Error) => ({ error: e.message }));
+      out.push(`=== ${n.name}`, ...Object.entries(snap).map(([k, v]) => `--- ${k}\n${v}`));
+    }
+    return out.join('\n');
+  }
 
   beforeAll(async () => {
     execFileSync('bash', [join(ROOT, 'deploy/images/build-tiny-linux.sh'), IMAGE_DIR], { stdio: 'ignore', timeout: 600_000 });
