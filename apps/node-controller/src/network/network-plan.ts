@@ -130,8 +130,15 @@ const attrs = (a: Record<string, string | number | undefined>) =>
     .map(([k, v]) => ` ${k}='${esc(String(v))}'`)
     .join('');
 
+/**
+ * Lease time of a guest's DHCP entry. dnsmasq will not hand an address to a new MAC while an
+ * old lease of it runs (libvirt's default: one hour), and the CLC reuses a terminated
+ * instance's address at once: a short lease bounds that wait (guests renew at half of it).
+ */
+export const DHCP_LEASE_MINUTES = 2;
+
 export function dhcpHostXml(h: DhcpHost): string {
-  return buildDhcpHostXml(h);
+  return buildDhcpHostXml({ ...h, leaseMinutes: DHCP_LEASE_MINUTES });
 }
 
 /**
@@ -148,7 +155,7 @@ export function networkXml(n: Omit<PlannedNetwork, 'xml'>): string {
       forward: { mode: 'open' },
       bridge: { name: n.bridge, stp: false, delay: 0 },
       domain: { name: n.domain, localOnly: true },
-      ip: { address: n.address, prefix: n.prefix, dhcpHosts: n.hosts },
+      ip: { address: n.address, prefix: n.prefix, dhcpHosts: n.hosts.map((h) => ({ ...h, leaseMinutes: DHCP_LEASE_MINUTES })) },
       dnsmasqOptions: n.dnsmasqOptions,
     }) + '\n'
   );

@@ -50,6 +50,14 @@ describe('network XML', () => {
     );
   });
 
+  it('builds a <host> with its own lease time (minutes, at least 2)', () => {
+    expect(buildDhcpHostXml({ mac: '02:00:00:00:00:01', ip: '172.31.0.10', name: 'a', leaseMinutes: 2 })).toBe(
+      ['<host mac="02:00:00:00:00:01" ip="172.31.0.10" name="a">', '  <lease expiry="2" unit="minutes"/>', '</host>'].join('\n'),
+    );
+    expect(() => buildDhcpHostXml({ mac: '02:00:00:00:00:01', ip: '172.31.0.10', leaseMinutes: 1 })).toThrow(/at least 2/);
+    expect(() => buildDhcpHostXml({ mac: '02:00:00:00:00:01', ip: '172.31.0.10', leaseMinutes: -1 })).toThrow(/leaseMinutes/);
+  });
+
   it('builds the <host> fragment for virNetworkUpdate (MAC lower-cased)', () => {
     expect(buildDhcpHostXml({ mac: '02:AB:00:00:00:01', ip: '172.31.0.10', name: 'i-1' })).toBe('<host mac="02:ab:00:00:00:01" ip="172.31.0.10" name="i-1"/>');
     expect(buildDhcpHostXml({ mac: '02:00:00:00:00:01', ip: '172.31.0.10' })).toBe('<host mac="02:00:00:00:00:01" ip="172.31.0.10"/>');

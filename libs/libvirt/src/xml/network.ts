@@ -12,6 +12,8 @@ export interface DhcpHostSpec {
   ip: string;
   /** Host name handed out with the lease. */
   name?: string;
+  /** Lease time of this host in minutes (`<lease expiry unit='minutes'/>`; dnsmasq's minimum is 2). */
+  leaseMinutes?: number;
 }
 
 export interface NetworkSpec {
@@ -99,7 +101,10 @@ function dhcpHostNode(spec: DhcpHostSpec, field: string): XmlNode {
   if (!spec || typeof spec !== 'object') throw new Error(`${field} must be an object`);
   const a: Record<string, string> = { mac: checkMac(spec.mac, `${field}.mac`).toLowerCase(), ip: checkIpAddress(spec.ip, `${field}.ip`, 4) };
   if (spec.name !== undefined) a.name = checkHostName(spec.name, `${field}.name`);
-  return { $: a };
+  if (spec.leaseMinutes === undefined) return { $: a };
+  const minutes = checkNonNegativeInt(spec.leaseMinutes, `${field}.leaseMinutes`);
+  if (minutes < 2) throw new Error(`${field}.leaseMinutes must be at least 2 (dnsmasq's minimum), got ${minutes}`);
+  return { $: a, lease: { $: { expiry: String(minutes), unit: 'minutes' } } };
 }
 
 /** `<host mac ip name/>`: the XML virNetworkUpdate takes for VIR_NETWORK_SECTION_IP_DHCP_HOST. */
