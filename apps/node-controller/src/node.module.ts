@@ -17,7 +17,7 @@ import { INSTANCE_EVENTS, JetStreamInstanceEvents, type InstanceEventSink } from
 import { InstanceManager } from './instances/instance-manager.js';
 import { INSTANCE_MANAGER, InstanceHandlers } from './instances/instance.handlers.js';
 import { HYPERVISOR, type Hypervisor } from './libvirt/hypervisor.js';
-import { LAUNCH_RECORDS, metadataProviders, type LaunchRecords } from './metadata/metadata.module.js';
+import { LAUNCH_RECORDS, METADATA_RELAY_ENTRY, metadataProviders, type LaunchRecords } from './metadata/metadata.module.js';
 import { LibvirtHypervisor } from './libvirt/libvirt-hypervisor.js';
 import { NodeLibvirt } from './libvirt/node-libvirt.js';
 import { NODE_LIBVIRT, NodeLibvirtModule } from './libvirt/node-libvirt.module.js';
@@ -30,6 +30,8 @@ import { VolumesModule } from './volumes/volumes.module.js';
 export interface NodeModuleOverrides {
   imageCache?: (conn: NodeLibvirt) => ImageCache;
   configDrive?: ConfigDriveBuilder;
+  /** The metadata relay's entry script (tests run from sources, where relay-main.js is not built). */
+  relayEntry?: string;
 }
 
 /** The node controller of one hypervisor host. */
@@ -72,6 +74,7 @@ export function nodeModule(ctx: Pick<DaemonContext, 'runtime' | 'config'>, overr
       InstanceHandlers,
       HeartbeatService,
       ...metadataProviders,
+      ...(overrides.relayEntry ? [{ provide: METADATA_RELAY_ENTRY, useValue: overrides.relayEntry }] : []),
     ],
   })
   class NodeControllerModule {}

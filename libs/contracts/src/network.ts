@@ -10,6 +10,7 @@
  * `networkState(zone)`. Each NC reconciles the whole state idempotently and reports the version
  * it has applied in its heartbeat (`NodeHeartbeat.networkVersion`).
  */
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { requestContract } from './contract.js';
 import { Subjects } from './subjects.js';
@@ -60,6 +61,8 @@ export type InstanceMetadataOptions = z.infer<typeof InstanceMetadataOptions>;
 export const NetworkInterfaceState = z.object({
   instanceId: z.string().regex(/^i-[0-9a-f]{8,17}$/),
   node: z.string(),
+  /** The CLC's id of the interface (DescribeInstances' networkInterfaceId; the metadata service's `interface-id`). */
+  interfaceId: z.string().regex(/^eni-[0-9a-f]{8,17}$/).optional(),
   mac,
   privateIp: ipv4,
   /** Elastic or launch-time public address, DNATed to `privateIp` on every node of the zone. */
@@ -95,6 +98,13 @@ export const InstanceNetworkSpec = z.object({
   groups: z.array(z.object({ groupId, name: z.string() })),
 });
 export type InstanceNetworkSpec = z.infer<typeof InstanceNetworkSpec>;
+
+// ---- default-VPC ids -----------------------------------------------------------------------
+// Koala has no VPC objects: the region's default VPC and each zone's default subnet have ids
+// derived from the names, the same for the CLC (DescribeInstances) and the NC (metadata).
+const hashId = (prefix: string, seed: string): string => `${prefix}-${createHash('sha256').update(seed).digest('hex').slice(0, 17)}`;
+export const defaultVpcId = (region: string): string => hashId('vpc', `koala-vpc:${region}`);
+export const defaultSubnetId = (region: string, zone: string): string => hashId('subnet', `koala-subnet:${region}:${zone}`);
 
 // ---- NC -> CLC: the current state (at start, or after a gap in versions) ---------------
 export const NetworkStateRequest = z.object({ zone: z.string(), node: z.string() });

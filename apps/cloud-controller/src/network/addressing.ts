@@ -2,7 +2,6 @@
  * Addressing decisions of guest networking (pure): the zone's subnet, the next free private
  * address, an instance's MAC, DNS names and the deterministic default-VPC ids.
  */
-import { createHash } from 'node:crypto';
 import { intToIp, ipToInt } from '../addresses/address-pool.js';
 
 export interface Subnet {
@@ -64,8 +63,5 @@ export const privateDnsName = (ip: string, suffix: string): string => `ip-${ip.r
 /** `ec2-198-51-100-7.<region>.compute.koala`: Koala's own public names (not amazonaws.com's). */
 export const publicDnsName = (ip: string, region: string): string => `ec2-${ip.replace(/\./g, '-')}.${region}.compute.koala`;
 
-const hashId = (prefix: string, seed: string): string => `${prefix}-${createHash('sha256').update(seed).digest('hex').slice(0, 17)}`;
-
-/** The default VPC of the region and each zone's default subnet: stable ids derived from names. */
-export const defaultVpcId = (region: string): string => hashId('vpc', `koala-vpc:${region}`);
-export const defaultSubnetId = (region: string, zone: string): string => hashId('subnet', `koala-subnet:${region}:${zone}`);
+/** The default VPC of the region and each zone's default subnet: stable ids derived from names (shared with the NC's metadata service). */
+export { defaultSubnetId, defaultVpcId } from '@koala/contracts';

@@ -18,7 +18,7 @@ const inputs = (): ZoneNetworkInputs => ({
   nodes: [{ node: 'n2', address: '172.31.0.3' }, { node: 'n1', address: '172.31.0.2' }],
   interfaces: [
     { instanceId: 'i-00000000000000002', node: 'n2', mac: '02:00:00:00:00:02', privateIp: '172.31.0.5', publicIp: null, groupIds: [SG_DB], metadataOptions: { ...META, httpTokens: 'required' } },
-    { instanceId: 'i-00000000000000001', node: 'n1', mac: '02:00:00:00:00:01', privateIp: '172.31.0.4', publicIp: '198.51.100.1', groupIds: [SG_WEB, SG_DB], metadataOptions: META },
+    { instanceId: 'i-00000000000000001', interfaceId: 'eni-0000000000000000a', node: 'n1', mac: '02:00:00:00:00:01', privateIp: '172.31.0.4', publicIp: '198.51.100.1', groupIds: [SG_WEB, SG_DB], metadataOptions: META },
   ],
   groups: [{ groupId: SG_DB, name: 'db' }, { groupId: SG_WEB, name: 'web' }, { groupId: SG_OTHER, name: 'unused' }],
   rules: [
@@ -44,7 +44,7 @@ describe('buildZoneNetworkState', () => {
       dnsSuffix: 'koala-1.compute.internal',
       nodes: [{ node: 'n1', address: '172.31.0.2' }, { node: 'n2', address: '172.31.0.3' }],
       interfaces: [
-        { instanceId: 'i-00000000000000001', node: 'n1', mac: '02:00:00:00:00:01', privateIp: '172.31.0.4', publicIp: '198.51.100.1', groupIds: [SG_WEB, SG_DB], metadataOptions: META },
+        { instanceId: 'i-00000000000000001', interfaceId: 'eni-0000000000000000a', node: 'n1', mac: '02:00:00:00:00:01', privateIp: '172.31.0.4', publicIp: '198.51.100.1', groupIds: [SG_WEB, SG_DB], metadataOptions: META },
         { instanceId: 'i-00000000000000002', node: 'n2', mac: '02:00:00:00:00:02', privateIp: '172.31.0.5', groupIds: [SG_DB], metadataOptions: { ...META, httpTokens: 'required' } },
       ],
       groups: [

@@ -20,6 +20,8 @@ export interface StoredRule {
 
 export interface InterfaceInput {
   instanceId: string;
+  /** network_interfaces.id (eni-…). */
+  interfaceId?: string;
   node: string;
   mac: string;
   privateIp: string;
@@ -95,6 +97,7 @@ export function buildZoneNetworkState(inputs: ZoneNetworkInputs): ZoneNetworkSta
     nodes: [...inputs.nodes].sort(byText((n) => n.node)).map((n) => ({ node: n.node, address: n.address })),
     interfaces: [...inputs.interfaces].sort(byText((i) => i.instanceId)).map((i) => ({
       instanceId: i.instanceId,
+      ...(i.interfaceId ? { interfaceId: i.interfaceId } : {}),
       node: i.node,
       mac: i.mac,
       privateIp: i.privateIp,

@@ -185,8 +185,8 @@ export class NetworkRepository {
 
   /** Interfaces of the zone's live placed instances (not terminated, with a node). */
   async liveInterfaces(tx: Tx, zone: string): Promise<InterfaceInput[]> {
-    const rows: Array<{ instanceId: string; node: string; mac: string; privateIp: string; publicIp: string | null; groupIds: string[] | null; tokens: string; hops: number; endpoint: string }> = await tx.query(
-      `SELECT i.id AS "instanceId", i.node, n.mac, n.private_ip AS "privateIp", a.public_ip AS "publicIp",
+    const rows: Array<{ instanceId: string; interfaceId: string; node: string; mac: string; privateIp: string; publicIp: string | null; groupIds: string[] | null; tokens: string; hops: number; endpoint: string }> = await tx.query(
+      `SELECT i.id AS "instanceId", n.id AS "interfaceId", i.node, n.mac, n.private_ip AS "privateIp", a.public_ip AS "publicIp",
               (SELECT array_agg(g.group_id ORDER BY g.position) FROM instance_security_groups g WHERE g.instance_id = i.id) AS "groupIds",
               i.metadata_http_tokens AS tokens, i.metadata_hop_limit AS hops, i.metadata_http_endpoint AS endpoint
          FROM instances i
@@ -197,6 +197,7 @@ export class NetworkRepository {
     );
     return rows.map((r) => ({
       instanceId: r.instanceId,
+      interfaceId: r.interfaceId,
       node: r.node,
       mac: r.mac,
       privateIp: r.privateIp,

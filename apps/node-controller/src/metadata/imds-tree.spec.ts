@@ -1,4 +1,4 @@
-import type { ZoneNetworkState } from '@koala/contracts';
+import { defaultSubnetId, defaultVpcId, type ZoneNetworkState } from '@koala/contracts';
 import { errorPage, identityDocument, IMDS_VERSIONS, renderImds, type ImdsInstance } from './imds-tree.js';
 import { derivedIds, imdsInstanceOf, interfaceOfCaller, metadataOptionsOf } from './imds-view.js';
 import type { LaunchRecord } from './launch-spec-store.js';
@@ -326,7 +326,7 @@ describe('imdsInstanceOf', () => {
     dnsSuffix: 'koala-1.compute.internal',
     nodes: [{ node: 'n1', address: '172.31.0.2' }],
     interfaces: [
-      { instanceId: 'i-0123456789abcdef0', node: 'n1', mac: '02:01:23:45:67:89', privateIp: '172.31.0.5', publicIp: '198.51.100.9', groupIds: ['sg-0000000a', 'sg-0000000c'] },
+      { instanceId: 'i-0123456789abcdef0', interfaceId: 'eni-00000000000000abc', node: 'n1', mac: '02:01:23:45:67:89', privateIp: '172.31.0.5', publicIp: '198.51.100.9', groupIds: ['sg-0000000a', 'sg-0000000c'] },
       { instanceId: 'i-0000000000000000f', node: 'n2', mac: '02:00:00:00:00:0f', privateIp: '172.31.0.6', groupIds: [] },
     ],
     groups: [{ groupId: 'sg-0000000a', name: 'default', ingress: [], egress: [] }],
@@ -345,10 +345,14 @@ describe('imdsInstanceOf', () => {
         { groupId: 'sg-0000000c', name: 'old' },
       ],
       subnetCidr: '172.31.0.0/20',
-      ...derivedIds('koala-1', 'koala-1a', '172.31.0.0/20', 'i-0123456789abcdef0'),
+      ...derivedIds('koala-1', 'koala-1a', iface),
     });
     expect(i.userData?.toString()).toBe('hello');
-    expect(i.interfaceId).toBe('eni-0123456789abcdef0');
+    // The CLC's ids: its interface id from the state, the default VPC's and subnet's as DescribeInstances shows them.
+    expect(i.interfaceId).toBe('eni-00000000000000abc');
+    expect(i.vpcId).toBe(defaultVpcId('koala-1'));
+    expect(i.subnetId).toBe(defaultSubnetId('koala-1', 'koala-1a'));
+    expect(imdsInstanceOf(record, { ...iface, interfaceId: undefined }, state, 'koala-1').interfaceId).toBe('eni-0123456789abcdef0');
     expect(i.vpcId).toMatch(/^vpc-[0-9a-f]{17}$/);
     expect(i.subnetId).toMatch(/^subnet-[0-9a-f]{17}$/);
   });

@@ -1,5 +1,4 @@
-import { createHash } from 'node:crypto';
-import { InstanceMetadataOptions, type NetworkInterfaceState, type ZoneNetworkState } from '@koala/contracts';
+import { defaultSubnetId, defaultVpcId, InstanceMetadataOptions, type NetworkInterfaceState, type ZoneNetworkState } from '@koala/contracts';
 import type { ImdsInstance } from './imds-tree.js';
 import type { LaunchRecord } from './launch-spec-store.js';
 
@@ -16,13 +15,13 @@ export function metadataOptionsOf(iface: NetworkInterfaceState, record: LaunchRe
   return InstanceMetadataOptions.parse(iface.metadataOptions ?? record?.metadataOptions ?? {});
 }
 
-// Koala has no VPC or ENI objects: stable ids are derived so clients that read them (cloud-init's
-// network config) get well-formed, unchanging values.
-const hex17 = (s: string) => createHash('sha256').update(s).digest('hex').slice(0, 17);
-export const derivedIds = (region: string, zone: string, subnet: string, instanceId: string) => ({
-  vpcId: `vpc-${hex17(`koala-vpc/${region}`)}`,
-  subnetId: `subnet-${hex17(`koala-subnet/${region}/${zone}/${subnet}`)}`,
-  interfaceId: `eni-${instanceId.slice(2)}`,
+// The ids DescribeInstances shows: the default VPC's and subnet's derived from the names (the
+// same functions as the CLC's), the interface's from the state (an older CLC sends none: then
+// one derived from the instance id, stable at least).
+export const derivedIds = (region: string, zone: string, iface: Pick<NetworkInterfaceState, 'instanceId' | 'interfaceId'>) => ({
+  vpcId: defaultVpcId(region),
+  subnetId: defaultSubnetId(region, zone),
+  interfaceId: iface.interfaceId ?? `eni-${iface.instanceId.slice(2)}`,
 });
 
 /** What the tree is rendered from: the network state's current facts, the rest from the launch. */
@@ -31,7 +30,7 @@ export function imdsInstanceOf(record: LaunchRecord, iface: NetworkInterfaceStat
   for (const g of record.network?.groups ?? []) if (!names.has(g.groupId)) names.set(g.groupId, g.name);
   const localHostname =
     record.network?.privateDnsName || (state.dnsSuffix ? `ip-${iface.privateIp.replaceAll('.', '-')}.${state.dnsSuffix}` : record.hostname);
-  const ids = derivedIds(region, state.zone, state.subnet, record.instanceId);
+  const ids = derivedIds(region, state.zone, iface);
   return {
     instanceId: record.instanceId,
     imageId: record.imageId,

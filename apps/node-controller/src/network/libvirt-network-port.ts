@@ -9,39 +9,27 @@ import {
   VIR_NETWORK_UPDATE_COMMAND_ADD_LAST,
   VIR_NETWORK_UPDATE_COMMAND_DELETE,
   type Libvirt,
+  parseNetworkXml,
   type Network,
 } from '@koala/libvirt';
-import xml2js from 'xml2js';
 import type { NodeLibvirt } from '../libvirt/node-libvirt.js';
 import { dhcpHostXml, type DhcpHost } from './network-plan.js';
 import type { LibvirtNetworkFacts, NetworkLibvirt } from './network-ports.js';
 
 const isCode = (err: unknown, ...codes: number[]) => err instanceof LibvirtError && codes.includes(err.code);
 
-type Node = { $?: Record<string, string>; [k: string]: unknown };
-const kids = (n: Node | undefined, name: string): Node[] => ((n?.[name] as Node[] | undefined) ?? []).map((x) => (typeof x === 'string' ? { _: x } : x) as Node);
-const kid = (n: Node | undefined, name: string) => kids(n, name)[0];
-
 /** The parts of a `<network>` the agent compares (libvirt adds uuid, mac, …; those are ignored). */
 export function parseNetworkFacts(xml: string): Omit<LibvirtNetworkFacts, 'active' | 'autostart'> {
-  let doc: { network?: Node } | undefined;
-  new xml2js.Parser({ explicitArray: true, async: false }).parseString(xml, (err: unknown, res: unknown) => {
-    if (err) throw err;
-    doc = res as { network?: Node };
-  });
-  const net = doc?.network;
-  if (!net) throw new Error('not a <network> document');
-  const ip = kids(net, 'ip').find((i) => (i.$?.family ?? 'ipv4') === 'ipv4');
-  const prefix = ip?.$?.prefix;
+  const net = parseNetworkXml(xml);
+  const ip = net.ips.find((i) => (i.family ?? 'ipv4') === 'ipv4');
   return {
-    forwardMode: kid(net, 'forward')?.$?.mode ?? (kid(net, 'forward') ? 'nat' : undefined),
-    bridge: kid(net, 'bridge')?.$?.name,
-    address: ip?.$?.address,
-    prefix: prefix !== undefined && /^\d+$/.test(prefix) ? Number(prefix) : undefined,
-    domain: kid(net, 'domain')?.$?.name,
-    hosts: kids(kid(ip, 'dhcp'), 'host')
-      .map((h) => ({ mac: (h.$?.mac ?? '').toLowerCase(), ip: h.$?.ip ?? '', name: h.$?.name ?? '' }))
-      .filter((h) => h.mac && h.ip),
+    forwardMode: net.forward?.mode,
+    bridge: net.bridge?.name,
+    address: ip?.address,
+    prefix: ip?.prefix,
+    domain: net.domain?.name,
+    dnsmasqOptions: net.dnsmasqOptions,
+    hosts: (ip?.dhcpHosts ?? []).map((h) => ({ mac: (h.mac ?? '').toLowerCase(), ip: h.ip ?? '', name: h.name ?? '' })).filter((h) => h.mac && h.ip),
   };
 }
 
@@ -78,7 +66,8 @@ export class LibvirtNetworkPort implements NetworkLibvirt {
     return this.conn.run(async (lv) => {
       const name = /<name>([^<]+)<\/name>/.exec(xml)?.[1];
       const existing = name ? await this.lookup(lv, name) : undefined;
-      await lv.defineNetwork(existing ? withUuid(xml, '<network>', existing.uuid) : xml);
+      const open = /^<network[^>]*>/.exec(xml)?.[0];
+      await lv.defineNetwork(existing && open ? withUuid(xml, open, existing.uuid) : xml);
     });
   }
 

@@ -63,6 +63,20 @@ describe('NetworkAgent', () => {
     expect(applied).toEqual([]); // apply() is the bare pass; receive() reports
   });
 
+  it("redefines a network made without the zone's dnsmasq options (an older NC's), keeping its DHCP hosts", async () => {
+    const { host, libvirt, agent } = setup();
+    await agent.apply(sampleState());
+    const net = libvirt.networks.get('koala-koala-1a')!;
+    expect(net.xml).toContain("<dnsmasq:option value=\"dhcp-ignore=tag:!known\"/>");
+    net.xml = net.xml.replace(/ xmlns:dnsmasq="[^"]*"/, '').replace(/\s*<dnsmasq:options>[\s\S]*<\/dnsmasq:options>/, '');
+    clear(host, libvirt);
+    const changes = await agent.apply(sampleState());
+    expect(changes).toContain('network koala-koala-1a redefined');
+    expect(libvirt.networks.get('koala-koala-1a')!.xml).toContain('dhcp-ignore=tag:!known');
+    clear(host, libvirt);
+    expect(await agent.apply(sampleState())).toEqual([]);
+  });
+
   it('a restarted NC (a fresh agent) finds everything in place and changes nothing; a filter edited behind its back is redefined', async () => {
     const { host, libvirt, agent } = setup();
     await agent.apply(sampleState());
@@ -155,7 +169,7 @@ describe('NetworkAgent', () => {
     libvirt.writes = [];
     await agent.apply(moved);
     expect(libvirt.writes.slice(0, 3)).toEqual(['stop network koala-koala-1a', 'define network koala-koala-1a', 'start network koala-koala-1a']);
-    expect(libvirt.networks.get('koala-koala-1a')!.xml).toContain("address='172.31.0.5'");
+    expect(libvirt.networks.get('koala-koala-1a')!.xml).toContain('address="172.31.0.5"');
   });
 
   it('a failed apply is not reported and is retried', async () => {

@@ -359,5 +359,5 @@ export function sameFilter(a: string, b: string): boolean {
 }
 
 function sameShape(have: LibvirtNetworkFacts, want: PlannedNetwork): boolean {
-  return have.forwardMode === 'open' && have.bridge === want.bridge && have.address === want.address && have.prefix === want.prefix && (have.domain ?? '') === want.domain;
+  return have.forwardMode === 'open' && have.bridge === want.bridge && have.address === want.address && have.prefix === want.prefix && (have.domain ?? '') === want.domain && have.dnsmasqOptions.join('\n') === want.dnsmasqOptions.join('\n');
 }

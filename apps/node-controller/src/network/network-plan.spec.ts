@@ -99,9 +99,25 @@ describe('planNetwork (rules)', () => {
     const xml = p.filters[0]!.xml;
     expect(xml).toContain("<udp srcipaddr='10.9.0.0' srcipmask='16'/>");
     expect(xml).toContain("<icmp srcipaddr='10.0.0.0' srcipmask='8'/>");
-    expect(xml).toContain("<icmp ipset='koala-sg-0000000b' ipsetflags='src' type='3' code='4'/>");
-    expect(xml).toContain("<rule action='accept' direction='out' priority='500'>\n    <tcp ipset='koala-sg-0000000b' ipsetflags='dst' dstportstart='443'/>");
-    expect(p.ipsets).toEqual([{ name: 'koala-sg-0000000b', members: ['172.31.0.12'] }]);
+    // libvirt drops `ipset` from tcp/udp/icmp: group peers of those rules are the members' addresses.
+    expect(xml).toContain("<icmp srcipaddr='172.31.0.12' type='3' code='4'/>");
+    expect(xml).toContain("<rule action='accept' direction='out' priority='500'>\n    <tcp dstipaddr='172.31.0.12' dstportstart='443'/>");
+    expect(xml).not.toContain('ipset');
+    expect(p.ipsets).toEqual([]); // no `all` rule names a group
+    // A member joining: the filters naming its group change (one rule more), no set involved.
+    s.interfaces.push({ instanceId: 'i-00000000000000b9', node: 'node-b', mac: '02:00:00:00:00:b9', privateIp: '172.31.0.29', groupIds: ['sg-0000000b'] });
+    const joined = planNetwork(s, nodeA)!.filters[0]!.xml;
+    expect(joined).toContain("<icmp srcipaddr='172.31.0.29' type='3' code='4'/>");
+    expect(joined).toContain("<tcp dstipaddr='172.31.0.29' dstportstart='443'/>");
+    // A group without members: its rule accepts nobody.
+    s.interfaces = s.interfaces.filter((i) => !i.groupIds.includes('sg-0000000b'));
+    expect(planNetwork(s, nodeA)!.filters[0]!.xml).not.toMatch(/type='3'|dstportstart='443'/);
+  });
+
+  it("group peers of `all` rules stay an ipset (the only protocol whose ipset libvirt keeps)", () => {
+    const p = planNetwork(sampleState(), nodeA)!;
+    expect(p.filters[0]!.xml).toContain("<all ipset='koala-sg-0000000a' ipsetflags='src'/>");
+    expect(p.ipsets).toEqual([{ name: 'koala-sg-0000000a', members: ['172.31.0.11', '172.31.0.12', '172.31.0.21'] }]);
   });
 
   it('names and address helpers', () => {

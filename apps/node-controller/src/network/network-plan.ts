@@ -1,4 +1,5 @@
 import type { NetworkGroup, NetworkInterfaceState, NetworkRule, ZoneNetworkState } from '@koala/contracts';
+import { buildDhcpHostXml, buildNetworkXml } from '@koala/libvirt';
 
 /**
  * The pure half of the network agent: from the zone's desired state and this node's settings,
@@ -28,6 +29,8 @@ export interface PlannedNetwork {
   prefix: number;
   domain: string;
   hosts: DhcpHost[];
+  /** dnsmasq options of the network (ZONE_DNSMASQ_OPTIONS). */
+  dnsmasqOptions: string[];
   xml: string;
 }
 
@@ -127,25 +130,35 @@ const attrs = (a: Record<string, string | number | undefined>) =>
     .map(([k, v]) => ` ${k}='${esc(String(v))}'`)
     .join('');
 
+/**
+ * Lease time of a guest's DHCP entry. dnsmasq will not hand an address to a new MAC while an
+ * old lease of it runs (libvirt's default: one hour), and the CLC reuses a terminated
+ * instance's address at once: a short lease bounds that wait (guests renew at half of it).
+ */
+export const DHCP_LEASE_MINUTES = 2;
+
 export function dhcpHostXml(h: DhcpHost): string {
-  return `<host${attrs({ mac: h.mac, name: h.name, ip: h.ip })}/>`;
+  return buildDhcpHostXml({ ...h, leaseMinutes: DHCP_LEASE_MINUTES });
 }
 
+/**
+ * libvirt makes its dnsmasq `dhcp-authoritative`: on a segment shared by several nodes each
+ * dnsmasq sees every guest's DHCP traffic and would NAK the other nodes' guests when they renew
+ * (broadcast REQUEST). Clients without a static entry here are ignored instead.
+ */
+export const ZONE_DNSMASQ_OPTIONS: readonly string[] = ['dhcp-ignore=tag:!known'];
+
 export function networkXml(n: Omit<PlannedNetwork, 'xml'>): string {
-  return [
-    '<network>',
-    `  <name>${esc(n.name)}</name>`,
-    "  <forward mode='open'/>",
-    `  <bridge${attrs({ name: n.bridge, stp: 'off', delay: 0 })}/>`,
-    `  <domain${attrs({ name: n.domain, localOnly: 'yes' })}/>`,
-    `  <ip${attrs({ address: n.address, prefix: n.prefix })}>`,
-    '    <dhcp>',
-    ...n.hosts.map((h) => `      ${dhcpHostXml(h)}`),
-    '    </dhcp>',
-    '  </ip>',
-    '</network>',
-    '',
-  ].join('\n');
+  return (
+    buildNetworkXml({
+      name: n.name,
+      forward: { mode: 'open' },
+      bridge: { name: n.bridge, stp: false, delay: 0 },
+      domain: { name: n.domain, localOnly: true },
+      ip: { address: n.address, prefix: n.prefix, dhcpHosts: n.hosts.map((h) => ({ ...h, leaseMinutes: DHCP_LEASE_MINUTES })) },
+      dnsmasqOptions: n.dnsmasqOptions,
+    }) + '\n'
+  );
 }
 
 /** nwfilter rule priorities: lower runs first (libvirt orders by priority, then by position). */
@@ -164,12 +177,20 @@ interface FilterRule {
 const ruleXml = (r: FilterRule) =>
   `  <rule${attrs({ action: r.action, direction: r.direction, priority: r.priority, statematch: r.statematch === false ? 'false' : undefined })}>\n    <${r.proto}${attrs(r.attrs)}/>\n  </rule>`;
 
+/** Current private IPs of each group's members (across the zone), sorted. */
+export type GroupMembers = ReadonlyMap<string, readonly string[]>;
+
 /**
  * One security-group rule as nwfilter rules. libvirt's directions: `in` is traffic TO the guest,
  * `out` traffic FROM it; the attributes describe packets of that direction (a rule `in` with
  * `srcipaddr` names the sender, libvirt swaps the fields for the reply chain itself).
+ *
+ * Group peers: libvirt (9.0 at least) keeps `ipset` only on `<all>` and silently DROPS it from
+ * `<tcp>`, `<udp>` and `<icmp>` (the rule would then accept every sender). So only protocol
+ * `all` uses the group's ipset; a tcp/udp/icmp rule gets one rule per current member
+ * (`srcipaddr`/`dstipaddr`), and a member joining or leaving redefines the filters that name it.
  */
-function groupRules(rule: NetworkRule, ingress: boolean): FilterRule[] {
+function groupRules(rule: NetworkRule, ingress: boolean, members: GroupMembers): FilterRule[] {
   const direction: Dir = ingress ? 'in' : 'out';
   const peer = ingress ? 'src' : 'dst';
   const ports: Record<string, number | undefined> = {};
@@ -191,7 +212,11 @@ function groupRules(rule: NetworkRule, ingress: boolean): FilterRule[] {
     out.push({ action: 'accept', direction, priority: PRIO.group, proto: rule.protocol, attrs: { ...addr, ...ports } });
   }
   for (const g of [...new Set(rule.groupIds)].sort()) {
-    out.push({ action: 'accept', direction, priority: PRIO.group, proto: rule.protocol, attrs: { ipset: ipsetName(g), ipsetflags: peer, ...ports } });
+    if (rule.protocol === 'all') {
+      out.push({ action: 'accept', direction, priority: PRIO.group, proto: rule.protocol, attrs: { ipset: ipsetName(g), ipsetflags: peer, ...ports } });
+      continue;
+    }
+    for (const ip of members.get(g) ?? []) out.push({ action: 'accept', direction, priority: PRIO.group, proto: rule.protocol, attrs: { [`${peer}ipaddr`]: ip, ...ports } });
   }
   return out;
 }
@@ -202,7 +227,7 @@ const cidrOrder = (a: string, b: string) => {
   return byIp(pa.base, pb.base) || pa.prefix - pb.prefix;
 };
 
-export function filterXml(iface: NetworkInterfaceState, groups: readonly NetworkGroup[], nodeAddress: string, metadataPort: number): string {
+export function filterXml(iface: NetworkInterfaceState, groups: readonly NetworkGroup[], nodeAddress: string, metadataPort: number, members: GroupMembers = new Map()): string {
   const rules: FilterRule[] = [
     // Replies to connections either side opened (libvirt keeps state per rule, but a reply must
     // pass even when the rule that let the first packet through was removed meanwhile).
@@ -223,8 +248,8 @@ export function filterXml(iface: NetworkInterfaceState, groups: readonly Network
   for (const gid of [...new Set(iface.groupIds)].sort()) {
     const g = byId.get(gid);
     if (!g) continue; // unknown yet: contributes nothing (deny)
-    for (const r of g.ingress) groupPart.push(...groupRules(r, true));
-    for (const r of g.egress) groupPart.push(...groupRules(r, false));
+    for (const r of g.ingress) groupPart.push(...groupRules(r, true, members));
+    for (const r of g.egress) groupPart.push(...groupRules(r, false, members));
   }
   for (const r of groupPart) {
     const x = ruleXml(r);
@@ -292,22 +317,28 @@ export function planNetwork(state: ZoneNetworkState, cfg: NodeNetConfig, overrid
   const local = all.filter((i) => i.node === cfg.node);
 
   const hosts = local.map((i) => ({ mac: i.mac, ip: i.privateIp, name: privateHostName(i.privateIp) })).sort((a, b) => byIp(a.ip, b.ip) || (a.mac < b.mac ? -1 : 1));
-  const net = { name: networkName(state.zone), bridge: cfg.bridge, address: me.address, prefix, domain: state.dnsSuffix, hosts };
-  const filters = local.map((i) => ({ name: filterName(i.instanceId), instanceId: i.instanceId, xml: filterXml(i, state.groups, me.address, cfg.metadataPort) }));
-
-  // Every group some rule of a local instance's groups refers to: its members' current IPs.
+  const net = { name: networkName(state.zone), bridge: cfg.bridge, address: me.address, prefix, domain: state.dnsSuffix, hosts, dnsmasqOptions: [...ZONE_DNSMASQ_OPTIONS] };
+  // Every group some rule of a local instance's groups refers to: its members' current IPs
+  // (in the filters for tcp/udp/icmp rules, in an ipset for `all` rules: see groupRules).
   const groups = new Map(state.groups.map((g) => [g.groupId, g]));
   const referenced = new Set<string>();
+  const inSets = new Set<string>();
   for (const i of local) {
     for (const gid of i.groupIds) {
       const g = groups.get(gid);
-      for (const r of [...(g?.ingress ?? []), ...(g?.egress ?? [])]) for (const ref of r.groupIds) referenced.add(ref);
+      for (const r of [...(g?.ingress ?? []), ...(g?.egress ?? [])]) {
+        for (const ref of r.groupIds) {
+          referenced.add(ref);
+          if (r.protocol === 'all') inSets.add(ref);
+        }
+      }
     }
   }
-  const ipsets = [...referenced].sort().map((gid) => ({
-    name: ipsetName(gid),
-    members: [...new Set(all.filter((i) => i.groupIds.includes(gid)).map((i) => i.privateIp))].sort(byIp),
-  }));
+  const members: GroupMembers = new Map(
+    [...referenced].map((gid) => [gid, [...new Set(all.filter((i) => i.groupIds.includes(gid)).map((i) => i.privateIp))].sort(byIp)]),
+  );
+  const filters = local.map((i) => ({ name: filterName(i.instanceId), instanceId: i.instanceId, xml: filterXml(i, state.groups, me.address, cfg.metadataPort, members) }));
+  const ipsets = [...inSets].sort().map((gid) => ({ name: ipsetName(gid), members: [...members.get(gid)!] }));
 
   const nat = natRules(state, local, all, cfg, me.address);
   return {

@@ -9,6 +9,7 @@ export interface LibvirtNetworkFacts {
   address?: string;
   prefix?: number;
   domain?: string;
+  dnsmasqOptions: string[];
   hosts: DhcpHost[];
 }
 

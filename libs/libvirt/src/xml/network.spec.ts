@@ -50,6 +50,14 @@ describe('network XML', () => {
     );
   });
 
+  it('builds a <host> with its own lease time (minutes, at least 2)', () => {
+    expect(buildDhcpHostXml({ mac: '02:00:00:00:00:01', ip: '172.31.0.10', name: 'a', leaseMinutes: 2 })).toBe(
+      ['<host mac="02:00:00:00:00:01" ip="172.31.0.10" name="a">', '  <lease expiry="2" unit="minutes"/>', '</host>'].join('\n'),
+    );
+    expect(() => buildDhcpHostXml({ mac: '02:00:00:00:00:01', ip: '172.31.0.10', leaseMinutes: 1 })).toThrow(/at least 2/);
+    expect(() => buildDhcpHostXml({ mac: '02:00:00:00:00:01', ip: '172.31.0.10', leaseMinutes: -1 })).toThrow(/leaseMinutes/);
+  });
+
   it('builds the <host> fragment for virNetworkUpdate (MAC lower-cased)', () => {
     expect(buildDhcpHostXml({ mac: '02:AB:00:00:00:01', ip: '172.31.0.10', name: 'i-1' })).toBe('<host mac="02:ab:00:00:00:01" ip="172.31.0.10" name="i-1"/>');
     expect(buildDhcpHostXml({ mac: '02:00:00:00:00:01', ip: '172.31.0.10' })).toBe('<host mac="02:00:00:00:00:01" ip="172.31.0.10"/>');
@@ -72,7 +80,34 @@ describe('network XML', () => {
         dhcpRanges: [],
       },
       ips: [expect.objectContaining({ address: '172.31.0.2' })],
+      dnsmasqOptions: [],
     });
+  });
+
+  it('builds and parses a <domain> and dnsmasq options (namespace declared on the root)', () => {
+    const xml = buildNetworkXml(zoneNetwork({ uuid: undefined, mtu: undefined, ip: { address: '10.9.0.2', prefix: 24, dhcpHosts: [] }, domain: { name: 'koala.compute.internal', localOnly: true }, dnsmasqOptions: ['dhcp-ignore=tag:!known'] }));
+    expect(xml).toBe(
+      [
+        '<network xmlns:dnsmasq="http://libvirt.org/schemas/network/dnsmasq/1.0">',
+        '  <name>koala-koala-1a</name>',
+        '  <forward mode="open"/>',
+        '  <bridge name="koala-br0" stp="off" delay="0"/>',
+        '  <domain name="koala.compute.internal" localOnly="yes"/>',
+        '  <ip address="10.9.0.2" prefix="24">',
+        '    <dhcp/>',
+        '  </ip>',
+        '  <dnsmasq:options>',
+        '    <dnsmasq:option value="dhcp-ignore=tag:!known"/>',
+        '  </dnsmasq:options>',
+        '</network>',
+      ].join('\n'),
+    );
+    expect(parseNetworkXml(xml)).toMatchObject({ domain: { name: 'koala.compute.internal', localOnly: true }, dnsmasqOptions: ['dhcp-ignore=tag:!known'] });
+    // libvirt's dump may use another prefix for the namespace.
+    expect(parseNetworkXml("<network xmlns:d='http://libvirt.org/schemas/network/dnsmasq/1.0'><name>n</name><d:options><d:option value='a=1'/><d:option value='b'/></d:options></network>").dnsmasqOptions).toEqual(['a=1', 'b']);
+    expect(() => buildNetworkXml(zoneNetwork({ dnsmasqOptions: ['x\ny'] }))).toThrow(/dnsmasqOptions\[0\]/);
+    expect(() => buildNetworkXml(zoneNetwork({ domain: { name: 'bad name' } }))).toThrow(/network.domain.name/);
+    expect(buildNetworkXml(zoneNetwork({ dnsmasqOptions: [] }))).toMatch(/^<network>\n/);
   });
 
   it("parses libvirt's own dump (netmask, single quotes, ranges, default nat, unknown elements)", () => {
@@ -98,7 +133,7 @@ describe('network XML', () => {
       dhcpRanges: [{ start: '192.168.122.2', end: '192.168.122.254' }],
     });
     expect(n.ips[1]).toMatchObject({ family: 'ipv6', address: '2001:db8::1', prefix: 64 });
-    expect(parseNetworkXml('<network><name>x</name></network>')).toEqual({ name: 'x', ips: [] });
+    expect(parseNetworkXml('<network><name>x</name></network>')).toEqual({ name: 'x', ips: [], dnsmasqOptions: [] });
     expect(() => parseNetworkXml('<domain/>')).toThrow(/expected a <network>/);
   });
 

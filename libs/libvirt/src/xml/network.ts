@@ -12,6 +12,8 @@ export interface DhcpHostSpec {
   ip: string;
   /** Host name handed out with the lease. */
   name?: string;
+  /** Lease time of this host in minutes (`<lease expiry unit='minutes'/>`; dnsmasq's minimum is 2). */
+  leaseMinutes?: number;
 }
 
 export interface NetworkSpec {
@@ -21,9 +23,18 @@ export interface NetworkSpec {
   /** Absent: an isolated network (no `<forward>`). */
   forward?: { mode: NetworkForwardMode };
   mtu?: number;
+  /** DNS domain of the network's dnsmasq; `localOnly`: names in it are never forwarded upstream. */
+  domain?: { name: string; localOnly?: boolean };
   /** The host's address on the bridge; with `dhcpHosts`, dnsmasq serves exactly those entries (no range). */
   ip?: { address: string; prefix: number; dhcpHosts?: DhcpHostSpec[] };
+  /**
+   * Extra dnsmasq options (`<dnsmasq:options>`, namespace `xmlns:dnsmasq`), e.g.
+   * `dhcp-ignore=tag:!known` so a node on a shared segment stays silent to others' guests.
+   */
+  dnsmasqOptions?: string[];
 }
+
+export const DNSMASQ_XMLNS = 'http://libvirt.org/schemas/network/dnsmasq/1.0';
 
 export interface ParsedDhcpHost {
   mac?: string;
@@ -46,6 +57,9 @@ export interface ParsedNetwork {
   bridge?: { name?: string; stp?: boolean; delay?: number };
   forward?: { mode: string };
   mtu?: number;
+  domain?: { name?: string; localOnly?: boolean };
+  /** Values of `<dnsmasq:options><dnsmasq:option value/>`. */
+  dnsmasqOptions: string[];
   /** The first `<ip>` (the one Koala writes). */
   ip?: ParsedNetworkIp;
   ips: ParsedNetworkIp[];
@@ -87,7 +101,10 @@ function dhcpHostNode(spec: DhcpHostSpec, field: string): XmlNode {
   if (!spec || typeof spec !== 'object') throw new Error(`${field} must be an object`);
   const a: Record<string, string> = { mac: checkMac(spec.mac, `${field}.mac`).toLowerCase(), ip: checkIpAddress(spec.ip, `${field}.ip`, 4) };
   if (spec.name !== undefined) a.name = checkHostName(spec.name, `${field}.name`);
-  return { $: a };
+  if (spec.leaseMinutes === undefined) return { $: a };
+  const minutes = checkNonNegativeInt(spec.leaseMinutes, `${field}.leaseMinutes`);
+  if (minutes < 2) throw new Error(`${field}.leaseMinutes must be at least 2 (dnsmasq's minimum), got ${minutes}`);
+  return { $: a, lease: { $: { expiry: String(minutes), unit: 'minutes' } } };
 }
 
 /** `<host mac ip name/>`: the XML virNetworkUpdate takes for VIR_NETWORK_SECTION_IP_DHCP_HOST. */
@@ -99,6 +116,10 @@ export function buildDhcpHostXml(spec: DhcpHostSpec): string {
 export function buildNetworkXml(spec: NetworkSpec): string {
   if (!spec || typeof spec !== 'object') throw new Error('network spec must be an object');
   const net: XmlNode = { name: checkName(spec.name, 'network.name') };
+  if (spec.dnsmasqOptions !== undefined) {
+    if (!Array.isArray(spec.dnsmasqOptions)) throw new Error('network.dnsmasqOptions must be an array');
+    if (spec.dnsmasqOptions.length) net.$ = { 'xmlns:dnsmasq': DNSMASQ_XMLNS };
+  }
   if (spec.uuid !== undefined) net.uuid = checkUuid(spec.uuid, 'network.uuid');
   if (spec.forward !== undefined) {
     if (!spec.forward || typeof spec.forward !== 'object') throw new Error('network.forward must be { mode } or undefined');
@@ -116,6 +137,12 @@ export function buildNetworkXml(spec: NetworkSpec): string {
     const mtu = checkNonNegativeInt(spec.mtu, 'network.mtu');
     if (mtu < 68 || mtu > 65535) throw new Error(`network.mtu must be between 68 and 65535, got ${mtu}`);
     net.mtu = { $: { size: String(mtu) } };
+  }
+  if (spec.domain !== undefined) {
+    if (!spec.domain || typeof spec.domain !== 'object') throw new Error('network.domain must be { name, localOnly? }');
+    const d: Record<string, string> = { name: checkHostName(spec.domain.name, 'network.domain.name') };
+    if (spec.domain.localOnly !== undefined) d.localOnly = spec.domain.localOnly ? 'yes' : 'no';
+    net.domain = { $: d };
   }
   if (spec.ip !== undefined) {
     if (!spec.ip || typeof spec.ip !== 'object') throw new Error('network.ip must be { address, prefix, dhcpHosts? }');
@@ -142,6 +169,10 @@ export function buildNetworkXml(spec: NetworkSpec): string {
       ip.dhcp = hosts.length ? { host: hosts } : '';
     }
     net.ip = ip;
+  }
+  if (spec.dnsmasqOptions?.length) {
+    const option = spec.dnsmasqOptions.map((o, i) => ({ $: { value: checkLine(o, `network.dnsmasqOptions[${i}]`) } }));
+    net['dnsmasq:options'] = { 'dnsmasq:option': option };
   }
   return renderXml('network', net);
 }
@@ -180,7 +211,20 @@ function parseIp(node: XmlNode): ParsedNetworkIp {
 export function parseNetworkXml(xml: string): ParsedNetwork {
   const net = parseXmlRoot(xml, 'network');
   const ips = children(net, 'ip').map(parseIp);
-  const out: ParsedNetwork = { name: childText(net, 'name') ?? '', ips };
+  const options = Object.entries(net).find(([k]) => /^[A-Za-z0-9_.-]+:options$/.test(k))?.[0];
+  const dnsmasqOptions = options
+    ? children(net, options).flatMap((o) => Object.entries(o).filter(([k]) => /:option$/.test(k)).flatMap(([k]) => children(o, k).map((x) => attr(x, 'value') ?? '')))
+    : [];
+  const out: ParsedNetwork = { name: childText(net, 'name') ?? '', ips, dnsmasqOptions };
+  const dom = child(net, 'domain');
+  if (dom) {
+    const domain: NonNullable<ParsedNetwork['domain']> = {};
+    const name = attr(dom, 'name');
+    if (name !== undefined) domain.name = name;
+    const lo = attr(dom, 'localOnly');
+    if (lo !== undefined) domain.localOnly = lo === 'yes';
+    out.domain = domain;
+  }
   const uuid = childText(net, 'uuid');
   if (uuid !== undefined) out.uuid = uuid;
   const b = child(net, 'bridge');
