@@ -213,6 +213,8 @@ it('the zone state: published after changes with the instances, answered on requ
   const mine = s.interfaces.find((i) => i.instanceId === first.InstanceId)!;
   expect(mine).toEqual({
     instanceId: first.InstanceId,
+    // the interface id DescribeInstances shows is the one the node's metadata service serves
+    interfaceId: first.NetworkInterfaces![0]!.NetworkInterfaceId,
     node: zone.node,
     mac: first.NetworkInterfaces![0]!.MacAddress,
     privateIp: first.PrivateIpAddress,
