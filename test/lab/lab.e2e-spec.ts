@@ -188,7 +188,12 @@ describe('multi-node lab (node namespaces with their own libvirtd on one segment
       expect(out).toContain(`hello from guest 2 ${tag}\n`);
       expect(text(0)).toContain('USER-DATA-SCRIPT-END rc=0\n');
       // The existing console protocol is unchanged around the new lines.
-      expect(text(0)).toMatch(/TINY-LINUX-BOOTED\nINSTANCE-ID: i-lab[0-9a-f]+0\nUSER-DATA-BEGIN\n[\s\S]*USER-DATA-END\nNET: eth0 [^\n]+\nBLOCK: vda vdb\n/);
+      // (kernel messages such as 'eth0: link becomes ready' may land between these lines)
+      const protocol = text(0)
+        .split('\n')
+        .filter((l) => !/^\[\s*\d+\.\d+\]/.test(l))
+        .join('\n');
+      expect(protocol).toMatch(/TINY-LINUX-BOOTED\nINSTANCE-ID: i-lab[0-9a-f]+0\nUSER-DATA-BEGIN\n[\s\S]*USER-DATA-END\nNET: eth0 [^\n]+\nBLOCK: vda vdb\n/);
 
       // Each guest's lease came from its own node's dnsmasq (both saw both DHCP requests).
       for (const [i, node] of nodes.entries()) {
