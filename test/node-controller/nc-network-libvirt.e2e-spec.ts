@@ -59,10 +59,12 @@ describe('LibvirtNetworkPort on qemu:///system (define only)', () => {
       address: '172.31.0.2',
       prefix: 20,
       domain: plan.network.domain,
+      // a node's dnsmasq answers only its own guests on the shared segment
+      dnsmasqOptions: ['dhcp-ignore=tag:!known'],
       hosts: plan.network.hosts,
     });
     // Redefined (the agent does when the node address or bridge changes): same object, new content.
-    await port.defineNetwork(plan.network.xml.replace("address='172.31.0.2'", "address='172.31.0.5'"));
+    await port.defineNetwork(plan.network.xml.replace(/(address=['"])172\.31\.0\.2(['"])/, (_m, open: string, close: string) => `${open}172.31.0.5${close}`));
     expect((await port.getNetwork(plan.network.name))!.address).toBe('172.31.0.5');
     await port.defineNetwork(plan.network.xml);
     expect((await port.getNetwork(plan.network.name))!.address).toBe('172.31.0.2');

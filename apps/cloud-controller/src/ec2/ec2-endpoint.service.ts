@@ -162,7 +162,7 @@ export class Ec2EndpointService {
     }
     const ms = Number(process.hrtime.bigint() - started) / 1e6;
     // label only actions we serve: any other Action string would be a new series per request
-    const label = action && this.registry.get(action) ? action : action ? 'unknown' : 'none';
+    const label = action && this.registry.entry(action) ? action : action ? 'unknown' : 'none';
     ec2Requests.inc({ action: label, code: code ?? 'ok' });
     ec2RequestSeconds.observe({ action: label }, ms / 1000);
     this.logger.info(
