@@ -88,7 +88,8 @@ export class FakeZone {
       setTimeout(() => {
         for (const spec of placed) {
           this.domains.set(spec.instanceId, 'running');
-          void this.emit(spec.instanceId, 'running');
+          // a test may already have closed the zone when this fires: the event is then simply lost
+          this.emit(spec.instanceId, 'running').catch(() => undefined);
         }
       }, 100);
       return { placements: placed.map((s) => ({ instanceId: s.instanceId, node: this.node })) };
@@ -118,13 +119,16 @@ export class FakeZone {
     await bus.flush();
   }
 
+  private closed = false;
+
   /** Publishes an InstanceEvent as the NC would. */
   async emit(instanceId: string, state: InstanceEvent['state'], extra: Partial<InstanceEvent> = {}) {
-    if (!this.publishEvents) return;
+    if (!this.publishEvents || this.closed) return;
     await this.events.publish(EventSubjects.instance(this.zone), InstanceEvent, { instanceId, zone: this.zone, node: this.node, state, at: new Date().toISOString(), ...extra });
   }
 
   async close() {
+    this.closed = true;
     await this.bus.close();
   }
 }
