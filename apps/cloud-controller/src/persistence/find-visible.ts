@@ -1,6 +1,6 @@
 import { Ec2Error, filterPatternToSql, isValidId, type Filter, type IdPrefix, type MalformedCode, type NotFoundCode } from '@koala/ec2-query';
 import type { ObjectLiteral, SelectQueryBuilder } from 'typeorm';
-import type { Caller } from '../tags/taggable-resources.js';
+import type { Caller } from './access-scope.js';
 
 /** Narrows `qb` (alias `alias`) to the rows a caller may see: its own (the admin: every account's). */
 export function ownedBy<T extends ObjectLiteral>(qb: SelectQueryBuilder<T>, alias: string, caller: Caller): SelectQueryBuilder<T> {

@@ -2,11 +2,8 @@ import { Injectable } from '@nestjs/common';
 import { Ec2Error, idPrefixOf, isValidId, type NotFoundCode } from '@koala/ec2-query';
 import { In, type EntityManager, type EntityTarget, type FindOptionsWhere, type ObjectLiteral } from 'typeorm';
 
-/** Who is calling: `ctx.account` of the Ec2Context. */
-export interface Caller {
-  id: string;
-  isAdmin: boolean;
-}
+export type { Caller } from '../persistence/access-scope.js';
+import type { Caller } from '../persistence/access-scope.js';
 
 /**
  * A kind of resource that can carry tags, registered by its service (key pairs, groups,
