@@ -25,7 +25,8 @@ done
 
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends libvirt-daemon-system qemu-system-x86 qemu-utils qemu-block-extra genisoimage
+apt-get install -y -qq --no-install-recommends libvirt-daemon-system qemu-system-x86 qemu-utils qemu-block-extra genisoimage \
+  iproute2 iptables ebtables ipset dnsmasq-base conntrack  # guest networking: bridge, filters, DHCP, NAT, the IMDSv2 hop limit
 # Node.js 24 LTS: Debian 12's nodejs is 18, so the official binary comes from the npm registry
 # (Debian's npm fetches it) unless the host already has Node >= 24.
 . "$(dirname "$0")/scripts/node-runtime.sh"

@@ -15,7 +15,7 @@ import type { NetworkStateView } from '../network/network-state-view.js';
 import { ImdsTokens } from './imds-tokens.js';
 import { FsLaunchSpecStore, type LaunchRecord } from './launch-spec-store.js';
 import { MetadataServer } from './metadata-server.js';
-import { parseRelayArgs, startRelay, type Relay } from './relay-main.js';
+import { parseRelayArgs, startRelay, TokenRequestWatcher, type Relay } from './relay-main.js';
 import { relayCommand, RelaySupervisor } from './relay-supervisor.js';
 import { metadataPaths, MetadataService } from './metadata.module.js';
 import { loadConfig } from '@koala/config';
@@ -383,10 +383,78 @@ describe('metadata server behind the relay (loopback)', () => {
   });
 });
 
+describe('the relay marks IMDSv2 token connections (the hop limit)', () => {
+  it('finds a token request however the guest splits its bytes', () => {
+    const text = 'GET /latest/meta-data/ HTTP/1.1\r\n\r\nPUT /latest/api/token HTTP/1.1\r\n';
+    for (let size = 1; size <= text.length; size++) {
+      const w = new TokenRequestWatcher();
+      let at = -1;
+      for (let i = 0; i < text.length && at < 0; i += size) if (w.seen(Buffer.from(text.slice(i, i + size)))) at = i + size;
+      // Seen with the chunk that completes it, never before.
+      expect(at).toBeGreaterThanOrEqual(text.indexOf('PUT') + 'PUT /latest/api/token'.length);
+      expect(at).toBeLessThanOrEqual(text.indexOf('PUT') + 'PUT /latest/api/token'.length + size - 1);
+    }
+    const w = new TokenRequestWatcher();
+    expect(['GET /latest/api/token', ' HTTP/1.1', 'PUT /latest/meta-data'].some((c) => w.seen(Buffer.from(c)))).toBe(false);
+  });
+
+  describe('with a marker', () => {
+    let dir: string;
+    let server: MetadataServer;
+    let relay: Relay;
+    const marks: Array<{ port: number; answeredBefore: boolean }> = [];
+    let answered = 0;
+    let failNext = false;
+
+    beforeAll(async () => {
+      dir = mkdtempSync(join(tmpdir(), 'koala-imds-mark-'));
+      const socketPath = join(dir, 'metadata.sock');
+      const view = new FakeView();
+      view.apply(stateWith());
+      const store = new FsLaunchSpecStore(join(dir, 'records'));
+      await store.put(record(A));
+      server = new MetadataServer({ socketPath, node: 'n1', region: 'koala-1', view, store, tokens: new ImdsTokens({ now: () => new Date() }) });
+      await server.start();
+      relay = await startRelay({
+        host: '127.0.0.1',
+        port: 0,
+        socketPath,
+        markTokenConnection: async (peer) => {
+          await new Promise((r) => setTimeout(r, 50)); // a slow conntrack: the request must wait
+          marks.push({ port: peer.port, answeredBefore: answered > 0 });
+          if (failNext) throw new Error('conntrack: 0 flow entries updated');
+        },
+      });
+    });
+    afterAll(async () => {
+      await relay?.close();
+      await server?.stop();
+      rmSync(dir, { recursive: true, force: true });
+    });
+
+    it('marks a token request before the server answers it, and leaves plain reads alone', async () => {
+      expect((await call(relay.port, '/latest/meta-data/instance-id')).body).toBe(A);
+      expect(marks).toEqual([]);
+      const t = await call(relay.port, '/latest/api/token', { method: 'PUT', headers: { 'x-aws-ec2-metadata-token-ttl-seconds': '60' } });
+      answered++;
+      expect(t.status).toBe(200);
+      expect(marks).toEqual([{ port: expect.any(Number), answeredBefore: false }]);
+    });
+
+    it('closes the connection, with no token, when the mark cannot be set', async () => {
+      failNext = true;
+      await expect(call(relay.port, '/latest/api/token', { method: 'PUT', headers: { 'x-aws-ec2-metadata-token-ttl-seconds': '60' } })).rejects.toThrow(/socket hang up|ECONNRESET/);
+      failNext = false;
+    });
+  });
+});
+
 describe('relay arguments and command', () => {
   it('parses and refuses', () => {
     expect(parseRelayArgs(['--listen', '10.0.0.2:8775', '--socket', '/run/x.sock'])).toEqual({ host: '10.0.0.2', port: 8775, socketPath: '/run/x.sock' });
     expect(parseRelayArgs(['--listen', '10.0.0.2:8775', '--socket', '/s', '--max-connections', '5', '--idle-ms', '100'])).toMatchObject({ maxConnections: 5, idleMs: 100 });
+    expect(parseRelayArgs(['--listen', '10.0.0.2:8775', '--socket', '/s', '--token-mark', '0x20000000']).markTokenConnection).toBeInstanceOf(Function);
+    expect(() => parseRelayArgs(['--listen', '10.0.0.2:8775', '--socket', '/s', '--token-mark', '536870912'])).toThrow(/hexadecimal/);
     for (const bad of [[], ['--listen', '10.0.0.2'], ['--listen', '10.0.0.2:99999', '--socket', '/s'], ['--listen', '10.0.0.2:1', '--socket', 'rel'], ['--listen', '10.0.0.2:1', '--socket', '/s', '--idle-ms', '0'], ['--listen']]) {
       expect(() => parseRelayArgs(bad)).toThrow();
     }
@@ -396,5 +464,6 @@ describe('relay arguments and command', () => {
     const o = { entry: '/d/relay-main.js', socketPath: '/h/run/metadata-n1.sock', port: 8775, nodeBinary: '/usr/bin/node' };
     expect(relayCommand(o, '10.0.0.2')).toEqual(['/usr/bin/node', '/d/relay-main.js', '--listen', '10.0.0.2:8775', '--socket', '/h/run/metadata-n1.sock']);
     expect(relayCommand({ ...o, netns: 'koala-n1' }, '10.0.0.2')).toEqual(['ip', 'netns', 'exec', 'koala-n1', '/usr/bin/node', '/d/relay-main.js', '--listen', '10.0.0.2:8775', '--socket', '/h/run/metadata-n1.sock']);
+    expect(relayCommand({ ...o, tokenMark: 0x20000000 }, '10.0.0.2').slice(-2)).toEqual(['--token-mark', '0x20000000']);
   });
 });

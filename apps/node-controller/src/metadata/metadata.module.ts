@@ -7,6 +7,7 @@ import { KOALA_CONFIG, type KoalaConfig } from '@koala/config';
 import type { Logger } from '@koala/logging';
 import { CLOCK, LOGGER, type Clock } from '@koala/runtime';
 import { NETWORK_STATE_VIEW, type NetworkStateView } from '../network/network-state-view.js';
+import { TOKEN_CONNMARK } from '../network/network-plan.js';
 import { ImdsTokens } from './imds-tokens.js';
 import { FsLaunchSpecStore, LAUNCH_SPEC_STORE, launchRecordOf, type LaunchSpecStore } from './launch-spec-store.js';
 import { MetadataServer } from './metadata-server.js';
@@ -69,7 +70,7 @@ export class MetadataService implements OnApplicationBootstrap, OnApplicationShu
     }
     // KOALA_NODE_NETNS belongs to the network agent's configuration; read when present.
     const netns = (this.config as KoalaConfig & { nodeNetns?: string }).nodeNetns;
-    this.relay = new RelaySupervisor({ node: this.config.nodeName, view: this.view, entry, socketPath: paths.socket, port: this.config.metadataPort, ...(netns ? { netns } : {}), logger });
+    this.relay = new RelaySupervisor({ node: this.config.nodeName, view: this.view, entry, socketPath: paths.socket, port: this.config.metadataPort, tokenMark: TOKEN_CONNMARK, ...(netns ? { netns } : {}), logger });
     this.relay.start();
   }
 

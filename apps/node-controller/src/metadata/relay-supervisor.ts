@@ -13,14 +13,17 @@ export interface RelaySupervisorOptions {
   /** `KOALA_NODE_NETNS`: the relay runs inside it (`ip netns exec NS node ...`); empty: here. */
   netns?: string;
   nodeBinary?: string;
+  /** The conntrack mark bit for IMDSv2 token connections (the hop limit); unset: not marked. */
+  tokenMark?: number;
   /** Delay before restarting a relay that died; doubles up to 30 s, reset once one runs 10 s. */
   restartDelayMs?: number;
   logger?: Logger;
 }
 
 /** The command line of the relay for an address (pure, for the spec and the logs). */
-export function relayCommand(o: Pick<RelaySupervisorOptions, 'entry' | 'socketPath' | 'port' | 'netns' | 'nodeBinary'>, address: string): string[] {
+export function relayCommand(o: Pick<RelaySupervisorOptions, 'entry' | 'socketPath' | 'port' | 'netns' | 'nodeBinary' | 'tokenMark'>, address: string): string[] {
   const node = [o.nodeBinary ?? process.execPath, o.entry, '--listen', `${address}:${o.port}`, '--socket', o.socketPath];
+  if (o.tokenMark !== undefined) node.push('--token-mark', `0x${o.tokenMark.toString(16)}`);
   return o.netns ? ['ip', 'netns', 'exec', o.netns, ...node] : node;
 }
 

@@ -1,4 +1,4 @@
-import { OWNED_IPSET_PREFIX, NAT_CHAINS, NAT_JUMPS, type NetworkPlan, type PlannedIpset } from './network-plan.js';
+import { OWNED_IPSET_PREFIX, MANGLE_CHAIN, MANGLE_JUMPS, NAT_CHAINS, NAT_JUMPS, type NetworkPlan, type PlannedIpset } from './network-plan.js';
 import type { HostNetCommands } from './network-state-view.js';
 
 /** A host change the agent made (for logs and the idempotence specs). */
@@ -90,22 +90,30 @@ export class HostNetSync {
    * Koala's nat chains: rewritten whole with `iptables-restore --noflush` (which replaces only
    * the chains it declares) when they differ; then one jump from each built-in chain.
    */
-  async syncNat(plan: NetworkPlan): Promise<Change[]> {
-    const { stdout } = await this.sh.run(['iptables-save', '-t', 'nat']);
+  syncNat(plan: NetworkPlan): Promise<Change[]> {
+    const want = [...plan.nat.prerouting, ...plan.nat.postrouting, ...plan.nat.output];
+    return this.syncChains('nat', Object.values(NAT_CHAINS), NAT_JUMPS, want, plan.natRestore);
+  }
+
+  /** Koala's mangle chain (the IMDSv2 hop limit), the same way. */
+  syncMangle(plan: NetworkPlan): Promise<Change[]> {
+    return this.syncChains('mangle', [MANGLE_CHAIN], MANGLE_JUMPS, plan.mangle, plan.mangleRestore);
+  }
+
+  private async syncChains(table: string, ours: readonly string[], jumps: readonly (readonly [string, string])[], want: readonly string[], restore: string): Promise<Change[]> {
+    const { stdout } = await this.sh.run(['iptables-save', '-t', table]);
     const lines = stdout.split('\n');
     const chains = new Set(lines.filter((l) => l.startsWith(':')).map((l) => l.slice(1).split(' ')[0]));
-    const ours = Object.values(NAT_CHAINS) as string[];
     // iptables-save lists chains in its own order: compare chain by chain, rules in order.
     const rulesOf = (chain: string, from: readonly string[]) => from.filter((l) => l.startsWith(`-A ${chain} `)).join('\n');
-    const want = [...plan.nat.prerouting, ...plan.nat.postrouting, ...plan.nat.output];
     const changes: Change[] = [];
     if (!ours.every((c) => chains.has(c) && rulesOf(c, lines) === rulesOf(c, want))) {
-      await this.sh.run(['iptables-restore', '-w', '5', '--noflush'], { input: plan.natRestore });
-      changes.push(`nat chains (${want.length} rules)`);
+      await this.sh.run(['iptables-restore', '-w', '5', '--noflush'], { input: restore });
+      changes.push(`${table} chains (${want.length} rules)`);
     }
-    for (const [builtin, chain] of NAT_JUMPS) {
+    for (const [builtin, chain] of jumps) {
       if (lines.includes(`-A ${builtin} -j ${chain}`)) continue;
-      await this.sh.run(['iptables', '-w', '5', '-t', 'nat', '-I', builtin, '1', '-j', chain]);
+      await this.sh.run(['iptables', '-w', '5', '-t', table, '-I', builtin, '1', '-j', chain]);
       changes.push(`jump ${builtin} -> ${chain}`);
     }
     return changes;

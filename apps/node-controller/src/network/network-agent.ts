@@ -210,6 +210,7 @@ export class NetworkAgent implements NetworkStateView, InstanceNetworking {
     changes.push(...(await this.syncFilters(plan)));
     changes.push(...(await this.sync.removeStaleIpsets(plan.ipsets, (name, err) => this.o.logger?.debug({ ipset: name, err: (err as Error).message }, 'stale ipset still in use; next apply'))));
     changes.push(...(await this.sync.syncNat(plan)));
+    changes.push(...(await this.sync.syncMangle(plan)));
     if (this.o.config.publicIf) changes.push(...(await this.sync.syncPublicAddresses(this.o.config.publicIf, plan.publicAddresses)));
     this.appliedPlan = plan;
     return changes;

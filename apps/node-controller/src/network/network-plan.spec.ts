@@ -32,6 +32,16 @@ describe('planNetwork (golden)', () => {
     expect(plan.natRestore).not.toMatch(/^:(PREROUTING|POSTROUTING|OUTPUT|INPUT) /m);
   });
 
+  it('IMDSv2 hop limit: one TTL rule per local instance, on token connections only, in Koala’s mangle chain', () => {
+    expect(plan.mangleRestore).toBe(golden('mangle.rules'));
+    const limited = sampleState();
+    limited.interfaces = limited.interfaces.map((i) => (i.instanceId === 'i-00000000000000a2' ? { ...i, metadataOptions: { httpTokens: 'required', httpPutResponseHopLimit: 3, httpEndpoint: 'enabled' } } : i));
+    expect(planNetwork(limited, nodeA)!.mangle).toEqual([
+      '-A KOALA-IMDS-TTL -s 172.31.0.2/32 -d 172.31.0.11/32 -p tcp -m tcp --sport 8775 -m connmark --mark 0x20000000/0x20000000 -j TTL --ttl-set 1',
+      '-A KOALA-IMDS-TTL -s 172.31.0.2/32 -d 172.31.0.12/32 -p tcp -m tcp --sport 8775 -m connmark --mark 0x20000000/0x20000000 -j TTL --ttl-set 3',
+    ]);
+  });
+
   it('public addresses: only this node’s instances, only when a public interface is set', () => {
     expect(plan.publicAddresses).toEqual(['198.51.100.11']);
     expect(planNetwork(sampleState(), { ...nodeA, publicIf: undefined })!.publicAddresses).toEqual([]);

@@ -52,6 +52,10 @@ export interface NatRules {
 }
 
 export interface NetworkPlan {
+  /** Koala's mangle chain: the IMDSv2 token answers' hop limit (`imdsHopLimitRules`). */
+  mangle: string[];
+  /** `iptables-restore --noflush` input holding only that chain. */
+  mangleRestore: string;
   zone: string;
   version: number;
   subnet: string;
@@ -297,6 +301,38 @@ export function natRestoreText(nat: NatRules): string {
   return ['*nat', `:${NAT_CHAINS.prerouting} - [0:0]`, `:${NAT_CHAINS.postrouting} - [0:0]`, `:${NAT_CHAINS.output} - [0:0]`, ...nat.prerouting, ...nat.postrouting, ...nat.output, 'COMMIT', ''].join('\n');
 }
 
+// ---- IMDSv2 hop limit ----------------------------------------------------------------------
+
+/** Koala's mangle chain (jumped to from OUTPUT): TTLs of metadata answers. */
+export const MANGLE_CHAIN = 'KOALA-IMDS-TTL';
+export const MANGLE_JUMPS: readonly (readonly [string, string])[] = [['OUTPUT', MANGLE_CHAIN]];
+/**
+ * The conntrack mark bit the metadata relay sets (`conntrack -U`) on a guest's connection once it
+ * has read `PUT /latest/api/token` in it, before the request reaches the server: the relay sees
+ * the reassembled stream, so how the guest splits its packets does not matter.
+ */
+export const TOKEN_CONNMARK = 0x20000000;
+const hex = (n: number) => `0x${n.toString(16)}`;
+
+/**
+ * EC2's `HttpPutResponseHopLimit`: the answer to a token request leaves the node with IP TTL =
+ * the instance's hop limit (default 1), so a container or a host routed behind the guest, one hop
+ * further, never receives a token; IMDSv1 answers are not limited, as in EC2. One rule per local
+ * interface, in `iptables-save`'s spelling.
+ */
+export function imdsHopLimitRules(local: readonly NetworkInterfaceState[], nodeAddress: string, metadataPort: number): string[] {
+  return [...local]
+    .sort((a, b) => byIp(a.privateIp, b.privateIp))
+    .map(
+      (i) =>
+        `-A ${MANGLE_CHAIN} -s ${nodeAddress}/32 -d ${i.privateIp}/32 -p tcp -m tcp --sport ${metadataPort} -m connmark --mark ${hex(TOKEN_CONNMARK)}/${hex(TOKEN_CONNMARK)} -j TTL --ttl-set ${i.metadataOptions?.httpPutResponseHopLimit ?? 1}`,
+    );
+}
+
+export function mangleRestoreText(rules: readonly string[]): string {
+  return ['*mangle', `:${MANGLE_CHAIN} - [0:0]`, ...rules, 'COMMIT', ''].join('\n');
+}
+
 // ---- the plan ------------------------------------------------------------------------------
 
 /**
@@ -341,6 +377,7 @@ export function planNetwork(state: ZoneNetworkState, cfg: NodeNetConfig, overrid
   const ipsets = [...inSets].sort().map((gid) => ({ name: ipsetName(gid), members: [...members.get(gid)!] }));
 
   const nat = natRules(state, local, all, cfg, me.address);
+  const mangle = imdsHopLimitRules(local, me.address, cfg.metadataPort);
   return {
     zone: state.zone,
     version: state.version,
@@ -351,6 +388,8 @@ export function planNetwork(state: ZoneNetworkState, cfg: NodeNetConfig, overrid
     ipsets,
     nat,
     natRestore: natRestoreText(nat),
+    mangle,
+    mangleRestore: mangleRestoreText(mangle),
     publicAddresses: cfg.publicIf ? local.flatMap((i) => (i.publicIp ? [i.publicIp] : [])).sort(byIp) : [],
     interfaces: local,
   };
