@@ -1,6 +1,6 @@
 /**
  * @koala/ec2-query — EC2 Query protocol: parameter parsing, errors, XML, filters, pagination,
- * DryRun and resource ids. Pure code: no Nest, no database.
+ * DryRun and resource ids; and the STS/IAM Query dialect some EC2 clients ask first. Pure code: no Nest, no database.
  *
  * Typical handler:
  * ```ts
@@ -68,6 +68,7 @@ export {
 } from './filters.js';
 export { paginate, capMaxResults, keysetStart, keysetToken, INVALID_TOKEN_CODE, type PaginateOptions, type Page, type KeysetStart } from './pagination.js';
 export { QUERY_LIMITS } from './limits.js';
+export { renderQueryResponse, renderQueryError, STS_API, IAM_API, type QueryApi } from './query-dialect.js';
 export { checkDryRun } from './dry-run.js';
 export { newId, isValidId, idPrefixOf, ID_PREFIXES, type IdKind, type IdPrefix, type RandomSource } from './ids.js';
 export { readRequestParams, parsePairs, isFormContentType, type ParamSource, type RequestParams } from './request-params.js';

@@ -6,7 +6,7 @@ import { TaggableResources, entityOwners, type Caller } from '../tags/taggable-r
 import { QuotaService } from '../quotas/quota.service.js';
 import { TagsService } from '../tags/tags.service.js';
 import { AddressEntity } from './address.entity.js';
-import { firstFree, ipToInt, poolRange, type PoolRange } from './address-pool.js';
+import { firstFree, ipToInt, poolRange, type PoolRange } from '../network/address-pool.js';
 import { AddressesRepository, type AddressRow, type ListedAddress } from './addresses.repository.js';
 
 export const ADDRESS_RESOURCE_TYPE = 'elastic-ip';

@@ -1,6 +1,6 @@
 import { Injectable, type OnModuleInit } from '@nestjs/common';
 import { DiscoveryService, MetadataScanner, Reflector } from '@nestjs/core';
-import { CompiledShapes, type XmlValue } from '@koala/ec2-query';
+import { CompiledShapes, type QueryApi, type XmlValue } from '@koala/ec2-query';
 import { EC2_ACTION_METADATA, type Ec2ActionSpec, type Ec2Context } from './ec2-action.decorator.js';
 
 export type Ec2Handler = (ctx: Ec2Context) => Promise<Record<string, XmlValue>>;
@@ -12,6 +12,8 @@ export interface RegisteredAction {
   shapes: CompiledShapes;
   /** The `ignored` shapes (accepted, not honoured). */
   ignored: readonly string[];
+  /** STS/IAM actions: the dialect their answers and errors are rendered in. */
+  dialect?: QueryApi;
   owner: string;
 }
 
@@ -41,7 +43,7 @@ export class ActionRegistry implements OnModuleInit {
         const owner = `${instance.constructor.name}.${method}`;
         const existing = this.handlers.get(action);
         if (existing) throw new Error(`EC2 action ${action} has two handlers: ${existing.owner} and ${owner}`);
-        this.handlers.set(action, { handler: (fn as Ec2Handler).bind(instance), shapes: new CompiledShapes([...spec.params, ...(spec.ignored ?? [])]), ignored: spec.ignored ?? [], owner });
+        this.handlers.set(action, { handler: (fn as Ec2Handler).bind(instance), shapes: new CompiledShapes([...spec.params, ...(spec.ignored ?? [])]), ignored: spec.ignored ?? [], ...(spec.dialect ? { dialect: spec.dialect } : {}), owner });
       }
     }
   }

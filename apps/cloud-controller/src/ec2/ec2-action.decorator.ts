@@ -1,5 +1,5 @@
 import { SetMetadata } from '@nestjs/common';
-import type { ParamShapes, Params } from '@koala/ec2-query';
+import type { ParamShapes, Params, QueryApi } from '@koala/ec2-query';
 
 /** Metadata key under which `@Ec2Action(name)` stores the action name on a handler method. */
 export const EC2_ACTION_METADATA = 'koala:ec2-action';
@@ -53,6 +53,11 @@ export interface Ec2ActionSpec {
    * harmless (README lists them); they are part of the accepted names, not read by the handler.
    */
   ignored?: ParamShapes;
+  /**
+   * An STS/IAM action answered on the EC2 endpoint: its answers and errors (also a failed
+   * authentication) are rendered in that service's Query dialect instead of EC2's.
+   */
+  dialect?: QueryApi;
 }
 
 /**
@@ -71,7 +76,7 @@ export interface Ec2ActionSpec {
  * }
  * ```
  */
-export function Ec2Action(name: string, spec: { params: ParamShapes; ignored?: ParamShapes }): MethodDecorator {
+export function Ec2Action(name: string, spec: Omit<Ec2ActionSpec, 'name'>): MethodDecorator {
   if (!/^[A-Z][A-Za-z0-9]*$/.test(name)) throw new Error(`invalid EC2 action name ${JSON.stringify(name)}`);
-  return SetMetadata(EC2_ACTION_METADATA, { name, params: spec.params, ignored: spec.ignored } satisfies Ec2ActionSpec);
+  return SetMetadata(EC2_ACTION_METADATA, { name, params: spec.params, ignored: spec.ignored, dialect: spec.dialect } satisfies Ec2ActionSpec);
 }

@@ -11,14 +11,16 @@ import {
   readActionAndVersion,
   readRequestParams,
   renderError,
+  renderQueryError,
+  renderQueryResponse,
   renderResponse,
   validateParamMap,
+  type QueryApi,
 } from '@koala/ec2-query';
 import { withCorrelationId, type Logger } from '@koala/logging';
 import { CLOCK, LOGGER, type Clock } from '@koala/runtime';
 import { AuthService, type Caller } from '../auth/auth.service.js';
 import { internalErrorMessage } from '../clusters/zone-error.js';
-import { identityApiOf, renderQueryError, renderQueryResponse, type QueryApi } from '../identity/identity-protocol.js';
 import { ActionRegistry } from './action-registry.js';
 import { ec2Requests, ec2RequestSeconds } from './ec2-metrics.js';
 import { RequestRateLimiter } from './rate-limiter.js';
@@ -118,7 +120,8 @@ export class Ec2EndpointService {
       const extracted = readRequestParams(signed);
       const params = new Params(extracted.map);
       action = loggableAction(params.raw('Action') || undefined);
-      api = identityApiOf(action);
+      // Known before authentication, so a refused key is answered in the action's own dialect.
+      api = action === undefined ? undefined : this.registry.entry(action)?.dialect;
       caller = await this.auth.authenticate({ ...signed, params: extracted }, now);
       // After authentication: forged requests naming someone's key id cannot drain its bucket.
       if (!caller.account.isAdmin && !this.limiter.allow(caller.accessKeyId)) throw new Ec2Error('RequestLimitExceeded', 'Request limit exceeded.');

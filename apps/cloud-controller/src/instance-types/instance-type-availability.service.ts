@@ -2,7 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import type { Logger } from '@koala/logging';
 import { LOGGER } from '@koala/runtime';
 import { ClustersService } from '../clusters/clusters.service.js';
-import { zoneCapacity } from '../regions/zone-capacity.js';
+import { zoneCapacity } from './zone-capacity.js';
 import type { ZoneAvailability } from './instance-type-view.js';
 import { InstanceTypesService } from './instance-types.service.js';
 

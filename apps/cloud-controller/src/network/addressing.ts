@@ -2,7 +2,7 @@
  * Addressing decisions of guest networking (pure): the zone's subnet, the next free private
  * address, an instance's MAC, DNS names and the deterministic default-VPC ids.
  */
-import { intToIp, ipToInt } from '../addresses/address-pool.js';
+import { intToIp, ipToInt } from './address-pool.js';
 
 export interface Subnet {
   cidr: string;

@@ -5,7 +5,7 @@
  * KOALA_ZONE_SUBNETS, and each answering zone's subnet as its default subnet (`defaultSubnetId`).
  */
 import type { FilterSpec } from '@koala/ec2-query';
-import { intToIp } from '../addresses/address-pool.js';
+import { intToIp } from './address-pool.js';
 import { defaultSubnetId, defaultVpcId, parseSubnet, zoneSubnet, type Subnet } from './addressing.js';
 
 /** EC2's default limit (enforced at RunInstances; DescribeAccountAttributes `vpc-max-security-groups-per-interface`). */

@@ -3,7 +3,7 @@ import { KOALA_CONFIG, type KoalaConfig } from '@koala/config';
 import type { InstanceMetadataOptions, InstanceNetworkSpec, ZoneNetworkState } from '@koala/contracts';
 import { Ec2Error, isValidId, newId } from '@koala/ec2-query';
 import { CLOCK, type Clock } from '@koala/runtime';
-import { firstFree, ipToInt, poolRange, type PoolRange } from '../addresses/address-pool.js';
+import { firstFree, ipToInt, poolRange, type PoolRange } from './address-pool.js';
 import type { Caller } from '../tags/taggable-resources.js';
 import { defaultSubnetId, defaultVpcId, instanceMac, nextPrivateIp, privateDnsName, publicDnsName, zoneSubnet, type Subnet } from './addressing.js';
 import { buildZoneNetworkState, stateDigest } from './network-state.js';

@@ -2,7 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { applyFilters, checkDryRun, Ec2Error, FILTER_SHAPES, type FilterSpec, readFilters, type XmlValue } from '@koala/ec2-query';
 import { Ec2Action, type Ec2Context } from '../ec2/ec2-action.decorator.js';
 import { RegionsService, type RegionView, type ZoneView } from './regions.service.js';
-import { formatCapacity } from './zone-capacity.js';
+import { formatCapacity } from '../instance-types/zone-capacity.js';
 
 const REGION_FILTERS: FilterSpec<RegionView> = {
   'region-name': (r) => r.name,

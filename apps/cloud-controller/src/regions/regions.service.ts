@@ -6,7 +6,7 @@ import type { Logger } from '@koala/logging';
 import { LOGGER } from '@koala/runtime';
 import { ClustersService } from '../clusters/clusters.service.js';
 import { InstanceTypesService } from '../instance-types/instance-types.service.js';
-import { zoneCapacity, type TypeCapacity } from './zone-capacity.js';
+import { zoneCapacity, type TypeCapacity } from '../instance-types/zone-capacity.js';
 
 export interface RegionView {
   name: string;

@@ -1,5 +1,5 @@
 import type { NodeSummary, Resources } from '@koala/contracts';
-import type { InstanceTypeSpec } from '../instance-types/instance-types.table.js';
+import type { InstanceTypeSpec } from './instance-types.table.js';
 
 export interface TypeCapacity {
   type: InstanceTypeSpec;
