@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { ensureDatabase } from '../../apps/cloud-controller/src/persistence/ensure-database.js';
-import { createDataSource, migrateDown, migrateUp, pendingMigrations } from '../../apps/cloud-controller/src/persistence/data-source.js';
+import { createDataSource } from '../../apps/cloud-controller/src/database.js';
+import { migrateDown, migrateUp, pendingMigrations } from '../../apps/cloud-controller/src/persistence/schema.js';
 import { MIGRATIONS } from '../../apps/cloud-controller/src/persistence/migrations/index.js';
 
 const ADMIN_URL = 'postgres://postgres@127.0.0.1:5432/postgres';

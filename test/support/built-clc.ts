@@ -16,7 +16,7 @@ import { AccountsService } from '../../apps/cloud-controller/src/accounts/accoun
 import { CredentialsGenerator } from '../../apps/cloud-controller/src/accounts/credentials-generator.js';
 import { MasterKeyFile } from '../../apps/cloud-controller/src/auth/master-key.js';
 import { ensureDatabase } from '../../apps/cloud-controller/src/persistence/ensure-database.js';
-import { createDataSource } from '../../apps/cloud-controller/src/persistence/data-source.js';
+import { createDataSource } from '../../apps/cloud-controller/src/database.js';
 import { DEFAULT_NATS_URL, PG_ADMIN_URL, type TestCredentials } from './cloud.js';
 import { freePort } from './nats-server.js';
 

@@ -33,7 +33,7 @@ import { cloudModule } from '../../apps/cloud-controller/src/app.module.js';
 import { MasterKeyFile } from '../../apps/cloud-controller/src/auth/master-key.js';
 import { apiHttpsOptions } from '../../apps/cloud-controller/src/ec2/tls.js';
 import { ensureDatabase } from '../../apps/cloud-controller/src/persistence/ensure-database.js';
-import { createDataSource } from '../../apps/cloud-controller/src/persistence/data-source.js';
+import { createDataSource } from '../../apps/cloud-controller/src/database.js';
 import { clusterModule } from '../../apps/cluster-controller/src/cluster.module.js';
 import { nodeModule } from '../../apps/node-controller/src/node.module.js';
 import { freePort } from './nats-server.js';

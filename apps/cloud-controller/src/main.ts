@@ -12,7 +12,8 @@ import { runPrimary } from './cluster/primary.js';
 import { apiHttpsOptions } from './ec2/tls.js';
 import { loadInstanceTypes } from './instance-types/instance-types.service.js';
 import { ensureDatabase } from './persistence/ensure-database.js';
-import { createDataSource, migrateDown, migrateUp, pendingMigrations } from './persistence/data-source.js';
+import { createDataSource } from './database.js';
+import { migrateDown, migrateUp, pendingMigrations } from './persistence/schema.js';
 
 const command = process.argv[2] ?? 'serve';
 const config = loadConfigOrExit();

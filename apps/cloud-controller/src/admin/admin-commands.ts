@@ -8,7 +8,8 @@ import { AccountsError, AccountsService, ADMIN_ACCOUNT, type Credentials } from 
 import { CredentialsGenerator } from '../accounts/credentials-generator.js';
 import { MasterKeyFile } from '../auth/master-key.js';
 import { ensureDatabase } from '../persistence/ensure-database.js';
-import { createDataSource, migrateUp, pendingMigrations } from '../persistence/data-source.js';
+import { createDataSource } from '../database.js';
+import { migrateUp, pendingMigrations } from '../persistence/schema.js';
 import { exportLines, readEnvFile, writeEnvFile } from './admin-env.js';
 import { IMAGE_USAGE_TEXT, ImageUsageError, runImageCommand } from './image-commands.js';
 import { ImageImportError } from '../images/images.service.js';

@@ -1,20 +1,4 @@
-import { DataSource } from 'typeorm';
-import { ENTITIES } from './entities.js';
-import { MIGRATIONS } from './migrations/index.js';
-
-/** The CLC's DataSource. Schema changes only through migrations, never `synchronize`. */
-export function createDataSource(databaseUrl: string): DataSource {
-  return new DataSource({
-    type: 'postgres',
-    url: databaseUrl,
-    entities: ENTITIES,
-    migrations: MIGRATIONS,
-    migrationsTableName: 'koala_migrations',
-    synchronize: false,
-    migrationsRun: false,
-    extra: { max: 20 },
-  });
-}
+import type { DataSource } from 'typeorm';
 
 /** Brings the schema up to date; returns the names of the migrations applied. */
 export async function migrateUp(ds: DataSource): Promise<string[]> {
