@@ -7,7 +7,6 @@
 import {
   ClusterSummary,
   consoleOutput,
-  EVENTS_STREAM,
   EventSubjects,
   InstanceEvent,
   instanceAction,
@@ -17,6 +16,7 @@ import {
   QueueGroups,
   Subjects,
   type InstanceSpec,
+  EVENTS_STREAM_SPEC,
 } from '@koala/contracts';
 import { NatsBus, type EventStream } from '@koala/messaging';
 
@@ -52,7 +52,7 @@ export class FakeZone {
 
   private async serve() {
     const { zone, bus } = this;
-    this.events = bus.events({ name: EVENTS_STREAM, subjects: [EventSubjects.all], maxAgeMs: 24 * 3600_000 });
+    this.events = bus.events(EVENTS_STREAM_SPEC);
     await this.events.ensure();
     const queue = QueueGroups.cluster(zone);
     bus.answer(Subjects.clustersDescribe, () =>

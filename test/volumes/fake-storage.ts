@@ -12,7 +12,6 @@ import {
   deleteSnapshot,
   deleteVolume,
   detachVolume,
-  EVENTS_STREAM,
   EventSubjects,
   exportVolume,
   QueueGroups,
@@ -20,6 +19,7 @@ import {
   unexportVolume,
   volumeTargetIqn,
   type ExportVolumeRequest,
+  EVENTS_STREAM_SPEC,
 } from '@koala/contracts';
 import { NatsBus, type EventStream } from '@koala/messaging';
 
@@ -69,7 +69,7 @@ export class FakeStorage {
 
   private async serve() {
     const { zone, bus } = this;
-    this.events = bus.events({ name: EVENTS_STREAM, subjects: [EventSubjects.all], maxAgeMs: 24 * 3600_000 });
+    this.events = bus.events(EVENTS_STREAM_SPEC);
     await this.events.ensure();
     const sc = { queue: QueueGroups.storage(zone) };
     const cc = { queue: QueueGroups.cluster(zone) };

@@ -160,3 +160,9 @@ export const EventSubjects = {
   instance: (zone: string) => `koala.v1.events.instance.${zone}`,
   volume: (zone: string) => `koala.v1.events.volume.${zone}`,
 } as const;
+
+/**
+ * The one definition of the events stream every component declares (the first to start creates
+ * it; all must declare it alike): every event subject, kept a day.
+ */
+export const EVENTS_STREAM_SPEC = { name: EVENTS_STREAM, subjects: [EventSubjects.all], maxAgeMs: 24 * 3600_000 } as const;

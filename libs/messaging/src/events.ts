@@ -11,7 +11,7 @@ import { CORRELATION_HEADER, currentCorrelationId, withCorrelationId, type Logge
 
 export interface StreamSpec {
   name: string;
-  subjects: string[];
+  subjects: readonly string[];
   /** How long events are kept (ms); consumers offline longer than this lose them (heartbeats reconcile). */
   maxAgeMs: number;
 }
@@ -29,7 +29,7 @@ export class EventStream {
   /** Creates the stream, or updates its subjects/retention when they differ; safe to call from every component. */
   async ensure(): Promise<void> {
     const jsm = await jetstreamManager(this.nc);
-    const config = { name: this.spec.name, subjects: this.spec.subjects, max_age: this.spec.maxAgeMs * 1_000_000 };
+    const config = { name: this.spec.name, subjects: [...this.spec.subjects], max_age: this.spec.maxAgeMs * 1_000_000 };
     try {
       const { config: current } = await jsm.streams.info(this.spec.name);
       // Only a stream that differs is updated: on a server with permissions only the CLC may.

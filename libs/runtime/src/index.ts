@@ -2,3 +2,4 @@ export * from './tokens.js';
 export * from './runtime.module.js';
 export * from './bootstrap.js';
 export * from './periodic.js';
+export * from './keyed-lock.js';

@@ -1,5 +1,5 @@
 import { Inject, Injectable, Optional, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
-import { EVENTS_STREAM, EventSubjects, InstanceEvent } from '@koala/contracts';
+import { InstanceEvent, EVENTS_STREAM_SPEC } from '@koala/contracts';
 import { KOALA_CONFIG, type KoalaConfig } from '@koala/config';
 import type { Logger } from '@koala/logging';
 import type { EventStream, NatsBus } from '@koala/messaging';
@@ -33,7 +33,7 @@ export class InstanceEventsConsumer implements OnApplicationBootstrap, OnModuleD
 
   async start() {
     if (this.stream) return;
-    const stream = this.bus.events({ name: EVENTS_STREAM, subjects: [EventSubjects.all], maxAgeMs: 24 * 3600_000 });
+    const stream = this.bus.events(EVENTS_STREAM_SPEC);
     await stream.ensure();
     await stream.consume(this.config.eventsConsumer, INSTANCE_EVENTS_FILTER, InstanceEvent, async (ev) => {
       await this.lifecycle.applyEvent(ev);

@@ -1,5 +1,5 @@
 import { Inject, Injectable, Optional, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
-import { EVENTS_STREAM, EventSubjects, listExports, QueueGroups, StorageEvent } from '@koala/contracts';
+import { listExports, QueueGroups, StorageEvent, EVENTS_STREAM_SPEC } from '@koala/contracts';
 import { KOALA_CONFIG, type KoalaConfig } from '@koala/config';
 import type { Logger } from '@koala/logging';
 import type { EventStream, NatsBus } from '@koala/messaging';
@@ -34,7 +34,7 @@ export class StorageBusService implements OnApplicationBootstrap, OnModuleDestro
   async onApplicationBootstrap() {
     if (!runsBackground(this.role)) return; // worker 0 runs it
     this.exportsSub = this.bus.handle(listExports(), async ({ zone }) => ({ exports: await this.volumes.exports(zone) }), { queue: QueueGroups.cloud });
-    const stream = this.bus.events({ name: EVENTS_STREAM, subjects: [EventSubjects.all], maxAgeMs: 24 * 3600_000 });
+    const stream = this.bus.events(EVENTS_STREAM_SPEC);
     await stream.ensure();
     await stream.consume(this.config.volumeEventsConsumer, STORAGE_EVENTS_FILTER, StorageEvent, async (ev) => {
       if (ev.kind === 'volume') await this.volumes.applyEvent(ev);

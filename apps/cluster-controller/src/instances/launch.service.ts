@@ -1,7 +1,6 @@
 import { Inject, Injectable, type OnModuleInit } from '@nestjs/common';
 import {
   consoleOutput,
-  EVENTS_STREAM,
   EventSubjects,
   InstanceEvent,
   instanceAction,
@@ -11,6 +10,7 @@ import {
   QueueGroups,
   runInstance,
   type InstanceSpec,
+  EVENTS_STREAM_SPEC,
 } from '@koala/contracts';
 import { KOALA_CONFIG, type KoalaConfig } from '@koala/config';
 import type { Logger } from '@koala/logging';
@@ -40,7 +40,7 @@ export class LaunchService implements OnModuleInit {
   async onModuleInit() {
     const zone = this.config.zone;
     const queue = QueueGroups.cluster(zone);
-    this.events = this.bus.events({ name: EVENTS_STREAM, subjects: [EventSubjects.all], maxAgeMs: 24 * 3600_000 });
+    this.events = this.bus.events(EVENTS_STREAM_SPEC);
     await this.events.ensure();
 
     this.bus.handle(placeInstances(zone), (req) => this.place(req.reservationId, req.instances, req.minCount), { queue });

@@ -1,4 +1,4 @@
-import { EVENTS_STREAM, EventSubjects, InstanceEvent } from '@koala/contracts';
+import { EventSubjects, InstanceEvent, EVENTS_STREAM_SPEC } from '@koala/contracts';
 import type { NatsBus, EventStream } from '@koala/messaging';
 
 /** Where instance state changes go (JetStream in production, an array in unit tests). */
@@ -8,14 +8,12 @@ export interface InstanceEventSink {
 }
 export const INSTANCE_EVENTS = Symbol('INSTANCE_EVENTS');
 
-export const EVENTS_MAX_AGE_MS = 24 * 3600 * 1000;
-
 /** Durable events on the JetStream stream KOALA_EVENTS (subject koala.v1.events.instance.<zone>). */
 export class JetStreamInstanceEvents implements InstanceEventSink {
   private readonly stream: EventStream;
 
   constructor(bus: NatsBus) {
-    this.stream = bus.events({ name: EVENTS_STREAM, subjects: [EventSubjects.all], maxAgeMs: EVENTS_MAX_AGE_MS });
+    this.stream = bus.events(EVENTS_STREAM_SPEC);
   }
 
   ensure(): Promise<void> {

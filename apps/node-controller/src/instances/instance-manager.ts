@@ -1,6 +1,6 @@
 import type { DomainReport, InstanceAction, InstanceEvent, InstanceSpec, InstanceState, Resources, StateReason } from '@koala/contracts';
 import type { Logger } from '@koala/logging';
-import type { Clock } from '@koala/runtime';
+import { KeyedLock, type Clock } from '@koala/runtime';
 import type { ConfigDriveBuilder } from '../config-drive/config-drive.js';
 import type { ConsoleLog } from '../console/console-log.js';
 import type { CachedImage, ImageCache } from '../images/image-cache.js';
@@ -74,7 +74,7 @@ export function instanceStateOf(s: DomainRunState): InstanceState {
  */
 export class InstanceManager {
   private readonly instances = new Map<string, Tracked>();
-  private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly locks = new KeyedLock();
   private readonly emitChains = new Map<string, Promise<void>>();
   private syncing: Promise<void> = Promise.resolve();
   private readonly background = new Set<Promise<unknown>>();
@@ -481,15 +481,9 @@ export class InstanceManager {
   }
 
   private locked<T>(id: string, fn: () => Promise<T>): Promise<T> {
-    const prev = this.locks.get(id) ?? Promise.resolve();
-    const run = prev.then(fn, fn);
-    const tail = run.catch(() => undefined);
-    this.locks.set(id, tail);
-    void tail.then(() => {
-      if (this.locks.get(id) === tail) this.locks.delete(id);
-    });
-    return run;
+    return this.locks.run(id, fn);
   }
+
 
   private inBackground(p: Promise<unknown>) {
     const q = p.catch((err) => this.o.logger?.error({ err }, 'instance work failed'));

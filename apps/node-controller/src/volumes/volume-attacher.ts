@@ -20,6 +20,7 @@ import {
   type Secret,
 } from '@koala/libvirt';
 import type { Logger } from '@koala/logging';
+import { KeyedLock } from '@koala/runtime';
 
 /** The part of the libvirt client the attacher uses (a fake implements it in unit tests). */
 export type VolumeLibvirt = Pick<
@@ -128,22 +129,6 @@ export function parsePortal(portal: string): { host: string; port: number } {
 
 const sleepMs = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-/** One operation at a time per instance (two attaches must not pick the same vdX). */
-class KeyedLock {
-  private readonly tails = new Map<string, Promise<unknown>>();
-  async run<T>(key: string, fn: () => Promise<T>): Promise<T> {
-    const prev = this.tails.get(key) ?? Promise.resolve();
-    const mine = prev.catch(() => undefined).then(fn);
-    const tail = mine.catch(() => undefined);
-    this.tails.set(key, tail);
-    try {
-      return await mine;
-    } finally {
-      if (this.tails.get(key) === tail) this.tails.delete(key);
-    }
-  }
-}
-
 /**
  * Hot-plugs EBS-style volumes into running domains as iSCSI network disks (QEMU's own
  * initiator). The CHAP secret goes into a private, persistent libvirt secret
@@ -152,6 +137,7 @@ class KeyedLock {
  * a reboot or a domain restart (CONFIG only into a stopped instance's inactive domain), and carry the volume id as serial so they can be found again.
  */
 export class VolumeAttacher {
+  /** One operation at a time per instance (two attaches must not pick the same vdX). */
   private readonly lock = new KeyedLock();
   private readonly detachTimeoutMs: number;
   private readonly detachPollMs: number;

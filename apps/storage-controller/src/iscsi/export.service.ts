@@ -1,6 +1,6 @@
 import { volumeTargetIqn, type ExportedTarget } from '@koala/contracts';
 import type { Logger } from '@koala/logging';
-import { KeyedLock } from '../volumes/keyed-lock.js';
+import { KeyedLock } from '@koala/runtime';
 import { StorageError } from '../volumes/volume-backend.js';
 import type { OpenExport } from './sealed-exports.js';
 import type { TgtAdmin, TgtTarget } from './tgt-admin.js';

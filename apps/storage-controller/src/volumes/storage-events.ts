@@ -1,4 +1,4 @@
-import { EVENTS_STREAM, EventSubjects, StorageEvent } from '@koala/contracts';
+import { EventSubjects, StorageEvent, EVENTS_STREAM_SPEC } from '@koala/contracts';
 import type { Logger } from '@koala/logging';
 import type { EventStream, NatsBus } from '@koala/messaging';
 import { metrics } from '@koala/metrics';
@@ -24,7 +24,7 @@ export class JetStreamStorageEvents implements StorageEventSink {
     private readonly clock: Clock,
     private readonly logger: Logger,
   ) {
-    this.stream = bus.events({ name: EVENTS_STREAM, subjects: [EventSubjects.all], maxAgeMs: 24 * 3600_000 });
+    this.stream = bus.events(EVENTS_STREAM_SPEC);
   }
 
   ensure() {

@@ -1,7 +1,7 @@
 import type { Logger } from '@koala/logging';
 import type { CopySnapshotRequest, CreateSnapshotRequest, CreateVolumeRequest } from '@koala/contracts';
 import type { z } from 'zod';
-import { KeyedLock } from './keyed-lock.js';
+import { KeyedLock } from '@koala/runtime';
 import { copyVolume, CopyAbortedError } from './volume-copier.js';
 import { pendingKey, type PendingJournal, type PendingWork } from './pending-journal.js';
 import type { StorageEventSink } from './storage-events.js';

@@ -1,4 +1,4 @@
-/** One operation at a time per key (a volume or snapshot id); different keys run in parallel. */
+/** One operation at a time per key (a volume, snapshot or instance id); different keys run in parallel. A failed operation releases its key like a finished one. */
 export class KeyedLock {
   private readonly tails = new Map<string, Promise<void>>();
 
