@@ -349,12 +349,13 @@ describe('EC2 endpoint fuzzing', () => {
     const p50 = sorted[Math.floor(sorted.length / 2)]!;
     const p99 = sorted[Math.floor(sorted.length * 0.99)]!;
     const maxLoopMs = loop.max / 1e6;
-    // Bounds for a shared, loaded 2-core machine (the client runs in this process too): they
-    // catch gross blocking (seconds: a quadratic parse, synchronous crypto in a loop); the
-    // key-material spec measures RSA generation precisely.
-    expect(p50).toBeLessThan(100);
-    expect(p99).toBeLessThan(1000);
-    expect(maxLoopMs).toBeLessThan(500);
+    // Bounds for a shared, loaded 2-core machine (the client runs in this process too; a CI run
+    // saw a 0.94 s stall at load average 14 with nothing wrong): they catch gross blocking
+    // (seconds: a quadratic parse, synchronous crypto in a loop); the key-material spec measures
+    // RSA generation precisely and the hostile-filters test a tenant's effect on another.
+    expect(p50).toBeLessThan(250);
+    expect(p99).toBeLessThan(3000);
+    expect(maxLoopMs).toBeLessThan(3000);
     const byCode: Record<string, number> = {};
     for (const o of outcomes) byCode[o.code ?? String(o.status)] = (byCode[o.code ?? String(o.status)] ?? 0) + 1;
     if (process.env.FUZZ_DEBUG) process.stdout.write(`${JSON.stringify(byCode)}\n`);
