@@ -51,7 +51,7 @@ describe('hostile filters', () => {
     const none = await timed(() => sigv4(cloud.endpoint, mallory, describeKeys(HOSTILE)));
     expect(none.value.status).toBe(200);
     expect(keyNames(none.value)).toEqual([]);
-    expect(none.ms).toBeLessThan(1000); // the old matcher: 21 s here (three keys, loaded machine)
+    expect(none.ms).toBeLessThan(3000); // the old matcher: 21 s here (three keys, loaded machine)
     const all = await sigv4(cloud.endpoint, mallory, describeKeys('*a*a*a*a*a*a'));
     expect(keyNames(all).sort()).toEqual(['k0', 'k1', 'k2']);
   });
