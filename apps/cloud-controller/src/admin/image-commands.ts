@@ -25,6 +25,7 @@ import { HttpImageFetcher } from '../images/image-fetcher.js';
 import { detectImageFormat, FORMAT_PROBE_BYTES } from '../images/image-format.js';
 import { InstancesImageUsage } from '../instances/instance-usage.js';
 import type { Architecture, ImageEntity, ImageType } from '../images/image.entity.js';
+import { ImagesRepository } from '../images/images.repository.js';
 import { ARCHITECTURES, ImageImportError, ImagesService } from '../images/images.service.js';
 import { TaggableResources } from '../tags/taggable-resources.js';
 import { TagsService } from '../tags/tags.service.js';
@@ -108,7 +109,7 @@ export function parseImportArgs(args: string[]): ImportArgs {
 export function adminImagesService(config: KoalaConfig, ds: DataSource, masterKey: string): ImagesService {
   const registry = new TaggableResources();
   return new ImagesService(
-    ds,
+    new ImagesRepository(ds),
     new FsBlobStore(koalaPaths(config.home).imageStore),
     new HttpImageFetcher({ allow: config.imageFetchAllow }),
     new BlobUrlSigner(masterKey),

@@ -1,4 +1,4 @@
-import type { EntityManager } from 'typeorm';
+import type { Tx } from './images.repository.js';
 
 /**
  * Port: which images non-terminated instances use. DeregisterImage keeps the blobs of such
@@ -8,6 +8,6 @@ import type { EntityManager } from 'typeorm';
  */
 export interface ImageUsage {
   /** The subset of `imageIds` that some non-terminated instance was launched from. */
-  imagesInUse(imageIds: readonly string[], em: EntityManager): Promise<Set<string>>;
+  imagesInUse(imageIds: readonly string[], tx: Tx): Promise<Set<string>>;
 }
 export const IMAGE_USAGE = Symbol('IMAGE_USAGE');

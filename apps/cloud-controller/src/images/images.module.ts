@@ -1,4 +1,5 @@
 import { Module } from '@nestjs/common';
+import { DataSource } from 'typeorm';
 import { KOALA_CONFIG, koalaPaths, type KoalaConfig } from '@koala/config';
 import { MASTER_KEY } from '../auth/master-key.js';
 import { TagsModule } from '../tags/tags.module.js';
@@ -11,6 +12,7 @@ import { BlobCollector } from './blob-collector.js';
 import { IMAGE_USAGE } from './image-usage.port.js';
 import { ImageBlobsController } from './image-blobs.controller.js';
 import { ImagesHandlers } from './images.handlers.js';
+import { IMAGES_STORE, ImagesRepository } from './images.repository.js';
 import { BLOB_URL_SIGNER, ImagesService } from './images.service.js';
 
 /**
@@ -21,6 +23,7 @@ import { BLOB_URL_SIGNER, ImagesService } from './images.service.js';
   imports: [TagsModule],
   controllers: [ImageBlobsController],
   providers: [
+    { provide: IMAGES_STORE, useFactory: (ds: DataSource) => new ImagesRepository(ds), inject: [DataSource] },
     ImagesService,
     ImagesHandlers,
     { provide: IMAGE_LAUNCH, useExisting: ImagesService },

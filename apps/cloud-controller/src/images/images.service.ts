@@ -7,19 +7,19 @@ import type { Logger } from '@koala/logging';
 import type { Readable } from 'node:stream';
 import { decryptSecret, encryptSecret } from '@koala/aws-auth';
 import { MASTER_KEY } from '../auth/master-key.js';
-import { DataSource, In, IsNull, QueryFailedError, type EntityManager } from 'typeorm';
-import { AccountEntity } from '../accounts/account.entity.js';
-import { TaggableResources, entityOwners, type Caller } from '../tags/taggable-resources.js';
+import { accessOf, allows, type Access, type Caller } from '../persistence/access-scope.js';
+import { TaggableResources } from '../tags/taggable-resources.js';
 import { QuotaService } from '../quotas/quota.service.js';
 import type { QuotaRequest } from '../quotas/quota-rules.js';
 import { TagsService } from '../tags/tags.service.js';
 import { BLOB_STORE, BlobTooLargeError, type BlobStore, type PutResult } from './blob-store.js';
 import { BlobUrlSigner } from './blob-url-signer.js';
 import { displayLocation, FetchError, IMAGE_FETCHER, isFetchableUrl, LOCATION_NOT_FETCHED, type ImageFetcher } from './image-fetcher.js';
-import { detectImageFormat, FORMAT_PROBE_BYTES } from './image-format.js';
+import { detectImageFormat, FORMAT_PROBE_BYTES, type ImageFormatInfo } from './image-format.js';
 import type { ImageLaunchPort } from './image-launch.port.js';
 import { IMAGE_USAGE, type ImageUsage } from './image-usage.port.js';
-import { ImageEntity, ImageLaunchPermissionEntity, type Architecture, type ImageType, type VirtualizationType } from './image.entity.js';
+import type { Architecture, ImageType, VirtualizationType } from './image.entity.js';
+import { IMAGES_STORE, type ImageRow, type ImagesStore, type ImageUpdate, type Tx } from './images.repository.js';
 import { CLC_ROLE, runsBackground, type ClcRole } from '../cluster/clc-role.js';
 
 export const IMAGE_RESOURCE_TYPE = 'image';
@@ -35,8 +35,13 @@ const IMAGE_PREFIXES = ['emi', 'eki', 'eri', 'ami', 'aki', 'ari'];
 
 export type ImagesConfig = Pick<KoalaConfig, 'publicEndpoint' | 'imageMaxBytes' | 'imageFetchTimeoutMs' | 'imageUrlTtlSeconds'>;
 
+/** What the service needs of the tags module (TagsService; a fake in specs). */
+export type ImageTags = Pick<TagsService, 'checkTagSpecifications' | 'applyTagSpecifications' | 'tagsOf' | 'deleteAllFor'>;
+/** What the service needs of quotas (QuotaService; absent for the operator's import). */
+export type ImageQuotas = Pick<QuotaService, 'enforce'>;
+
 export interface ImageView {
-  image: ImageEntity;
+  image: ImageRow;
   tags: Tag[];
   /** `amazon` for the admin's public images (see DescribeImages Owner=amazon). */
   ownerAlias?: string;
@@ -145,19 +150,30 @@ function duplicateName(name: string, id: string): Ec2Error {
 function notAuthorized(id: string): Ec2Error {
   return new Ec2Error('AuthFailure', `Not authorized for image:${id}`);
 }
-function isUniqueViolation(e: unknown): boolean {
-  return e instanceof QueryFailedError && (e as unknown as { code?: string }).code === '23505';
-}
-async function lockDigest(em: EntityManager, sha256: string): Promise<void> {
-  await em.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`koala-image-blob:${sha256}`]);
-}
+
+/** The columns a new image row gets unless given. */
+const NEW_IMAGE_DEFAULTS = {
+  stateReasonCode: null,
+  stateReasonMessage: null,
+  rootDeviceType: 'instance-store',
+  kernelArgs: null,
+  blobSha256: null,
+  sizeBytes: null,
+  format: null,
+  isPublic: false,
+  fetchLocation: null,
+  deregisteredAt: null,
+} as const satisfies Partial<ImageRow>;
+type NewImage = Omit<ImageRow, keyof typeof NEW_IMAGE_DEFAULTS> & Partial<ImageRow>;
 
 /**
  * Images: RegisterImage (asynchronous fetch into the blob store), DescribeImages, DeregisterImage,
  * image attributes and launch permissions, operator import, and the launch spec for instances.
  *
- * Visibility: the owner, everyone for a public image, accounts with a launch permission; the
- * admin sees every image. Deregistered images are invisible (their rows stay for instances).
+ * Visibility is the one access rule (persistence/access-scope.ts, IMAGE_SHARING): the owner
+ * (and the admin) may see and change an image; everyone sees a public one and accounts with a
+ * launch permission see (and launch) it, without changing it (AuthFailure); nobody else sees it
+ * (InvalidAMIID.NotFound). Deregistered images are invisible (their rows stay for instances).
  */
 @Injectable()
 export class ImagesService implements ImageLaunchPort, OnApplicationBootstrap, OnModuleDestroy {
@@ -165,11 +181,11 @@ export class ImagesService implements ImageLaunchPort, OnApplicationBootstrap, O
   private closing = false;
 
   constructor(
-    @Inject(DataSource) private readonly ds: DataSource,
+    @Inject(IMAGES_STORE) private readonly repo: ImagesStore,
     @Inject(BLOB_STORE) private readonly blobs: BlobStore,
     @Inject(IMAGE_FETCHER) private readonly fetcher: ImageFetcher,
     @Inject(BLOB_URL_SIGNER) private readonly signer: BlobUrlSigner,
-    @Inject(TagsService) private readonly tags: TagsService,
+    @Inject(TagsService) private readonly tags: ImageTags,
     @Inject(IMAGE_USAGE) private readonly usage: ImageUsage,
     @Inject(CLOCK) private readonly clock: Clock,
     @Inject(KOALA_CONFIG) private readonly config: ImagesConfig,
@@ -177,7 +193,7 @@ export class ImagesService implements ImageLaunchPort, OnApplicationBootstrap, O
     @Inject(MASTER_KEY) private readonly masterKey: string,
     @Optional() @Inject(LOGGER) private readonly log?: Logger,
     // Absent only for the operator's `koala image import` (not subject to quotas).
-    @Optional() @Inject(QuotaService) private readonly quotas?: QuotaService,
+    @Optional() @Inject(QuotaService) private readonly quotas?: ImageQuotas,
     @Optional() @Inject(CLC_ROLE) private readonly role?: ClcRole,
   ) {
     for (const prefix of ['emi', 'eki', 'eri']) {
@@ -185,7 +201,7 @@ export class ImagesService implements ImageLaunchPort, OnApplicationBootstrap, O
         prefix,
         resourceType: IMAGE_RESOURCE_TYPE,
         notFoundCode: 'InvalidAMIID.NotFound',
-        owners: entityOwners(ImageEntity, { where: { deregisteredAt: IsNull() } }),
+        owners: (tx, ids) => this.repo.owners(tx, ids),
       });
     }
   }
@@ -193,8 +209,7 @@ export class ImagesService implements ImageLaunchPort, OnApplicationBootstrap, O
   /** Resumes fetches that a stopped CLC left `pending`. */
   async onApplicationBootstrap(): Promise<void> {
     if (!runsBackground(this.role)) return; // worker 0 resumes them
-    const pending = await this.ds.getRepository(ImageEntity).find({ where: { state: 'pending', deregisteredAt: IsNull() } });
-    for (const img of pending) {
+    for (const img of await this.repo.pendingFetches()) {
       const url = img.fetchLocation ? decryptSecret(img.fetchLocation, this.masterKey) : img.imageLocation;
       if (isFetchableUrl(url)) this.startFetch(img.id, url, img.imageType);
     }
@@ -215,26 +230,9 @@ export class ImagesService implements ImageLaunchPort, OnApplicationBootstrap, O
   // ---- RegisterImage --------------------------------------------------------------------
 
   /** Validates, writes a `pending` image and starts fetching its ImageLocation; returns at once. */
-  async register(caller: Caller, now: Date, input: RegisterImageInput): Promise<ImageEntity> {
-    validateImageName(input.name);
-    validateDescription(input.description);
-    if (!isFetchableUrl(input.imageLocation)) {
-      throw Ec2Error.invalidParameterValue('ImageLocation', undefined, 'Only http and https image locations are supported.');
-    }
+  async register(caller: Caller, now: Date, input: RegisterImageInput): Promise<ImageRow> {
+    const { imageType, virtualizationType, rootDeviceName } = registerShape(input);
     const shown = displayLocation(input.imageLocation);
-    const imageType = input.imageType ?? 'machine';
-    if (imageType !== 'machine' && (input.kernelId || input.ramdiskId)) {
-      throw Ec2Error.invalidParameterCombination('KernelId and RamdiskId apply to machine images only.');
-    }
-    const virtualizationType = input.virtualizationType ?? (input.kernelId ? 'paravirtual' : 'hvm');
-    if (virtualizationType === 'paravirtual' && imageType === 'machine' && !input.kernelId) {
-      throw Ec2Error.missingParameter('KernelId');
-    }
-    if (virtualizationType === 'hvm' && (input.kernelId || input.ramdiskId)) {
-      throw Ec2Error.invalidParameterCombination('KernelId and RamdiskId require VirtualizationType paravirtual.');
-    }
-    const rootDeviceName = input.rootDeviceName ?? DEFAULT_ROOT_DEVICE_NAME;
-    validateRootDeviceName(rootDeviceName);
     this.tags.checkTagSpecifications(IMAGE_RESOURCE_TYPE, input.tagSpecifications);
     await this.checkBootImages(caller, input.kernelId, input.ramdiskId);
     const image = await this.insert(caller, {
@@ -272,23 +270,18 @@ export class ImagesService implements ImageLaunchPort, OnApplicationBootstrap, O
     }
   }
 
-  private async insert(caller: Caller, row: Partial<ImageEntity>, specs: readonly TagSpecification[], em?: EntityManager, quota?: QuotaRequest): Promise<ImageEntity> {
-    const work = async (em: EntityManager) => {
-      if (quota) await this.quotas?.enforce(em, caller, quota);
-      const repo = em.getRepository(ImageEntity);
-      const existing = await repo.findOne({ where: { accountId: row.accountId!, name: row.name!, deregisteredAt: IsNull() } });
-      if (existing) throw duplicateName(row.name!, existing.id);
-      const image = repo.create({ rootDeviceType: 'instance-store', isPublic: false, deregisteredAt: null, kernelArgs: null, ...row });
-      await repo.insert(image);
-      await this.tags.applyTagSpecifications(caller, IMAGE_RESOURCE_TYPE, image.id, specs, em);
+  /** Inserts the row (name unique per account among registered images) and its tags, in `tx` or its own transaction. */
+  private async insert(caller: Caller, row: NewImage, specs: readonly TagSpecification[], tx?: Tx, quota?: QuotaRequest): Promise<ImageRow> {
+    const work = async (tx: Tx) => {
+      if (quota) await this.quotas?.enforce(tx, caller, quota);
+      const existing = await this.repo.findByName(tx, row.accountId, row.name);
+      if (existing) throw duplicateName(row.name, existing.id);
+      const image: ImageRow = { ...NEW_IMAGE_DEFAULTS, ...row };
+      if (!(await this.repo.insert(tx, image))) throw duplicateName(row.name, '(concurrent registration)');
+      await this.tags.applyTagSpecifications(caller, IMAGE_RESOURCE_TYPE, image.id, specs, tx);
       return image;
     };
-    try {
-      return em ? await work(em) : await this.ds.transaction(work);
-    } catch (e) {
-      if (isUniqueViolation(e)) throw duplicateName(row.name!, '(concurrent registration)');
-      throw e;
-    }
+    return tx ? work(tx) : this.repo.transaction(work);
   }
 
   private startFetch(id: string, url: string, imageType: ImageType): void {
@@ -324,10 +317,7 @@ export class ImagesService implements ImageLaunchPort, OnApplicationBootstrap, O
       const { code, message, detail } = failureReason(reason);
       // The tenant sees a generic reason; what happened (addresses, statuses, errors) is logged.
       this.log?.warn({ imageId: id, location: displayLocation(url), code, err: detail }, 'image fetch failed');
-      await this.ds
-        .getRepository(ImageEntity)
-        .update({ id, state: 'pending', deregisteredAt: IsNull() }, { state: 'failed', stateReasonCode: code, stateReasonMessage: message, fetchLocation: null })
-        .catch(() => undefined);
+      await this.repo.markFailed(id, { code, message }).catch(() => undefined);
     }
   }
 
@@ -355,13 +345,10 @@ export class ImagesService implements ImageLaunchPort, OnApplicationBootstrap, O
     const info = detectImageFormat(head);
     if (info.unsafe) throw new FetchError('Client.InvalidImage', `refused: ${info.unsafe}`);
     if (imageType !== 'machine' && info.format !== 'raw') throw new FetchError('Client.InvalidImage', `a ${imageType} image must be a raw file, got ${info.format}`);
-    return this.ds.transaction(async (em) => {
-      await lockDigest(em, sha256);
+    return this.repo.transaction(async (tx) => {
+      await this.repo.lockDigest(tx, sha256);
       if ((await this.blobs.size(sha256)) === undefined) throw new FetchError('Server.InternalError', 'the stored image vanished; register it again');
-      const r = await em
-        .getRepository(ImageEntity)
-        .update({ id, state: 'pending', deregisteredAt: IsNull() }, { state: 'available', blobSha256: sha256, sizeBytes: size, format: info.format, stateReasonCode: null, stateReasonMessage: null, fetchLocation: null });
-      return (r.affected ?? 0) > 0;
+      return this.repo.markAvailable(tx, id, { sha256, size, format: info.format });
     });
   }
 
@@ -379,29 +366,15 @@ export class ImagesService implements ImageLaunchPort, OnApplicationBootstrap, O
    */
   async describe(caller: Caller, q: DescribeImagesQuery): Promise<{ items: ImageView[]; nextToken?: string }> {
     for (const id of q.imageIds) checkImageId(id);
-    const rows = await this.ds.getRepository(ImageEntity).find({ where: { deregisteredAt: IsNull() }, order: { id: 'ASC' } });
-    const perms = await this.permissionsOf(rows.map((r) => r.id));
-    const adminId = rows.length ? await this.adminAccountId() : undefined;
-    const visible = rows.filter((r) => caller.isAdmin || r.accountId === caller.id || r.isPublic || perms.get(r.id)?.has(caller.id));
+    // Visibility (and the ids asked for) narrowed in SQL; Owner/ExecutableBy/filters in memory.
+    const visible = await this.repo.listVisible(caller, q.imageIds);
     for (const id of q.imageIds) if (!visible.some((r) => r.id === id)) throw Ec2Error.notFound('InvalidAMIID.NotFound', id);
-    const ownerIds = q.owners.map((o) => (o === 'self' ? caller.id : o));
-    const selected = visible.filter((r) => {
-      if (q.imageIds.length && !q.imageIds.includes(r.id)) return false;
-      if (ownerIds.length && !ownerIds.some((o) => (o === 'amazon' ? r.accountId === adminId && r.isPublic : r.accountId === o))) return false;
-      if (q.executableBy.length) {
-        const p = perms.get(r.id);
-        const ok = q.executableBy.some((x) => {
-          if (x === 'all') return r.isPublic;
-          if (x === 'self' || x === caller.id) return r.accountId === caller.id || !!p?.has(caller.id);
-          return !!p?.has(x);
-        });
-        if (!ok) return false;
-      }
-      return true;
-    });
+    const perms = await this.repo.permissionsOf(visible.map((r) => r.id));
+    const adminId = visible.length ? await this.repo.adminAccountId() : undefined;
+    const selected = visible.filter((r) => ownerMatches(caller, q.owners, r, adminId) && executableMatches(caller, q.executableBy, r, perms.get(r.id)));
     // Tags are the owner's notes: accounts the image is shared with (or public to) see none, and
     // `tag:` filters match nothing of them for those accounts.
-    const tags = await this.tags.tagsOf(selected.filter((r) => caller.isAdmin || r.accountId === caller.id).map((r) => r.id));
+    const tags = await this.tags.tagsOf(selected.filter((r) => allows(accessOf(caller, r), 'change')).map((r) => r.id));
     const items: Item[] = selected.map((image) => ({
       image,
       tags: tags.get(image.id) ?? [],
@@ -413,47 +386,35 @@ export class ImagesService implements ImageLaunchPort, OnApplicationBootstrap, O
     return { items: page.map(({ image, tags, ownerAlias }) => ({ image, tags, ownerAlias })), nextToken };
   }
 
-  private async permissionsOf(imageIds: readonly string[], em: EntityManager = this.ds.manager): Promise<Map<string, Set<string>>> {
-    const out = new Map<string, Set<string>>();
-    if (!imageIds.length) return out;
-    const rows = await em.getRepository(ImageLaunchPermissionEntity).find({ where: { imageId: In([...imageIds]) } });
-    for (const r of rows) {
-      if (!out.has(r.imageId)) out.set(r.imageId, new Set());
-      out.get(r.imageId)!.add(r.accountId);
-    }
-    return out;
-  }
-
-  private async adminAccountId(): Promise<string | undefined> {
-    const a = await this.ds.getRepository(AccountEntity).findOne({ where: { isAdmin: true }, order: { createdAt: 'ASC' } });
-    return a?.id;
-  }
-
-  /** An image the caller may see (and launch): NotFound otherwise, as if it did not exist. */
-  private async findVisible(caller: Caller, id: string, em: EntityManager = this.ds.manager): Promise<ImageEntity> {
+  /** A registered image and what the caller has of it; NotFound (as if it did not exist) when it may not see it. */
+  private async accessTo(caller: Caller, id: string, tx: Tx = this.repo.pool): Promise<{ image: ImageRow; access: Access }> {
     checkImageId(id);
-    const img = await em.getRepository(ImageEntity).findOne({ where: { id, deregisteredAt: IsNull() } });
-    if (!img) throw Ec2Error.notFound('InvalidAMIID.NotFound', id);
-    if (caller.isAdmin || img.accountId === caller.id || img.isPublic) return img;
-    if (await em.getRepository(ImageLaunchPermissionEntity).exists({ where: { imageId: id, accountId: caller.id } })) return img;
-    throw Ec2Error.notFound('InvalidAMIID.NotFound', id);
+    const found = await this.repo.findRegistered(tx, id, caller.id);
+    const access = found ? accessOf(caller, found) : 'none';
+    if (!found || !allows(access, 'see')) throw Ec2Error.notFound('InvalidAMIID.NotFound', id);
+    const { grantedToCaller: _, ...image } = found;
+    return { image, access };
   }
 
-  /** An image the caller owns (the admin: any); visible but foreign → AuthFailure. */
-  private async findOwned(caller: Caller, id: string, em: EntityManager = this.ds.manager): Promise<ImageEntity> {
-    const img = await this.findVisible(caller, id, em);
-    if (!caller.isAdmin && img.accountId !== caller.id) throw notAuthorized(id);
-    return img;
+  /** An image the caller may see (and launch): NotFound otherwise. */
+  private async findVisible(caller: Caller, id: string, tx?: Tx): Promise<ImageRow> {
+    return (await this.accessTo(caller, id, tx)).image;
+  }
+
+  /** An image the caller may change (its own; the admin: any); visible but shared → AuthFailure. */
+  private async findOwned(caller: Caller, id: string, tx: Tx): Promise<ImageRow> {
+    const { image, access } = await this.accessTo(caller, id, tx);
+    if (!allows(access, 'change')) throw notAuthorized(id);
+    return image;
   }
 
   // ---- DeregisterImage ------------------------------------------------------------------
 
   async deregister(caller: Caller, id: string): Promise<void> {
-    const img = await this.ds.transaction(async (em) => {
-      const img = await this.findOwned(caller, id, em);
-      await em.getRepository(ImageEntity).update({ id }, { deregisteredAt: this.clock.now() });
-      await em.getRepository(ImageLaunchPermissionEntity).delete({ imageId: id });
-      await this.tags.deleteAllFor(id, em);
+    const img = await this.repo.transaction(async (tx) => {
+      const img = await this.findOwned(caller, id, tx);
+      await this.repo.deregister(tx, id, this.clock.now());
+      await this.tags.deleteAllFor(id, tx);
       return img;
     });
     const job = this.jobs.get(id);
@@ -472,31 +433,31 @@ export class ImagesService implements ImageLaunchPort, OnApplicationBootstrap, O
   async collectUnreferencedBlobs(digests?: readonly string[]): Promise<string[]> {
     const candidates = digests ? [...new Set(digests)] : await this.blobs.list();
     const deleted: string[] = [];
-    for (const sha256 of candidates) {
-      const gone = await this.ds.transaction(async (em) => {
-        await lockDigest(em, sha256);
-        const repo = em.getRepository(ImageEntity);
-        const users = await repo.find({ where: { blobSha256: sha256 } });
-        if (users.some((u) => u.deregisteredAt === null)) return false;
-        if (users.length) {
-          const ids = users.map((u) => u.id);
-          const referencing = await repo.find({ where: [{ kernelId: In(ids) }, { ramdiskId: In(ids) }], select: { id: true } });
-          const inUse = await this.usage.imagesInUse([...ids, ...referencing.map((r) => r.id)], em);
-          if (inUse.size) return false;
-        }
-        return this.blobs.delete(sha256);
-      });
-      if (gone) deleted.push(sha256);
-    }
+    for (const sha256 of candidates) if (await this.collectBlob(sha256)) deleted.push(sha256);
     return deleted;
+  }
+
+  /** Deletes one blob unless a registered image or a running instance needs it (under the digest's lock). */
+  private async collectBlob(sha256: string): Promise<boolean> {
+    return this.repo.transaction(async (tx) => {
+      await this.repo.lockDigest(tx, sha256);
+      const users = await this.repo.imagesOfBlob(tx, sha256);
+      if (users.some((u) => u.deregisteredAt === null)) return false;
+      if (users.length) {
+        const ids = users.map((u) => u.id);
+        const inUse = await this.usage.imagesInUse([...ids, ...(await this.repo.referencing(tx, ids))], tx);
+        if (inUse.size) return false;
+      }
+      return this.blobs.delete(sha256);
+    });
   }
 
   // ---- attributes -----------------------------------------------------------------------
 
-  async describeAttribute(caller: Caller, id: string): Promise<{ image: ImageEntity; isOwner: boolean; permissions: string[] }> {
-    const image = await this.findVisible(caller, id);
-    const isOwner = caller.isAdmin || image.accountId === caller.id;
-    const permissions = isOwner ? [...((await this.permissionsOf([id])).get(id) ?? [])].sort() : [];
+  async describeAttribute(caller: Caller, id: string): Promise<{ image: ImageRow; isOwner: boolean; permissions: string[] }> {
+    const { image, access } = await this.accessTo(caller, id);
+    const isOwner = allows(access, 'change');
+    const permissions = isOwner ? [...((await this.repo.permissionsOf([id])).get(id) ?? [])].sort() : [];
     return { image, isOwner, permissions };
   }
 
@@ -510,27 +471,24 @@ export class ImagesService implements ImageLaunchPort, OnApplicationBootstrap, O
       if (!/^\d{12}$/.test(u)) throw new Ec2Error('InvalidAMIAttributeItemValue', `Invalid attribute item value "${u}" for userId item type.`);
     }
     validateDescription(change.description);
-    await this.ds.transaction(async (em) => {
-      const img = await this.findOwned(caller, id, em);
-      const perms = em.getRepository(ImageLaunchPermissionEntity);
-      if (change.add.accounts.length) {
-        await em.createQueryBuilder().insert().into(ImageLaunchPermissionEntity).values(change.add.accounts.map((accountId) => ({ imageId: id, accountId }))).orIgnore().execute();
-      }
-      if (change.remove.accounts.length) await perms.delete({ imageId: id, accountId: In(change.remove.accounts) });
-      const update: Partial<ImageEntity> = {};
+    await this.repo.transaction(async (tx) => {
+      const img = await this.findOwned(caller, id, tx);
+      await this.repo.grant(tx, id, change.add.accounts);
+      await this.repo.revoke(tx, id, change.remove.accounts);
+      const update: ImageUpdate = {};
       if (change.add.all) update.isPublic = true;
       if (change.remove.all) update.isPublic = false;
       if (change.description !== undefined) update.description = change.description;
-      if (Object.keys(update).length) await em.getRepository(ImageEntity).update({ id: img.id }, update);
+      if (Object.keys(update).length) await this.repo.update(tx, img.id, update);
     });
   }
 
   /** ResetImageAttribute launchPermission: private, no shares. */
   async resetLaunchPermission(caller: Caller, id: string): Promise<void> {
-    await this.ds.transaction(async (em) => {
-      await this.findOwned(caller, id, em);
-      await em.getRepository(ImageLaunchPermissionEntity).delete({ imageId: id });
-      await em.getRepository(ImageEntity).update({ id }, { isPublic: false });
+    await this.repo.transaction(async (tx) => {
+      await this.findOwned(caller, id, tx);
+      await this.repo.revoke(tx, id);
+      await this.repo.update(tx, id, { isPublic: false });
     });
   }
 
@@ -544,9 +502,10 @@ export class ImagesService implements ImageLaunchPort, OnApplicationBootstrap, O
     let spec: ImageSpec;
     if (img.virtualizationType === 'hvm') spec = { virtualizationType: 'hvm', root };
     else {
+      // The kernel and ramdisk named at registration, as long as they stay registered.
       const boot = async (bootId: string | null, kind: ImageType) => {
         if (!bootId) return undefined;
-        const b = await this.ds.getRepository(ImageEntity).findOne({ where: { id: bootId, deregisteredAt: IsNull() } });
+        const b = await this.repo.findRegistered(this.repo.pool, bootId, who.id);
         if (!b || b.imageType !== kind) throw Ec2Error.invalidParameterValue('ImageId', imageId, `The ${kind} image ${bootId} of this image is no longer registered.`);
         return this.blobOf(b);
       };
@@ -557,7 +516,7 @@ export class ImagesService implements ImageLaunchPort, OnApplicationBootstrap, O
     return { spec: ImageSpec.parse(spec), architecture: img.architecture, rootDeviceName: img.rootDeviceName };
   }
 
-  private blobOf(img: ImageEntity): ImageBlob {
+  private blobOf(img: ImageRow): ImageBlob {
     if (img.state !== 'available' || !img.blobSha256) {
       throw Ec2Error.invalidParameterValue('ImageId', img.id, `The image is not available (state: ${img.state}).`);
     }
@@ -578,12 +537,33 @@ export class ImagesService implements ImageLaunchPort, OnApplicationBootstrap, O
    * with the same bytes (and kernel/ramdisk) answers the existing image; different bytes are an
    * ImageImportError unless `replace` (the old image is deregistered).
    */
-  async importImage(owner: Caller, input: ImportImageInput): Promise<{ image: ImageEntity; existed: boolean }> {
+  async importImage(owner: Caller, input: ImportImageInput): Promise<{ image: ImageRow; existed: boolean }> {
     validateImageName(input.name);
     validateDescription(input.description);
     const rootDeviceName = input.rootDeviceName ?? DEFAULT_ROOT_DEVICE_NAME;
     validateRootDeviceName(rootDeviceName);
     if (input.virtualizationType === 'paravirtual' && input.imageType === 'machine' && !input.kernelId) throw new ImageImportError('a paravirtual image needs a kernel');
+    const { put, info } = await this.storeImport(input);
+    let replaced: ImageRow | undefined;
+    const result = await this.repo.transaction(async (tx) => {
+      await this.repo.lockDigest(tx, put.sha256);
+      await this.repo.lockName(tx, owner.id, input.name);
+      if ((await this.blobs.size(put.sha256)) === undefined) throw new ImageImportError('the stored image vanished (deleted concurrently): import again');
+      const existing = await this.repo.findByName(tx, owner.id, input.name);
+      if (existing) {
+        const kept = await this.keepOrReplace(tx, input, existing, put.sha256);
+        if (kept) return kept;
+        replaced = existing;
+      }
+      const image = await this.insert(owner, importedRow(owner, input, rootDeviceName, put, info, this.clock.now()), [], tx);
+      return { image, existed: false };
+    });
+    if (replaced?.blobSha256) await this.collectUnreferencedBlobs([replaced.blobSha256]);
+    return result;
+  }
+
+  /** Stores the import's bytes (a raw disk as a compact qcow2) and checks the stored format. */
+  private async storeImport(input: ImportImageInput): Promise<{ put: PutResult; info: ImageFormatInfo }> {
     const opts = { maxBytes: this.config.imageMaxBytes, onProgress: input.onProgress };
     let put: PutResult;
     if ('rawDiskPath' in input.source) {
@@ -598,68 +578,100 @@ export class ImagesService implements ImageLaunchPort, OnApplicationBootstrap, O
       await this.collectUnreferencedBlobs([put.sha256]);
       throw new ImageImportError(`${input.location}: ${refuse}`);
     }
-    let replaced: ImageEntity | undefined;
-    const result = await this.ds.transaction(async (em) => {
-      await lockDigest(em, put.sha256);
-      await em.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`koala-image-name:${owner.id}:${input.name}`]);
-      if ((await this.blobs.size(put.sha256)) === undefined) throw new ImageImportError('the stored image vanished (deleted concurrently): import again');
-      const repo = em.getRepository(ImageEntity);
-      const existing = await repo.findOne({ where: { accountId: owner.id, name: input.name, deregisteredAt: IsNull() } });
-      if (existing) {
-        const same =
-          existing.blobSha256 === put.sha256 &&
-          existing.imageType === input.imageType &&
-          existing.virtualizationType === input.virtualizationType &&
-          (existing.kernelId ?? undefined) === input.kernelId &&
-          (existing.ramdiskId ?? undefined) === input.ramdiskId &&
-          (existing.kernelArgs ?? undefined) === (input.kernelArgs || undefined);
-        if (same) {
-          if (input.isPublic && !existing.isPublic) await repo.update({ id: existing.id }, { isPublic: true });
-          return { image: { ...existing, isPublic: existing.isPublic || input.isPublic }, existed: true };
-        }
-        if (!input.replace) {
-          throw new ImageImportError(`an image named "${input.name}" already exists (${existing.id}) with other content: use --replace to replace it`);
-        }
-        await repo.update({ id: existing.id }, { deregisteredAt: this.clock.now() });
-        await em.getRepository(ImageLaunchPermissionEntity).delete({ imageId: existing.id });
-        await this.tags.deleteAllFor(existing.id, em);
-        replaced = existing;
-      }
-      const image = await this.insert(
-        owner,
-        {
-          id: newId(PREFIX[input.imageType]),
-          accountId: owner.id,
-          name: input.name,
-          description: input.description ?? null,
-          state: 'available',
-          imageType: input.imageType,
-          architecture: input.architecture,
-          virtualizationType: input.virtualizationType,
-          rootDeviceName,
-          kernelId: input.kernelId ?? null,
-          ramdiskId: input.ramdiskId ?? null,
-          kernelArgs: input.kernelArgs || null,
-          blobSha256: put.sha256,
-          sizeBytes: put.size,
-          format: info.format,
-          isPublic: input.isPublic,
-          imageLocation: input.location,
-          createdAt: this.clock.now(),
-        },
-        [],
-        em,
-      );
-      return { image, existed: false };
-    });
-    if (replaced?.blobSha256) await this.collectUnreferencedBlobs([replaced.blobSha256]);
-    return result;
+    return { put, info };
+  }
+
+  /**
+   * An import meets a registered image of the same name: the same content answers it (made
+   * public if asked); other content is refused unless `replace`, which deregisters it (→ undefined).
+   */
+  private async keepOrReplace(tx: Tx, input: ImportImageInput, existing: ImageRow, sha256: string): Promise<{ image: ImageRow; existed: true } | undefined> {
+    const same =
+      existing.blobSha256 === sha256 &&
+      existing.imageType === input.imageType &&
+      existing.virtualizationType === input.virtualizationType &&
+      (existing.kernelId ?? undefined) === input.kernelId &&
+      (existing.ramdiskId ?? undefined) === input.ramdiskId &&
+      (existing.kernelArgs ?? undefined) === (input.kernelArgs || undefined);
+    if (same) {
+      if (input.isPublic && !existing.isPublic) await this.repo.update(tx, existing.id, { isPublic: true });
+      return { image: { ...existing, isPublic: existing.isPublic || input.isPublic }, existed: true };
+    }
+    if (!input.replace) {
+      throw new ImageImportError(`an image named "${input.name}" already exists (${existing.id}) with other content: use --replace to replace it`);
+    }
+    await this.repo.deregister(tx, existing.id, this.clock.now());
+    await this.tags.deleteAllFor(existing.id, tx);
+    return undefined;
   }
 
   /** Registered images of every account (operator listing), newest first. */
-  async listAll(): Promise<ImageEntity[]> {
-    return this.ds.getRepository(ImageEntity).find({ where: { deregisteredAt: IsNull() }, order: { createdAt: 'DESC', id: 'ASC' } });
+  async listAll(): Promise<ImageRow[]> {
+    return this.repo.listRegistered();
   }
+}
+
+/** RegisterImage's parameters checked, with their defaults. */
+function registerShape(input: RegisterImageInput): { imageType: ImageType; virtualizationType: VirtualizationType; rootDeviceName: string } {
+  validateImageName(input.name);
+  validateDescription(input.description);
+  if (!isFetchableUrl(input.imageLocation)) {
+    throw Ec2Error.invalidParameterValue('ImageLocation', undefined, 'Only http and https image locations are supported.');
+  }
+  const imageType = input.imageType ?? 'machine';
+  if (imageType !== 'machine' && (input.kernelId || input.ramdiskId)) {
+    throw Ec2Error.invalidParameterCombination('KernelId and RamdiskId apply to machine images only.');
+  }
+  const virtualizationType = input.virtualizationType ?? (input.kernelId ? 'paravirtual' : 'hvm');
+  if (virtualizationType === 'paravirtual' && imageType === 'machine' && !input.kernelId) {
+    throw Ec2Error.missingParameter('KernelId');
+  }
+  if (virtualizationType === 'hvm' && (input.kernelId || input.ramdiskId)) {
+    throw Ec2Error.invalidParameterCombination('KernelId and RamdiskId require VirtualizationType paravirtual.');
+  }
+  const rootDeviceName = input.rootDeviceName ?? DEFAULT_ROOT_DEVICE_NAME;
+  validateRootDeviceName(rootDeviceName);
+  return { imageType, virtualizationType, rootDeviceName };
+}
+
+/** The row of an imported image (`available` at once). */
+function importedRow(owner: Caller, input: ImportImageInput, rootDeviceName: string, put: PutResult, info: ImageFormatInfo, now: Date): NewImage {
+  return {
+    id: newId(PREFIX[input.imageType]),
+    accountId: owner.id,
+    name: input.name,
+    description: input.description ?? null,
+    state: 'available',
+    imageType: input.imageType,
+    architecture: input.architecture,
+    virtualizationType: input.virtualizationType,
+    rootDeviceName,
+    kernelId: input.kernelId ?? null,
+    ramdiskId: input.ramdiskId ?? null,
+    kernelArgs: input.kernelArgs || null,
+    blobSha256: put.sha256,
+    sizeBytes: put.size,
+    format: info.format,
+    isPublic: input.isPublic,
+    imageLocation: input.location,
+    createdAt: now,
+  };
+}
+
+/** Owner.N: `self`, an account id, or `amazon` (the admin's public images); none given = any. */
+function ownerMatches(caller: Caller, owners: readonly string[], r: ImageRow, adminId: string | undefined): boolean {
+  if (!owners.length) return true;
+  return owners.some((o) => (o === 'amazon' ? r.accountId === adminId && r.isPublic : r.accountId === (o === 'self' ? caller.id : o)));
+}
+
+/** ExecutableBy.N (see `describe`); `granted`: the accounts with a launch permission on `r`. */
+function executableMatches(caller: Caller, executableBy: readonly string[], r: ImageRow, granted: ReadonlySet<string> | undefined): boolean {
+  if (!executableBy.length) return true;
+  return executableBy.some((x) => {
+    if (x === 'all') return r.isPublic;
+    if (x === 'self' || x === caller.id) return r.accountId === caller.id || !!granted?.has(caller.id);
+    return !!granted?.has(x);
+  });
 }
 
 /** Network errors while reading a response body: the location's fault, told generically. */

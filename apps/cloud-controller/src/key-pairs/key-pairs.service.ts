@@ -1,16 +1,21 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { applyFilters, Ec2Error, newId, type Filter, type FilterSpec, type Tag, type TagSpecification } from '@koala/ec2-query';
-import { DataSource, QueryFailedError, type EntityManager } from 'typeorm';
-import { TaggableResources, entityOwners, type Caller } from '../tags/taggable-resources.js';
+import { accessOf, allows, type Caller } from '../persistence/access-scope.js';
+import { TaggableResources } from '../tags/taggable-resources.js';
 import { QuotaService } from '../quotas/quota.service.js';
 import { TagsService } from '../tags/tags.service.js';
-import { KeyPairEntity } from './key-pair.entity.js';
 import { KEY_MATERIAL, type KeyMaterial, type KeyType } from './key-material.js';
+import { KEY_PAIRS_STORE, type KeyPairRow, type KeyPairsStore } from './key-pairs.repository.js';
 
 export const KEY_PAIR_RESOURCE_TYPE = 'key-pair';
 
+/** What the service needs of the tags module (TagsService; a fake in specs). */
+export type KeyPairTags = Pick<TagsService, 'checkTagSpecifications' | 'applyTagSpecifications' | 'tagsOf' | 'deleteAllFor'>;
+/** What the service needs of quotas. */
+export type KeyPairQuotas = Pick<QuotaService, 'enforce'>;
+
 export interface KeyPairView {
-  keyPair: KeyPairEntity;
+  keyPair: KeyPairRow;
   tags: Tag[];
 }
 
@@ -34,9 +39,6 @@ export function validateKeyName(name: string): void {
 function duplicate(name: string): Ec2Error {
   return Ec2Error.duplicate('InvalidKeyPair.Duplicate', `The keypair '${name}' already exists.`);
 }
-function isUniqueViolation(e: unknown): boolean {
-  return e instanceof QueryFailedError && (e as unknown as { code?: string }).code === '23505';
-}
 
 /**
  * Key pairs: create (private key returned once, never stored), import, describe, delete.
@@ -47,17 +49,17 @@ function isUniqueViolation(e: unknown): boolean {
 @Injectable()
 export class KeyPairsService {
   constructor(
-    @Inject(DataSource) private readonly ds: DataSource,
+    @Inject(KEY_PAIRS_STORE) private readonly repo: KeyPairsStore,
     @Inject(KEY_MATERIAL) private readonly keys: KeyMaterial,
-    private readonly tags: TagsService,
-    registry: TaggableResources,
-    @Inject(QuotaService) private readonly quotas: QuotaService,
+    @Inject(TagsService) private readonly tags: KeyPairTags,
+    @Inject(TaggableResources) registry: TaggableResources,
+    @Inject(QuotaService) private readonly quotas: KeyPairQuotas,
   ) {
     registry.register({
       prefix: 'key',
       resourceType: KEY_PAIR_RESOURCE_TYPE,
       notFoundCode: 'InvalidKeyPair.NotFound',
-      owners: entityOwners(KeyPairEntity),
+      owners: (tx, ids) => this.repo.owners(tx, ids),
     });
   }
 
@@ -93,8 +95,7 @@ export class KeyPairsService {
    * A requested name or id that is not visible → `InvalidKeyPair.NotFound`.
    */
   async describe(caller: Caller, q: { names: readonly string[]; ids: readonly string[]; filters: readonly Filter[] }): Promise<KeyPairView[]> {
-    const where = caller.isAdmin ? {} : { accountId: caller.id };
-    const rows = await this.ds.getRepository(KeyPairEntity).find({ where, order: { name: 'ASC', accountId: 'ASC' } });
+    const rows = await this.repo.listVisible(caller);
     for (const name of q.names) if (!rows.some((r) => r.name === name)) throw Ec2Error.notFound('InvalidKeyPair.NotFound', name);
     for (const id of q.ids) if (!rows.some((r) => r.id === id)) throw Ec2Error.notFound('InvalidKeyPair.NotFound', id);
     const selected = rows.filter((r) => (!q.names.length || q.names.includes(r.name)) && (!q.ids.length || q.ids.includes(r.id)));
@@ -108,24 +109,23 @@ export class KeyPairsService {
    * name (the caller's own; a missing name succeeds, as AWS). Returns the deleted id, if any.
    */
   async delete(caller: Caller, by: { name?: string; id?: string }): Promise<string | undefined> {
-    return this.ds.transaction(async (em) => {
-      const repo = em.getRepository(KeyPairEntity);
-      let row: KeyPairEntity | null;
+    return this.repo.transaction(async (tx) => {
+      let row: KeyPairRow | undefined;
       if (by.id !== undefined) {
-        row = await repo.findOne({ where: { id: by.id } });
-        if (!row || (row.accountId !== caller.id && !caller.isAdmin)) throw Ec2Error.notFound('InvalidKeyPair.NotFound', by.id);
+        row = await this.repo.findById(tx, by.id);
+        if (!row || !allows(accessOf(caller, row), 'change')) throw Ec2Error.notFound('InvalidKeyPair.NotFound', by.id);
       } else {
-        row = await repo.findOne({ where: { accountId: caller.id, name: by.name ?? '' } });
+        row = await this.repo.findByName(tx, caller.id, by.name ?? '');
         if (!row) return undefined;
       }
-      await repo.delete({ id: row.id });
-      await this.tags.deleteAllFor(row.id, em);
+      await this.repo.delete(tx, row.id);
+      await this.tags.deleteAllFor(row.id, tx);
       return row.id;
     });
   }
 
   private async assertNameFree(accountId: string, name: string): Promise<void> {
-    if (await this.ds.getRepository(KeyPairEntity).exists({ where: { accountId, name } })) throw duplicate(name);
+    if (await this.repo.nameTaken(accountId, name)) throw duplicate(name);
   }
 
   private async insert(
@@ -137,25 +137,12 @@ export class KeyPairsService {
     publicKey: string,
     specs: readonly TagSpecification[],
   ): Promise<KeyPairView> {
-    try {
-      return await this.ds.transaction(async (em: EntityManager) => {
-        await this.quotas.enforce(em, caller, { kind: 'key-pair' });
-        const keyPair = em.getRepository(KeyPairEntity).create({
-          id: newId('key'),
-          accountId: caller.id,
-          name,
-          keyType,
-          fingerprint,
-          publicKey,
-          createdAt: now,
-        });
-        await em.getRepository(KeyPairEntity).insert(keyPair);
-        const tags = await this.tags.applyTagSpecifications(caller, KEY_PAIR_RESOURCE_TYPE, keyPair.id, specs, em);
-        return { keyPair, tags };
-      });
-    } catch (e) {
-      if (isUniqueViolation(e)) throw duplicate(name);
-      throw e;
-    }
+    return this.repo.transaction(async (tx) => {
+      await this.quotas.enforce(tx, caller, { kind: 'key-pair' });
+      const keyPair: KeyPairRow = { id: newId('key'), accountId: caller.id, name, keyType, fingerprint, publicKey, createdAt: now };
+      if (!(await this.repo.insert(tx, keyPair))) throw duplicate(name);
+      const tags = await this.tags.applyTagSpecifications(caller, KEY_PAIR_RESOURCE_TYPE, keyPair.id, specs, tx);
+      return { keyPair, tags };
+    });
   }
 }
