@@ -206,3 +206,59 @@ maybe('network agent NAT with traffic (namespaces only)', () => {
     expect(addrs).toContain('inet 203.0.113.250/24');
   });
 });
+
+// Two clouds on one machine (two test runs side by side, or two labs): each node host is its own
+// namespace, so the same zone name, bridge and chain names never meet. Each cloud's rules,
+// sets and addresses stay in its namespace; one cloud emptying its zone leaves the other's whole.
+maybe('two clouds side by side (one namespace each)', () => {
+  const tag = randomBytes(3).toString('hex');
+  const clouds = [`koala-t-${tag}-c1`, `koala-t-${tag}-c2`];
+  const save = (ns: string, table: string) =>
+    execFileSync('ip', ['netns', 'exec', ns, 'iptables-save', '-t', table], { encoding: 'utf8' })
+      .split('\n')
+      .filter((l) => l.startsWith('-A KOALA-'));
+  /** Cloud 2 runs the same zone with other addresses (the same private ones, other public ones). */
+  const stateOf = (i: number, version: number) => {
+    const s = sampleState(version);
+    if (i === 1) s.interfaces = s.interfaces.map((x) => ({ ...x, ...(x.publicIp ? { publicIp: x.publicIp.replace('198.51.100.', '203.0.113.') } : {}) }));
+    return s;
+  };
+  const agentIn = (ns: string, i: number) =>
+    new NetworkAgent({ zone: 'koala-1a', config: nodeA, enabled: true, host: new ExecHostNetCommands({ netns: ns }), libvirt: new FakeNetworkLibvirt(), fetchState: async () => stateOf(i, 1) });
+
+  beforeAll(() => {
+    for (const ns of clouds) {
+      execFileSync('ip', ['netns', 'add', ns]);
+      execFileSync('ip', ['netns', 'exec', ns, 'ip', 'link', 'set', 'lo', 'up']);
+      execFileSync('ip', ['netns', 'exec', ns, 'ip', 'link', 'add', 'koala-br0', 'type', 'bridge']);
+      execFileSync('ip', ['netns', 'exec', ns, 'ip', 'link', 'add', 'seg0', 'type', 'veth', 'peer', 'name', 'seg0p']);
+      execFileSync('ip', ['netns', 'exec', ns, 'ip', 'link', 'add', 'pub0', 'type', 'veth', 'peer', 'name', 'pub0p']);
+    }
+  });
+  afterAll(() => {
+    for (const ns of clouds) spawnSync('ip', ['netns', 'del', ns]);
+  });
+
+  it('each cloud holds only its own rules, and one emptying its zone leaves the other as it was', async () => {
+    await Promise.all(clouds.map((ns, i) => agentIn(ns, i).apply(stateOf(i, 1))));
+    const [nat1, nat2] = clouds.map((ns) => save(ns, 'nat'));
+    expect(nat1.join('\n')).toContain('--to-source 198.51.100.11');
+    expect(nat1.join('\n')).not.toContain('203.0.113.');
+    expect(nat2.join('\n')).toContain('--to-source 203.0.113.11');
+    expect(nat2.join('\n')).not.toContain('198.51.100.');
+    const mangle2 = save(clouds[1]!, 'mangle');
+    expect(mangle2.length).toBeGreaterThan(0);
+
+    const empty = stateOf(0, 2);
+    empty.interfaces = [];
+    await agentIn(clouds[0]!, 0).apply(empty);
+    expect(save(clouds[0]!, 'nat').join('\n')).not.toContain('SNAT');
+    expect(save(clouds[0]!, 'mangle')).toEqual([]);
+    expect(save(clouds[1]!, 'nat')).toEqual(nat2);
+    expect(save(clouds[1]!, 'mangle')).toEqual(mangle2);
+    expect(execFileSync('ip', ['netns', 'exec', clouds[1]!, 'ipset', 'list', '-n'], { encoding: 'utf8' }).trim()).toBe('koala-sg-0000000a');
+    expect(execFileSync('ip', ['netns', 'exec', clouds[1]!, 'ip', '-o', '-4', 'addr', 'show', 'dev', 'pub0'], { encoding: 'utf8' })).toContain('203.0.113.11/32');
+    // And the machine's own namespace holds none of either.
+    expect(execFileSync('iptables-save', ['-t', 'nat'], { encoding: 'utf8' })).not.toMatch(/198\.51\.100\.11|203\.0\.113\.11/);
+  });
+});
