@@ -11,9 +11,6 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const LEGACY_ORM_SERVICES = [
   'apps/cloud-controller/src/accounts/accounts.service.ts',
   'apps/cloud-controller/src/images/images.service.ts',
-  'apps/cloud-controller/src/instances/instances.service.ts',
-  'apps/cloud-controller/src/instances/instance-lifecycle.service.ts',
-  'apps/cloud-controller/src/instances/instance-reconciler.service.ts',
   'apps/cloud-controller/src/key-pairs/key-pairs.service.ts',
   'apps/cloud-controller/src/security-groups/security-groups.service.ts',
   'apps/cloud-controller/src/snapshots/snapshots.service.ts',
