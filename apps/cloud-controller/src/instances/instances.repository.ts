@@ -240,6 +240,11 @@ export class InstancesRepository implements InstancesStore {
     await this.update(this.ds.manager, ids, { lastSeenAt: now });
   }
 
+  /** Counts of instances by zone and state (the `koala_instances` metric): one grouped query. */
+  countByState(): Promise<Array<{ zone: string; state: string; n: number }>> {
+    return this.ds.query('SELECT zone, state, count(*)::int AS n FROM instances GROUP BY zone, state');
+  }
+
   async terminatedBefore(tx: Tx, cutoff: Date): Promise<string[]> {
     const rows: Array<{ id: string }> = await tx.query(`SELECT id FROM instances WHERE state = 'terminated' AND terminated_at < $1`, [cutoff]);
     return rows.map((r) => r.id);
