@@ -28,7 +28,7 @@ import { randomBytes } from 'node:crypto';
 import { Ec2Error } from '@koala/ec2-query';
 import { EVENTS_STREAM } from '@koala/contracts';
 import { NatsBus } from '@koala/messaging';
-import { ImageLaunchAdapter } from '../../apps/cloud-controller/src/instances/image-launch.adapter.js';
+import { IMAGE_LAUNCH, type ImageLaunchPort } from '../../apps/cloud-controller/src/images/image-launch.port.js';
 import { InstanceEventsConsumer } from '../../apps/cloud-controller/src/instances/instance-events.consumer.js';
 import { InstanceEntity } from '../../apps/cloud-controller/src/instances/instance.entity.js';
 import { InstanceLifecycleService } from '../../apps/cloud-controller/src/instances/instance-lifecycle.service.js';
@@ -58,7 +58,7 @@ beforeAll(async () => {
   cloud = await startCloud({
     env: { KOALA_EVENTS_CONSUMER: consumer, KOALA_RECONCILE_INTERVAL_MS: '200', KOALA_RECONCILE_GRACE_MS: '1000', KOALA_LAUNCH_TIMEOUT_MS: '4000', KOALA_MAX_INSTANCES_PER_RUN: '8' },
   });
-  jest.spyOn(cloud.app.get(ImageLaunchAdapter), 'launchSpec').mockImplementation(async (_caller, imageId) => {
+  jest.spyOn(cloud.app.get<ImageLaunchPort>(IMAGE_LAUNCH), 'launchSpec').mockImplementation(async (_caller, imageId) => {
     if (imageId !== IMAGE) throw Ec2Error.notFound('InvalidAMIID.NotFound', imageId);
     return { spec: { virtualizationType: 'hvm', root: { imageId, sha256: 'a'.repeat(64), sizeBytes: 1024, format: 'qcow2', url: 'http://127.0.0.1:1/blob' } }, architecture: 'x86_64', rootDeviceName: '/dev/vda' };
   });

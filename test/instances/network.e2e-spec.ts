@@ -27,7 +27,7 @@ import { randomBytes } from 'node:crypto';
 import { Ec2Error } from '@koala/ec2-query';
 import { EVENTS_STREAM, networkState, Subjects, ZoneNetworkState } from '@koala/contracts';
 import { NatsBus } from '@koala/messaging';
-import { ImageLaunchAdapter } from '../../apps/cloud-controller/src/instances/image-launch.adapter.js';
+import { IMAGE_LAUNCH, type ImageLaunchPort } from '../../apps/cloud-controller/src/images/image-launch.port.js';
 import { NetworkRepository } from '../../apps/cloud-controller/src/network/network.repository.js';
 import { NetworkService } from '../../apps/cloud-controller/src/network/network.service.js';
 import { stateDigest } from '../../apps/cloud-controller/src/network/network-state.js';
@@ -67,7 +67,7 @@ beforeAll(async () => {
       KOALA_MAX_INSTANCES_PER_RUN: '20',
     },
   });
-  jest.spyOn(cloud.app.get(ImageLaunchAdapter), 'launchSpec').mockImplementation(async (_caller, imageId) => {
+  jest.spyOn(cloud.app.get<ImageLaunchPort>(IMAGE_LAUNCH), 'launchSpec').mockImplementation(async (_caller, imageId) => {
     if (imageId !== IMAGE) throw Ec2Error.notFound('InvalidAMIID.NotFound', imageId);
     return { spec: { virtualizationType: 'hvm', root: { imageId, sha256: 'a'.repeat(64), sizeBytes: 1024, format: 'qcow2', url: 'http://127.0.0.1:1/blob' } }, architecture: 'x86_64', rootDeviceName: '/dev/vda' };
   });
@@ -411,7 +411,7 @@ it('a full public pool fails the launch with InsufficientAddressCapacity and kee
   z2.capacity = 100;
   const small = await startCloud({ env: { KOALA_EVENTS_CONSUMER: `${consumer}-2`, KOALA_PUBLIC_IP_RANGE: '203.0.113.0/30' } }); // two addresses
   try {
-    jest.spyOn(small.app.get(ImageLaunchAdapter), 'launchSpec').mockImplementation(async (_caller, imageId) => ({
+    jest.spyOn(small.app.get<ImageLaunchPort>(IMAGE_LAUNCH), 'launchSpec').mockImplementation(async (_caller, imageId) => ({
       spec: { virtualizationType: 'hvm', root: { imageId, sha256: 'a'.repeat(64), sizeBytes: 1024, format: 'qcow2', url: 'http://127.0.0.1:1/blob' } },
       architecture: 'x86_64',
       rootDeviceName: '/dev/vda',

@@ -27,7 +27,7 @@ import { randomBytes } from 'node:crypto';
 import { Ec2Error } from '@koala/ec2-query';
 import { EVENTS_STREAM } from '@koala/contracts';
 import { NatsBus } from '@koala/messaging';
-import { ImageLaunchAdapter } from '../../apps/cloud-controller/src/instances/image-launch.adapter.js';
+import { IMAGE_LAUNCH, type ImageLaunchPort } from '../../apps/cloud-controller/src/images/image-launch.port.js';
 import { startCloud, uniqueZone, type TestCloud } from '../support/cloud.js';
 import { failure } from '../resources/helpers.js';
 import { FakeZone } from './fake-zone.js';
@@ -55,7 +55,7 @@ beforeAll(async () => {
       KOALA_ADDRESSES_PER_ACCOUNT: '7',
     },
   });
-  jest.spyOn(cloud.app.get(ImageLaunchAdapter), 'launchSpec').mockImplementation(async (_caller, imageId) => {
+  jest.spyOn(cloud.app.get<ImageLaunchPort>(IMAGE_LAUNCH), 'launchSpec').mockImplementation(async (_caller, imageId) => {
     if (imageId !== IMAGE) throw Ec2Error.notFound('InvalidAMIID.NotFound', imageId);
     return { spec: { virtualizationType: 'hvm', root: { imageId, sha256: 'a'.repeat(64), sizeBytes: 1024, format: 'qcow2', url: 'http://127.0.0.1:1/blob' } }, architecture: 'x86_64', rootDeviceName: '/dev/vda' };
   });

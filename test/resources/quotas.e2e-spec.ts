@@ -28,7 +28,7 @@ import { Ec2Error } from '@koala/ec2-query';
 import { EVENTS_STREAM } from '@koala/contracts';
 import { NatsBus } from '@koala/messaging';
 import { runAdminCommand } from '../../apps/cloud-controller/src/admin/admin-commands.js';
-import { ImageLaunchAdapter } from '../../apps/cloud-controller/src/instances/image-launch.adapter.js';
+import { IMAGE_LAUNCH, type ImageLaunchPort } from '../../apps/cloud-controller/src/images/image-launch.port.js';
 import { QuotaService } from '../../apps/cloud-controller/src/quotas/quota.service.js';
 import { startCloud, uniqueZone, type TestCloud, type TestCredentials } from '../support/cloud.js';
 import { FakeZone } from '../instances/fake-zone.js';
@@ -79,7 +79,7 @@ beforeAll(async () => {
   cloud = await startCloud({
     env: { KOALA_EVENTS_CONSUMER: consumers.instances, KOALA_VOLUME_EVENTS_CONSUMER: consumers.volumes, KOALA_IMAGE_FETCH_ALLOW: '127.0.0.1', KOALA_QUOTA_INSTANCES: '4', KOALA_QUOTA_KEY_PAIRS: '3' },
   });
-  jest.spyOn(cloud.app.get(ImageLaunchAdapter), 'launchSpec').mockImplementation(async (_caller, imageId) => {
+  jest.spyOn(cloud.app.get<ImageLaunchPort>(IMAGE_LAUNCH), 'launchSpec').mockImplementation(async (_caller, imageId) => {
     if (imageId !== IMAGE) throw Ec2Error.notFound('InvalidAMIID.NotFound', imageId);
     return { spec: { virtualizationType: 'hvm', root: { imageId, sha256: 'a'.repeat(64), sizeBytes: 1024, format: 'qcow2', url: 'http://127.0.0.1:1/blob' } }, architecture: 'x86_64', rootDeviceName: '/dev/vda' };
   });

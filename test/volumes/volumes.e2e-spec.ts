@@ -36,7 +36,7 @@ import { promisify } from 'node:util';
 import { Ec2Error } from '@koala/ec2-query';
 import { EVENTS_STREAM, listExports, nodeInitiatorIqn } from '@koala/contracts';
 import { NatsBus } from '@koala/messaging';
-import { ImageLaunchAdapter } from '../../apps/cloud-controller/src/instances/image-launch.adapter.js';
+import { IMAGE_LAUNCH, type ImageLaunchPort } from '../../apps/cloud-controller/src/images/image-launch.port.js';
 import { VolumesService } from '../../apps/cloud-controller/src/volumes/volumes.service.js';
 import { VolumeEntity } from '../../apps/cloud-controller/src/volumes/volume.entity.js';
 import { startCloud, uniqueZone, type TestCloud, type TestCredentials } from '../support/cloud.js';
@@ -80,7 +80,7 @@ beforeAll(async () => {
   scA = await FakeStorage.start(zoneA.zone);
   scB = await FakeStorage.start(zoneB.zone);
   cloud = await startCloud({ env: { KOALA_EVENTS_CONSUMER: consumers.instances, KOALA_VOLUME_EVENTS_CONSUMER: consumers.volumes, KOALA_VOLUME_SWEEP_MS: '200' } });
-  jest.spyOn(cloud.app.get(ImageLaunchAdapter), 'launchSpec').mockImplementation(async (_caller, imageId) => {
+  jest.spyOn(cloud.app.get<ImageLaunchPort>(IMAGE_LAUNCH), 'launchSpec').mockImplementation(async (_caller, imageId) => {
     if (imageId !== IMAGE) throw Ec2Error.notFound('InvalidAMIID.NotFound', imageId);
     return { spec: { virtualizationType: 'hvm', root: { imageId, sha256: 'a'.repeat(64), sizeBytes: 1024, format: 'qcow2', url: 'http://127.0.0.1:1/blob' } }, architecture: 'x86_64', rootDeviceName: '/dev/vda' };
   });

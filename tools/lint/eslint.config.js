@@ -10,9 +10,6 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 /** CLC services written before the repository layer: they still import TypeORM (being moved). */
 const LEGACY_ORM_SERVICES = [
   'apps/cloud-controller/src/accounts/accounts.service.ts',
-  'apps/cloud-controller/src/instances/instances.service.ts',
-  'apps/cloud-controller/src/instances/instance-lifecycle.service.ts',
-  'apps/cloud-controller/src/instances/instance-reconciler.service.ts',
   'apps/cloud-controller/src/security-groups/security-groups.service.ts',
   'apps/cloud-controller/src/snapshots/snapshots.service.ts',
   'apps/cloud-controller/src/tags/tags.service.ts',

@@ -3,12 +3,13 @@ import { publicReason } from '../clusters/zone-error.js';
 import type { InstanceAction, InstanceEvent, StateReason } from '@koala/contracts';
 import type { Logger } from '@koala/logging';
 import { CLOCK, LOGGER, type Clock } from '@koala/runtime';
-import { DataSource } from 'typeorm';
 import { BlockDevicesService } from '../volumes/block-devices.service.js';
 import { NetworkPublisher } from '../network/network-publisher.js';
 import { NetworkService } from '../network/network.service.js';
 import { CLUSTER_GATEWAY, type ClusterGateway } from './cluster-gateway.js';
-import { InstanceEntity } from './instance.entity.js';
+import type { InstanceEntity } from './instance.entity.js';
+import type { BlockDevicesPort, InstanceNetworkPort, NetworkChangesPort } from './instance-ports.js';
+import { InstancesRepository, type InstancesStore } from './instances.repository.js';
 import { decideEvent, moveTo, serviceInitiated, type Decision } from './instance-states.js';
 
 /**
@@ -18,13 +19,13 @@ import { decideEvent, moveTo, serviceInitiated, type Decision } from './instance
 @Injectable()
 export class InstanceLifecycleService {
   constructor(
-    @Inject(DataSource) private readonly ds: DataSource,
+    @Inject(InstancesRepository) private readonly repo: InstancesStore,
     @Inject(CLOCK) private readonly clock: Clock,
     @Inject(LOGGER) private readonly logger: Logger,
-    @Inject(CLUSTER_GATEWAY) private readonly cluster: ClusterGateway,
-    @Inject(BlockDevicesService) private readonly blockDevices: BlockDevicesService,
-    @Inject(NetworkService) private readonly network: NetworkService,
-    @Inject(NetworkPublisher) private readonly publisher: NetworkPublisher,
+    @Inject(CLUSTER_GATEWAY) private readonly cluster: Pick<ClusterGateway, 'action'>,
+    @Inject(BlockDevicesService) private readonly blockDevices: Pick<BlockDevicesPort, 'step'>,
+    @Inject(NetworkService) private readonly network: Pick<InstanceNetworkPort, 'release'>,
+    @Inject(NetworkPublisher) private readonly publisher: NetworkChangesPort,
   ) {}
 
   /** An InstanceEvent (from JetStream or synthesized by reconciliation). Returns what was decided. */
@@ -32,14 +33,13 @@ export class InstanceLifecycleService {
     const now = this.clock.now();
     const reason = publicReason(event.reason, (ref, detail) => this.logger.warn({ instanceId: event.instanceId, ref, code: detail.code, detail: detail.message }, 'instance failure reported by the node'));
     const ev = { ...event, reason };
-    const result = await this.ds.transaction(async (em) => {
-      const repo = em.getRepository(InstanceEntity);
-      const inst = await repo.findOne({ where: { id: ev.instanceId }, lock: { mode: 'pessimistic_write' } });
+    const result = await this.repo.transaction(async (tx) => {
+      const inst = await this.repo.lockOne(tx, ev.instanceId);
       const decision: Decision = inst && opts.unless && changedSince(inst, opts.unless) ? { kind: 'ignore', why: 'stale' } : decideEvent(inst ?? undefined, ev, now);
       if (decision.kind === 'apply') {
-        await repo.update({ id: ev.instanceId }, decision.patch);
+        await this.repo.update(tx, [ev.instanceId], decision.patch);
         // Terminated: its addresses are free again in the same transaction.
-        if (decision.patch.state === 'terminated') await this.network.release(em, [ev.instanceId]);
+        if (decision.patch.state === 'terminated') await this.network.release(tx, [ev.instanceId]);
       }
       return { decision, inst };
     });
@@ -62,13 +62,12 @@ export class InstanceLifecycleService {
   /** Terminated for good (`reason`, e.g. Server.InternalError): the instance is gone from its node. */
   async fail(instanceId: string, reason: StateReason, opts: { unless?: ChangedSince } = {}): Promise<boolean> {
     const now = this.clock.now();
-    const zone = await this.ds.transaction(async (em) => {
-      const repo = em.getRepository(InstanceEntity);
-      const inst = await repo.findOne({ where: { id: instanceId }, lock: { mode: 'pessimistic_write' } });
+    const zone = await this.repo.transaction(async (tx) => {
+      const inst = await this.repo.lockOne(tx, instanceId);
       if (!inst || inst.state === 'terminated') return undefined;
       if (opts.unless && changedSince(inst, opts.unless)) return undefined;
-      await repo.update({ id: instanceId }, moveTo('terminated', now, { reason, transitionReason: serviceInitiated(now), now }));
-      await this.network.release(em, [instanceId]);
+      await this.repo.update(tx, [instanceId], moveTo('terminated', now, { reason, transitionReason: serviceInitiated(now), now }));
+      await this.network.release(tx, [instanceId]);
       this.logger.warn({ instanceId, from: inst.state, reason: reason.code }, 'instance failed');
       return inst.zone;
     });

@@ -1,12 +1,13 @@
 import { Inject, Injectable, Optional, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
-import { KOALA_CONFIG, type KoalaConfig } from '@koala/config';
+import { KOALA_CONFIG } from '@koala/config';
 import type { NodeDomains } from '@koala/contracts';
 import type { Logger } from '@koala/logging';
 import { CLOCK, every, LOGGER, type Clock, type Periodic } from '@koala/runtime';
-import { DataSource, In, LessThan, Not } from 'typeorm';
 import { TagsService } from '../tags/tags.service.js';
 import { CLUSTER_GATEWAY, type ClusterGateway } from './cluster-gateway.js';
-import { InstanceEntity } from './instance.entity.js';
+import type { InstanceEntity } from './instance.entity.js';
+import type { InstanceTagsPort, ReconcilerConfig } from './instance-ports.js';
+import { InstancesRepository, type InstancesStore } from './instances.repository.js';
 import { InstanceLifecycleService } from './instance-lifecycle.service.js';
 import { MismatchMemory, planZone, type ReconcileStep } from './reconcile-plan.js';
 import { CLC_ROLE, runsBackground, type ClcRole } from '../cluster/clc-role.js';
@@ -23,13 +24,13 @@ export class InstanceReconcilerService implements OnApplicationBootstrap, OnModu
   private loop?: Periodic;
 
   constructor(
-    @Inject(DataSource) private readonly ds: DataSource,
-    @Inject(KOALA_CONFIG) private readonly config: KoalaConfig,
+    @Inject(InstancesRepository) private readonly repo: InstancesStore,
+    @Inject(KOALA_CONFIG) private readonly config: ReconcilerConfig,
     @Inject(CLOCK) private readonly clock: Clock,
     @Inject(LOGGER) private readonly logger: Logger,
-    @Inject(CLUSTER_GATEWAY) private readonly cluster: ClusterGateway,
-    @Inject(InstanceLifecycleService) private readonly lifecycle: InstanceLifecycleService,
-    @Inject(TagsService) private readonly tags: TagsService,
+    @Inject(CLUSTER_GATEWAY) private readonly cluster: Pick<ClusterGateway, 'domains'>,
+    @Inject(InstanceLifecycleService) private readonly lifecycle: Pick<InstanceLifecycleService, 'send' | 'applyEvent' | 'fail'>,
+    @Inject(TagsService) private readonly tags: Pick<InstanceTagsPort, 'deleteAllFor'>,
     @Optional() @Inject(CLC_ROLE) private readonly role?: ClcRole,
   ) {}
 
@@ -46,10 +47,9 @@ export class InstanceReconcilerService implements OnApplicationBootstrap, OnModu
   async runOnce(): Promise<ReconcileStep[]> {
     // Zones this cloud has launched into (rows stay until purged). Not every zone answering on
     // NATS: clouds sharing a NATS server (tests) must never kill each other's domains.
-    const rows: Array<{ zone: string }> = await this.ds.query('SELECT DISTINCT zone FROM instances');
     const all: ReconcileStep[] = [];
-    for (const zone of rows.map((r) => r.zone).sort()) {
-      const live = await this.ds.getRepository(InstanceEntity).find({ where: { zone, state: Not('terminated') } });
+    for (const zone of (await this.repo.zones()).sort()) {
+      const live = await this.repo.liveIn(zone);
       let nodes: NodeDomains[] | undefined;
       try {
         nodes = await this.cluster.domains(zone);
@@ -66,7 +66,6 @@ export class InstanceReconcilerService implements OnApplicationBootstrap, OnModu
   }
 
   private async execute(zone: string, steps: ReconcileStep[], live: InstanceEntity[], now: Date) {
-    const repo = this.ds.getRepository(InstanceEntity);
     const seen: string[] = [];
     const byId = new Map(live.map((i) => [i.id, i]));
     for (const s of steps) {
@@ -89,7 +88,7 @@ export class InstanceReconcilerService implements OnApplicationBootstrap, OnModu
           break;
         case 'impaired':
           if (inst && inst.impaired !== s.impaired) {
-            await repo.update({ id: s.instanceId, state: Not('terminated') }, { impaired: s.impaired, impairedSince: s.impaired ? now : null });
+            await this.repo.setImpaired(s.instanceId, s.impaired, now);
             this.logger.warn({ zone, instanceId: s.instanceId, node: inst.node, impaired: s.impaired }, s.impaired ? 'instance impaired: node down' : 'instance reachable again');
           }
           break;
@@ -98,19 +97,18 @@ export class InstanceReconcilerService implements OnApplicationBootstrap, OnModu
           break;
       }
     }
-    if (seen.length) await repo.update({ id: In(seen) }, { lastSeenAt: now });
+    if (seen.length) await this.repo.setLastSeen(seen, now);
   }
 
   /** Deletes instances terminated longer ago than KOALA_TERMINATED_RETENTION_MS, and emptied reservations. */
   private async purge() {
     const cutoff = new Date(this.clock.now().getTime() - this.config.terminatedRetentionMs);
-    await this.ds.transaction(async (em) => {
-      const old = await em.getRepository(InstanceEntity).find({ where: { state: 'terminated', terminatedAt: LessThan(cutoff) }, select: { id: true } });
-      if (!old.length) return;
-      const ids = old.map((o) => o.id);
-      for (const id of ids) await this.tags.deleteAllFor(id, em);
-      await em.getRepository(InstanceEntity).delete({ id: In(ids) });
-      await em.query('DELETE FROM reservations r WHERE NOT EXISTS (SELECT 1 FROM instances i WHERE i.reservation_id = r.id)');
+    await this.repo.transaction(async (tx) => {
+      const ids = await this.repo.terminatedBefore(tx, cutoff);
+      if (!ids.length) return;
+      for (const id of ids) await this.tags.deleteAllFor(id, tx);
+      await this.repo.deleteInstances(tx, ids);
+      await this.repo.deleteEmptyReservations(tx);
     });
   }
 }

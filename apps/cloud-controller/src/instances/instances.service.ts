@@ -1,33 +1,31 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { createHash } from 'node:crypto';
-import { KOALA_CONFIG, type KoalaConfig } from '@koala/config';
+import { KOALA_CONFIG } from '@koala/config';
 import type { InstanceSpec, InstanceState } from '@koala/contracts';
 import { applyFilters, Ec2Error, isValidId, newId, validateFilters, type Filter, type FilterSpec, type TagSpecification } from '@koala/ec2-query';
 import type { Logger } from '@koala/logging';
 import { BusRemoteError } from '@koala/messaging';
 import { LOGGER } from '@koala/runtime';
-import { DataSource, In, QueryFailedError, type EntityManager, type SelectQueryBuilder } from 'typeorm';
 import { InstanceTypesService } from '../instance-types/instance-types.service.js';
-import { KeyPairEntity } from '../key-pairs/key-pair.entity.js';
-import { SecurityGroupEntity } from '../security-groups/security-group.entity.js';
 import { SecurityGroupsService, DEFAULT_GROUP_NAME } from '../security-groups/security-groups.service.js';
-import { TaggableResources, entityOwners, type Caller } from '../tags/taggable-resources.js';
+import { TaggableResources, entityOwners } from '../tags/taggable-resources.js';
 import { TagsService } from '../tags/tags.service.js';
-import type { ImageLaunchPort } from '../images/image-launch.port.js';
-import { ImageLaunchAdapter } from './image-launch.adapter.js';
-import { planBlockDevices, type BlockDeviceMappingInput } from '../volumes/block-device-mapping.js';
+import { IMAGE_LAUNCH, type ImageLaunchPort } from '../images/image-launch.port.js';
+import { planBlockDevices, type BlockDeviceMappingInput, type EbsMapping } from '../volumes/block-device-mapping.js';
 import { BlockDevicesService } from '../volumes/block-devices.service.js';
 import { QuotaService } from '../quotas/quota.service.js';
-import { VolumeEntity } from '../volumes/volume.entity.js';
+import { accessOf, allows, type Caller } from '../persistence/access-scope.js';
+import type { DescribeQuery } from '../persistence/describe-page.js';
+import type { FilterColumns } from '../persistence/find-visible.js';
 import { CLUSTER_GATEWAY, type ClusterGateway } from './cluster-gateway.js';
-import { InstanceEntity, InstanceSecurityGroupEntity, ReservationEntity, type ShutdownBehavior } from './instance.entity.js';
+import { InstanceEntity, type ReservationEntity, type ShutdownBehavior } from './instance.entity.js';
 import { InstanceLifecycleService } from './instance-lifecycle.service.js';
+import type { BlockDevicesPort, InstanceNetworkPort, InstanceQuotasPort, InstancesConfig, InstanceTagsPort, InstanceTypesPort, LaunchGroupsPort, NetworkChangesPort } from './instance-ports.js';
+import { ClientTokenTaken, InstancesRepository, type InstancePaging, type InstancesStore, type Tx } from './instances.repository.js';
 import { moveTo, REASONS, userInitiated } from './instance-states.js';
 import { INSTANCE_FILTER_COLUMNS, INSTANCE_FILTERS, type BlockDeviceView, type GroupRef, type InstanceView } from './instance-view.js';
 import { launchesInFlight } from './instance-metrics.js';
 import { zoneError } from '../clusters/zone-error.js';
-import { findVisible, ownedBy, type FilterColumns } from '../persistence/find-visible.js';
-import { describePage, type DescribeQuery } from '../persistence/describe-page.js';
 import { NetworkService, type LaunchNetwork } from '../network/network.service.js';
 import { MAX_GROUPS_PER_INTERFACE } from '../network/default-vpc.js';
 import { NetworkPublisher } from '../network/network-publisher.js';
@@ -114,38 +112,59 @@ export function reachability(s: StatusView['status']): string | undefined {
   return s === 'ok' ? 'passed' : s === 'impaired' ? 'failed' : s === 'initializing' ? 'initializing' : undefined;
 }
 
-function isUniqueViolation(e: unknown): boolean {
-  return e instanceof QueryFailedError && (e as unknown as { code?: string }).code === '23505';
-}
-
 /** An error from the zone's CC (or an NC behind it) as the EC2 error to answer (see zoneError); `unavailable` when nobody answered. */
 export function fromBus(e: unknown, unavailable: () => Ec2Error, what: string): Ec2Error {
   if (e instanceof BusRemoteError || e instanceof Ec2Error) return zoneError(e, what).error;
   return unavailable();
 }
 
+/** What RunInstances resolved and checked before anything is written. */
+interface LaunchPlan {
+  input: RunInstancesInput;
+  /** MaxCount, capped at the instances one request may launch. */
+  maxCount: number;
+  paramsHash: string;
+  type: NonNullable<ReturnType<InstanceTypesPort['lookup']>>;
+  image: Awaited<ReturnType<ImageLaunchPort['launchSpec']>>;
+  zone: string;
+  publicKey?: string;
+  groups: GroupRef[];
+  instanceTags: TagSpecification[];
+  volumeTags: TagSpecification[];
+  ebsMappings: EbsMapping[];
+  wantsPublicIp: boolean;
+  metadata: ReturnType<InstanceNetworkPort['launchMetadataOptions']>;
+  /** Base64, null when empty. */
+  userData: string | null;
+}
+
+/** The zones a launch may go to, as the zones answered. */
+type ZoneChoice = Array<{ zone: string; state: string }>;
+
 /**
  * Instances: RunInstances (validation, reservation + pending instances in one transaction,
  * placement by the zone's CC), describe, state changes requested by users, console output,
  * attributes. State changes reported by the zones go through InstanceLifecycleService.
+ * Queries go through InstancesStore; an instance is seen and changed by its owner and the
+ * admin only (the one access rule), terminated ones for KOALA_TERMINATED_RETENTION_MS.
  */
 @Injectable()
 export class InstancesService {
   constructor(
-    @Inject(DataSource) private readonly ds: DataSource,
-    @Inject(KOALA_CONFIG) private readonly config: KoalaConfig,
+    @Inject(InstancesRepository) private readonly repo: InstancesStore,
+    @Inject(KOALA_CONFIG) private readonly config: InstancesConfig,
     @Inject(LOGGER) private readonly logger: Logger,
     @Inject(CLUSTER_GATEWAY) private readonly cluster: ClusterGateway,
-    @Inject(ImageLaunchAdapter) private readonly images: ImageLaunchPort,
-    @Inject(InstanceTypesService) private readonly types: InstanceTypesService,
-    @Inject(SecurityGroupsService) private readonly groups: SecurityGroupsService,
-    @Inject(TagsService) private readonly tags: TagsService,
-    @Inject(InstanceLifecycleService) private readonly lifecycle: InstanceLifecycleService,
-    @Inject(BlockDevicesService) private readonly blockDevices: BlockDevicesService,
-    @Inject(NetworkService) private readonly network: NetworkService,
-    @Inject(NetworkPublisher) private readonly publisher: NetworkPublisher,
-    @Inject(TaggableResources) registry: TaggableResources,
-    @Inject(QuotaService) private readonly quotas: QuotaService,
+    @Inject(IMAGE_LAUNCH) private readonly images: ImageLaunchPort,
+    @Inject(InstanceTypesService) private readonly types: InstanceTypesPort,
+    @Inject(SecurityGroupsService) private readonly groups: LaunchGroupsPort,
+    @Inject(TagsService) private readonly tags: InstanceTagsPort,
+    @Inject(InstanceLifecycleService) private readonly lifecycle: Pick<InstanceLifecycleService, 'send'>,
+    @Inject(BlockDevicesService) private readonly blockDevices: BlockDevicesPort,
+    @Inject(NetworkService) private readonly network: InstanceNetworkPort,
+    @Inject(NetworkPublisher) private readonly publisher: NetworkChangesPort,
+    @Inject(TaggableResources) registry: Pick<TaggableResources, 'register'>,
+    @Inject(QuotaService) private readonly quotas: InstanceQuotasPort,
   ) {
     registry.register({
       prefix: 'i',
@@ -153,6 +172,11 @@ export class InstancesService {
       notFoundCode: 'InvalidInstanceID.NotFound',
       owners: entityOwners(InstanceEntity),
     });
+  }
+
+  /** Terminated instances are still shown when terminated after this. */
+  private cutoff(now: Date): Date {
+    return new Date(now.getTime() - this.config.terminatedRetentionMs);
   }
 
   // ---- RunInstances ---------------------------------------------------------------------
@@ -166,7 +190,35 @@ export class InstancesService {
     }
   }
 
+  /**
+   * Checks and resolves everything (plan), then: 1. the reservation and its pending instances in
+   * one transaction (record), 2. placement by the zone's CC (place), 3. keep what was placed.
+   */
   private async launch(caller: Caller, now: Date, input: RunInstancesInput): Promise<ReservationView> {
+    const maxCount = this.checkCounts(input);
+    const paramsHash = runDigest(input);
+    if (input.clientToken) {
+      const earlier = await this.byClientToken(caller.id, input.clientToken, paramsHash);
+      if (earlier) return earlier;
+    }
+    const plan = await this.plan(caller, now, input, maxCount, paramsHash);
+    if (input.dryRun) throw Ec2Error.dryRun();
+
+    const reservationId = newId('r');
+    const instances = this.pendingInstances(caller, now, plan, reservationId);
+    const recorded = await this.record(caller, now, plan, reservationId, instances);
+    if (recorded.earlier) return recorded.earlier;
+    const placed = await this.place(caller, plan, reservationId, instances, recorded.networks);
+    await this.keepPlaced(plan, reservationId, instances, placed);
+    this.logger.info({ reservationId, zone: plan.zone, placed: Object.fromEntries(placed) }, 'instances placed');
+    this.publisher.changed([plan.zone]);
+    // The volumes of the block-device mappings: created now, attached once each instance runs.
+    if (plan.ebsMappings.length) await this.blockDevices.step([...placed.keys()]).catch((err) => this.logger.warn({ err, reservationId }, 'block-device volumes not created yet; the volume sweep retries'));
+    return (await this.reservationViews([reservationId]))[0]!;
+  }
+
+  /** MinCount/MaxCount, PrivateIpAddress and ClientToken as EC2 takes them; the MaxCount to launch. */
+  private checkCounts(input: RunInstancesInput): number {
     const maxPerRun = this.config.maxInstancesPerRun;
     if (input.minCount < 1) throw Ec2Error.invalidParameterValue('MinCount', String(input.minCount), 'MinCount must be at least 1.');
     if (input.maxCount < 1) throw Ec2Error.invalidParameterValue('MaxCount', String(input.maxCount), 'MaxCount must be at least 1.');
@@ -179,39 +231,55 @@ export class InstancesService {
     if (input.clientToken !== undefined && (input.clientToken.length === 0 || input.clientToken.length > 64)) {
       throw Ec2Error.invalidParameterValue('ClientToken', input.clientToken, 'It must be 1 to 64 ASCII characters.');
     }
-    const paramsHash = runDigest(input);
-    if (input.clientToken) {
-      const earlier = await this.byClientToken(caller.id, input.clientToken, paramsHash);
-      if (earlier) return earlier;
-    }
+    return maxCount;
+  }
 
+  /** Everything a launch needs, each part checked (in the order EC2 reports errors), nothing written. */
+  private async plan(caller: Caller, now: Date, input: RunInstancesInput, maxCount: number, paramsHash: string): Promise<LaunchPlan> {
     const typeName = input.instanceType ?? DEFAULT_INSTANCE_TYPE;
     const type = this.types.lookup(typeName);
     if (!type) throw new Ec2Error('InvalidParameterValue', `Invalid value '${typeName}' for InstanceType.`);
     if (input.userData && input.userData.length > MAX_USER_DATA_BYTES) {
       throw new Ec2Error('InvalidParameterValue', `User data is limited to ${MAX_USER_DATA_BYTES} bytes`);
     }
-    const instanceSpecs = input.tagSpecifications.filter((s) => s.resourceType !== 'volume' && s.resourceType !== 'network-interface');
-    this.tags.checkTagSpecifications(INSTANCE_RESOURCE_TYPE, instanceSpecs);
+    const instanceTags = input.tagSpecifications.filter((s) => s.resourceType !== 'volume' && s.resourceType !== 'network-interface');
+    this.tags.checkTagSpecifications(INSTANCE_RESOURCE_TYPE, instanceTags);
 
-    const [image, zones] = await Promise.all([
-      this.images.launchSpec({ accountId: caller.id, isAdmin: caller.isAdmin }, input.imageId),
-      // A named zone is checked by asking its CC directly (milliseconds); only without one do we
-      // gather every zone's answer, which waits for the answers to pause.
-      input.zone !== undefined
-        ? this.cluster.nodes(input.zone).then(
-            () => [{ zone: input.zone!, state: 'available' as const }],
-            () => [],
-          )
-        : this.cluster.zones().catch(() => []),
-    ]);
+    const [image, zones] = await Promise.all([this.images.launchSpec({ accountId: caller.id, isAdmin: caller.isAdmin }, input.imageId), this.zonesFor(input.zone)]);
     let publicKey: string | undefined;
     if (input.keyName !== undefined) {
-      const key = await this.ds.getRepository(KeyPairEntity).findOne({ where: { accountId: caller.id, name: input.keyName } });
-      if (!key) throw Ec2Error.notFound('InvalidKeyPair.NotFound', input.keyName);
-      publicKey = key.publicKey;
+      publicKey = await this.repo.publicKeyOf(caller.id, input.keyName);
+      if (publicKey === undefined) throw Ec2Error.notFound('InvalidKeyPair.NotFound', input.keyName);
     }
     const groups = await this.resolveGroups(caller, now, input.groupNames, input.groupIds);
+    const zone = this.pickZone(input, zones, typeName);
+    const ebsMappings = planBlockDevices(input.blockDeviceMappings ?? [], { rootDeviceName: image.rootDeviceName });
+    const volumeTags = input.tagSpecifications.filter((s) => s.resourceType === 'volume');
+    await this.blockDevices.validate(caller, now, zone, ebsMappings, volumeTags);
+    this.network.checkRequestedIp(zone, input.privateIp);
+    const wantsPublicIp = this.network.wantsPublicIp(input.associatePublicIp);
+    const metadata = this.network.launchMetadataOptions(input.metadataOptions ?? {});
+    const userData = input.userData && input.userData.length ? input.userData.toString('base64') : null;
+    return { input, maxCount, paramsHash, type, image, zone, publicKey, groups, instanceTags, volumeTags, ebsMappings, wantsPublicIp, metadata, userData };
+  }
+
+  /**
+   * The zones a launch may go to. A named zone is checked by asking its CC directly
+   * (milliseconds); only without one do we gather every zone's answer, which waits for the
+   * answers to pause.
+   */
+  private zonesFor(zone: string | undefined): Promise<ZoneChoice> {
+    if (zone !== undefined) {
+      return this.cluster.nodes(zone).then(
+        () => [{ zone, state: 'available' }],
+        () => [],
+      );
+    }
+    return this.cluster.zones().catch(() => []);
+  }
+
+  /** The placement's zone (or the subnet's), else the first available zone answering. */
+  private pickZone(input: RunInstancesInput, zones: ZoneChoice, typeName: string): string {
     let zone = input.zone;
     if (zone !== undefined && !zones.some((z) => z.zone === zone)) throw new Ec2Error('InvalidParameterValue', `Invalid availability zone: [${zone}]`);
     if (input.subnetId !== undefined) {
@@ -224,34 +292,29 @@ export class InstancesService {
       zone = (zones.find((z) => z.state === 'available') ?? zones[0])?.zone;
       if (!zone) throw new Ec2Error('InsufficientInstanceCapacity', `We currently do not have sufficient ${typeName} capacity: no availability zone is answering.`);
     }
-    const ebsMappings = planBlockDevices(input.blockDeviceMappings ?? [], { rootDeviceName: image.rootDeviceName });
-    const volumeTags = input.tagSpecifications.filter((s) => s.resourceType === 'volume');
-    await this.blockDevices.validate(caller, now, zone, ebsMappings, volumeTags);
-    this.network.checkRequestedIp(zone, input.privateIp);
-    const wantsPublicIp = this.network.wantsPublicIp(input.associatePublicIp);
-    const metadata = this.network.launchMetadataOptions(input.metadataOptions ?? {});
-    if (input.dryRun) throw Ec2Error.dryRun();
+    return zone;
+  }
 
-    // 1. The reservation and maxCount pending instances, in one transaction.
-    const reservationId = newId('r');
-    const userData = input.userData && input.userData.length ? input.userData.toString('base64') : null;
+  /** MaxCount pending instances of a new reservation (not written yet). */
+  private pendingInstances(caller: Caller, now: Date, plan: LaunchPlan, reservationId: string): InstanceEntity[] {
+    const { input, image } = plan;
+    const paravirtual = image.spec.virtualizationType === 'paravirtual' ? image.spec : undefined;
     const instances: InstanceEntity[] = [];
-    for (let n = 0; n < maxCount; n++) {
-      const id = newId('i');
+    for (let n = 0; n < plan.maxCount; n++) {
       instances.push(
-        this.ds.getRepository(InstanceEntity).create({
-          id,
+        Object.assign(new InstanceEntity(), {
+          id: newId('i'),
           reservationId,
           accountId: caller.id,
           imageId: input.imageId,
-          kernelId: image.spec.virtualizationType === 'paravirtual' ? image.spec.kernel.imageId : null,
-          ramdiskId: image.spec.virtualizationType === 'paravirtual' ? (image.spec.ramdisk?.imageId ?? null) : null,
-          instanceType: type.name,
+          kernelId: paravirtual ? paravirtual.kernel.imageId : null,
+          ramdiskId: paravirtual ? (paravirtual.ramdisk?.imageId ?? null) : null,
+          instanceType: plan.type.name,
           ...(moveTo('pending', now, { reason: null, transitionReason: '' }) as { state: InstanceState; stateCode: number }),
-          zone,
+          zone: plan.zone,
           node: null,
           keyName: input.keyName ?? null,
-          userData,
+          userData: plan.userData,
           launchIndex: n,
           launchTime: now,
           clientToken: input.clientToken ?? null,
@@ -263,10 +326,10 @@ export class InstancesService {
           virtualizationType: image.spec.virtualizationType,
           platform: image.platform ?? null,
           privateDnsName: '', // from the private IP, set in the launch transaction
-          metadataHttpTokens: metadata.httpTokens,
-          metadataHopLimit: metadata.httpPutResponseHopLimit,
-          metadataHttpEndpoint: metadata.httpEndpoint,
-          associatePublicIp: wantsPublicIp,
+          metadataHttpTokens: plan.metadata.httpTokens,
+          metadataHopLimit: plan.metadata.httpPutResponseHopLimit,
+          metadataHttpEndpoint: plan.metadata.httpEndpoint,
+          associatePublicIp: plan.wantsPublicIp,
           monitoringState: 'disabled',
           terminatedAt: null,
           lastSeenAt: null,
@@ -275,43 +338,63 @@ export class InstancesService {
         }),
       );
     }
-    let networks!: Map<string, LaunchNetwork>;
+    return instances;
+  }
+
+  /**
+   * The reservation and its instances in one transaction, as many as the quotas admit (at least
+   * MinCount; `instances` is cut to them), with their addresses, groups, tags and block-device
+   * mappings. A concurrent RunInstances with the same ClientToken that won: its reservation.
+   */
+  private async record(
+    caller: Caller,
+    now: Date,
+    plan: LaunchPlan,
+    reservationId: string,
+    instances: InstanceEntity[],
+  ): Promise<{ networks: Map<string, LaunchNetwork>; earlier?: undefined } | { earlier: ReservationView }> {
+    const { input } = plan;
     try {
-      await this.ds.transaction(async (em) => {
+      const networks = await this.repo.transaction(async (tx) => {
         // Under the account's quota lock: as many as the quotas allow, at least MinCount.
-        instances.splice(await this.quotas.admitInstances(em, caller, { min: input.minCount, max: instances.length, instanceType: type.name }));
-        await em.getRepository(ReservationEntity).insert({ id: reservationId, accountId: caller.id, requesterId: caller.id, clientToken: input.clientToken ?? null, paramsHash, createdAt: now });
-        await em.getRepository(InstanceEntity).insert(instances);
-        networks = await this.network.allocateForLaunch(em, zone!, instances.map((i) => ({ id: i.id, accountId: caller.id })), wantsPublicIp, now, input.privateIp);
+        instances.splice(await this.quotas.admitInstances(tx, caller, { min: input.minCount, max: instances.length, instanceType: plan.type.name }));
+        await this.repo.insertReservation(tx, { id: reservationId, accountId: caller.id, requesterId: caller.id, clientToken: input.clientToken ?? null, paramsHash: plan.paramsHash, createdAt: now });
+        await this.repo.insertInstances(tx, instances);
+        const networks = await this.network.allocateForLaunch(tx, plan.zone, instances.map((i) => ({ id: i.id, accountId: caller.id })), plan.wantsPublicIp, now, input.privateIp);
         for (const i of instances) i.privateDnsName = networks.get(i.id)!.privateDnsName;
-        await em.getRepository(InstanceSecurityGroupEntity).insert(instances.flatMap((i) => groups.map((g, position) => ({ instanceId: i.id, groupId: g.groupId, position }))));
-        for (const i of instances) await this.tags.applyTagSpecifications(caller, INSTANCE_RESOURCE_TYPE, i.id, instanceSpecs, em);
-        if (ebsMappings.length) await this.blockDevices.record(em, caller, now, instances.map((i) => i.id), zone!, ebsMappings, volumeTags);
+        await this.repo.insertGroupLinks(tx, instances.flatMap((i) => plan.groups.map((g, position) => ({ instanceId: i.id, groupId: g.groupId, position }))));
+        for (const i of instances) await this.tags.applyTagSpecifications(caller, INSTANCE_RESOURCE_TYPE, i.id, plan.instanceTags, tx);
+        if (plan.ebsMappings.length) await this.blockDevices.record(tx, caller, now, instances.map((i) => i.id), plan.zone, plan.ebsMappings, plan.volumeTags);
+        return networks;
       });
+      return { networks };
     } catch (e) {
-      if (input.clientToken && isUniqueViolation(e)) {
-        const earlier = await this.byClientToken(caller.id, input.clientToken, paramsHash);
-        if (earlier) return earlier;
+      if (input.clientToken && e instanceof ClientTokenTaken) {
+        const earlier = await this.byClientToken(caller.id, input.clientToken, plan.paramsHash);
+        if (earlier) return { earlier };
       }
       throw e;
     }
+  }
 
-    // 2. Placement by the zone's CC; 3. keep what was placed.
+  /** Placement by the zone's CC: instance id → node. Nothing placed at all: the reservation is gone and the EC2 error thrown. */
+  private async place(caller: Caller, plan: LaunchPlan, reservationId: string, instances: readonly InstanceEntity[], networks: Map<string, LaunchNetwork>): Promise<Map<string, string>> {
+    const { type, zone, input } = plan;
     const specs: InstanceSpec[] = instances.map((i) => ({
       instanceId: i.id,
       reservationId,
       accountId: caller.id,
       instanceType: type.name,
       resources: { vcpus: type.vcpus, memoryMiB: type.memoryMiB, rootDiskGiB: type.rootDiskGiB, ephemeralGiB: type.ephemeralGiB },
-      image: image.spec,
-      userData: userData ?? undefined,
+      image: plan.image.spec,
+      userData: plan.userData ?? undefined,
       keyName: input.keyName,
-      publicKey,
+      publicKey: plan.publicKey,
       hostname: i.id,
-      availabilityZone: zone!,
+      availabilityZone: zone,
       launchIndex: i.launchIndex,
-      network: this.network.launchSpec(zone!, networks.get(i.id)!, groups),
-      metadataOptions: metadata,
+      network: this.network.launchSpec(zone, networks.get(i.id)!, plan.groups),
+      metadataOptions: plan.metadata,
     }));
     let placements: Array<{ instanceId: string; node: string }>;
     try {
@@ -321,32 +404,28 @@ export class InstancesService {
       this.logger.warn({ err: e, reservationId, zone }, 'placement failed');
       throw fromBus(e, () => Ec2Error.insufficientCapacity(type.name, zone), 'RunInstances');
     }
-    const placed = new Map(placements.filter((p) => instances.some((i) => i.id === p.instanceId)).map((p) => [p.instanceId, p.node]));
+    return new Map(placements.filter((p) => instances.some((i) => i.id === p.instanceId)).map((p) => [p.instanceId, p.node]));
+  }
+
+  /** The placed instances get their node; the others are gone again (and the reservation with them when none was placed). */
+  private async keepPlaced(plan: LaunchPlan, reservationId: string, instances: readonly InstanceEntity[], placed: ReadonlyMap<string, string>): Promise<void> {
     const unplaced = instances.filter((i) => !placed.has(i.id)).map((i) => i.id);
-    await this.ds.transaction(async (em) => {
-      // one statement, not one per instance (a launch of 20 spent ~150-500 ms here under load)
-      if (placed.size) {
-        await em.query('UPDATE instances SET node = v.node FROM unnest($1::varchar[], $2::varchar[]) AS v(id, node) WHERE instances.id = v.id AND instances.node IS NULL', [[...placed.keys()], [...placed.values()]]);
-      }
+    await this.repo.transaction(async (tx) => {
+      await this.repo.setNodes(tx, placed);
       if (unplaced.length) {
-        await this.network.release(em, unplaced);
-        await em.getRepository(InstanceEntity).delete({ id: In(unplaced) });
-        for (const id of unplaced) await this.tags.deleteAllFor(id, em);
+        await this.network.release(tx, unplaced);
+        await this.repo.deleteInstances(tx, unplaced);
+        for (const id of unplaced) await this.tags.deleteAllFor(id, tx);
       }
     });
     if (placed.size === 0) {
       await this.deleteReservation(reservationId, []);
-      throw Ec2Error.insufficientCapacity(type.name, zone);
+      throw Ec2Error.insufficientCapacity(plan.type.name, plan.zone);
     }
-    this.logger.info({ reservationId, zone, placed: Object.fromEntries(placed) }, 'instances placed');
-    this.publisher.changed([zone]);
-    // The volumes of the block-device mappings: created now, attached once each instance runs.
-    if (ebsMappings.length) await this.blockDevices.step([...placed.keys()]).catch((err) => this.logger.warn({ err, reservationId }, 'block-device volumes not created yet; the volume sweep retries'));
-    return (await this.reservationViews([reservationId]))[0]!;
   }
 
   private async byClientToken(accountId: string, clientToken: string, paramsHash: string): Promise<ReservationView | undefined> {
-    const r = await this.ds.getRepository(ReservationEntity).findOne({ where: { accountId, clientToken } });
+    const r = await this.repo.reservationByClientToken(accountId, clientToken);
     if (!r) return undefined;
     if (r.paramsHash !== paramsHash) {
       throw new Ec2Error('IdempotentParameterMismatch', `Client token '${clientToken}' was already used in a request with different parameters.`);
@@ -355,23 +434,24 @@ export class InstancesService {
   }
 
   private async deleteReservation(reservationId: string, instanceIds: string[]) {
-    await this.ds.transaction(async (em) => {
-      await this.network.release(em, instanceIds);
-      for (const id of instanceIds) await this.tags.deleteAllFor(id, em);
-      await em.getRepository(ReservationEntity).delete({ id: reservationId });
+    await this.repo.transaction(async (tx) => {
+      await this.network.release(tx, instanceIds);
+      for (const id of instanceIds) await this.tags.deleteAllFor(id, tx);
+      await this.repo.deleteReservation(tx, reservationId);
     });
   }
 
   private async resolveGroups(caller: Caller, now: Date, names: readonly string[], ids: readonly string[]): Promise<GroupRef[]> {
     const out = new Map<string, GroupRef>();
+    // The caller's own groups only, even for the admin.
     const own = { id: caller.id, isAdmin: false };
     for (const id of ids) {
-      const g = await this.groups.resolveGroup(this.ds.manager, own, { id });
+      const g = await this.groups.resolveGroup(this.repo.pool, own, { id });
       out.set(g.id, { groupId: g.id, groupName: g.name });
     }
     for (const name of names) {
       if (name === DEFAULT_GROUP_NAME) await this.groups.ensureDefaultGroup(caller.id, now);
-      const g = await this.groups.resolveGroup(this.ds.manager, own, { name });
+      const g = await this.groups.resolveGroup(this.repo.pool, own, { name });
       out.set(g.id, { groupId: g.id, groupName: g.name });
     }
     if (out.size > MAX_GROUPS_PER_INTERFACE) {
@@ -387,89 +467,43 @@ export class InstancesService {
   // ---- Describe -------------------------------------------------------------------------
 
   /** Instances with their tags and groups (in the order given). */
-  async views(instances: readonly InstanceEntity[], em: EntityManager = this.ds.manager): Promise<InstanceView[]> {
+  async views(instances: readonly InstanceEntity[], tx: Tx = this.repo.pool): Promise<InstanceView[]> {
     const ids = instances.map((i) => i.id);
-    const tags = await this.tags.tagsOf(ids, em);
-    const links = ids.length ? await em.getRepository(InstanceSecurityGroupEntity).find({ where: { instanceId: In(ids) }, order: { position: 'ASC' } }) : [];
-    const groupIds = [...new Set(links.map((l) => l.groupId))];
-    const names = new Map(
-      (groupIds.length ? await em.getRepository(SecurityGroupEntity).find({ where: { id: In(groupIds) }, select: { id: true, name: true } }) : []).map((g) => [g.id, g.name]),
-    );
-    const networks = await this.network.instanceNetworks(ids, em);
-    const attached = ids.length ? await em.getRepository(VolumeEntity).find({ where: { attachInstanceId: In(ids) }, order: { attachDevice: 'ASC' } }) : [];
+    const tags = await this.tags.tagsOf(ids, tx);
+    const links = await this.repo.groupLinks(ids, tx);
+    const networks = await this.network.instanceNetworks(ids, tx);
+    const attached = await this.repo.attachedVolumes(ids, tx);
     // Grouped once (order kept), so building N views stays linear in N.
     const groupsOf = groupBy(links, (l) => l.instanceId);
-    const volumesOf = groupBy(
-      attached.filter((v) => v.attachState),
-      (v) => v.attachInstanceId!,
-    );
+    const volumesOf = groupBy(attached, (v) => v.instanceId);
     return instances.map((instance) => ({
       instance,
       tags: tags.get(instance.id) ?? [],
-      groups: (groupsOf.get(instance.id) ?? []).map((l) => ({ groupId: l.groupId, groupName: names.get(l.groupId) ?? '' })),
+      groups: (groupsOf.get(instance.id) ?? []).map((l) => ({ groupId: l.groupId, groupName: l.groupName })),
       vcpus: this.types.lookup(instance.instanceType)?.vcpus,
       network: networks.get(instance.id),
       blockDevices: (volumesOf.get(instance.id) ?? []).map(
-        (v): BlockDeviceView => ({ deviceName: v.attachDevice!, volumeId: v.id, status: v.attachState!, attachTime: v.attachTime, deleteOnTermination: v.deleteOnTermination }),
+        (v): BlockDeviceView => ({ deviceName: v.device, volumeId: v.id, status: v.state, attachTime: v.attachTime, deleteOnTermination: v.deleteOnTermination }),
       ),
     }));
   }
 
   private async reservationViews(reservationIds: readonly string[], only?: readonly InstanceView[]): Promise<ReservationView[]> {
     if (!reservationIds.length) return [];
-    const reservations = await this.ds.getRepository(ReservationEntity).find({ where: { id: In([...reservationIds]) } });
+    const reservations = await this.repo.reservations(reservationIds);
     const byId = new Map(reservations.map((r) => [r.id, r]));
-    let views = only;
-    if (!views) {
-      const instances = await this.ds.getRepository(InstanceEntity).find({ where: { reservationId: In([...reservationIds]) }, order: { launchIndex: 'ASC' } });
-      views = await this.views(instances);
-    }
+    const views = only ?? (await this.views(await this.repo.instancesOf(reservationIds)));
     const viewsOf = groupBy(views, (v) => v.instance.reservationId);
     return reservationIds.filter((id) => byId.has(id)).map((id) => ({ reservation: byId.get(id)!, instances: viewsOf.get(id) ?? [] }));
   }
 
-  /** Every account's instances (alias `i`) as a fresh query; terminated ones for `terminatedRetentionMs`. */
-  private retained(now: Date): SelectQueryBuilder<InstanceEntity> {
-    return this.ds
-      .getRepository(InstanceEntity)
-      .createQueryBuilder('i')
-      .where("(i.state <> 'terminated' OR i.terminated_at > :cutoff)", { cutoff: new Date(now.getTime() - this.config.terminatedRetentionMs) });
-  }
-
-  /** The named instances the caller may see (admin: all), sorted by id; every id well-formed and visible, or the EC2 error. */
-  private async visible(caller: Caller, now: Date, ids: readonly string[]): Promise<InstanceEntity[]> {
-    return findVisible(this.retained(now), 'i', caller, ids, { prefix: 'i', malformed: 'InvalidInstanceID.Malformed', notFound: 'InvalidInstanceID.NotFound' });
-  }
-
   /**
-   * A page of the caller's instances matching `filters`, in id order (describePage): named ids
-   * through findVisible, filtered and paged in memory; otherwise a keyset walk in SQL over the
-   * caller's retained instances (`narrow`ed), the filters SQL can decide pushed into the query,
-   * every filter applied in memory to each chunk (`match`).
+   * A page of the caller's instances matching `filters`, in id order (describePage in the
+   * repository): named ids must all be visible; otherwise a keyset walk over the caller's
+   * retained instances, every filter applied in memory to each chunk (`keep`).
    */
-  private page<V extends { instance: InstanceEntity }>(
-    caller: Caller,
-    now: Date,
-    q: DescribeQuery,
-    how: { scope: string; validate: () => void; columns: FilterColumns; tagsOf?: string; narrow?: (qb: SelectQueryBuilder<InstanceEntity>) => void; match: (rows: InstanceEntity[]) => Promise<V[]> | V[] },
-  ): Promise<{ page: V[]; nextToken?: string }> {
-    return describePage(q, {
-      scope: how.scope,
-      ...PAGE,
-      idsParameter: 'instancesSet',
-      named: (ids) => this.visible(caller, now, ids),
-      query: () => {
-        const qb = ownedBy(this.retained(now), 'i', caller);
-        how.narrow?.(qb);
-        return qb;
-      },
-      alias: 'i',
-      validate: how.validate,
-      columns: how.columns,
-      tagsOf: how.tagsOf,
-      keep: how.match,
-      keyOf: (v) => v.instance.id,
-    });
+  private page<V extends { instance: InstanceEntity }>(caller: Caller, now: Date, q: DescribeQuery, how: Pick<InstancePaging<V>, 'scope' | 'validate' | 'columns' | 'tagsOf' | 'runningOnly' | 'keep'>): Promise<{ page: V[]; nextToken?: string }> {
+    return this.repo.page(caller, this.cutoff(now), q, { ...PAGE, idsParameter: 'instancesSet', keyOf: (v) => v.instance.id, ...how });
   }
 
   /** DescribeInstances: reservations of the page of matching instances (pagination is over instances). */
@@ -480,7 +514,7 @@ export class InstancesService {
       validate: () => validateFilters(q.filters, INSTANCE_FILTERS, tagsOf),
       columns: INSTANCE_FILTER_COLUMNS,
       tagsOf: 'i.id',
-      match: async (rows) => applyFilters(await this.views(rows), q.filters, INSTANCE_FILTERS, tagsOf),
+      keep: async (rows) => applyFilters(await this.views(rows), q.filters, INSTANCE_FILTERS, tagsOf),
     });
     const order = [...new Set(page.map((v) => v.instance.reservationId))];
     return { reservations: await this.reservationViews(order, page), nextToken };
@@ -492,8 +526,8 @@ export class InstancesService {
       scope: STATUS_SCOPE,
       validate: () => validateFilters(q.filters, STATUS_FILTERS),
       columns: STATUS_FILTER_COLUMNS,
-      narrow: q.includeAll ? undefined : (qb) => void qb.andWhere("i.state = 'running'"),
-      match: (rows) =>
+      runningOnly: !q.includeAll,
+      keep: (rows) =>
         applyFilters(
           rows.filter((i) => q.includeAll || i.state === 'running').map((instance): StatusView => ({ instance, status: statusOf(instance) })),
           q.filters,
@@ -505,14 +539,14 @@ export class InstancesService {
 
   // ---- State changes requested by users ---------------------------------------------------
 
-  /** Locks the named instances (admin: any account's) for a state change. */
-  private async targets(em: EntityManager, caller: Caller, now: Date, ids: readonly string[]): Promise<InstanceEntity[]> {
+  /** Locks the named instances the caller may change (the access rule) for a state change; any other id: NotFound. */
+  private async targets(tx: Tx, caller: Caller, now: Date, ids: readonly string[]): Promise<InstanceEntity[]> {
     if (!ids.length) throw Ec2Error.missingParameter('InstanceId');
     for (const id of ids) if (!isValidId('i', id)) throw Ec2Error.malformed('InvalidInstanceID.Malformed', id);
     const unique = [...new Set(ids)];
-    const rows = await em.getRepository(InstanceEntity).find({ where: { id: In(unique) }, order: { id: 'ASC' }, lock: { mode: 'pessimistic_write' } });
-    const cutoff = now.getTime() - this.config.terminatedRetentionMs;
-    const visible = rows.filter((r) => (caller.isAdmin || r.accountId === caller.id) && !(r.state === 'terminated' && (r.terminatedAt?.getTime() ?? 0) <= cutoff));
+    const rows = await this.repo.lockByIds(tx, unique);
+    const cutoff = this.cutoff(now).getTime();
+    const visible = rows.filter((r) => allows(accessOf(caller, r), 'change') && !(r.state === 'terminated' && (r.terminatedAt?.getTime() ?? 0) <= cutoff));
     const missing = unique.filter((id) => !visible.some((r) => r.id === id));
     if (missing.length) throw Ec2Error.notFound('InvalidInstanceID.NotFound', missing);
     return unique.map((id) => visible.find((r) => r.id === id)!);
@@ -526,10 +560,10 @@ export class InstancesService {
     decide: (i: InstanceEntity) => { patch?: Partial<InstanceEntity>; send?: boolean },
     check?: (rows: InstanceEntity[]) => void,
     /** Runs in the transaction once the rows carry their new state. */
-    then?: (em: EntityManager, rows: InstanceEntity[]) => Promise<void>,
+    then?: (tx: Tx, rows: InstanceEntity[]) => Promise<void>,
   ): Promise<{ changes: StateChange[]; sends: InstanceEntity[] }> {
-    return this.ds.transaction(async (em) => {
-      const rows = await this.targets(em, caller, now, ids);
+    return this.repo.transaction(async (tx) => {
+      const rows = await this.targets(tx, caller, now, ids);
       check?.(rows);
       const plans = rows.map((i) => ({ i, ...decide(i) }));
       if (dryRun) throw Ec2Error.dryRun();
@@ -543,7 +577,7 @@ export class InstancesService {
         if (batch) batch.ids.push(p.i.id);
         else batches.set(key, { patch: p.patch, ids: [p.i.id] });
       }
-      for (const b of batches.values()) await em.getRepository(InstanceEntity).update({ id: In(b.ids) }, b.patch);
+      for (const b of batches.values()) await this.repo.update(tx, b.ids, b.patch);
       const changes: StateChange[] = [];
       const sends: InstanceEntity[] = [];
       for (const p of plans) {
@@ -552,7 +586,7 @@ export class InstancesService {
         if (p.send && p.i.node) sends.push(p.i);
         changes.push({ instanceId: p.i.id, previous, current: { code: p.i.stateCode, name: p.i.state } });
       }
-      await then?.(em, rows);
+      await then?.(tx, rows);
       return { changes, sends };
     });
   }
@@ -577,7 +611,7 @@ export class InstancesService {
         if (locked) throw new Ec2Error('OperationNotPermitted', `The instance '${locked.id}' may not be terminated. Modify its 'disableApiTermination' instance attribute and try again.`);
       },
       // Never placed: terminated at once, its addresses free again (the others' at their terminated event).
-      async (em, rows) => void (released = await this.network.release(em, rows.filter((r) => r.state === 'terminated').map((r) => r.id))),
+      async (tx, rows) => void (released = await this.network.release(tx, rows.filter((r) => r.state === 'terminated').map((r) => r.id))),
     );
     this.publisher.changed(released);
     await Promise.all(sends.map((i) => this.lifecycle.send(i.zone, i.id, i.node!, 'terminate')));
@@ -619,7 +653,7 @@ export class InstancesService {
   // ---- Console output, attributes --------------------------------------------------------
 
   private async one(caller: Caller, now: Date, id: string): Promise<InstanceEntity> {
-    return (await this.ds.transaction((em) => this.targets(em, caller, now, [id])))[0]!;
+    return (await this.repo.transaction((tx) => this.targets(tx, caller, now, [id])))[0]!;
   }
 
   /** GetConsoleOutput: base64 serial console from the instance's node; empty while pending or once terminated. */
@@ -646,8 +680,8 @@ export class InstancesService {
 
   /** ModifyInstanceAttribute: instanceType and userData only while stopped (as AWS). */
   async modifyAttribute(caller: Caller, now: Date, id: string, change: AttributeChange, dryRun: boolean): Promise<void> {
-    await this.ds.transaction(async (em) => {
-      const [i] = await this.targets(em, caller, now, [id]);
+    await this.repo.transaction(async (tx) => {
+      const [i] = await this.targets(tx, caller, now, [id]);
       const inst = i!;
       if (inst.state === 'terminated' || inst.state === 'shutting-down') throw Ec2Error.incorrectInstanceState(inst.id, inst.state, 'modified');
       let patch: Partial<InstanceEntity> | undefined;
@@ -671,11 +705,11 @@ export class InstancesService {
           break;
         case 'blockDeviceMapping':
           if (dryRun) throw Ec2Error.dryRun();
-          for (const m of change.value) await this.blockDevices.setDeleteOnTermination(em, inst.id, m.deviceName, m.deleteOnTermination);
+          for (const m of change.value) await this.blockDevices.setDeleteOnTermination(tx, inst.id, m.deviceName, m.deleteOnTermination);
           return;
       }
       if (dryRun) throw Ec2Error.dryRun();
-      await em.getRepository(InstanceEntity).update({ id: inst.id }, patch);
+      await this.repo.update(tx, [inst.id], patch!);
     });
   }
 }
