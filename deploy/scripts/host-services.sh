@@ -11,6 +11,9 @@ PKGS=(postgresql nats-server libvirt-daemon-system libvirt-clients qemu-system-x
       qemu-block-extra tgt busybox-static cpio e2fsprogs genisoimage docker-compose awscli
       netcat-openbsd curl ca-certificates iproute2 procps
       socat ipset ebtables iptables dnsmasq-base conntrack)  # guest networking and the node namespaces
+# The clients the end-to-end tests drive besides aws-cli and the SDKs (boto 2, ansible's amazon.aws):
+# only for a test run (KOALA_TEST_CLIENTS=1, set by `prepare.sh --for-tests`).
+[ "${KOALA_TEST_CLIENTS:-0}" = 1 ] && PKGS+=(python3-boto ansible)
 
 install_missing() {
   local missing=()

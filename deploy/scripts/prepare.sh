@@ -17,7 +17,7 @@ log() { printf '\033[1;34m==>\033[0m %s\n' "$*"; }
 ensure_node24
 log "Node.js $(node --version)"
 
-bash deploy/scripts/host-services.sh
+KOALA_TEST_CLIENTS=$FOR_TESTS bash deploy/scripts/host-services.sh
 
 # npm ci only when the lockfile changed since the last install (it wipes node_modules).
 stamp=node_modules/.koala-lock.sha256
