@@ -9,7 +9,6 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 /** CLC services written before the repository layer: they still import TypeORM (being moved). */
 const LEGACY_ORM_SERVICES = [
-  'apps/cloud-controller/src/accounts/accounts.service.ts',
   'apps/cloud-controller/src/images/images.service.ts',
   'apps/cloud-controller/src/instances/instances.service.ts',
   'apps/cloud-controller/src/instances/instance-lifecycle.service.ts',
