@@ -26,7 +26,7 @@ import { InstancesImageUsage } from '../instances/instance-usage.js';
 import type { Architecture, ImageEntity, ImageType } from '../images/image.entity.js';
 import { ARCHITECTURES, ImageImportError, ImagesService } from '../images/images.service.js';
 import { TaggableResources } from '../tags/taggable-resources.js';
-import { TagsService } from '../tags/tags.service.js';
+import { createTagsService } from '../tags/tags.service.js';
 import { ProgressBar } from './progress-bar.js';
 
 export interface ImageCommandIo {
@@ -111,7 +111,7 @@ export function adminImagesService(config: KoalaConfig, ds: DataSource, masterKe
     new FsBlobStore(koalaPaths(config.home).imageStore),
     new HttpImageFetcher({ allow: config.imageFetchAllow }),
     new BlobUrlSigner(masterKey),
-    new TagsService(ds, registry),
+    createTagsService(ds, registry),
     new InstancesImageUsage(),
     systemClock,
     config,

@@ -6,7 +6,7 @@ import { isEc2Error } from '@koala/ec2-query';
 import { ensureDatabase } from '../persistence/ensure-database.js';
 import { createDataSource, migrateUp } from '../persistence/data-source.js';
 import { TaggableResources } from '../tags/taggable-resources.js';
-import { TagsService } from '../tags/tags.service.js';
+import { createTagsService } from '../tags/tags.service.js';
 import { createQuotaService } from '../quotas/quota.service.js';
 import { loadConfig } from '@koala/config';
 import type { SecurityGroupUsage } from './security-group-usage.js';
@@ -39,7 +39,7 @@ beforeAll(async () => {
   await ds.query(`INSERT INTO accounts (id, name) VALUES ($1, 'sg-spec')`, [caller.id]);
   const registry = new TaggableResources();
   usage = new FakeUsage();
-  service = new SecurityGroupsService(ds, new TagsService(ds, registry), usage, registry, createQuotaService(ds, loadConfig({})));
+  service = new SecurityGroupsService(ds, createTagsService(ds, registry), usage, registry, createQuotaService(ds, loadConfig({})));
 }, 30_000);
 afterAll(async () => {
   await ds?.destroy();
