@@ -13,6 +13,7 @@ import {
   type EC2Client,
   type SecurityGroup,
 } from '@aws-sdk/client-ec2';
+import { SecurityGroupsService } from '../../apps/cloud-controller/src/security-groups/security-groups.service.js';
 import { startCloud, type TestCloud, type TestCredentials } from '../support/cloud.js';
 import { failure } from './helpers.js';
 
@@ -52,6 +53,23 @@ describe('default group', () => {
     expect((await ec2.send(new DescribeSecurityGroupsCommand({ Filters: [{ Name: 'group-name', Values: ['default'] }] }))).SecurityGroups).toHaveLength(1);
     expect(await failure(ec2.send(new DeleteSecurityGroupCommand({ GroupName: 'default' })))).toMatchObject({ name: 'CannotDelete', status: 400 });
     expect((await failure(ec2.send(new DeleteSecurityGroupCommand({ GroupId: d.GroupId })))).name).toBe('CannotDelete');
+  });
+
+  it('is created exactly once under concurrent first use (the repository on PostgreSQL)', async () => {
+    const fresh = await cloud.createAccount('groups-race');
+    const service = cloud.app.get(SecurityGroupsService);
+    const ids = await Promise.all(Array.from({ length: 8 }, () => service.ensureDefaultGroup(fresh.accountId, new Date())));
+    expect(new Set(ids).size).toBe(1);
+    const rows = await cloud.dataSource.query(`SELECT count(*)::int AS n FROM security_groups WHERE account_id = $1 AND name = 'default'`, [fresh.accountId]);
+    expect(rows[0].n).toBe(1);
+    const rules = await cloud.dataSource.query(
+      `SELECT is_egress, ip_protocol, cidr_ipv4, referenced_group_id, referenced_user_id FROM security_group_rules WHERE group_id = $1 ORDER BY is_egress`,
+      [ids[0]],
+    );
+    expect(rules).toEqual([
+      { is_egress: false, ip_protocol: '-1', cidr_ipv4: null, referenced_group_id: ids[0], referenced_user_id: fresh.accountId },
+      { is_egress: true, ip_protocol: '-1', cidr_ipv4: '0.0.0.0/0', referenced_group_id: null, referenced_user_id: null },
+    ]);
   });
 });
 

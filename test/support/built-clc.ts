@@ -12,8 +12,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { loadConfig, type KoalaConfig } from '@koala/config';
 import { bootstrapAdmin } from '../../apps/cloud-controller/src/admin/admin-commands.js';
-import { AccountsService } from '../../apps/cloud-controller/src/accounts/accounts.service.js';
-import { CredentialsGenerator } from '../../apps/cloud-controller/src/accounts/credentials-generator.js';
+import { createAccountsService } from '../../apps/cloud-controller/src/accounts/accounts.service.js';
 import { MasterKeyFile } from '../../apps/cloud-controller/src/auth/master-key.js';
 import { ensureDatabase } from '../../apps/cloud-controller/src/persistence/ensure-database.js';
 import { createDataSource } from '../../apps/cloud-controller/src/database.js';
@@ -75,7 +74,7 @@ export async function prepareBuiltClc(extra: Record<string, string> = {}): Promi
       async createAccounts(prefix, n) {
         const ds2 = await createDataSource(config.databaseUrl).initialize();
         try {
-          const acc = new AccountsService(ds2, masterKey, new CredentialsGenerator());
+          const acc = createAccountsService(ds2, masterKey);
           const out: TestCredentials[] = [];
           for (let i = 0; i < n; i++) {
             const a = await acc.createAccount(`${prefix}-${i}`);

@@ -9,10 +9,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 /** CLC services written before the repository layer: they still import TypeORM (being moved). */
 const LEGACY_ORM_SERVICES = [
-  'apps/cloud-controller/src/accounts/accounts.service.ts',
-  'apps/cloud-controller/src/security-groups/security-groups.service.ts',
   'apps/cloud-controller/src/snapshots/snapshots.service.ts',
-  'apps/cloud-controller/src/tags/tags.service.ts',
   'apps/cloud-controller/src/volumes/volumes.service.ts',
   'apps/cloud-controller/src/volumes/block-devices.service.ts',
 ];

@@ -1,10 +1,8 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { DataSource, type Repository } from 'typeorm';
-import { decryptSecret, encryptSecret } from '@koala/aws-auth';
-import { MASTER_KEY } from '../auth/master-key.js';
-import { AccessKeyEntity, type AccessKeyStatus } from './access-key.entity.js';
-import { AccountEntity } from './account.entity.js';
+import type { AccessKeyStatus } from './access-key.entity.js';
+import { ACCESS_KEY_SECRETS, masterKeySecrets, type AccessKeySecrets } from './access-key-secrets.js';
 import { AccessKeyCache } from './access-key-cache.js';
+import { AccountsRepository, type AccessKeyRow, type AccountRow, type AccountsStore } from './accounts.repository.js';
 import { CredentialsGenerator } from './credentials-generator.js';
 
 /** Name of the administrators' account created by `koala bootstrap`. */
@@ -49,24 +47,17 @@ export interface ResolvedAccessKey {
 
 const ACCOUNT_NAME_RE = /^[a-z0-9][a-z0-9-]{0,62}$/;
 
-/** Accounts (tenants) and their access keys. Secrets are encrypted with the master key at rest. */
+/** Accounts (tenants) and their access keys. Secrets are sealed at rest (`AccessKeySecrets`: the master key). */
 @Injectable()
 export class AccountsService {
-  private readonly accounts: Repository<AccountEntity>;
-  private readonly keys: Repository<AccessKeyEntity>;
-  /** encrypted blob → plain secret; blobs are immutable so this never goes stale. */
-  private readonly decrypted = new Map<string, string>();
   /** Resolved keys for authentication; on only while KeyChangeListener hears the database's change announcements. */
   readonly keyCache = new AccessKeyCache<ResolvedAccessKey>();
 
   constructor(
-    @Inject(DataSource) private readonly ds: DataSource,
-    @Inject(MASTER_KEY) private readonly masterKey: string,
+    @Inject(AccountsRepository) private readonly repo: AccountsStore,
+    @Inject(ACCESS_KEY_SECRETS) private readonly secrets: AccessKeySecrets,
     @Inject(CredentialsGenerator) private readonly gen: CredentialsGenerator,
-  ) {
-    this.accounts = ds.getRepository(AccountEntity);
-    this.keys = ds.getRepository(AccessKeyEntity);
-  }
+  ) {}
 
   // ------------------------------------------------------------ accounts
 
@@ -76,30 +67,26 @@ export class AccountsService {
     }
     for (let attempt = 0; attempt < 5; attempt++) {
       const id = this.gen.accountId();
-      const rows: unknown[] = await this.ds.query(
-        `INSERT INTO accounts (id, name, is_admin) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING id`,
-        [id, name, opts.isAdmin ?? false],
-      );
-      if (rows.length) return view(await this.accounts.findOneByOrFail({ id }));
-      if (await this.accounts.existsBy({ name })) throw new AccountsError('Duplicate', `account "${name}" already exists`);
+      if (await this.repo.insertAccount({ id, name, isAdmin: opts.isAdmin ?? false })) return view((await this.repo.accountById(id))!);
+      if (await this.repo.accountByName(name)) throw new AccountsError('Duplicate', `account "${name}" already exists`);
       // id collision: try another
     }
     throw new Error('could not allocate an account id');
   }
 
   async getAccount(name: string): Promise<AccountView> {
-    const a = await this.accounts.findOneBy({ name });
+    const a = await this.repo.accountByName(name);
     if (!a) throw new AccountsError('NotFound', `no account "${name}"`);
     return view(a);
   }
 
   async findAccount(name: string): Promise<AccountView | undefined> {
-    const a = await this.accounts.findOneBy({ name });
+    const a = await this.repo.accountByName(name);
     return a ? view(a) : undefined;
   }
 
   async listAccounts(): Promise<AccountView[]> {
-    return (await this.accounts.find({ order: { name: 'ASC' } })).map(view);
+    return (await this.repo.listAccounts()).map(view);
   }
 
   // ------------------------------------------------------------ access keys
@@ -107,35 +94,35 @@ export class AccountsService {
   async createAccessKey(accountName: string): Promise<Credentials> {
     const account = await this.getAccount(accountName);
     const { accessKeyId, secretAccessKey } = this.gen.accessKey();
-    await this.keys.insert({ id: accessKeyId, accountId: account.id, secretEncrypted: encryptSecret(secretAccessKey, this.masterKey), status: 'Active' });
+    await this.repo.insertKey({ id: accessKeyId, accountId: account.id, secretEncrypted: this.secrets.encrypt(secretAccessKey), status: 'Active' });
     return { accessKeyId, secretAccessKey, accountId: account.id, accountName: account.name };
   }
 
   async listAccessKeys(accountName: string): Promise<AccessKeyView[]> {
     const account = await this.getAccount(accountName);
-    const rows = await this.keys.find({ where: { accountId: account.id }, order: { createdAt: 'ASC', id: 'ASC' } });
-    return rows.map((k) => ({ accessKeyId: k.id, accountId: account.id, accountName: account.name, status: k.status, createdAt: k.createdAt }));
+    const rows = await this.repo.keysOf(account.id);
+    return rows.map((k) => keyView(k, account));
   }
 
   async setAccessKeyStatus(accountName: string, accessKeyId: string, status: AccessKeyStatus): Promise<void> {
     const account = await this.getAccount(accountName);
-    const r = await this.keys.update({ id: accessKeyId, accountId: account.id }, { status });
+    const found = await this.repo.setKeyStatus(account.id, accessKeyId, status);
     this.keyCache.forget(accessKeyId);
-    if (!r.affected) throw new AccountsError('NotFound', `account "${accountName}" has no access key ${accessKeyId}`);
+    if (!found) throw new AccountsError('NotFound', `account "${accountName}" has no access key ${accessKeyId}`);
   }
 
   async deleteAccessKey(accountName: string, accessKeyId: string): Promise<void> {
     const account = await this.getAccount(accountName);
-    const r = await this.keys.delete({ id: accessKeyId, accountId: account.id });
+    const found = await this.repo.deleteKey(account.id, accessKeyId);
     this.keyCache.forget(accessKeyId);
-    if (!r.affected) throw new AccountsError('NotFound', `account "${accountName}" has no access key ${accessKeyId}`);
+    if (!found) throw new AccountsError('NotFound', `account "${accountName}" has no access key ${accessKeyId}`);
   }
 
   /** The oldest active key of the account with its secret; a new key when it has none. */
   async credentials(accountName: string): Promise<Credentials & { created: boolean }> {
     const account = await this.getAccount(accountName);
-    const k = await this.keys.findOne({ where: { accountId: account.id, status: 'Active' }, order: { createdAt: 'ASC', id: 'ASC' } });
-    if (k) return { accessKeyId: k.id, secretAccessKey: this.decrypt(k.secretEncrypted), accountId: account.id, accountName: account.name, created: false };
+    const k = await this.repo.oldestActiveKey(account.id);
+    if (k) return { accessKeyId: k.id, secretAccessKey: this.secrets.decrypt(k.secretEncrypted), accountId: account.id, accountName: account.name, created: false };
     return { ...(await this.createAccessKey(accountName)), created: true };
   }
 
@@ -147,32 +134,30 @@ export class AccountsService {
     const hit = this.keyCache.get(accessKeyId, Date.now());
     if (hit) return hit;
     const generation = this.keyCache.begin();
-    const rows: Array<{ secret_encrypted: string; status: string; account_id: string; name: string; is_admin: boolean }> = await this.ds.query(
-      `SELECT k.secret_encrypted, k.status, a.id AS account_id, a.name, a.is_admin FROM access_keys k JOIN accounts a ON a.id = k.account_id WHERE k.id = $1`,
-      [accessKeyId],
-    );
-    const k = rows[0];
+    const k = await this.repo.keyWithAccount(accessKeyId);
     if (!k) return undefined;
     const resolved: ResolvedAccessKey = Object.freeze({
-      secret: this.decrypt(k.secret_encrypted),
+      secret: this.secrets.decrypt(k.secretEncrypted),
       active: k.status === 'Active',
-      account: Object.freeze({ id: k.account_id, name: k.name, isAdmin: k.is_admin }),
+      account: Object.freeze({ ...k.account }),
     });
     this.keyCache.put(accessKeyId, resolved, generation, Date.now());
     return resolved;
   }
-
-  private decrypt(blob: string): string {
-    let s = this.decrypted.get(blob);
-    if (s === undefined) {
-      s = decryptSecret(blob, this.masterKey);
-      if (this.decrypted.size > 10_000) this.decrypted.clear();
-      this.decrypted.set(blob, s);
-    }
-    return s;
-  }
 }
 
-function view(a: AccountEntity): AccountView {
+/**
+ * AccountsService outside Nest (the `koala` CLI, tests): on `ds` with secrets sealed by
+ * `masterKey`.
+ */
+export function createAccountsService(ds: ConstructorParameters<typeof AccountsRepository>[0], masterKey: string, gen = new CredentialsGenerator()): AccountsService {
+  return new AccountsService(new AccountsRepository(ds), masterKeySecrets(masterKey), gen);
+}
+
+function view(a: AccountRow): AccountView {
   return { id: a.id, name: a.name, isAdmin: a.isAdmin, createdAt: a.createdAt };
+}
+
+function keyView(k: AccessKeyRow, account: AccountView): AccessKeyView {
+  return { accessKeyId: k.id, accountId: account.id, accountName: account.name, status: k.status, createdAt: k.createdAt };
 }

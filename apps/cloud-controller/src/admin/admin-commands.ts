@@ -4,8 +4,7 @@
  */
 import { koalaPaths, type KoalaConfig } from '@koala/config';
 import type { DataSource } from 'typeorm';
-import { AccountsError, AccountsService, ADMIN_ACCOUNT, type Credentials } from '../accounts/accounts.service.js';
-import { CredentialsGenerator } from '../accounts/credentials-generator.js';
+import { AccountsError, createAccountsService, ADMIN_ACCOUNT, type Credentials } from '../accounts/accounts.service.js';
 import { MasterKeyFile } from '../auth/master-key.js';
 import { ensureDatabase } from '../persistence/ensure-database.js';
 import { createDataSource } from '../database.js';
@@ -39,7 +38,7 @@ export interface BootstrapResult extends Credentials {
 export async function bootstrapAdmin(config: KoalaConfig, ds: DataSource): Promise<BootstrapResult> {
   const { key: masterKey, created: masterKeyCreated } = new MasterKeyFile(config).ensure();
   await migrateUp(ds);
-  const accounts = new AccountsService(ds, masterKey, new CredentialsGenerator());
+  const accounts = createAccountsService(ds, masterKey);
   let admin = await accounts.findAccount(ADMIN_ACCOUNT);
   if (!admin) {
     try {
@@ -109,7 +108,7 @@ export async function runAdminCommand(config: KoalaConfig, argv: string[], io: A
       io.err(`no master key (KOALA_MASTER_KEY or ${new MasterKeyFile(config).path}): run \`koala bootstrap\` first\n`);
       return 1;
     }
-    const accounts = new AccountsService(ds, masterKey, new CredentialsGenerator());
+    const accounts = createAccountsService(ds, masterKey);
     const env = (c: Credentials) => exportLines({ ...c, region: config.region, endpoint: config.publicEndpoint });
     const need = (n: number) => {
       if (args.length < n + 1) throw new UsageError();

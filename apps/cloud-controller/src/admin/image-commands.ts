@@ -17,8 +17,7 @@ import { basename } from 'node:path';
 import { koalaPaths, type KoalaConfig } from '@koala/config';
 import { systemClock } from '@koala/runtime';
 import type { DataSource } from 'typeorm';
-import { AccountsService, ADMIN_ACCOUNT } from '../accounts/accounts.service.js';
-import { CredentialsGenerator } from '../accounts/credentials-generator.js';
+import { createAccountsService, ADMIN_ACCOUNT } from '../accounts/accounts.service.js';
 import { FsBlobStore } from '../images/blob-store.js';
 import { BlobUrlSigner } from '../images/blob-url-signer.js';
 import { HttpImageFetcher } from '../images/image-fetcher.js';
@@ -28,7 +27,7 @@ import type { Architecture, ImageEntity, ImageType } from '../images/image.entit
 import { ImagesRepository } from '../images/images.repository.js';
 import { ARCHITECTURES, ImageImportError, ImagesService } from '../images/images.service.js';
 import { TaggableResources } from '../tags/taggable-resources.js';
-import { TagsService } from '../tags/tags.service.js';
+import { createTagsService } from '../tags/tags.service.js';
 import { ProgressBar } from './progress-bar.js';
 
 export interface ImageCommandIo {
@@ -113,7 +112,7 @@ export function adminImagesService(config: KoalaConfig, ds: DataSource, masterKe
     new FsBlobStore(koalaPaths(config.home).imageStore),
     new HttpImageFetcher({ allow: config.imageFetchAllow }),
     new BlobUrlSigner(masterKey),
-    new TagsService(ds, registry),
+    createTagsService(ds, registry),
     new InstancesImageUsage(),
     systemClock,
     config,
@@ -174,7 +173,7 @@ export async function runImageCommand(config: KoalaConfig, ds: DataSource, maste
   }
   if (sub !== 'import') throw new ImageUsageError(sub ? `unknown image command "${sub}"` : 'missing image command');
   const a = parseImportArgs(rest);
-  const accounts = new AccountsService(ds, masterKey, new CredentialsGenerator());
+  const accounts = createAccountsService(ds, masterKey);
   const account = await accounts.getAccount(a.account);
   const owner = { id: account.id, isAdmin: account.isAdmin };
   // check every file before storing anything

@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import type { EntityManager } from 'typeorm';
+import type { Tx } from './security-groups.repository.js';
 
 /**
  * Port: which instances use a security group. DeleteSecurityGroup refuses with
@@ -7,8 +7,8 @@ import type { EntityManager } from 'typeorm';
  * implementation (bind `SECURITY_GROUP_USAGE` to it in the security groups module).
  */
 export interface SecurityGroupUsage {
-  /** Ids of the non-terminated instances using `groupId` (`em`: the caller's transaction). */
-  instancesUsing(groupId: string, em: EntityManager): Promise<string[]>;
+  /** Ids of the non-terminated instances using `groupId` (`tx`: the caller's transaction). */
+  instancesUsing(groupId: string, tx: Tx): Promise<string[]>;
 }
 export const SECURITY_GROUP_USAGE = Symbol('SECURITY_GROUP_USAGE');
 

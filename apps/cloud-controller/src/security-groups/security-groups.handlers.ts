@@ -5,7 +5,7 @@ import { Ec2Action, type Ec2Context } from '../ec2/ec2-action.decorator.js';
 import { defaultVpcId } from '../network/addressing.js';
 import { tagSet } from '../tags/tags.service.js';
 import { readRuleInputs, toIpPermissions } from './ip-permissions.js';
-import type { SecurityGroupEntity, SecurityGroupRuleEntity } from './security-group.entity.js';
+import type { GroupRow, RuleRow } from './security-groups.repository.js';
 import { SecurityGroupsService, type GroupRef, type GroupView } from './security-groups.service.js';
 
 /** The rules of Authorize/Revoke, new form (`IpPermissions.N.*`) and old form (see `readRuleInputs`). */
@@ -29,7 +29,7 @@ function groupItem(v: GroupView, names: ReadonlyMap<string, string>, vpcId: stri
 }
 
 /** The members a rule has in both SecurityGroupRule (Authorize*) and RevokedSecurityGroupRule shapes. */
-function ruleCore(group: SecurityGroupEntity, r: SecurityGroupRuleEntity) {
+function ruleCore(group: GroupRow, r: RuleRow) {
   return {
     securityGroupRuleId: r.id,
     groupId: group.id,
@@ -43,7 +43,7 @@ function ruleCore(group: SecurityGroupEntity, r: SecurityGroupRuleEntity) {
 }
 
 /** A `SecurityGroupRule` as Authorize* returns it (ports -1 when the protocol has none). */
-function ruleItem(group: SecurityGroupEntity, r: SecurityGroupRuleEntity) {
+function ruleItem(group: GroupRow, r: RuleRow) {
   return {
     ...ruleCore(group, r),
     groupOwnerId: group.accountId,
@@ -54,7 +54,7 @@ function ruleItem(group: SecurityGroupEntity, r: SecurityGroupRuleEntity) {
 }
 
 /** A `RevokedSecurityGroupRule`. */
-function revokedItem(group: SecurityGroupEntity, r: SecurityGroupRuleEntity) {
+function revokedItem(group: GroupRow, r: RuleRow) {
   return { ...ruleCore(group, r), referencedGroupId: r.referencedGroupId ?? undefined, description: r.description ?? undefined };
 }
 

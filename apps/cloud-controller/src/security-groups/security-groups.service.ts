@@ -10,36 +10,35 @@ import {
   type Tag,
   type TagSpecification,
 } from '@koala/ec2-query';
-import { DataSource, In, Not, QueryFailedError, type EntityManager } from 'typeorm';
-import { TaggableResources, entityOwners, type Caller } from '../tags/taggable-resources.js';
+import { accessOf, allows, type Caller } from '../persistence/access-scope.js';
+import { isUniqueViolation } from '../persistence/pg-errors.js';
 import { QuotaService } from '../quotas/quota.service.js';
+import { TaggableResources } from '../tags/taggable-resources.js';
 import { TagsService } from '../tags/tags.service.js';
 import { ruleIdentity, ruleLabel, type RuleInput } from './ip-permissions.js';
-import { SecurityGroupEntity, SecurityGroupRuleEntity } from './security-group.entity.js';
 import { SECURITY_GROUP_CHANGES, SECURITY_GROUP_USAGE, type SecurityGroupChanges, type SecurityGroupUsage } from './security-group-usage.js';
+import { SecurityGroupsRepository, type GroupRow, type RuleRow, type SecurityGroupsStore, type Tx } from './security-groups.repository.js';
 
 export const SECURITY_GROUP_RESOURCE_TYPE = 'security-group';
 export const DEFAULT_GROUP_NAME = 'default';
 export const DEFAULT_GROUP_DESCRIPTION = 'default group';
-/** Rules per group and direction (AWS's default quota). */
-
 /** A group named by id (the admin may name any account's) or by name (the caller's own). */
 export type GroupRef = { id?: string; name?: string };
 
 export interface GroupView {
-  group: SecurityGroupEntity;
-  ingress: SecurityGroupRuleEntity[];
-  egress: SecurityGroupRuleEntity[];
+  group: GroupRow;
+  ingress: RuleRow[];
+  egress: RuleRow[];
   tags: Tag[];
 }
 
 export interface RevokeResult {
-  revoked: SecurityGroupRuleEntity[];
+  revoked: RuleRow[];
   /** Requested rules that matched nothing (AWS's `unknownIpPermissionSet`). */
-  unknown: SecurityGroupRuleEntity[];
+  unknown: RuleRow[];
 }
 
-const rulesFilters = (prefix: string, pick: (v: GroupView) => SecurityGroupRuleEntity[], names: ReadonlyMap<string, string>): FilterSpec<GroupView> => ({
+const rulesFilters = (prefix: string, pick: (v: GroupView) => RuleRow[], names: ReadonlyMap<string, string>): FilterSpec<GroupView> => ({
   [`${prefix}protocol`]: (v) => pick(v).map((r) => r.ipProtocol),
   [`${prefix}from-port`]: (v) => pick(v).map((r) => r.fromPort),
   [`${prefix}to-port`]: (v) => pick(v).map((r) => r.toPort),
@@ -62,9 +61,6 @@ function groupFilters(names: ReadonlyMap<string, string>, vpcId: string | undefi
   };
 }
 
-function isUniqueViolation(e: unknown): boolean {
-  return e instanceof QueryFailedError && (e as unknown as { code?: string }).code === '23505';
-}
 function ascii(s: string): boolean {
   return /^[\x20-\x7E]*$/.test(s);
 }
@@ -109,18 +105,18 @@ export class SecurityGroupsService {
   private readonly defaultGroups = new Map<string, string>();
 
   constructor(
-    @Inject(DataSource) private readonly ds: DataSource,
-    private readonly tags: TagsService,
+    @Inject(SecurityGroupsRepository) private readonly repo: SecurityGroupsStore,
+    @Inject(TagsService) private readonly tags: TagsService,
     @Inject(SECURITY_GROUP_USAGE) private readonly usage: SecurityGroupUsage,
-    registry: TaggableResources,
-    @Inject(QuotaService) private readonly quotas: QuotaService,
+    @Inject(TaggableResources) registry: TaggableResources,
+    @Inject(QuotaService) private readonly quotas: Pick<QuotaService, 'enforce' | 'enforceRules'>,
     @Optional() @Inject(SECURITY_GROUP_CHANGES) private readonly changes?: SecurityGroupChanges,
   ) {
     registry.register({
       prefix: 'sg',
       resourceType: SECURITY_GROUP_RESOURCE_TYPE,
       notFoundCode: 'InvalidGroup.NotFound',
-      owners: entityOwners(SecurityGroupEntity),
+      owners: (tx, ids) => this.repo.owners(tx, ids),
     });
   }
 
@@ -135,23 +131,17 @@ export class SecurityGroupsService {
   }
 
   private createDefaultGroup(accountId: string, now: Date): Promise<string> {
-    return this.ds.transaction(async (em) => {
-      const id = newId('sg');
-      const inserted: Array<{ id: string }> = await em.query(
-        `INSERT INTO security_groups (id, account_id, name, description, vpc_id, created_at)
-         VALUES ($1, $2, $3, $4, NULL, $5) ON CONFLICT (account_id, name) DO NOTHING RETURNING id`,
-        [id, accountId, DEFAULT_GROUP_NAME, DEFAULT_GROUP_DESCRIPTION, now],
-      );
-      if (inserted.length === 0) {
-        const row = await em.getRepository(SecurityGroupEntity).findOneOrFail({ where: { accountId, name: DEFAULT_GROUP_NAME } });
-        return row.id;
+    return this.repo.transaction(async (tx) => {
+      const group: GroupRow = { id: newId('sg'), accountId, name: DEFAULT_GROUP_NAME, description: DEFAULT_GROUP_DESCRIPTION, vpcId: null, createdAt: now };
+      if (!(await this.repo.insertGroupIfAbsent(tx, group))) {
+        // another request created it first (it committed: the insert waited for it)
+        return (await this.repo.groupOf(tx, accountId, { name: DEFAULT_GROUP_NAME }))!.id;
       }
-      const rules = em.getRepository(SecurityGroupRuleEntity);
-      await rules.insert([
-        this.rule(id, false, now, { ipProtocol: '-1', referencedGroupId: id, referencedUserId: accountId }),
-        this.rule(id, true, now, { ipProtocol: '-1', cidrIpv4: '0.0.0.0/0' }),
+      await this.repo.insertRules(tx, [
+        this.rule(group.id, false, now, { ipProtocol: '-1', referencedGroupId: group.id, referencedUserId: accountId }),
+        this.rule(group.id, true, now, { ipProtocol: '-1', cidrIpv4: '0.0.0.0/0' }),
       ]);
-      return id;
+      return group.id;
     });
   }
 
@@ -165,20 +155,13 @@ export class SecurityGroupsService {
     this.tags.checkTagSpecifications(SECURITY_GROUP_RESOURCE_TYPE, input.tagSpecifications);
     await this.ensureDefaultGroup(caller.id, now);
     try {
-      return await this.ds.transaction(async (em) => {
-        await this.quotas.enforce(em, caller, { kind: 'security-group' });
-        const group = em.getRepository(SecurityGroupEntity).create({
-          id: newId('sg'),
-          accountId: caller.id,
-          name: input.name,
-          description: input.description,
-          vpcId: input.vpcId ?? null,
-          createdAt: now,
-        });
-        await em.getRepository(SecurityGroupEntity).insert(group);
+      return await this.repo.transaction(async (tx) => {
+        await this.quotas.enforce(tx, caller, { kind: 'security-group' });
+        const group: GroupRow = { id: newId('sg'), accountId: caller.id, name: input.name, description: input.description, vpcId: input.vpcId ?? null, createdAt: now };
+        await this.repo.insertGroup(tx, group);
         const egress = this.rule(group.id, true, now, { ipProtocol: '-1', cidrIpv4: '0.0.0.0/0' });
-        await em.getRepository(SecurityGroupRuleEntity).insert(egress);
-        const tags = await this.tags.applyTagSpecifications(caller, SECURITY_GROUP_RESOURCE_TYPE, group.id, input.tagSpecifications, em);
+        await this.repo.insertRules(tx, [egress]);
+        const tags = await this.tags.applyTagSpecifications(caller, SECURITY_GROUP_RESOURCE_TYPE, group.id, input.tagSpecifications, tx);
         return { group, ingress: [], egress: [egress], tags };
       });
     } catch (e) {
@@ -188,8 +171,8 @@ export class SecurityGroupsService {
   }
 
   /**
-   * DescribeSecurityGroups: the caller's groups (the admin's: every account's), sorted by id,
-   * filtered and paginated. Unknown requested names/ids → `InvalidGroup.NotFound`.
+   * DescribeSecurityGroups: the groups the caller may see (the admin: every account's), sorted by
+   * id, filtered and paginated. Unknown requested names/ids → `InvalidGroup.NotFound`.
    */
   async describe(
     caller: Caller,
@@ -198,34 +181,11 @@ export class SecurityGroupsService {
   ): Promise<{ groups: GroupView[]; nextToken?: string; groupNames: Map<string, string> }> {
     for (const id of q.ids) if (!isValidId('sg', id)) throw Ec2Error.malformed('InvalidGroupId.Malformed', id);
     await this.ensureDefaultGroup(caller.id, now);
-    const em = this.ds.manager;
-    const all = await em.getRepository(SecurityGroupEntity).find({ where: caller.isAdmin ? {} : { accountId: caller.id }, order: { id: 'ASC' } });
+    const all = await this.repo.visibleGroups(caller);
     for (const name of q.names) if (!all.some((g) => g.name === name)) throw Ec2Error.notFound('InvalidGroup.NotFound', name);
     for (const id of q.ids) if (!all.some((g) => g.id === id)) throw Ec2Error.notFound('InvalidGroup.NotFound', id);
     const selected = all.filter((g) => (!q.names.length || q.names.includes(g.name)) && (!q.ids.length || q.ids.includes(g.id)));
-    const ids = selected.map((g) => g.id);
-    // rules and tags in parallel (two pool connections): one round trip less per describe
-    const [rules, tags] = await Promise.all([
-      ids.length ? em.getRepository(SecurityGroupRuleEntity).find({ where: { groupId: In(ids) }, order: { seq: 'ASC' } }) : [],
-      this.tags.tagsOf(ids, em),
-    ]);
-    const groupNames = new Map(all.map((g) => [g.id, g.name]));
-    const missing = [...new Set(rules.map((r) => r.referencedGroupId).filter((x): x is string => !!x && !groupNames.has(x)))];
-    if (missing.length) {
-      for (const g of await em.getRepository(SecurityGroupEntity).find({ where: { id: In(missing) } })) groupNames.set(g.id, g.name);
-    }
-    const rulesOf = new Map<string, SecurityGroupRuleEntity[]>();
-    for (const r of rules) {
-      const list = rulesOf.get(r.groupId);
-      if (list) list.push(r);
-      else rulesOf.set(r.groupId, [r]);
-    }
-    const views: GroupView[] = selected.map((group) => ({
-      group,
-      ingress: (rulesOf.get(group.id) ?? []).filter((r) => !r.isEgress),
-      egress: (rulesOf.get(group.id) ?? []).filter((r) => r.isEgress),
-      tags: tags.get(group.id) ?? [],
-    }));
+    const { views, groupNames } = await this.views(selected, all);
     const matching = applyFilters(views, q.filters, groupFilters(groupNames, q.vpcId), (v) => v.tags);
     const { page, nextToken } = paginate(matching, {
       maxResults: q.maxResults,
@@ -236,13 +196,36 @@ export class SecurityGroupsService {
     return { groups: page, nextToken, groupNames };
   }
 
+  /** The groups with their rules and tags, and the names of every group they or their rules name. */
+  private async views(groups: readonly GroupRow[], known: readonly GroupRow[]): Promise<{ views: GroupView[]; groupNames: Map<string, string> }> {
+    const ids = groups.map((g) => g.id);
+    // rules and tags in parallel (two pool connections): one round trip less per describe
+    const [rules, tags] = await Promise.all([ids.length ? this.repo.rulesOf(undefined, ids) : [], this.tags.tagsOf(ids)]);
+    const groupNames = new Map(known.map((g) => [g.id, g.name]));
+    const missing = [...new Set(rules.map((r) => r.referencedGroupId).filter((x): x is string => !!x && !groupNames.has(x)))];
+    if (missing.length) for (const g of await this.repo.groupsByIds(missing)) groupNames.set(g.id, g.name);
+    const rulesOf = new Map<string, RuleRow[]>();
+    for (const r of rules) {
+      const list = rulesOf.get(r.groupId);
+      if (list) list.push(r);
+      else rulesOf.set(r.groupId, [r]);
+    }
+    const views = groups.map((group) => ({
+      group,
+      ingress: (rulesOf.get(group.id) ?? []).filter((r) => !r.isEgress),
+      egress: (rulesOf.get(group.id) ?? []).filter((r) => r.isEgress),
+      tags: tags.get(group.id) ?? [],
+    }));
+    return { views, groupNames };
+  }
+
   /** AuthorizeSecurityGroupIngress/Egress: adds every rule or none (`InvalidPermission.Duplicate`). */
-  async authorize(caller: Caller, now: Date, ref: GroupRef, isEgress: boolean, inputs: readonly RuleInput[]): Promise<{ group: SecurityGroupEntity; rules: SecurityGroupRuleEntity[] }> {
+  async authorize(caller: Caller, now: Date, ref: GroupRef, isEgress: boolean, inputs: readonly RuleInput[]): Promise<{ group: GroupRow; rules: RuleRow[] }> {
     await this.ensureDefaultGroup(caller.id, now);
-    const done = await this.ds.transaction(async (em) => {
-      const group = await this.resolveGroup(em, caller, ref, true);
-      const wanted = await this.toRules(em, group, isEgress, now, inputs);
-      const existing = await em.getRepository(SecurityGroupRuleEntity).find({ where: { groupId: group.id, isEgress } });
+    const done = await this.repo.transaction(async (tx) => {
+      const group = await this.resolveGroup(tx, caller, ref, true);
+      const wanted = await this.toRules(tx, group, isEgress, now, inputs);
+      const existing = await this.repo.rulesOf(tx, [group.id], isEgress);
       const seen = new Set(existing.map(ruleIdentity));
       for (const r of wanted) {
         const k = ruleIdentity(r);
@@ -252,8 +235,8 @@ export class SecurityGroupsService {
         seen.add(k);
       }
       // The group row is locked: concurrent authorizes on it count one after the other.
-      await this.quotas.enforceRules(em, caller, group.accountId, seen.size);
-      if (wanted.length) await em.getRepository(SecurityGroupRuleEntity).insert(wanted);
+      await this.quotas.enforceRules(tx, caller, group.accountId, seen.size);
+      await this.repo.insertRules(tx, wanted);
       return { group, rules: wanted };
     });
     this.changes?.rulesChanged(done.group.id);
@@ -265,15 +248,15 @@ export class SecurityGroupsService {
    * as unknown (AWS's current behaviour). When nothing matches at all → `InvalidPermission.NotFound`.
    * `ruleIds` (SecurityGroupRuleId.N) must all exist in the group and direction.
    */
-  async revoke(caller: Caller, now: Date, ref: GroupRef, isEgress: boolean, inputs: readonly RuleInput[], ruleIds: readonly string[] = []): Promise<RevokeResult & { group: SecurityGroupEntity }> {
+  async revoke(caller: Caller, now: Date, ref: GroupRef, isEgress: boolean, inputs: readonly RuleInput[], ruleIds: readonly string[] = []): Promise<RevokeResult & { group: GroupRow }> {
     await this.ensureDefaultGroup(caller.id, now);
-    const done = await this.ds.transaction(async (em) => {
-      const group = await this.resolveGroup(em, caller, ref, true);
-      const wanted = await this.toRules(em, group, isEgress, now, inputs);
-      const existing = await em.getRepository(SecurityGroupRuleEntity).find({ where: { groupId: group.id, isEgress } });
+    const done = await this.repo.transaction(async (tx) => {
+      const group = await this.resolveGroup(tx, caller, ref, true);
+      const wanted = await this.toRules(tx, group, isEgress, now, inputs);
+      const existing = await this.repo.rulesOf(tx, [group.id], isEgress);
       const byIdentity = new Map(existing.map((r) => [ruleIdentity(r), r]));
-      const revoked = new Map<string, SecurityGroupRuleEntity>();
-      const unknown: SecurityGroupRuleEntity[] = [];
+      const revoked = new Map<string, RuleRow>();
+      const unknown: RuleRow[] = [];
       for (const w of wanted) {
         const hit = byIdentity.get(ruleIdentity(w));
         if (hit) revoked.set(hit.id, hit);
@@ -285,7 +268,7 @@ export class SecurityGroupsService {
         revoked.set(hit.id, hit);
       }
       if (revoked.size === 0) throw Ec2Error.notFound('InvalidPermission.NotFound', '');
-      await em.getRepository(SecurityGroupRuleEntity).delete({ id: In([...revoked.keys()]) });
+      await this.repo.deleteRules(tx, [...revoked.keys()]);
       return { group, revoked: [...revoked.values()], unknown };
     });
     this.changes?.rulesChanged(done.group.id);
@@ -295,43 +278,40 @@ export class SecurityGroupsService {
   /** DeleteSecurityGroup: not `default`, not referenced by another group, not used by instances. */
   async delete(caller: Caller, now: Date, ref: GroupRef): Promise<string> {
     await this.ensureDefaultGroup(caller.id, now);
-    return this.ds.transaction(async (em) => {
-      const group = await this.resolveGroup(em, caller, ref, true);
+    return this.repo.transaction(async (tx) => {
+      const group = await this.resolveGroup(tx, caller, ref, true);
       if (group.name === DEFAULT_GROUP_NAME) {
         throw new Ec2Error('CannotDelete', `the specified group: "${group.id}" name: "default" cannot be deleted by a user`);
       }
-      const dependent = await em
-        .getRepository(SecurityGroupRuleEntity)
-        .exists({ where: { referencedGroupId: group.id, groupId: Not(group.id) } });
-      if (dependent) throw new Ec2Error('DependencyViolation', `resource ${group.id} has a dependent object`);
-      const instances = await this.usage.instancesUsing(group.id, em);
+      if (await this.repo.referencedByOtherGroups(tx, group.id)) throw new Ec2Error('DependencyViolation', `resource ${group.id} has a dependent object`);
+      const instances = await this.usage.instancesUsing(group.id, tx);
       if (instances.length) throw new Ec2Error('InvalidGroup.InUse', `There are active instances using security group '${group.name}'`);
-      await em.getRepository(SecurityGroupRuleEntity).delete({ groupId: group.id });
-      await em.getRepository(SecurityGroupEntity).delete({ id: group.id });
-      await this.tags.deleteAllFor(group.id, em);
+      await this.repo.deleteGroup(tx, group.id);
+      await this.tags.deleteAllFor(group.id, tx);
       return group.id;
     });
   }
 
-  /** The group named by `ref`, locked for update when `lock`; invisible → `InvalidGroup.NotFound`. */
-  async resolveGroup(em: EntityManager, caller: Caller, ref: GroupRef, lock = false): Promise<SecurityGroupEntity> {
-    const repo = em.getRepository(SecurityGroupEntity);
-    const opts = lock ? { lock: { mode: 'pessimistic_write' as const } } : {};
+  /**
+   * The group named by `ref`, locked for update when `lock`: by id, any group the caller may
+   * change (the one access rule; else `InvalidGroup.NotFound`); by name, the caller's own.
+   */
+  async resolveGroup(tx: Tx, caller: Caller, ref: GroupRef, lock = false): Promise<GroupRow> {
     if (ref.id !== undefined) {
       if (!isValidId('sg', ref.id)) throw Ec2Error.malformed('InvalidGroupId.Malformed', ref.id);
-      const g = await repo.findOne({ where: { id: ref.id }, ...opts });
-      if (!g || (g.accountId !== caller.id && !caller.isAdmin)) throw Ec2Error.notFound('InvalidGroup.NotFound', ref.id);
+      const g = await this.repo.groupById(tx, ref.id, lock);
+      if (!g || !allows(accessOf(caller, g), 'change')) throw Ec2Error.notFound('InvalidGroup.NotFound', ref.id);
       return g;
     }
     if (!ref.name) throw new Ec2Error('MissingParameter', 'The request must contain the parameter groupName or groupId');
-    const g = await repo.findOne({ where: { accountId: caller.id, name: ref.name }, ...opts });
+    const g = await this.repo.groupOf(tx, caller.id, { name: ref.name }, lock);
     if (!g) throw Ec2Error.notFound('InvalidGroup.NotFound', ref.name);
     return g;
   }
 
   /** Rule rows for `inputs`; group peers must be groups of the same account as `group`. */
-  private async toRules(em: EntityManager, group: SecurityGroupEntity, isEgress: boolean, now: Date, inputs: readonly RuleInput[]): Promise<SecurityGroupRuleEntity[]> {
-    const out: SecurityGroupRuleEntity[] = [];
+  private async toRules(tx: Tx, group: GroupRow, isEgress: boolean, now: Date, inputs: readonly RuleInput[]): Promise<RuleRow[]> {
+    const out: RuleRow[] = [];
     for (const i of inputs) {
       const base = { ipProtocol: i.ipProtocol, fromPort: i.fromPort, toPort: i.toPort, description: i.peer.description ?? null };
       if (i.peer.kind === 'ipv4') out.push(this.rule(group.id, isEgress, now, { ...base, cidrIpv4: i.peer.cidr }));
@@ -340,12 +320,11 @@ export class SecurityGroupsService {
         const peer = i.peer;
         const label = peer.groupId ?? peer.groupName!;
         if (peer.userId !== undefined && peer.userId !== group.accountId) throw Ec2Error.notFound('InvalidGroup.NotFound', label);
-        const repo = em.getRepository(SecurityGroupEntity);
         const ref = peer.groupId
           ? isValidId('sg', peer.groupId)
-            ? await repo.findOne({ where: { id: peer.groupId, accountId: group.accountId } })
-            : null
-          : await repo.findOne({ where: { name: peer.groupName!, accountId: group.accountId } });
+            ? await this.repo.groupOf(tx, group.accountId, { id: peer.groupId })
+            : undefined
+          : await this.repo.groupOf(tx, group.accountId, { name: peer.groupName! });
         if (!ref) throw Ec2Error.notFound('InvalidGroup.NotFound', label);
         out.push(this.rule(group.id, isEgress, now, { ...base, referencedGroupId: ref.id, referencedUserId: ref.accountId }));
       }
@@ -353,8 +332,8 @@ export class SecurityGroupsService {
     return out;
   }
 
-  private rule(groupId: string, isEgress: boolean, now: Date, r: Partial<SecurityGroupRuleEntity> & { ipProtocol: string }): SecurityGroupRuleEntity {
-    return Object.assign(new SecurityGroupRuleEntity(), {
+  private rule(groupId: string, isEgress: boolean, now: Date, r: Partial<RuleRow> & { ipProtocol: string }): RuleRow {
+    return {
       id: newId('sgr'),
       groupId,
       isEgress,
@@ -367,6 +346,6 @@ export class SecurityGroupsService {
       description: null,
       createdAt: now,
       ...r,
-    });
+    };
   }
 }

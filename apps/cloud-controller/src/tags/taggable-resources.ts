@@ -1,9 +1,11 @@
 import { Injectable } from '@nestjs/common';
 import { Ec2Error, idPrefixOf, isValidId, type NotFoundCode } from '@koala/ec2-query';
-import { In, type EntityManager, type EntityTarget, type FindOptionsWhere, type ObjectLiteral } from 'typeorm';
+import { accessOf, allows, type Caller } from '../persistence/access-scope.js';
+import type { Tx } from './tags.repository.js';
 
+// Until every resource folder imports these from their new homes (Caller: persistence/access-scope.js).
 export type { Caller } from '../persistence/access-scope.js';
-import type { Caller } from '../persistence/access-scope.js';
+export { entityOwners } from './tags.repository.js';
 
 /**
  * A kind of resource that can carry tags, registered by its service (key pairs, groups,
@@ -16,25 +18,8 @@ export interface TaggableKind {
   resourceType: string;
   /** Error code for an id of this kind that does not exist (or is not visible). */
   notFoundCode: NotFoundCode;
-  /** Owner account of each of `ids` that exists. */
-  owners(em: EntityManager, ids: readonly string[]): Promise<Map<string, string>>;
-}
-
-/**
- * `TaggableKind.owners` for a resource table with an `accountId` column (every Koala resource):
- * the owner of each id that exists, keyed by `idColumn` (default `id`); `where` excludes rows
- * that no longer count (deleted volumes, deregistered images).
- */
-export function entityOwners<T extends ObjectLiteral & { accountId: string }>(
-  entity: EntityTarget<T>,
-  opts: { idColumn?: keyof T & string; where?: FindOptionsWhere<T> } = {},
-): TaggableKind['owners'] {
-  const idColumn = opts.idColumn ?? 'id';
-  return async (em, ids) => {
-    const where = { ...opts.where, [idColumn]: In([...ids]) } as FindOptionsWhere<T>;
-    const rows = await em.getRepository(entity).find({ where, select: { [idColumn]: true, accountId: true } as never });
-    return new Map(rows.map((r) => [r[idColumn] as string, r.accountId]));
-  };
+  /** Owner account of each of `ids` that exists (the kind's repository answers it, in `tx`). */
+  owners(tx: Tx, ids: readonly string[]): Promise<Map<string, string>>;
 }
 
 /** The registry of taggable kinds, keyed by id prefix. */
@@ -65,10 +50,10 @@ export class TaggableResources {
   }
 
   /**
-   * Resolves every id to its kind and owner; an id that does not exist, or that belongs to
-   * another account and the caller is not the admin, → the kind's NotFound code.
+   * Resolves every id to its kind and owner; an id that does not exist, or that the caller may
+   * not change (the one access rule: owner or admin), → the kind's NotFound code.
    */
-  async resolve(em: EntityManager, caller: Caller, ids: readonly string[]): Promise<Map<string, { kind: TaggableKind; owner: string }>> {
+  async resolve(tx: Tx, caller: Caller, ids: readonly string[]): Promise<Map<string, { kind: TaggableKind; owner: string }>> {
     const byKind = new Map<TaggableKind, string[]>();
     for (const id of ids) {
       const kind = this.kindOf(id);
@@ -76,10 +61,10 @@ export class TaggableResources {
     }
     const out = new Map<string, { kind: TaggableKind; owner: string }>();
     for (const [kind, kindIds] of byKind) {
-      const owners = await kind.owners(em, kindIds);
+      const owners = await kind.owners(tx, kindIds);
       for (const id of kindIds) {
         const owner = owners.get(id);
-        if (owner === undefined || (owner !== caller.id && !caller.isAdmin)) throw Ec2Error.notFound(kind.notFoundCode, id);
+        if (owner === undefined || !allows(accessOf(caller, { accountId: owner }), 'change')) throw Ec2Error.notFound(kind.notFoundCode, id);
         out.set(id, { kind, owner });
       }
     }

@@ -1,7 +1,7 @@
 import { isEc2Error } from '@koala/ec2-query';
-import type { EntityManager } from 'typeorm';
 import { tagsFromSpecifications, validateTags } from './tag-rules.js';
 import { TaggableResources, type TaggableKind } from './taggable-resources.js';
+import type { Tx } from './tags.repository.js';
 
 async function codeOf(f: () => unknown): Promise<string | undefined> {
   try {
@@ -38,13 +38,13 @@ describe('tag rules', () => {
 });
 
 describe('TaggableResources', () => {
-  const em = {} as EntityManager;
+  const em = {} as Tx;
   const owners: Record<string, string> = { 'key-0123456789abcdef0': '111111111111', 'sg-0123456789abcdef0': '222222222222' };
   const kind = (prefix: string, resourceType: string, notFoundCode: TaggableKind['notFoundCode']): TaggableKind => ({
     prefix,
     resourceType,
     notFoundCode,
-    owners: async (_em, ids) => new Map(ids.filter((id) => owners[id]).map((id) => [id, owners[id]!])),
+    owners: async (_tx, ids) => new Map(ids.filter((id) => owners[id]).map((id) => [id, owners[id]!])),
   });
   const registry = new TaggableResources();
   registry.register(kind('key', 'key-pair', 'InvalidKeyPair.NotFound'));
