@@ -16,10 +16,7 @@ const LEGACY_ORM_SERVICES = [
   'apps/cloud-controller/src/instances/instance-reconciler.service.ts',
   'apps/cloud-controller/src/key-pairs/key-pairs.service.ts',
   'apps/cloud-controller/src/security-groups/security-groups.service.ts',
-  'apps/cloud-controller/src/snapshots/snapshots.service.ts',
   'apps/cloud-controller/src/tags/tags.service.ts',
-  'apps/cloud-controller/src/volumes/volumes.service.ts',
-  'apps/cloud-controller/src/volumes/block-devices.service.ts',
 ];
 
 const appRooms = ['cloud-controller', 'cluster-controller', 'node-controller', 'storage-controller', 'koala'];

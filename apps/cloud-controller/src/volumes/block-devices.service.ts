@@ -3,14 +3,14 @@ import { KOALA_CONFIG, type KoalaConfig } from '@koala/config';
 import { Ec2Error, type TagSpecification } from '@koala/ec2-query';
 import type { Logger } from '@koala/logging';
 import { CLOCK, LOGGER, type Clock } from '@koala/runtime';
-import { DataSource, type EntityManager } from 'typeorm';
-import { InstanceEntity } from '../instances/instance.entity.js';
-import type { Caller } from '../tags/taggable-resources.js';
+import type { Caller } from '../persistence/access-scope.js';
 import { TagsService } from '../tags/tags.service.js';
 import type { EbsMapping } from './block-device-mapping.js';
-import { BlockDeviceRepository, type BlockDeviceRow, type OpenBlockDevice } from './block-device.repository.js';
-import { VolumeEntity } from './volume.entity.js';
+import { BlockDeviceRepository, type BlockDeviceRow, type BlockDeviceStore, type OpenBlockDevice, type Tx } from './block-device.repository.js';
 import { VOLUME_RESOURCE_TYPE, VolumesService } from './volumes.service.js';
+
+/** What the mappings need of VolumesService (a fake in the unit spec). */
+export type MappingVolumes = Pick<VolumesService, 'create' | 'delete' | 'attach'>;
 
 /** The ClientToken of the volume of a mapping: a retried create (CLC restart) finds the same volume. */
 export const mappingClientToken = (instanceId: string, deviceName: string) => `koala-bdm:${instanceId}:${deviceName}`;
@@ -36,18 +36,14 @@ const reasonOf = (e: unknown): { code: string; message: string } =>
  */
 @Injectable()
 export class BlockDevicesService {
-  private readonly repo: BlockDeviceRepository;
-
   constructor(
-    @Inject(DataSource) private readonly ds: DataSource,
-    @Inject(KOALA_CONFIG) private readonly config: KoalaConfig,
+    @Inject(BlockDeviceRepository) private readonly repo: BlockDeviceStore,
+    @Inject(KOALA_CONFIG) private readonly config: Pick<KoalaConfig, 'volumeAttachTimeoutMs'>,
     @Inject(LOGGER) private readonly logger: Logger,
     @Inject(CLOCK) private readonly clock: Clock,
-    @Inject(TagsService) private readonly tags: TagsService,
-    @Inject(VolumesService) private readonly volumes: VolumesService,
-  ) {
-    this.repo = new BlockDeviceRepository(ds);
-  }
+    @Inject(TagsService) private readonly tags: Pick<TagsService, 'checkTagSpecifications'>,
+    @Inject(VolumesService) private readonly volumes: MappingVolumes,
+  ) {}
 
   /**
    * The checks that need the database and the zone, for each mapping as CreateVolume would make
@@ -69,7 +65,7 @@ export class BlockDevicesService {
   }
 
   /** The rows of the launched instances (inside RunInstances' transaction). */
-  async record(em: EntityManager, caller: Caller, now: Date, instanceIds: readonly string[], zone: string, mappings: readonly EbsMapping[], volumeTags: TagSpecification[]): Promise<void> {
+  async record(tx: Tx, caller: Caller, now: Date, instanceIds: readonly string[], zone: string, mappings: readonly EbsMapping[], volumeTags: TagSpecification[]): Promise<void> {
     const rows: BlockDeviceRow[] = instanceIds.flatMap((instanceId) =>
       mappings.map((m) => ({
         instanceId,
@@ -90,19 +86,14 @@ export class BlockDevicesService {
         createdAt: now,
       })),
     );
-    await this.repo.insert(em, rows);
+    await this.repo.insert(tx, rows);
   }
 
   /** ModifyInstanceAttribute `BlockDeviceMapping.N.Ebs.DeleteOnTermination`: the attached volume and/or the mapping not attached yet. */
-  async setDeleteOnTermination(em: EntityManager, instanceId: string, deviceName: string, value: boolean): Promise<void> {
-    const attached = await em
-      .createQueryBuilder()
-      .update(VolumeEntity)
-      .set({ deleteOnTermination: value })
-      .where('attach_instance_id = :instanceId AND attach_device = :deviceName AND attach_state IS NOT NULL', { instanceId, deviceName })
-      .execute();
-    const mapped = await this.repo.setDeleteOnTermination(em, instanceId, deviceName, value);
-    if (!attached.affected && !mapped) throw Ec2Error.invalidParameterValue('BlockDeviceMapping.DeviceName', deviceName, `No volume is mapped at ${deviceName} on instance '${instanceId}'.`);
+  async setDeleteOnTermination(tx: Tx, instanceId: string, deviceName: string, value: boolean): Promise<void> {
+    const attached = await this.repo.setVolumeDeleteOnTermination(tx, instanceId, deviceName, value);
+    const mapped = await this.repo.setDeleteOnTermination(tx, instanceId, deviceName, value);
+    if (!attached && !mapped) throw Ec2Error.invalidParameterValue('BlockDeviceMapping.DeviceName', deviceName, `No volume is mapped at ${deviceName} on instance '${instanceId}'.`);
   }
 
   /** Works every open mapping (of the given instances only); errors are logged per mapping. Returns how many rows were looked at. */
@@ -148,14 +139,14 @@ export class BlockDevicesService {
         const reason = reasonOf(e);
         // An unanswered create leaves the volume in `error` under our ClientToken: keep its id so
         // a DeleteOnTermination volume is still deleted with the instance.
-        const leftover = await this.ds.getRepository(VolumeEntity).findOne({ where: { accountId: row.accountId, clientToken: mappingClientToken(row.instanceId, row.deviceName) } });
-        await this.repo.move(key, 'pending', { state: 'failed', reason, claimedAt: null, ...(leftover ? { volumeId: leftover.id } : {}) });
+        const leftover = await this.repo.volumeByClientToken(row.accountId, mappingClientToken(row.instanceId, row.deviceName));
+        await this.repo.move(key, 'pending', { state: 'failed', reason, claimedAt: null, ...(leftover ? { volumeId: leftover } : {}) });
         this.logger.warn({ instanceId: row.instanceId, device: row.deviceName, code: reason.code, message: reason.message }, 'block-device mapping failed: the volume could not be created; the instance runs without it');
       }
       return;
     }
 
-    const volume = row.volumeId ? await this.ds.getRepository(VolumeEntity).findOne({ where: { id: row.volumeId } }) : null;
+    const volume = row.volumeId ? await this.repo.volume(row.volumeId) : undefined;
 
     if (row.state === 'failed') {
       // Only failed DeleteOnTermination volumes of ended instances are listed as open.
@@ -206,8 +197,7 @@ export class BlockDevicesService {
       this.logger.info({ instanceId: row.instanceId, device: row.deviceName, volumeId: volume.id }, 'block-device volume attached');
     } catch (e) {
       const reason = reasonOf(e);
-      const inst = await this.ds.getRepository(InstanceEntity).findOne({ where: { id: row.instanceId }, select: { id: true, state: true } });
-      if (inst?.state !== 'running') {
+      if ((await this.repo.instanceState(row.instanceId)) !== 'running') {
         // The instance stopped or ended meanwhile: try again (or release) on the next step.
         await this.repo.move(key, 'attaching', { state: 'creating', reason, claimedAt: null });
         return;
