@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import type { EntityManager } from 'typeorm';
+import type { Tx } from './snapshots.repository.js';
 
 /**
  * Port: which registered images use a snapshot (DeleteSnapshot → InvalidSnapshot.InUse). Images
@@ -9,7 +9,7 @@ import type { EntityManager } from 'typeorm';
  */
 export interface SnapshotUsage {
   /** Ids of the registered (not deregistered) images that use `snapshotId`. */
-  imagesUsing(snapshotId: string, em: EntityManager): Promise<string[]>;
+  imagesUsing(snapshotId: string, tx: Tx): Promise<string[]>;
 }
 export const SNAPSHOT_USAGE = Symbol('SNAPSHOT_USAGE');
 

@@ -1,6 +1,7 @@
 /**
  * The `instance_block_devices` table (migration 1764135000000) in plain SQL: the EBS mappings of
- * launched instances, from the request until the volume is attached, has failed or was released.
+ * launched instances, from the request until the volume is attached, has failed or was released;
+ * and what the mappings read of their volumes and instances.
  */
 import type { TagSpecification } from '@koala/ec2-query';
 import type { DataSource, EntityManager } from 'typeorm';
@@ -44,10 +45,41 @@ const COLUMNS = `b.instance_id AS "instanceId", b.device_name AS "deviceName", b
   b.volume_tags AS "volumeTags", b.volume_id AS "volumeId", b.state, b.reason_code AS "reasonCode", b.reason_message AS "reasonMessage",
   b.claimed_at AS "claimedAt", b.created_at AS "createdAt"`;
 
+/** A transaction (RunInstances', ModifyInstanceAttribute's). Services only pass it through. */
+export type Tx = EntityManager;
+
 type Db = Pick<DataSource | EntityManager, 'query'>;
+
+/** A mapping's volume, as the mapping's steps read it. */
+export interface MappedVolume {
+  id: string;
+  state: string;
+  stateReasonCode: string | null;
+  stateReasonMessage: string | null;
+  attachInstanceId: string | null;
+  attachDevice: string | null;
+  attachState: string | null;
+}
+
+/** The shape BlockDevicesService depends on (BlockDeviceRepository; an in-memory fake in the unit spec). */
+export interface BlockDeviceStore {
+  insert(tx: Tx, rows: readonly BlockDeviceRow[]): Promise<void>;
+  open(instanceIds?: readonly string[]): Promise<OpenBlockDevice[]>;
+  move(key: { instanceId: string; deviceName: string }, from: BlockDeviceState, patch: BlockDevicePatch, claimedBefore?: Date): Promise<boolean>;
+  setDeleteOnTermination(tx: Tx, instanceId: string, deviceName: string, value: boolean): Promise<boolean>;
+  /** The DeleteOnTermination of the volume attached (or attaching, detaching) at the device; true if there was one. */
+  setVolumeDeleteOnTermination(tx: Tx, instanceId: string, deviceName: string, value: boolean): Promise<boolean>;
+  volume(id: string): Promise<MappedVolume | undefined>;
+  /** The id of the account's volume created with `clientToken`, if any. */
+  volumeByClientToken(accountId: string, clientToken: string): Promise<string | undefined>;
+  /** The instance's state (undefined: the row is gone). */
+  instanceState(instanceId: string): Promise<string | undefined>;
+}
+
+export type BlockDevicePatch = { state?: BlockDeviceState; volumeId?: string; reason?: { code: string; message: string } | null; claimedAt?: Date | null };
 const affected = (r: unknown): number => (Array.isArray(r) && typeof r[1] === 'number' ? r[1] : 0);
 
-export class BlockDeviceRepository {
+export class BlockDeviceRepository implements BlockDeviceStore {
   constructor(private readonly ds: Db) {}
 
   async insert(em: Db, rows: readonly BlockDeviceRow[]): Promise<void> {
@@ -87,7 +119,7 @@ export class BlockDeviceRepository {
   }
 
   /** Moves a row from `from` (and, with `claimedBefore`, only if unclaimed since then); true if this caller won. */
-  async move(key: { instanceId: string; deviceName: string }, from: BlockDeviceState, patch: { state?: BlockDeviceState; volumeId?: string; reason?: { code: string; message: string } | null; claimedAt?: Date | null }, claimedBefore?: Date): Promise<boolean> {
+  async move(key: { instanceId: string; deviceName: string }, from: BlockDeviceState, patch: BlockDevicePatch, claimedBefore?: Date): Promise<boolean> {
     const sets: string[] = [];
     const params: unknown[] = [key.instanceId, key.deviceName, from];
     const set = (col: string, v: unknown) => {
@@ -117,5 +149,30 @@ export class BlockDeviceRepository {
       [instanceId, deviceName, value],
     );
     return affected(r) > 0;
+  }
+
+  async setVolumeDeleteOnTermination(tx: Tx, instanceId: string, deviceName: string, value: boolean): Promise<boolean> {
+    const r = await tx.query('UPDATE volumes SET delete_on_termination = $3 WHERE attach_instance_id = $1 AND attach_device = $2 AND attach_state IS NOT NULL', [instanceId, deviceName, value]);
+    return affected(r) > 0;
+  }
+
+  async volume(id: string): Promise<MappedVolume | undefined> {
+    const rows: MappedVolume[] = await this.ds.query(
+      `SELECT id, state, state_reason_code AS "stateReasonCode", state_reason_message AS "stateReasonMessage", attach_instance_id AS "attachInstanceId",
+              attach_device AS "attachDevice", attach_state AS "attachState"
+       FROM volumes WHERE id = $1`,
+      [id],
+    );
+    return rows[0];
+  }
+
+  async volumeByClientToken(accountId: string, clientToken: string): Promise<string | undefined> {
+    const rows: Array<{ id: string }> = await this.ds.query('SELECT id FROM volumes WHERE account_id = $1 AND client_token = $2', [accountId, clientToken]);
+    return rows[0]?.id;
+  }
+
+  async instanceState(instanceId: string): Promise<string | undefined> {
+    const rows: Array<{ state: string }> = await this.ds.query('SELECT state FROM instances WHERE id = $1', [instanceId]);
+    return rows[0]?.state;
   }
 }

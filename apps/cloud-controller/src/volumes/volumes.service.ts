@@ -6,25 +6,30 @@ import { applyFilters, Ec2Error, isValidId, newId, validateFilters, type FilterS
 import type { Logger } from '@koala/logging';
 import { BusRemoteError, sealFor } from '@koala/messaging';
 import { CLOCK, LOGGER, type Clock } from '@koala/runtime';
-import { DataSource, In, Not, QueryFailedError, type EntityManager, type SelectQueryBuilder } from 'typeorm';
-import { InstanceEntity } from '../instances/instance.entity.js';
-import { SnapshotsService } from '../snapshots/snapshots.service.js';
-import { TaggableResources, entityOwners, type Caller } from '../tags/taggable-resources.js';
+import { accessOf, allows, type Caller } from '../persistence/access-scope.js';
+import type { DescribeQuery } from '../persistence/describe-page.js';
+import { TaggableResources } from '../tags/taggable-resources.js';
 import { QuotaService } from '../quotas/quota.service.js';
 import { TagsService } from '../tags/tags.service.js';
+import { publicReason, zoneError } from '../clusters/zone-error.js';
 import { runAttach, runDetach } from './attach-workflow.js';
 import { CHAP_SECRETS, type ChapSecrets } from './chap-credentials.js';
+import { RESTORABLE_SNAPSHOTS, type RestorableSnapshots } from './restorable-snapshots.port.js';
 import { ZONE_STORAGE, type ZoneStorageGateway } from './storage-gateway.js';
-import { VolumeEntity } from './volume.entity.js';
-import { publicReason, zoneError } from '../clusters/zone-error.js';
 import { DETACHED, checkAttachable, checkDeletable, checkDetachable, checkDevice, decideVolumeEvent, detached, rolledBack, volumeStatus } from './volume-states.js';
-import { findVisible, ownedBy, type FilterColumns } from '../persistence/find-visible.js';
-import { describePage, type DescribeQuery } from '../persistence/describe-page.js';
+import { UniqueViolation, VolumesRepository, type AttachTarget, type Tx, type VolumeRow, type VolumesStore } from './volumes.repository.js';
+
+export { VOLUME_FILTER_COLUMNS, VOLUME_STATUS_FILTER_COLUMNS } from './volumes.repository.js';
 
 export const VOLUME_RESOURCE_TYPE = 'volume';
 export const VOLUME_TYPES = ['standard', 'gp2', 'gp3', 'io1', 'io2', 'sc1', 'st1'] as const;
 export const DEFAULT_VOLUME_TYPE = 'standard';
 export const MAX_VOLUME_GIB = 16384;
+
+/** What VolumesService needs of the tags (TagsService; a fake in the unit spec). */
+export type VolumeTags = Pick<TagsService, 'checkTagSpecifications' | 'applyTagSpecifications' | 'tagsOf' | 'deleteAllFor'>;
+/** What VolumesService needs of the quotas (QuotaService; a fake in the unit spec). */
+export type VolumeQuotas = Pick<QuotaService, 'enforce'>;
 
 export interface CreateVolumeInput {
   sizeGiB?: number;
@@ -39,7 +44,7 @@ export interface CreateVolumeInput {
 }
 
 export interface VolumeView {
-  volume: VolumeEntity;
+  volume: VolumeRow;
   tags: Tag[];
 }
 
@@ -62,31 +67,8 @@ export const VOLUME_FILTERS: FilterSpec<VolumeView> = {
   'owner-id': (v) => v.volume.accountId,
 };
 
-/**
- * The VOLUME_FILTERS that SQL can decide (volumes aliased `v`): each expression is the text of
- * exactly the value the filter reads above (integers and booleans as String() writes them, NULL
- * where it reads null). DescribeVolumes pushes these (and the tag filters) into its query as a
- * pre-selection and still applies every filter in memory. The times stay in memory only.
- */
-export const VOLUME_FILTER_COLUMNS: FilterColumns = {
-  'volume-id': 'v.id',
-  status: 'v.state',
-  'availability-zone': 'v.zone',
-  'attachment.instance-id': 'v.attach_instance_id',
-  'attachment.status': 'v.attach_state',
-  'attachment.device': 'v.attach_device',
-  'attachment.delete-on-termination': "CASE WHEN v.attach_state IS NOT NULL AND v.attach_state <> '' THEN CAST(v.delete_on_termination AS text) END",
-  size: 'CAST(v.size_gib AS text)',
-  'snapshot-id': "COALESCE(v.snapshot_id, '')",
-  'volume-type': 'v.volume_type',
-  encrypted: "CAST('false' AS text)",
-  'multi-attach-enabled': "CAST('false' AS text)",
-  iops: 'CAST(v.iops AS text)',
-  'owner-id': 'v.account_id',
-};
-
 export interface VolumeStatusView {
-  volume: VolumeEntity;
+  volume: VolumeRow;
   status: ReturnType<typeof volumeStatus>;
 }
 const STATUS_FILTERS: FilterSpec<VolumeStatusView> = {
@@ -96,11 +78,6 @@ const STATUS_FILTERS: FilterSpec<VolumeStatusView> = {
   'volume-status.details-status': (v) => [v.status === 'ok' ? 'passed' : v.status === 'impaired' ? 'failed' : 'insufficient-data', 'not-applicable'],
   'event.event-type': () => null,
   'action.code': () => null,
-};
-/** The STATUS_FILTERS SQL can decide (volumes aliased `v`; see VOLUME_FILTER_COLUMNS and volumeStatus). */
-export const VOLUME_STATUS_FILTER_COLUMNS: FilterColumns = {
-  'availability-zone': 'v.zone',
-  'volume-status.status': "CASE WHEN v.state IN ('available', 'in-use') THEN 'ok' WHEN v.state = 'error' THEN 'impaired' ELSE 'insufficient-data' END",
 };
 /** Token families of DescribeVolumes / DescribeVolumeStatus, and their bounds of MaxResults. */
 const DESCRIBE = { scope: 'DescribeVolumes', min: 5, max: 500, capAboveMax: true } as const;
@@ -115,8 +92,14 @@ export interface AttachmentView {
   deleteOnTermination: boolean;
 }
 
-function isUniqueViolation(e: unknown): boolean {
-  return e instanceof QueryFailedError && (e as unknown as { code?: string }).code === '23505';
+const deviceInUse = (device: string) => new Ec2Error('InvalidParameterValue', `Invalid value '${device}' for unixDevice. Attachment point ${device} is already in use`);
+
+/** The CreateVolume parameters once checked: what the volume row is made of. */
+interface CheckedCreate {
+  zone: string;
+  sizeGiB?: number;
+  volumeType: string;
+  paramsHash: string;
 }
 
 /**
@@ -127,28 +110,76 @@ function isUniqueViolation(e: unknown): boolean {
 @Injectable()
 export class VolumesService {
   constructor(
-    @Inject(DataSource) private readonly ds: DataSource,
-    @Inject(KOALA_CONFIG) private readonly config: KoalaConfig,
+    @Inject(VolumesRepository) private readonly repo: VolumesStore,
+    @Inject(KOALA_CONFIG) private readonly config: Pick<KoalaConfig, 'deletedVolumeRetentionMs' | 'volumeAttachTimeoutMs'>,
     @Inject(LOGGER) private readonly logger: Logger,
     @Inject(CLOCK) private readonly clock: Clock,
     @Inject(ZONE_STORAGE) private readonly zone: ZoneStorageGateway,
     @Inject(CHAP_SECRETS) private readonly chap: ChapSecrets,
-    @Inject(TagsService) private readonly tags: TagsService,
-    @Inject(SnapshotsService) private readonly snapshots: SnapshotsService,
-    @Inject(TaggableResources) registry: TaggableResources,
-    @Inject(QuotaService) private readonly quotas: QuotaService,
+    @Inject(TagsService) private readonly tags: VolumeTags,
+    @Inject(RESTORABLE_SNAPSHOTS) private readonly snapshots: RestorableSnapshots,
+    @Inject(TaggableResources) registry: Pick<TaggableResources, 'register'>,
+    @Inject(QuotaService) private readonly quotas: VolumeQuotas,
   ) {
     registry.register({
       prefix: 'vol',
       resourceType: VOLUME_RESOURCE_TYPE,
       notFoundCode: 'InvalidVolume.NotFound',
-      owners: entityOwners(VolumeEntity, { where: { state: Not('deleted') } }),
+      owners: (tx, ids) => this.repo.owners(tx, ids),
     });
   }
 
   // ---- CreateVolume ------------------------------------------------------------------------
 
   async create(caller: Caller, now: Date, input: CreateVolumeInput): Promise<VolumeView> {
+    const checked = this.checkCreate(input);
+    if (input.clientToken) {
+      const earlier = await this.byClientToken(caller.id, input.clientToken, checked.paramsHash);
+      if (earlier) return earlier;
+    }
+    const zones = await this.zone.zones().catch(() => [] as string[]);
+    if (!zones.includes(checked.zone)) throw Ec2Error.notFound('InvalidZone.NotFound', checked.zone);
+    const sizeGiB = input.snapshotId ? await this.restoredSize(caller, input.snapshotId, checked) : checked.sizeGiB!;
+    if (input.dryRun) throw Ec2Error.dryRun();
+
+    const volume: VolumeRow = {
+      id: newId('vol'),
+      accountId: caller.id,
+      zone: checked.zone,
+      sizeGiB,
+      snapshotId: input.snapshotId ?? null,
+      volumeType: checked.volumeType,
+      iops: input.iops ?? null,
+      state: 'creating',
+      stateReasonCode: null,
+      stateReasonMessage: null,
+      createdAt: now,
+      deletedAt: null,
+      clientToken: input.clientToken ?? null,
+      paramsHash: checked.paramsHash,
+      ...DETACHED,
+    };
+    let tags: Tag[];
+    try {
+      tags = await this.repo.transaction(async (tx) => {
+        await this.quotas.enforce(tx, caller, { kind: 'volume', count: 1, gib: volume.sizeGiB });
+        await this.repo.insert(tx, volume);
+        return this.tags.applyTagSpecifications(caller, VOLUME_RESOURCE_TYPE, volume.id, input.tagSpecifications, tx);
+      });
+    } catch (e) {
+      if (input.clientToken && e instanceof UniqueViolation) {
+        const earlier = await this.byClientToken(caller.id, input.clientToken, checked.paramsHash);
+        if (earlier) return earlier;
+      }
+      throw e;
+    }
+    await this.askCreate(volume);
+    this.logger.info({ volumeId: volume.id, zone: volume.zone, sizeGiB: volume.sizeGiB, snapshotId: volume.snapshotId ?? undefined }, 'volume creating');
+    return { volume, tags };
+  }
+
+  /** The checks of CreateVolume's parameters alone, and the digest a ClientToken retry must match. */
+  private checkCreate(input: CreateVolumeInput): CheckedCreate {
     if (!input.zone) throw Ec2Error.missingParameter('AvailabilityZone');
     if (input.sizeGiB === undefined && !input.snapshotId) throw Ec2Error.missingParameter('Size');
     if (input.sizeGiB !== undefined && (input.sizeGiB < 1 || input.sizeGiB > MAX_VOLUME_GIB)) {
@@ -168,78 +199,44 @@ export class VolumesService {
     const paramsHash = createHash('sha256')
       .update(JSON.stringify([input.sizeGiB ?? null, input.snapshotId ?? null, input.zone, volumeType, input.iops ?? null, input.tagSpecifications.map((s) => [s.resourceType, s.tags.map((t) => [t.key, t.value])])]))
       .digest('hex');
-    if (input.clientToken) {
-      const earlier = await this.byClientToken(caller.id, input.clientToken, paramsHash);
-      if (earlier) return earlier;
-    }
-    const zones = await this.zone.zones().catch(() => [] as string[]);
-    if (!zones.includes(input.zone)) throw Ec2Error.notFound('InvalidZone.NotFound', input.zone);
-    let sizeGiB = input.sizeGiB;
-    if (input.snapshotId) {
-      const snap = await this.snapshots.restorable(caller, input.snapshotId);
-      if (snap.state !== 'completed') throw new Ec2Error('IncorrectState', `Snapshot '${snap.id}' is not 'completed'. Current state: ${snap.state}.`);
-      if (snap.zone !== input.zone) {
-        throw Ec2Error.invalidParameterValue('AvailabilityZone', input.zone, `Snapshot '${snap.id}' is stored in ${snap.zone}; Koala restores a snapshot in the zone that holds it only.`);
-      }
-      sizeGiB ??= snap.volumeSizeGiB;
-      if (sizeGiB < snap.volumeSizeGiB) throw Ec2Error.invalidParameterValue('Size', String(sizeGiB), `Volume of ${sizeGiB}GiB is too small; minimum is ${snap.volumeSizeGiB}GiB for snapshot ${snap.id}.`);
-    }
-    if (input.dryRun) throw Ec2Error.dryRun();
+    return { zone: input.zone, sizeGiB: input.sizeGiB, volumeType, paramsHash };
+  }
 
-    const volume = this.ds.getRepository(VolumeEntity).create({
-      id: newId('vol'),
-      accountId: caller.id,
-      zone: input.zone,
-      sizeGiB: sizeGiB!,
-      snapshotId: input.snapshotId ?? null,
-      volumeType,
-      iops: input.iops ?? null,
-      state: 'creating',
-      stateReasonCode: null,
-      stateReasonMessage: null,
-      createdAt: now,
-      deletedAt: null,
-      clientToken: input.clientToken ?? null,
-      paramsHash,
-      ...DETACHED,
-    });
-    let tags: Tag[] = [];
-    try {
-      await this.ds.transaction(async (em) => {
-        await this.quotas.enforce(em, caller, { kind: 'volume', count: 1, gib: volume.sizeGiB });
-        await em.getRepository(VolumeEntity).insert(volume);
-        tags = await this.tags.applyTagSpecifications(caller, VOLUME_RESOURCE_TYPE, volume.id, input.tagSpecifications, em);
-      });
-    } catch (e) {
-      if (input.clientToken && isUniqueViolation(e)) {
-        const earlier = await this.byClientToken(caller.id, input.clientToken, paramsHash);
-        if (earlier) return earlier;
-      }
-      throw e;
+  /** The size of a volume restored from `snapshotId` (completed, restorable by the caller, in the volume's zone). */
+  private async restoredSize(caller: Caller, snapshotId: string, c: CheckedCreate): Promise<number> {
+    const snap = await this.snapshots.restorable(caller, snapshotId);
+    if (snap.state !== 'completed') throw new Ec2Error('IncorrectState', `Snapshot '${snap.id}' is not 'completed'. Current state: ${snap.state}.`);
+    if (snap.zone !== c.zone) {
+      throw Ec2Error.invalidParameterValue('AvailabilityZone', c.zone, `Snapshot '${snap.id}' is stored in ${snap.zone}; Koala restores a snapshot in the zone that holds it only.`);
     }
+    const sizeGiB = c.sizeGiB ?? snap.volumeSizeGiB;
+    if (sizeGiB < snap.volumeSizeGiB) throw Ec2Error.invalidParameterValue('Size', String(sizeGiB), `Volume of ${sizeGiB}GiB is too small; minimum is ${snap.volumeSizeGiB}GiB for snapshot ${snap.id}.`);
+    return sizeGiB;
+  }
+
+  /** Asks the zone's SC to create the volume; a refusal forgets it, no answer leaves it in `error`. */
+  private async askCreate(volume: VolumeRow): Promise<void> {
     try {
       await this.zone.createVolume(volume.zone, { volumeId: volume.id, sizeGiB: volume.sizeGiB, snapshotId: volume.snapshotId ?? undefined });
     } catch (e) {
       const { error, reason } = zoneError(e, 'CreateVolume');
       if (e instanceof BusRemoteError) {
         // The SC refused (capacity, snapshot missing): nothing exists anywhere; forget the volume.
-        await this.ds.transaction(async (em) => {
-          await em.getRepository(VolumeEntity).delete({ id: volume.id });
-          await this.tags.deleteAllFor(volume.id, em);
+        await this.repo.transaction(async (tx) => {
+          await this.repo.remove(tx, volume.id);
+          await this.tags.deleteAllFor(volume.id, tx);
         });
       } else {
         // No answer: the SC may have it; keep the volume visible in `error` so DeleteVolume can clean it.
-        await this.ds.getRepository(VolumeEntity).update({ id: volume.id, state: 'creating' }, { state: 'error', stateReasonCode: reason.code, stateReasonMessage: reason.message });
+        await this.repo.update({ id: volume.id, state: 'creating' }, { state: 'error', stateReasonCode: reason.code, stateReasonMessage: reason.message });
       }
       this.logger.warn({ volumeId: volume.id, zone: volume.zone, code: reason.code }, 'createVolume failed');
       throw error;
     }
-    this.logger.info({ volumeId: volume.id, zone: volume.zone, sizeGiB: volume.sizeGiB, snapshotId: volume.snapshotId ?? undefined }, 'volume creating');
-    return { volume, tags };
   }
 
   private async byClientToken(accountId: string, clientToken: string, paramsHash: string): Promise<VolumeView | undefined> {
-    const v = await this.ds.getRepository(VolumeEntity).findOne({ where: { accountId, clientToken } });
+    const v = await this.repo.byClientToken(accountId, clientToken);
     if (!v) return undefined;
     if (v.paramsHash !== paramsHash) throw new Ec2Error('IdempotentParameterMismatch', `Client token '${clientToken}' was already used in a request with different parameters.`);
     return (await this.views([v]))[0];
@@ -247,36 +244,23 @@ export class VolumesService {
 
   // ---- Describe ------------------------------------------------------------------------------
 
-  async views(volumes: readonly VolumeEntity[], em: EntityManager = this.ds.manager): Promise<VolumeView[]> {
-    const tags = await this.tags.tagsOf(volumes.map((v) => v.id), em);
+  async views(volumes: readonly VolumeRow[], tx?: Tx): Promise<VolumeView[]> {
+    const tags = await this.tags.tagsOf(volumes.map((v) => v.id), tx);
     return volumes.map((volume) => ({ volume, tags: tags.get(volume.id) ?? [] }));
   }
 
-  /** Every account's volumes (alias `v`) as a fresh query; deleted ones for `deletedVolumeRetentionMs`. */
-  private retained(now: Date): SelectQueryBuilder<VolumeEntity> {
-    return this.ds
-      .getRepository(VolumeEntity)
-      .createQueryBuilder('v')
-      .where("(v.state <> 'deleted' OR v.deleted_at > :cutoff)", { cutoff: new Date(now.getTime() - this.config.deletedVolumeRetentionMs) });
-  }
-
-  /** The named volumes the caller may see (admin: all), sorted by id; every id well-formed and visible, or the EC2 error. */
-  private async visible(caller: Caller, now: Date, ids: readonly string[]): Promise<VolumeEntity[]> {
-    return findVisible(this.retained(now), 'v', caller, ids, { prefix: 'vol', malformed: 'InvalidVolumeID.Malformed', notFound: 'InvalidVolume.NotFound' });
+  /** Deleted volumes are still described until `deletedVolumeRetentionMs` after their deletion. */
+  private retainedAfter(now: Date): Date {
+    return new Date(now.getTime() - this.config.deletedVolumeRetentionMs);
   }
 
   /** DescribeVolumes: a page of the caller's volumes in id order (describePage: named ids in memory, else a keyset walk in SQL). */
   async describe(caller: Caller, now: Date, q: DescribeQuery): Promise<{ volumes: VolumeView[]; nextToken?: string }> {
     const tagsOf = (v: VolumeView) => v.tags;
-    const { page, nextToken } = await describePage(q, {
+    const { page, nextToken } = await this.repo.describe(caller, q, { cutoff: this.retainedAfter(now), live: false }, {
       ...DESCRIBE,
       idsParameter: 'volumeSet',
-      named: (ids) => this.visible(caller, now, ids),
-      query: () => ownedBy(this.retained(now), 'v', caller),
-      alias: 'v',
       validate: () => validateFilters(q.filters, VOLUME_FILTERS, tagsOf),
-      columns: VOLUME_FILTER_COLUMNS,
-      tagsOf: 'v.id',
       keep: async (rows) => applyFilters(await this.views(rows), q.filters, VOLUME_FILTERS, tagsOf),
       keyOf: (v) => v.volume.id,
     });
@@ -285,14 +269,10 @@ export class VolumesService {
 
   /** DescribeVolumeStatus: the caller's volumes that are not deleted, paged as DescribeVolumes. */
   async describeStatus(caller: Caller, now: Date, q: DescribeQuery): Promise<{ statuses: VolumeStatusView[]; nextToken?: string }> {
-    const { page, nextToken } = await describePage(q, {
+    const { page, nextToken } = await this.repo.describe(caller, q, { cutoff: this.retainedAfter(now), live: true }, {
       ...STATUS,
       idsParameter: 'volumeSet',
-      named: (ids) => this.visible(caller, now, ids),
-      query: () => ownedBy(this.retained(now), 'v', caller).andWhere("v.state <> 'deleted'"),
-      alias: 'v',
       validate: () => validateFilters(q.filters, STATUS_FILTERS),
-      columns: VOLUME_STATUS_FILTER_COLUMNS,
       keep: (rows) =>
         applyFilters(
           rows.filter((v) => v.state !== 'deleted').map((volume): VolumeStatusView => ({ volume, status: volumeStatus(volume) })),
@@ -306,29 +286,29 @@ export class VolumesService {
 
   // ---- DeleteVolume ----------------------------------------------------------------------------
 
-  /** The named volume (admin: any account's) locked for a change; deleted ones are not found. */
-  private async target(em: EntityManager, caller: Caller, id: string): Promise<VolumeEntity> {
+  /** The named volume locked for a change (the access rule: its owner or the admin); deleted ones are not found. */
+  private async target(tx: Tx, caller: Caller, id: string): Promise<VolumeRow> {
     if (!isValidId('vol', id)) throw Ec2Error.malformed('InvalidVolumeID.Malformed', id);
-    const v = await em.getRepository(VolumeEntity).findOne({ where: { id }, lock: { mode: 'pessimistic_write' } });
-    if (!v || v.state === 'deleted' || (!caller.isAdmin && v.accountId !== caller.id)) throw Ec2Error.notFound('InvalidVolume.NotFound', id);
+    const v = await this.repo.lock(tx, id);
+    if (!v || v.state === 'deleted' || !allows(accessOf(caller, v), 'change')) throw Ec2Error.notFound('InvalidVolume.NotFound', id);
     return v;
   }
 
   async delete(caller: Caller, id: string, dryRun: boolean): Promise<void> {
-    const { v, previous } = await this.ds.transaction(async (em) => {
-      const v = await this.target(em, caller, id);
+    const { v, previous } = await this.repo.transaction(async (tx) => {
+      const v = await this.target(tx, caller, id);
       const decision = checkDeletable(v);
       if (dryRun) throw Ec2Error.dryRun();
       if (decision === 'noop') return { v, previous: undefined };
       const previous = { state: v.state, stateReasonCode: v.stateReasonCode, stateReasonMessage: v.stateReasonMessage };
-      await em.getRepository(VolumeEntity).update({ id }, { state: 'deleting', stateReasonCode: null, stateReasonMessage: null });
+      await this.repo.update({ id }, { state: 'deleting', stateReasonCode: null, stateReasonMessage: null }, tx);
       return { v, previous };
     });
     if (!previous) return;
     try {
       await this.zone.deleteVolume(v.zone, id);
     } catch (e) {
-      await this.ds.getRepository(VolumeEntity).update({ id, state: 'deleting' }, previous);
+      await this.repo.update({ id, state: 'deleting' }, previous);
       throw zoneError(e, 'DeleteVolume').error;
     }
     this.logger.info({ volumeId: id, zone: v.zone }, 'volume deleting');
@@ -339,16 +319,15 @@ export class VolumesService {
   async applyEvent(event: StorageEvent): Promise<void> {
     const now = this.clock.now();
     const ev = { ...event, reason: publicReason(event.reason, (ref, d) => this.logger.warn({ volumeId: event.id, ref, code: d.code, detail: d.message }, 'volume failure reported by the storage controller')) };
-    const applied = await this.ds.transaction(async (em) => {
-      const repo = em.getRepository(VolumeEntity);
-      const v = await repo.findOne({ where: { id: ev.id }, lock: { mode: 'pessimistic_write' } });
-      const d = decideVolumeEvent(v ?? undefined, ev, now);
+    const applied = await this.repo.transaction(async (tx) => {
+      const v = await this.repo.lock(tx, ev.id);
+      const d = decideVolumeEvent(v, ev, now);
       if (d.kind === 'ignore') {
         if (d.why !== 'unknown' && d.why !== 'same') this.logger.debug({ volumeId: ev.id, state: ev.state, why: d.why }, 'volume event ignored');
         return undefined;
       }
-      await repo.update({ id: ev.id }, d.patch);
-      if (d.deleted) await this.tags.deleteAllFor(ev.id, em);
+      await this.repo.update({ id: ev.id }, d.patch, tx);
+      if (d.deleted) await this.tags.deleteAllFor(ev.id, tx);
       return { from: v!.state, to: d.patch.state };
     });
     if (applied) this.logger.info({ volumeId: ev.id, ...applied, reason: ev.reason?.code }, 'volume state');
@@ -359,37 +338,7 @@ export class VolumesService {
   async attach(caller: Caller, now: Date, q: { volumeId: string; instanceId: string; device: string; deleteOnTermination?: boolean; dryRun: boolean }): Promise<AttachmentView> {
     if (!isValidId('i', q.instanceId)) throw Ec2Error.malformed('InvalidInstanceID.Malformed', q.instanceId);
     const secret = this.chap.generate();
-    const { v, instance } = await this.ds.transaction(async (em) => {
-      const v = await this.target(em, caller, q.volumeId);
-      const instance = await em.getRepository(InstanceEntity).findOne({ where: { id: q.instanceId }, lock: { mode: 'pessimistic_read' } });
-      if (!instance || instance.accountId !== v.accountId || instance.state === 'terminated') throw Ec2Error.notFound('InvalidInstanceID.NotFound', q.instanceId);
-      checkDevice(q.device, instance.rootDeviceName);
-      checkAttachable(v, instance);
-      const taken = await em.getRepository(VolumeEntity).findOne({ where: { attachInstanceId: instance.id, attachDevice: q.device } });
-      if (taken) throw new Ec2Error('InvalidParameterValue', `Invalid value '${q.device}' for unixDevice. Attachment point ${q.device} is already in use`);
-      if (q.dryRun) throw Ec2Error.dryRun();
-      const patch: Partial<VolumeEntity> = {
-        state: 'in-use',
-        stateReasonCode: null,
-        stateReasonMessage: null,
-        attachInstanceId: instance.id,
-        attachDevice: q.device,
-        attachNode: instance.node,
-        attachState: 'attaching',
-        attachTime: now,
-        deleteOnTermination: q.deleteOnTermination ?? false,
-        guestDevice: null,
-        chapUser: v.id,
-        chapSecretEnc: this.chap.seal(secret),
-      };
-      try {
-        await em.getRepository(VolumeEntity).update({ id: v.id }, patch);
-      } catch (e) {
-        if (isUniqueViolation(e)) throw new Ec2Error('InvalidParameterValue', `Invalid value '${q.device}' for unixDevice. Attachment point ${q.device} is already in use`);
-        throw e;
-      }
-      return { v: Object.assign(v, patch), instance };
-    });
+    const { v, instance } = await this.repo.transaction((tx) => this.reserveAttachment(tx, caller, now, q, secret));
     const node = instance.node!;
     this.logger.info({ volumeId: v.id, instanceId: instance.id, node, device: q.device }, 'volume attaching');
     // The secret travels sealed for the SC that exports and the NC that logs in, nobody else.
@@ -406,14 +355,15 @@ export class VolumesService {
       },
       this.logger,
     );
+    const attaching = { id: v.id, attachInstanceId: instance.id, attachState: 'attaching' } as const;
     if (!outcome.ok) {
       const { error, reason } = zoneError(outcome.error, 'AttachVolume');
-      await this.ds.getRepository(VolumeEntity).update({ id: v.id, attachInstanceId: instance.id, attachState: 'attaching' }, rolledBack(reason));
+      await this.repo.update(attaching, rolledBack(reason));
       this.logger.warn({ volumeId: v.id, instanceId: instance.id, failedAt: outcome.failedAt, code: reason.code, rollbackErrors: outcome.rollbackErrors.length }, 'volume attach failed; rolled back');
       throw error;
     }
-    const done = await this.ds.getRepository(VolumeEntity).update({ id: v.id, attachInstanceId: instance.id, attachState: 'attaching' }, { attachState: 'attached', guestDevice: outcome.guestDevice });
-    if (!done.affected) {
+    const done = await this.repo.update(attaching, { attachState: 'attached', guestDevice: outcome.guestDevice });
+    if (!done) {
       // Someone else (the instance terminated: the sweep) took the attachment over meanwhile.
       throw new Ec2Error('IncorrectState', `Volume '${v.id}' was detached while it was being attached.`);
     }
@@ -421,20 +371,59 @@ export class VolumesService {
     return { volumeId: v.id, instanceId: instance.id, device: q.device, status: 'attached', attachTime: now, deleteOnTermination: q.deleteOnTermination ?? false };
   }
 
+  /** AttachVolume's checks under the volume's and instance's locks, then the volume `attaching` with its CHAP credentials. */
+  private async reserveAttachment(
+    tx: Tx,
+    caller: Caller,
+    now: Date,
+    q: { volumeId: string; instanceId: string; device: string; deleteOnTermination?: boolean; dryRun: boolean },
+    secret: string,
+  ): Promise<{ v: VolumeRow; instance: AttachTarget }> {
+    const v = await this.target(tx, caller, q.volumeId);
+    const instance = await this.repo.lockInstance(tx, q.instanceId);
+    // The instance must be the volume owner's (whoever asks, the admin included).
+    if (!instance || instance.accountId !== v.accountId || instance.state === 'terminated') throw Ec2Error.notFound('InvalidInstanceID.NotFound', q.instanceId);
+    checkDevice(q.device, instance.rootDeviceName);
+    checkAttachable(v, instance);
+    if (await this.repo.deviceTaken(tx, instance.id, q.device)) throw deviceInUse(q.device);
+    if (q.dryRun) throw Ec2Error.dryRun();
+    const patch: Partial<VolumeRow> = {
+      state: 'in-use',
+      stateReasonCode: null,
+      stateReasonMessage: null,
+      attachInstanceId: instance.id,
+      attachDevice: q.device,
+      attachNode: instance.node,
+      attachState: 'attaching',
+      attachTime: now,
+      deleteOnTermination: q.deleteOnTermination ?? false,
+      guestDevice: null,
+      chapUser: v.id,
+      chapSecretEnc: this.chap.seal(secret),
+    };
+    try {
+      await this.repo.update({ id: v.id }, patch, tx);
+    } catch (e) {
+      if (e instanceof UniqueViolation) throw deviceInUse(q.device);
+      throw e;
+    }
+    return { v: Object.assign(v, patch), instance };
+  }
+
   async detach(caller: Caller, q: { volumeId: string; instanceId?: string; device?: string; force: boolean; dryRun: boolean }): Promise<AttachmentView> {
     if (q.instanceId !== undefined && !isValidId('i', q.instanceId)) throw Ec2Error.malformed('InvalidInstanceID.Malformed', q.instanceId);
-    const { v, previous } = await this.ds.transaction(async (em) => {
-      const v = await this.target(em, caller, q.volumeId);
+    const { v, previous } = await this.repo.transaction(async (tx) => {
+      const v = await this.target(tx, caller, q.volumeId);
       checkDetachable(v, q);
       if (q.dryRun) throw Ec2Error.dryRun();
       const previous = v.attachState!;
-      await em.getRepository(VolumeEntity).update({ id: v.id }, { attachState: 'detaching' });
+      await this.repo.update({ id: v.id }, { attachState: 'detaching' }, tx);
       return { v, previous };
     });
     const view: AttachmentView = { volumeId: v.id, instanceId: v.attachInstanceId!, device: v.attachDevice!, status: 'detached', attachTime: v.attachTime, deleteOnTermination: v.deleteOnTermination };
     const result = await this.release(v, q.force);
     if (!result.ok) {
-      await this.ds.getRepository(VolumeEntity).update({ id: v.id, attachState: 'detaching' }, { attachState: previous });
+      await this.repo.update({ id: v.id, attachState: 'detaching' }, { attachState: previous });
       throw zoneError(result.error, 'DetachVolume').error;
     }
     return view;
@@ -444,8 +433,8 @@ export class VolumesService {
    * Detaches `v` (attach_state already `detaching`): the node unplugs it (skipped when the
    * instance is gone), the SC drops the export, the volume is available again.
    */
-  private async release(v: VolumeEntity, force: boolean): Promise<{ ok: true } | { ok: false; error: unknown }> {
-    const instance = await this.ds.getRepository(InstanceEntity).findOne({ where: { id: v.attachInstanceId! } });
+  private async release(v: VolumeRow, force: boolean): Promise<{ ok: true } | { ok: false; error: unknown }> {
+    const instance = await this.repo.instance(v.attachInstanceId!);
     const gone = !instance || instance.state === 'terminated';
     const node = v.attachNode ?? instance?.node ?? undefined;
     const outcome = await runDetach(
@@ -457,7 +446,7 @@ export class VolumesService {
       this.logger,
     );
     if (!outcome.ok) return outcome;
-    await this.ds.getRepository(VolumeEntity).update({ id: v.id, attachInstanceId: v.attachInstanceId!, attachState: 'detaching' }, detached());
+    await this.repo.update({ id: v.id, attachInstanceId: v.attachInstanceId!, attachState: 'detaching' }, detached());
     this.logger.info({ volumeId: v.id, instanceId: v.attachInstanceId, force, unexported: outcome.unexported }, 'volume detached');
     return { ok: true };
   }
@@ -466,7 +455,7 @@ export class VolumesService {
 
   /** Every export that should exist in `zone`: volumes attaching or attached there, with their CHAP credentials. */
   async exports(zone: string): Promise<ExportVolumeRequest[]> {
-    const rows = await this.ds.getRepository(VolumeEntity).find({ where: { zone, attachState: In(['attaching', 'attached']) }, order: { id: 'ASC' } });
+    const rows = await this.repo.exported(zone);
     const out: ExportVolumeRequest[] = [];
     // Sealed for the zone's SC (whoever asks): only it can read them.
     const key = rows.length ? await this.zone.storageSealKey(zone) : undefined;
@@ -489,16 +478,14 @@ export class VolumesService {
    */
   async releaseForInstances(instanceIds: readonly string[]): Promise<void> {
     if (!instanceIds.length) return;
-    const rows = await this.ds.getRepository(VolumeEntity).find({ where: { attachInstanceId: In([...instanceIds]) }, select: { id: true } });
-    await this.releaseVolumes(rows.map((r) => r.id));
+    await this.releaseVolumes(await this.repo.attachedTo(instanceIds));
   }
 
   private async releaseVolumes(volumeIds: readonly string[]): Promise<void> {
     if (!volumeIds.length) return;
-    const rows = await this.ds.transaction(async (em) => {
-      const rows = await em.getRepository(VolumeEntity).find({ where: { id: In([...volumeIds]) }, lock: { mode: 'pessimistic_write' } });
-      const attached = rows.filter((r) => r.attachInstanceId);
-      if (attached.length) await em.getRepository(VolumeEntity).update({ id: In(attached.map((r) => r.id)) }, { attachState: 'detaching' });
+    const rows = await this.repo.transaction(async (tx) => {
+      const attached = (await this.repo.lockMany(tx, volumeIds)).filter((r) => r.attachInstanceId);
+      await this.repo.updateMany(tx, attached.map((r) => r.id), { attachState: 'detaching' });
       return attached;
     });
     for (const v of rows) {
@@ -516,15 +503,9 @@ export class VolumesService {
    * stuck attaching/detaching (a CLC that died mid-way) for twice the attach timeout.
    */
   async sweep(): Promise<number> {
-    const stuckBefore = new Date(this.clock.now().getTime() - 2 * this.config.volumeAttachTimeoutMs);
-    const rows: Array<{ id: string }> = await this.ds.query(
-      `SELECT v.id FROM volumes v LEFT JOIN instances i ON i.id = v.attach_instance_id
-       WHERE v.attach_instance_id IS NOT NULL
-         AND (i.id IS NULL OR i.state = 'terminated' OR (v.attach_state IN ('attaching', 'detaching') AND v.attach_time < $1))`,
-      [stuckBefore],
-    );
-    await this.releaseVolumes(rows.map((r) => r.id));
-    return rows.length;
+    const ids = await this.repo.toSweep(new Date(this.clock.now().getTime() - 2 * this.config.volumeAttachTimeoutMs));
+    await this.releaseVolumes(ids);
+    return ids.length;
   }
 }
 
