@@ -22,7 +22,7 @@ import { FsBlobStore } from '../images/blob-store.js';
 import { BlobUrlSigner } from '../images/blob-url-signer.js';
 import { HttpImageFetcher } from '../images/image-fetcher.js';
 import { detectImageFormat, FORMAT_PROBE_BYTES } from '../images/image-format.js';
-import { InstancesImageUsage } from '../instances/instance-usage.js';
+import { InstancesImageUsage } from '../images/instances-image-usage.js';
 import type { Architecture, ImageEntity, ImageType } from '../images/image.entity.js';
 import { ImagesRepository } from '../images/images.repository.js';
 import { ARCHITECTURES, ImageImportError, ImagesService } from '../images/images.service.js';

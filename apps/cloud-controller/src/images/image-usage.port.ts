@@ -2,8 +2,8 @@ import type { Tx } from './images.repository.js';
 
 /**
  * Port: which images non-terminated instances use. DeregisterImage keeps the blobs of such
- * images (the image itself disappears from DescribeImages at once, as in AWS). The instances
- * module provides the real implementation (bind `IMAGE_USAGE` to it in ImagesModule) and calls
+ * images (the image itself disappears from DescribeImages at once, as in AWS). Bound to
+ * InstancesImageUsage in ImagesModule; the instances work calls
  * `ImagesService.collectUnreferencedBlobs()` when instances terminate.
  */
 export interface ImageUsage {

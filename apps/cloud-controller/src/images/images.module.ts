@@ -7,7 +7,7 @@ import { BLOB_STORE, FsBlobStore } from './blob-store.js';
 import { BlobUrlSigner } from './blob-url-signer.js';
 import { HttpImageFetcher, IMAGE_FETCHER } from './image-fetcher.js';
 import { IMAGE_LAUNCH } from './image-launch.port.js';
-import { InstancesImageUsage } from '../instances/instance-usage.js';
+import { InstancesImageUsage } from './instances-image-usage.js';
 import { BlobCollector } from './blob-collector.js';
 import { IMAGE_USAGE } from './image-usage.port.js';
 import { ImageBlobsController } from './image-blobs.controller.js';

@@ -7,6 +7,7 @@
 import type { DataSource, EntityManager } from 'typeorm';
 import { scopeSqlPositional, IMAGE_SHARING, type Caller } from '../persistence/access-scope.js';
 import type { ImageEntity } from './image.entity.js';
+import { isUniqueViolation } from '../persistence/pg-errors.js';
 
 /** A transaction (or the pool's manager). Services only pass it through. */
 export type Tx = EntityManager;
@@ -91,9 +92,6 @@ function affected(r: unknown): number {
   return Array.isArray(r) && typeof r[1] === 'number' ? r[1] : 0;
 }
 
-function isUniqueViolation(e: unknown): boolean {
-  return (e as { code?: string } | null)?.code === '23505' || (e as { driverError?: { code?: string } } | null)?.driverError?.code === '23505';
-}
 
 /** Nest token of the ImagesStore (bound to ImagesRepository in ImagesModule). */
 export const IMAGES_STORE = Symbol('IMAGES_STORE');

@@ -5,11 +5,12 @@
  * a builder cannot say it (bulk updates over arrays). The services hold the rules and see only
  * the InstancesStore interface (fakes in testing/fake-instances-store.ts).
  */
-import { QueryFailedError, type DataSource, type EntityManager, type SelectQueryBuilder } from 'typeorm';
+import { type DataSource, type EntityManager, type SelectQueryBuilder } from 'typeorm';
 import { scopeSql, type Caller } from '../persistence/access-scope.js';
 import { describePage, type DescribePaging, type DescribeQuery } from '../persistence/describe-page.js';
 import { findVisible } from '../persistence/find-visible.js';
 import { InstanceEntity, InstanceSecurityGroupEntity, ReservationEntity } from './instance.entity.js';
+import { isUniqueViolation } from '../persistence/pg-errors.js';
 
 /** A transaction (or the pool's manager). Services only pass it through. */
 export type Tx = EntityManager;
@@ -90,9 +91,6 @@ export interface InstancesStore {
   terminatedBefore(tx: Tx, cutoff: Date): Promise<string[]>;
 }
 
-function isUniqueViolation(e: unknown): boolean {
-  return e instanceof QueryFailedError && (e as unknown as { code?: string }).code === '23505';
-}
 
 export class InstancesRepository implements InstancesStore {
   constructor(private readonly ds: DataSource) {}

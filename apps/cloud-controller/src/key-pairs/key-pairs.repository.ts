@@ -4,6 +4,7 @@
 import type { DataSource, EntityManager } from 'typeorm';
 import { scopeSqlPositional, type Caller } from '../persistence/access-scope.js';
 import type { KeyPairEntity } from './key-pair.entity.js';
+import { isUniqueViolation } from '../persistence/pg-errors.js';
 
 /** A transaction (or the pool's manager). Services only pass it through. */
 export type Tx = EntityManager;
@@ -35,9 +36,6 @@ export const KEY_PAIRS_STORE = Symbol('KEY_PAIRS_STORE');
 
 const COLUMNS = `k.id, k.account_id AS "accountId", k.name, k.key_type AS "keyType", k.fingerprint, k.public_key AS "publicKey", k.created_at AS "createdAt"`;
 
-function isUniqueViolation(e: unknown): boolean {
-  return (e as { code?: string } | null)?.code === '23505' || (e as { driverError?: { code?: string } } | null)?.driverError?.code === '23505';
-}
 
 export class KeyPairsRepository implements KeyPairsStore {
   constructor(private readonly ds: DataSource) {}

@@ -1,7 +1,7 @@
 import { Module } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { TagsModule } from '../tags/tags.module.js';
-import { InstancesSecurityGroupUsage } from '../instances/instance-usage.js';
+import { InstancesSecurityGroupUsage } from './instances-security-group-usage.js';
 import { SECURITY_GROUP_CHANGES, SECURITY_GROUP_USAGE } from './security-group-usage.js';
 import { NetworkModule } from '../network/network.module.js';
 import { NetworkPublisher } from '../network/network-publisher.js';

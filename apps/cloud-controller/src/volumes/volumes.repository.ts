@@ -4,11 +4,12 @@
  * (the describe paging of persistence/describe-page.ts is built on them) and plain SQL for the
  * instances. Visibility is the one access rule (persistence/access-scope.ts): volumes are not shared.
  */
-import { In, QueryFailedError, type DataSource, type EntityManager, type SelectQueryBuilder } from 'typeorm';
+import { In, type DataSource, type EntityManager, type SelectQueryBuilder } from 'typeorm';
 import { scopeSql, type Caller } from '../persistence/access-scope.js';
 import { describePage, type DescribePaging, type DescribeQuery } from '../persistence/describe-page.js';
 import { findVisible, type FilterColumns } from '../persistence/find-visible.js';
 import { VolumeEntity } from './volume.entity.js';
+import { isUniqueViolation } from '../persistence/pg-errors.js';
 
 /** A transaction (or the pool's manager). Services only pass it through. */
 export type Tx = EntityManager;
@@ -106,8 +107,7 @@ export interface VolumesStore {
   describe<V>(caller: Caller, q: DescribeQuery, o: { cutoff: Date; live: boolean }, how: VolumePaging<V>): Promise<{ page: V[]; nextToken?: string }>;
 }
 
-const asUnique = (e: unknown): unknown =>
-  e instanceof QueryFailedError && (e as unknown as { code?: string }).code === '23505' ? new UniqueViolation((e as unknown as { constraint?: string }).constraint) : e;
+const asUnique = (e: unknown): unknown => (isUniqueViolation(e) ? new UniqueViolation((e as { constraint?: string }).constraint) : e);
 
 const TARGET_COLUMNS = `i.id, i.account_id AS "accountId", i.state, i.zone, i.node, i.root_device_name AS "rootDeviceName"`;
 
