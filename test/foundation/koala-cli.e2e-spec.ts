@@ -25,6 +25,7 @@ import {
 import { Libvirt } from '@koala/libvirt';
 import { freePort } from '../support/nats-server.js';
 import { alive } from '../../apps/koala/src/supervisor/process-supervisor.js';
+import { consoleProtocol } from '../support/console.js';
 
 jest.setTimeout(600_000);
 
@@ -153,7 +154,7 @@ describe('koala up / status / ssh / down (the all-in-one cloud as processes)', (
         const out = await ec2.send(new GetConsoleOutputCommand({ InstanceId: id }));
         text = out.Output ? Buffer.from(out.Output, 'base64').toString('utf8').replace(/\r/g, '') : '';
       }
-      expect(text).toContain(`INSTANCE-ID: ${id}\nUSER-DATA-BEGIN\nUSER-DATA-END\nNET: eth0 ${inst.PrivateIpAddress}/20 `);
+      expect(consoleProtocol(text)).toContain(`INSTANCE-ID: ${id}\nUSER-DATA-BEGIN\nUSER-DATA-END\nNET: eth0 ${inst.PrivateIpAddress}/20 `);
       const booted = Date.now() - started;
 
       const t0 = Date.now();

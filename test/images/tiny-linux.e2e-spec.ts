@@ -10,6 +10,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, wr
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { consoleProtocol } from '../support/console.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const SCRIPT = join(ROOT, 'deploy/images/build-tiny-linux.sh');
@@ -146,14 +147,14 @@ describe('tiny-linux image', () => {
     bootMs = Date.now() - tFirstOutput;
     const startMs = tStarted - t0;
     await waitFor('first BLOCK line', () => blockLines().length > 0, 90_000);
-    const text = consoleText();
+    const text = consoleProtocol(consoleText());
     expect(text).toContain(`INSTANCE-ID: ${INSTANCE_ID}\n`);
     expect(text).toContain(`USER-DATA-BEGIN\n${USER_DATA}USER-DATA-END\n`);
     expect(blockLines()[0]).toBe('BLOCK: vda vdb');
     // No NIC: one NET line; the `#!` user-data runs as a script (its third line is no command).
     expect(text).toContain('USER-DATA-END\nNET: none\nBLOCK: vda vdb\n');
     await waitFor('the user-data script', () => consoleText().includes('USER-DATA-SCRIPT-END'), 30_000);
-    expect(consoleText()).toMatch(/\nUSER-DATA-SCRIPT-BEGIN\nhello from koala user-data\n[^\n]*line 3: line: not found\nUSER-DATA-SCRIPT-END rc=127\n/);
+    expect(consoleProtocol(consoleText())).toMatch(/\nUSER-DATA-SCRIPT-BEGIN\nhello from koala user-data\n[^\n]*line 3: line: not found\nUSER-DATA-SCRIPT-END rc=127\n/);
     console.log(`tiny-linux: virsh start took ${startMs} ms; first console byte -> TINY-LINUX-BOOTED in ${bootMs} ms (TCG)`);
   });
 

@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { buildDomainXml, Libvirt } from '@koala/libvirt';
 import { NODE_NETNS_SCRIPT, startLab, type Lab, type LabNode } from '../support/lab.js';
 import { until } from '../support/wait.js';
+import { consoleProtocol } from '../support/console.js';
 
 jest.setTimeout(300_000);
 
@@ -189,10 +190,7 @@ describe('multi-node lab (node namespaces with their own libvirtd on one segment
       expect(text(0)).toContain('USER-DATA-SCRIPT-END rc=0\n');
       // The existing console protocol is unchanged around the new lines.
       // (kernel messages such as 'eth0: link becomes ready' may land between these lines)
-      const protocol = text(0)
-        .split('\n')
-        .filter((l) => !/^\[\s*\d+\.\d+\]/.test(l))
-        .join('\n');
+      const protocol = consoleProtocol(text(0));
       expect(protocol).toMatch(/TINY-LINUX-BOOTED\nINSTANCE-ID: i-lab[0-9a-f]+0\nUSER-DATA-BEGIN\n[\s\S]*USER-DATA-END\nNET: eth0 [^\n]+\nBLOCK: vda vdb\n/);
 
       // Each guest's lease came from its own node's dnsmasq (both saw both DHCP requests).

@@ -13,6 +13,7 @@ import type { InstanceSpec } from '@koala/contracts';
 import { Libvirt } from '@koala/libvirt';
 import { TestNatsServer } from '../support/nats-server.js';
 import { BlobServer, ZoneWatcher, ncConfig, newInstanceId, startNc } from './nc-harness.js';
+import { consoleProtocol } from '../support/console.js';
 
 jest.setTimeout(300_000);
 
@@ -115,7 +116,7 @@ describe('node controller on qemu:///system with tiny-linux', () => {
     const tBooted = Date.now();
     await consoleHas('USER-DATA-END\n', 1, 30_000);
     await consoleHas('BLOCK: vda vdb\n', 1, 30_000); // init is up (acpid listens for the power button)
-    const full = await watcher.consoleText(id);
+    const full = consoleProtocol(await watcher.consoleText(id));
     expect(full).toContain(`INSTANCE-ID: ${id}\n`);
     expect(full).toContain(`USER-DATA-BEGIN\n${USER_DATA}USER-DATA-END\n`);
     expect(text.length).toBeGreaterThan(0);
