@@ -5,7 +5,10 @@
  */
 import type { DataSource } from 'typeorm';
 import { PUBLIC_POOL_LOCK, type Tx } from '../network/network.repository.js';
+import { scopeSqlPositional, type Caller } from '../persistence/access-scope.js';
 import type { AddressEntity } from './address.entity.js';
+
+export type { Tx } from '../network/network.repository.js';
 
 export type AddressRow = Omit<AddressEntity, 'kind'>;
 
@@ -27,7 +30,40 @@ export interface TargetInstance {
   associatePublicIp: boolean;
 }
 
-export class AddressesRepository {
+/** The repository as AddressesService uses it (the real one below, or an in-memory fake in specs). */
+export interface AddressesStore {
+  transaction<T>(work: (tx: Tx) => Promise<T>): Promise<T>;
+  /** The public address pool's lock (shared with launch-time addresses), until the transaction ends. */
+  lockPool(tx: Tx): Promise<void>;
+  /** Owner of each elastic address (by allocation id) that exists (tags). */
+  owners(tx: Tx, allocationIds: readonly string[]): Promise<Map<string, string>>;
+  /** Every public address in use (elastic and launch-time). */
+  usedPublicIps(tx: Tx): Promise<string[]>;
+  /** A new elastic address, not associated. */
+  insert(tx: Tx, a: AddressRow): Promise<void>;
+  /** The elastic addresses `caller` may see (access-scope: its own; the admin: every account's), unsorted. */
+  listVisible(caller: Caller): Promise<ListedAddress[]>;
+  /** One elastic address by allocation id, public IP or association id, row-locked. */
+  lockOne(tx: Tx, by: { allocationId?: string; publicIp?: string; associationId?: string }): Promise<AddressRow | undefined>;
+  /** The instance (row-locked) with its private IP (null: terminated, no interface). */
+  lockInstance(tx: Tx, instanceId: string): Promise<TargetInstance | undefined>;
+  /** The instance a network interface belongs to. */
+  instanceOfInterface(tx: Tx, interfaceId: string): Promise<string | undefined>;
+  /** An instance as it stands (no lock). */
+  instance(tx: Tx, instanceId: string): Promise<TargetInstance | undefined>;
+  /** A launch-time public address for the instance (its interface's private IP). */
+  insertLaunchAddress(tx: Tx, allocationId: string, instance: TargetInstance, publicIp: string, now: Date): Promise<void>;
+  /** The instance gives up its public address: a launch-time one is deleted, an elastic one disassociated. */
+  dropPublicAddressOf(tx: Tx, instanceId: string): Promise<void>;
+  associate(tx: Tx, allocationId: string, instanceId: string, privateIp: string, associationId: string): Promise<void>;
+  disassociate(tx: Tx, allocationId: string): Promise<void>;
+  delete(tx: Tx, allocationId: string): Promise<void>;
+}
+
+/** Nest token of the AddressesStore (bound to AddressesRepository in AddressesModule). */
+export const ADDRESSES_STORE = Symbol('ADDRESSES_STORE');
+
+export class AddressesRepository implements AddressesStore {
   constructor(private readonly ds: DataSource) {}
 
   transaction<T>(work: (tx: Tx) => Promise<T>): Promise<T> {
@@ -42,9 +78,9 @@ export class AddressesRepository {
     await tx.query('SELECT pg_advisory_xact_lock($1)', [PUBLIC_POOL_LOCK]);
   }
 
-  async countElastic(tx: Tx, accountId: string): Promise<number> {
-    const rows: Array<{ n: string }> = await tx.query(`SELECT count(*) AS n FROM addresses WHERE account_id = $1 AND kind = 'elastic'`, [accountId]);
-    return Number(rows[0]!.n);
+  async owners(tx: Tx, allocationIds: readonly string[]): Promise<Map<string, string>> {
+    const rows: Array<{ allocation_id: string; account_id: string }> = await tx.query(`SELECT allocation_id, account_id FROM addresses WHERE kind = 'elastic' AND allocation_id = ANY($1)`, [[...allocationIds]]);
+    return new Map(rows.map((r) => [r.allocation_id, r.account_id]));
   }
 
   /** Every public address in use (elastic and launch-time). */
@@ -61,10 +97,12 @@ export class AddressesRepository {
     );
   }
 
-  /** Elastic addresses of the account (undefined: every account's). */
-  async list(accountId: string | undefined): Promise<ListedAddress[]> {
-    const sql = `SELECT ${COLUMNS}, n.id AS "networkInterfaceId" FROM addresses a LEFT JOIN network_interfaces n ON n.instance_id = a.instance_id WHERE a.kind = 'elastic'`;
-    return accountId === undefined ? this.ds.query(sql) : this.ds.query(`${sql} AND a.account_id = $1`, [accountId]);
+  async listVisible(caller: Caller): Promise<ListedAddress[]> {
+    const scope = scopeSqlPositional(caller, 'a', 'see', 1);
+    return this.ds.query(
+      `SELECT ${COLUMNS}, n.id AS "networkInterfaceId" FROM addresses a LEFT JOIN network_interfaces n ON n.instance_id = a.instance_id WHERE a.kind = 'elastic' AND ${scope.where}`,
+      scope.params,
+    );
   }
 
   /** One elastic address by allocation id, public IP or association id, row-locked. */

@@ -2,12 +2,12 @@ import { Inject, Injectable } from '@nestjs/common';
 import { KOALA_CONFIG } from '@koala/config';
 import { applyFilters, Ec2Error, isValidId, newId, type Filter, type FilterSpec, type Tag, type TagSpecification } from '@koala/ec2-query';
 import { NetworkPublisher } from '../network/network-publisher.js';
-import { TaggableResources, entityOwners, type Caller } from '../tags/taggable-resources.js';
+import { accessOf, allows, type Caller } from '../persistence/access-scope.js';
+import { TaggableResources } from '../tags/taggable-resources.js';
 import { QuotaService } from '../quotas/quota.service.js';
 import { TagsService } from '../tags/tags.service.js';
-import { AddressEntity } from './address.entity.js';
 import { firstFree, ipToInt, poolRange, type PoolRange } from '../network/address-pool.js';
-import { AddressesRepository, type AddressRow, type ListedAddress } from './addresses.repository.js';
+import { ADDRESSES_STORE, type AddressesStore, type AddressRow, type ListedAddress, type Tx } from './addresses.repository.js';
 
 export const ADDRESS_RESOURCE_TYPE = 'elastic-ip';
 
@@ -15,6 +15,13 @@ export const ADDRESS_RESOURCE_TYPE = 'elastic-ip';
 export interface AddressesConfig {
   publicIpRange: string;
 }
+
+/** What the service needs of the tags module (TagsService; a fake in specs). */
+export type AddressTags = Pick<TagsService, 'checkTagSpecifications' | 'applyTagSpecifications' | 'tagsOf' | 'deleteAllFor'>;
+/** What the service needs of quotas. */
+export type AddressQuotas = Pick<QuotaService, 'enforce'>;
+/** Where association changes go: the zones whose network state is republished (NetworkPublisher). */
+export type AddressNetworkChanges = Pick<NetworkPublisher, 'changed'>;
 
 export interface AddressView {
   address: AddressRow & Partial<Pick<ListedAddress, 'networkInterfaceId'>>;
@@ -59,19 +66,19 @@ export class AddressesService {
   private readonly pool: PoolRange;
 
   constructor(
-    @Inject(AddressesRepository) private readonly repo: AddressesRepository,
-    @Inject(TagsService) private readonly tags: TagsService,
+    @Inject(ADDRESSES_STORE) private readonly repo: AddressesStore,
+    @Inject(TagsService) private readonly tags: AddressTags,
     @Inject(KOALA_CONFIG) config: AddressesConfig,
-    @Inject(NetworkPublisher) private readonly publisher: NetworkPublisher,
+    @Inject(NetworkPublisher) private readonly publisher: AddressNetworkChanges,
     @Inject(TaggableResources) registry: TaggableResources,
-    @Inject(QuotaService) private readonly quotas: QuotaService,
+    @Inject(QuotaService) private readonly quotas: AddressQuotas,
   ) {
     this.pool = poolRange(config.publicIpRange);
     registry.register({
       prefix: 'eipalloc',
       resourceType: ADDRESS_RESOURCE_TYPE,
       notFoundCode: 'InvalidAllocationID.NotFound',
-      owners: entityOwners(AddressEntity, { idColumn: 'allocationId', where: { kind: 'elastic' } }),
+      owners: (tx, ids) => this.repo.owners(tx, ids),
     });
   }
 
@@ -94,7 +101,7 @@ export class AddressesService {
   /** DescribeAddresses: the caller's addresses (the admin's: every account's), sorted by address. */
   async describe(caller: Caller, q: { publicIps: readonly string[]; allocationIds: readonly string[]; filters: readonly Filter[] }): Promise<AddressView[]> {
     for (const id of q.allocationIds) if (!isValidId('eipalloc', id)) throw Ec2Error.malformed('InvalidAllocationID.Malformed', id);
-    const rows = await this.repo.list(caller.isAdmin ? undefined : caller.id);
+    const rows = await this.repo.listVisible(caller);
     rows.sort((a, b) => ipToInt(a.publicIp) - ipToInt(b.publicIp));
     for (const ip of q.publicIps) if (!rows.some((r) => r.publicIp === ip)) throw Ec2Error.notFound('InvalidAddress.NotFound', ip);
     for (const id of q.allocationIds) if (!rows.some((r) => r.allocationId === id)) throw Ec2Error.notFound('InvalidAllocationID.NotFound', id);
@@ -105,23 +112,24 @@ export class AddressesService {
   }
 
   /** The address `ref` names, locked; the caller's own (by allocation id the admin may name any). */
-  private async lockAddress(tx: Parameters<AddressesRepository['lockOne']>[0], caller: Caller, ref: AddressRef): Promise<AddressRow> {
+  private async lockAddress(tx: Tx, caller: Caller, ref: AddressRef): Promise<AddressRow> {
     if (ref.allocationId !== undefined) {
       if (!isValidId('eipalloc', ref.allocationId)) throw Ec2Error.malformed('InvalidAllocationID.Malformed', ref.allocationId);
       const row = await this.repo.lockOne(tx, { allocationId: ref.allocationId });
-      if (!row || (row.accountId !== caller.id && !caller.isAdmin)) throw Ec2Error.notFound('InvalidAllocationID.NotFound', ref.allocationId);
+      if (!row || !allows(accessOf(caller, row), 'change')) throw Ec2Error.notFound('InvalidAllocationID.NotFound', ref.allocationId);
       return row;
     }
     if (ref.associationId !== undefined) {
       if (!isValidId('eipassoc', ref.associationId)) throw new Ec2Error('InvalidAssociationID.Malformed', `Invalid id: "${ref.associationId}" (expecting "eipassoc-...")`);
       const row = await this.repo.lockOne(tx, { associationId: ref.associationId });
-      if (!row || (row.accountId !== caller.id && !caller.isAdmin)) throw Ec2Error.notFound('InvalidAssociationID.NotFound', ref.associationId);
+      if (!row || !allows(accessOf(caller, row), 'change')) throw Ec2Error.notFound('InvalidAssociationID.NotFound', ref.associationId);
       return row;
     }
     const ip = ref.publicIp ?? '';
     // Not an address at all (NUL, huge, unicode): not found, without asking the database.
     if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(ip)) throw Ec2Error.notFound('InvalidAddress.NotFound', ip.slice(0, 64));
     const row = await this.repo.lockOne(tx, { publicIp: ip });
+    // By public IP only the caller's own, for the admin too: an IP names an address within one account.
     if (!row || row.accountId !== caller.id) throw Ec2Error.notFound('InvalidAddress.NotFound', ip);
     return row;
   }
@@ -130,7 +138,7 @@ export class AddressesService {
    * An elastic address has left the instance: one launched with a public address gets a new
    * launch-time one from the pool (as EC2 does; none when the pool is empty). Returns its zone.
    */
-  private async leave(tx: Parameters<AddressesRepository['instance']>[0], instanceId: string, now: Date): Promise<string | undefined> {
+  private async leave(tx: Tx, instanceId: string, now: Date): Promise<string | undefined> {
     const i = await this.repo.instance(tx, instanceId);
     if (!i) return undefined;
     if (i.associatePublicIp && i.privateIp && i.state !== 'terminated' && i.state !== 'shutting-down') {
@@ -154,7 +162,7 @@ export class AddressesService {
       if (!isValidId('i', instanceId)) throw Ec2Error.malformed('InvalidInstanceID.Malformed', instanceId);
       // The instance first, then the address: every association takes its locks in that order.
       const instance = await this.repo.lockInstance(tx, instanceId);
-      if (!instance || (instance.accountId !== caller.id && !caller.isAdmin)) throw Ec2Error.notFound('InvalidInstanceID.NotFound', instanceId);
+      if (!instance || !allows(accessOf(caller, instance), 'change')) throw Ec2Error.notFound('InvalidInstanceID.NotFound', instanceId);
       const address = await this.lockAddress(tx, caller, input.address);
       if (instance.accountId !== address.accountId) throw Ec2Error.notFound('InvalidInstanceID.NotFound', instanceId);
       if (!instance.privateIp || instance.state === 'terminated' || instance.state === 'shutting-down') throw Ec2Error.incorrectInstanceState(instance.id, instance.state, 'associated with an address');
