@@ -38,6 +38,61 @@ export interface LaunchAddressRow {
   createdAt: Date;
 }
 
+/** An instance as ModifyInstanceMetadataOptions reads it (with its interface's private IP, null when it has none). */
+export interface NetworkInstance {
+  id: string;
+  accountId: string;
+  zone: string;
+  state: string;
+  terminatedAt: Date | null;
+  privateIp: string | null;
+}
+
+/** The repository as NetworkService and VpcService use it (the real one below, or an in-memory fake in specs). */
+export interface NetworkStore {
+  transaction<T>(work: (tx: Tx) => Promise<T>): Promise<T>;
+  /** Outside any transaction (reads). */
+  readonly pool: Tx;
+  /** Serialises private-address allocations of one zone until the transaction ends. */
+  lockZone(tx: Tx, zone: string): Promise<void>;
+  /** Private addresses taken in the zone: interfaces and node addresses. */
+  usedPrivateIps(tx: Tx, zone: string): Promise<string[]>;
+  /** How many private addresses each of `zones` has taken (interfaces and node addresses). */
+  usedPrivateIpCounts(zones: readonly string[]): Promise<Map<string, number>>;
+  usedMacs(tx: Tx, zone: string): Promise<Set<string>>;
+  insertInterfaces(tx: Tx, rows: readonly InterfaceRow[]): Promise<void>;
+  /** The instances' private DNS names, by instance id. */
+  setPrivateDnsNames(tx: Tx, names: ReadonlyMap<string, string>): Promise<void>;
+  /** The public address pool's lock (AllocateAddress takes it too). */
+  lockPublicPool(tx: Tx): Promise<void>;
+  /** Every public address in use (elastic and launch-time). */
+  usedPublicIps(tx: Tx): Promise<string[]>;
+  insertLaunchAddresses(tx: Tx, rows: readonly LaunchAddressRow[]): Promise<void>;
+  /** Interfaces deleted, launch-time addresses deleted, elastic ones disassociated; the zones touched. */
+  release(tx: Tx, instanceIds: readonly string[]): Promise<string[]>;
+  interfacesOf(tx: Tx, instanceIds: readonly string[]): Promise<InterfaceView[]>;
+  lockInstance(tx: Tx, id: string): Promise<NetworkInstance | undefined>;
+  metadataOptions(tx: Tx, id: string): Promise<InstanceMetadataOptions | undefined>;
+  setMetadataOptions(tx: Tx, id: string, o: InstanceMetadataOptions): Promise<void>;
+  nodeAddresses(tx: Tx, zone: string): Promise<Array<{ node: string; address: string }>>;
+  insertNodeAddress(tx: Tx, zone: string, node: string, address: string, now: Date): Promise<void>;
+  /** Interfaces of the zone's live placed instances (not terminated, with a node). */
+  liveInterfaces(tx: Tx, zone: string): Promise<InterfaceInput[]>;
+  /** Nodes hosting the zone's live instances. */
+  instanceNodes(tx: Tx, zone: string): Promise<string[]>;
+  groupsWithRules(tx: Tx, groupIds: readonly string[]): Promise<{ groups: Array<{ groupId: string; name: string }>; rules: StoredRule[] }>;
+  /** The zone's last published version and digest, row-locked (created at version 0). */
+  lockVersion(tx: Tx, zone: string, now: Date): Promise<{ version: number; digest: string }>;
+  saveVersion(tx: Tx, zone: string, version: number, digest: string, now: Date): Promise<void>;
+  /** Zones to publish periodically: every zone with a state or live instances, sorted. */
+  zones(): Promise<string[]>;
+  /** Zones where live members of the group are. */
+  zonesOfGroup(tx: Tx, groupId: string): Promise<string[]>;
+}
+
+/** Nest token of the NetworkStore (bound to NetworkRepository in NetworkModule). */
+export const NETWORK_STORE = Symbol('NETWORK_STORE');
+
 /** Key class of the per-zone allocation lock (pg_advisory_xact_lock(class, hashtext(zone))). */
 const ZONE_LOCK_CLASS = 0x6e6574; // "net"
 /** The public address pool's lock: the same key AddressesService takes for AllocateAddress. */
@@ -50,7 +105,7 @@ function returned<T>(r: unknown): T[] {
   return Array.isArray(r) && Array.isArray(r[0]) && typeof r[1] === 'number' ? (r[0] as T[]) : (r as T[]);
 }
 
-export class NetworkRepository {
+export class NetworkRepository implements NetworkStore {
   constructor(private readonly ds: DataSource) {}
 
   transaction<T>(work: (tx: Tx) => Promise<T>): Promise<T> {
@@ -154,7 +209,7 @@ export class NetworkRepository {
 
   // ---- instances -----------------------------------------------------------------------
 
-  async lockInstance(tx: Tx, id: string): Promise<{ id: string; accountId: string; zone: string; state: string; terminatedAt: Date | null; privateIp: string | null } | undefined> {
+  async lockInstance(tx: Tx, id: string): Promise<NetworkInstance | undefined> {
     const rows = await tx.query(
       `SELECT i.id, i.account_id AS "accountId", i.zone, i.state, i.terminated_at AS "terminatedAt", n.private_ip AS "privateIp"
          FROM instances i LEFT JOIN network_interfaces n ON n.instance_id = i.id

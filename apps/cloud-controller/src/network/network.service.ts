@@ -4,11 +4,11 @@ import type { InstanceMetadataOptions, InstanceNetworkSpec, ZoneNetworkState } f
 import { Ec2Error, isValidId, newId } from '@koala/ec2-query';
 import { CLOCK, type Clock } from '@koala/runtime';
 import { firstFree, ipToInt, poolRange, type PoolRange } from './address-pool.js';
-import type { Caller } from '../tags/taggable-resources.js';
+import { accessOf, allows, type Caller } from '../persistence/access-scope.js';
 import { defaultSubnetId, defaultVpcId, instanceMac, nextPrivateIp, privateDnsName, publicDnsName, zoneSubnet, type Subnet } from './addressing.js';
 import { buildZoneNetworkState, stateDigest } from './network-state.js';
 import type { MetadataOptionsInput } from './network-params.js';
-import { NetworkRepository, type InterfaceRow, type Tx } from './network.repository.js';
+import { NETWORK_STORE, type InterfaceRow, type NetworkStore, type Tx } from './network.repository.js';
 import { ZONE_NODES, type ZoneNodesPort } from './zone-nodes.port.js';
 
 /** What a launch got: its interface and, unless declined, a public address. */
@@ -53,7 +53,7 @@ export class NetworkService {
   private readonly pool: PoolRange;
 
   constructor(
-    @Inject(NetworkRepository) private readonly repo: NetworkRepository,
+    @Inject(NETWORK_STORE) private readonly repo: NetworkStore,
     @Inject(KOALA_CONFIG) private readonly config: KoalaConfig,
     @Inject(CLOCK) private readonly clock: Clock,
     @Inject(ZONE_NODES) private readonly zoneNodes: ZoneNodesPort,
@@ -198,7 +198,7 @@ export class NetworkService {
     if (!isValidId('i', instanceId)) throw Ec2Error.malformed('InvalidInstanceID.Malformed', instanceId);
     return this.repo.transaction(async (tx) => {
       const i = await this.repo.lockInstance(tx, instanceId);
-      if (!i || (!caller.isAdmin && i.accountId !== caller.id)) throw Ec2Error.notFound('InvalidInstanceID.NotFound', instanceId);
+      if (!i || !allows(accessOf(caller, i), 'change')) throw Ec2Error.notFound('InvalidInstanceID.NotFound', instanceId);
       if (i.state === 'terminated' || i.state === 'shutting-down') throw Ec2Error.incorrectInstanceState(i.id, i.state, 'modified');
       const current = await this.metadataOf(tx, instanceId);
       if (dryRun) throw Ec2Error.dryRun();

@@ -4,15 +4,15 @@ import { ClustersService } from '../clusters/clusters.service.js';
 import { zoneIdOf } from '../regions/regions.service.js';
 import { defaultSubnet, defaultVpc, MAX_GROUPS_PER_INTERFACE, type SubnetView, type VpcView } from './default-vpc.js';
 import { QuotaService } from '../quotas/quota.service.js';
-import { NetworkRepository } from './network.repository.js';
+import { NETWORK_STORE, type NetworkStore } from './network.repository.js';
 
 /** The default-VPC face: the region's one VPC, each answering zone's default subnet, account attributes. */
 @Injectable()
 export class VpcService {
   constructor(
     @Inject(KOALA_CONFIG) private readonly config: KoalaConfig,
-    @Inject(ClustersService) private readonly clusters: ClustersService,
-    @Inject(NetworkRepository) private readonly repo: NetworkRepository,
+    @Inject(ClustersService) private readonly clusters: Pick<ClustersService, 'describe'>,
+    @Inject(NETWORK_STORE) private readonly repo: Pick<NetworkStore, 'usedPrivateIpCounts'>,
     @Inject(QuotaService) private readonly quotas: Pick<QuotaService, 'limitsOf'>,
   ) {}
 
