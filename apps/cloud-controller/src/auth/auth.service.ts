@@ -1,12 +1,18 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { verifyRequest, type SignedRequest } from '@koala/aws-auth';
 import { KOALA_CONFIG, type KoalaConfig } from '@koala/config';
-import { AccountsService } from '../accounts/accounts.service.js';
+import { AccountsService, type ResolvedAccessKey } from '../accounts/accounts.service.js';
 
 export interface Caller {
   accessKeyId: string;
   account: { id: string; name: string; isAdmin: boolean };
   signatureVersion: 2 | 4;
+}
+
+/** What authentication asks of the accounts (AccountsService; specs: a fake). */
+export interface AccessKeyResolver {
+  /** The key's secret, whether it is active, and its account; undefined for an unknown key. */
+  resolveAccessKey(accessKeyId: string): Promise<ResolvedAccessKey | undefined>;
 }
 
 /**
@@ -18,7 +24,7 @@ export interface Caller {
 @Injectable()
 export class AuthService {
   constructor(
-    @Inject(AccountsService) private readonly accounts: AccountsService,
+    @Inject(AccountsService) private readonly accounts: AccessKeyResolver,
     @Inject(KOALA_CONFIG) private readonly config: Pick<KoalaConfig, 'presignMaxSeconds'>,
   ) {}
 

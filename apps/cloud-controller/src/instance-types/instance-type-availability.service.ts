@@ -10,8 +10,8 @@ import { InstanceTypesService } from './instance-types.service.js';
 @Injectable()
 export class InstanceTypeAvailabilityService {
   constructor(
-    @Inject(ClustersService) private readonly clusters: ClustersService,
-    @Inject(InstanceTypesService) private readonly types: InstanceTypesService,
+    @Inject(ClustersService) private readonly clusters: Pick<ClustersService, 'describe' | 'nodes'>,
+    @Inject(InstanceTypesService) private readonly types: Pick<InstanceTypesService, 'list'>,
     @Inject(LOGGER) private readonly logger: Logger,
   ) {}
 

@@ -2,7 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { KOALA_CONFIG } from '@koala/config';
 import { InstanceTypesService } from '../instance-types/instance-types.service.js';
 import { decideInstances, decideQuota, decideRules, defaultLimits, effectiveLimits, isQuotaName, MAX_QUOTA_VALUE, QUOTA_NAMES, type QuotaDefaultsConfig, type QuotaLimits, type QuotaName, type QuotaRequest } from './quota-rules.js';
-import { QuotasRepository, type Tx, type UsageKind } from './quotas.repository.js';
+import { QUOTAS_STORE, QuotasRepository, type QuotasStore, type Tx, type UsageKind } from './quotas.repository.js';
 
 /** Who creates: the admin account (the operator's) is not subject to quotas. */
 export interface QuotaCaller {
@@ -35,7 +35,7 @@ export class QuotaService {
   private readonly defaults: QuotaLimits;
 
   constructor(
-    @Inject(QuotasRepository) private readonly repo: QuotasRepository,
+    @Inject(QUOTAS_STORE) private readonly repo: QuotasStore,
     @Inject(KOALA_CONFIG) config: QuotaDefaultsConfig,
     @Inject(InstanceTypesService) private readonly types: Pick<InstanceTypesService, 'lookup'>,
   ) {

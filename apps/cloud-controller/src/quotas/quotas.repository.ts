@@ -13,7 +13,24 @@ export const QUOTA_LOCK = 0x6b717461;
 
 export type UsageKind = 'instances' | 'volumes' | 'snapshots' | 'images' | 'key-pairs' | 'security-groups' | 'addresses';
 
-export class QuotasRepository {
+/** What QuotaService needs from storage (the real one: QuotasRepository; specs: a fake). */
+export interface QuotasStore {
+  /** Holds the account's quota lock until `tx` ends. */
+  lockAccount(tx: Tx, accountId: string): Promise<void>;
+  /** The account's overrides, by name (outside a transaction when `tx` is omitted). */
+  overrides(accountId: string, tx?: Tx): Promise<Array<{ name: string; value: number }>>;
+  setOverride(accountId: string, name: string, value: number, now: Date): Promise<void>;
+  /** true when there was an override to remove. */
+  deleteOverride(accountId: string, name: string): Promise<boolean>;
+  /** Instances not terminated, by type. */
+  instancesByType(tx: Tx, accountId: string): Promise<Array<{ instanceType: string; count: number }>>;
+  /** The usage `kinds` need. */
+  usage(tx: Tx, accountId: string, kinds: readonly Exclude<UsageKind, 'instances'>[]): Promise<QuotaUsage>;
+}
+
+export const QUOTAS_STORE = Symbol('QUOTAS_STORE');
+
+export class QuotasRepository implements QuotasStore {
   constructor(private readonly ds: DataSource) {}
 
   transaction<T>(work: (tx: Tx) => Promise<T>): Promise<T> {

@@ -20,13 +20,16 @@ export interface ZoneView {
   zoneId: string;
 }
 
+/** What the zones' cluster controllers answer (ClustersService; specs: a fake). */
+export type ZoneAnswers = Pick<ClustersService, 'describe' | 'nodes'>;
+
 /** The one region this cloud answers as, and its zones (= the cluster controllers answering on NATS). */
 @Injectable()
 export class RegionsService {
   constructor(
-    @Inject(KOALA_CONFIG) private readonly config: KoalaConfig,
-    @Inject(ClustersService) private readonly clusters: ClustersService,
-    @Inject(InstanceTypesService) private readonly types: InstanceTypesService,
+    @Inject(KOALA_CONFIG) private readonly config: Pick<KoalaConfig, 'region' | 'publicEndpoint'>,
+    @Inject(ClustersService) private readonly clusters: ZoneAnswers,
+    @Inject(InstanceTypesService) private readonly types: Pick<InstanceTypesService, 'list'>,
     @Inject(LOGGER) private readonly logger: Logger,
   ) {}
 

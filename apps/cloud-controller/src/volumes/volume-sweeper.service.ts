@@ -15,10 +15,10 @@ export class VolumeSweeperService implements OnApplicationBootstrap, OnModuleDes
   private loop?: Periodic;
 
   constructor(
-    @Inject(KOALA_CONFIG) private readonly config: KoalaConfig,
+    @Inject(KOALA_CONFIG) private readonly config: Pick<KoalaConfig, 'volumeSweepMs'>,
     @Inject(LOGGER) private readonly logger: Logger,
-    @Inject(VolumesService) private readonly volumes: VolumesService,
-    @Inject(BlockDevicesService) private readonly blockDevices: BlockDevicesService,
+    @Inject(VolumesService) private readonly volumes: Pick<VolumesService, 'sweep'>,
+    @Inject(BlockDevicesService) private readonly blockDevices: Pick<BlockDevicesService, 'step'>,
     @Optional() @Inject(CLC_ROLE) private readonly role?: ClcRole,
   ) {}
 
