@@ -11,6 +11,7 @@ import { TaggableResources } from '../tags/taggable-resources.js';
 import { AddressesHandlers } from './addresses.handlers.js';
 import type { AddressesStore, AddressRow, ListedAddress, TargetInstance, Tx } from './addresses.repository.js';
 import { AddressesService, type AddressNetworkChanges, type AddressQuotas, type AddressRef, type AddressTags } from './addresses.service.js';
+import { codeOf } from '../testing/ec2-code.js';
 
 const TX = { fakeTx: true } as unknown as Tx;
 const now = new Date('2026-12-01T00:00:00Z');
@@ -188,15 +189,6 @@ beforeEach(() => {
   service = new AddressesService(store, tags, config, publisher, registry, quotas);
   handlers = new AddressesHandlers(service);
 });
-
-async function codeOf(p: Promise<unknown>): Promise<string | undefined> {
-  try {
-    await p;
-  } catch (e) {
-    return isEc2Error(e) ? e.code : String(e);
-  }
-  return undefined;
-}
 
 function ctx(account: Caller, params: Record<string, string>): Ec2Context {
   return { requestId: 'r', action: 'x', version: '2016-11-15', params: Params.from(params), account: { ...account, name: 'n' }, accessKeyId: 'AKIA', now };

@@ -3,7 +3,7 @@
 // test/images-api/*.e2e-spec.ts on PostgreSQL.
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { Ec2Error, isEc2Error, Params, type Tag, type TagSpecification } from '@koala/ec2-query';
+import { Ec2Error, Params, type Tag, type TagSpecification } from '@koala/ec2-query';
 import { accessOf, allows, type Caller } from '../persistence/access-scope.js';
 import type { QuotaRequest } from '../quotas/quota-rules.js';
 import { tagsFromSpecifications } from '../tags/tag-rules.js';
@@ -16,6 +16,7 @@ import type { ImageUsage } from './image-usage.port.js';
 import { ImagesHandlers } from './images.handlers.js';
 import type { ImageRow, ImagesStore, ImageUpdate, ScopedImage, StoredBlob, Tx } from './images.repository.js';
 import { ImagesService, type ImageQuotas, type ImageTags } from './images.service.js';
+import { codeOf } from '../testing/ec2-code.js';
 
 const TX = { fakeTx: true } as unknown as Tx;
 const now = new Date('2026-12-01T00:00:00Z');
@@ -225,15 +226,6 @@ beforeEach(() => {
   service = new ImagesService(repo, blobs, fetcher, new BlobUrlSigner(master), tags, usage, { now: () => now }, config, new TaggableResources(), master, undefined, quotas);
   handlers = new ImagesHandlers(service);
 });
-
-async function codeOf(p: Promise<unknown> | (() => unknown)): Promise<string | undefined> {
-  try {
-    await (typeof p === 'function' ? p() : p);
-  } catch (e) {
-    return isEc2Error(e) ? e.code : String(e);
-  }
-  return undefined;
-}
 
 const URL_OK = 'http://images.test/disk.img';
 let served = 0;

@@ -1,12 +1,13 @@
 // InstancesService on in-memory fakes (testing/): its own rules, no database, no zone.
 import type { InstanceAction } from '@koala/contracts';
-import { isEc2Error, type TagSpecification } from '@koala/ec2-query';
+import { type TagSpecification } from '@koala/ec2-query';
 import { InstanceTypesService } from '../instance-types/instance-types.service.js';
 import type { Caller } from '../persistence/access-scope.js';
 import type { InstanceEntity } from './instance.entity.js';
 import { InstancesService, type RunInstancesInput } from './instances.service.js';
 import { FakeInstancesStore } from './testing/fake-instances-store.js';
 import { FakeBlockDevices, FakeCluster, FakeGroups, FakeImages, FakeNetwork, FakePublisher, FakeQuotas, FakeTags, IMAGE, quietLogger } from './testing/fake-ports.js';
+import { codeOf } from '../testing/ec2-code.js';
 
 const alice: Caller = { id: '111111111111', isAdmin: false };
 const bob: Caller = { id: '222222222222', isAdmin: false };
@@ -62,15 +63,6 @@ const input = (over: Partial<RunInstancesInput> = {}): RunInstancesInput => ({
   dryRun: false,
   ...over,
 });
-
-async function codeOf(p: Promise<unknown>): Promise<string | undefined> {
-  try {
-    await p;
-  } catch (e) {
-    return isEc2Error(e) ? e.code : String(e);
-  }
-  return undefined;
-}
 
 const states = (s: FakeInstancesStore) => Object.fromEntries([...s.instances.values()].map((i) => [i.id, i.state]));
 

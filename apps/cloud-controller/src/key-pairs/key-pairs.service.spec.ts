@@ -1,7 +1,7 @@
 // KeyPairsService on in-memory fakes of its repository (KeyPairsStore) and ports (key material,
 // tags, quotas): its own rules, no database. The real repository is tested by
 // test/resources/key-pairs.e2e-spec.ts on PostgreSQL.
-import { Ec2Error, isEc2Error, Params, type Tag, type TagSpecification } from '@koala/ec2-query';
+import { Ec2Error, Params, type Tag, type TagSpecification } from '@koala/ec2-query';
 import { accessOf, allows, type Caller } from '../persistence/access-scope.js';
 import type { QuotaRequest } from '../quotas/quota-rules.js';
 import { tagsFromSpecifications } from '../tags/tag-rules.js';
@@ -11,6 +11,7 @@ import type { GeneratedKey, KeyMaterial, KeyType, ParsedPublicKey } from './key-
 import { KeyPairsHandlers } from './key-pairs.handlers.js';
 import type { KeyPairRow, KeyPairsStore, Tx } from './key-pairs.repository.js';
 import { KeyPairsService, type KeyPairQuotas, type KeyPairTags } from './key-pairs.service.js';
+import { codeOf } from '../testing/ec2-code.js';
 
 const TX = { fakeTx: true } as unknown as Tx;
 const now = new Date('2026-12-01T00:00:00Z');
@@ -120,15 +121,6 @@ beforeEach(() => {
   service = new KeyPairsService(repo, keys, tags, new TaggableResources(), quotas);
   handlers = new KeyPairsHandlers(service);
 });
-
-async function codeOf(p: Promise<unknown>): Promise<string | undefined> {
-  try {
-    await p;
-  } catch (e) {
-    return isEc2Error(e) ? e.code : String(e);
-  }
-  return undefined;
-}
 
 function ctx(account: Caller, params: Record<string, string>): Ec2Context {
   return { requestId: 'r', action: 'x', version: '2016-11-15', params: Params.from(params), account: { ...account, name: 'n' }, accessKeyId: 'AKIA', now };

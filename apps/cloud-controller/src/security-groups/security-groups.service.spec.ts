@@ -2,7 +2,7 @@
 // ports (usage, quotas, changes): validation, the default group, all-or-nothing writes, access,
 // rule identity on authorize/revoke, and what blocks a delete. The SQL (and the concurrent
 // creation of the default group) is covered by test/resources/security-groups.e2e-spec.ts.
-import { Ec2Error, isEc2Error, type Tag } from '@koala/ec2-query';
+import { Ec2Error, type Tag } from '@koala/ec2-query';
 import { TaggableResources } from '../tags/taggable-resources.js';
 import { TagsService } from '../tags/tags.service.js';
 import { FakeTagsStore } from '../tags/testing/fake-tags-store.js';
@@ -11,6 +11,7 @@ import type { RuleInput } from './ip-permissions.js';
 import type { SecurityGroupChanges, SecurityGroupUsage } from './security-group-usage.js';
 import { SecurityGroupsService } from './security-groups.service.js';
 import { FakeSecurityGroupsStore } from './testing/fake-security-groups-store.js';
+import { codeOf } from '../testing/ec2-code.js';
 
 const now = new Date('2026-11-26T03:00:00Z');
 const ALICE = { id: '111111111111', isAdmin: false };
@@ -66,14 +67,6 @@ beforeEach(() => {
   service = new SecurityGroupsService(store, tags, usage, registry, quotas, changes);
 });
 
-async function codeOf(p: Promise<unknown>): Promise<string | undefined> {
-  try {
-    await p;
-  } catch (e) {
-    return isEc2Error(e) ? e.code : String(e);
-  }
-  return undefined;
-}
 const create = (caller: typeof ALICE, name: string, tagSpecs: Tag[] = []) =>
   service.create(caller, now, { name, description: `${name} group`, tagSpecifications: tagSpecs.length ? [{ resourceType: 'security-group', tags: tagSpecs }] : [] });
 const tcp = (port: number, cidr = '10.0.0.0/8'): RuleInput => ({ ipProtocol: 'tcp', fromPort: port, toPort: port, peer: { kind: 'ipv4', cidr } });

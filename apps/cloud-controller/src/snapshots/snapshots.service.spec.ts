@@ -2,12 +2,13 @@
 // bus): the checks and DryRun of each action, the access rule with snapshot sharing (public or a
 // createVolumePermission: visible, never changed), and the createVolumePermission attribute. The
 // real repository is covered by test/volumes/*.e2e-spec.ts on PostgreSQL.
-import { Ec2Error, isEc2Error, type PermissionChange } from '@koala/ec2-query';
+import { Ec2Error, type PermissionChange } from '@koala/ec2-query';
 import { BusRemoteError, BusUnavailableError } from '@koala/messaging';
 import type { Caller } from '../persistence/access-scope.js';
 import { TaggableResources } from '../tags/taggable-resources.js';
 import { FakeQuotas, FakeSnapshotStorage, FakeSnapshotsStore, FakeSnapshotUsage, FakeSnapshotVolumes, FakeTags, silentLogger, snapshotRow } from './testing/fakes.js';
 import { SnapshotsService, type DescribeSnapshotsQuery } from './snapshots.service.js';
+import { codeOf } from '../testing/ec2-code.js';
 
 const alice: Caller = { id: '111111111111', isAdmin: false };
 const bob: Caller = { id: '222222222222', isAdmin: false };
@@ -49,15 +50,6 @@ beforeEach(async () => {
   volumes.volumes.set('vol-0000000000000000b', { id: 'vol-0000000000000000b', accountId: alice.id, state: 'creating', sizeGiB: 8, zone: 'z1' });
   volumes.volumes.set('vol-0000000000000000c', { id: 'vol-0000000000000000c', accountId: alice.id, state: 'deleted', sizeGiB: 8, zone: 'z1' });
 });
-
-async function codeOf(p: Promise<unknown>): Promise<string | undefined> {
-  try {
-    await p;
-  } catch (e) {
-    return isEc2Error(e) ? e.code : String(e);
-  }
-  return undefined;
-}
 
 describe('CreateSnapshot', () => {
   const create = (caller: Caller, volumeId: string, dryRun = false) => svc.create(caller, now, { volumeId, description: 'd', tagSpecifications: [], dryRun });

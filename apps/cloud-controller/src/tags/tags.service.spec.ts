@@ -1,9 +1,10 @@
 // TagsService's own rules on an in-memory TagsStore and registry: who may tag what, all or
 // nothing, the 50-tag limit, DeleteTags matching, DescribeTags visibility and paging.
-import { isEc2Error, type Tag } from '@koala/ec2-query';
+import { type Tag } from '@koala/ec2-query';
 import { TaggableResources, type TaggableKind } from './taggable-resources.js';
 import { FakeTagsStore } from './testing/fake-tags-store.js';
 import { TagsService } from './tags.service.js';
+import { codeOf } from '../testing/ec2-code.js';
 
 const ALICE = { id: '111111111111', isAdmin: false };
 const BOB = { id: '222222222222', isAdmin: false };
@@ -30,14 +31,6 @@ beforeEach(() => {
   service = new TagsService(store, registry);
 });
 
-async function codeOf(p: Promise<unknown>): Promise<string | undefined> {
-  try {
-    await p;
-  } catch (e) {
-    return isEc2Error(e) ? e.code : String(e);
-  }
-  return undefined;
-}
 const tags = (n: number, prefix = 'k'): Tag[] => Array.from({ length: n }, (_, i) => ({ key: `${prefix}${i}`, value: String(i) }));
 const keysOf = async (id: string) => ((await service.tagsOf([id])).get(id) ?? []).map((t) => t.key);
 

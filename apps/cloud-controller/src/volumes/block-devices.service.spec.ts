@@ -1,13 +1,14 @@
 // BlockDevicesService's own rules on in-memory fakes (its repository and the volume actions it
 // calls): the up-front checks, and each step of a mapping from pending to attached, failed or
 // released. The real repository and VolumesService are covered by test/block-devices on PostgreSQL.
-import { Ec2Error, isEc2Error } from '@koala/ec2-query';
+import { Ec2Error } from '@koala/ec2-query';
 import type { Caller } from '../persistence/access-scope.js';
 import type { EbsMapping } from './block-device-mapping.js';
 import type { BlockDeviceRow } from './block-device.repository.js';
 import { BlockDevicesService, mappingClientToken, type MappingVolumes } from './block-devices.service.js';
 import { FAKE_TX, FakeBlockDeviceStore, FakeTags, FakeVolumesStore, silentLogger, volumeRow } from './testing/fakes.js';
 import type { CreateVolumeInput, VolumeView } from './volumes.service.js';
+import { codeOf } from '../testing/ec2-code.js';
 
 const alice: Caller = { id: '111111111111', isAdmin: false };
 const I = 'i-0000000000000000a';
@@ -68,15 +69,6 @@ beforeEach(() => {
   actions = new FakeVolumeActions(volumes);
   svc = new BlockDevicesService(repo, { volumeAttachTimeoutMs: TIMEOUT }, silentLogger, { now: () => now }, new FakeTags(), actions);
 });
-
-async function codeOf(p: Promise<unknown>): Promise<string | undefined> {
-  try {
-    await p;
-  } catch (e) {
-    return isEc2Error(e) ? e.code : String(e);
-  }
-  return undefined;
-}
 
 /** A mapping of instance I recorded, the instance in `state`. */
 async function recorded(state: string | undefined, f: Partial<EbsMapping> = {}): Promise<BlockDeviceRow> {

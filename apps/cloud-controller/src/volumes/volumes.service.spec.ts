@@ -1,12 +1,13 @@
 // VolumesService's own rules on in-memory fakes of its repository and ports (no database, no bus):
 // parameter checks, DryRun, the access rule, the create/delete/attach/detach state rules and
 // their rollbacks. The real repository is covered by test/volumes/*.e2e-spec.ts on PostgreSQL.
-import { Ec2Error, isEc2Error } from '@koala/ec2-query';
+import { Ec2Error } from '@koala/ec2-query';
 import { BusRemoteError, BusUnavailableError } from '@koala/messaging';
 import type { Caller } from '../persistence/access-scope.js';
 import { TaggableResources } from '../tags/taggable-resources.js';
 import { FAKE_TX, FakeQuotas, FakeRestorableSnapshots, FakeTags, FakeVolumesStore, FakeZoneStorage, fakeChap, silentLogger, volumeRow } from './testing/fakes.js';
 import { VolumesService, type CreateVolumeInput } from './volumes.service.js';
+import { codeOf } from '../testing/ec2-code.js';
 
 const alice: Caller = { id: '111111111111', isAdmin: false };
 const bob: Caller = { id: '222222222222', isAdmin: false };
@@ -35,15 +36,6 @@ beforeEach(() => {
   repo.instances.set('i-0000000000000000a', { id: 'i-0000000000000000a', accountId: alice.id, state: 'running', zone: 'z1', node: 'n1', rootDeviceName: '/dev/sda1' });
   repo.instances.set('i-0000000000000000b', { id: 'i-0000000000000000b', accountId: bob.id, state: 'running', zone: 'z1', node: 'n1', rootDeviceName: '/dev/sda1' });
 });
-
-async function codeOf(p: Promise<unknown>): Promise<string | undefined> {
-  try {
-    await p;
-  } catch (e) {
-    return isEc2Error(e) ? e.code : String(e);
-  }
-  return undefined;
-}
 
 const input = (f: Partial<CreateVolumeInput> = {}): CreateVolumeInput => ({ zone: 'z1', sizeGiB: 4, tagSpecifications: [], dryRun: false, ...f });
 
