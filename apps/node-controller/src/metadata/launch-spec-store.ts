@@ -1,30 +1,32 @@
 import { mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { InstanceMetadataOptions, InstanceNetworkSpec, type InstanceSpec } from '@koala/contracts';
+import { InstanceSpec } from '@koala/contracts';
 
 /**
  * What the metadata service needs of a launch, kept for the instance's life on this node: the
  * launch spec minus what only the launch uses (signed image URLs, sizes, digests).
  */
-export const LaunchRecord = z.object({
-  instanceId: z.string().regex(/^i-[0-9a-f]{8,17}$/),
-  reservationId: z.string(),
-  accountId: z.string(),
-  instanceType: z.string(),
+export const LaunchRecord = InstanceSpec.pick({
+  instanceId: true,
+  reservationId: true,
+  accountId: true,
+  instanceType: true,
+  userData: true,
+  keyName: true,
+  publicKey: true,
+  hostname: true,
+  availabilityZone: true,
+  launchIndex: true,
+  network: true,
+  metadataOptions: true,
+}).extend({
   virtualizationType: z.enum(['hvm', 'paravirtual']),
   imageId: z.string(),
   kernelId: z.string().optional(),
   ramdiskId: z.string().optional(),
-  userData: z.string().optional(),
-  keyName: z.string().optional(),
-  publicKey: z.string().optional(),
-  hostname: z.string(),
-  availabilityZone: z.string(),
-  launchIndex: z.number().int().nonnegative(),
+  /** Whether the instance type has an ephemeral disk (block-device-mapping/ephemeral0). */
   ephemeral: z.boolean(),
-  network: InstanceNetworkSpec.optional(),
-  metadataOptions: InstanceMetadataOptions.optional(),
   /** When this NC accepted the launch (the identity document's pendingTime). */
   pendingTime: z.string(),
 });
