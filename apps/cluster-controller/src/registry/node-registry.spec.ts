@@ -51,6 +51,21 @@ describe('NodeRegistry', () => {
     expect(a).not.toHaveProperty('domains');
   });
 
+  it('gives placement the up nodes in name order with their free capacity, however they registered', () => {
+    const r = new NodeRegistry('z1', 10_000);
+    for (const n of ['c', 'a', 'b']) r.record(hb(n, 'z1', n === 'b' ? 8 : 4), t0);
+    r.record(hb('a'), at(5_000)); // a known node again: order unchanged
+    expect(r.upFree(at(12_000))).toEqual([
+      { node: 'a', free: { cores: 4, memoryMiB: 4096, diskGiB: 50 } },
+    ]);
+    expect(r.upFree(at(1_000)).map((n) => [n.node, n.free.cores])).toEqual([
+      ['a', 4],
+      ['b', 8],
+      ['c', 4],
+    ]);
+    expect(r.list(at(1_000)).map((n) => n.node)).toEqual(['a', 'b', 'c']);
+  });
+
   describe('domainsPage', () => {
     // Nodes n0..n5 holding 0, 2, 3, 1, 4, 2 domains.
     const sizes = [0, 2, 3, 1, 4, 2];

@@ -15,6 +15,8 @@ const add = (a: Resources, b: Resources): Resources => ({ cores: a.cores + b.cor
  */
 export class NodeRegistry {
   private readonly nodes = new Map<string, Entry>();
+  /** Node names in code-point order; rebuilt only when a node first appears. */
+  private order: string[] = [];
 
   constructor(
     readonly zone: string,
@@ -24,7 +26,9 @@ export class NodeRegistry {
   /** Records a heartbeat; heartbeats for another zone are ignored (returns false). */
   record(heartbeat: NodeHeartbeat, now: Date): boolean {
     if (heartbeat.zone !== this.zone) return false;
+    const known = this.nodes.has(heartbeat.node);
     this.nodes.set(heartbeat.node, { heartbeat, lastSeen: now });
+    if (!known) this.order = [...this.nodes.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
     return true;
   }
 
@@ -39,7 +43,17 @@ export class NodeRegistry {
   }
 
   private sorted(): [string, Entry][] {
-    return [...this.nodes].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return this.order.map((name) => [name, this.nodes.get(name)!]);
+  }
+
+  /** The nodes that are up with their heartbeat's free capacity, by name: what placement reads (no summaries built). */
+  upFree(now: Date): Array<{ node: string; free: Resources }> {
+    const out: Array<{ node: string; free: Resources }> = [];
+    for (const name of this.order) {
+      const e = this.nodes.get(name)!;
+      if (this.stateOf(e.lastSeen, now) === 'up') out.push({ node: name, free: e.heartbeat.free });
+    }
+    return out;
   }
 
   /** Every node with its capacity, by name; domains are counted, not listed (see `domainsPage`). */

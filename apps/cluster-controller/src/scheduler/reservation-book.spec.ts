@@ -23,4 +23,18 @@ describe('ReservationBook', () => {
     expect(b.reservedOn('a', 1600).cores).toBe(0);
     expect(b.size).toBe(0);
   });
+
+  it('keeps each node’s sum exact through re-adds, releases and heartbeats', () => {
+    const b = new ReservationBook(60_000);
+    b.add({ instanceId: 'i-1', node: 'a', need, createdAt: 0 });
+    b.add({ instanceId: 'i-1', node: 'b', need, createdAt: 0 }); // placed again elsewhere: moves
+    expect([b.reservedOn('a', 1).cores, b.reservedOn('b', 1).cores]).toEqual([0, 1]);
+    b.add({ instanceId: 'i-2', node: 'b', need, createdAt: 0 });
+    const copy = b.reservedOn('b', 1);
+    copy.cores = 99; // a caller's copy, not the book's own sum
+    expect(b.reservedOn('b', 1)).toEqual({ cores: 2, memoryMiB: 512, diskGiB: 4 });
+    expect(b.release('i-9')).toBe(false);
+    b.onHeartbeat('b', ['i-1', 'i-2']);
+    expect([b.reservedOn('b', 1), b.size]).toEqual([{ cores: 0, memoryMiB: 0, diskGiB: 0 }, 0]);
+  });
 });

@@ -68,14 +68,11 @@ export class SchedulerService implements OnModuleInit, OnModuleDestroy {
   /** Capacity the scheduler would offer now, per up node (sorted by node name). */
   capacity(): NodeCapacity[] {
     const now = this.clock.now();
-    return this.registry.registry
-      .list(now)
-      .filter((n) => n.state === 'up')
-      .map((n) => {
-        const reserved = this.reservations.reservedOn(n.node, now.getTime());
-        const free = subtract(n.free, reserved);
-        return { node: n.node, free: { cores: Math.max(0, free.cores), memoryMiB: Math.max(0, free.memoryMiB), diskGiB: Math.max(0, free.diskGiB) } };
-      });
+    return this.registry.registry.upFree(now).map((n) => {
+      const reserved = this.reservations.reservedOn(n.node, now.getTime());
+      const free = subtract(n.free, reserved);
+      return { node: n.node, free: { cores: Math.max(0, free.cores), memoryMiB: Math.max(0, free.memoryMiB), diskGiB: Math.max(0, free.diskGiB) } };
+    });
   }
 
   /**
