@@ -85,135 +85,170 @@ function pad(rows: string[][]): string {
   return rows.map((r) => r.map((c, i) => c.padEnd(w[i]!)).join('  ').trimEnd()).join('\n') + '\n';
 }
 
+type Accounts = ReturnType<typeof createAccountsService>;
+/** What every command but `bootstrap` works with. */
+interface CommandContext {
+  config: KoalaConfig;
+  ds: DataSource;
+  masterKey: string;
+  accounts: Accounts;
+  io: AdminIo;
+  /** Credentials as `export` lines for a shell. */
+  env(c: Credentials): string;
+}
+
 /** Runs one admin command; returns the exit code. */
 export async function runAdminCommand(config: KoalaConfig, argv: string[], io: AdminIo = stdio): Promise<number> {
   const [command, ...args] = argv;
   await ensureDatabase(config.databaseUrl);
   const ds = await createDataSource(config.databaseUrl).initialize();
   try {
-    if (command === 'bootstrap') {
-      const r = await bootstrapAdmin(config, ds);
-      if (r.masterKeyCreated) io.out(`created master key ${new MasterKeyFile(config).path}\n`);
-      io.out(`admin account ${r.accountId}, access key ${r.accessKeyId}${r.keyReused ? ' (kept)' : ' (new)'}\n`);
-      io.out(`credentials written to ${r.envFile}: . ${r.envFile} && aws ec2 describe-regions\n`);
-      return 0;
-    }
-    const pending = await pendingMigrations(ds);
-    if (pending.length) {
-      io.err(`the database schema is behind (${pending.join(', ')}): run \`koala migrate\` or \`koala bootstrap\`\n`);
-      return 1;
-    }
-    const masterKey = new MasterKeyFile(config).read();
-    if (!masterKey) {
-      io.err(`no master key (KOALA_MASTER_KEY or ${new MasterKeyFile(config).path}): run \`koala bootstrap\` first\n`);
-      return 1;
-    }
-    const accounts = createAccountsService(ds, masterKey);
-    const env = (c: Credentials) => exportLines({ ...c, region: config.region, endpoint: config.publicEndpoint });
-    const need = (n: number) => {
-      if (args.length < n + 1) throw new UsageError();
-    };
+    if (command === 'bootstrap') return await bootstrapCommand(config, ds, io);
+    const ctx = await commandContext(config, ds, io);
+    if (typeof ctx === 'number') return ctx;
     switch (command) {
       case 'account':
-        if (args[0] === 'create') {
-          need(1);
-          const a = await accounts.createAccount(args[1]!);
-          io.out(`${a.id}  ${a.name}\n`);
-          return 0;
-        }
-        if (args[0] === 'list') {
-          const rows = [['ACCOUNT ID', 'NAME', 'ADMIN', 'CREATED']];
-          for (const a of await accounts.listAccounts()) rows.push([a.id, a.name, a.isAdmin ? 'yes' : 'no', a.createdAt.toISOString()]);
-          io.out(pad(rows));
-          return 0;
-        }
-        throw new UsageError();
+        return await accountCommand(ctx, args);
       case 'credentials':
-        need(0);
-        io.out(env(await accounts.credentials(args[0]!)));
+        if (args.length < 1) throw new UsageError();
+        io.out(ctx.env(await ctx.accounts.credentials(args[0]!)));
         return 0;
-      case 'access-key': {
-        const [sub, account, keyId] = args;
-        if (!account) throw new UsageError();
-        if (sub === 'create') {
-          io.out(env(await accounts.createAccessKey(account)));
-          return 0;
-        }
-        if (sub === 'list') {
-          const rows = [['ACCESS KEY ID', 'STATUS', 'CREATED']];
-          for (const k of await accounts.listAccessKeys(account)) rows.push([k.accessKeyId, k.status, k.createdAt.toISOString()]);
-          io.out(pad(rows));
-          return 0;
-        }
-        if (!keyId) throw new UsageError();
-        if (sub === 'deactivate' || sub === 'activate') {
-          await accounts.setAccessKeyStatus(account, keyId, sub === 'activate' ? 'Active' : 'Inactive');
-          io.out(`${keyId} ${sub === 'activate' ? 'Active' : 'Inactive'}\n`);
-          return 0;
-        }
-        if (sub === 'delete') {
-          await accounts.deleteAccessKey(account, keyId);
-          io.out(`${keyId} deleted\n`);
-          return 0;
-        }
-        throw new UsageError();
-      }
+      case 'access-key':
+        return await accessKeyCommand(ctx, args);
       case 'image':
-        return await runImageCommand(config, ds, masterKey, args, io);
-      case 'quota': {
-        const [sub, name, quota, value] = args;
-        if (!name || !((sub === 'list' && args.length === 2) || (sub === 'set' && args.length === 4))) throw new UsageError();
-        const account = await accounts.getAccount(name);
-        const quotas = createQuotaService(ds, config);
-        if (sub === 'set') {
-          await quotas.set(account.id, quota!, value!, new Date());
-          io.out(`${account.name} ${quota} ${value}\n`);
-          return 0;
-        }
-        const rows = [['QUOTA', 'VALUE', 'SOURCE']];
-        for (const q of await quotas.list(account.id)) rows.push([q.name, String(q.value), q.source]);
-        io.out(pad(rows));
-        if (account.isAdmin) io.out('(the admin account is not subject to quotas)\n');
-        return 0;
-      }
-      case 'instance-address': {
-        // `koala ssh`: where an instance is, as one tab-separated line (id state zone node private-ip).
-        const id = args[0] ?? '';
-        if (args.length !== 1 || !/^i-[0-9a-f]{8,17}$/.test(id)) throw new UsageError();
-        const rows: Array<{ state: string; zone: string; node: string | null; ip: string | null }> = await ds.query(
-          'SELECT i.state, i.zone, i.node, n.private_ip AS ip FROM instances i LEFT JOIN network_interfaces n ON n.instance_id = i.id WHERE i.id = $1',
-          [id],
-        );
-        const r = rows[0];
-        if (!r) {
-          io.err(`instance ${id} does not exist\n`);
-          return 1;
-        }
-        io.out(`${id}\t${r.state}\t${r.zone}\t${r.node ?? '-'}\t${r.ip ?? '-'}\n`);
-        return 0;
-      }
+        return await runImageCommand(config, ds, ctx.masterKey, args, io);
+      case 'quota':
+        return await quotaCommand(ctx, args);
+      case 'instance-address':
+        return await instanceAddressCommand(ctx, args);
       default:
         throw new UsageError();
     }
   } catch (e) {
-    if (e instanceof ImageUsageError) {
-      io.err(`${e.message}\n${IMAGE_USAGE_TEXT}`);
-      return 64;
-    }
-    if (e instanceof ImageImportError || (command === 'image' && isEc2Error(e))) {
-      io.err(`image import failed: ${e.message}\n`);
-      return 1;
-    }
-    if (e instanceof UsageError) {
-      io.err(USAGE);
-      return 64;
-    }
-    if (e instanceof AccountsError || e instanceof QuotaUsageError) {
-      io.err(`${e.message}\n`);
-      return 1;
-    }
-    throw e;
+    return reportFailure(command, e, io);
   } finally {
     await ds.destroy();
   }
+}
+
+async function bootstrapCommand(config: KoalaConfig, ds: DataSource, io: AdminIo): Promise<number> {
+  const r = await bootstrapAdmin(config, ds);
+  if (r.masterKeyCreated) io.out(`created master key ${new MasterKeyFile(config).path}\n`);
+  io.out(`admin account ${r.accountId}, access key ${r.accessKeyId}${r.keyReused ? ' (kept)' : ' (new)'}\n`);
+  io.out(`credentials written to ${r.envFile}: . ${r.envFile} && aws ec2 describe-regions\n`);
+  return 0;
+}
+
+/** The schema must be current and the master key present; else the exit code (1) after saying why. */
+async function commandContext(config: KoalaConfig, ds: DataSource, io: AdminIo): Promise<CommandContext | number> {
+  const pending = await pendingMigrations(ds);
+  if (pending.length) {
+    io.err(`the database schema is behind (${pending.join(', ')}): run \`koala migrate\` or \`koala bootstrap\`\n`);
+    return 1;
+  }
+  const masterKey = new MasterKeyFile(config).read();
+  if (!masterKey) {
+    io.err(`no master key (KOALA_MASTER_KEY or ${new MasterKeyFile(config).path}): run \`koala bootstrap\` first\n`);
+    return 1;
+  }
+  const env = (c: Credentials) => exportLines({ ...c, region: config.region, endpoint: config.publicEndpoint });
+  return { config, ds, masterKey, accounts: createAccountsService(ds, masterKey), io, env };
+}
+
+async function accountCommand({ accounts, io }: CommandContext, args: string[]): Promise<number> {
+  if (args[0] === 'create') {
+    if (args.length < 2) throw new UsageError();
+    const a = await accounts.createAccount(args[1]!);
+    io.out(`${a.id}  ${a.name}\n`);
+    return 0;
+  }
+  if (args[0] === 'list') {
+    const rows = [['ACCOUNT ID', 'NAME', 'ADMIN', 'CREATED']];
+    for (const a of await accounts.listAccounts()) rows.push([a.id, a.name, a.isAdmin ? 'yes' : 'no', a.createdAt.toISOString()]);
+    io.out(pad(rows));
+    return 0;
+  }
+  throw new UsageError();
+}
+
+async function accessKeyCommand({ accounts, io, env }: CommandContext, args: string[]): Promise<number> {
+  const [sub, account, keyId] = args;
+  if (!account) throw new UsageError();
+  if (sub === 'create') {
+    io.out(env(await accounts.createAccessKey(account)));
+    return 0;
+  }
+  if (sub === 'list') {
+    const rows = [['ACCESS KEY ID', 'STATUS', 'CREATED']];
+    for (const k of await accounts.listAccessKeys(account)) rows.push([k.accessKeyId, k.status, k.createdAt.toISOString()]);
+    io.out(pad(rows));
+    return 0;
+  }
+  if (!keyId) throw new UsageError();
+  if (sub === 'deactivate' || sub === 'activate') {
+    await accounts.setAccessKeyStatus(account, keyId, sub === 'activate' ? 'Active' : 'Inactive');
+    io.out(`${keyId} ${sub === 'activate' ? 'Active' : 'Inactive'}\n`);
+    return 0;
+  }
+  if (sub === 'delete') {
+    await accounts.deleteAccessKey(account, keyId);
+    io.out(`${keyId} deleted\n`);
+    return 0;
+  }
+  throw new UsageError();
+}
+
+async function quotaCommand({ accounts, io, ds, config }: CommandContext, args: string[]): Promise<number> {
+  const [sub, name, quota, value] = args;
+  if (!name || !((sub === 'list' && args.length === 2) || (sub === 'set' && args.length === 4))) throw new UsageError();
+  const account = await accounts.getAccount(name);
+  const quotas = createQuotaService(ds, config);
+  if (sub === 'set') {
+    await quotas.set(account.id, quota!, value!, new Date());
+    io.out(`${account.name} ${quota} ${value}\n`);
+    return 0;
+  }
+  const rows = [['QUOTA', 'VALUE', 'SOURCE']];
+  for (const q of await quotas.list(account.id)) rows.push([q.name, String(q.value), q.source]);
+  io.out(pad(rows));
+  if (account.isAdmin) io.out('(the admin account is not subject to quotas)\n');
+  return 0;
+}
+
+/** `koala ssh`: where an instance is, as one tab-separated line (id state zone node private-ip). */
+async function instanceAddressCommand({ ds, io }: CommandContext, args: string[]): Promise<number> {
+  const id = args[0] ?? '';
+  if (args.length !== 1 || !/^i-[0-9a-f]{8,17}$/.test(id)) throw new UsageError();
+  const rows: Array<{ state: string; zone: string; node: string | null; ip: string | null }> = await ds.query(
+    'SELECT i.state, i.zone, i.node, n.private_ip AS ip FROM instances i LEFT JOIN network_interfaces n ON n.instance_id = i.id WHERE i.id = $1',
+    [id],
+  );
+  const r = rows[0];
+  if (!r) {
+    io.err(`instance ${id} does not exist\n`);
+    return 1;
+  }
+  io.out(`${id}\t${r.state}\t${r.zone}\t${r.node ?? '-'}\t${r.ip ?? '-'}\n`);
+  return 0;
+}
+
+/** A command's failure as its exit code and message; anything unexpected is thrown on. */
+function reportFailure(command: string | undefined, e: unknown, io: AdminIo): number {
+  if (e instanceof ImageUsageError) {
+    io.err(`${e.message}\n${IMAGE_USAGE_TEXT}`);
+    return 64;
+  }
+  if (e instanceof ImageImportError || (command === 'image' && isEc2Error(e))) {
+    io.err(`image import failed: ${(e as Error).message}\n`);
+    return 1;
+  }
+  if (e instanceof UsageError) {
+    io.err(USAGE);
+    return 64;
+  }
+  if (e instanceof AccountsError || e instanceof QuotaUsageError) {
+    io.err(`${e.message}\n`);
+    return 1;
+  }
+  throw e;
 }
