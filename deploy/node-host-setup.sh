@@ -26,6 +26,9 @@ done
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends libvirt-daemon-system qemu-system-x86 qemu-utils qemu-block-extra genisoimage
+# Guest networking (the NC's network agent): dnsmasq serves DHCP, dhcp_release (dnsmasq-utils)
+# frees a terminated guest's lease, ipset/iptables/ebtables hold the security groups and NAT.
+apt-get install -y -qq --no-install-recommends dnsmasq-base dnsmasq-utils ipset iptables ebtables
 # Node.js 24 LTS: Debian 12's nodejs is 18, so the official binary comes from the npm registry
 # (Debian's npm fetches it) unless the host already has Node >= 24.
 . "$(dirname "$0")/scripts/node-runtime.sh"

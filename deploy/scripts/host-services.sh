@@ -10,7 +10,8 @@ log() { printf '\033[1;34m==>\033[0m %s\n' "$*"; }
 PKGS=(postgresql nats-server libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils
       qemu-block-extra tgt busybox-static cpio e2fsprogs genisoimage docker-compose awscli
       netcat-openbsd curl ca-certificates iproute2 procps
-      socat ipset ebtables iptables dnsmasq-base)  # guest networking and the node namespaces
+      socat ipset ebtables iptables dnsmasq-base dnsmasq-utils)  # guest networking and the node namespaces
+      # (dnsmasq-utils: dhcp_release, the NC frees a terminated guest's lease)
 
 install_missing() {
   local missing=()

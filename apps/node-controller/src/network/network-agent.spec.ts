@@ -216,6 +216,63 @@ describe('NetworkAgent', () => {
     expect(libvirt.networks.get('koala-koala-1a')!.hosts.map((h) => h.ip)).not.toContain('172.31.0.14');
   });
 
+  it('launch on an applied state: writes only the guest\'s own entries, reads nothing; the state catching up changes nothing', async () => {
+    const { host, libvirt, agent } = setup();
+    agent.receive(sampleState(7));
+    await agent.kick();
+    clear(host, libvirt);
+    host.commands = [];
+    const spec = launchSpec('i-00000000000000a4', '172.31.0.14', '02:00:00:00:00:a4');
+    (spec.network as { publicIp?: string }).publicIp = '198.51.100.14';
+    await agent.prepare(spec);
+    // its address joins its group's set, its DHCP entry, its filter, its public address's NAT
+    expect(host.commands).toEqual(['ipset restore', 'iptables-restore -w 5 --noflush', 'ip addr replace 198.51.100.14/32 dev pub0 label pub0:k']);
+    expect(libvirt.writes).toEqual(['dhcp add 172.31.0.14', 'define filter koala-i-i-00000000000000a4']);
+    expect(host.ipsets.get('koala-sg-0000000a')).toEqual(['172.31.0.11', '172.31.0.12', '172.31.0.14', '172.31.0.21']);
+    expect(host.nat.get('KOALA-PREROUTING')).toContain('-A KOALA-PREROUTING -d 198.51.100.14/32 -j DNAT --to-destination 172.31.0.14');
+    expect(host.addresses.get('pub0')).toContain('198.51.100.14/32 pub0:k');
+
+    // The CLC's next state holds the guest: a whole apply finds its entries in place.
+    const next = sampleState(8);
+    next.interfaces.push({ instanceId: 'i-00000000000000a4', node: 'node-a', mac: '02:00:00:00:00:a4', privateIp: '172.31.0.14', publicIp: '198.51.100.14', groupIds: ['sg-0000000a'] });
+    clear(host, libvirt);
+    expect(await agent.apply(next)).toEqual([]);
+    expect(writes(host, libvirt)).toEqual([]);
+    // A second launch builds on the first.
+    clear(host, libvirt);
+    await agent.prepare(launchSpec('i-00000000000000a5', '172.31.0.15', '02:00:00:00:00:a5'));
+    expect(libvirt.writes).toEqual(['dhcp add 172.31.0.15', 'define filter koala-i-i-00000000000000a5']);
+    expect(host.writes).toEqual(['ipset restore']);
+  });
+
+  it('launch before any complete apply (NC just started, or the last apply or launch failed) runs a whole apply', async () => {
+    const { host, libvirt, agent } = setup();
+    await agent.prepare(launchSpec('i-00000000000000a4', '172.31.0.14', '02:00:00:00:00:a4'));
+    expect(libvirt.filters.has('koala-i-i-00000000000000a1')).toBe(true); // the whole state, not just the launch
+    expect(libvirt.filters.has('koala-i-i-00000000000000a4')).toBe(true);
+    host.failNext = /^ipset restore/;
+    await expect(agent.prepare(launchSpec('i-00000000000000a5', '172.31.0.15', '02:00:00:00:00:a5'))).rejects.toMatchObject({ code: 'Server.InternalError' });
+    clear(host, libvirt);
+    host.commands = [];
+    await agent.prepare(launchSpec('i-00000000000000a5', '172.31.0.15', '02:00:00:00:00:a5'));
+    expect(host.commands).toContain('ipset save'); // a whole (reading) apply again
+    expect(libvirt.filters.has('koala-i-i-00000000000000a5')).toBe(true);
+    await agent.stop();
+  });
+
+  it('terminate releases the DHCP lease on the bridge (dhcp_release); without dnsmasq-utils the entry still goes', async () => {
+    const { host, libvirt, agent } = setup();
+    agent.receive(sampleState(7));
+    await agent.kick();
+    await agent.prepare(launchSpec('i-00000000000000a4', '172.31.0.14', '02:00:00:00:00:a4'));
+    await agent.release('i-00000000000000a4');
+    expect(host.released).toEqual(['koala-br0 172.31.0.14 02:00:00:00:00:a4']);
+    host.noDhcpRelease = true;
+    await agent.release('i-00000000000000a1');
+    expect(libvirt.networks.get('koala-koala-1a')!.hosts.map((h) => h.ip)).toEqual(['172.31.0.12']);
+    expect(host.released).toHaveLength(1);
+  });
+
   it('terminate of an instance the state still lists: removed now, not re-added by the lagging state', async () => {
     const { libvirt, agent } = setup();
     agent.receive(sampleState(7));

@@ -24,9 +24,16 @@ export class FakeHost implements HostNetCommands {
   addresses = new Map<string, string[]>([['pub0', ['203.0.113.250/24 pub0']]]);
   writes: string[] = [];
   failNext?: RegExp;
+  /** Every command run, reads included. */
+  commands: string[] = [];
+  /** Leases released with dhcp_release (`bridge ip mac`). */
+  released: string[] = [];
+  /** dnsmasq-utils not installed. */
+  noDhcpRelease = false;
 
   async run(argv: readonly string[], opts: { input?: string } = {}): Promise<{ stdout: string; stderr: string }> {
     const cmd = argv.join(' ');
+    this.commands.push(cmd);
     if (this.failNext?.test(cmd)) {
       this.failNext = undefined;
       throw new Error(`${cmd} failed (1): simulated`);
@@ -84,8 +91,12 @@ export class FakeHost implements HostNetCommands {
     } else if (c === 'ip' && a[0] === '-o') {
       const dev = a[5]!;
       return out((this.addresses.get(dev) ?? []).map((x) => `3: ${dev}    inet ${x.split(' ')[0]} scope global ${x.split(' ')[1]}\\       valid_lft forever preferred_lft forever`).join('\n') + '\n');
-    } else if (c === 'ip' && a[0] === 'addr' && a[1] === 'add') {
-      this.addresses.get(a[4]!)!.push(`${a[2]} ${a[6]}`);
+    } else if (c === 'ip' && a[0] === 'addr' && (a[1] === 'add' || a[1] === 'replace')) {
+      const list = this.addresses.get(a[4]!)!;
+      if (a[1] === 'add' || !list.some((x) => x.split(' ')[0] === a[2])) list.push(`${a[2]} ${a[6]}`);
+    } else if (c === 'dhcp_release') {
+      if (this.noDhcpRelease) throw new Error('spawn dhcp_release ENOENT');
+      this.released.push(`${a[0]} ${a[1]} ${a[2]}`);
     } else if (c === 'ip' && a[0] === 'addr' && a[1] === 'del') {
       this.addresses.set(a[4]!, this.addresses.get(a[4]!)!.filter((x) => x.split(' ')[0] !== a[2]));
     } else {
