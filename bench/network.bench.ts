@@ -12,13 +12,15 @@
  *
  * 2. A security-group rule change on 50 running interfaces: the NC's NetworkAgent (real
  *    LibvirtNetworkPort and host commands on the lab node) holds a zone of 50 instances in one
- *    group (the rule toggled: tcp 8080 from a CIDR); 50 domains using their koala-i-* filters are started PAUSED on the node (QEMU
- *    processes and tap devices exist, libvirt instantiates each filter on its tap; no guest CPU:
- *    50 TCG boots would not fit this machine). Measured: the agent's apply of the state where
- *    the group's ingress rule was revoked, i.e. 50 nwfilter redefinitions, each re-instantiated
- *    by libvirt on its running interface before the call returns. What it does NOT include:
- *    the CLC building and publishing the state (RevokeSecurityGroupIngress -> NATS, measured end
- *    to end on real guests in test/lab/networking.e2e-spec.ts).
+ *    group (the rule toggled: tcp 8080 from a CIDR); 50 domains using their koala-i-* filters
+ *    are started PAUSED on the node (QEMU processes and tap devices exist, libvirt instantiates
+ *    each filter on its tap; no guest CPU: 50 TCG boots would not fit this machine). Measured:
+ *    the agent's apply of the state where the group's ingress rule was revoked or authorized
+ *    again. The rule is an entry of the group's `-pi` set, matched by every filter: the apply
+ *    rewrites that set and redefines no filter (until the sets, it was 50 nwfilter
+ *    redefinitions, each re-instantiated by libvirt on its tap). What it does NOT include: the
+ *    CLC building and publishing the state (RevokeSecurityGroupIngress -> NATS, measured end to
+ *    end on real guests in test/lab/networking.e2e-spec.ts).
  *
  * Run (root; PostgreSQL, libvirtd, nats-server):
  *   NODE_OPTIONS=--experimental-vm-modules npx jest -c bench/network-jest.config.js
@@ -204,7 +206,10 @@ it(`a security-group rule change on ${GUESTS} running interfaces (agent apply: n
     // Ten at a time: QEMU start-up dominates, libvirtd takes them in parallel.
     for (let k = 0; k < ids.length; k += 10) await Promise.all(ids.slice(k, k + 10).map((id, j) => start(k + j, id)));
     const startMs = performance.now() - t0;
-    const tapRules = async () => (await node.run(['iptables-save', '-t', 'filter'])).split('\n').filter((l) => /--dport 8080/.test(l)).length;
+    // The rule in the kernel: its set entry; every tap's chains match the set.
+    const tapRules = async () => (await node.run(['ipset', 'save', 'koala-sg-0000000a-pi'])).split('\n').filter((l) => l.endsWith(',tcp:8080')).length;
+    const setMatches = (await node.run(['iptables-save', '-t', 'filter'])).split('\n').filter((l) => l.includes('--match-set koala-sg-0000000a-pi ')).length;
+    expect(setMatches).toBeGreaterThanOrEqual(GUESTS);
     const withRule = await tapRules();
     const times: number[] = [];
     for (let r = 0; r < ROUNDS; r++) {
@@ -213,7 +218,7 @@ it(`a security-group rule change on ${GUESTS} running interfaces (agent apply: n
         const t = performance.now();
         const changes = await agent.apply(state(2 + r * 2 + (allow ? 1 : 0), allow));
         times.push(performance.now() - t);
-        expect(changes.filter((c) => c.startsWith('filter koala-i-'))).toHaveLength(GUESTS);
+        expect(changes).toEqual([expect.stringMatching(/^ipset koala-sg-0000000a-pi = /)]);
       }
     }
     await agent.apply(state(100, false));
@@ -224,8 +229,8 @@ it(`a security-group rule change on ${GUESTS} running interfaces (agent apply: n
     process.stdout.write(
       `\nsecurity-group rule change on ${GUESTS} running (paused) guests' interfaces on one lab node:\n` +
         `  start of ${GUESTS} paused domains with their filters: ${startMs.toFixed(0)} ms\n` +
-        `  agent apply of a rule change (revoke or authorize; ${GUESTS} nwfilter redefinitions, re-instantiated on the taps): ${fmt(times)}\n` +
-        `  iptables rules matching the port: ${withRule} with the rule, ${without} without\n` +
+        `  agent apply of a rule change (revoke or authorize; one set rewritten, no filter redefined): ${fmt(times)}\n` +
+        `  the rule's set entries: ${withRule} with the rule, ${without} without; iptables rules matching the set: ${setMatches}\n` +
         `  re-apply of an applied state (reads only): ${noopMs.toFixed(0)} ms\n`,
     );
     expect(without).toBeLessThan(withRule);

@@ -67,7 +67,8 @@ maybe('network agent in a namespace (iptables, ipset, ip)', () => {
     expect(first).toContain('-A OUTPUT -j KOALA-OUTPUT');
     expect(first).toContain('-A KOALA-PREROUTING -d 169.254.169.254/32 -i koala-br0 -p tcp -m tcp --dport 80 -j DNAT --to-destination 172.31.0.2:8775');
     expect(first).toContain('-A KOALA-POSTROUTING -s 172.31.0.11/32 ! -d 172.31.0.0/20 -j SNAT --to-source 198.51.100.11');
-    expect(inNs('ipset', 'list', 'koala-sg-0000000a')).toMatch(/Members:\n172\.31\.0\.11\n172\.31\.0\.12\n172\.31\.0\.21|Members:[\s\S]*172\.31\.0\.21/);
+    expect(inNs('ipset', 'save', 'koala-sg-0000000a-ai').split('\n').filter((l) => l.startsWith('add ')).sort()).toEqual(['add koala-sg-0000000a-ai 172.31.0.11', 'add koala-sg-0000000a-ai 172.31.0.12', 'add koala-sg-0000000a-ai 172.31.0.21']);
+    expect(inNs('ipset', 'save', 'koala-sg-0000000a-pi')).toContain('add koala-sg-0000000a-pi 198.51.100.0/24,tcp:22');
     expect(inNs('ip', '-o', 'link', 'show', 'dev', 'seg0')).toContain('master koala-br0');
     expect(inNs('ip', '-o', '-4', 'addr', 'show', 'dev', 'pub0')).toContain('198.51.100.11/32');
     expect(inNs('sysctl', '-n', 'net.ipv4.ip_forward').trim()).toBe('1');
@@ -94,10 +95,11 @@ maybe('network agent in a namespace (iptables, ipset, ip)', () => {
     expect(nat.split('\n').filter((l) => l === '-A PREROUTING -j KOALA-PREROUTING')).toHaveLength(1);
     expect(nat).toContain('-A PREROUTING -d 192.0.2.1/32 -p tcp -m tcp --dport 2222 -j DNAT --to-destination 192.0.2.2:22');
     expect(filterSave()).toContain('-A INPUT -s 192.0.2.0/24 -j DROP');
-    const members = inNs('ipset', 'save', 'koala-sg-0000000a');
-    expect(members).toContain('add koala-sg-0000000a 172.31.0.13');
+    const members = inNs('ipset', 'save', 'koala-sg-0000000a-ai');
+    expect(members).toContain('add koala-sg-0000000a-ai 172.31.0.13');
     expect(members).not.toContain('172.31.0.11');
-    expect(inNs('ipset', 'list', '-n').split('\n').filter(Boolean).sort()).toEqual(['koala-sg-0000000a']); // no temporary set left
+    // four sets per local group, no temporary set left
+    expect(inNs('ipset', 'list', '-n').split('\n').filter(Boolean).sort()).toEqual(['a', 'b'].flatMap((g) => ['ai', 'ao', 'pi', 'po'].map((k) => `koala-sg-0000000${g}-${k}`)));
     const addrs = inNs('ip', '-o', '-4', 'addr', 'show', 'dev', 'pub0');
     expect(addrs).toContain('198.51.100.13/32');
     expect(addrs).not.toContain('198.51.100.11/32');

@@ -64,7 +64,7 @@ export class HostNetSync {
     const changes: Change[] = [];
     for (const set of sets) {
       const tmp = set.name + TMP_SUFFIX;
-      script.push(`create ${set.name} hash:ip family inet -exist`, `create ${tmp} hash:ip family inet -exist`, `flush ${tmp}`);
+      script.push(`create ${set.name} ${set.type} family inet -exist`, `create ${tmp} ${set.type} family inet -exist`, `flush ${tmp}`);
       for (const ip of set.members) script.push(`add ${tmp} ${ip}`);
       script.push(`swap ${tmp} ${set.name}`, `destroy ${tmp}`);
       changes.push(`ipset ${set.name} = [${set.members.join(' ')}]`);

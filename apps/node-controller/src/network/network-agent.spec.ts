@@ -49,7 +49,9 @@ describe('NetworkAgent', () => {
     expect(libvirt.networks.get('koala-koala-1a')).toMatchObject({ active: true, autostart: true });
     expect(libvirt.networks.get('koala-koala-1a')!.hosts.map((h) => h.ip)).toEqual(['172.31.0.11', '172.31.0.12']);
     expect([...libvirt.filters.keys()]).toEqual(['koala-i-i-00000000000000a1', 'koala-i-i-00000000000000a2']);
-    expect(host.ipsets.get('koala-sg-0000000a')).toEqual(['172.31.0.11', '172.31.0.12', '172.31.0.21']);
+    expect(host.ipsets.get('koala-sg-0000000a-ai')).toEqual(['172.31.0.11', '172.31.0.12', '172.31.0.21']);
+    expect(host.ipsets.get('koala-sg-0000000a-pi')).toEqual(['198.51.100.0/24,tcp:22', '203.0.113.7,tcp:22']);
+    expect(host.ipsets.size).toBe(8);
     expect(host.sysctl.get('net.ipv4.ip_forward')).toBe('1');
     expect(host.sysctl.get('net.bridge.bridge-nf-call-iptables')).toBe('1');
     expect(host.links.get('seg0')).toEqual({ master: 'koala-br0', up: true });
@@ -84,10 +86,10 @@ describe('NetworkAgent', () => {
     clear(host, libvirt);
     expect(await again.apply(sampleState())).toEqual([]);
     expect(writes(host, libvirt)).toEqual([]);
-    libvirt.filters.set('koala-i-i-00000000000000a1', libvirt.filters.get('koala-i-i-00000000000000a1')!.replace("dstportstart='22'", "dstportstart='23'"));
+    libvirt.filters.set('koala-i-i-00000000000000a1', libvirt.filters.get('koala-i-i-00000000000000a1')!.replace("<icmp type='8'/>", "<icmp type='9'/>"));
     const fresh = new NetworkAgent({ zone: 'koala-1a', config: nodeA, enabled: true, host, libvirt, fetchState: async () => sampleState() });
     expect(await fresh.apply(sampleState())).toEqual(['filter koala-i-i-00000000000000a1']);
-    expect(libvirt.filters.get('koala-i-i-00000000000000a1')).toContain("dstportstart='22'");
+    expect(libvirt.filters.get('koala-i-i-00000000000000a1')).toContain("<icmp type='8'/>");
   });
 
   it('receive: applies in the background, reports the version, ignores older ones', async () => {
@@ -129,7 +131,7 @@ describe('NetworkAgent', () => {
     await agent.apply(next);
     expect(libvirt.networks.get('koala-koala-1a')!.hosts.map((h) => h.ip).sort()).toEqual(['172.31.0.12', '172.31.0.13']);
     expect([...libvirt.filters.keys()].filter((n) => n.startsWith('koala-'))).toEqual(['koala-i-i-00000000000000a2', 'koala-i-i-00000000000000a3']);
-    expect(host.ipsets.get('koala-sg-0000000a')).toEqual(['172.31.0.12', '172.31.0.13', '172.31.0.21']);
+    expect(host.ipsets.get('koala-sg-0000000a-ai')).toEqual(['172.31.0.12', '172.31.0.13', '172.31.0.21']);
     expect(host.nat.get('KOALA-PREROUTING')!.join('\n')).not.toContain('198.51.100.11');
     expect(host.nat.get('KOALA-POSTROUTING')).toContain('-A KOALA-POSTROUTING -s 172.31.0.13/32 ! -d 172.31.0.0/20 -j SNAT --to-source 198.51.100.13');
     expect(host.nat.get('PREROUTING')!.filter((r) => r.includes('KOALA'))).toHaveLength(1);
@@ -138,6 +140,25 @@ describe('NetworkAgent', () => {
       expect.arrayContaining(['dhcp del 172.31.0.11', 'dhcp add 172.31.0.13', 'undefine filter koala-i-i-00000000000000a1', 'define filter koala-i-i-00000000000000a3', 'ip addr del 198.51.100.11/32 dev pub0']),
     );
     expect(writes(host, libvirt)).not.toContain('define filter koala-i-i-00000000000000a2'); // unchanged rules: not redefined
+  });
+
+  it('a rule change on running guests rewrites one set and redefines no filter', async () => {
+    const { host, libvirt, agent } = setup();
+    await agent.apply(sampleState(7));
+    clear(host, libvirt);
+    const next = sampleState(8);
+    next.groups.find((g) => g.groupId === 'sg-0000000a')!.ingress.push({ protocol: 'tcp', fromPort: 8080, toPort: 8080, cidrs: ['198.51.100.0/24'], groupIds: [] });
+    expect(await agent.apply(next)).toEqual(['ipset koala-sg-0000000a-pi = [198.51.100.0/24,tcp:22 198.51.100.0/24,tcp:8080 203.0.113.7,tcp:22]']);
+    expect(writes(host, libvirt)).toEqual(['ipset restore']);
+    expect(host.ipsets.get('koala-sg-0000000a-pi')).toContain('198.51.100.0/24,tcp:8080');
+  });
+
+  it('sets of an older NC (koala-<sg>, hash:ip) go once no filter uses them', async () => {
+    const { host, libvirt, agent } = setup();
+    host.ipsets.set('koala-sg-0000000a', ['172.31.0.11']);
+    await agent.apply(sampleState(7));
+    expect(host.ipsets.has('koala-sg-0000000a')).toBe(false);
+    expect(libvirt.filters.get('koala-i-i-00000000000000a1')).not.toContain("'koala-sg-0000000a'");
   });
 
   it('loads br_netfilter when the bridge sysctl is missing', async () => {
@@ -205,7 +226,7 @@ describe('NetworkAgent', () => {
     await agent.kick();
     const iface = await agent.prepare(launchSpec('i-00000000000000a4', '172.31.0.14', '02:00:00:00:00:a4'));
     expect(iface).toEqual({ network: 'koala-koala-1a', mac: '02:00:00:00:00:a4', ip: '172.31.0.14', filter: 'koala-i-i-00000000000000a4' });
-    expect(libvirt.filters.get('koala-i-i-00000000000000a4')).toContain("<all ipset='koala-sg-0000000a' ipsetflags='src'/>");
+    expect(libvirt.filters.get('koala-i-i-00000000000000a4')).toContain("<all ipset='koala-sg-0000000a-ai' ipsetflags='src'/>");
     expect(libvirt.networks.get('koala-koala-1a')!.hosts.map((h) => h.ip)).toContain('172.31.0.14');
     // a periodic re-apply of the old state keeps the launch's entries
     await agent.kick();
@@ -228,7 +249,7 @@ describe('NetworkAgent', () => {
     // its address joins its group's set, its DHCP entry, its filter, its public address's NAT
     expect(host.commands).toEqual(['ipset restore', 'iptables-restore -w 5 --noflush', 'ip addr replace 198.51.100.14/32 dev pub0 label pub0:k']);
     expect(libvirt.writes).toEqual(['dhcp add 172.31.0.14', 'define filter koala-i-i-00000000000000a4']);
-    expect(host.ipsets.get('koala-sg-0000000a')).toEqual(['172.31.0.11', '172.31.0.12', '172.31.0.14', '172.31.0.21']);
+    expect(host.ipsets.get('koala-sg-0000000a-ai')).toEqual(['172.31.0.11', '172.31.0.12', '172.31.0.14', '172.31.0.21']);
     expect(host.nat.get('KOALA-PREROUTING')).toContain('-A KOALA-PREROUTING -d 198.51.100.14/32 -j DNAT --to-destination 172.31.0.14');
     expect(host.addresses.get('pub0')).toContain('198.51.100.14/32 pub0:k');
 
