@@ -22,6 +22,11 @@
  *    CLC building and publishing the state (RevokeSecurityGroupIngress -> NATS, measured end to
  *    end on real guests in test/lab/networking.e2e-spec.ts).
  *
+ * 3. The NC's share of a networked launch: the agent's prepare() of a new instance on an applied
+ *    state (only its own entries: set, DHCP entry, filter, NAT) against a whole apply of a state
+ *    holding one more instance (what the launch path ran once or twice before). No domain: the
+ *    rest of `running` is libvirt instantiating the filter on the tap at domain start.
+ *
  * Run (root; PostgreSQL, libvirtd, nats-server):
  *   NODE_OPTIONS=--experimental-vm-modules npx jest -c bench/network-jest.config.js
  * Knobs: BENCH_ROUNDS=3, BENCH_GUESTS=50.
@@ -36,7 +41,7 @@ import { fileURLToPath } from 'node:url';
 import { transformFileSync } from '@swc/core';
 import type { INestApplicationContext } from '@nestjs/common';
 import { DescribeInstancesCommand, GetConsoleOutputCommand, RunInstancesCommand, TerminateInstancesCommand, type EC2Client } from '@aws-sdk/client-ec2';
-import { listNodes, type ZoneNetworkState } from '@koala/contracts';
+import { listNodes, type InstanceSpec, type ZoneNetworkState } from '@koala/contracts';
 import { loadConfig, type KoalaConfig } from '@koala/config';
 import { buildDomainXml, type Domain } from '@koala/libvirt';
 import { startDaemon } from '@koala/runtime';
@@ -166,7 +171,7 @@ it('RunInstances -> running / booted with guest networking vs without (one lab n
   }
 });
 
-it(`a security-group rule change on ${GUESTS} running interfaces (agent apply: nwfilter redefinitions)`, async () => {
+it(`a security-group rule change on ${GUESTS} running interfaces (agent apply: rule sets)`, async () => {
   const node = lab!.nodes[0]!;
   const zone = `bf-${tag}`;
   const sgA = 'sg-0000000a';
@@ -237,6 +242,54 @@ it(`a security-group rule change on ${GUESTS} running interfaces (agent apply: n
   } finally {
     for (const d of doms) await lv.destroyDomain(d).catch(() => undefined);
     await agent.apply({ ...state(1000, false), interfaces: [] }).catch(() => undefined);
+    await agent.stop();
+    await conn.close();
+  }
+});
+
+it('the NC\'s share of a networked launch: prepare() (own entries) vs a whole apply', async () => {
+  const node = lab!.nodes[0]!;
+  const zone = `bl-${tag}`;
+  const sg = 'sg-0000000c';
+  const iface = (i: number) => ({ instanceId: `i-${tag}${(0x100 + i).toString(16).padStart(11, '0')}`, node: 'b1', mac: `02:00:00:56:01:${(i + 16).toString(16).padStart(2, '0')}`, privateIp: `10.56.1.${i + 10}`, publicIp: `198.51.100.${i + 10}`, groupIds: [sg] });
+  const state = (version: number, n: number): ZoneNetworkState => ({
+    zone,
+    version,
+    subnet: '10.56.1.0/24',
+    dnsSuffix: 'bench.compute.internal',
+    nodes: [{ node: 'b1', address: '10.56.1.2' }],
+    interfaces: Array.from({ length: n }, (_, i) => iface(i)),
+    groups: [{ groupId: sg, name: 'default', ingress: [{ protocol: 'all', fromPort: -1, toPort: -1, cidrs: [], groupIds: [sg] }, { protocol: 'tcp', fromPort: 22, toPort: 22, cidrs: ['0.0.0.0/0'], groupIds: [] }], egress: [{ protocol: 'all', fromPort: -1, toPort: -1, cidrs: ['0.0.0.0/0'], groupIds: [] }] }],
+    generatedAt: new Date().toISOString(),
+  });
+  const conn = new NodeLibvirt({ uri: 'qemu:///system', socketPath: node.libvirtSocket });
+  await conn.start();
+  const base = 10;
+  let served = state(1, base);
+  const agent = new NetworkAgent({ zone, config: { node: 'b1', bridge: 'koala-bl0', metadataPort: 8775 }, enabled: true, host: new ExecHostNetCommands({ netns: node.netns }), libvirt: new LibvirtNetworkPort(conn), fetchState: async () => served });
+  try {
+    agent.receive(served);
+    await agent.kick();
+    const own: number[] = [];
+    const whole: number[] = [];
+    for (let r = 0; r < Math.max(ROUNDS, 3); r++) {
+      const n = base + r * 2;
+      // prepare(): the state does not know the instance yet (as at RunInstances)
+      const i = iface(n);
+      const t = performance.now();
+      await agent.prepare({ instanceId: i.instanceId, network: { mac: i.mac, privateIp: i.privateIp, publicIp: i.publicIp, subnet: '10.56.1.0/24', privateDnsName: 'x', groups: [{ groupId: sg, name: 'default' }] } } as unknown as InstanceSpec);
+      own.push(performance.now() - t);
+      // a whole apply of a state with one more instance (the old launch path's pass)
+      served = state(10 + r * 2, n + 2);
+      const t2 = performance.now();
+      expect(await agent.apply(served)).toEqual(expect.arrayContaining([`filter koala-i-${iface(n + 1).instanceId}`]));
+      whole.push(performance.now() - t2);
+      agent.receive(served);
+      await agent.kick();
+    }
+    process.stdout.write(`\nthe NC's share of a networked launch (one lab node, ${base}+ instances in the zone):\n  prepare() on an applied state (own entries only): ${fmt(own)}\n  a whole apply adding one instance:                 ${fmt(whole)}\n`);
+  } finally {
+    await agent.apply({ ...state(1000, 0) }).catch(() => undefined);
     await agent.stop();
     await conn.close();
   }
