@@ -286,8 +286,13 @@ describe('NetworkAgent', () => {
     agent.receive(sampleState(7));
     await agent.kick();
     await agent.prepare(launchSpec('i-00000000000000a4', '172.31.0.14', '02:00:00:00:00:a4'));
+    // released while dnsmasq still knows the client (it ignores unknown ones: dhcp-ignore=tag:!known)
+    const known: boolean[] = [];
+    host.onRelease = (ip) => known.push(libvirt.networks.get('koala-koala-1a')!.hosts.some((h) => h.ip === ip));
     await agent.release('i-00000000000000a4');
     expect(host.released).toEqual(['koala-br0 172.31.0.14 02:00:00:00:00:a4']);
+    expect(known).toEqual([true]);
+    expect(libvirt.networks.get('koala-koala-1a')!.hosts.map((h) => h.ip)).not.toContain('172.31.0.14');
     host.noDhcpRelease = true;
     await agent.release('i-00000000000000a1');
     expect(libvirt.networks.get('koala-koala-1a')!.hosts.map((h) => h.ip)).toEqual(['172.31.0.12']);

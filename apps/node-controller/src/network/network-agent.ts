@@ -253,8 +253,9 @@ export class NetworkAgent implements NetworkStateView, InstanceNetworking {
     // Removals first: a MAC or IP moving to another entry must not clash with the old one.
     for (const h of have.hosts) {
       if (wantKeys.has(key(h))) continue;
+      changes.push(...(await this.releaseLease(want.bridge, h)));
       await lv.removeDhcpHost(want.name, h);
-      changes.push(`dhcp -${h.ip}`, ...(await this.releaseLease(want.bridge, h)));
+      changes.push(`dhcp -${h.ip}`);
     }
     for (const h of want.hosts) {
       if (haveKeys.has(key(h))) continue;
@@ -264,7 +265,11 @@ export class NetworkAgent implements NetworkStateView, InstanceNetworking {
     return changes;
   }
 
-  /** Best effort: a lease left running only delays the address's next guest (its DHCP lease time). */
+  /**
+   * Ends a guest's lease; before its DHCP entry goes: dnsmasq ignores the release of a client it
+   * no longer knows (`dhcp-ignore=tag:!known`). Best effort: a lease left running only delays
+   * the address's next guest (its DHCP lease time).
+   */
   private async releaseLease(bridge: string, h: DhcpHost): Promise<Change[]> {
     try {
       return await this.sync.releaseLease(bridge, h.ip, h.mac);
@@ -389,8 +394,9 @@ export class NetworkAgent implements NetworkStateView, InstanceNetworking {
     if (!hosts.some((h) => h.mac === host.mac && h.ip === host.ip && h.name === host.name)) {
       // An entry holding its address or MAC (a guest gone meanwhile) would make the add fail.
       for (const h of hosts.filter((h) => h.mac === host.mac || h.ip === host.ip)) {
+        changes.push(...(await this.releaseLease(next.network.bridge, h)));
         await lv.removeDhcpHost(next.network.name, h);
-        changes.push(`dhcp -${h.ip}`, ...(await this.releaseLease(next.network.bridge, h)));
+        changes.push(`dhcp -${h.ip}`);
       }
       await lv.addDhcpHost(next.network.name, host);
       changes.push(`dhcp +${host.ip}`);

@@ -28,6 +28,8 @@ export class FakeHost implements HostNetCommands {
   commands: string[] = [];
   /** Leases released with dhcp_release (`bridge ip mac`). */
   released: string[] = [];
+  /** Called at each dhcp_release with the address (the spec checks the DHCP entry is still there). */
+  onRelease?: (ip: string) => void;
   /** dnsmasq-utils not installed. */
   noDhcpRelease = false;
 
@@ -96,6 +98,7 @@ export class FakeHost implements HostNetCommands {
       if (a[1] === 'add' || !list.some((x) => x.split(' ')[0] === a[2])) list.push(`${a[2]} ${a[6]}`);
     } else if (c === 'dhcp_release') {
       if (this.noDhcpRelease) throw new Error('spawn dhcp_release ENOENT');
+      this.onRelease?.(a[1]!);
       this.released.push(`${a[0]} ${a[1]} ${a[2]}`);
     } else if (c === 'ip' && a[0] === 'addr' && a[1] === 'del') {
       this.addresses.set(a[4]!, this.addresses.get(a[4]!)!.filter((x) => x.split(' ')[0] !== a[2]));
