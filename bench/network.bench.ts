@@ -12,13 +12,20 @@
  *
  * 2. A security-group rule change on 50 running interfaces: the NC's NetworkAgent (real
  *    LibvirtNetworkPort and host commands on the lab node) holds a zone of 50 instances in one
- *    group (the rule toggled: tcp 8080 from a CIDR); 50 domains using their koala-i-* filters are started PAUSED on the node (QEMU
- *    processes and tap devices exist, libvirt instantiates each filter on its tap; no guest CPU:
- *    50 TCG boots would not fit this machine). Measured: the agent's apply of the state where
- *    the group's ingress rule was revoked, i.e. 50 nwfilter redefinitions, each re-instantiated
- *    by libvirt on its running interface before the call returns. What it does NOT include:
- *    the CLC building and publishing the state (RevokeSecurityGroupIngress -> NATS, measured end
- *    to end on real guests in test/lab/networking.e2e-spec.ts).
+ *    group (the rule toggled: tcp 8080 from a CIDR); 50 domains using their koala-i-* filters
+ *    are started PAUSED on the node (QEMU processes and tap devices exist, libvirt instantiates
+ *    each filter on its tap; no guest CPU: 50 TCG boots would not fit this machine). Measured:
+ *    the agent's apply of the state where the group's ingress rule was revoked or authorized
+ *    again. The rule is an entry of the group's `-pi` set, matched by every filter: the apply
+ *    rewrites that set and redefines no filter (until the sets, it was 50 nwfilter
+ *    redefinitions, each re-instantiated by libvirt on its tap). What it does NOT include: the
+ *    CLC building and publishing the state (RevokeSecurityGroupIngress -> NATS, measured end to
+ *    end on real guests in test/lab/networking.e2e-spec.ts).
+ *
+ * 3. The NC's share of a networked launch: the agent's prepare() of a new instance on an applied
+ *    state (only its own entries: set, DHCP entry, filter, NAT) against a whole apply of a state
+ *    holding one more instance (what the launch path ran once or twice before). No domain: the
+ *    rest of `running` is libvirt instantiating the filter on the tap at domain start.
  *
  * Run (root; PostgreSQL, libvirtd, nats-server):
  *   NODE_OPTIONS=--experimental-vm-modules npx jest -c bench/network-jest.config.js
@@ -34,7 +41,7 @@ import { fileURLToPath } from 'node:url';
 import { transformFileSync } from '@swc/core';
 import type { INestApplicationContext } from '@nestjs/common';
 import { DescribeInstancesCommand, GetConsoleOutputCommand, RunInstancesCommand, TerminateInstancesCommand, type EC2Client } from '@aws-sdk/client-ec2';
-import { listNodes, type ZoneNetworkState } from '@koala/contracts';
+import { listNodes, type InstanceSpec, type ZoneNetworkState } from '@koala/contracts';
 import { loadConfig, type KoalaConfig } from '@koala/config';
 import { buildDomainXml, type Domain } from '@koala/libvirt';
 import { startDaemon } from '@koala/runtime';
@@ -164,7 +171,7 @@ it('RunInstances -> running / booted with guest networking vs without (one lab n
   }
 });
 
-it(`a security-group rule change on ${GUESTS} running interfaces (agent apply: nwfilter redefinitions)`, async () => {
+it(`a security-group rule change on ${GUESTS} running interfaces (agent apply: rule sets)`, async () => {
   const node = lab!.nodes[0]!;
   const zone = `bf-${tag}`;
   const sgA = 'sg-0000000a';
@@ -204,7 +211,10 @@ it(`a security-group rule change on ${GUESTS} running interfaces (agent apply: n
     // Ten at a time: QEMU start-up dominates, libvirtd takes them in parallel.
     for (let k = 0; k < ids.length; k += 10) await Promise.all(ids.slice(k, k + 10).map((id, j) => start(k + j, id)));
     const startMs = performance.now() - t0;
-    const tapRules = async () => (await node.run(['iptables-save', '-t', 'filter'])).split('\n').filter((l) => /--dport 8080/.test(l)).length;
+    // The rule in the kernel: its set entry; every tap's chains match the set.
+    const tapRules = async () => (await node.run(['ipset', 'save', 'koala-sg-0000000a-pi'])).split('\n').filter((l) => l.endsWith(',tcp:8080')).length;
+    const setMatches = (await node.run(['iptables-save', '-t', 'filter'])).split('\n').filter((l) => l.includes('--match-set koala-sg-0000000a-pi ')).length;
+    expect(setMatches).toBeGreaterThanOrEqual(GUESTS);
     const withRule = await tapRules();
     const times: number[] = [];
     for (let r = 0; r < ROUNDS; r++) {
@@ -213,7 +223,7 @@ it(`a security-group rule change on ${GUESTS} running interfaces (agent apply: n
         const t = performance.now();
         const changes = await agent.apply(state(2 + r * 2 + (allow ? 1 : 0), allow));
         times.push(performance.now() - t);
-        expect(changes.filter((c) => c.startsWith('filter koala-i-'))).toHaveLength(GUESTS);
+        expect(changes).toEqual([expect.stringMatching(/^ipset koala-sg-0000000a-pi = /)]);
       }
     }
     await agent.apply(state(100, false));
@@ -224,14 +234,62 @@ it(`a security-group rule change on ${GUESTS} running interfaces (agent apply: n
     process.stdout.write(
       `\nsecurity-group rule change on ${GUESTS} running (paused) guests' interfaces on one lab node:\n` +
         `  start of ${GUESTS} paused domains with their filters: ${startMs.toFixed(0)} ms\n` +
-        `  agent apply of a rule change (revoke or authorize; ${GUESTS} nwfilter redefinitions, re-instantiated on the taps): ${fmt(times)}\n` +
-        `  iptables rules matching the port: ${withRule} with the rule, ${without} without\n` +
+        `  agent apply of a rule change (revoke or authorize; one set rewritten, no filter redefined): ${fmt(times)}\n` +
+        `  the rule's set entries: ${withRule} with the rule, ${without} without; iptables rules matching the set: ${setMatches}\n` +
         `  re-apply of an applied state (reads only): ${noopMs.toFixed(0)} ms\n`,
     );
     expect(without).toBeLessThan(withRule);
   } finally {
     for (const d of doms) await lv.destroyDomain(d).catch(() => undefined);
     await agent.apply({ ...state(1000, false), interfaces: [] }).catch(() => undefined);
+    await agent.stop();
+    await conn.close();
+  }
+});
+
+it('the NC\'s share of a networked launch: prepare() (own entries) vs a whole apply', async () => {
+  const node = lab!.nodes[0]!;
+  const zone = `bl-${tag}`;
+  const sg = 'sg-0000000c';
+  const iface = (i: number) => ({ instanceId: `i-${tag}${(0x100 + i).toString(16).padStart(11, '0')}`, node: 'b1', mac: `02:00:00:56:01:${(i + 16).toString(16).padStart(2, '0')}`, privateIp: `10.56.1.${i + 10}`, publicIp: `198.51.100.${i + 10}`, groupIds: [sg] });
+  const state = (version: number, n: number): ZoneNetworkState => ({
+    zone,
+    version,
+    subnet: '10.56.1.0/24',
+    dnsSuffix: 'bench.compute.internal',
+    nodes: [{ node: 'b1', address: '10.56.1.2' }],
+    interfaces: Array.from({ length: n }, (_, i) => iface(i)),
+    groups: [{ groupId: sg, name: 'default', ingress: [{ protocol: 'all', fromPort: -1, toPort: -1, cidrs: [], groupIds: [sg] }, { protocol: 'tcp', fromPort: 22, toPort: 22, cidrs: ['0.0.0.0/0'], groupIds: [] }], egress: [{ protocol: 'all', fromPort: -1, toPort: -1, cidrs: ['0.0.0.0/0'], groupIds: [] }] }],
+    generatedAt: new Date().toISOString(),
+  });
+  const conn = new NodeLibvirt({ uri: 'qemu:///system', socketPath: node.libvirtSocket });
+  await conn.start();
+  const base = 10;
+  let served = state(1, base);
+  const agent = new NetworkAgent({ zone, config: { node: 'b1', bridge: 'koala-bl0', metadataPort: 8775 }, enabled: true, host: new ExecHostNetCommands({ netns: node.netns }), libvirt: new LibvirtNetworkPort(conn), fetchState: async () => served });
+  try {
+    agent.receive(served);
+    await agent.kick();
+    const own: number[] = [];
+    const whole: number[] = [];
+    for (let r = 0; r < Math.max(ROUNDS, 3); r++) {
+      const n = base + r * 2;
+      // prepare(): the state does not know the instance yet (as at RunInstances)
+      const i = iface(n);
+      const t = performance.now();
+      await agent.prepare({ instanceId: i.instanceId, network: { mac: i.mac, privateIp: i.privateIp, publicIp: i.publicIp, subnet: '10.56.1.0/24', privateDnsName: 'x', groups: [{ groupId: sg, name: 'default' }] } } as unknown as InstanceSpec);
+      own.push(performance.now() - t);
+      // a whole apply of a state with one more instance (the old launch path's pass)
+      served = state(10 + r * 2, n + 2);
+      const t2 = performance.now();
+      expect(await agent.apply(served)).toEqual(expect.arrayContaining([`filter koala-i-${iface(n + 1).instanceId}`]));
+      whole.push(performance.now() - t2);
+      agent.receive(served);
+      await agent.kick();
+    }
+    process.stdout.write(`\nthe NC's share of a networked launch (one lab node, ${base}+ instances in the zone):\n  prepare() on an applied state (own entries only): ${fmt(own)}\n  a whole apply adding one instance:                 ${fmt(whole)}\n`);
+  } finally {
+    await agent.apply({ ...state(1000, 0) }).catch(() => undefined);
     await agent.stop();
     await conn.close();
   }

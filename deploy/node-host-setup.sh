@@ -25,8 +25,11 @@ done
 
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends libvirt-daemon-system qemu-system-x86 qemu-utils qemu-block-extra genisoimage \
-  iproute2 iptables ebtables ipset dnsmasq-base conntrack  # guest networking: bridge, filters, DHCP, NAT, the IMDSv2 hop limit
+apt-get install -y -qq --no-install-recommends libvirt-daemon-system qemu-system-x86 qemu-utils qemu-block-extra genisoimage
+# Guest networking (the NC's network agent): dnsmasq serves DHCP, dhcp_release (dnsmasq-utils)
+# frees a terminated guest's lease, ipset/iptables/ebtables hold the security groups and NAT,
+# conntrack marks IMDSv2 token connections (the hop limit).
+apt-get install -y -qq --no-install-recommends iproute2 dnsmasq-base dnsmasq-utils ipset iptables ebtables conntrack
 # Node.js 24 LTS: Debian 12's nodejs is 18, so the official binary comes from the npm registry
 # (Debian's npm fetches it) unless the host already has Node >= 24.
 . "$(dirname "$0")/scripts/node-runtime.sh"

@@ -10,7 +10,8 @@ log() { printf '\033[1;34m==>\033[0m %s\n' "$*"; }
 PKGS=(postgresql nats-server libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils
       qemu-block-extra tgt busybox-static cpio e2fsprogs genisoimage docker-compose awscli
       netcat-openbsd curl ca-certificates iproute2 procps
-      socat ipset ebtables iptables dnsmasq-base conntrack)  # guest networking and the node namespaces
+      socat ipset ebtables iptables dnsmasq-base dnsmasq-utils conntrack)  # guest networking and the node namespaces
+      # (dnsmasq-utils: dhcp_release, the NC frees a terminated guest's lease; conntrack: the IMDSv2 hop limit)
 # The clients the end-to-end tests drive besides aws-cli and the SDKs (boto 2, ansible's amazon.aws):
 # only for a test run (KOALA_TEST_CLIENTS=1, set by `prepare.sh --for-tests`).
 [ "${KOALA_TEST_CLIENTS:-0}" = 1 ] && PKGS+=(python3-boto ansible)

@@ -52,6 +52,15 @@ import { until } from '../support/wait.js';
 
 jest.setTimeout(900_000);
 
+/** Addresses the node's dnsmasq has leased (libvirt's lease file of the bridge, in the node's /var/lib/libvirt). */
+function leasedIps(node: LabNode): string[] {
+  try {
+    return (JSON.parse(readFileSync(join(node.stateDir, 'lib/dnsmasq/koala-br0.status'), 'utf8')) as { 'ip-address'?: string }[]).map((l) => l['ip-address'] ?? '');
+  } catch {
+    return [];
+  }
+}
+
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const IMAGE_DIR = join(tmpdir(), 'koala-test-images', 'tiny-linux');
 const tag = randomBytes(3).toString('hex');
@@ -427,6 +436,8 @@ describe('guest networking end to end (CLC + CC + two NCs on lab nodes, QEMU gue
     await probeIs(b.InstanceId!, 's', 'fail');
 
     // --- terminate: no trace of the instances on either node -----------------------------------
+    // (their DHCP leases included: released at terminate, so the address can go to a new MAC)
+    for (const id of ids) expect(leasedIps(lab.nodes.find((n) => n.name === where[id])!)).toContain(described.get(id)!.PrivateIpAddress);
     await ec2.send(new TerminateInstancesCommand({ InstanceIds: ids }));
     await waitUntilInstanceTerminated({ client: ec2, maxWaitTime: 180, minDelay: 1, maxDelay: 2 }, { InstanceIds: ids });
     const addrs = [...described.values()].flatMap((d) => [d.PrivateIpAddress!, d.PublicIpAddress!]).concat(eip.PublicIp!).filter(Boolean);
@@ -435,6 +446,7 @@ describe('guest networking end to end (CLC + CC + two NCs on lab nodes, QEMU gue
         const snap = await snapshot(node, ZONE);
         const leftovers = [
           ...snap.filters.split('\n').filter((f) => f.startsWith('koala-i-')),
+          ...leasedIps(node).filter((ip) => addrs.includes(ip)).map((ip) => `lease ${ip}`),
           ...(snap.network.match(/<host [^>]*>/g) ?? []),
           ...snap.ipset.split('\n').filter((l) => l.startsWith('add ')),
           ...snap.nat.split('\n').filter((l) => addrs.some((a) => l.includes(`${a}/32`) || l.includes(`${a} `) || l.endsWith(a))),

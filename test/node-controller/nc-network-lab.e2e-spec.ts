@@ -190,7 +190,7 @@ maybe('network agent on a node host (libvirtd in a namespace)', () => {
       joined.version = 9;
       joined.interfaces.push({ instanceId: 'i-00000000000000b2', node: 'node-b', mac: '02:00:00:00:00:ee', privateIp: '172.31.0.30', groupIds: ['sg-0000000a'] });
       const changes = await agent.apply(joined);
-      expect(changes).toEqual(['ipset koala-sg-0000000a = [172.31.0.12 172.31.0.13 172.31.0.21 172.31.0.30]']);
+      expect(changes).toEqual(['ipset koala-sg-0000000a-ai = [172.31.0.12 172.31.0.13 172.31.0.21 172.31.0.30]']);
       expect(connect(G.x, '172.31.0.13', 23)).toBe('hello 172.31.0.30');
       await agent.apply(next);
       expect(connect(G.x, '172.31.0.13', 23)).toBe('timeout');

@@ -67,7 +67,8 @@ maybe('network agent in a namespace (iptables, ipset, ip)', () => {
     expect(first).toContain('-A OUTPUT -j KOALA-OUTPUT');
     expect(first).toContain('-A KOALA-PREROUTING -d 169.254.169.254/32 -i koala-br0 -p tcp -m tcp --dport 80 -j DNAT --to-destination 172.31.0.2:8775');
     expect(first).toContain('-A KOALA-POSTROUTING -s 172.31.0.11/32 ! -d 172.31.0.0/20 -j SNAT --to-source 198.51.100.11');
-    expect(inNs('ipset', 'list', 'koala-sg-0000000a')).toMatch(/Members:\n172\.31\.0\.11\n172\.31\.0\.12\n172\.31\.0\.21|Members:[\s\S]*172\.31\.0\.21/);
+    expect(inNs('ipset', 'save', 'koala-sg-0000000a-ai').split('\n').filter((l) => l.startsWith('add ')).sort()).toEqual(['add koala-sg-0000000a-ai 172.31.0.11', 'add koala-sg-0000000a-ai 172.31.0.12', 'add koala-sg-0000000a-ai 172.31.0.21']);
+    expect(inNs('ipset', 'save', 'koala-sg-0000000a-pi')).toContain('add koala-sg-0000000a-pi 198.51.100.0/24,tcp:22');
     expect(inNs('ip', '-o', 'link', 'show', 'dev', 'seg0')).toContain('master koala-br0');
     expect(inNs('ip', '-o', '-4', 'addr', 'show', 'dev', 'pub0')).toContain('198.51.100.11/32');
     expect(inNs('sysctl', '-n', 'net.ipv4.ip_forward').trim()).toBe('1');
@@ -94,10 +95,11 @@ maybe('network agent in a namespace (iptables, ipset, ip)', () => {
     expect(nat.split('\n').filter((l) => l === '-A PREROUTING -j KOALA-PREROUTING')).toHaveLength(1);
     expect(nat).toContain('-A PREROUTING -d 192.0.2.1/32 -p tcp -m tcp --dport 2222 -j DNAT --to-destination 192.0.2.2:22');
     expect(filterSave()).toContain('-A INPUT -s 192.0.2.0/24 -j DROP');
-    const members = inNs('ipset', 'save', 'koala-sg-0000000a');
-    expect(members).toContain('add koala-sg-0000000a 172.31.0.13');
+    const members = inNs('ipset', 'save', 'koala-sg-0000000a-ai');
+    expect(members).toContain('add koala-sg-0000000a-ai 172.31.0.13');
     expect(members).not.toContain('172.31.0.11');
-    expect(inNs('ipset', 'list', '-n').split('\n').filter(Boolean).sort()).toEqual(['koala-sg-0000000a']); // no temporary set left
+    // four sets per local group, no temporary set left
+    expect(inNs('ipset', 'list', '-n').split('\n').filter(Boolean).sort()).toEqual(['a', 'b'].flatMap((g) => ['ai', 'ao', 'pi', 'po'].map((k) => `koala-sg-0000000${g}-${k}`)));
     const addrs = inNs('ip', '-o', '-4', 'addr', 'show', 'dev', 'pub0');
     expect(addrs).toContain('198.51.100.13/32');
     expect(addrs).not.toContain('198.51.100.11/32');
@@ -248,6 +250,8 @@ maybe('two clouds side by side (one namespace each)', () => {
     expect(nat2.join('\n')).not.toContain('198.51.100.');
     const mangle2 = save(clouds[1]!, 'mangle');
     expect(mangle2.length).toBeGreaterThan(0);
+    const sets2 = execFileSync('ip', ['netns', 'exec', clouds[1]!, 'ipset', 'list', '-n'], { encoding: 'utf8' });
+    expect(sets2.trim()).not.toBe('');
 
     const empty = stateOf(0, 2);
     empty.interfaces = [];
@@ -256,7 +260,7 @@ maybe('two clouds side by side (one namespace each)', () => {
     expect(save(clouds[0]!, 'mangle')).toEqual([]);
     expect(save(clouds[1]!, 'nat')).toEqual(nat2);
     expect(save(clouds[1]!, 'mangle')).toEqual(mangle2);
-    expect(execFileSync('ip', ['netns', 'exec', clouds[1]!, 'ipset', 'list', '-n'], { encoding: 'utf8' }).trim()).toBe('koala-sg-0000000a');
+    expect(execFileSync('ip', ['netns', 'exec', clouds[1]!, 'ipset', 'list', '-n'], { encoding: 'utf8' })).toBe(sets2);
     expect(execFileSync('ip', ['netns', 'exec', clouds[1]!, 'ip', '-o', '-4', 'addr', 'show', 'dev', 'pub0'], { encoding: 'utf8' })).toContain('203.0.113.11/32');
     // And the machine's own namespace holds none of either.
     expect(execFileSync('iptables-save', ['-t', 'nat'], { encoding: 'utf8' })).not.toMatch(/198\.51\.100\.11|203\.0\.113\.11/);

@@ -126,7 +126,8 @@ maybe('node controller with guest networking on a lab node host', () => {
     const filterName = `koala-i-${id}`;
     // libvirt instantiated the instance's filter for the guest's tap, with the group's ipset.
     const filter = inNs('iptables-save', '-t', 'filter');
-    expect(filter).toMatch(/-A FO-vnet\d+ .*--match-set koala-sg-0000000a src .*-j ACCEPT/);
+    expect(filter).toMatch(/-A FO-vnet\d+ .*--match-set koala-sg-0000000a-ai src .*-j ACCEPT/);
+    expect(filter).toMatch(/-A FO-vnet\d+ .*--match-set koala-sg-0000000a-pi src,dst .*-j ACCEPT/);
     expect(hostsFile()).toContain('02:00:00:00:00:c1,172.31.0.41');
     await watcher.action(id, 'terminate');
     await watcher.waitForStates(id, ['shutting-down', 'terminated'], 60_000);

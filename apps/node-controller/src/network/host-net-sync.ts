@@ -55,13 +55,16 @@ export class HostNetSync {
   /** Creates missing sets and rebuilds changed ones atomically (restore into a temporary set, swap). */
   async syncIpsets(wanted: readonly PlannedIpset[]): Promise<Change[]> {
     const current = await this.readIpsets();
+    return this.writeIpsets(wanted.filter((set) => !sameMembers(current.get(set.name), set.members)));
+  }
+
+  /** Sets `sets` to exactly their members without reading first (one `ipset restore`; works whether a set exists or not). */
+  async writeIpsets(sets: readonly PlannedIpset[]): Promise<Change[]> {
     const script: string[] = [];
     const changes: Change[] = [];
-    for (const set of wanted) {
-      const have = current.get(set.name);
-      if (have && sameMembers(have, set.members)) continue;
+    for (const set of sets) {
       const tmp = set.name + TMP_SUFFIX;
-      script.push(`create ${set.name} hash:ip family inet -exist`, `create ${tmp} hash:ip family inet -exist`, `flush ${tmp}`);
+      script.push(`create ${set.name} ${set.type} family inet -exist`, `create ${tmp} ${set.type} family inet -exist`, `flush ${tmp}`);
       for (const ip of set.members) script.push(`add ${tmp} ${ip}`);
       script.push(`swap ${tmp} ${set.name}`, `destroy ${tmp}`);
       changes.push(`ipset ${set.name} = [${set.members.join(' ')}]`);
@@ -107,16 +110,39 @@ export class HostNetSync {
     // iptables-save lists chains in its own order: compare chain by chain, rules in order.
     const rulesOf = (chain: string, from: readonly string[]) => from.filter((l) => l.startsWith(`-A ${chain} `)).join('\n');
     const changes: Change[] = [];
-    if (!ours.every((c) => chains.has(c) && rulesOf(c, lines) === rulesOf(c, want))) {
-      await this.sh.run(['iptables-restore', '-w', '5', '--noflush'], { input: restore });
-      changes.push(`${table} chains (${want.length} rules)`);
-    }
+    if (!ours.every((c) => chains.has(c) && rulesOf(c, lines) === rulesOf(c, want))) changes.push(...(await this.writeChains(table, restore, want.length)));
     for (const [builtin, chain] of jumps) {
       if (lines.includes(`-A ${builtin} -j ${chain}`)) continue;
       await this.sh.run(['iptables', '-w', '5', '-t', table, '-I', builtin, '1', '-j', chain]);
       changes.push(`jump ${builtin} -> ${chain}`);
     }
     return changes;
+  }
+
+  /** Koala's nat chains rewritten whole from the plan, without reading first (the jumps to them are syncNat's). */
+  writeNat(plan: Pick<NetworkPlan, 'nat' | 'natRestore'>): Promise<Change[]> {
+    return this.writeChains('nat', plan.natRestore, plan.nat.prerouting.length + plan.nat.postrouting.length + plan.nat.output.length);
+  }
+
+  /** Koala's mangle chain rewritten whole from the plan, without reading first (the jump is syncMangle's). */
+  writeMangle(plan: Pick<NetworkPlan, 'mangle' | 'mangleRestore'>): Promise<Change[]> {
+    return this.writeChains('mangle', plan.mangleRestore, plan.mangle.length);
+  }
+
+  private async writeChains(table: string, restore: string, rules: number): Promise<Change[]> {
+    await this.sh.run(['iptables-restore', '-w', '5', '--noflush'], { input: restore });
+    return [`${table} chains (${rules} rules)`];
+  }
+
+  /**
+   * Ends dnsmasq's lease of a guest whose DHCP entry went: dnsmasq will not give the address to
+   * another MAC while a lease of it runs, and the CLC reuses a terminated instance's address at
+   * once. `dhcp_release` (dnsmasq-utils) fakes the guest's DHCPRELEASE on the bridge; a lease
+   * that does not exist is no error.
+   */
+  async releaseLease(bridge: string, ip: string, mac: string): Promise<Change[]> {
+    await this.sh.run(['dhcp_release', bridge, ip, mac]);
+    return [`lease -${ip}`];
   }
 
   /** The uplink as a port of the bridge, up. */
@@ -131,8 +157,7 @@ export class HostNetSync {
 
   /** Public addresses (/32, labelled `IF:k` so only Koala's are ever removed). */
   async syncPublicAddresses(publicIf: string, wanted: readonly string[]): Promise<Change[]> {
-    const label = `${publicIf}:k`;
-    if (label.length > 15) throw new Error(`KOALA_NODE_PUBLIC_IF ${publicIf} is too long to label Koala's addresses (at most 13 characters)`);
+    const label = publicLabel(publicIf);
     const { stdout } = await this.sh.run(['ip', '-o', '-4', 'addr', 'show', 'dev', publicIf]);
     const have = new Set<string>();
     for (const line of stdout.split('\n')) {
@@ -152,10 +177,23 @@ export class HostNetSync {
     }
     return changes;
   }
+
+  /** One public address, without reading first (`replace`: already there is no error). */
+  async addPublicAddress(publicIf: string, ip: string): Promise<Change[]> {
+    await this.sh.run(['ip', 'addr', 'replace', `${ip}/32`, 'dev', publicIf, 'label', publicLabel(publicIf)]);
+    return [`address ${ip} on ${publicIf}`];
+  }
 }
 
-function sameMembers(a: readonly string[], b: readonly string[]): boolean {
-  if (a.length !== b.length) return false;
+function publicLabel(publicIf: string): string {
+  const label = `${publicIf}:k`;
+  if (label.length > 15) throw new Error(`KOALA_NODE_PUBLIC_IF ${publicIf} is too long to label Koala's addresses (at most 13 characters)`);
+  return label;
+}
+
+/** Same members in any order (undefined: the set does not exist). */
+export function sameMembers(a: readonly string[] | undefined, b: readonly string[]): boolean {
+  if (!a || a.length !== b.length) return false;
   const s = new Set(a);
   return b.every((x) => s.has(x));
 }

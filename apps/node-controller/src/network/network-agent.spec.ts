@@ -49,7 +49,9 @@ describe('NetworkAgent', () => {
     expect(libvirt.networks.get('koala-koala-1a')).toMatchObject({ active: true, autostart: true });
     expect(libvirt.networks.get('koala-koala-1a')!.hosts.map((h) => h.ip)).toEqual(['172.31.0.11', '172.31.0.12']);
     expect([...libvirt.filters.keys()]).toEqual(['koala-i-i-00000000000000a1', 'koala-i-i-00000000000000a2']);
-    expect(host.ipsets.get('koala-sg-0000000a')).toEqual(['172.31.0.11', '172.31.0.12', '172.31.0.21']);
+    expect(host.ipsets.get('koala-sg-0000000a-ai')).toEqual(['172.31.0.11', '172.31.0.12', '172.31.0.21']);
+    expect(host.ipsets.get('koala-sg-0000000a-pi')).toEqual(['198.51.100.0/24,tcp:22', '203.0.113.7,tcp:22']);
+    expect(host.ipsets.size).toBe(8);
     expect(host.sysctl.get('net.ipv4.ip_forward')).toBe('1');
     expect(host.sysctl.get('net.bridge.bridge-nf-call-iptables')).toBe('1');
     expect(host.links.get('seg0')).toEqual({ master: 'koala-br0', up: true });
@@ -84,10 +86,10 @@ describe('NetworkAgent', () => {
     clear(host, libvirt);
     expect(await again.apply(sampleState())).toEqual([]);
     expect(writes(host, libvirt)).toEqual([]);
-    libvirt.filters.set('koala-i-i-00000000000000a1', libvirt.filters.get('koala-i-i-00000000000000a1')!.replace("dstportstart='22'", "dstportstart='23'"));
+    libvirt.filters.set('koala-i-i-00000000000000a1', libvirt.filters.get('koala-i-i-00000000000000a1')!.replace("<icmp type='8'/>", "<icmp type='9'/>"));
     const fresh = new NetworkAgent({ zone: 'koala-1a', config: nodeA, enabled: true, host, libvirt, fetchState: async () => sampleState() });
     expect(await fresh.apply(sampleState())).toEqual(['filter koala-i-i-00000000000000a1']);
-    expect(libvirt.filters.get('koala-i-i-00000000000000a1')).toContain("dstportstart='22'");
+    expect(libvirt.filters.get('koala-i-i-00000000000000a1')).toContain("<icmp type='8'/>");
   });
 
   it('receive: applies in the background, reports the version, ignores older ones', async () => {
@@ -129,7 +131,7 @@ describe('NetworkAgent', () => {
     await agent.apply(next);
     expect(libvirt.networks.get('koala-koala-1a')!.hosts.map((h) => h.ip).sort()).toEqual(['172.31.0.12', '172.31.0.13']);
     expect([...libvirt.filters.keys()].filter((n) => n.startsWith('koala-'))).toEqual(['koala-i-i-00000000000000a2', 'koala-i-i-00000000000000a3']);
-    expect(host.ipsets.get('koala-sg-0000000a')).toEqual(['172.31.0.12', '172.31.0.13', '172.31.0.21']);
+    expect(host.ipsets.get('koala-sg-0000000a-ai')).toEqual(['172.31.0.12', '172.31.0.13', '172.31.0.21']);
     expect(host.nat.get('KOALA-PREROUTING')!.join('\n')).not.toContain('198.51.100.11');
     expect(host.nat.get('KOALA-POSTROUTING')).toContain('-A KOALA-POSTROUTING -s 172.31.0.13/32 ! -d 172.31.0.0/20 -j SNAT --to-source 198.51.100.13');
     expect(host.nat.get('PREROUTING')!.filter((r) => r.includes('KOALA'))).toHaveLength(1);
@@ -138,6 +140,25 @@ describe('NetworkAgent', () => {
       expect.arrayContaining(['dhcp del 172.31.0.11', 'dhcp add 172.31.0.13', 'undefine filter koala-i-i-00000000000000a1', 'define filter koala-i-i-00000000000000a3', 'ip addr del 198.51.100.11/32 dev pub0']),
     );
     expect(writes(host, libvirt)).not.toContain('define filter koala-i-i-00000000000000a2'); // unchanged rules: not redefined
+  });
+
+  it('a rule change on running guests rewrites one set and redefines no filter', async () => {
+    const { host, libvirt, agent } = setup();
+    await agent.apply(sampleState(7));
+    clear(host, libvirt);
+    const next = sampleState(8);
+    next.groups.find((g) => g.groupId === 'sg-0000000a')!.ingress.push({ protocol: 'tcp', fromPort: 8080, toPort: 8080, cidrs: ['198.51.100.0/24'], groupIds: [] });
+    expect(await agent.apply(next)).toEqual(['ipset koala-sg-0000000a-pi = [198.51.100.0/24,tcp:22 198.51.100.0/24,tcp:8080 203.0.113.7,tcp:22]']);
+    expect(writes(host, libvirt)).toEqual(['ipset restore']);
+    expect(host.ipsets.get('koala-sg-0000000a-pi')).toContain('198.51.100.0/24,tcp:8080');
+  });
+
+  it('sets of an older NC (koala-<sg>, hash:ip) go once no filter uses them', async () => {
+    const { host, libvirt, agent } = setup();
+    host.ipsets.set('koala-sg-0000000a', ['172.31.0.11']);
+    await agent.apply(sampleState(7));
+    expect(host.ipsets.has('koala-sg-0000000a')).toBe(false);
+    expect(libvirt.filters.get('koala-i-i-00000000000000a1')).not.toContain("'koala-sg-0000000a'");
   });
 
   it('loads br_netfilter when the bridge sysctl is missing', async () => {
@@ -205,7 +226,7 @@ describe('NetworkAgent', () => {
     await agent.kick();
     const iface = await agent.prepare(launchSpec('i-00000000000000a4', '172.31.0.14', '02:00:00:00:00:a4'));
     expect(iface).toEqual({ network: 'koala-koala-1a', mac: '02:00:00:00:00:a4', ip: '172.31.0.14', filter: 'koala-i-i-00000000000000a4' });
-    expect(libvirt.filters.get('koala-i-i-00000000000000a4')).toContain("<all ipset='koala-sg-0000000a' ipsetflags='src'/>");
+    expect(libvirt.filters.get('koala-i-i-00000000000000a4')).toContain("<all ipset='koala-sg-0000000a-ai' ipsetflags='src'/>");
     expect(libvirt.networks.get('koala-koala-1a')!.hosts.map((h) => h.ip)).toContain('172.31.0.14');
     // a periodic re-apply of the old state keeps the launch's entries
     await agent.kick();
@@ -214,6 +235,69 @@ describe('NetworkAgent', () => {
     await agent.release('i-00000000000000a4');
     expect(libvirt.filters.has('koala-i-i-00000000000000a4')).toBe(false);
     expect(libvirt.networks.get('koala-koala-1a')!.hosts.map((h) => h.ip)).not.toContain('172.31.0.14');
+  });
+
+  it('launch on an applied state: writes only the guest\'s own entries, reads nothing; the state catching up changes nothing', async () => {
+    const { host, libvirt, agent } = setup();
+    agent.receive(sampleState(7));
+    await agent.kick();
+    clear(host, libvirt);
+    host.commands = [];
+    const spec = launchSpec('i-00000000000000a4', '172.31.0.14', '02:00:00:00:00:a4');
+    (spec.network as { publicIp?: string }).publicIp = '198.51.100.14';
+    await agent.prepare(spec);
+    // its address joins its group's set, its DHCP entry, its filter, its public address's NAT
+    expect(host.commands).toEqual(['ipset restore', 'iptables-restore -w 5 --noflush', 'iptables-restore -w 5 --noflush', 'ip addr replace 198.51.100.14/32 dev pub0 label pub0:k']);
+    expect(libvirt.writes).toEqual(['dhcp add 172.31.0.14', 'define filter koala-i-i-00000000000000a4']);
+    expect(host.ipsets.get('koala-sg-0000000a-ai')).toEqual(['172.31.0.11', '172.31.0.12', '172.31.0.14', '172.31.0.21']);
+    expect(host.nat.get('KOALA-PREROUTING')).toContain('-A KOALA-PREROUTING -d 198.51.100.14/32 -j DNAT --to-destination 172.31.0.14');
+    expect(host.mangle.get('KOALA-IMDS-TTL')!.join('\n')).toContain('-d 172.31.0.14/32 -p tcp -m tcp --sport 8775');
+    expect(host.addresses.get('pub0')).toContain('198.51.100.14/32 pub0:k');
+
+    // The CLC's next state holds the guest: a whole apply finds its entries in place.
+    const next = sampleState(8);
+    next.interfaces.push({ instanceId: 'i-00000000000000a4', node: 'node-a', mac: '02:00:00:00:00:a4', privateIp: '172.31.0.14', publicIp: '198.51.100.14', groupIds: ['sg-0000000a'] });
+    clear(host, libvirt);
+    expect(await agent.apply(next)).toEqual([]);
+    expect(writes(host, libvirt)).toEqual([]);
+    // A second launch builds on the first.
+    clear(host, libvirt);
+    await agent.prepare(launchSpec('i-00000000000000a5', '172.31.0.15', '02:00:00:00:00:a5'));
+    expect(libvirt.writes).toEqual(['dhcp add 172.31.0.15', 'define filter koala-i-i-00000000000000a5']);
+    expect(host.writes).toEqual(['ipset restore', 'iptables-restore -w 5 --noflush']); // its hop-limit rule
+  });
+
+  it('launch before any complete apply (NC just started, or the last apply or launch failed) runs a whole apply', async () => {
+    const { host, libvirt, agent } = setup();
+    await agent.prepare(launchSpec('i-00000000000000a4', '172.31.0.14', '02:00:00:00:00:a4'));
+    expect(libvirt.filters.has('koala-i-i-00000000000000a1')).toBe(true); // the whole state, not just the launch
+    expect(libvirt.filters.has('koala-i-i-00000000000000a4')).toBe(true);
+    host.failNext = /^ipset restore/;
+    await expect(agent.prepare(launchSpec('i-00000000000000a5', '172.31.0.15', '02:00:00:00:00:a5'))).rejects.toMatchObject({ code: 'Server.InternalError' });
+    clear(host, libvirt);
+    host.commands = [];
+    await agent.prepare(launchSpec('i-00000000000000a5', '172.31.0.15', '02:00:00:00:00:a5'));
+    expect(host.commands).toContain('ipset save'); // a whole (reading) apply again
+    expect(libvirt.filters.has('koala-i-i-00000000000000a5')).toBe(true);
+    await agent.stop();
+  });
+
+  it('terminate releases the DHCP lease on the bridge (dhcp_release); without dnsmasq-utils the entry still goes', async () => {
+    const { host, libvirt, agent } = setup();
+    agent.receive(sampleState(7));
+    await agent.kick();
+    await agent.prepare(launchSpec('i-00000000000000a4', '172.31.0.14', '02:00:00:00:00:a4'));
+    // released while dnsmasq still knows the client (it ignores unknown ones: dhcp-ignore=tag:!known)
+    const known: boolean[] = [];
+    host.onRelease = (ip) => known.push(libvirt.networks.get('koala-koala-1a')!.hosts.some((h) => h.ip === ip));
+    await agent.release('i-00000000000000a4');
+    expect(host.released).toEqual(['koala-br0 172.31.0.14 02:00:00:00:00:a4']);
+    expect(known).toEqual([true]);
+    expect(libvirt.networks.get('koala-koala-1a')!.hosts.map((h) => h.ip)).not.toContain('172.31.0.14');
+    host.noDhcpRelease = true;
+    await agent.release('i-00000000000000a1');
+    expect(libvirt.networks.get('koala-koala-1a')!.hosts.map((h) => h.ip)).toEqual(['172.31.0.12']);
+    expect(host.released).toHaveLength(1);
   });
 
   it('terminate of an instance the state still lists: removed now, not re-added by the lagging state', async () => {

@@ -1,8 +1,8 @@
 import type { InstanceSpec, NetworkInterfaceState, ZoneNetworkState } from '@koala/contracts';
 import { parseNwFilterXml } from '@koala/libvirt';
 import type { Logger } from '@koala/logging';
-import { HostNetSync, type Change } from './host-net-sync.js';
-import { FILTER_PREFIX, filterName, networkName, planNetwork, type NetworkPlan, type NodeNetConfig, type PlannedNetwork } from './network-plan.js';
+import { HostNetSync, sameMembers, type Change } from './host-net-sync.js';
+import { FILTER_PREFIX, filterName, networkName, planNetwork, type DhcpHost, type NetworkPlan, type NodeNetConfig, type PlannedNetwork } from './network-plan.js';
 import type { LibvirtNetworkFacts, NetworkLibvirt } from './network-ports.js';
 import type { HostNetCommands, NetworkStateView } from './network-state-view.js';
 
@@ -67,6 +67,7 @@ export class NetworkAgent implements NetworkStateView, InstanceNetworking {
   private failures = 0;
   private stopped = false;
   private warnedDisabled = false;
+  private warnedRelease = false;
 
   constructor(private readonly o: NetworkAgentOptions) {
     this.sync = new HostNetSync(o.host);
@@ -197,23 +198,32 @@ export class NetworkAgent implements NetworkStateView, InstanceNetworking {
     return planNetwork(state, this.o.config, { extra: [...this.launching.values()], exclude: this.released });
   }
 
-  /** One reconcile pass. Returns the changes made (empty: everything was in place). */
+  /**
+   * One reconcile pass. Returns the changes made (empty: everything was in place). Three
+   * independent strands run side by side (each host command or libvirt call costs a process or a
+   * round trip): sysctls; sets, network, uplink and filters (in that order: sets before the
+   * filters naming them, the bridge before its uplink); NAT and public addresses.
+   */
   async apply(state: ZoneNetworkState): Promise<Change[]> {
     const plan = this.plan(state);
     if (!plan) return []; // this node has no address in the zone yet: nothing to hold
-    const changes: Change[] = [];
-    changes.push(...(await this.sync.sysctls()));
-    // Sets before the filters that name them.
-    changes.push(...(await this.sync.syncIpsets(plan.ipsets)));
-    changes.push(...(await this.syncNetwork(plan.network)));
-    if (this.o.config.uplink) changes.push(...(await this.sync.enslaveUplink(this.o.config.uplink, this.o.config.bridge)));
-    changes.push(...(await this.syncFilters(plan)));
-    changes.push(...(await this.sync.removeStaleIpsets(plan.ipsets, (name, err) => this.o.logger?.debug({ ipset: name, err: (err as Error).message }, 'stale ipset still in use; next apply'))));
-    changes.push(...(await this.sync.syncNat(plan)));
-    changes.push(...(await this.sync.syncMangle(plan)));
-    if (this.o.config.publicIf) changes.push(...(await this.sync.syncPublicAddresses(this.o.config.publicIf, plan.publicAddresses)));
+    this.appliedPlan = undefined; // until this pass has completed, nothing is known to be in place
+    const { uplink, bridge, publicIf } = this.o.config;
+    const strands = await Promise.allSettled([
+      this.sync.sysctls(),
+      (async () => [
+        ...(await this.sync.syncIpsets(plan.ipsets)),
+        ...(await this.syncNetwork(plan.network)),
+        ...(uplink ? await this.sync.enslaveUplink(uplink, bridge) : []),
+        ...(await this.syncFilters(plan)),
+        ...(await this.sync.removeStaleIpsets(plan.ipsets, (name, err) => this.o.logger?.debug({ ipset: name, err: (err as Error).message }, 'stale ipset still in use; next apply'))),
+      ])(),
+      (async () => [...(await this.sync.syncNat(plan)), ...(await this.sync.syncMangle(plan)), ...(publicIf ? await this.sync.syncPublicAddresses(publicIf, plan.publicAddresses) : [])])(),
+    ]);
+    const failed = strands.find((r) => r.status === 'rejected');
+    if (failed) throw failed.reason;
     this.appliedPlan = plan;
-    return changes;
+    return strands.flatMap((r) => (r.status === 'fulfilled' ? r.value : []));
   }
 
   private async syncNetwork(want: PlannedNetwork): Promise<Change[]> {
@@ -243,6 +253,7 @@ export class NetworkAgent implements NetworkStateView, InstanceNetworking {
     // Removals first: a MAC or IP moving to another entry must not clash with the old one.
     for (const h of have.hosts) {
       if (wantKeys.has(key(h))) continue;
+      changes.push(...(await this.releaseLease(want.bridge, h)));
       await lv.removeDhcpHost(want.name, h);
       changes.push(`dhcp -${h.ip}`);
     }
@@ -252,6 +263,21 @@ export class NetworkAgent implements NetworkStateView, InstanceNetworking {
       changes.push(`dhcp +${h.ip}`);
     }
     return changes;
+  }
+
+  /**
+   * Ends a guest's lease; before its DHCP entry goes: dnsmasq ignores the release of a client it
+   * no longer knows (`dhcp-ignore=tag:!known`). Best effort: a lease left running only delays
+   * the address's next guest (its DHCP lease time).
+   */
+  private async releaseLease(bridge: string, h: DhcpHost): Promise<Change[]> {
+    try {
+      return await this.sync.releaseLease(bridge, h.ip, h.mac);
+    } catch (err) {
+      if (!this.warnedRelease) this.o.logger?.warn({ err: (err as Error).message, ip: h.ip }, 'could not release the DHCP lease of a removed guest (dhcp_release from dnsmasq-utils missing?); its address waits for the lease to run out');
+      this.warnedRelease = true;
+      return [];
+    }
   }
 
   private async syncFilters(plan: NetworkPlan): Promise<Change[]> {
@@ -319,19 +345,90 @@ export class NetworkAgent implements NetworkStateView, InstanceNetworking {
       this.launching.delete(spec.instanceId);
       throw codedError('Server.InternalError', `node ${this.o.config.node} has no address in zone ${this.o.zone}'s network yet`);
     }
-    this.dirty = true;
     try {
-      await this.kick();
-      // A coalesced kick may have run before our interface was in the plan: make sure it is.
-      if (!this.appliedPlan?.filters.some((f) => f.instanceId === spec.instanceId)) {
-        this.dirty = true;
-        await this.kick();
-      }
+      await this.exclusive(() =>
+        this.applyOwn(spec.instanceId).catch((err: unknown) => {
+          // Part of it may be written: what is in place is unknown until a whole apply.
+          this.appliedPlan = undefined;
+          this.dirty = true;
+          throw err;
+        }),
+      );
     } catch (err) {
       this.launching.delete(spec.instanceId);
       throw codedError('Server.InternalError', `could not set up the network of ${spec.instanceId}: ${(err as Error).message}`);
     }
     return { network: networkName(this.o.zone), mac: net.mac, ip: net.privateIp, filter: filterName(spec.instanceId) };
+  }
+
+  /** Runs `work` between applies (the agent changes the host one pass at a time). */
+  private exclusive<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(work);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /**
+   * The launch path: only what the new guest needs before its domain is defined — the sets of
+   * its groups with its address in them, its DHCP entry, its filter, NAT of its public address —
+   * written on top of what the last complete apply left, without reading the host again.
+   * Everything else the new state implies (other guests' filters naming its groups, stale
+   * entries) is the next whole apply's: the CLC publishes that state right after the launch.
+   * Without a complete apply to build on (first launch, last apply failed) it runs a whole one.
+   */
+  private async applyOwn(instanceId: string): Promise<Change[]> {
+    const base = this.appliedPlan;
+    const next = this.desired && this.plan(this.desired);
+    const filter = next?.filters.find((f) => f.instanceId === instanceId);
+    const host = next?.network.hosts.find((h) => h.ip === next.interfaces.find((i) => i.instanceId === instanceId)?.privateIp);
+    if (!base || !next || !filter || !host || this.dirty || !sameNetwork(base.network, next.network)) {
+      await this.applyNewest();
+      if (!this.appliedPlan?.filters.some((f) => f.instanceId === instanceId)) throw new Error(`the network apply did not set up ${instanceId}`);
+      return [];
+    }
+    const changes: Change[] = [];
+    const haveSets = new Map(base.ipsets.map((x) => [x.name, x.members]));
+    changes.push(...(await this.sync.writeIpsets(next.ipsets.filter((x) => !sameMembers(haveSets.get(x.name), x.members)))));
+    const lv = this.o.libvirt;
+    let hosts = base.network.hosts;
+    if (!hosts.some((h) => h.mac === host.mac && h.ip === host.ip && h.name === host.name)) {
+      // An entry holding its address or MAC (a guest gone meanwhile) would make the add fail.
+      for (const h of hosts.filter((h) => h.mac === host.mac || h.ip === host.ip)) {
+        changes.push(...(await this.releaseLease(next.network.bridge, h)));
+        await lv.removeDhcpHost(next.network.name, h);
+        changes.push(`dhcp -${h.ip}`);
+      }
+      await lv.addDhcpHost(next.network.name, host);
+      changes.push(`dhcp +${host.ip}`);
+      hosts = [...hosts.filter((h) => h.mac !== host.mac && h.ip !== host.ip), host];
+    }
+    if (this.definedFilters.get(filter.name) !== filter.xml) {
+      await lv.defineFilter(filter.xml);
+      this.definedFilters.set(filter.name, filter.xml);
+      changes.push(`filter ${filter.name}`);
+    }
+    let publicAddresses = base.publicAddresses;
+    if (next.natRestore !== base.natRestore) changes.push(...(await this.sync.writeNat(next)));
+    if (next.mangleRestore !== base.mangleRestore) changes.push(...(await this.sync.writeMangle(next)));
+    const publicIp = next.interfaces.find((i) => i.instanceId === instanceId)?.publicIp;
+    if (this.o.config.publicIf && publicIp && !publicAddresses.includes(publicIp)) {
+      changes.push(...(await this.sync.addPublicAddress(this.o.config.publicIf, publicIp)));
+      publicAddresses = [...publicAddresses, publicIp];
+    }
+    // What is now in place: the last apply's with this guest's entries on top.
+    const sets = new Map(base.ipsets.map((x) => [x.name, x]));
+    for (const x of next.ipsets) sets.set(x.name, x);
+    this.appliedPlan = {
+      ...base,
+      network: { ...base.network, hosts },
+      filters: [...base.filters.filter((f) => f.name !== filter.name), filter],
+      ipsets: [...sets.values()],
+      nat: next.nat,
+      natRestore: next.natRestore,
+      publicAddresses,
+    };
+    if (changes.length) this.o.logger?.info({ instanceId, changes }, 'network of a launch set up');
+    return changes;
   }
 
   async release(instanceId: string): Promise<void> {
@@ -357,6 +454,11 @@ export function sameFilter(a: string, b: string): boolean {
   };
   const x = canon(a);
   return x !== undefined && x === canon(b);
+}
+
+/** Two plans of the same libvirt network but for its DHCP hosts. */
+function sameNetwork(a: PlannedNetwork, b: PlannedNetwork): boolean {
+  return a.name === b.name && a.bridge === b.bridge && a.address === b.address && a.prefix === b.prefix && a.domain === b.domain && a.dnsmasqOptions.join('\n') === b.dnsmasqOptions.join('\n');
 }
 
 function sameShape(have: LibvirtNetworkFacts, want: PlannedNetwork): boolean {

@@ -20,13 +20,35 @@ export class FakeHost implements HostNetCommands {
     ['OUTPUT', []],
     ['POSTROUTING', []],
   ]);
+  /** mangle table, the same way. */
+  mangle = new Map<string, string[]>([
+    ['PREROUTING', []],
+    ['INPUT', []],
+    ['FORWARD', []],
+    ['OUTPUT', []],
+    ['POSTROUTING', []],
+  ]);
+  private table(name: string | undefined): Map<string, string[]> {
+    if (name === 'nat') return this.nat;
+    if (name === 'mangle') return this.mangle;
+    throw new Error(`table ${name} is not faked`);
+  }
   links = new Map<string, { master?: string; up: boolean }>([['seg0', { up: false }]]);
   addresses = new Map<string, string[]>([['pub0', ['203.0.113.250/24 pub0']]]);
   writes: string[] = [];
   failNext?: RegExp;
+  /** Every command run, reads included. */
+  commands: string[] = [];
+  /** Leases released with dhcp_release (`bridge ip mac`). */
+  released: string[] = [];
+  /** Called at each dhcp_release with the address (the spec checks the DHCP entry is still there). */
+  onRelease?: (ip: string) => void;
+  /** dnsmasq-utils not installed. */
+  noDhcpRelease = false;
 
   async run(argv: readonly string[], opts: { input?: string } = {}): Promise<{ stdout: string; stderr: string }> {
     const cmd = argv.join(' ');
+    this.commands.push(cmd);
     if (this.failNext?.test(cmd)) {
       this.failNext = undefined;
       throw new Error(`${cmd} failed (1): simulated`);
@@ -62,19 +84,23 @@ export class FakeHost implements HostNetCommands {
       this.ipsets.delete(a[1]!);
     } else if (c === 'iptables-save') {
       // Like the real one: built-in chains first, then user chains sorted by name.
-      const builtin = (ch: string) => ['PREROUTING', 'INPUT', 'OUTPUT', 'POSTROUTING'].includes(ch);
-      const order = [...this.nat.keys()].filter(builtin).concat([...this.nat.keys()].filter((c) => !builtin(c)).sort());
-      const lines = ['*nat', ...order.map((ch) => `:${ch} ${builtin(ch) ? 'ACCEPT' : '-'} [0:0]`), ...order.flatMap((ch) => this.nat.get(ch)!), 'COMMIT'];
+      const name = a[a.indexOf('-t') + 1]!;
+      const t = this.table(name);
+      const builtin = (ch: string) => ['PREROUTING', 'INPUT', 'FORWARD', 'OUTPUT', 'POSTROUTING'].includes(ch);
+      const order = [...t.keys()].filter(builtin).concat([...t.keys()].filter((c) => !builtin(c)).sort());
+      const lines = [`*${name}`, ...order.map((ch) => `:${ch} ${builtin(ch) ? 'ACCEPT' : '-'} [0:0]`), ...order.flatMap((ch) => t.get(ch)!), 'COMMIT'];
       return out(lines.join('\n') + '\n');
     } else if (c === 'iptables-restore') {
+      let t = this.nat;
       for (const line of (opts.input ?? '').split('\n')) {
-        if (line.startsWith(':')) this.nat.set(line.slice(1).split(' ')[0]!, []); // --noflush: declared chains are flushed
-        else if (line.startsWith('-A ')) this.nat.get(line.split(' ')[1]!)!.push(line);
+        if (line.startsWith('*')) t = this.table(line.slice(1));
+        else if (line.startsWith(':')) t.set(line.slice(1).split(' ')[0]!, []); // --noflush: declared chains are flushed
+        else if (line.startsWith('-A ')) t.get(line.split(' ')[1]!)!.push(line);
       }
     } else if (c === 'iptables') {
-      const i = a.indexOf('-I');
-      const chain = a[i + 1]!;
-      this.nat.get(chain)!.unshift(`-A ${chain} -j ${a[a.indexOf('-j') + 1]}`);
+      const t = this.table(a[a.indexOf('-t') + 1]);
+      const chain = a[a.indexOf('-I') + 1]!;
+      t.get(chain)!.unshift(`-A ${chain} -j ${a[a.indexOf('-j') + 1]}`);
     } else if (c === 'ip' && a[0] === '-o' && a[1] === 'link') {
       const l = this.links.get(a[4]!);
       if (!l) throw new Error(`Device "${a[4]}" does not exist.`);
@@ -84,8 +110,13 @@ export class FakeHost implements HostNetCommands {
     } else if (c === 'ip' && a[0] === '-o') {
       const dev = a[5]!;
       return out((this.addresses.get(dev) ?? []).map((x) => `3: ${dev}    inet ${x.split(' ')[0]} scope global ${x.split(' ')[1]}\\       valid_lft forever preferred_lft forever`).join('\n') + '\n');
-    } else if (c === 'ip' && a[0] === 'addr' && a[1] === 'add') {
-      this.addresses.get(a[4]!)!.push(`${a[2]} ${a[6]}`);
+    } else if (c === 'ip' && a[0] === 'addr' && (a[1] === 'add' || a[1] === 'replace')) {
+      const list = this.addresses.get(a[4]!)!;
+      if (a[1] === 'add' || !list.some((x) => x.split(' ')[0] === a[2])) list.push(`${a[2]} ${a[6]}`);
+    } else if (c === 'dhcp_release') {
+      if (this.noDhcpRelease) throw new Error('spawn dhcp_release ENOENT');
+      this.onRelease?.(a[1]!);
+      this.released.push(`${a[0]} ${a[1]} ${a[2]}`);
     } else if (c === 'ip' && a[0] === 'addr' && a[1] === 'del') {
       this.addresses.set(a[4]!, this.addresses.get(a[4]!)!.filter((x) => x.split(' ')[0] !== a[2]));
     } else {

@@ -22,8 +22,25 @@ describe('planNetwork (golden)', () => {
     expect(plan.filters[1]!.xml).toBe(golden('filter-a2.xml'));
   });
 
-  it('ipsets: every referenced group with all its members across the zone', () => {
-    expect(plan.ipsets).toEqual([{ name: 'koala-sg-0000000a', members: ['172.31.0.11', '172.31.0.12', '172.31.0.21'] }]);
+  it('ipsets: four per local group (all / tcp-udp × in / out), peer groups as their members across the zone', () => {
+    expect(plan.ipsets.map((x) => `${x.name} ${x.type}`)).toEqual([
+      'koala-sg-0000000a-ai hash:net',
+      'koala-sg-0000000a-pi hash:net,port',
+      'koala-sg-0000000a-ao hash:net',
+      'koala-sg-0000000a-po hash:net,port',
+      'koala-sg-0000000b-ai hash:net',
+      'koala-sg-0000000b-pi hash:net,port',
+      'koala-sg-0000000b-ao hash:net',
+      'koala-sg-0000000b-po hash:net,port',
+    ]);
+    const m = new Map(plan.ipsets.map((x) => [x.name, x.members]));
+    expect(m.get('koala-sg-0000000a-ai')).toEqual(['172.31.0.11', '172.31.0.12', '172.31.0.21']); // all from the group itself
+    expect(m.get('koala-sg-0000000a-pi')).toEqual(['198.51.100.0/24,tcp:22', '203.0.113.7,tcp:22']);
+    expect(m.get('koala-sg-0000000a-ao')).toEqual(['0.0.0.0/1', '128.0.0.0/1']); // hash:net has no /0
+    expect(m.get('koala-sg-0000000a-po')).toEqual([]);
+    // tcp 80 from anywhere, tcp 8000-8080 from a /24: one entry per port
+    expect(m.get('koala-sg-0000000b-pi')).toHaveLength(2 + 81);
+    expect(m.get('koala-sg-0000000b-pi')).toEqual(expect.arrayContaining(['0.0.0.0/1,tcp:80', '128.0.0.0/1,tcp:80', '203.0.113.0/24,tcp:8000', '203.0.113.0/24,tcp:8080']));
   });
 
   it('NAT: exact iptables-restore text of Koala chains only', () => {
@@ -79,7 +96,7 @@ describe('planNetwork (rules)', () => {
     const p = planNetwork(sampleState(), nodeA, { extra: [extra], exclude: ['i-00000000000000a1'] })!;
     expect(p.filters.map((f) => f.instanceId)).toEqual(['i-00000000000000a2', 'i-00000000000000a3']);
     expect(p.network.hosts.map((h) => h.ip)).toEqual(['172.31.0.12', '172.31.0.13']);
-    expect(p.ipsets[0]!.members).toEqual(['172.31.0.12', '172.31.0.13', '172.31.0.21']);
+    expect(p.ipsets[0]!.members).toEqual(['172.31.0.12', '172.31.0.13', '172.31.0.21']); // koala-sg-0000000a-ai
     expect(p.natRestore).not.toContain('198.51.100.11');
   });
 
@@ -107,27 +124,41 @@ describe('planNetwork (rules)', () => {
     ];
     const p = planNetwork(s, nodeA)!;
     const xml = p.filters[0]!.xml;
+    const sets = (q: typeof p) => new Map(q.ipsets.map((x) => [x.name, x.members]));
+    // Sets cannot hold these (65536 ports; icmp, which `ipset save` prints by name): nwfilter rules.
     expect(xml).toContain("<udp srcipaddr='10.9.0.0' srcipmask='16'/>");
     expect(xml).toContain("<icmp srcipaddr='10.0.0.0' srcipmask='8'/>");
     // libvirt drops `ipset` from tcp/udp/icmp: group peers of those rules are the members' addresses.
     expect(xml).toContain("<icmp srcipaddr='172.31.0.12' type='3' code='4'/>");
-    expect(xml).toContain("<rule action='accept' direction='out' priority='500'>\n    <tcp dstipaddr='172.31.0.12' dstportstart='443'/>");
-    expect(xml).not.toContain('ipset');
-    expect(p.ipsets).toEqual([]); // no `all` rule names a group
-    // A member joining: the filters naming its group change (one rule more), no set involved.
+    // tcp 443 to the members of B: set entries, matched by one `all` rule of the filter
+    expect(xml).not.toContain("dstportstart='443'");
+    expect(xml).toContain("<rule action='accept' direction='out' priority='500'>\n    <all ipset='koala-sg-0000000a-po' ipsetflags='dst,dst'/>");
+    expect(sets(p).get('koala-sg-0000000a-po')).toEqual(['172.31.0.12,tcp:443']);
+    // A member joining: the filters with rules sets cannot hold change, the set gets the member.
     s.interfaces.push({ instanceId: 'i-00000000000000b9', node: 'node-b', mac: '02:00:00:00:00:b9', privateIp: '172.31.0.29', groupIds: ['sg-0000000b'] });
-    const joined = planNetwork(s, nodeA)!.filters[0]!.xml;
-    expect(joined).toContain("<icmp srcipaddr='172.31.0.29' type='3' code='4'/>");
-    expect(joined).toContain("<tcp dstipaddr='172.31.0.29' dstportstart='443'/>");
+    const joined = planNetwork(s, nodeA)!;
+    expect(joined.filters[0]!.xml).toContain("<icmp srcipaddr='172.31.0.29' type='3' code='4'/>");
+    expect(sets(joined).get('koala-sg-0000000a-po')).toEqual(['172.31.0.12,tcp:443', '172.31.0.29,tcp:443']);
     // A group without members: its rule accepts nobody.
     s.interfaces = s.interfaces.filter((i) => !i.groupIds.includes('sg-0000000b'));
-    expect(planNetwork(s, nodeA)!.filters[0]!.xml).not.toMatch(/type='3'|dstportstart='443'/);
+    const none = planNetwork(s, nodeA)!;
+    expect(none.filters[0]!.xml).not.toMatch(/type='3'/);
+    expect(sets(none).get('koala-sg-0000000a-po')).toEqual([]);
   });
 
-  it("group peers of `all` rules stay an ipset (the only protocol whose ipset libvirt keeps)", () => {
-    const p = planNetwork(sampleState(), nodeA)!;
-    expect(p.filters[0]!.xml).toContain("<all ipset='koala-sg-0000000a' ipsetflags='src'/>");
-    expect(p.ipsets).toEqual([{ name: 'koala-sg-0000000a', members: ['172.31.0.11', '172.31.0.12', '172.31.0.21'] }]);
+  it('a rule change that sets hold changes set members only, never a filter (no re-instantiation on the taps)', () => {
+    const s = sampleState();
+    const before = planNetwork(s, nodeA)!;
+    s.groups.find((g) => g.groupId === 'sg-0000000a')!.ingress.push(
+      { protocol: 'tcp', fromPort: 8080, toPort: 8080, cidrs: ['198.51.100.0/24'], groupIds: [] },
+      { protocol: 'udp', fromPort: 53, toPort: 54, cidrs: [], groupIds: ['sg-0000000b'] },
+      { protocol: 'all', fromPort: -1, toPort: -1, cidrs: ['10.1.2.3/16'], groupIds: [] },
+    );
+    const after = planNetwork(s, nodeA)!;
+    expect(after.filters).toEqual(before.filters);
+    const m = new Map(after.ipsets.map((x) => [x.name, x.members]));
+    expect(m.get('koala-sg-0000000a-pi')).toEqual(['172.31.0.12,udp:53', '172.31.0.12,udp:54', '198.51.100.0/24,tcp:22', '198.51.100.0/24,tcp:8080', '203.0.113.7,tcp:22']);
+    expect(m.get('koala-sg-0000000a-ai')).toEqual(['10.1.0.0/16', '172.31.0.11', '172.31.0.12', '172.31.0.21']);
   });
 
   it('names and address helpers', () => {

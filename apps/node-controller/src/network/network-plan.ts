@@ -40,8 +40,13 @@ export interface PlannedFilter {
   xml: string;
 }
 
+/** `hash:net`: peer networks; `hash:net,port`: `net,tcp:port` / `net,udp:port` pairs. */
+export type IpsetType = 'hash:net' | 'hash:net,port';
+
 export interface PlannedIpset {
   name: string;
+  type: IpsetType;
+  /** As `ipset save` prints them (a /32 without its prefix), sorted. */
   members: string[];
 }
 
@@ -93,7 +98,11 @@ export const OWNED_IPSET_PREFIX = `${IPSET_PREFIX}sg-`;
 
 export const networkName = (zone: string) => `koala-${zone}`;
 export const filterName = (instanceId: string) => `${FILTER_PREFIX}${instanceId}`;
-export const ipsetName = (groupId: string) => `${IPSET_PREFIX}${groupId}`;
+/**
+ * A group's rule set: `a` (protocol all: peer networks) or `p` (tcp/udp: peer network and port),
+ * `i` (ingress) or `o` (egress). ≤ 31 characters with the `-t` of a rebuild for 17-hex group ids.
+ */
+export const groupSetName = (groupId: string, kind: 'a' | 'p', dir: 'i' | 'o') => `${IPSET_PREFIX}${groupId}-${kind}${dir}`;
 /** EC2's private host name (`ip-10-0-0-5`), the DHCP host name. */
 export const privateHostName = (ip: string) => `ip-${ip.replace(/\./g, '-')}`;
 
@@ -184,17 +193,79 @@ const ruleXml = (r: FilterRule) =>
 /** Current private IPs of each group's members (across the zone), sorted. */
 export type GroupMembers = ReadonlyMap<string, readonly string[]>;
 
+/** A tcp/udp rule expanding to more set entries than this (peers × ports) stays an nwfilter rule. */
+export const MAX_SET_ENTRIES_PER_RULE = 1024;
+
+/** A network as `ipset save` prints it in a hash:net set (hash:net refuses /0: two halves). */
+function setNets(cidr: string): string[] {
+  const { base, prefix } = parseCidr(normalCidr(cidr));
+  if (prefix === 0) return ['0.0.0.0/1', '128.0.0.0/1'];
+  return [prefix === 32 ? base : `${base}/${prefix}`];
+}
+
 /**
- * One security-group rule as nwfilter rules. libvirt's directions: `in` is traffic TO the guest,
- * `out` traffic FROM it; the attributes describe packets of that direction (a rule `in` with
- * `srcipaddr` names the sender, libvirt swaps the fields for the reply chain itself).
+ * A rule's peers and ports as set entries, or undefined when it stays an nwfilter rule (icmp:
+ * `ipset save` prints types by name; tcp/udp ranges too wide to list port by port).
+ */
+function setEntries(rule: NetworkRule, members: GroupMembers): { kind: 'a' | 'p'; entries: string[] } | undefined {
+  const nets = [...rule.cidrs.flatMap(setNets), ...rule.groupIds.flatMap((g) => members.get(g) ?? [])];
+  if (rule.protocol === 'all') return { kind: 'a', entries: nets };
+  if (rule.protocol !== 'tcp' && rule.protocol !== 'udp') return undefined;
+  const from = rule.fromPort < 0 ? 0 : rule.fromPort;
+  const to = rule.toPort < 0 ? 65535 : rule.toPort;
+  if (to < from || (to - from + 1) * Math.max(nets.length, 1) > MAX_SET_ENTRIES_PER_RULE) return undefined;
+  const entries: string[] = [];
+  for (const n of nets) for (let p = from; p <= to; p++) entries.push(`${n},${rule.protocol}:${p}`);
+  return { kind: 'p', entries };
+}
+
+const entryOrder = (a: string, b: string) => {
+  const [na, pa = ''] = a.split(',');
+  const [nb, pb = ''] = b.split(',');
+  const ca = na!.includes('/') ? na! : `${na}/32`;
+  const cb = nb!.includes('/') ? nb! : `${nb}/32`;
+  return cidrOrder(ca, cb) || (pa < pb ? -1 : pa > pb ? 1 : 0);
+};
+
+/**
+ * A group's four rule sets (`a`/`p` × ingress/egress) from its rules that sets can hold.
+ * Every local guest's filter matches its groups' sets, so changing such a rule, or a peer
+ * group's members, is an `ipset restore`: no filter changes, nothing for libvirt to rebuild.
+ */
+export function groupSets(group: NetworkGroup, members: GroupMembers): PlannedIpset[] {
+  const out: PlannedIpset[] = [];
+  for (const [dir, rules] of [['i', group.ingress], ['o', group.egress]] as const) {
+    const acc = { a: new Set<string>(), p: new Set<string>() };
+    for (const r of rules) {
+      const e = setEntries(r, members);
+      if (e) for (const x of e.entries) acc[e.kind].add(x);
+    }
+    out.push({ name: groupSetName(group.groupId, 'a', dir), type: 'hash:net', members: [...acc.a].sort(entryOrder) });
+    out.push({ name: groupSetName(group.groupId, 'p', dir), type: 'hash:net,port', members: [...acc.p].sort(entryOrder) });
+  }
+  return out;
+}
+
+/** The filter's matches of a group's sets (their entries: groupSets). */
+function groupSetRules(groupId: string): FilterRule[] {
+  const rule = (direction: Dir, kind: 'a' | 'p', flags: string): FilterRule => ({ action: 'accept', direction, priority: PRIO.group, proto: 'all', attrs: { ipset: groupSetName(groupId, kind, direction === 'in' ? 'i' : 'o'), ipsetflags: flags } });
+  // In: the peer is the sender, the port the guest's; out: both the destination's.
+  return [rule('in', 'a', 'src'), rule('in', 'p', 'src,dst'), rule('out', 'a', 'dst'), rule('out', 'p', 'dst,dst')];
+}
+
+/**
+ * One security-group rule that sets cannot hold (setEntries) as nwfilter rules. libvirt's
+ * directions: `in` is traffic TO the guest, `out` traffic FROM it; the attributes describe
+ * packets of that direction (a rule `in` with `srcipaddr` names the sender, libvirt swaps the
+ * fields for the reply chain itself).
  *
  * Group peers: libvirt (9.0 at least) keeps `ipset` only on `<all>` and silently DROPS it from
- * `<tcp>`, `<udp>` and `<icmp>` (the rule would then accept every sender). So only protocol
- * `all` uses the group's ipset; a tcp/udp/icmp rule gets one rule per current member
- * (`srcipaddr`/`dstipaddr`), and a member joining or leaving redefines the filters that name it.
+ * `<tcp>`, `<udp>` and `<icmp>` (the rule would then accept every sender): such a rule gets one
+ * rule per current member (`srcipaddr`/`dstipaddr`), and a member joining or leaving redefines
+ * the filters that name it. (Set rules are `<all>` rules matching `net,proto:port` sets.)
  */
 function groupRules(rule: NetworkRule, ingress: boolean, members: GroupMembers): FilterRule[] {
+  if (setEntries(rule, members)) return [];
   const direction: Dir = ingress ? 'in' : 'out';
   const peer = ingress ? 'src' : 'dst';
   const ports: Record<string, number | undefined> = {};
@@ -216,10 +287,6 @@ function groupRules(rule: NetworkRule, ingress: boolean, members: GroupMembers):
     out.push({ action: 'accept', direction, priority: PRIO.group, proto: rule.protocol, attrs: { ...addr, ...ports } });
   }
   for (const g of [...new Set(rule.groupIds)].sort()) {
-    if (rule.protocol === 'all') {
-      out.push({ action: 'accept', direction, priority: PRIO.group, proto: rule.protocol, attrs: { ipset: ipsetName(g), ipsetflags: peer, ...ports } });
-      continue;
-    }
     for (const ip of members.get(g) ?? []) out.push({ action: 'accept', direction, priority: PRIO.group, proto: rule.protocol, attrs: { [`${peer}ipaddr`]: ip, ...ports } });
   }
   return out;
@@ -252,6 +319,7 @@ export function filterXml(iface: NetworkInterfaceState, groups: readonly Network
   for (const gid of [...new Set(iface.groupIds)].sort()) {
     const g = byId.get(gid);
     if (!g) continue; // unknown yet: contributes nothing (deny)
+    groupPart.push(...groupSetRules(gid));
     for (const r of g.ingress) groupPart.push(...groupRules(r, true, members));
     for (const r of g.egress) groupPart.push(...groupRules(r, false, members));
   }
@@ -354,27 +422,16 @@ export function planNetwork(state: ZoneNetworkState, cfg: NodeNetConfig, overrid
 
   const hosts = local.map((i) => ({ mac: i.mac, ip: i.privateIp, name: privateHostName(i.privateIp) })).sort((a, b) => byIp(a.ip, b.ip) || (a.mac < b.mac ? -1 : 1));
   const net = { name: networkName(state.zone), bridge: cfg.bridge, address: me.address, prefix, domain: state.dnsSuffix, hosts, dnsmasqOptions: [...ZONE_DNSMASQ_OPTIONS] };
-  // Every group some rule of a local instance's groups refers to: its members' current IPs
-  // (in the filters for tcp/udp/icmp rules, in an ipset for `all` rules: see groupRules).
+  // The local instances' groups (their rule sets) and every group their rules name as peers:
+  // its members' current IPs (in the sets, or in the filters for rules sets cannot hold).
   const groups = new Map(state.groups.map((g) => [g.groupId, g]));
-  const referenced = new Set<string>();
-  const inSets = new Set<string>();
-  for (const i of local) {
-    for (const gid of i.groupIds) {
-      const g = groups.get(gid);
-      for (const r of [...(g?.ingress ?? []), ...(g?.egress ?? [])]) {
-        for (const ref of r.groupIds) {
-          referenced.add(ref);
-          if (r.protocol === 'all') inSets.add(ref);
-        }
-      }
-    }
-  }
+  const localGroups = [...new Set(local.flatMap((i) => i.groupIds))].filter((g) => groups.has(g)).sort();
+  const referenced = new Set(localGroups.flatMap((gid) => [...groups.get(gid)!.ingress, ...groups.get(gid)!.egress].flatMap((r) => r.groupIds)));
   const members: GroupMembers = new Map(
     [...referenced].map((gid) => [gid, [...new Set(all.filter((i) => i.groupIds.includes(gid)).map((i) => i.privateIp))].sort(byIp)]),
   );
   const filters = local.map((i) => ({ name: filterName(i.instanceId), instanceId: i.instanceId, xml: filterXml(i, state.groups, me.address, cfg.metadataPort, members) }));
-  const ipsets = [...inSets].sort().map((gid) => ({ name: ipsetName(gid), members: [...members.get(gid)!] }));
+  const ipsets = localGroups.flatMap((gid) => groupSets(groups.get(gid)!, members));
 
   const nat = natRules(state, local, all, cfg, me.address);
   const mangle = imdsHopLimitRules(local, me.address, cfg.metadataPort);
