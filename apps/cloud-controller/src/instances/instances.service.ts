@@ -360,11 +360,13 @@ export class InstancesService {
         instances.splice(await this.quotas.admitInstances(tx, caller, { min: input.minCount, max: instances.length, instanceType: plan.type.name }));
         await this.repo.insertReservation(tx, { id: reservationId, accountId: caller.id, requesterId: caller.id, clientToken: input.clientToken ?? null, paramsHash: plan.paramsHash, createdAt: now });
         await this.repo.insertInstances(tx, instances);
-        const networks = await this.network.allocateForLaunch(tx, plan.zone, instances.map((i) => ({ id: i.id, accountId: caller.id })), plan.wantsPublicIp, now, input.privateIp);
-        for (const i of instances) i.privateDnsName = networks.get(i.id)!.privateDnsName;
         await this.repo.insertGroupLinks(tx, instances.flatMap((i) => plan.groups.map((g, position) => ({ instanceId: i.id, groupId: g.groupId, position }))));
         for (const i of instances) await this.tags.applyTagSpecifications(caller, INSTANCE_RESOURCE_TYPE, i.id, plan.instanceTags, tx);
         if (plan.ebsMappings.length) await this.blockDevices.record(tx, caller, now, instances.map((i) => i.id), plan.zone, plan.ebsMappings, plan.volumeTags);
+        // Last: the zone's address lock is held from here to the commit and serialises the
+        // zone's launches, so nothing else runs under it.
+        const networks = await this.network.allocateForLaunch(tx, plan.zone, instances.map((i) => ({ id: i.id, accountId: caller.id })), plan.wantsPublicIp, now, input.privateIp);
+        for (const i of instances) i.privateDnsName = networks.get(i.id)!.privateDnsName;
         return networks;
       });
       return { networks };
