@@ -73,6 +73,33 @@ describe('EventStream (JetStream) on a real nats-server', () => {
     await until(() => calls >= 2);
   });
 
+  it('consumeBatches: the events that arrived meanwhile come as one batch, in order; a failed batch is redelivered whole', async () => {
+    const b = await bus();
+    const s = b.events(spec);
+    for (let n = 1; n <= 10; n++) await s.publish('test.events.batch', Ev, { n });
+    const batches: number[][] = [];
+    let failOnce = true;
+    await s.consumeBatches(
+      'batches',
+      'test.events.batch',
+      Ev,
+      async (events) => {
+        await new Promise((r) => setTimeout(r, 30)); // as a transaction would take
+        const ns = events.map((e) => e.event.n);
+        if (failOnce && ns.includes(3)) {
+          failOnce = false;
+          throw new Error('transient');
+        }
+        batches.push(ns);
+      },
+      { from: 'all', maxBatch: 4 },
+    );
+    await until(() => batches.flat().length >= 10);
+    expect(batches.every((x) => x.length <= 4)).toBe(true);
+    expect(batches.length).toBeLessThan(10); // batched, not one by one
+    expect([...new Set(batches.flat())].sort((x, y) => x - y)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+  });
+
   it('keeps events across a NATS restart', async () => {
     const b = await bus();
     const s = b.events(spec);

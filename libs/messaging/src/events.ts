@@ -4,7 +4,7 @@
  * server; consumers use a durable pull consumer and ack after handling, so a restarted
  * consumer replays what it missed and a failed handler gets the message again.
  */
-import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type JetStreamClient } from '@nats-io/jetstream';
+import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
 import { headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
 import type { z } from 'zod';
 import { CORRELATION_HEADER, currentCorrelationId, withCorrelationId, type Logger } from '@koala/logging';
@@ -14,6 +14,12 @@ export interface StreamSpec {
   subjects: readonly string[];
   /** How long events are kept (ms); consumers offline longer than this lose them (heartbeats reconcile). */
   maxAgeMs: number;
+}
+
+/** An event of a batch (consumeBatches) with the correlation id it was published under. */
+export interface BatchedEvent<T> {
+  event: T;
+  correlationId?: string;
 }
 
 export class EventStream {
@@ -60,6 +66,87 @@ export class EventStream {
    * logged and acked (they would never become valid); a throwing handler's event is redelivered.
    */
   async consume<S extends z.ZodType>(durable: string, filterSubject: string, schema: S, handler: (event: z.output<S>) => Promise<void> | void, opts: { from?: 'new' | 'all' } = {}): Promise<void> {
+    const messages = await this.messages(durable, filterSubject, opts);
+    void (async () => {
+      for await (const m of messages) {
+        const parsed = this.parse(m, schema);
+        if (!parsed) continue;
+        try {
+          await withCorrelationId(parsed.correlationId, () => handler(parsed.event));
+          m.ack();
+        } catch (err) {
+          this.logger?.error({ err, subject: m.subject }, 'event handler failed; will be redelivered');
+          m.nak(1000);
+        }
+      }
+    })();
+  }
+
+  /**
+   * As `consume`, but the handler gets the events that arrived while it was busy (up to
+   * `maxBatch`, in delivery order) at once, so it can apply them in one transaction. All of a
+   * batch are acked when it returns; when it throws, all are redelivered.
+   */
+  async consumeBatches<S extends z.ZodType>(
+    durable: string,
+    filterSubject: string,
+    schema: S,
+    handler: (events: Array<BatchedEvent<z.output<S>>>) => Promise<void> | void,
+    opts: { from?: 'new' | 'all'; maxBatch?: number } = {},
+  ): Promise<void> {
+    const maxBatch = opts.maxBatch ?? 64;
+    const messages = await this.messages(durable, filterSubject, opts);
+    const queue: JsMsg[] = [];
+    let done = false;
+    let wakeWorker: (() => void) | undefined;
+    let wakeReader: (() => void) | undefined;
+    // Reader: moves delivered messages into the queue, pausing while two batches wait.
+    void (async () => {
+      for await (const m of messages) {
+        queue.push(m);
+        wakeWorker?.();
+        if (queue.length >= 2 * maxBatch) await new Promise<void>((r) => (wakeReader = r));
+      }
+      done = true;
+      wakeWorker?.();
+    })();
+    // Worker: one batch at a time.
+    void (async () => {
+      for (;;) {
+        if (!queue.length) {
+          if (done) return;
+          await new Promise<void>((r) => (wakeWorker = r));
+          wakeWorker = undefined;
+          continue;
+        }
+        // Let the messages already received reach the queue (each is a turn of the reader) first.
+        await new Promise<void>((r) => setImmediate(r));
+        const batch = queue.splice(0, maxBatch);
+        wakeReader?.();
+        wakeReader = undefined;
+        const events: Array<BatchedEvent<z.output<S>>> = [];
+        const handled: JsMsg[] = [];
+        for (const m of batch) {
+          const parsed = this.parse(m, schema);
+          if (parsed) {
+            events.push(parsed);
+            handled.push(m);
+          }
+        }
+        if (!events.length) continue;
+        try {
+          await handler(events);
+          for (const m of handled) m.ack();
+        } catch (err) {
+          this.logger?.error({ err, events: events.length }, 'event batch handler failed; will be redelivered');
+          for (const m of handled) m.nak(1000);
+        }
+      }
+    })();
+  }
+
+  /** The durable pull consumer's message iterator (created when missing). */
+  private async messages(durable: string, filterSubject: string, opts: { from?: 'new' | 'all' }) {
     const jsm = await jetstreamManager(this.nc);
     // An existing durable consumer is resumed as it is (from its ack floor); only a missing one
     // is created. A new one starts with events published from now on unless `from: 'all'`: it
@@ -83,24 +170,24 @@ export class EventStream {
     const consumer = await js.consumers.get(this.spec.name, durable);
     const messages = await consumer.consume({ max_messages: 64 });
     this.stopped.add(() => void messages.stop());
-    void (async () => {
-      for await (const m of messages) {
-        const parsed = schema.safeParse(m.json());
-        if (!parsed.success) {
-          this.logger?.warn({ subject: m.subject, issues: parsed.error.issues }, 'dropped invalid event');
-          m.ack();
-          continue;
-        }
-        const correlationId = m.headers?.get(CORRELATION_HEADER) || undefined;
-        try {
-          await withCorrelationId(correlationId, () => handler(parsed.data));
-          m.ack();
-        } catch (err) {
-          this.logger?.error({ err, subject: m.subject }, 'event handler failed; will be redelivered');
-          m.nak(1000);
-        }
-      }
-    })();
+    return messages;
+  }
+
+  /** The event and its correlation id; an invalid payload is logged and acked (undefined). */
+  private parse<S extends z.ZodType>(m: JsMsg, schema: S): BatchedEvent<z.output<S>> | undefined {
+    let json: unknown;
+    try {
+      json = m.json();
+    } catch {
+      json = undefined; // not JSON: invalid like any other payload
+    }
+    const parsed = schema.safeParse(json);
+    if (!parsed.success) {
+      this.logger?.warn({ subject: m.subject, issues: parsed.error.issues }, 'dropped invalid event');
+      m.ack();
+      return undefined;
+    }
+    return { event: parsed.data, correlationId: m.headers?.get(CORRELATION_HEADER) || undefined };
   }
 
   stop() {

@@ -68,6 +68,54 @@ describe('InstanceLifecycleService.applyEvent', () => {
   });
 });
 
+describe('InstanceLifecycleService.applyEvents (a pull batch)', () => {
+  const B = 'i-00000000000000b02';
+  const C = 'i-00000000000000c03';
+
+  it('one transaction and one state write for the batch; each event decided on what the previous left', async () => {
+    const { store, network, publisher, blockDevices, service } = setup();
+    store.put({ id: A, accountId: 'a', state: 'pending', stateCode: 0, node: null, stateChangedAt: changedAt });
+    store.put({ id: B, accountId: 'a', state: 'shutting-down', stateCode: 32, stateChangedAt: changedAt });
+    store.put({ id: C, accountId: 'a', state: 'running', stateChangedAt: changedAt });
+    const before = store.transactions;
+    const decisions = await service.applyEvents([
+      event({ instanceId: A, state: 'running', at: after(10) }),
+      event({ instanceId: B, state: 'terminated', at: after(11) }),
+      event({ instanceId: A, state: 'stopped', at: after(12) }), // after A's running, in the same batch
+      event({ instanceId: C, state: 'running', node: 'n9' }), // another node's: ignored
+      event({ instanceId: 'i-00000000000000d04' }), // unknown
+    ]);
+    expect(decisions.map((d) => d.kind)).toEqual(['apply', 'apply', 'apply', 'ignore', 'ignore']);
+    expect(store.transactions - before).toBe(1);
+    expect(store.stateWrites).toEqual([[A, B]]);
+    expect(store.get(A)).toMatchObject({ state: 'stopped', stateCode: 80, node: 'n1', stateChangedAt: new Date(after(12)) });
+    expect(store.get(B)).toMatchObject({ state: 'terminated', stateCode: 48 });
+    expect(store.get(C)!.state).toBe('running');
+    expect(network.released).toEqual([B]);
+    expect(publisher.zones).toEqual(['zone-a', 'zone-a']); // A got its node, B terminated
+    expect(blockDevices.stepped).toEqual([[A]]);
+  });
+
+  it('the follow-ups run inside `within`, per event; a guest stop of terminate-on-shutdown sends terminate', async () => {
+    const { store, cluster, service } = setup();
+    store.put({ id: A, accountId: 'a', shutdownBehavior: 'terminate', stateChangedAt: changedAt });
+    const seen: number[] = [];
+    await service.applyEvents([event({ state: 'stopped', guestInitiated: true }), event({ instanceId: B })], async (n, work) => {
+      seen.push(n);
+      await work();
+    });
+    expect(seen).toEqual([0, 1]);
+    expect(store.get(A)!.state).toBe('shutting-down');
+    expect(cluster.actions).toEqual([{ zone: 'zone-a', instanceId: A, node: 'n1', action: 'terminate' }]);
+  });
+
+  it('an empty batch writes nothing', async () => {
+    const { store, service } = setup();
+    expect(await service.applyEvents([])).toEqual([]);
+    expect(store.transactions).toBe(0);
+  });
+});
+
 describe('InstanceLifecycleService.fail', () => {
   it('terminates with the reason, releases the addresses, republishes the zone', async () => {
     const { store, network, publisher, service } = setup();

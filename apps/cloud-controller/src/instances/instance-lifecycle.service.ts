@@ -13,8 +13,9 @@ import { InstancesRepository, type InstancesStore } from './instances.repository
 import { decideEvent, moveTo, serviceInitiated, type Decision } from './instance-states.js';
 
 /**
- * Applies state changes reported by the zones (events, reconciliation) to instances, one row
- * at a time under a row lock, following the state machine of instance-states.ts.
+ * Applies state changes reported by the zones (events, reconciliation) to instances under row
+ * locks, following the state machine of instance-states.ts: one event at a time, or the events
+ * of one JetStream pull batch in one transaction.
  */
 @Injectable()
 export class InstanceLifecycleService {
@@ -29,10 +30,9 @@ export class InstanceLifecycleService {
   ) {}
 
   /** An InstanceEvent (from JetStream or synthesized by reconciliation). Returns what was decided. */
-  async applyEvent(event: Pick<InstanceEvent, 'instanceId' | 'node' | 'state' | 'at' | 'reason' | 'guestInitiated'>, opts: { unless?: ChangedSince } = {}): Promise<Decision> {
+  async applyEvent(event: EventFields, opts: { unless?: ChangedSince } = {}): Promise<Decision> {
     const now = this.clock.now();
-    const reason = publicReason(event.reason, (ref, detail) => this.logger.warn({ instanceId: event.instanceId, ref, code: detail.code, detail: detail.message }, 'instance failure reported by the node'));
-    const ev = { ...event, reason };
+    const ev = this.withPublicReason(event);
     const result = await this.repo.transaction(async (tx) => {
       const inst = await this.repo.lockOne(tx, ev.instanceId);
       const decision: Decision = inst && opts.unless && changedSince(inst, opts.unless) ? { kind: 'ignore', why: 'stale' } : decideEvent(inst ?? undefined, ev, now);
@@ -43,20 +43,66 @@ export class InstanceLifecycleService {
       }
       return { decision, inst };
     });
-    const { decision, inst } = result;
+    await this.afterDecision(ev, result.decision, result.inst);
+    return result.decision;
+  }
+
+  /**
+   * Events of one pull batch, in delivery order, in one transaction: the instances locked at once
+   * (id order), each event decided on the state the previous ones left, then one statement for
+   * every changed row and one release for the terminated ones. The follow-ups (logs, republish,
+   * commands, volumes) run per event afterwards, as applyEvent's, each inside `within` (e.g. the
+   * event's correlation id). Returns the decisions in order.
+   */
+  async applyEvents(events: ReadonlyArray<EventFields>, within: (index: number, work: () => Promise<void>) => Promise<void> = (_n, work) => work()): Promise<Decision[]> {
+    if (!events.length) return [];
+    const now = this.clock.now();
+    const evs = events.map((e) => this.withPublicReason(e));
+    const decided = await this.repo.transaction(async (tx) => {
+      const rows = new Map((await this.repo.lockByIds(tx, [...new Set(evs.map((e) => e.instanceId))])).map((r) => [r.id, r]));
+      const out: Array<{ decision: Decision; inst: InstanceEntity | undefined }> = [];
+      const changed = new Set<InstanceEntity>();
+      for (const ev of evs) {
+        const inst = rows.get(ev.instanceId);
+        const before = inst && ({ ...inst } as InstanceEntity); // as it was before this event, for the follow-ups
+        const decision = decideEvent(inst, ev, now);
+        if (decision.kind === 'apply' && inst) {
+          Object.assign(inst, decision.patch);
+          changed.add(inst);
+        }
+        out.push({ decision, inst: before });
+      }
+      await this.repo.writeStates(tx, [...changed]);
+      // Terminated: their addresses are free again in the same transaction.
+      await this.network.release(tx, [...changed].filter((i) => i.state === 'terminated').map((i) => i.id));
+      return out;
+    });
+    for (const [n, ev] of evs.entries()) {
+      const { decision, inst } = decided[n]!;
+      await within(n, () => this.afterDecision(ev, decision, inst)).catch((err) => this.logger.warn({ err, instanceId: ev.instanceId }, 'follow-up of an instance event failed'));
+    }
+    return decided.map((d) => d.decision);
+  }
+
+  private withPublicReason<E extends EventFields>(event: E): E {
+    const reason = publicReason(event.reason, (ref, detail) => this.logger.warn({ instanceId: event.instanceId, ref, code: detail.code, detail: detail.message }, 'instance failure reported by the node'));
+    return { ...event, reason };
+  }
+
+  /** What follows a decision once committed: log, republish the zone's network, send a command, attach volumes. */
+  private async afterDecision(ev: EventFields, decision: Decision, inst: InstanceEntity | undefined): Promise<void> {
     if (decision.kind === 'ignore') {
       if (decision.why !== 'unknown' && decision.why !== 'same') this.logger.debug({ instanceId: ev.instanceId, state: ev.state, why: decision.why }, 'instance event ignored');
-    } else {
-      this.logger.info({ instanceId: ev.instanceId, from: inst?.state, to: decision.patch.state ?? inst?.state }, 'instance state');
-      if (inst && (decision.patch.state === 'terminated' || (decision.patch.node !== undefined && decision.patch.node !== inst.node))) this.publisher.changed([inst.zone]);
-      if (decision.then && inst) await this.send(inst.zone, ev.instanceId, inst.node ?? ev.node, decision.then);
-      // Running: attach the volumes of its block-device mappings (in the background; the volume
-      // sweep retries whatever is not attached yet).
-      if (decision.patch.state === 'running') {
-        void this.blockDevices.step([ev.instanceId]).catch((err) => this.logger.warn({ err, instanceId: ev.instanceId }, 'block-device mappings not attached yet; the volume sweep retries'));
-      }
+      return;
     }
-    return decision;
+    this.logger.info({ instanceId: ev.instanceId, from: inst?.state, to: decision.patch.state ?? inst?.state }, 'instance state');
+    if (inst && (decision.patch.state === 'terminated' || (decision.patch.node !== undefined && decision.patch.node !== inst.node))) this.publisher.changed([inst.zone]);
+    if (decision.then && inst) await this.send(inst.zone, ev.instanceId, inst.node ?? ev.node, decision.then);
+    // Running: attach the volumes of its block-device mappings (in the background; the volume
+    // sweep retries whatever is not attached yet).
+    if (decision.patch.state === 'running') {
+      void this.blockDevices.step([ev.instanceId]).catch((err) => this.logger.warn({ err, instanceId: ev.instanceId }, 'block-device mappings not attached yet; the volume sweep retries'));
+    }
   }
 
   /** Terminated for good (`reason`, e.g. Server.InternalError): the instance is gone from its node. */
@@ -87,6 +133,9 @@ export class InstanceLifecycleService {
     }
   }
 }
+
+/** What an instance event carries that its application reads. */
+type EventFields = Pick<InstanceEvent, 'instanceId' | 'node' | 'state' | 'at' | 'reason' | 'guestInitiated'>;
 
 /**
  * The state a decision was based on. Reconciliation judges from a snapshot of the instances

@@ -11,6 +11,7 @@ import { describePage, type DescribePaging, type DescribeQuery } from '../persis
 import { findVisible } from '../persistence/find-visible.js';
 import { InstanceEntity, InstanceSecurityGroupEntity, ReservationEntity } from './instance.entity.js';
 import { isUniqueViolation } from '../persistence/pg-errors.js';
+import type { StateFields } from './instance-states.js';
 
 /** A transaction (or the pool's manager). Services only pass it through. */
 export type Tx = EntityManager;
@@ -79,6 +80,8 @@ export interface InstancesStore {
   lockByIds(tx: Tx, ids: readonly string[]): Promise<InstanceEntity[]>;
   lockOne(tx: Tx, id: string): Promise<InstanceEntity | undefined>;
   update(tx: Tx, ids: readonly string[], patch: Partial<InstanceEntity>): Promise<void>;
+  /** Each row's state fields as given (rows locked by the caller), in one statement. */
+  writeStates(tx: Tx, rows: ReadonlyArray<{ id: string } & StateFields>): Promise<void>;
 
   // Reconciliation
   /** Zones this cloud has instances (rows) in. */
@@ -214,6 +217,28 @@ export class InstancesRepository implements InstancesStore {
   async update(tx: Tx, ids: readonly string[], patch: Partial<InstanceEntity>): Promise<void> {
     if (!ids.length || !Object.keys(patch).length) return;
     await tx.createQueryBuilder().update(InstanceEntity).set(patch).where('id IN (:...ids)', { ids: [...ids] }).execute();
+  }
+
+  async writeStates(tx: Tx, rows: ReadonlyArray<{ id: string } & StateFields>): Promise<void> {
+    if (!rows.length) return;
+    await tx.query(
+      `UPDATE instances SET state = v.state, state_code = v.code, state_reason_code = v.reason_code, state_reason_message = v.reason_message,
+              state_transition_reason = v.transition_reason, state_changed_at = v.changed_at, node = v.node, terminated_at = v.terminated_at
+         FROM unnest($1::varchar[], $2::varchar[], $3::int[], $4::varchar[], $5::varchar[], $6::varchar[], $7::timestamptz[], $8::varchar[], $9::timestamptz[])
+              AS v(id, state, code, reason_code, reason_message, transition_reason, changed_at, node, terminated_at)
+        WHERE instances.id = v.id`,
+      [
+        rows.map((r) => r.id),
+        rows.map((r) => r.state),
+        rows.map((r) => r.stateCode),
+        rows.map((r) => r.stateReasonCode),
+        rows.map((r) => r.stateReasonMessage),
+        rows.map((r) => r.stateTransitionReason),
+        rows.map((r) => r.stateChangedAt),
+        rows.map((r) => r.node),
+        rows.map((r) => r.terminatedAt),
+      ],
+    );
   }
 
   async zones(): Promise<string[]> {

@@ -1,4 +1,4 @@
-import { defaultSubnetId, instanceMac, nextPrivateIp, parseSubnet, privateDnsName, publicDnsName, routerAddress, zoneSubnet } from './addressing.js';
+import { defaultSubnetId, instanceMac, nextPrivateIp, nextPrivateIps, parseSubnet, privateDnsName, publicDnsName, routerAddress, zoneSubnet } from './addressing.js';
 
 describe('addressing', () => {
   it('finds the zone subnet, falling back to *', () => {
@@ -16,6 +16,13 @@ describe('addressing', () => {
     expect(nextPrivateIp(s, ['10.0.0.2', '10.0.0.3', '10.0.0.4', '10.0.0.5'])).toBe('10.0.0.6');
     expect(nextPrivateIp(s, ['10.0.0.2', '10.0.0.3', '10.0.0.4', '10.0.0.5', '10.0.0.6'])).toBeUndefined();
     expect(nextPrivateIp(parseSubnet('10.0.0.0/28'), ['192.168.0.2'])).toBe('10.0.0.2');
+  });
+
+  it('picks several addresses in one pass as nextPrivateIp would one by one', () => {
+    const s = parseSubnet('10.0.0.0/29');
+    expect(nextPrivateIps(s, ['10.0.0.3', '10.0.0.5'], 2)).toEqual(['10.0.0.2', '10.0.0.4']);
+    expect(nextPrivateIps(s, ['10.0.0.3', '10.0.0.5'], 5)).toEqual(['10.0.0.2', '10.0.0.4', '10.0.0.6']);
+    expect(nextPrivateIps(s, [], 0)).toEqual([]);
   });
 
   it('derives the MAC from the low 40 bits of the id; a clash takes the next value', () => {

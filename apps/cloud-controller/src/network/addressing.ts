@@ -39,6 +39,15 @@ export function nextPrivateIp(s: Subnet, used: Iterable<string>): string | undef
   return undefined;
 }
 
+/** The `count` lowest free addresses (as nextPrivateIp picks them one by one), in one pass; fewer when the subnet is full. */
+export function nextPrivateIps(s: Subnet, used: Iterable<string>, count: number): string[] {
+  const taken = new Set<number>();
+  for (const ip of used) taken.add(ipToInt(ip));
+  const out: string[] = [];
+  for (let n = s.network + 2; n < s.broadcast && out.length < count; n++) if (!taken.has(n)) out.push(intToIp(n));
+  return out;
+}
+
 const macText = (v: bigint): string =>
   ['02', ...v.toString(16).padStart(10, '0').match(/../g)!].join(':');
 

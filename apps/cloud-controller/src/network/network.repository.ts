@@ -59,10 +59,10 @@ export interface NetworkStore {
   usedPrivateIps(tx: Tx, zone: string): Promise<string[]>;
   /** How many private addresses each of `zones` has taken (interfaces and node addresses). */
   usedPrivateIpCounts(zones: readonly string[]): Promise<Map<string, number>>;
-  usedMacs(tx: Tx, zone: string): Promise<Set<string>>;
-  insertInterfaces(tx: Tx, rows: readonly InterfaceRow[]): Promise<void>;
-  /** The instances' private DNS names, by instance id. */
-  setPrivateDnsNames(tx: Tx, names: ReadonlyMap<string, string>): Promise<void>;
+  /** Private addresses and MACs taken in the zone, in one round trip (it runs under the zone's lock). */
+  usedAddresses(tx: Tx, zone: string): Promise<{ ips: string[]; macs: Set<string> }>;
+  /** A launch's interfaces and its instances' private DNS names (by instance id), in one statement. */
+  insertInterfaces(tx: Tx, rows: readonly InterfaceRow[], dnsNames: ReadonlyMap<string, string>): Promise<void>;
   /** The public address pool's lock (AllocateAddress takes it too). */
   lockPublicPool(tx: Tx): Promise<void>;
   /** Every public address in use (elastic and launch-time). */
@@ -139,25 +139,44 @@ export class NetworkRepository implements NetworkStore {
     return new Map(rows.map((r) => [r.zone, Number(r.n)]));
   }
 
-  async usedMacs(tx: Tx, zone: string): Promise<Set<string>> {
-    const rows: Array<{ mac: string }> = await tx.query('SELECT mac FROM network_interfaces WHERE zone = $1', [zone]);
-    return new Set(rows.map((r) => r.mac));
+  /**
+   * Private addresses (interfaces and node addresses) and MACs taken in the zone, in one round
+   * trip: it runs under the zone's lock.
+   */
+  async usedAddresses(tx: Tx, zone: string): Promise<{ ips: string[]; macs: Set<string> }> {
+    const rows: Array<{ ip: string; mac: string | null }> = await tx.query(
+      'SELECT private_ip AS ip, mac FROM network_interfaces WHERE zone = $1 UNION ALL SELECT address, NULL FROM network_nodes WHERE zone = $1',
+      [zone],
+    );
+    const macs = new Set<string>();
+    for (const r of rows) if (r.mac !== null) macs.add(r.mac);
+    return { ips: rows.map((r) => r.ip), macs };
   }
 
-  /** One statement for a launch's interfaces (a round trip per row held the zone lock ~10 ms a row under load). */
-  async insertInterfaces(tx: Tx, rows: readonly InterfaceRow[]): Promise<void> {
+  /**
+   * A launch's interfaces and its instances' private DNS names, in one statement (it runs under
+   * the zone's lock; a round trip per row held it ~10 ms a row under load).
+   */
+  async insertInterfaces(tx: Tx, rows: readonly InterfaceRow[], dnsNames: ReadonlyMap<string, string>): Promise<void> {
     if (!rows.length) return;
     await tx.query(
-      `INSERT INTO network_interfaces (id, instance_id, attachment_id, zone, mac, private_ip, created_at)
-       SELECT * FROM unnest($1::varchar[], $2::varchar[], $3::varchar[], $4::varchar[], $5::varchar[], $6::varchar[], $7::timestamptz[])`,
-      [rows.map((r) => r.id), rows.map((r) => r.instanceId), rows.map((r) => r.attachmentId), rows.map((r) => r.zone), rows.map((r) => r.mac), rows.map((r) => r.privateIp), rows.map((r) => r.createdAt)],
+      `WITH ins AS (
+         INSERT INTO network_interfaces (id, instance_id, attachment_id, zone, mac, private_ip, created_at)
+         SELECT * FROM unnest($1::varchar[], $2::varchar[], $3::varchar[], $4::varchar[], $5::varchar[], $6::varchar[], $7::timestamptz[])
+       )
+       UPDATE instances SET private_dns_name = v.name FROM unnest($8::varchar[], $9::varchar[]) AS v(id, name) WHERE instances.id = v.id`,
+      [
+        rows.map((r) => r.id),
+        rows.map((r) => r.instanceId),
+        rows.map((r) => r.attachmentId),
+        rows.map((r) => r.zone),
+        rows.map((r) => r.mac),
+        rows.map((r) => r.privateIp),
+        rows.map((r) => r.createdAt),
+        [...dnsNames.keys()],
+        [...dnsNames.values()],
+      ],
     );
-  }
-
-  /** Private DNS names of a launch's instances, in one statement. */
-  async setPrivateDnsNames(tx: Tx, names: ReadonlyMap<string, string>): Promise<void> {
-    if (!names.size) return;
-    await tx.query('UPDATE instances SET private_dns_name = v.name FROM unnest($1::varchar[], $2::varchar[]) AS v(id, name) WHERE instances.id = v.id', [[...names.keys()], [...names.values()]]);
   }
 
   async lockPublicPool(tx: Tx): Promise<void> {
@@ -169,14 +188,14 @@ export class NetworkRepository implements NetworkStore {
     return rows.map((r) => r.public_ip);
   }
 
+  /** A launch's public addresses, in one statement (under the zone's and the pool's locks). */
   async insertLaunchAddresses(tx: Tx, rows: readonly LaunchAddressRow[]): Promise<void> {
-    for (const r of rows) {
-      await tx.query(
-        `INSERT INTO addresses (allocation_id, account_id, public_ip, domain, kind, instance_id, association_id, private_ip_address, created_at)
-         VALUES ($1, $2, $3, 'vpc', 'launch', $4, NULL, $5, $6)`,
-        [r.allocationId, r.accountId, r.publicIp, r.instanceId, r.privateIp, r.createdAt],
-      );
-    }
+    if (!rows.length) return;
+    await tx.query(
+      `INSERT INTO addresses (allocation_id, account_id, public_ip, domain, kind, instance_id, association_id, private_ip_address, created_at)
+       SELECT a, o, p, 'vpc', 'launch', i, NULL, q, c FROM unnest($1::varchar[], $2::varchar[], $3::varchar[], $4::varchar[], $5::varchar[], $6::timestamptz[]) AS v(a, o, p, i, q, c)`,
+      [rows.map((r) => r.allocationId), rows.map((r) => r.accountId), rows.map((r) => r.publicIp), rows.map((r) => r.instanceId), rows.map((r) => r.privateIp), rows.map((r) => r.createdAt)],
+    );
   }
 
   /**

@@ -70,17 +70,19 @@ class FakeNetworkStore implements NetworkStore {
   async usedPrivateIpCounts(zones: readonly string[]) {
     return new Map(zones.map((z) => [z, this.data.interfaces.filter((i) => i.zone === z).length + this.data.nodes.filter((n) => n.zone === z).length]));
   }
-  async usedMacs(_tx: Tx, zone: string) {
-    return new Set(this.data.interfaces.filter((i) => i.zone === zone).map((i) => i.mac));
+  async usedAddresses(_tx: Tx, zone: string) {
+    this.log.push(`private ${zone}`);
+    return {
+      ips: [...this.data.interfaces.filter((i) => i.zone === zone).map((i) => i.privateIp), ...this.data.nodes.filter((n) => n.zone === zone).map((n) => n.address)],
+      macs: new Set(this.data.interfaces.filter((i) => i.zone === zone).map((i) => i.mac)),
+    };
   }
-  async insertInterfaces(_tx: Tx, rows: readonly InterfaceRow[]) {
+  async insertInterfaces(_tx: Tx, rows: readonly InterfaceRow[], dnsNames: ReadonlyMap<string, string>) {
     for (const r of rows) {
       if (this.data.interfaces.some((i) => i.zone === r.zone && (i.privateIp === r.privateIp || i.mac === r.mac))) throw new Error('unique violation');
       this.data.interfaces.push({ ...r });
     }
-  }
-  async setPrivateDnsNames(_tx: Tx, names: ReadonlyMap<string, string>) {
-    for (const [id, name] of names) {
+    for (const [id, name] of dnsNames) {
       const i = this.data.instances.get(id);
       if (i) i.privateDnsName = name;
     }

@@ -5,7 +5,7 @@ import { Ec2Error, isValidId, newId } from '@koala/ec2-query';
 import { CLOCK, type Clock } from '@koala/runtime';
 import { firstFree, ipToInt, poolRange, type PoolRange } from './address-pool.js';
 import { accessOf, allows, type Caller } from '../persistence/access-scope.js';
-import { defaultSubnetId, defaultVpcId, instanceMac, nextPrivateIp, privateDnsName, publicDnsName, zoneSubnet, type Subnet } from './addressing.js';
+import { defaultSubnetId, defaultVpcId, instanceMac, nextPrivateIp, nextPrivateIps, privateDnsName, publicDnsName, zoneSubnet, type Subnet } from './addressing.js';
 import { buildZoneNetworkState, stateDigest } from './network-state.js';
 import type { MetadataOptionsInput } from './network-params.js';
 import { NETWORK_STORE, type InterfaceRow, type NetworkStore, type Tx } from './network.repository.js';
@@ -108,27 +108,28 @@ export class NetworkService {
    * In the launch transaction `tx`: an interface per instance (next free private IP, MAC from
    * the id) and a public address each when `publicIp`. A full subnet or pool fails the whole
    * launch (the transaction rolls back: nothing is half-written).
+   * The zone's lock is held from here to the commit and serialises the zone's launches: call
+   * this last in the transaction. Under it: one read and one write (two more for public
+   * addresses), no other work.
    */
   async allocateForLaunch(tx: Tx, zone: string, instances: ReadonlyArray<{ id: string; accountId: string }>, publicIp: boolean, now: Date, requestedIp?: string): Promise<Map<string, LaunchNetwork>> {
     const subnet = this.subnet(zone);
     await this.repo.lockZone(tx, zone);
-    const used = await this.repo.usedPrivateIps(tx, zone);
+    const { ips: used, macs } = await this.repo.usedAddresses(tx, zone);
     if (requestedIp !== undefined && used.includes(requestedIp)) throw new Ec2Error('InvalidIPAddress.InUse', `Address ${requestedIp} is in use.`);
-    const macs = await this.repo.usedMacs(tx, zone);
+    const ips = requestedIp !== undefined ? [requestedIp] : nextPrivateIps(subnet, used, instances.length); // one instance when requested
+    if (ips.length < instances.length) throw new Ec2Error('InsufficientFreeAddressesInSubnet', `The subnet ${subnet.cidr} of zone ${zone} has no free private IP addresses left for ${instances.length} instance(s).`);
     const rows: InterfaceRow[] = [];
     const out = new Map<string, LaunchNetwork>();
-    for (const i of instances) {
-      const ip = requestedIp ?? nextPrivateIp(subnet, used); // one instance when requested
-      if (!ip) throw new Ec2Error('InsufficientFreeAddressesInSubnet', `The subnet ${subnet.cidr} of zone ${zone} has no free private IP addresses left for ${instances.length} instance(s).`);
-      used.push(ip);
+    for (const [n, i] of instances.entries()) {
+      const ip = ips[n]!;
       const mac = instanceMac(i.id, macs);
       macs.add(mac);
       const row = { id: newId('eni'), instanceId: i.id, attachmentId: newId('eni-attach'), zone, mac, privateIp: ip, createdAt: now };
       rows.push(row);
       out.set(i.id, { interfaceId: row.id, mac, privateIp: ip, privateDnsName: privateDnsName(ip, this.config.dnsSuffix) });
     }
-    await this.repo.insertInterfaces(tx, rows);
-    await this.repo.setPrivateDnsNames(tx, new Map([...out].map(([id, n]) => [id, n.privateDnsName])));
+    await this.repo.insertInterfaces(tx, rows, new Map([...out].map(([id, n]) => [id, n.privateDnsName])));
     if (publicIp) {
       await this.repo.lockPublicPool(tx);
       const taken = await this.repo.usedPublicIps(tx);

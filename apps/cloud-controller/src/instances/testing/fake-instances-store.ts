@@ -7,6 +7,7 @@ import { Ec2Error, isValidId } from '@koala/ec2-query';
 import { accessOf, allows, type Caller } from '../../persistence/access-scope.js';
 import type { DescribeQuery } from '../../persistence/describe-page.js';
 import { InstanceEntity, type InstanceSecurityGroupEntity, type ReservationEntity } from '../instance.entity.js';
+import type { StateFields } from '../instance-states.js';
 import { ClientTokenTaken, type AttachedVolume, type GroupLink, type InstancePaging, type InstancesStore, type Tx } from '../instances.repository.js';
 
 const copy = (i: InstanceEntity): InstanceEntity => Object.assign(new InstanceEntity(), i);
@@ -178,6 +179,18 @@ export class FakeInstancesStore implements InstancesStore {
     for (const id of ids) {
       const i = this.instances.get(id);
       if (i) Object.assign(i, patch);
+    }
+  }
+
+  /** Statements writeStates ran (one per call), and the rows each wrote. */
+  stateWrites: string[][] = [];
+
+  async writeStates(_tx: Tx, rows: ReadonlyArray<{ id: string } & StateFields>) {
+    this.stateWrites.push(rows.map((r) => r.id));
+    for (const r of rows) {
+      const i = this.instances.get(r.id);
+      const { id: _id, ...fields } = r;
+      if (i) Object.assign(i, fields);
     }
   }
 
