@@ -1,7 +1,4 @@
-import { BusRemoteError } from '@koala/messaging';
-
-/** An error with an EC2-style code that the bus carries back to the caller. */
-export const codedError = (code: string, message: string) => Object.assign(new Error(message), { code });
+import { BusRemoteError, codedError } from '@koala/messaging';
 
 /**
  * For requests forwarded to an NC: keep the NC's own error code, and turn "nobody answered"

@@ -41,6 +41,14 @@ export class BusRemoteError extends Error {
   }
 }
 
+/**
+ * The error a handler throws to answer with an EC2-style code: the bus carries `code` and the
+ * message back, and the requester gets them as a BusRemoteError.
+ */
+export function codedError(code: string, message: string): Error & { code: string } {
+  return Object.assign(new Error(message), { code });
+}
+
 /** No component answered (nobody subscribed, or the request timed out). */
 export class BusUnavailableError extends Error {
   constructor(

@@ -14,9 +14,9 @@ import {
 } from '@koala/contracts';
 import { KOALA_CONFIG, type KoalaConfig } from '@koala/config';
 import type { Logger } from '@koala/logging';
-import type { EventStream, NatsBus } from '@koala/messaging';
+import { codedError, type EventStream, type NatsBus } from '@koala/messaging';
 import { BUS, CLOCK, LOGGER, type Clock } from '@koala/runtime';
-import { codedError, nodeErrors } from '../node-errors.js';
+import { nodeErrors } from '../node-errors.js';
 import { SchedulerService } from '../scheduler/scheduler.service.js';
 
 

@@ -6,13 +6,13 @@ import type { ConsoleLog } from '../console/console-log.js';
 import type { CachedImage, ImageCache } from '../images/image-cache.js';
 import type { DomainRunState, HostDomain, HostDomainEvent, Hypervisor, InstanceMeta, InstanceNic, VolumeRef } from '../libvirt/hypervisor.js';
 import type { InstanceEventSink } from './instance-events.js';
+import { codedError } from '@koala/messaging';
 
 const GiB = 1024 ** 3;
 /** nodeConsoleOutput returns at most this much (the most recent output), like EC2. */
 export const CONSOLE_MAX_BYTES = 64 * 1024;
 
 /** An error whose code travels back over the bus (EC2 style). */
-export const codedError = (code: string, message: string) => Object.assign(new Error(message), { code });
 
 export interface InstanceManagerOptions {
   zone: string;

@@ -5,6 +5,7 @@ import { HostNetSync, sameMembers, type Change } from './host-net-sync.js';
 import { FILTER_PREFIX, filterName, networkName, planNetwork, type DhcpHost, type NetworkPlan, type NodeNetConfig, type PlannedNetwork } from './network-plan.js';
 import type { LibvirtNetworkFacts, NetworkLibvirt } from './network-ports.js';
 import type { HostNetCommands, NetworkStateView } from './network-state-view.js';
+import { codedError } from '@koala/messaging';
 
 export interface NetworkAgentOptions {
   zone: string;
@@ -38,7 +39,6 @@ export interface InstanceNetworking {
   release(instanceId: string): Promise<void>;
 }
 
-const codedError = (code: string, message: string) => Object.assign(new Error(message), { code });
 
 /**
  * Reconciles this node to the zone's desired network state. Applies run one at a time; the
