@@ -72,6 +72,20 @@ describe('Ec2EndpointService', () => {
     expect(logs.some((l) => l.level === 'error')).toBe(false);
   });
 
+  it('answers a deadlock, a serialization failure or too many connections as Unavailable 503 (retryable), an unknown database error as 500', async () => {
+    for (const [code, status] of [['40P01', 503], ['40001', 503], ['53300', 503], ['57P01', 503], ['55P03', 503], ['42P01', 500]] as const) {
+      const { svc, logs, req } = setup(async () => {
+        throw Object.assign(new Error(`pg says ${code}`), { code });
+      });
+      const r = await svc.handle(req('Action=Boom'));
+      expect([code, r.status]).toEqual([code, status]);
+      if (status === 503) {
+        expect(r.body).toContain('<Code>Unavailable</Code>');
+        expect(logs.some((l) => l.level === 'error')).toBe(false);
+      }
+    }
+  });
+
   it('refuses a NUL in any parameter before the handler runs', async () => {
     let ran = false;
     const { svc, req } = setup(async () => {

@@ -58,6 +58,20 @@ export function databaseInputError(err: unknown): Ec2Error | undefined {
 }
 
 /**
+ * A database that is momentarily unable to serve (a deadlock or serialization failure PostgreSQL
+ * broke by aborting this transaction, too many connections, a lock timeout, the server starting
+ * or shutting down) as EC2's `Unavailable` 503, which the SDKs retry: nothing was written (the
+ * transaction was rolled back), and the caller did nothing wrong. Other errors: undefined.
+ */
+export function databaseBusyError(err: unknown): Ec2Error | undefined {
+  if (typeof err !== 'object' || err === null) return undefined;
+  const e = err as { code?: unknown; driverError?: { code?: unknown } };
+  const code = typeof e.driverError?.code === 'string' ? e.driverError.code : e.code;
+  if (typeof code !== 'string' || !/^(40001|40P01|53[0-9A-Z]{3}|55P03|57P0[1-3])$/.test(code)) return undefined;
+  return new Ec2Error('Unavailable', 'The service is busy right now; try the request again.', 503);
+}
+
+/**
  * Tests set `recorder` to learn the shape of every parameter name each action's handler reads
  * (test/api/parameters.e2e-spec.ts holds them against the declared shapes). Unset in production.
  */
@@ -149,10 +163,12 @@ export class Ec2EndpointService {
       let err = caught;
       if (!isEc2Error(err)) {
         const input = databaseInputError(err);
+        const busy = input ? undefined : databaseBusyError(err);
         // the logger's err serializer drops a QueryFailedError's bound parameters
         if (input) this.logger.warn({ err, action, requestId }, 'database refused a parameter value');
+        else if (busy) this.logger.warn({ err, action, requestId }, 'database busy: answered Unavailable, nothing written');
         else this.logger.error({ err, action, requestId }, 'unexpected error in EC2 request');
-        err = input ?? err;
+        err = input ?? busy ?? err;
       } else if (err.code === 'InternalError') this.logger.error({ action, requestId, detail: err.message }, 'internal error in EC2 request');
       // Internal failures answer a generic message with the request id; their text (component
       // errors: host paths, libvirt/tgt output) is in the log line above, under that id.
