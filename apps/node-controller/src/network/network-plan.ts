@@ -176,6 +176,8 @@ export function networkXml(n: Omit<PlannedNetwork, 'xml'>): string {
 
 /** nwfilter rule priorities: lower runs first (libvirt orders by priority, then by position). */
 const PRIO = { replies: 100, dhcp: 110, node: 120, group: 500, drop: 1000 } as const;
+/** Anti-spoofing (ebtables: libvirt keeps these apart from the ip rules above), before everything. */
+const L2 = { mac: -900, dhcp: -890, ip: -880, arp: -870, other: -860 } as const;
 
 type Dir = 'in' | 'out' | 'inout';
 interface FilterRule {
@@ -183,7 +185,7 @@ interface FilterRule {
   direction: Dir;
   priority: number;
   statematch?: false;
-  proto: 'all' | 'tcp' | 'udp' | 'icmp';
+  proto: 'all' | 'tcp' | 'udp' | 'icmp' | 'mac' | 'ip' | 'arp';
   attrs: Record<string, string | number | undefined>;
 }
 
@@ -298,8 +300,30 @@ const cidrOrder = (a: string, b: string) => {
   return byIp(pa.base, pb.base) || pa.prefix - pb.prefix;
 };
 
+/**
+ * The guest's own MAC and IP, IPv4 and ARP only: what libvirt's `clean-traffic` guarantees,
+ * with the values written out and every rule in the tap's root ebtables chain. clean-traffic's
+ * six filters make libvirt create, link and rename a chain per protocol on every tap (about 100
+ * ebtables commands); these are about 30. Sent by the guest (`out`): its MAC as source or
+ * dropped; IPv4 from its IP (or DHCP from 0.0.0.0); ARP announcing its MAC with its IP (or
+ * 0.0.0.0, a probe); anything else at L2 dropped both ways (IPv6, RARP, ...).
+ */
+function antiSpoofRules(ip: string, mac: string): FilterRule[] {
+  return [
+    { action: 'drop', direction: 'out', priority: L2.mac, proto: 'mac', attrs: { match: 'no', srcmacaddr: mac } },
+    { action: 'accept', direction: 'out', priority: L2.dhcp, proto: 'ip', attrs: { srcipaddr: '0.0.0.0', protocol: 'udp', srcportstart: 68, dstportstart: 67 } },
+    { action: 'accept', direction: 'out', priority: L2.ip, proto: 'ip', attrs: { srcipaddr: ip } },
+    { action: 'accept', direction: 'in', priority: L2.ip, proto: 'ip', attrs: {} },
+    { action: 'accept', direction: 'out', priority: L2.arp, proto: 'arp', attrs: { arpsrcmacaddr: mac, arpsrcipaddr: ip } },
+    { action: 'accept', direction: 'out', priority: L2.arp, proto: 'arp', attrs: { arpsrcmacaddr: mac, arpsrcipaddr: '0.0.0.0' } },
+    { action: 'accept', direction: 'in', priority: L2.arp, proto: 'arp', attrs: {} },
+    { action: 'drop', direction: 'inout', priority: L2.other, proto: 'mac', attrs: {} },
+  ];
+}
+
 export function filterXml(iface: NetworkInterfaceState, groups: readonly NetworkGroup[], nodeAddress: string, metadataPort: number, members: GroupMembers = new Map()): string {
   const rules: FilterRule[] = [
+    ...antiSpoofRules(iface.privateIp, iface.mac),
     // Replies to connections either side opened (libvirt keeps state per rule, but a reply must
     // pass even when the rule that let the first packet through was removed meanwhile).
     { action: 'accept', direction: 'in', priority: PRIO.replies, proto: 'all', attrs: { state: 'ESTABLISHED,RELATED' } },
@@ -331,10 +355,6 @@ export function filterXml(iface: NetworkInterfaceState, groups: readonly Network
   const rendered = [...seen].sort((a, b) => dirKey(a) - dirKey(b) || (a < b ? -1 : a > b ? 1 : 0));
   return [
     `<filter name='${esc(filterName(iface.instanceId))}' chain='root'>`,
-    "  <filterref filter='clean-traffic'>",
-    `    <parameter name='IP' value='${esc(iface.privateIp)}'/>`,
-    `    <parameter name='MAC' value='${esc(iface.mac)}'/>`,
-    '  </filterref>',
     ...rules.map(ruleXml),
     ...rendered,
     // Everything no rule accepted, both ways (stateless: also late packets of a revoked rule).
