@@ -35,18 +35,33 @@ const run = promisify(execFile);
 
 const PUBLIC_KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINyoXvY29EVnRKDDFUyRK/mKiqfYKpJMNrq+bY4rGrWK bench';
 
-interface LoadResult { n: number; errors: number; firstError?: string; seconds: number; rps: number; p50: number; p99: number; max: number; byAction: Record<string, { n: number; p50: number; p99: number }>; workers: Record<string, number>; clcCores?: number; machineIdle?: number }
+interface LoadResult {
+  n: number;
+  errors: number;
+  firstError?: string;
+  seconds: number;
+  rps: number;
+  p50: number;
+  p99: number;
+  max: number;
+  byAction: Record<string, { n: number; p50: number; p99: number }>;
+  workers: Record<string, number>;
+  clcCores?: number;
+  machineIdle?: number;
+}
 
 async function seed(endpoint: string, region: string, creds: TestCredentials[]): Promise<void> {
-  await Promise.all(creds.map(async (c, a) => {
-    const ec2 = new EC2Client({ endpoint, region, credentials: c, maxAttempts: 1 });
-    try {
-      for (let i = 0; i < 10; i++) await ec2.send(new ImportKeyPairCommand({ KeyName: `bench-${a}-${i}`, PublicKeyMaterial: new TextEncoder().encode(PUBLIC_KEY) }));
-      for (let i = 0; i < 5; i++) await ec2.send(new CreateSecurityGroupCommand({ GroupName: `bench-${a}-${i}`, Description: 'benchmark group' }));
-    } finally {
-      ec2.destroy();
-    }
-  }));
+  await Promise.all(
+    creds.map(async (c, a) => {
+      const ec2 = new EC2Client({ endpoint, region, credentials: c, maxAttempts: 1 });
+      try {
+        for (let i = 0; i < 10; i++) await ec2.send(new ImportKeyPairCommand({ KeyName: `bench-${a}-${i}`, PublicKeyMaterial: new TextEncoder().encode(PUBLIC_KEY) }));
+        for (let i = 0; i < 5; i++) await ec2.send(new CreateSecurityGroupCommand({ GroupName: `bench-${a}-${i}`, Description: 'benchmark group' }));
+      } finally {
+        ec2.destroy();
+      }
+    }),
+  );
 }
 
 async function load(endpoint: string, region: string, creds: TestCredentials[], seconds: number): Promise<LoadResult> {
@@ -115,10 +130,17 @@ it(`${CLIENTS} clients on a Describe mix: 1 process vs ${WORKERS} workers`, asyn
   rows.push(`${CLIENTS} concurrent clients, ${SECONDS}s, ${creds.length} accounts (10 key pairs, 5+1 security groups each), Describe mix of 7 actions; ${availableParallelism()} cores`);
   rows.push('CLC                req/s     p50 ms    p99 ms    max ms   errors   req/s vs 1   p99 vs 1   served by (worker: requests)');
   for (const [label, r] of results) {
-    rows.push(`${label.padEnd(14)} ${r.rps.toFixed(1).padStart(9)} ${r.p50.toFixed(1).padStart(10)} ${r.p99.toFixed(1).padStart(9)} ${r.max.toFixed(0).padStart(9)} ${String(r.errors).padStart(8)} ${(r.rps / base.rps).toFixed(2).padStart(12)} ${(r.p99 / base.p99).toFixed(2).padStart(10)}   ${JSON.stringify(r.workers)}${r.firstError ? ` first error: ${r.firstError}` : ''}`);
+    rows.push(
+      `${label.padEnd(14)} ${r.rps.toFixed(1).padStart(9)} ${r.p50.toFixed(1).padStart(10)} ${r.p99.toFixed(1).padStart(9)} ${r.max.toFixed(0).padStart(9)} ${String(r.errors).padStart(8)} ${(r.rps / base.rps).toFixed(2).padStart(12)} ${(r.p99 / base.p99).toFixed(2).padStart(10)}   ${JSON.stringify(r.workers)}${r.firstError ? ` first error: ${r.firstError}` : ''}`,
+    );
   }
   rows.push(`CPU during the run: ${results.map(([label, r]) => `${label}: CLC processes ${r.clcCores!.toFixed(2)} cores, machine idle ${(100 * r.machineIdle!).toFixed(0)}%`).join('; ')}`);
   rows.push('per action, p50 / p99 ms:');
-  for (const [label, r] of results) rows.push(`  ${label.padEnd(12)} ${Object.entries(r.byAction).map(([a, x]) => `${a.replace('Describe', '')} ${x.p50}/${x.p99}`).join('  ')}`);
+  for (const [label, r] of results)
+    rows.push(
+      `  ${label.padEnd(12)} ${Object.entries(r.byAction)
+        .map(([a, x]) => `${a.replace('Describe', '')} ${x.p50}/${x.p99}`)
+        .join('  ')}`,
+    );
   process.stdout.write(`\n${rows.join('\n')}\n\n`);
 }, 900_000);

@@ -14,13 +14,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { connect } from 'node:net';
-import {
-  CreateSecurityGroupCommand,
-  DescribeKeyPairsCommand,
-  DescribeSecurityGroupsCommand,
-  EC2Client,
-  ImportKeyPairCommand,
-} from '@aws-sdk/client-ec2';
+import { CreateSecurityGroupCommand, DescribeKeyPairsCommand, DescribeSecurityGroupsCommand, EC2Client, ImportKeyPairCommand } from '@aws-sdk/client-ec2';
 import { startCloud, type TestCloud } from '../test/support/cloud.js';
 import { freePort } from '../test/support/nats-server.js';
 
@@ -48,9 +42,11 @@ function opensshRsaPublicKey(): string {
 
 async function pool<T>(items: T[], n: number, fn: (item: T) => Promise<unknown>): Promise<void> {
   let i = 0;
-  await Promise.all(Array.from({ length: n }, async () => {
-    while (i < items.length) await fn(items[i++]!);
-  }));
+  await Promise.all(
+    Array.from({ length: n }, async () => {
+      while (i < items.length) await fn(items[i++]!);
+    }),
+  );
 }
 
 async function populate(ec2: EC2Client, publicKey: string): Promise<void> {
@@ -65,12 +61,14 @@ async function rate(call: () => Promise<unknown>): Promise<{ rps: number; n: num
   let n = 0;
   const start = performance.now();
   const until = start + SECONDS * 1000;
-  await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
-    while (performance.now() < until) {
-      await call();
-      n++;
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async () => {
+      while (performance.now() < until) {
+        await call();
+        n++;
+      }
+    }),
+  );
   return { rps: n / ((performance.now() - start) / 1000), n };
 }
 

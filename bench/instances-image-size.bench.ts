@@ -51,7 +51,10 @@ it('RunInstances-to-running from a cached 10 MiB vs 10 GiB image', async () => {
     closeSync(fd);
 
     const images: { label: string; id: string; importMs: number; coldMs: number; coldDownloadBytes: number; warm: number[] }[] = [];
-    for (const [label, file] of [['10 MiB', small], ['10 GiB', big]] as const) {
+    for (const [label, file] of [
+      ['10 MiB', small],
+      ['10 GiB', big],
+    ] as const) {
       const t0 = performance.now();
       const [id] = await b.importImage(['--name', `bench-${label.replace(' ', '')}-${tag}`, '--public', file]);
       images.push({ label, id: id!, importMs: performance.now() - t0, coldMs: 0, coldDownloadBytes: 0, warm: [] });

@@ -27,16 +27,7 @@ import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import {
-  DomainState,
-  VIR_DOMAIN_XML_INACTIVE,
-  buildStoragePoolXml,
-  buildStorageVolumeXml,
-  parseDomainXml,
-  parseStorageVolumeXml,
-  type StoragePool,
-  type StorageVol,
-} from '@koala/libvirt';
+import { DomainState, VIR_DOMAIN_XML_INACTIVE, buildStoragePoolXml, buildStorageVolumeXml, parseDomainXml, parseStorageVolumeXml, type StoragePool, type StorageVol } from '@koala/libvirt';
 import { fmt, startBenchCloud, stats, until, type BenchCloud } from './instances-support.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -53,7 +44,17 @@ it('RunInstances-to-running/booted: Koala vs bare createDomainXml', async () => 
   try {
     b = await startBenchCloud({ uri: 'qemu:///system' });
     const { lv, tag, work } = b;
-    const ids = await b.importImage(['--name', `tiny-linux-bench-${tag}`, '--public', '--kernel', join(IMAGE_DIR, 'vmlinuz'), '--ramdisk', join(IMAGE_DIR, 'initramfs.img'), '--root', join(IMAGE_DIR, 'rootfs.img')]);
+    const ids = await b.importImage([
+      '--name',
+      `tiny-linux-bench-${tag}`,
+      '--public',
+      '--kernel',
+      join(IMAGE_DIR, 'vmlinuz'),
+      '--ramdisk',
+      join(IMAGE_DIR, 'initramfs.img'),
+      '--root',
+      join(IMAGE_DIR, 'rootfs.img'),
+    ]);
     const imageId = ids.find((i) => i.startsWith('emi-'))!;
 
     // Our own pool for the bare side (its name carries the tag: close() removes it in any case).
@@ -74,7 +75,13 @@ it('RunInstances-to-running/booted: Koala vs bare createDomainXml', async () => 
     const parsed = parseDomainXml(xml);
     const ncPool = await lv.lookupStoragePoolByName(b.nc.config.ncInstancesPool);
     // Root: an overlay on the same cached base; the other disks: templates copied from the NC's volumes.
-    interface DiskPlan { volume: string; suffix: string; root?: { base: string; baseFormat: string; capacity: number }; template?: StorageVol; capacity: number }
+    interface DiskPlan {
+      volume: string;
+      suffix: string;
+      root?: { base: string; baseFormat: string; capacity: number };
+      template?: StorageVol;
+      capacity: number;
+    }
     const plan: DiskPlan[] = [];
     for (const d of parsed.disks) {
       if (d.type !== 'volume' || !d.sourceVolume) throw new Error(`unexpected disk in the NC's domain XML: ${JSON.stringify(d)}`);
@@ -83,7 +90,12 @@ it('RunInstances-to-running/booted: Koala vs bare createDomainXml', async () => 
       const suffix = d.sourceVolume.slice(warm.length);
       if (d.targetDev === 'vda') {
         if (!info.backingStorePath) throw new Error('the root volume has no backing store');
-        plan.push({ volume: d.sourceVolume, suffix, capacity: info.capacityBytes!, root: { base: info.backingStorePath, baseFormat: info.backingStoreFormat ?? 'raw', capacity: info.capacityBytes! } });
+        plan.push({
+          volume: d.sourceVolume,
+          suffix,
+          capacity: info.capacityBytes!,
+          root: { base: info.backingStorePath, baseFormat: info.backingStoreFormat ?? 'raw', capacity: info.capacityBytes! },
+        });
       } else {
         const template = await lv.createVolumeFrom(pool, buildStorageVolumeXml({ name: `template${suffix}`, format: 'raw', capacityBytes: info.capacityBytes!, permissions: { mode: '0644' } }), vol);
         plan.push({ volume: d.sourceVolume, suffix, capacity: info.capacityBytes!, template });
@@ -126,7 +138,12 @@ it('RunInstances-to-running/booted: Koala vs bare createDomainXml', async () => 
       for (const d of plan) {
         const volName = `${name}${d.suffix}`;
         if (d.root) {
-          vols.push(await lv.createVolume(pool, buildStorageVolumeXml({ name: volName, format: 'qcow2', capacityBytes: d.root.capacity, backingStore: { path: d.root.base, format: d.root.baseFormat as 'raw' } })));
+          vols.push(
+            await lv.createVolume(
+              pool,
+              buildStorageVolumeXml({ name: volName, format: 'qcow2', capacityBytes: d.root.capacity, backingStore: { path: d.root.base, format: d.root.baseFormat as 'raw' } }),
+            ),
+          );
         } else {
           vols.push(await lv.createVolumeFrom(pool, buildStorageVolumeXml({ name: volName, format: 'raw', capacityBytes: d.capacity, permissions: { mode: '0644' } }), d.template!));
         }

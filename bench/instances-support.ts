@@ -11,15 +11,7 @@ import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { INestApplicationContext } from '@nestjs/common';
-import {
-  DescribeInstancesCommand,
-  GetConsoleOutputCommand,
-  RunInstancesCommand,
-  TerminateInstancesCommand,
-  type EC2Client,
-  type _InstanceType,
-  type Instance,
-} from '@aws-sdk/client-ec2';
+import { DescribeInstancesCommand, GetConsoleOutputCommand, RunInstancesCommand, TerminateInstancesCommand, type EC2Client, type _InstanceType, type Instance } from '@aws-sdk/client-ec2';
 import { listNodes } from '@koala/contracts';
 import { loadConfig, type KoalaConfig } from '@koala/config';
 import { Libvirt } from '@koala/libvirt';
@@ -101,16 +93,19 @@ export async function startBenchCloud(opts: { uri?: string; ncEnv?: Record<strin
   const cleanup = async (ec2?: EC2Client) => {
     let ids: string[] = [];
     if (ec2) {
-      const left = await ec2
-        .send(new DescribeInstancesCommand({ Filters: [{ Name: 'instance-state-name', Values: ['pending', 'running', 'stopping', 'stopped'] }] }))
-        .catch(() => undefined);
+      const left = await ec2.send(new DescribeInstancesCommand({ Filters: [{ Name: 'instance-state-name', Values: ['pending', 'running', 'stopping', 'stopped'] }] })).catch(() => undefined);
       ids = (left?.Reservations ?? []).flatMap((r) => r.Instances ?? []).map((i) => i.InstanceId!);
       if (ids.length) {
         await ec2.send(new TerminateInstancesCommand({ InstanceIds: ids })).catch(() => undefined);
-        await until('left-over instances terminated', async () => {
-          const r = await ec2.send(new DescribeInstancesCommand({ InstanceIds: ids })).catch(() => undefined);
-          return (r?.Reservations ?? []).flatMap((x) => x.Instances ?? []).every((i) => i.State?.Name === 'terminated');
-        }, 120_000, 500).catch(() => undefined);
+        await until(
+          'left-over instances terminated',
+          async () => {
+            const r = await ec2.send(new DescribeInstancesCommand({ InstanceIds: ids })).catch(() => undefined);
+            return (r?.Reservations ?? []).flatMap((x) => x.Instances ?? []).every((i) => i.State?.Name === 'terminated');
+          },
+          120_000,
+          500,
+        ).catch(() => undefined);
       }
     }
     for (const d of [...daemons].reverse()) await d.close().catch(() => undefined);
@@ -155,10 +150,15 @@ export async function startBenchCloud(opts: { uri?: string; ncEnv?: Record<strin
     daemons.push(nc.app);
     const bus = await NatsBus.connect({ url: nats.url, name: 'bench-probe' });
     try {
-      await until(`node ${node} up`, async () => {
-        const n = (await bus.request(listNodes(zone), {}, { timeoutMs: 3000 }).catch(() => undefined))?.nodes ?? [];
-        return n.some((x) => x.node === node && x.state === 'up');
-      }, 60_000, 200);
+      await until(
+        `node ${node} up`,
+        async () => {
+          const n = (await bus.request(listNodes(zone), {}, { timeoutMs: 3000 }).catch(() => undefined))?.nodes ?? [];
+          return n.some((x) => x.node === node && x.state === 'up');
+        },
+        60_000,
+        200,
+      );
     } finally {
       await bus.close();
     }
@@ -190,11 +190,16 @@ export async function startBenchCloud(opts: { uri?: string; ncEnv?: Record<strin
       },
       describe,
       async waitRunning(id, everyMs = 100) {
-        await until(`${id} running`, async () => {
-          const i = await describe(id);
-          if (i.State?.Name === 'terminated') throw new Error(`${id} terminated: ${i.StateReason?.Code} ${i.StateReason?.Message}`);
-          return i.State?.Name === 'running';
-        }, 600_000, everyMs);
+        await until(
+          `${id} running`,
+          async () => {
+            const i = await describe(id);
+            if (i.State?.Name === 'terminated') throw new Error(`${id} terminated: ${i.StateReason?.Code} ${i.StateReason?.Message}`);
+            return i.State?.Name === 'running';
+          },
+          600_000,
+          everyMs,
+        );
       },
       async consoleText(id) {
         const r = await ec2.send(new GetConsoleOutputCommand({ InstanceId: id, Latest: true }));

@@ -61,9 +61,7 @@ async function main(): Promise<void> {
     const seq = await rate(fn, 1);
     const par = await rate(fn, IN_FLIGHT);
     const virsh = virshRate(virshArgs);
-    console.log(
-      `${name.padEnd(24)} ${fmt(seq)}/s ${fmt(par)}/s ${fmt(virsh)}/s ${(seq / virsh).toFixed(1).padStart(10)}x ${(par / virsh).toFixed(1).padStart(9)}x`,
-    );
+    console.log(`${name.padEnd(24)} ${fmt(seq)}/s ${fmt(par)}/s ${fmt(virsh)}/s ${(seq / virsh).toFixed(1).padStart(10)}x ${(par / virsh).toFixed(1).padStart(9)}x`);
   }
   await lv.close();
 }

@@ -92,7 +92,10 @@ it('RunInstances -> running / booted with guest networking vs without (one lab n
     homes.push(work);
     chmodSync(work, 0o755);
     const relayEntry = join(work, 'relay-main.mjs');
-    writeFileSync(relayEntry, transformFileSync(join(ROOT, 'apps/node-controller/src/metadata/relay-main.ts'), { jsc: { parser: { syntax: 'typescript' }, target: 'es2022' }, module: { type: 'es6' } }).code);
+    writeFileSync(
+      relayEntry,
+      transformFileSync(join(ROOT, 'apps/node-controller/src/metadata/relay-main.ts'), { jsc: { parser: { syntax: 'typescript' }, target: 'es2022' }, module: { type: 'es6' } }).code,
+    );
     const zNet = `bn-${tag}`;
     const zPlain = `bp-${tag}`;
     cloud = await startCloud({ natsUrl: nats.url, env: { KOALA_ZONE_SUBNETS: `${zNet}=10.66.0.0/24,${zPlain}=10.67.0.0/24`, KOALA_PUBLIC_IP_RANGE: '198.51.100.0/24' } });
@@ -104,7 +107,10 @@ it('RunInstances -> running / booted with guest networking vs without (one lab n
       homes.push(home);
       return loadConfig({ KOALA_HOME: home, KOALA_NATS_URL: nats.url, KOALA_ZONE: zone, KOALA_LOG_LEVEL: 'warn', KOALA_HEARTBEAT_MS: '500', ...extra });
     };
-    for (const [zone, net] of [[zNet, true], [zPlain, false]] as const) {
+    for (const [zone, net] of [
+      [zNet, true],
+      [zPlain, false],
+    ] as const) {
       daemons.push((await startDaemon('cluster-controller', clusterModule, { zoned: true, config: env(zone, {}) })).app);
       const config = env(zone, {
         KOALA_NODE_NAME: `${zone}-b1`,
@@ -118,7 +124,11 @@ it('RunInstances -> running / booted with guest networking vs without (one lab n
       await until(`${zone} node up`, async () => (await bus!.request(listNodes(zone), {}, { timeoutMs: 3000 }).catch(() => ({ nodes: [] }))).nodes.some((n) => n.state === 'up'), 60_000, 500);
     }
     let out = '';
-    const code = await runAdminCommand(cloud.config, ['image', 'import', '--name', `tiny-${tag}`, '--public', '--kernel', join(IMAGE_DIR, 'vmlinuz'), '--ramdisk', join(IMAGE_DIR, 'initramfs.img'), '--root', join(IMAGE_DIR, 'rootfs.img')], { out: (s) => (out += s), err: () => undefined });
+    const code = await runAdminCommand(
+      cloud.config,
+      ['image', 'import', '--name', `tiny-${tag}`, '--public', '--kernel', join(IMAGE_DIR, 'vmlinuz'), '--ramdisk', join(IMAGE_DIR, 'initramfs.img'), '--root', join(IMAGE_DIR, 'rootfs.img')],
+      { out: (s) => (out += s), err: () => undefined },
+    );
     if (code !== 0) throw new Error('image import failed');
     const imageId = out.match(/emi-[0-9a-f]{17}/)![0];
     const text = async (id: string) => {
@@ -147,7 +157,10 @@ it('RunInstances -> running / booted with guest networking vs without (one lab n
     const r = { net: { running: [] as number[], booted: [] as number[], net: [] as number[] }, plain: { running: [] as number[], booted: [] as number[], net: [] as number[] } };
     let lines = '';
     for (let i = 0; i < ROUNDS; i++) {
-      for (const [k, zone] of [['net', zNet], ['plain', zPlain]] as const) {
+      for (const [k, zone] of [
+        ['net', zNet],
+        ['plain', zPlain],
+      ] as const) {
         const x = await once(zone);
         r[k].running.push(x.running);
         r[k].booted.push(x.booted);
@@ -184,13 +197,28 @@ it(`a security-group rule change on ${GUESTS} running interfaces (agent apply: r
     nodes: [{ node: 'b1', address: '10.55.0.2' }],
     interfaces: ids.map((instanceId, i) => ({ instanceId, node: 'b1', mac: `02:00:00:55:00:${(i + 16).toString(16).padStart(2, '0')}`, privateIp: `10.55.0.${i + 10}`, groupIds: [sgA] })),
     groups: [
-      { groupId: sgA, name: 'a', ingress: [{ protocol: 'tcp', fromPort: 22, toPort: 22, cidrs: ['0.0.0.0/0'], groupIds: [] }, ...(allowB ? [{ protocol: 'tcp' as const, fromPort: 8080, toPort: 8080, cidrs: ['198.51.100.0/24'], groupIds: [] }] : [])], egress: [{ protocol: 'all', fromPort: -1, toPort: -1, cidrs: ['0.0.0.0/0'], groupIds: [] }] },
+      {
+        groupId: sgA,
+        name: 'a',
+        ingress: [
+          { protocol: 'tcp', fromPort: 22, toPort: 22, cidrs: ['0.0.0.0/0'], groupIds: [] },
+          ...(allowB ? [{ protocol: 'tcp' as const, fromPort: 8080, toPort: 8080, cidrs: ['198.51.100.0/24'], groupIds: [] }] : []),
+        ],
+        egress: [{ protocol: 'all', fromPort: -1, toPort: -1, cidrs: ['0.0.0.0/0'], groupIds: [] }],
+      },
     ],
     generatedAt: new Date().toISOString(),
   });
   const conn = new NodeLibvirt({ uri: 'qemu:///system', socketPath: node.libvirtSocket });
   await conn.start();
-  const agent = new NetworkAgent({ zone, config: { node: 'b1', bridge: 'koala-bb0', metadataPort: 8775 }, enabled: true, host: new ExecHostNetCommands({ netns: node.netns }), libvirt: new LibvirtNetworkPort(conn), fetchState: async () => state(1, true) });
+  const agent = new NetworkAgent({
+    zone,
+    config: { node: 'b1', bridge: 'koala-bb0', metadataPort: 8775 },
+    enabled: true,
+    host: new ExecHostNetCommands({ netns: node.netns }),
+    libvirt: new LibvirtNetworkPort(conn),
+    fetchState: async () => state(1, true),
+  });
   const lv = await conn.get();
   const doms: Domain[] = [];
   try {
@@ -204,7 +232,14 @@ it(`a security-group rule change on ${GUESTS} running interfaces (agent apply: r
         vcpus: 1,
         boot: { kind: 'kernel', kernel: join(IMAGE_DIR, 'vmlinuz'), initrd: join(IMAGE_DIR, 'initramfs.img'), cmdline: 'console=ttyS0' },
         disks: [],
-        interfaces: [{ type: 'network', source: `koala-${zone}`, mac: `02:00:00:55:00:${(i + 16).toString(16).padStart(2, '0')}`, filter: { name: `koala-i-${id}`, parameters: { IP: `10.55.0.${i + 10}`, MAC: `02:00:00:55:00:${(i + 16).toString(16).padStart(2, '0')}`, CTRL_IP_LEARNING: 'none' } } }],
+        interfaces: [
+          {
+            type: 'network',
+            source: `koala-${zone}`,
+            mac: `02:00:00:55:00:${(i + 16).toString(16).padStart(2, '0')}`,
+            filter: { name: `koala-i-${id}`, parameters: { IP: `10.55.0.${i + 10}`, MAC: `02:00:00:55:00:${(i + 16).toString(16).padStart(2, '0')}`, CTRL_IP_LEARNING: 'none' } },
+          },
+        ],
       });
       doms.push(await lv.createDomainXml(xml, 1 /* VIR_DOMAIN_START_PAUSED */));
     };
@@ -247,11 +282,18 @@ it(`a security-group rule change on ${GUESTS} running interfaces (agent apply: r
   }
 });
 
-it('the NC\'s share of a networked launch: prepare() (own entries) vs a whole apply', async () => {
+it("the NC's share of a networked launch: prepare() (own entries) vs a whole apply", async () => {
   const node = lab!.nodes[0]!;
   const zone = `bl-${tag}`;
   const sg = 'sg-0000000c';
-  const iface = (i: number) => ({ instanceId: `i-${tag}${(0x100 + i).toString(16).padStart(11, '0')}`, node: 'b1', mac: `02:00:00:56:01:${(i + 16).toString(16).padStart(2, '0')}`, privateIp: `10.56.1.${i + 10}`, publicIp: `198.51.100.${i + 10}`, groupIds: [sg] });
+  const iface = (i: number) => ({
+    instanceId: `i-${tag}${(0x100 + i).toString(16).padStart(11, '0')}`,
+    node: 'b1',
+    mac: `02:00:00:56:01:${(i + 16).toString(16).padStart(2, '0')}`,
+    privateIp: `10.56.1.${i + 10}`,
+    publicIp: `198.51.100.${i + 10}`,
+    groupIds: [sg],
+  });
   const state = (version: number, n: number): ZoneNetworkState => ({
     zone,
     version,
@@ -259,14 +301,31 @@ it('the NC\'s share of a networked launch: prepare() (own entries) vs a whole ap
     dnsSuffix: 'bench.compute.internal',
     nodes: [{ node: 'b1', address: '10.56.1.2' }],
     interfaces: Array.from({ length: n }, (_, i) => iface(i)),
-    groups: [{ groupId: sg, name: 'default', ingress: [{ protocol: 'all', fromPort: -1, toPort: -1, cidrs: [], groupIds: [sg] }, { protocol: 'tcp', fromPort: 22, toPort: 22, cidrs: ['0.0.0.0/0'], groupIds: [] }], egress: [{ protocol: 'all', fromPort: -1, toPort: -1, cidrs: ['0.0.0.0/0'], groupIds: [] }] }],
+    groups: [
+      {
+        groupId: sg,
+        name: 'default',
+        ingress: [
+          { protocol: 'all', fromPort: -1, toPort: -1, cidrs: [], groupIds: [sg] },
+          { protocol: 'tcp', fromPort: 22, toPort: 22, cidrs: ['0.0.0.0/0'], groupIds: [] },
+        ],
+        egress: [{ protocol: 'all', fromPort: -1, toPort: -1, cidrs: ['0.0.0.0/0'], groupIds: [] }],
+      },
+    ],
     generatedAt: new Date().toISOString(),
   });
   const conn = new NodeLibvirt({ uri: 'qemu:///system', socketPath: node.libvirtSocket });
   await conn.start();
   const base = 10;
   let served = state(1, base);
-  const agent = new NetworkAgent({ zone, config: { node: 'b1', bridge: 'koala-bl0', metadataPort: 8775 }, enabled: true, host: new ExecHostNetCommands({ netns: node.netns }), libvirt: new LibvirtNetworkPort(conn), fetchState: async () => served });
+  const agent = new NetworkAgent({
+    zone,
+    config: { node: 'b1', bridge: 'koala-bl0', metadataPort: 8775 },
+    enabled: true,
+    host: new ExecHostNetCommands({ netns: node.netns }),
+    libvirt: new LibvirtNetworkPort(conn),
+    fetchState: async () => served,
+  });
   try {
     agent.receive(served);
     await agent.kick();
@@ -277,7 +336,10 @@ it('the NC\'s share of a networked launch: prepare() (own entries) vs a whole ap
       // prepare(): the state does not know the instance yet (as at RunInstances)
       const i = iface(n);
       const t = performance.now();
-      await agent.prepare({ instanceId: i.instanceId, network: { mac: i.mac, privateIp: i.privateIp, publicIp: i.publicIp, subnet: '10.56.1.0/24', privateDnsName: 'x', groups: [{ groupId: sg, name: 'default' }] } } as unknown as InstanceSpec);
+      await agent.prepare({
+        instanceId: i.instanceId,
+        network: { mac: i.mac, privateIp: i.privateIp, publicIp: i.publicIp, subnet: '10.56.1.0/24', privateDnsName: 'x', groups: [{ groupId: sg, name: 'default' }] },
+      } as unknown as InstanceSpec);
       own.push(performance.now() - t);
       // a whole apply of a state with one more instance (the old launch path's pass)
       served = state(10 + r * 2, n + 2);
@@ -287,7 +349,9 @@ it('the NC\'s share of a networked launch: prepare() (own entries) vs a whole ap
       agent.receive(served);
       await agent.kick();
     }
-    process.stdout.write(`\nthe NC's share of a networked launch (one lab node, ${base}+ instances in the zone):\n  prepare() on an applied state (own entries only): ${fmt(own)}\n  a whole apply adding one instance:                 ${fmt(whole)}\n`);
+    process.stdout.write(
+      `\nthe NC's share of a networked launch (one lab node, ${base}+ instances in the zone):\n  prepare() on an applied state (own entries only): ${fmt(own)}\n  a whole apply adding one instance:                 ${fmt(whole)}\n`,
+    );
   } finally {
     await agent.apply({ ...state(1000, 0) }).catch(() => undefined);
     await agent.stop();

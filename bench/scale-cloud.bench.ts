@@ -54,7 +54,13 @@ async function motoWorkload(): Promise<Record<string, number | string> | { skipp
   const ec2 = new EC2Client({ endpoint: `http://127.0.0.1:${port}`, region: 'us-east-1', credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' }, maxAttempts: 1 });
   try {
     for (let i = 0; ; i++) {
-      if (await fetch(`http://127.0.0.1:${port}/moto-api/`).then(() => true, () => false)) break;
+      if (
+        await fetch(`http://127.0.0.1:${port}/moto-api/`).then(
+          () => true,
+          () => false,
+        )
+      )
+        break;
       if (i > 100) throw new Error('moto_server did not start');
       await new Promise((r) => setTimeout(r, 200));
     }
@@ -126,7 +132,11 @@ describe('scale: CLC + CC + simulated nodes through the EC2 API', () => {
     const launch = await launchAll(ec2, { imageId: cloud.imageId, zone: cloud.zone, instances: INSTANCES, concurrency: CONCURRENCY });
     let check: ScaleCheck | undefined;
     for (let i = 0; i < 60; i++) {
-      check = await checkScale(cloud, launch.launched.filter((id) => !launch.failed.includes(id)), resources);
+      check = await checkScale(
+        cloud,
+        launch.launched.filter((id) => !launch.failed.includes(id)),
+        resources,
+      );
       if (!check.mismatched.length) break;
       await new Promise((r) => setTimeout(r, 500));
     }
@@ -168,9 +178,15 @@ describe('scale: CLC + CC + simulated nodes through the EC2 API', () => {
       failedReasons,
       errors: launch.errors,
       // where a RunInstances call's time goes, from the CLC's and CC's own metrics (means)
-      clcPlaceRoundTripMeanMs: r1((series(clcMetrics, 'koala_nats_request_duration_seconds_sum', { contract: 'cc.place-instances' }) / series(clcMetrics, 'koala_nats_request_duration_seconds_count', { contract: 'cc.place-instances' })) * 1000),
+      clcPlaceRoundTripMeanMs: r1(
+        (series(clcMetrics, 'koala_nats_request_duration_seconds_sum', { contract: 'cc.place-instances' }) /
+          series(clcMetrics, 'koala_nats_request_duration_seconds_count', { contract: 'cc.place-instances' })) *
+          1000,
+      ),
       ccDecisionMeanMs: r1((series(ccMetrics, 'koala_scheduler_decision_duration_seconds_sum') / series(ccMetrics, 'koala_scheduler_decision_duration_seconds_count')) * 1000),
-      clcRunInstancesMeanMs: r1((series(clcMetrics, 'koala_ec2_request_duration_seconds_sum', { action: 'RunInstances' }) / series(clcMetrics, 'koala_ec2_request_duration_seconds_count', { action: 'RunInstances' })) * 1000),
+      clcRunInstancesMeanMs: r1(
+        (series(clcMetrics, 'koala_ec2_request_duration_seconds_sum', { action: 'RunInstances' }) / series(clcMetrics, 'koala_ec2_request_duration_seconds_count', { action: 'RunInstances' })) * 1000,
+      ),
       check: { lost: check!.lost.length, duplicated: check!.duplicated.length, overcommitted: check!.overcommitted.length, mismatchedNodes: check!.mismatched.length },
       ...(MOTO ? { moto: await motoWorkload() } : {}),
     };

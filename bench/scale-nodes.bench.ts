@@ -41,14 +41,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { INestApplicationContext } from '@nestjs/common';
-import {
-  DescribeAvailabilityZonesCommand,
-  DescribeInstancesCommand,
-  RunInstancesCommand,
-  TerminateInstancesCommand,
-  type EC2Client,
-  type Instance,
-} from '@aws-sdk/client-ec2';
+import { DescribeAvailabilityZonesCommand, DescribeInstancesCommand, RunInstancesCommand, TerminateInstancesCommand, type EC2Client, type Instance } from '@aws-sdk/client-ec2';
 import { connect as natsConnect, type NatsConnection } from '@nats-io/transport-node';
 import { listDomains, listNodes, Subjects, type ListNodesResponse, type NodeDomains } from '@koala/contracts';
 import { loadConfig, type KoalaConfig } from '@koala/config';
@@ -216,10 +209,15 @@ it(`scale: ${NODES} simulated nodes, ${WANTED} t1.micro instances`, async () => 
     const START_WAVE = 10;
     for (let i = 0; i < NODES; i += START_WAVE) await Promise.all([...Array(Math.min(START_WAVE, NODES - i)).keys()].map((k) => startOne(i + k + 1)));
     const tStarted = performance.now() - t0;
-    const up = await until('all nodes up', async () => {
-      const n = await nodes().catch(() => []);
-      return n.filter((x) => x.state === 'up').length >= NODES && n;
-    }, 300_000, 100);
+    const up = await until(
+      'all nodes up',
+      async () => {
+        const n = await nodes().catch(() => []);
+        return n.filter((x) => x.state === 'up').length >= NODES && n;
+      },
+      300_000,
+      100,
+    );
     const tRegistered = performance.now() - t0;
     phase(`start ${NODES} NCs + registration`);
 
@@ -265,14 +263,25 @@ it(`scale: ${NODES} simulated nodes, ${WANTED} t1.micro instances`, async () => 
       } while (token);
       return { instances: all, pages };
     };
-    const countIn = async (state: string) => (await describeAll(1000, [{ Name: 'instance-state-name', Values: [state] }, { Name: 'availability-zone', Values: [zone] }])).instances.length;
+    const countIn = async (state: string) =>
+      (
+        await describeAll(1000, [
+          { Name: 'instance-state-name', Values: [state] },
+          { Name: 'availability-zone', Values: [zone] },
+        ])
+      ).instances.length;
     const pollLatency: number[] = [];
-    await until('all instances running', async () => {
-      const p0 = performance.now();
-      const n = await countIn('running');
-      pollLatency.push(performance.now() - p0);
-      return n >= launched.length;
-    }, 900_000, 1000);
+    await until(
+      'all instances running',
+      async () => {
+        const p0 = performance.now();
+        const n = await countIn('running');
+        pollLatency.push(performance.now() - p0);
+        return n >= launched.length;
+      },
+      900_000,
+      1000,
+    );
     const tRunning = performance.now() - tRun0;
     phase('until all running');
 
@@ -351,7 +360,10 @@ it(`scale: ${NODES} simulated nodes, ${WANTED} t1.micro instances`, async () => 
     if (target < WANTED) row('!! BENCH_INSTANCES clamped to the capacity', `${WANTED} -> ${target}`);
     row('NCs started (waves of 10)', sec(tStarted));
     row('all nodes registered (CC listNodes up)', sec(tRegistered));
-    row('heartbeats, idle: msgs/s (expected), avg size, bytes/s', `${idleHb.perSec.toFixed(1)} (${((NODES * 1000) / HEARTBEAT_MS).toFixed(1)}), ${idleHb.avgBytes.toFixed(0)} B, ${(idleHb.bytesPerSec / 1024).toFixed(1)} KiB/s`);
+    row(
+      'heartbeats, idle: msgs/s (expected), avg size, bytes/s',
+      `${idleHb.perSec.toFixed(1)} (${((NODES * 1000) / HEARTBEAT_MS).toFixed(1)}), ${idleHb.avgBytes.toFixed(0)} B, ${(idleHb.bytesPerSec / 1024).toFixed(1)} KiB/s`,
+    );
     row('heartbeats, all running: msgs/s, avg size, bytes/s', `${loadedHb.perSec.toFixed(1)}, ${loadedHb.avgBytes.toFixed(0)} B, ${(loadedHb.bytesPerSec / 1024).toFixed(1)} KiB/s`);
     row(`RunInstances: calls (MaxCount ${PER_CALL}, ${RUN_CONCURRENCY} in flight), launched`, `${runLatency.length} calls, ${launched.length} instances in ${sec(tRun)}`);
     row('RunInstances: launches/s', (launched.length / (tRun / 1000)).toFixed(1));
@@ -366,7 +378,10 @@ it(`scale: ${NODES} simulated nodes, ${WANTED} t1.micro instances`, async () => 
     row(`DescribeInstances all, MaxResults 100: p50 / max`, `${ms(pct(d100, 50))} / ${ms(Math.max(...d100))}  (${pages100} pages)`);
     row('DescribeAvailabilityZones verbose: p50 / max', `${ms(pct(az, 50))} / ${ms(Math.max(...az))}`);
     row('CC listNodes (NATS request): p50 / max, answer size', `${ms(pct(ln, 50))} / ${ms(Math.max(...ln))}, ${(listBytes / 1024).toFixed(0)} KiB`);
-    row('CC listDomains, every page: p50 / max, pages, largest page', `${ms(pct(ld, 50))} / ${ms(Math.max(...ld))}, ${domainPages}, ${(domainBytes / 1024).toFixed(0)} KiB (${reported} instance domains reported)`);
+    row(
+      'CC listDomains, every page: p50 / max, pages, largest page',
+      `${ms(pct(ld, 50))} / ${ms(Math.max(...ld))}, ${domainPages}, ${(domainBytes / 1024).toFixed(0)} KiB (${reported} instance domains reported)`,
+    );
     row('placement spread: instances a node min / max', `${Math.min(...counts)} / ${Math.max(...counts)}  (over ${NODES} nodes)`);
     row('TerminateInstances calls (batch, p50 / max)', `${termLatency.length} x ${TERMINATE_BATCH}: ${ms(pct(termLatency, 50))} / ${ms(Math.max(...termLatency))}  (${sec(tTermCalls)} for all calls)`);
     row('first TerminateInstances -> all terminated', sec(tTerminated));

@@ -73,7 +73,11 @@ it('AttachVolume-to-attached: VolumeAttacher vs bare attachDevice', async () => 
     );
     dom = await lv.defineDomain(
       buildDomainXml({
-        name: instanceId, type: 'qemu', memoryMiB: 128, vcpus: 1, machine: 'pc',
+        name: instanceId,
+        type: 'qemu',
+        memoryMiB: 128,
+        vcpus: 1,
+        machine: 'pc',
         boot: { kind: 'kernel', kernel: join(IMAGE_DIR, 'vmlinuz'), initrd: join(IMAGE_DIR, 'initramfs.img'), cmdline: 'root=/dev/vda console=ttyS0' },
         disks: [{ kind: 'volume', pool: poolName, volume: 'root.qcow2', format: 'qcow2', targetDev: 'vda' }],
         serialLog: { path: log, mode: 'file' },
@@ -103,8 +107,15 @@ it('AttachVolume-to-attached: VolumeAttacher vs bare attachDevice', async () => 
     const viaAttacher: number[] = [];
     const bare: number[] = [];
     const diskXml = buildDiskXml({
-      kind: 'iscsi', iqn: target.iqn, lun: 1, host: '127.0.0.1', port: 3260, initiatorIqn: nodeInitiatorIqn(node),
-      auth: { username: chapUser, secret: { usage } }, targetDev: 'vdb', serial: volumeSerial(volumeId),
+      kind: 'iscsi',
+      iqn: target.iqn,
+      lun: 1,
+      host: '127.0.0.1',
+      port: 3260,
+      initiatorIqn: nodeInitiatorIqn(node),
+      auth: { username: chapUser, secret: { usage } },
+      targetDev: 'vdb',
+      serial: volumeSerial(volumeId),
     });
     for (let r = 0; r < ROUNDS; r++) {
       let t0 = performance.now();

@@ -70,8 +70,7 @@ describe('bench: CreateVolume to available, 1 GiB vs 100 GiB (sparse)', () => {
     rmSync(home, { recursive: true, force: true });
   }, 60_000);
 
-  const until = (id: string, state: string) =>
-    new Promise<StorageEvent>((resolve) => waiters.set(id, (e) => e.state === state && (waiters.delete(id), resolve(e))));
+  const until = (id: string, state: string) => new Promise<StorageEvent>((resolve) => waiters.set(id, (e) => e.state === state && (waiters.delete(id), resolve(e))));
 
   async function createMs(sizeGiB: number): Promise<number> {
     const volumeId = `vol-${randomBytes(8).toString('hex')}`;

@@ -63,7 +63,11 @@ async function measure(size: number): Promise<{ figures: Figure[]; seedMs: numbe
       figures.push({ what, items, ms: await time(() => ec2.send(make() as never)) });
     };
     await add('admin  page 1, MaxResults=50, status=available', admin, () => new DescribeVolumesCommand({ MaxResults: 50, Filters: available }));
-    await add('admin  middle page, MaxResults=50, status=available', admin, () => new DescribeVolumesCommand({ MaxResults: 50, Filters: available, NextToken: keysetToken('DescribeVolumes', middle) }));
+    await add(
+      'admin  middle page, MaxResults=50, status=available',
+      admin,
+      () => new DescribeVolumesCommand({ MaxResults: 50, Filters: available, NextToken: keysetToken('DescribeVolumes', middle) }),
+    );
     await add('admin  tag:Name=<one volume>', admin, () => new DescribeVolumesCommand({ Filters: [{ Name: 'tag:Name', Values: [web.tags.Name!] }] }));
     await add('admin  tag:env=p*, MaxResults=50', admin, () => new DescribeVolumesCommand({ MaxResults: 50, Filters: [{ Name: 'tag:env', Values: ['p*'] }] }));
     await add('admin  create-time=2026-01-1* (in memory), MaxResults=50', admin, () => new DescribeVolumesCommand({ MaxResults: 50, Filters: [{ Name: 'create-time', Values: ['2026-01-1*'] }] }));
@@ -71,7 +75,11 @@ async function measure(size: number): Promise<{ figures: Figure[]; seedMs: numbe
     await add('acct A page 1, MaxResults=50, status=available', ownA, () => new DescribeVolumesCommand({ MaxResults: 50, Filters: available }));
     await add('acct A tag:Name=<one volume>', ownA, () => new DescribeVolumesCommand({ Filters: [{ Name: 'tag:Name', Values: [web.tags.Name!] }] }));
     await add('acct B DescribeSnapshots, MaxResults=50', ownB, () => new DescribeSnapshotsCommand({ MaxResults: 50 }));
-    await add('acct B DescribeSnapshots RestorableBy=self, completed, 50', ownB, () => new DescribeSnapshotsCommand({ MaxResults: 50, RestorableByUserIds: ['self'], Filters: [{ Name: 'status', Values: ['completed'] }] }));
+    await add(
+      'acct B DescribeSnapshots RestorableBy=self, completed, 50',
+      ownB,
+      () => new DescribeSnapshotsCommand({ MaxResults: 50, RestorableByUserIds: ['self'], Filters: [{ Name: 'status', Values: ['completed'] }] }),
+    );
     return { figures, seedMs };
   } finally {
     await cloud.close();

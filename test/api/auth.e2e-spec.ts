@@ -89,7 +89,7 @@ describe('authentication', () => {
     expect((await sigv4(cloud.endpoint, carol, REGIONS)).status).toBe(200);
     await cloud.dataSource.query(`UPDATE accounts SET is_admin = false WHERE id = $1`, [carol.accountId]);
     // The announcement arrives asynchronously (a loaded machine: up to seconds), still well within the 30 s ttl.
-    for (const deadline = Date.now() + 10_000; accounts.keyCache.get(carol.accessKeyId, Date.now()) && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 50));
+    for (const deadline = Date.now() + 10_000; accounts.keyCache.get(carol.accessKeyId, Date.now()) && Date.now() < deadline;) await new Promise((r) => setTimeout(r, 50));
     expect(accounts.keyCache.get(carol.accessKeyId, Date.now())).toBeUndefined();
   });
 

@@ -78,10 +78,13 @@ describe('EC2 endpoint', () => {
   it('refuses a body whose declared length exceeds the limit with 413, before reading it', async () => {
     const u = new URL(cloud.endpoint);
     const status = await new Promise<number>((resolve, reject) => {
-      const req = httpRequest({ host: u.hostname, port: u.port, method: 'POST', path: '/', headers: { 'content-type': 'application/x-www-form-urlencoded', 'content-length': String(LIMIT * 1000) } }, (res) => {
-        res.resume();
-        resolve(res.statusCode ?? 0);
-      });
+      const req = httpRequest(
+        { host: u.hostname, port: u.port, method: 'POST', path: '/', headers: { 'content-type': 'application/x-www-form-urlencoded', 'content-length': String(LIMIT * 1000) } },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        },
+      );
       req.on('error', reject);
       req.write('Action=DescribeRegions&'); // only a few bytes of the announced body are ever sent
     });
@@ -91,11 +94,14 @@ describe('EC2 endpoint', () => {
   it('refuses a chunked body that grows past the limit with 413', async () => {
     const u = new URL(cloud.endpoint);
     const r = await new Promise<{ status: number; body: string }>((resolve, reject) => {
-      const req = httpRequest({ host: u.hostname, port: u.port, method: 'POST', path: '/', headers: { 'content-type': 'application/x-www-form-urlencoded', 'transfer-encoding': 'chunked' } }, (res) => {
-        let body = '';
-        res.on('data', (c) => (body += c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-      });
+      const req = httpRequest(
+        { host: u.hostname, port: u.port, method: 'POST', path: '/', headers: { 'content-type': 'application/x-www-form-urlencoded', 'transfer-encoding': 'chunked' } },
+        (res) => {
+          let body = '';
+          res.on('data', (c) => (body += c));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        },
+      );
       req.on('error', (e) => reject(e));
       const chunk = 'Padding=' + 'x'.repeat(1000) + '&';
       let sent = 0;

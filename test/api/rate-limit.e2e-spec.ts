@@ -44,7 +44,11 @@ it('a key may burst, then gets RequestLimitExceeded (503) until tokens come back
   // the EC2 error document, as SDKs parse it
   const raw = await alice.send(new DescribeKeyPairsCommand({})).catch((e: EC2ServiceException) => e);
   expect(raw).toBeInstanceOf(EC2ServiceException);
-  expect([(raw as EC2ServiceException).name, (raw as EC2ServiceException).message, (raw as EC2ServiceException).$metadata.requestId]).toEqual(['RequestLimitExceeded', 'Request limit exceeded.', expect.stringMatching(/^[0-9a-f-]{36}$/)]);
+  expect([(raw as EC2ServiceException).name, (raw as EC2ServiceException).message, (raw as EC2ServiceException).$metadata.requestId]).toEqual([
+    'RequestLimitExceeded',
+    'Request limit exceeded.',
+    expect.stringMatching(/^[0-9a-f-]{36}$/),
+  ]);
 
   // tokens come back at the rate
   await sleep(1100);

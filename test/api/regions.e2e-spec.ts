@@ -5,14 +5,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-  DescribeAvailabilityZonesCommand,
-  DescribeInstanceTypesCommand,
-  DescribeRegionsCommand,
-  EC2Client,
-  EC2ServiceException,
-  paginateDescribeInstanceTypes,
-} from '@aws-sdk/client-ec2';
+import { DescribeAvailabilityZonesCommand, DescribeInstanceTypesCommand, DescribeRegionsCommand, EC2Client, EC2ServiceException, paginateDescribeInstanceTypes } from '@aws-sdk/client-ec2';
 import { startCloud, startZone, uniqueZone, type TestCloud, type TestZone } from '../support/cloud.js';
 import { awsCliEnv } from '../support/cli-env.js';
 
@@ -67,8 +60,19 @@ describe('DescribeAvailabilityZones', () => {
       ((await ec2.send(new DescribeAvailabilityZonesCommand({ Filters: filters }))).AvailabilityZones ?? []).map((x) => x.ZoneName);
     expect(await names([{ Name: 'zone-name', Values: [zone.zone] }])).toEqual([zone.zone]);
     expect(await names([{ Name: 'zone-id', Values: [z!.ZoneId!] }])).toEqual([zone.zone]);
-    expect(await names([{ Name: 'zone-name', Values: [zone.zone] }, { Name: 'state', Values: ['available'] }, { Name: 'region-name', Values: ['koala-1'] }])).toEqual([zone.zone]);
-    expect(await names([{ Name: 'zone-name', Values: [zone.zone] }, { Name: 'state', Values: ['impaired'] }])).toEqual([]);
+    expect(
+      await names([
+        { Name: 'zone-name', Values: [zone.zone] },
+        { Name: 'state', Values: ['available'] },
+        { Name: 'region-name', Values: ['koala-1'] },
+      ]),
+    ).toEqual([zone.zone]);
+    expect(
+      await names([
+        { Name: 'zone-name', Values: [zone.zone] },
+        { Name: 'state', Values: ['impaired'] },
+      ]),
+    ).toEqual([]);
     expect(await names([{ Name: 'region-name', Values: ['elsewhere'] }])).toEqual([]);
   });
   it('answers InvalidParameterValue for an unknown zone', async () => {
@@ -105,11 +109,15 @@ describe('DescribeInstanceTypes', () => {
     });
   });
   it('filters by vcpus and memory', async () => {
-    const types = async (Filters: { Name: string; Values: string[] }[]) =>
-      ((await ec2.send(new DescribeInstanceTypesCommand({ Filters }))).InstanceTypes ?? []).map((t) => t.InstanceType).sort();
+    const types = async (Filters: { Name: string; Values: string[] }[]) => ((await ec2.send(new DescribeInstanceTypesCommand({ Filters }))).InstanceTypes ?? []).map((t) => t.InstanceType).sort();
     expect(await types([{ Name: 'vcpu-info.default-vcpus', Values: ['2'] }])).toEqual(['c1.medium', 'm1.large', 'm1.xlarge']);
     expect(await types([{ Name: 'memory-info.size-in-mib', Values: ['512'] }])).toEqual(['c1.medium', 'm1.medium']);
-    expect(await types([{ Name: 'instance-type', Values: ['m1.*'] }, { Name: 'vcpu-info.default-vcpus', Values: ['1'] }])).toEqual(['m1.medium', 'm1.small']);
+    expect(
+      await types([
+        { Name: 'instance-type', Values: ['m1.*'] },
+        { Name: 'vcpu-info.default-vcpus', Values: ['1'] },
+      ]),
+    ).toEqual(['m1.medium', 'm1.small']);
   });
   it('paginates with MaxResults/NextToken (SDK paginator)', async () => {
     const pages: string[][] = [];

@@ -17,15 +17,12 @@ export function send(endpoint: string, opts: { method?: string; path?: string; h
   const u = new URL(endpoint);
   const request = u.protocol === 'https:' ? httpsRequest : httpRequest;
   return new Promise((resolve, reject) => {
-    const req = request(
-      { host: u.hostname, port: u.port, method: opts.method ?? 'POST', path: opts.path ?? '/', headers: opts.headers, ...(opts.ca ? { ca: opts.ca } : {}) },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
-        res.on('error', reject);
-      },
-    );
+    const req = request({ host: u.hostname, port: u.port, method: opts.method ?? 'POST', path: opts.path ?? '/', headers: opts.headers, ...(opts.ca ? { ca: opts.ca } : {}) }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
+      res.on('error', reject);
+    });
     req.on('error', reject);
     if (opts.body !== undefined) req.write(opts.body);
     req.end();
@@ -45,7 +42,10 @@ export interface SignOptions {
 }
 
 function amzDate(d: Date): string {
-  return d.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '');
+  return d
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d{3}/, '');
 }
 
 /** A SigV4-signed EC2 request carrying `params` (form body for POST, query string for GET). */
@@ -100,7 +100,9 @@ export function sigv2(endpoint: string, creds: TestCredentials, params: Record<s
     .map((k) => `${rfc3986(k)}=${rfc3986(all[k]!)}`)
     .join('&');
   const sts = `POST\n${u.host.toLowerCase()}\n${path}\n${canonical}`;
-  const signature = createHmac(method === 'HmacSHA256' ? 'sha256' : 'sha1', creds.secretAccessKey).update(sts).digest('base64');
+  const signature = createHmac(method === 'HmacSHA256' ? 'sha256' : 'sha1', creds.secretAccessKey)
+    .update(sts)
+    .digest('base64');
   const body = `${canonical}&Signature=${rfc3986(signature)}`;
   return send(endpoint, { method: 'POST', path, headers: { 'Content-Type': 'application/x-www-form-urlencoded', Host: u.host }, body });
 }

@@ -49,7 +49,9 @@ const run = (mappings: BlockDeviceMapping[], extra: Partial<ConstructorParameter
   client.send(new RunInstancesCommand({ ImageId: IMAGE, MinCount: 1, MaxCount: 1, Placement: { AvailabilityZone: zone.zone }, BlockDeviceMappings: mappings, ...extra }));
 const instance = async (id: string) => (await ec2.send(new DescribeInstancesCommand({ InstanceIds: [id] }))).Reservations![0]!.Instances![0]!;
 const volumesOf = async (instanceId: string): Promise<Volume[]> =>
-  ((await ec2.send(new DescribeVolumesCommand({ Filters: [{ Name: 'attachment.instance-id', Values: [instanceId] }] }))).Volumes ?? []).sort((a, b) => a.Attachments![0]!.Device!.localeCompare(b.Attachments![0]!.Device!));
+  ((await ec2.send(new DescribeVolumesCommand({ Filters: [{ Name: 'attachment.instance-id', Values: [instanceId] }] }))).Volumes ?? []).sort((a, b) =>
+    a.Attachments![0]!.Device!.localeCompare(b.Attachments![0]!.Device!),
+  );
 const volume = async (id: string) => (await ec2.send(new DescribeVolumesCommand({ VolumeIds: [id] }))).Volumes![0]!;
 const rows = (instanceId: string): Promise<Array<{ device_name: string; state: string; volume_id: string | null; reason_code: string | null }>> =>
   cloud.dataSource.query('SELECT device_name, state, volume_id, reason_code FROM instance_block_devices WHERE instance_id = $1 ORDER BY device_name', [instanceId]);
@@ -70,7 +72,11 @@ beforeAll(async () => {
   cloud = await startCloud({ env: { KOALA_EVENTS_CONSUMER: consumers.instances, KOALA_VOLUME_EVENTS_CONSUMER: consumers.volumes, KOALA_VOLUME_SWEEP_MS: '200' } });
   jest.spyOn(cloud.app.get<ImageLaunchPort>(IMAGE_LAUNCH), 'launchSpec').mockImplementation(async (_caller, imageId) => {
     if (imageId !== IMAGE) throw Ec2Error.notFound('InvalidAMIID.NotFound', imageId);
-    return { spec: { virtualizationType: 'hvm', root: { imageId, sha256: 'a'.repeat(64), sizeBytes: 1024, format: 'qcow2', url: 'http://127.0.0.1:1/blob' } }, architecture: 'x86_64', rootDeviceName: '/dev/vda' };
+    return {
+      spec: { virtualizationType: 'hvm', root: { imageId, sha256: 'a'.repeat(64), sizeBytes: 1024, format: 'qcow2', url: 'http://127.0.0.1:1/blob' } },
+      architecture: 'x86_64',
+      rootDeviceName: '/dev/vda',
+    };
   });
   ec2 = cloud.ec2();
   bob = await cloud.createAccount('bob');
@@ -104,7 +110,12 @@ describe('RunInstances with BlockDeviceMapping', () => {
         { DeviceName: '/dev/sdb', VirtualName: 'ephemeral0' },
         { DeviceName: '/dev/sdh', NoDevice: '' },
       ],
-      { TagSpecifications: [{ ResourceType: 'volume', Tags: [{ Key: 'role', Value: 'data' }] }, { ResourceType: 'instance', Tags: [{ Key: 'Name', Value: 'bdm' }] }] },
+      {
+        TagSpecifications: [
+          { ResourceType: 'volume', Tags: [{ Key: 'role', Value: 'data' }] },
+          { ResourceType: 'instance', Tags: [{ Key: 'Name', Value: 'bdm' }] },
+        ],
+      },
     );
     id = r.Instances![0]!.InstanceId!;
     await waitUntilInstanceRunning({ client: ec2, ...wait }, { InstanceIds: [id] });
@@ -132,7 +143,10 @@ describe('RunInstances with BlockDeviceMapping', () => {
     expect(byVolume.Reservations!.flatMap((x) => x.Instances!).map((x) => x.InstanceId)).toEqual([id]);
     const attr = await ec2.send(new DescribeInstanceAttributeCommand({ InstanceId: id, Attribute: 'blockDeviceMapping' }));
     expect(attr.BlockDeviceMappings!.map((b) => b.DeviceName)).toEqual(['/dev/sdf', '/dev/sdg']);
-    expect((await rows(id)).map((x) => [x.device_name, x.state])).toEqual([['/dev/sdf', 'attached'], ['/dev/sdg', 'attached']]);
+    expect((await rows(id)).map((x) => [x.device_name, x.state])).toEqual([
+      ['/dev/sdf', 'attached'],
+      ['/dev/sdg', 'attached'],
+    ]);
   });
 
   it('ModifyInstanceAttribute updates DeleteOnTermination of a mapped volume', async () => {
@@ -141,7 +155,9 @@ describe('RunInstances with BlockDeviceMapping', () => {
     await ec2.send(new ModifyInstanceAttributeCommand({ InstanceId: id, BlockDeviceMappings: [{ DeviceName: '/dev/sdg', Ebs: { DeleteOnTermination: false } }] }));
     expect((await volume(restored)).Attachments![0]!.DeleteOnTermination).toBe(false);
     expect((await instance(id)).BlockDeviceMappings!.find((b) => b.DeviceName === '/dev/sdg')!.Ebs!.DeleteOnTermination).toBe(false);
-    expect(await codeOf(ec2.send(new ModifyInstanceAttributeCommand({ InstanceId: id, BlockDeviceMappings: [{ DeviceName: '/dev/sdp', Ebs: { DeleteOnTermination: false } }] })))).toBe('InvalidParameterValue');
+    expect(await codeOf(ec2.send(new ModifyInstanceAttributeCommand({ InstanceId: id, BlockDeviceMappings: [{ DeviceName: '/dev/sdp', Ebs: { DeleteOnTermination: false } }] })))).toBe(
+      'InvalidParameterValue',
+    );
   });
 
   it('terminate: the DeleteOnTermination volume is deleted, the other detached and available', async () => {
@@ -164,7 +180,14 @@ describe('RunInstances BlockDeviceMapping validation (nothing written)', () => {
     ['size 16385', [{ DeviceName: '/dev/sdf', Ebs: { VolumeSize: 16385 } }], 'InvalidParameterValue'],
     ['neither size nor snapshot', [{ DeviceName: '/dev/sdf', Ebs: { VolumeType: 'gp2' } }], 'MissingParameter'],
     ['Encrypted', [{ DeviceName: '/dev/sdf', Ebs: { VolumeSize: 1, Encrypted: true } }], 'InvalidParameterValue'],
-    ['a duplicate device', [{ DeviceName: '/dev/sdf', Ebs: { VolumeSize: 1 } }, { DeviceName: '/dev/sdf', Ebs: { VolumeSize: 2 } }], 'InvalidParameterValue'],
+    [
+      'a duplicate device',
+      [
+        { DeviceName: '/dev/sdf', Ebs: { VolumeSize: 1 } },
+        { DeviceName: '/dev/sdf', Ebs: { VolumeSize: 2 } },
+      ],
+      'InvalidParameterValue',
+    ],
     ['an unknown snapshot', [{ DeviceName: '/dev/sdf', Ebs: { SnapshotId: 'snap-0123456789abcdef0' } }], 'InvalidSnapshot.NotFound'],
     ['a size below the snapshot', () => [{ DeviceName: '/dev/sdf', Ebs: { SnapshotId: snapshot, VolumeSize: 2 } }], 'InvalidParameterValue'],
     ['a bad VirtualName', [{ DeviceName: '/dev/sdb', VirtualName: 'swap' }], 'InvalidParameterValue'],

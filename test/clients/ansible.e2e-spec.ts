@@ -97,14 +97,18 @@ async function playbook(name: string): Promise<PlayResult> {
     ANSIBLE_LOCALHOST_WARNING: '0',
   };
   const args = [join(HERE, name), '-i', 'localhost,', '-e', `endpoint=${cloud.endpoint} image_id=${imageId} ansible_python_interpreter=${PYTHON}`];
-  const out = await run('ansible-playbook', args, { env, timeout: 100_000, maxBuffer: 64 * 1024 * 1024 }).catch((e: { stdout?: string; stderr?: string }) => ({ stdout: e.stdout ?? '', stderr: e.stderr ?? '' }));
+  const out = await run('ansible-playbook', args, { env, timeout: 100_000, maxBuffer: 64 * 1024 * 1024 }).catch((e: { stdout?: string; stderr?: string }) => ({
+    stdout: e.stdout ?? '',
+    stderr: e.stderr ?? '',
+  }));
   if (process.env.KOALA_TEST_TIMINGS) process.stderr.write(`${name}: ${Date.now() - t0} ms\n`);
   expect(existsSync(guardLog) ? readFileSync(guardLog, 'utf8') : '').toBe(''); // nothing tried to leave loopback
   const doc = JSON.parse(out.stdout) as {
     plays: Array<{ tasks: Array<{ task: { name: string; duration?: { start: string; end: string } }; hosts: Record<string, Record<string, unknown>> }> }>;
     stats: Record<string, { changed: number; failures: number }>;
   };
-  if (process.env.KOALA_TEST_TIMINGS) for (const t of doc.plays[0]!.tasks) process.stderr.write(`  ${t.task.name}: ${t.task.duration ? Date.parse(t.task.duration.end) - Date.parse(t.task.duration.start) : '?'} ms\n`);
+  if (process.env.KOALA_TEST_TIMINGS)
+    for (const t of doc.plays[0]!.tasks) process.stderr.write(`  ${t.task.name}: ${t.task.duration ? Date.parse(t.task.duration.end) - Date.parse(t.task.duration.start) : '?'} ms\n`);
   const tasks = doc.plays[0]!.tasks.map((t) => {
     const r = t.hosts.localhost ?? {};
     return { name: t.task.name, changed: r.changed === true, failed: r.failed === true, msg: r.msg as string | undefined, result: r };

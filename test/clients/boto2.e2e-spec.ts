@@ -88,7 +88,10 @@ afterAll(async () => {
     expect(r.group).toEqual([`b2-${sig}`, 'boto 2 group', [['tcp', '22', '22', ['10.0.0.0/8']]]]);
     expect(r.dup).toBe('InvalidPermission.Duplicate');
     expect(r.instance).toEqual(['running', 'm1.small', zone.zone, `b2-${sig}`, [`b2-${sig}`], 'boto2', imageId]);
-    expect(r.tags).toEqual([['Name', `b2-${sig}`], ['by', 'boto2']]);
+    expect(r.tags).toEqual([
+      ['Name', `b2-${sig}`],
+      ['by', 'boto2'],
+    ]);
     expect(r.tags_after).toEqual(['Name']);
     expect(r.filtered).toHaveLength(1);
     expect(r.console[1]).toBe(true);

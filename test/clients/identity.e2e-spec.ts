@@ -99,11 +99,10 @@ const ANSIBLE = '/usr/bin/ansible';
 (existsSync(ANSIBLE) ? describe : describe.skip)('ansible amazon.aws', () => {
   it('aws_caller_info reads the account, ARN and user id', async () => {
     const env = { ...awsCliEnv(erin), ANSIBLE_LOCALHOST_WARNING: 'false', ANSIBLE_INVENTORY_UNPARSED_WARNING: 'false', ANSIBLE_HOME: cloud.home, ANSIBLE_LOCAL_TEMP: cloud.home };
-    const { stdout } = await run(
-      ANSIBLE,
-      ['localhost', '-m', 'amazon.aws.aws_caller_info', '-a', `endpoint_url=${cloud.endpoint}`, '-e', `ansible_python_interpreter=${PYTHON}`, '-o'],
-      { env, timeout: 120_000 },
-    );
+    const { stdout } = await run(ANSIBLE, ['localhost', '-m', 'amazon.aws.aws_caller_info', '-a', `endpoint_url=${cloud.endpoint}`, '-e', `ansible_python_interpreter=${PYTHON}`, '-o'], {
+      env,
+      timeout: 120_000,
+    });
     expect(stdout).toMatch(/localhost \| SUCCESS/);
     expect(stdout).toContain(`"account": "${erin.accountId}"`);
     expect(stdout).toContain(`"arn": "arn:aws:iam::${erin.accountId}:user/admin"`);

@@ -27,7 +27,17 @@ const small = { vcpus: 1, memoryMiB: 256, rootDiskGiB: 2, ephemeralGiB: 0 };
 
 function spec(zone: string, instanceId = iid()): InstanceSpec {
   const blob = { imageId: 'emi-0123456789abcdef0', sha256: 'a'.repeat(64), sizeBytes: 1, format: 'raw' as const, url: 'http://127.0.0.1:1/x' };
-  return { instanceId, reservationId: 'r-1', accountId: '000000000001', instanceType: 'm1.small', resources: small, image: { virtualizationType: 'hvm', root: blob }, hostname: instanceId, availabilityZone: zone, launchIndex: 0 };
+  return {
+    instanceId,
+    reservationId: 'r-1',
+    accountId: '000000000001',
+    instanceType: 'm1.small',
+    resources: small,
+    image: { virtualizationType: 'hvm', root: blob },
+    hostname: instanceId,
+    availabilityZone: zone,
+    launchIndex: 0,
+  };
 }
 
 async function until<T>(fn: () => T | undefined, timeoutMs = 10_000): Promise<T> {
@@ -130,7 +140,9 @@ describe('cluster controller scheduling', () => {
 
   it('a node that does not accept the instance gets a failed event and its reservation back', async () => {
     const failures: InstanceEvent[] = [];
-    await client.events({ name: EVENTS_STREAM, subjects: [EventSubjects.all], maxAgeMs: 3600_000 }).consume('test-failed', EventSubjects.instance('flaky'), InstanceEvent, (e) => void failures.push(e));
+    await client
+      .events({ name: EVENTS_STREAM, subjects: [EventSubjects.all], maxAgeMs: 3600_000 })
+      .consume('test-failed', EventSubjects.instance('flaky'), InstanceEvent, (e) => void failures.push(e));
     const placed = await client.request(placeInstances('flaky'), { reservationId: 'r-f', minCount: 2, instances: [spec('flaky'), spec('flaky')] });
     expect(placed.placements.map((p) => p.node)).toEqual(['node-c', 'node-c']);
     await until(() => failures.length === 2, 30_000);

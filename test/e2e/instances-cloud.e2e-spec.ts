@@ -51,7 +51,6 @@ const count = (text: string, needle: string) => text.split(needle).length - 1;
 /** The guest's init prints its first `BLOCK:` line once it is up (acpid listening), after the banner. */
 const upSinceLastBoot = (text: string) => text.lastIndexOf('BLOCK: ') > text.lastIndexOf('TINY-LINUX-BOOTED');
 
-
 interface Daemon {
   app: INestApplicationContext;
   config: KoalaConfig;
@@ -116,21 +115,31 @@ describe('instances end to end (CLC + CC + NC on libvirt)', () => {
   }
 
   async function nodesUp(zone: string, names: string[]) {
-    await until(async () => {
-      const n = await nodes(zone).catch(() => []);
-      return names.every((name) => n.some((x) => x.node === name && x.state === 'up'));
-    }, 60_000, `nodes ${names.join(',')} up in ${zone}`, 500);
+    await until(
+      async () => {
+        const n = await nodes(zone).catch(() => []);
+        return names.every((name) => n.some((x) => x.node === name && x.state === 'up'));
+      },
+      60_000,
+      `nodes ${names.join(',')} up in ${zone}`,
+      500,
+    );
   }
 
   /** Node running each instance, from the CC's registry (heartbeats list domains per node). */
   async function placement(zone: string, ids: string[]): Promise<Record<string, string>> {
-    return until(async () => {
-      const out: Record<string, string> = {};
-      const { nodes, next } = await bus.request(listDomains(zone), {}, { timeoutMs: 3000 });
-      expect(next).toBeUndefined(); // two nodes, a few domains: one page
-      for (const n of nodes) for (const d of n.domains) if (d.instanceId && ids.includes(d.instanceId)) out[d.instanceId] = n.node;
-      return Object.keys(out).length === ids.length && out;
-    }, 60_000, `placement of ${ids.join(',')}`, 500);
+    return until(
+      async () => {
+        const out: Record<string, string> = {};
+        const { nodes, next } = await bus.request(listDomains(zone), {}, { timeoutMs: 3000 });
+        expect(next).toBeUndefined(); // two nodes, a few domains: one page
+        for (const n of nodes) for (const d of n.domains) if (d.instanceId && ids.includes(d.instanceId)) out[d.instanceId] = n.node;
+        return Object.keys(out).length === ids.length && out;
+      },
+      60_000,
+      `placement of ${ids.join(',')}`,
+      500,
+    );
   }
 
   async function describeInstance(id: string): Promise<Instance> {
@@ -177,7 +186,17 @@ describe('instances end to end (CLC + CC + NC on libvirt)', () => {
     bus = await NatsBus.connect({ url: nats.url, name: 'e2e-probe' });
     lv = await Libvirt.connect({ uri: 'qemu:///system' });
 
-    const ids = await importImage(['--name', `tiny-linux-${tag}`, '--public', '--kernel', join(IMAGE_DIR, 'vmlinuz'), '--ramdisk', join(IMAGE_DIR, 'initramfs.img'), '--root', join(IMAGE_DIR, 'rootfs.img')]);
+    const ids = await importImage([
+      '--name',
+      `tiny-linux-${tag}`,
+      '--public',
+      '--kernel',
+      join(IMAGE_DIR, 'vmlinuz'),
+      '--ramdisk',
+      join(IMAGE_DIR, 'initramfs.img'),
+      '--root',
+      join(IMAGE_DIR, 'rootfs.img'),
+    ]);
     imageId = ids.find((i) => i.startsWith('emi-'))!;
     expect(imageId).toBeDefined();
 
@@ -193,9 +212,7 @@ describe('instances end to end (CLC + CC + NC on libvirt)', () => {
 
   afterAll(async () => {
     // Terminate whatever a failed test left running, so no domain outlives the run.
-    const left = await ec2
-      ?.send(new DescribeInstancesCommand({ Filters: [{ Name: 'instance-state-name', Values: ['pending', 'running', 'stopping', 'stopped'] }] }))
-      .catch(() => undefined);
+    const left = await ec2?.send(new DescribeInstancesCommand({ Filters: [{ Name: 'instance-state-name', Values: ['pending', 'running', 'stopping', 'stopped'] }] })).catch(() => undefined);
     const ids = (left?.Reservations ?? []).flatMap((r) => r.Instances ?? []).map((i) => i.InstanceId!);
     if (ids.length) await terminateAndWait(ids).catch(() => undefined);
     for (const d of [...daemons].reverse()) await d.app.close().catch(() => undefined);
@@ -239,10 +256,15 @@ describe('instances end to end (CLC + CC + NC on libvirt)', () => {
       id = ids.find((i) => where[i] === qemuNode)!;
       await terminateAndWait(ids.filter((i) => i !== id));
 
-      const text = await until(async () => {
-        const t = await consoleText(id);
-        return t.includes('TINY-LINUX-BOOTED') && t.includes(`INSTANCE-ID: ${id}`) && t.includes(userData) && upSinceLastBoot(t) && t;
-      }, 120_000, 'the boot banner and the first BLOCK line', 500);
+      const text = await until(
+        async () => {
+          const t = await consoleText(id);
+          return t.includes('TINY-LINUX-BOOTED') && t.includes(`INSTANCE-ID: ${id}`) && t.includes(userData) && upSinceLastBoot(t) && t;
+        },
+        120_000,
+        'the boot banner and the first BLOCK line',
+        500,
+      );
       expect(text).toMatch(/BLOCK: vda/);
       const inst = await describeInstance(id);
       expect(inst).toMatchObject({ InstanceId: id, ImageId: imageId, InstanceType: 'm1.small', State: { Name: 'running', Code: 16 } });
@@ -251,10 +273,15 @@ describe('instances end to end (CLC + CC + NC on libvirt)', () => {
     it('reboots: a second boot on the console, still running', async () => {
       const before = count(await consoleText(id), 'TINY-LINUX-BOOTED');
       await ec2.send(new RebootInstancesCommand({ InstanceIds: [id] }));
-      await until(async () => {
-        const t = await consoleText(id);
-        return count(t, 'TINY-LINUX-BOOTED') > before && upSinceLastBoot(t);
-      }, 120_000, 'a second boot, up', 500);
+      await until(
+        async () => {
+          const t = await consoleText(id);
+          return count(t, 'TINY-LINUX-BOOTED') > before && upSinceLastBoot(t);
+        },
+        120_000,
+        'a second boot, up',
+        500,
+      );
       expect((await describeInstance(id)).State?.Name).toBe('running');
     });
 
@@ -267,10 +294,15 @@ describe('instances end to end (CLC + CC + NC on libvirt)', () => {
 
       await ec2.send(new StartInstancesCommand({ InstanceIds: [id] }));
       await waitUntilInstanceRunning({ client: ec2, maxWaitTime: 120, minDelay: 1, maxDelay: 2 }, { InstanceIds: [id] });
-      await until(async () => {
-        const t = await consoleText(id);
-        return t !== stoppedConsole && count(t, 'TINY-LINUX-BOOTED') >= 1 && t.lastIndexOf('TINY-LINUX-BOOTED') > t.lastIndexOf('TINY-LINUX-SHUTDOWN');
-      }, 120_000, 'a boot after start', 500);
+      await until(
+        async () => {
+          const t = await consoleText(id);
+          return t !== stoppedConsole && count(t, 'TINY-LINUX-BOOTED') >= 1 && t.lastIndexOf('TINY-LINUX-BOOTED') > t.lastIndexOf('TINY-LINUX-SHUTDOWN');
+        },
+        120_000,
+        'a boot after start',
+        500,
+      );
     });
 
     it('keeps the guest when its NC restarts, and the new NC adopts it', async () => {
@@ -300,7 +332,14 @@ describe('instances end to end (CLC + CC + NC on libvirt)', () => {
     const zoneNodes = () => [`${zoneG}-a`, `${zoneG}-b`];
 
     afterEach(async () => {
-      const r = await ec2.send(new DescribeInstancesCommand({ Filters: [{ Name: 'availability-zone', Values: [zoneG] }, { Name: 'instance-state-name', Values: ['pending', 'running'] }] }));
+      const r = await ec2.send(
+        new DescribeInstancesCommand({
+          Filters: [
+            { Name: 'availability-zone', Values: [zoneG] },
+            { Name: 'instance-state-name', Values: ['pending', 'running'] },
+          ],
+        }),
+      );
       const ids = (r.Reservations ?? []).flatMap((x) => x.Instances ?? []).map((i) => i.InstanceId!);
       if (ids.length) await terminateAndWait(ids);
     });
@@ -321,7 +360,14 @@ describe('instances end to end (CLC + CC + NC on libvirt)', () => {
       const tooMany = await launch(zoneG, { min: fit + 1, type: 'm1.medium' }).catch((e) => e);
       expect(tooMany.name).toBe('InsufficientInstanceCapacity');
       expect(tooMany.$metadata.httpStatusCode).toBe(500);
-      const none = await ec2.send(new DescribeInstancesCommand({ Filters: [{ Name: 'availability-zone', Values: [zoneG] }, { Name: 'instance-state-name', Values: ['pending', 'running'] }] }));
+      const none = await ec2.send(
+        new DescribeInstancesCommand({
+          Filters: [
+            { Name: 'availability-zone', Values: [zoneG] },
+            { Name: 'instance-state-name', Values: ['pending', 'running'] },
+          ],
+        }),
+      );
       expect(none.Reservations ?? []).toEqual([]); // nothing half-launched
 
       const r = await launch(zoneG, { min: 1, max: fit + 5, type: 'm1.medium' });
@@ -352,7 +398,9 @@ describe('instances end to end (CLC + CC + NC on libvirt)', () => {
       const [bad] = await importImage(['--name', `corrupt-${tag}`, '--public', raw]);
       // Corrupt the stored blob behind the image store's back: its digest no longer matches.
       const store = join(cloud.home, 'image-store', 'sha256');
-      const blob = readdirSync(store).map((f) => join(store, f)).find((f) => execFileSync('sha256sum', [f]).toString().split(' ')[0] !== f.split('/').pop())!;
+      const blob = readdirSync(store)
+        .map((f) => join(store, f))
+        .find((f) => execFileSync('sha256sum', [f]).toString().split(' ')[0] !== f.split('/').pop())!;
       expect(blob).toBeUndefined(); // all intact so far
       const [digest] = (await cloud.dataSource.query('SELECT blob_sha256 FROM images WHERE id = $1', [bad])).map((r: { blob_sha256: string }) => r.blob_sha256);
       writeFileSync(join(store, digest), randomBytes(1024 * 1024));
@@ -375,7 +423,14 @@ describe('instances end to end (CLC + CC + NC on libvirt)', () => {
       // No CC: the zone does not answer, so it is not a valid zone right now; nothing is launched.
       const down = await launch(zoneG).catch((e) => e);
       expect(['InvalidParameterValue', 'InsufficientInstanceCapacity', 'Unavailable']).toContain(down.name);
-      const pending = await ec2.send(new DescribeInstancesCommand({ Filters: [{ Name: 'availability-zone', Values: [zoneG] }, { Name: 'instance-state-name', Values: ['pending'] }] }));
+      const pending = await ec2.send(
+        new DescribeInstancesCommand({
+          Filters: [
+            { Name: 'availability-zone', Values: [zoneG] },
+            { Name: 'instance-state-name', Values: ['pending'] },
+          ],
+        }),
+      );
       expect(pending.Reservations ?? []).toEqual([]);
       ccG = await startCc(zoneG, 'GREEDY');
       await nodesUp(zoneG, zoneNodes());

@@ -55,7 +55,6 @@ const tag = randomBytes(3).toString('hex');
 const GiB = 1024 ** 3;
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
-
 interface Daemon {
   app: INestApplicationContext;
   config: KoalaConfig;
@@ -156,15 +155,33 @@ describe('volumes end to end (CLC + CC + SC + NC, tgt over iSCSI, QEMU guest)', 
     imageId = out.match(/emi-[0-9a-f]{17}/)![0];
 
     await start('cluster-controller', env(zone));
-    await start('node-controller', env(zone, { KOALA_NODE_NAME: `${zone}-n1`, KOALA_LIBVIRT_URI: 'qemu:///system', KOALA_IMAGE_CACHE_POOL: `koala-test-img-${tag}`, KOALA_NC_INSTANCES_POOL: `koala-test-inst-${tag}` }));
+    await start(
+      'node-controller',
+      env(zone, { KOALA_NODE_NAME: `${zone}-n1`, KOALA_LIBVIRT_URI: 'qemu:///system', KOALA_IMAGE_CACHE_POOL: `koala-test-img-${tag}`, KOALA_NC_INSTANCES_POOL: `koala-test-inst-${tag}` }),
+    );
     scConfig = env(zone, { KOALA_VOLUMES_POOL: `koala-test-vol-${tag}`, KOALA_SNAPSHOTS_POOL: `koala-test-snap-${tag}`, KOALA_ISCSI_RECONCILE_MS: '1000' });
     sc = await start('storage-controller', scConfig);
     await start('cluster-controller', env(otherZone));
-    await start('node-controller', env(otherZone, { KOALA_NODE_NAME: `${otherZone}-n1`, KOALA_LIBVIRT_URI: 'test:///default', KOALA_IMAGE_CACHE_POOL: `koala-test-img-w-${tag}`, KOALA_NC_INSTANCES_POOL: `koala-test-inst-w-${tag}` }));
+    await start(
+      'node-controller',
+      env(otherZone, {
+        KOALA_NODE_NAME: `${otherZone}-n1`,
+        KOALA_LIBVIRT_URI: 'test:///default',
+        KOALA_IMAGE_CACHE_POOL: `koala-test-img-w-${tag}`,
+        KOALA_NC_INSTANCES_POOL: `koala-test-inst-w-${tag}`,
+      }),
+    );
 
     // One running tiny-linux in each zone (the other zone's on the test driver).
     const launch = async (z: string) =>
-      (await until(() => ec2.send(new RunInstancesCommand({ ImageId: imageId, MinCount: 1, MaxCount: 1, InstanceType: 'm1.small', Placement: { AvailabilityZone: z } })).catch(() => undefined), 30_000, `a node in ${z}`, 500)).Instances![0]!.InstanceId!;
+      (
+        await until(
+          () => ec2.send(new RunInstancesCommand({ ImageId: imageId, MinCount: 1, MaxCount: 1, InstanceType: 'm1.small', Placement: { AvailabilityZone: z } })).catch(() => undefined),
+          30_000,
+          `a node in ${z}`,
+          500,
+        )
+      ).Instances![0]!.InstanceId!;
     instanceId = await launch(zone);
     otherInstanceId = await launch(otherZone);
     await waitUntilInstanceRunning({ client: ec2, maxWaitTime: 240, minDelay: 1, maxDelay: 2 }, { InstanceIds: [instanceId, otherInstanceId] });
@@ -173,10 +190,15 @@ describe('volumes end to end (CLC + CC + SC + NC, tgt over iSCSI, QEMU guest)', 
 
   afterAll(async () => {
     await ec2?.send(new TerminateInstancesCommand({ InstanceIds: [instanceId, otherInstanceId].filter(Boolean) })).catch(() => undefined);
-    await until(async () => {
-      const r = await ec2.send(new DescribeInstancesCommand({ InstanceIds: [instanceId, otherInstanceId].filter(Boolean) })).catch(() => undefined);
-      return !r || (r.Reservations ?? []).flatMap((x) => x.Instances ?? []).every((i) => i.State?.Name === 'terminated');
-    }, 120_000, 'instances terminated', 500).catch(() => undefined);
+    await until(
+      async () => {
+        const r = await ec2.send(new DescribeInstancesCommand({ InstanceIds: [instanceId, otherInstanceId].filter(Boolean) })).catch(() => undefined);
+        return !r || (r.Reservations ?? []).flatMap((x) => x.Instances ?? []).every((i) => i.State?.Name === 'terminated');
+      },
+      120_000,
+      'instances terminated',
+      500,
+    ).catch(() => undefined);
     for (const d of [...daemons].reverse()) await d.app.close().catch(() => undefined);
     if (lv) {
       for (const pool of await lv.listAllStoragePools().catch(() => [])) {
@@ -216,10 +238,15 @@ describe('volumes end to end (CLC + CC + SC + NC, tgt over iSCSI, QEMU guest)', 
     await waitUntilVolumeInUse({ client: ec2, maxWaitTime: 120, minDelay: 1, maxDelay: 1 }, { VolumeIds: [volumeId] });
     const v = await volume(volumeId);
     expect(v.Attachments![0]).toMatchObject({ InstanceId: instanceId, Device: '/dev/sdf', State: 'attached' });
-    const after = await until(async () => {
-      const d = await guestDevices(instanceId);
-      return d.length === before.length + 1 && d;
-    }, 120_000, 'a new BLOCK: device', 500);
+    const after = await until(
+      async () => {
+        const d = await guestDevices(instanceId);
+        return d.length === before.length + 1 && d;
+      },
+      120_000,
+      'a new BLOCK: device',
+      500,
+    );
     const added = after.filter((d) => !before.includes(d));
     expect(added).toHaveLength(1);
     // The SC and the NC got the CHAP secret sealed for each of them: never in clear on NATS.
@@ -269,7 +296,16 @@ describe('volumes end to end (CLC + CC + SC + NC, tgt over iSCSI, QEMU guest)', 
     // tgtd ignores SIGTERM while it has targets: kill it, as a crash would, and wait until its
     // management socket stops answering (a killed process may linger as a zombie).
     execFileSync('pkill', ['-KILL', '-x', 'tgtd']);
-    await until(async () => !(await tgt.listTargets().then(() => true, () => false)), 20_000, 'tgtd to be gone', 500);
+    await until(
+      async () =>
+        !(await tgt.listTargets().then(
+          () => true,
+          () => false,
+        )),
+      20_000,
+      'tgtd to be gone',
+      500,
+    );
     spawn('tgtd', ['--iscsi', 'portal=127.0.0.1:3260'], { detached: true, stdio: 'ignore' }).unref();
     const target = await until(
       async () => (await tgt.listTargets().catch(() => [])).find((t) => t.iqn === volumeTargetIqn(volumeId) && t.luns.length && t.acl.length && t.accounts.length),

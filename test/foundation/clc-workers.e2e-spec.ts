@@ -76,7 +76,7 @@ afterAll(async () => {
 
 it('runs two workers under the primary whose pid `koala up` records; both serve the one port', async () => {
   expect(Number(readFileSync(koalaPaths(h.home).pidFile('clc'), 'utf8'))).toBe(primary);
-  for (const deadline = Date.now() + 30_000; childrenOf(primary).length < 2 && Date.now() < deadline; ) await sleep(100);
+  for (const deadline = Date.now() + 30_000; childrenOf(primary).length < 2 && Date.now() < deadline;) await sleep(100);
   workers = childrenOf(primary);
   expect(workers).toHaveLength(2);
   for (const w of workers) expect(readFileSync(`/proc/${w}/cmdline`, 'utf8')).toContain(CLC_MAIN);
@@ -157,7 +157,9 @@ it('restarts a worker that dies, with the same index', async () => {
   workers = now;
   await waitHealthy(h.endpoint, undefined, 30_000);
   for (const deadline = Date.now() + 30_000; Date.now() < deadline; await sleep(200)) {
-    const bodies = await Promise.all(Array.from({ length: 8 }, () => getFresh(new URL('/healthz', h.endpoint).toString()).then((r) => JSON.parse(r.body.toString()) as { worker: number; pid: number; status: string })));
+    const bodies = await Promise.all(
+      Array.from({ length: 8 }, () => getFresh(new URL('/healthz', h.endpoint).toString()).then((r) => JSON.parse(r.body.toString()) as { worker: number; pid: number; status: string })),
+    );
     if (new Set(bodies.filter((b) => b.status === 'ok').map((b) => b.worker)).size === 2) return;
   }
   throw new Error('the restarted worker never served');

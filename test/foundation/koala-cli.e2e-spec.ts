@@ -127,7 +127,11 @@ describe('koala up / status / ssh / down (the all-in-one cloud as processes)', (
 
   it('runs tiny-linux with a key pair; `koala ssh` reaches it from the node, its public IP from the public side', async () => {
     await run(KOALA, ['bootstrap'], { env });
-    const imported = await run(KOALA, ['image', 'import', '--name', 'tiny-linux', '--public', '--kernel', join(IMAGE_DIR, 'vmlinuz'), '--ramdisk', join(IMAGE_DIR, 'initramfs.img'), '--root', join(IMAGE_DIR, 'rootfs.img')], { env, timeout: 120_000 });
+    const imported = await run(
+      KOALA,
+      ['image', 'import', '--name', 'tiny-linux', '--public', '--kernel', join(IMAGE_DIR, 'vmlinuz'), '--ramdisk', join(IMAGE_DIR, 'initramfs.img'), '--root', join(IMAGE_DIR, 'rootfs.img')],
+      { env, timeout: 120_000 },
+    );
     const imageId = /\b(emi-[0-9a-f]+)\b/.exec(imported.stdout)?.[1];
     expect(imageId).toBeDefined();
     const admin = Object.fromEntries([...readFileSync(join(home, 'admin.env'), 'utf8').matchAll(/^export (\w+)='([^']*)'$/gm)].map((m) => [m[1], m[2]]));
@@ -166,7 +170,29 @@ describe('koala up / status / ssh / down (the all-in-one cloud as processes)', (
 
       // The public side: the "internet router" namespace reaches the instance's public address (NAT on the node).
       expect(inst.PublicIpAddress).toMatch(/^198\.51\.100\.(1[2-9][0-9]|2[0-5][0-9])$/);
-      const pub = execFileSync('ip', ['netns', 'exec', `${prefix}-pub`, 'ssh', '-i', keyFile, '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'BatchMode=yes', '-o', 'ConnectTimeout=15', `root@${inst.PublicIpAddress}`, 'echo', 'ok'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 60_000 });
+      const pub = execFileSync(
+        'ip',
+        [
+          'netns',
+          'exec',
+          `${prefix}-pub`,
+          'ssh',
+          '-i',
+          keyFile,
+          '-o',
+          'StrictHostKeyChecking=no',
+          '-o',
+          'UserKnownHostsFile=/dev/null',
+          '-o',
+          'BatchMode=yes',
+          '-o',
+          'ConnectTimeout=15',
+          `root@${inst.PublicIpAddress}`,
+          'echo',
+          'ok',
+        ],
+        { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 60_000 },
+      );
       expect(pub).toBe('ok\n');
 
       await expect(run(KOALA, ['ssh', 'i-0123456789abcdef0', '-i', keyFile], { env })).rejects.toMatchObject({ code: 1, stderr: expect.stringMatching(/does not exist/) });
@@ -178,7 +204,11 @@ describe('koala up / status / ssh / down (the all-in-one cloud as processes)', (
 
   it('down stops them all, removes the node host and leaves no process or namespace behind', async () => {
     const nodeRun = `/run/koala/nodes/${prefix}-node1`;
-    const inNode = execFileSync('ip', ['netns', 'pids', `${prefix}-node1`], { encoding: 'utf8' }).trim().split('\n').filter(Boolean).map(Number);
+    const inNode = execFileSync('ip', ['netns', 'pids', `${prefix}-node1`], { encoding: 'utf8' })
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .map(Number);
     expect(inNode.length).toBeGreaterThan(0); // libvirtd, virtlogd, the relays, QEMU
     const down = await run(KOALA, ['down'], { env, timeout: 120_000 });
     expect(down.stdout).toMatch(new RegExp(`node ${prefix}-node1 +removed`));

@@ -42,8 +42,7 @@ describe('koala status over several zones', () => {
   ];
   let cliConfig: KoalaConfig;
 
-  const env = (extra: Record<string, string>) =>
-    loadConfig({ KOALA_NATS_URL: nats.url, KOALA_HOME: home, KOALA_LOG_LEVEL: 'error', KOALA_HEARTBEAT_MS: '300', ...extra });
+  const env = (extra: Record<string, string>) => loadConfig({ KOALA_NATS_URL: nats.url, KOALA_HOME: home, KOALA_LOG_LEVEL: 'error', KOALA_HEARTBEAT_MS: '300', ...extra });
 
   beforeAll(async () => {
     nats = await TestNatsServer.start();
@@ -59,7 +58,13 @@ describe('koala status over several zones', () => {
       });
       apps.push((await startDaemon('node-controller', (c) => nodeModule(c), { zoned: true, config })).app);
     }
-    const scConfig = env({ KOALA_ZONE: zoneA, KOALA_LIBVIRT_URI: simHostUri(join(home, 'hosts'), 'sc', { cores: 1, memoryMiB: 512 }), KOALA_VOLUMES_POOL: `koala-st-vol-${tag}`, KOALA_SNAPSHOTS_POOL: `koala-st-snap-${tag}`, KOALA_STORAGE_CAPACITY_BYTES: String(10 * 1024 ** 3) });
+    const scConfig = env({
+      KOALA_ZONE: zoneA,
+      KOALA_LIBVIRT_URI: simHostUri(join(home, 'hosts'), 'sc', { cores: 1, memoryMiB: 512 }),
+      KOALA_VOLUMES_POOL: `koala-st-vol-${tag}`,
+      KOALA_SNAPSHOTS_POOL: `koala-st-snap-${tag}`,
+      KOALA_STORAGE_CAPACITY_BYTES: String(10 * 1024 ** 3),
+    });
     apps.push((await startDaemon('storage-controller', (ctx) => storageModule(ctx, { runner: new FakeTgtd() }), { zoned: true, config: scConfig })).app);
     probe = await NatsBus.connect({ url: nats.url, name: 'status-probe' });
     for (const zone of [zoneA, zoneB]) {

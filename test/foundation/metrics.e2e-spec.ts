@@ -51,7 +51,16 @@ describe('metrics', () => {
     cc = (await startDaemon('cluster-controller', clusterModule, { zoned: true, config })).app;
     bus = await NatsBus.connect({ url: DEFAULT_NATS_URL, name: 'metrics-test' });
     bus.handle(runInstance(zone, `${zone}-n1`), () => ({ accepted: true }));
-    const hb = (): NodeHeartbeat => ({ node: `${zone}-n1`, zone, version: '0.1.0', hypervisorUri: 'test:///default', total: { cores: 8, memoryMiB: 4096, diskGiB: 50 }, free: { cores: 8, memoryMiB: 4096, diskGiB: 50 }, domains: [], sentAt: new Date().toISOString() });
+    const hb = (): NodeHeartbeat => ({
+      node: `${zone}-n1`,
+      zone,
+      version: '0.1.0',
+      hypervisorUri: 'test:///default',
+      total: { cores: 8, memoryMiB: 4096, diskGiB: 50 },
+      free: { cores: 8, memoryMiB: 4096, diskGiB: 50 },
+      domains: [],
+      sentAt: new Date().toISOString(),
+    });
     bus.publish(Subjects.nodeHeartbeat(zone), NodeHeartbeat, hb());
     timer = setInterval(() => bus.publish(Subjects.nodeHeartbeat(zone), NodeHeartbeat, hb()), 500);
     for (let i = 0; i < 100; i++) {

@@ -39,7 +39,10 @@ function sigv2(creds: TestCredentials, params: Record<string, string>, opts: { c
     SignatureMethod: 'HmacSHA256',
     ...(opts.time ?? { Timestamp: new Date().toISOString() }),
   };
-  const canonical = Object.keys(all).sort().map((k) => `${rfc3986(k)}=${rfc3986(all[k]!)}`).join('&');
+  const canonical = Object.keys(all)
+    .sort()
+    .map((k) => `${rfc3986(k)}=${rfc3986(all[k]!)}`)
+    .join('&');
   const signature = createHmac('sha256', creds.secretAccessKey).update(`POST\n${u.host}\n/\n${canonical}`).digest('base64');
   const body = `${canonical}&Signature=${rfc3986(signature)}`;
   return send(cloud.endpoint, { method: 'POST', path: '/', headers: { 'Content-Type': opts.contentType ?? 'application/x-www-form-urlencoded', Host: u.host }, body });

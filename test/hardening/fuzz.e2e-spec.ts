@@ -119,13 +119,81 @@ function index(r: Rand): string {
 }
 
 const SCALARS = [
-  'InstanceId', 'VolumeId', 'SnapshotId', 'ImageId', 'GroupId', 'AllocationId', 'AssociationId', 'KeyPairId', 'SourceSnapshotId', 'VpcId', 'KernelId', 'RamdiskId',
-  'KeyName', 'GroupName', 'GroupDescription', 'Description', 'Name', 'AvailabilityZone', 'Placement.AvailabilityZone', 'InstanceType', 'Attribute', 'Value',
-  'Device', 'DeviceName', 'PublicIp', 'Domain', 'Size', 'VolumeType', 'Iops', 'MinCount', 'MaxCount', 'MaxResults', 'NextToken', 'DryRun', 'Force',
-  'UserData', 'PublicKeyMaterial', 'KeyType', 'ClientToken', 'ImageLocation', 'Architecture', 'RootDeviceName', 'IpProtocol', 'FromPort', 'ToPort', 'CidrIp',
-  'SourceSecurityGroupName', 'SourceSecurityGroupOwnerId', 'AllowReassociation', 'Encrypted', 'SourceRegion', 'InstanceInitiatedShutdownBehavior', 'UserData.Value', 'Description.Value',
+  'InstanceId',
+  'VolumeId',
+  'SnapshotId',
+  'ImageId',
+  'GroupId',
+  'AllocationId',
+  'AssociationId',
+  'KeyPairId',
+  'SourceSnapshotId',
+  'VpcId',
+  'KernelId',
+  'RamdiskId',
+  'KeyName',
+  'GroupName',
+  'GroupDescription',
+  'Description',
+  'Name',
+  'AvailabilityZone',
+  'Placement.AvailabilityZone',
+  'InstanceType',
+  'Attribute',
+  'Value',
+  'Device',
+  'DeviceName',
+  'PublicIp',
+  'Domain',
+  'Size',
+  'VolumeType',
+  'Iops',
+  'MinCount',
+  'MaxCount',
+  'MaxResults',
+  'NextToken',
+  'DryRun',
+  'Force',
+  'UserData',
+  'PublicKeyMaterial',
+  'KeyType',
+  'ClientToken',
+  'ImageLocation',
+  'Architecture',
+  'RootDeviceName',
+  'IpProtocol',
+  'FromPort',
+  'ToPort',
+  'CidrIp',
+  'SourceSecurityGroupName',
+  'SourceSecurityGroupOwnerId',
+  'AllowReassociation',
+  'Encrypted',
+  'SourceRegion',
+  'InstanceInitiatedShutdownBehavior',
+  'UserData.Value',
+  'Description.Value',
 ];
-const LISTS = ['InstanceId', 'VolumeId', 'SnapshotId', 'ImageId', 'GroupId', 'GroupName', 'KeyName', 'KeyPairId', 'AllocationId', 'PublicIp', 'ZoneName', 'RegionName', 'ResourceId', 'Owner', 'ExecutableBy', 'RestorableBy', 'SecurityGroupId', 'SecurityGroup'];
+const LISTS = [
+  'InstanceId',
+  'VolumeId',
+  'SnapshotId',
+  'ImageId',
+  'GroupId',
+  'GroupName',
+  'KeyName',
+  'KeyPairId',
+  'AllocationId',
+  'PublicIp',
+  'ZoneName',
+  'RegionName',
+  'ResourceId',
+  'Owner',
+  'ExecutableBy',
+  'RestorableBy',
+  'SecurityGroupId',
+  'SecurityGroup',
+];
 
 function params(r: Rand): Record<string, string> {
   const p: Record<string, string> = {};
@@ -194,7 +262,11 @@ function generate(r: Rand): Gen {
 // ------------------------------------------------------------------ transports
 
 const rfc3986 = (s: string) => encodeURIComponent(s).replace(/[!'()*]/g, (c) => '%' + c.charCodeAt(0).toString(16).toUpperCase());
-const amzDate = (d: Date) => d.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '');
+const amzDate = (d: Date) =>
+  d
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d{3}/, '');
 
 /** SigV4 over an arbitrary body and content type (what a hostile but authenticated client may send). */
 function sigv4Raw(creds: TestCredentials, body: string, contentType: string): Promise<RawResponse> {
@@ -208,13 +280,18 @@ function sigv4Raw(creds: TestCredentials, body: string, contentType: string): Pr
 function sigv2(creds: TestCredentials, params: Record<string, string>): Promise<RawResponse> {
   const u = new URL(cloud.endpoint);
   const all: Record<string, string> = { ...params, AWSAccessKeyId: creds.accessKeyId, SignatureVersion: '2', SignatureMethod: 'HmacSHA256', Timestamp: new Date().toISOString() };
-  const canonical = Object.keys(all).sort().map((k) => `${rfc3986(k)}=${rfc3986(all[k]!)}`).join('&');
+  const canonical = Object.keys(all)
+    .sort()
+    .map((k) => `${rfc3986(k)}=${rfc3986(all[k]!)}`)
+    .join('&');
   const signature = createHmac('sha256', creds.secretAccessKey).update(`POST\n${u.host}\n/\n${canonical}`).digest('base64');
   return send(cloud.endpoint, { method: 'POST', path: '/', headers: { 'Content-Type': 'application/x-www-form-urlencoded', Host: u.host }, body: `${canonical}&Signature=${rfc3986(signature)}` });
 }
 
 function sendGen(g: Gen, r: Rand): Promise<RawResponse> {
-  const form = Object.entries(g.params).map(([k, v]) => `${rfc3986(k)}=${rfc3986(v)}`).join('&');
+  const form = Object.entries(g.params)
+    .map(([k, v]) => `${rfc3986(k)}=${rfc3986(v)}`)
+    .join('&');
   switch (g.transport) {
     case 'post':
       return sigv4(cloud.endpoint, fuzzer, g.params);
@@ -223,10 +300,16 @@ function sendGen(g: Gen, r: Rand): Promise<RawResponse> {
     case 'v2':
       return sigv2(fuzzer, g.params);
     case 'badType':
-      return sigv4Raw(fuzzer, form, pick(r, ['text/plain', 'application/json', 'text/plain; x=application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/x-www-form-urlencodedX']));
+      return sigv4Raw(
+        fuzzer,
+        form,
+        pick(r, ['text/plain', 'application/json', 'text/plain; x=application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/x-www-form-urlencodedX']),
+      );
     case 'dupes': {
       // every parameter twice, the second copy hostile
-      const dup = Object.entries(g.params).map(([k]) => `${rfc3986(k)}=${rfc3986(value(r))}`).join('&');
+      const dup = Object.entries(g.params)
+        .map(([k]) => `${rfc3986(k)}=${rfc3986(value(r))}`)
+        .join('&');
       return sigv4Raw(fuzzer, `${form}&${dup}`, 'application/x-www-form-urlencoded');
     }
   }
@@ -268,7 +351,22 @@ async function check(g: Gen, res: RawResponse): Promise<Outcome> {
   return { gen: g, status: res.status };
 }
 
-const TABLES = ['key_pairs', 'security_groups', 'security_group_rules', 'volumes', 'snapshots', 'addresses', 'images', 'instances', 'reservations', 'tags', 'image_launch_permissions', 'snapshot_volume_permissions', 'instance_block_devices', 'instance_security_groups'];
+const TABLES = [
+  'key_pairs',
+  'security_groups',
+  'security_group_rules',
+  'volumes',
+  'snapshots',
+  'addresses',
+  'images',
+  'instances',
+  'reservations',
+  'tags',
+  'image_launch_permissions',
+  'snapshot_volume_permissions',
+  'instance_block_devices',
+  'instance_security_groups',
+];
 
 /** Row counts of every resource table: what a failed request must leave unchanged. */
 async function rowCounts(): Promise<Record<string, number>> {
@@ -359,6 +457,8 @@ describe('EC2 endpoint fuzzing', () => {
     const byCode: Record<string, number> = {};
     for (const o of outcomes) byCode[o.code ?? String(o.status)] = (byCode[o.code ?? String(o.status)] ?? 0) + 1;
     if (process.env.FUZZ_DEBUG) process.stdout.write(`${JSON.stringify(byCode)}\n`);
-    process.stdout.write(`fuzz seed=${SEED} requests=${outcomes.length} ok=${ok} codes=${codes.size} probe p50=${p50.toFixed(1)}ms p99=${p99.toFixed(1)}ms n=${probe.length} loop max=${maxLoopMs.toFixed(1)}ms\n`);
+    process.stdout.write(
+      `fuzz seed=${SEED} requests=${outcomes.length} ok=${ok} codes=${codes.size} probe p50=${p50.toFixed(1)}ms p99=${p99.toFixed(1)}ms n=${probe.length} loop max=${maxLoopMs.toFixed(1)}ms\n`,
+    );
   }, 180_000); // 2,600 requests: over a minute when the machine is loaded
 });

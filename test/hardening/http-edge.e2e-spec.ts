@@ -99,7 +99,9 @@ describe('TLS', () => {
     dir = mkdtempSync(join(tmpdir(), 'koala-tls-'));
     const cert = join(dir, 'cert.pem');
     const key = join(dir, 'key.pem');
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], {
+      stdio: 'ignore',
+    });
     tlsCloud = await startCloud({ env: { KOALA_API_TLS_CERT: cert, KOALA_API_TLS_KEY: key } });
     expect(tlsCloud.endpoint).toMatch(/^https:\/\/127\.0\.0\.1:\d+\/$/);
     const ca = readFileSync(cert);
@@ -107,7 +109,10 @@ describe('TLS', () => {
     expect(r.status).toBe(200);
     expect(r.body).toContain('<regionName>');
     // plain HTTP on the TLS port gets no EC2 answer
-    const plain = await send(tlsCloud.endpoint.replace('https:', 'http:'), { method: 'GET', path: '/' }).then((x) => x.status, () => 'refused');
+    const plain = await send(tlsCloud.endpoint.replace('https:', 'http:'), { method: 'GET', path: '/' }).then(
+      (x) => x.status,
+      () => 'refused',
+    );
     expect(plain === 'refused' || plain === 400).toBe(true);
   }, 30_000);
 });

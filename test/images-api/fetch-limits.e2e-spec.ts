@@ -24,7 +24,8 @@ beforeAll(async () => {
       res.write(randomBytes(MiB));
       res.end(randomBytes(10));
     } else if (req.url === '/small.img') res.writeHead(200).end(randomBytes(MiB));
-    else if (req.url === '/hang.img') res.writeHead(200).write(Buffer.alloc(10)); // then nothing
+    else if (req.url === '/hang.img')
+      res.writeHead(200).write(Buffer.alloc(10)); // then nothing
     else res.writeHead(404).end();
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));

@@ -248,7 +248,10 @@ describe('paravirtual images and operator import', () => {
     const first = await imageCommand(['import', '--name', 'tiny-test', '--public', '--kernel', k, '--ramdisk', r, '--root', root, '--kernel-args', 'quiet']);
     expect(first.err).toMatch(/tiny-test-kernel \(vmlinuz\).*100%.*MB\/s.*imported as eki-/);
     expect(first.code).toBe(0);
-    const lines = first.out.trim().split('\n').map((l) => l.split('\t'));
+    const lines = first.out
+      .trim()
+      .split('\n')
+      .map((l) => l.split('\t'));
     expect(lines.map((l) => [l[1], l[2], l[3]])).toEqual([
       ['tiny-test-kernel', 'kernel', 'new'],
       ['tiny-test-ramdisk', 'ramdisk', 'new'],
@@ -260,12 +263,25 @@ describe('paravirtual images and operator import', () => {
     expect(pvId).toMatch(/^emi-/);
     const again = await imageCommand(['import', '--name', 'tiny-test', '--public', '--kernel', k, '--ramdisk', r, '--root', root, '--kernel-args', 'quiet']);
     expect(again.code).toBe(0);
-    expect(again.out.trim().split('\n').map((l) => l.split('\t')[0])).toEqual([kernelId, ramdiskId, pvId]);
+    expect(
+      again.out
+        .trim()
+        .split('\n')
+        .map((l) => l.split('\t')[0]),
+    ).toEqual([kernelId, ramdiskId, pvId]);
     expect(again.out).not.toContain('\tnew');
 
     // visible to everyone, available, with its kernel and ramdisk
     const [img] = await list(carolEc2, { ImageIds: [pvId] });
-    expect(img).toMatchObject({ State: 'available', VirtualizationType: 'paravirtual', KernelId: kernelId, RamdiskId: ramdiskId, Public: true, OwnerId: cloud.admin.accountId, ImageOwnerAlias: 'amazon' });
+    expect(img).toMatchObject({
+      State: 'available',
+      VirtualizationType: 'paravirtual',
+      KernelId: kernelId,
+      RamdiskId: ramdiskId,
+      Public: true,
+      OwnerId: cloud.admin.accountId,
+      ImageOwnerAlias: 'amazon',
+    });
     const { spec } = await images.launchSpec({ accountId: bob.accountId, isAdmin: false }, pvId);
     expect(spec).toMatchObject({ virtualizationType: 'paravirtual', kernelArgs: 'quiet', kernel: { imageId: kernelId, sha256: sha(KERNEL), format: 'raw' }, ramdisk: { imageId: ramdiskId } });
     expect(await code(images.launchSpec({ accountId: bob.accountId, isAdmin: false }, kernelId))).toBe('Ec2Error');
@@ -333,10 +349,50 @@ describe('DescribeImages', () => {
     const kernels = await list(bobEc2, { Filters: [{ Name: 'image-type', Values: ['kernel'] }] });
     expect(kernels.map((i) => i.Name)).toEqual(['tiny-test-kernel']);
     expect((await list(aliceEc2, { Filters: [{ Name: 'architecture', Values: ['arm64'] }] })).map((i) => i.Name)).toEqual(['qcow2-image']);
-    expect((await list(aliceEc2, { Filters: [{ Name: 'state', Values: ['failed'] }, { Name: 'owner-id', Values: [alice.accountId] }] })).map((i) => i.Name).sort()).toEqual(['backing-qcow2', 'missing-image']);
-    expect((await list(bobEc2, { Filters: [{ Name: 'is-public', Values: ['true'] }, { Name: 'virtualization-type', Values: ['paravirtual'] }, { Name: 'image-type', Values: ['machine'] }] })).map((i) => i.Name)).toEqual(['tiny-test']);
-    expect((await list(aliceEc2, { Filters: [{ Name: 'name', Values: ['slow-*'] }, { Name: 'root-device-type', Values: ['instance-store'] }, { Name: 'description', Values: ['fetched*'] }] })).map((i) => i.OwnerId)).toEqual([alice.accountId]);
-    expect((await list(bobEc2, { Filters: [{ Name: 'kernel-id', Values: ['eki-*'] }, { Name: 'owner-id', Values: [bob.accountId] }] })).map((i) => i.Name)).toEqual(['bob-pv']);
+    expect(
+      (
+        await list(aliceEc2, {
+          Filters: [
+            { Name: 'state', Values: ['failed'] },
+            { Name: 'owner-id', Values: [alice.accountId] },
+          ],
+        })
+      )
+        .map((i) => i.Name)
+        .sort(),
+    ).toEqual(['backing-qcow2', 'missing-image']);
+    expect(
+      (
+        await list(bobEc2, {
+          Filters: [
+            { Name: 'is-public', Values: ['true'] },
+            { Name: 'virtualization-type', Values: ['paravirtual'] },
+            { Name: 'image-type', Values: ['machine'] },
+          ],
+        })
+      ).map((i) => i.Name),
+    ).toEqual(['tiny-test']);
+    expect(
+      (
+        await list(aliceEc2, {
+          Filters: [
+            { Name: 'name', Values: ['slow-*'] },
+            { Name: 'root-device-type', Values: ['instance-store'] },
+            { Name: 'description', Values: ['fetched*'] },
+          ],
+        })
+      ).map((i) => i.OwnerId),
+    ).toEqual([alice.accountId]);
+    expect(
+      (
+        await list(bobEc2, {
+          Filters: [
+            { Name: 'kernel-id', Values: ['eki-*'] },
+            { Name: 'owner-id', Values: [bob.accountId] },
+          ],
+        })
+      ).map((i) => i.Name),
+    ).toEqual(['bob-pv']);
     expect((await list(aliceEc2, { Filters: [{ Name: 'root-device-name', Values: ['/dev/vda'] }] })).map((i) => i.Name)).toEqual(['qcow2-image']);
     expect(await code(list(aliceEc2, { Filters: [{ Name: 'flavour', Values: ['x'] }] }))).toBe('InvalidParameterValue');
     // ids

@@ -115,10 +115,7 @@ describe('tiny-linux image', () => {
 </domain>
 `;
     writeFileSync(join(work, 'domain.xml'), xml);
-    writeFileSync(
-      join(work, 'extra.xml'),
-      `<disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='${join(work, 'extra.img')}'/><target dev='vdc' bus='virtio'/></disk>\n`,
-    );
+    writeFileSync(join(work, 'extra.xml'), `<disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='${join(work, 'extra.img')}'/><target dev='vdc' bus='virtio'/></disk>\n`);
     virsh('define', join(work, 'domain.xml'));
   }, 600_000);
 
@@ -168,11 +165,7 @@ describe('tiny-linux image', () => {
 
   it('reboots through ACPI (virsh reboot)', async () => {
     virsh('reboot', name);
-    await waitFor(
-      'second boot',
-      () => consoleText().split('TINY-LINUX-BOOTED\n').length === 3 && blockLines().length === 4,
-      90_000,
-    );
+    await waitFor('second boot', () => consoleText().split('TINY-LINUX-BOOTED\n').length === 3 && blockLines().length === 4, 90_000);
     expect(consoleText()).toContain('TINY-LINUX-SHUTDOWN: poweroff\n');
     expect(virsh('domstate', name).trim()).toBe('running');
   });

@@ -101,8 +101,16 @@ const matches = (pattern: string, s: string | undefined) => s !== undefined && c
 const CASES: Array<{ name: string; filters: Filter[]; keep: (i: SeededInstance) => boolean }> = [
   { name: 'no filter', filters: [], keep: () => true },
   { name: 'instance-state-name=running', filters: [f('instance-state-name', 'running')], keep: (i) => i.state === 'running' },
-  { name: 'state pending|stopped and zone B', filters: [f('instance-state-name', 'pending', 'stopped'), f('availability-zone', ZONE_B)], keep: (i) => (i.state === 'pending' || i.state === 'stopped') && i.zone === ZONE_B },
-  { name: 'instance-state-code 16|80, zone *-1a', filters: [f('instance-state-code', '16', '80'), f('availability-zone', '*-1a')], keep: (i) => (i.state === 'running' || i.state === 'stopped') && i.zone === ZONE_A },
+  {
+    name: 'state pending|stopped and zone B',
+    filters: [f('instance-state-name', 'pending', 'stopped'), f('availability-zone', ZONE_B)],
+    keep: (i) => (i.state === 'pending' || i.state === 'stopped') && i.zone === ZONE_B,
+  },
+  {
+    name: 'instance-state-code 16|80, zone *-1a',
+    filters: [f('instance-state-code', '16', '80'), f('availability-zone', '*-1a')],
+    keep: (i) => (i.state === 'running' || i.state === 'stopped') && i.zone === ZONE_A,
+  },
   { name: 'terminated (expired ones hidden)', filters: [f('instance-state-name', 'terminated')], keep: (i) => i.state === 'terminated' },
   { name: 'tag:Name=web-1* (wildcard)', filters: [f('tag:Name', 'web-1*')], keep: (i) => i.tags.Name!.startsWith('web-1') },
   { name: 'tag:Name=db_? (LIKE _ escaped)', filters: [f('tag:Name', 'db_?')], keep: (i) => /^db_.$/u.test(i.tags.Name!) },
@@ -178,7 +186,13 @@ describe('DescribeInstances pages', () => {
     // answer. EC2 takes at most 200 values per filter, so six filters of 200.
     const fake = (k: number) => `i-${k.toString(16).padStart(17, '0')}`;
     const many = (j: number, n = 200) => [...ids, ...Array.from({ length: n - ids.length }, (_, k) => fake(j * 1000 + k))];
-    expect(await walk(ec2, Array.from({ length: 6 }, (_, j) => f('instance-id', ...many(j))), 5)).toEqual(sorted(ids));
+    expect(
+      await walk(
+        ec2,
+        Array.from({ length: 6 }, (_, j) => f('instance-id', ...many(j))),
+        5,
+      ),
+    ).toEqual(sorted(ids));
     // Past EC2's caps: FilterLimitExceeded (201 values in a filter, 51 filters).
     expect(await codeOf(ec2.send(new DescribeInstancesCommand({ Filters: [f('instance-id', ...many(0, 201))] })))).toBe('FilterLimitExceeded');
     expect(await codeOf(ec2.send(new DescribeInstancesCommand({ Filters: Array.from({ length: 51 }, () => f('instance-id', ...ids)) })))).toBe('FilterLimitExceeded');
@@ -192,7 +206,10 @@ describe('DescribeInstances pages', () => {
   it('never shows another account its instances, even by id', async () => {
     const aliceOwn = seeded.find((i) => i.accountId === alice.accountId && !i.expired)!;
     const bobOwn = seeded.find((i) => i.accountId === bob.accountId && !i.expired)!;
-    for (const [who, other] of [['alice', bobOwn], ['bob', aliceOwn]] as const) {
+    for (const [who, other] of [
+      ['alice', bobOwn],
+      ['bob', aliceOwn],
+    ] as const) {
       const seen = await walk(client(who), [], 50);
       expect(seen.every((id) => owns(who, byId.get(id)!))).toBe(true);
       expect(await codeOf(client(who).send(new DescribeInstancesCommand({ InstanceIds: [other.id] })))).toBe('InvalidInstanceID.NotFound');
@@ -221,7 +238,7 @@ describe('DescribeInstances pages', () => {
     expect(await codeOf(ec2.send(new DescribeInstancesCommand({ Filters: [f('bogus', 'x')], MaxResults: 5 })))).toBe('InvalidParameterValue');
   });
 
-  it('continues after the token\'s instance even when instances of earlier pages are gone (keyset)', async () => {
+  it("continues after the token's instance even when instances of earlier pages are gone (keyset)", async () => {
     const ec2 = client('bob');
     const zoneA = [f('availability-zone', ZONE_A)];
     const p1 = await describePage(ec2, zoneA, 5);
@@ -314,8 +331,67 @@ describe('TerminateInstances of many (one UPDATE per distinct change)', () => {
 
 describe('filter values in SQL', () => {
   it('match exactly the strings applyFilters matches (PostgreSQL LIKE / = vs compileFilterPattern)', async () => {
-    const strings = ['', 'a', 'ab', 'abc', 'a*b', 'axb', 'a?b', 'a%b', 'a_b', 'a\\b', 'a\\', '\\', '%', '_', '50%off', '50xoff', 'db_1', 'dbx1', 'Web-1', 'web-1', 'web-12', 'é', 'aé', 'a\u{1F600}', 'line\nbreak', 'a.b', 'a[b]'];
-    const patterns = ['', 'a', '*', '?', '??', 'a*', '*b', 'a?b', 'a\\*b', 'a\\?b', 'a\\\\b', 'a\\\\*', 'a\\', '\\', '\\\\', '%', '_', 'a%b', 'a_b', '50%*', 'db_?', 'web-*', 'WEB-*', '?é', 'a?', 'line*', '*\\', 'a.b', 'a[b]', 'a\\b'];
+    const strings = [
+      '',
+      'a',
+      'ab',
+      'abc',
+      'a*b',
+      'axb',
+      'a?b',
+      'a%b',
+      'a_b',
+      'a\\b',
+      'a\\',
+      '\\',
+      '%',
+      '_',
+      '50%off',
+      '50xoff',
+      'db_1',
+      'dbx1',
+      'Web-1',
+      'web-1',
+      'web-12',
+      'é',
+      'aé',
+      'a\u{1F600}',
+      'line\nbreak',
+      'a.b',
+      'a[b]',
+    ];
+    const patterns = [
+      '',
+      'a',
+      '*',
+      '?',
+      '??',
+      'a*',
+      '*b',
+      'a?b',
+      'a\\*b',
+      'a\\?b',
+      'a\\\\b',
+      'a\\\\*',
+      'a\\',
+      '\\',
+      '\\\\',
+      '%',
+      '_',
+      'a%b',
+      'a_b',
+      '50%*',
+      'db_?',
+      'web-*',
+      'WEB-*',
+      '?é',
+      'a?',
+      'line*',
+      '*\\',
+      'a.b',
+      'a[b]',
+      'a\\b',
+    ];
     const mismatches: string[] = [];
     for (const p of patterns) {
       const sql = filterPatternToSql(p);

@@ -56,65 +56,90 @@ export class FakeZone {
     await this.events.ensure();
     const queue = QueueGroups.cluster(zone);
     bus.answer(Subjects.clustersDescribe, () =>
-      ClusterSummary.parse({ zone, ccId: `fake-cc-${zone}`, state: 'available', policy: 'GREEDY', nodes: 1, nodesUp: this.nodeState === 'up' ? 1 : 0, total: { cores: 4, memoryMiB: 4096, diskGiB: 100 }, free: { cores: 4, memoryMiB: 4096, diskGiB: 100 } }),
+      ClusterSummary.parse({
+        zone,
+        ccId: `fake-cc-${zone}`,
+        state: 'available',
+        policy: 'GREEDY',
+        nodes: 1,
+        nodesUp: this.nodeState === 'up' ? 1 : 0,
+        total: { cores: 4, memoryMiB: 4096, diskGiB: 100 },
+        free: { cores: 4, memoryMiB: 4096, diskGiB: 100 },
+      }),
     );
-    bus.handle(listNodes(zone), () => ({
-      zone,
-      nodes: [
-        {
-          node: this.node,
-          zone,
-          version: 'test',
-          hypervisorUri: 'test:///default',
-          total: { cores: 4, memoryMiB: 4096, diskGiB: 100 },
-          free: { cores: 4, memoryMiB: 4096, diskGiB: 100 },
-          domainCount: this.domains.size,
-          sentAt: new Date().toISOString(),
-          state: this.nodeState,
-          lastSeen: new Date().toISOString(),
-        },
-      ],
-    }), { queue });
-    bus.handle(listDomains(zone), () => ({
-      zone,
-      nodes: [{ node: this.node, state: this.nodeState, lastSeen: new Date().toISOString(), domains: [...this.domains].map(([id, state]) => ({ name: id, instanceId: id, state })) }],
-    }), { queue });
-    bus.handle(placeInstances(zone), (req) => {
-      const n = Math.min(req.instances.length, this.capacity);
-      if (n < req.minCount) throw codeError('InsufficientInstanceCapacity', `There is not enough capacity in zone ${zone} to launch ${req.minCount} instance(s).`);
-      const placed = req.instances.slice(0, n);
-      this.capacity -= n;
-      for (const spec of placed) this.specs.set(spec.instanceId, spec);
-      setTimeout(() => {
-        for (const spec of placed) {
-          this.domains.set(spec.instanceId, 'running');
-          // a test may already have closed the zone when this fires: the event is then simply lost
-          this.emit(spec.instanceId, 'running').catch(() => undefined);
+    bus.handle(
+      listNodes(zone),
+      () => ({
+        zone,
+        nodes: [
+          {
+            node: this.node,
+            zone,
+            version: 'test',
+            hypervisorUri: 'test:///default',
+            total: { cores: 4, memoryMiB: 4096, diskGiB: 100 },
+            free: { cores: 4, memoryMiB: 4096, diskGiB: 100 },
+            domainCount: this.domains.size,
+            sentAt: new Date().toISOString(),
+            state: this.nodeState,
+            lastSeen: new Date().toISOString(),
+          },
+        ],
+      }),
+      { queue },
+    );
+    bus.handle(
+      listDomains(zone),
+      () => ({
+        zone,
+        nodes: [{ node: this.node, state: this.nodeState, lastSeen: new Date().toISOString(), domains: [...this.domains].map(([id, state]) => ({ name: id, instanceId: id, state })) }],
+      }),
+      { queue },
+    );
+    bus.handle(
+      placeInstances(zone),
+      (req) => {
+        const n = Math.min(req.instances.length, this.capacity);
+        if (n < req.minCount) throw codeError('InsufficientInstanceCapacity', `There is not enough capacity in zone ${zone} to launch ${req.minCount} instance(s).`);
+        const placed = req.instances.slice(0, n);
+        this.capacity -= n;
+        for (const spec of placed) this.specs.set(spec.instanceId, spec);
+        setTimeout(() => {
+          for (const spec of placed) {
+            this.domains.set(spec.instanceId, 'running');
+            // a test may already have closed the zone when this fires: the event is then simply lost
+            this.emit(spec.instanceId, 'running').catch(() => undefined);
+          }
+        }, 100);
+        return { placements: placed.map((s) => ({ instanceId: s.instanceId, node: this.node })) };
+      },
+      { queue },
+    );
+    bus.handle(
+      instanceAction(zone),
+      async (req) => {
+        this.actions.push({ instanceId: req.instanceId, action: req.action, force: req.force });
+        const id = req.instanceId;
+        switch (req.action) {
+          case 'terminate':
+            if (this.domains.delete(id)) this.capacity++;
+            await this.emit(id, 'terminated');
+            break;
+          case 'stop':
+            this.domains.set(id, 'shutoff');
+            await this.emit(id, 'stopped');
+            break;
+          case 'start':
+            this.domains.set(id, 'running');
+            await this.emit(id, 'running');
+            break;
+          case 'reboot':
+            break;
         }
-      }, 100);
-      return { placements: placed.map((s) => ({ instanceId: s.instanceId, node: this.node })) };
-    }, { queue });
-    bus.handle(instanceAction(zone), async (req) => {
-      this.actions.push({ instanceId: req.instanceId, action: req.action, force: req.force });
-      const id = req.instanceId;
-      switch (req.action) {
-        case 'terminate':
-          if (this.domains.delete(id)) this.capacity++;
-          await this.emit(id, 'terminated');
-          break;
-        case 'stop':
-          this.domains.set(id, 'shutoff');
-          await this.emit(id, 'stopped');
-          break;
-        case 'start':
-          this.domains.set(id, 'running');
-          await this.emit(id, 'running');
-          break;
-        case 'reboot':
-          break;
-      }
-      return { accepted: true };
-    }, { queue });
+        return { accepted: true };
+      },
+      { queue },
+    );
     bus.handle(consoleOutput(zone), (req) => ({ output: Buffer.from(`Koala tiny-linux\ninstance-id: ${req.instanceId}\n`).toString('base64'), timestamp: new Date().toISOString() }), { queue });
     await bus.flush();
   }

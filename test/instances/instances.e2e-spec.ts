@@ -48,8 +48,7 @@ async function state(id: string, client = ec2): Promise<string | undefined> {
   return r.Reservations?.[0]?.Instances?.[0]?.State?.Name;
 }
 const LIVE = { Name: 'instance-state-name', Values: ['pending', 'running', 'stopping', 'stopped', 'shutting-down'] };
-const liveInstances = async (client = ec2) =>
-  ((await client.send(new DescribeInstancesCommand({ Filters: [LIVE] }))).Reservations ?? []).flatMap((r) => r.Instances ?? []);
+const liveInstances = async (client = ec2) => ((await client.send(new DescribeInstancesCommand({ Filters: [LIVE] }))).Reservations ?? []).flatMap((r) => r.Instances ?? []);
 const run = (extra: Partial<ConstructorParameters<typeof RunInstancesCommand>[0]> = {}, client = ec2) =>
   client.send(new RunInstancesCommand({ ImageId: IMAGE, MinCount: 1, MaxCount: 1, Placement: { AvailabilityZone: zone.zone }, ...extra }));
 
@@ -60,7 +59,11 @@ beforeAll(async () => {
   });
   jest.spyOn(cloud.app.get<ImageLaunchPort>(IMAGE_LAUNCH), 'launchSpec').mockImplementation(async (_caller, imageId) => {
     if (imageId !== IMAGE) throw Ec2Error.notFound('InvalidAMIID.NotFound', imageId);
-    return { spec: { virtualizationType: 'hvm', root: { imageId, sha256: 'a'.repeat(64), sizeBytes: 1024, format: 'qcow2', url: 'http://127.0.0.1:1/blob' } }, architecture: 'x86_64', rootDeviceName: '/dev/vda' };
+    return {
+      spec: { virtualizationType: 'hvm', root: { imageId, sha256: 'a'.repeat(64), sizeBytes: 1024, format: 'qcow2', url: 'http://127.0.0.1:1/blob' } },
+      architecture: 'x86_64',
+      rootDeviceName: '/dev/vda',
+    };
   });
   ec2 = cloud.ec2();
   alice = await cloud.createAccount('alice');
@@ -98,8 +101,18 @@ describe('RunInstances', () => {
     expect(r.Groups?.[0]?.GroupName).toBe('default');
     const i = r.Instances![0]!;
     expect(i.InstanceId).toMatch(/^i-[0-9a-f]{17}$/);
-    expect(i).toMatchObject({ ImageId: IMAGE, InstanceType: 'm1.small', AmiLaunchIndex: 0, State: { Code: 0, Name: 'pending' }, Placement: { AvailabilityZone: zone.zone }, Architecture: 'x86_64', RootDeviceName: '/dev/vda', VirtualizationType: 'hvm', Tags: [{ Key: 'Name', Value: 'web' }] });
-    expect(i.PrivateDnsName).toBe(`ip-${i.PrivateIpAddress!.replace(/\./g, "-")}.${cloud.region}.compute.internal`);
+    expect(i).toMatchObject({
+      ImageId: IMAGE,
+      InstanceType: 'm1.small',
+      AmiLaunchIndex: 0,
+      State: { Code: 0, Name: 'pending' },
+      Placement: { AvailabilityZone: zone.zone },
+      Architecture: 'x86_64',
+      RootDeviceName: '/dev/vda',
+      VirtualizationType: 'hvm',
+      Tags: [{ Key: 'Name', Value: 'web' }],
+    });
+    expect(i.PrivateDnsName).toBe(`ip-${i.PrivateIpAddress!.replace(/\./g, '-')}.${cloud.region}.compute.internal`);
     expect(i.LaunchTime).toBeInstanceOf(Date);
     expect(zone.specs.get(i.InstanceId!)).toMatchObject({ userData: Buffer.from('hello').toString('base64'), resources: { vcpus: 1, memoryMiB: 256 }, hostname: i.InstanceId });
     await waitUntilInstanceRunning({ client: ec2, maxWaitTime: 30, minDelay: 1, maxDelay: 1 }, { InstanceIds: [i.InstanceId!] });
@@ -221,7 +234,12 @@ describe('DescribeInstances', () => {
       return s.InstanceStatuses?.[0]?.InstanceStatus?.Status === 'ok';
     });
     const s = await ec2.send(new DescribeInstanceStatusCommand({ InstanceIds: [ids[0]!] }));
-    expect(s.InstanceStatuses![0]).toMatchObject({ InstanceId: ids[0], AvailabilityZone: zone.zone, InstanceState: { Name: 'running', Code: 16 }, SystemStatus: { Status: 'ok', Details: [{ Name: 'reachability', Status: 'passed' }] } });
+    expect(s.InstanceStatuses![0]).toMatchObject({
+      InstanceId: ids[0],
+      AvailabilityZone: zone.zone,
+      InstanceState: { Name: 'running', Code: 16 },
+      SystemStatus: { Status: 'ok', Details: [{ Name: 'reachability', Status: 'passed' }] },
+    });
   });
 });
 

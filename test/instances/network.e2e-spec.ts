@@ -69,7 +69,11 @@ beforeAll(async () => {
   });
   jest.spyOn(cloud.app.get<ImageLaunchPort>(IMAGE_LAUNCH), 'launchSpec').mockImplementation(async (_caller, imageId) => {
     if (imageId !== IMAGE) throw Ec2Error.notFound('InvalidAMIID.NotFound', imageId);
-    return { spec: { virtualizationType: 'hvm', root: { imageId, sha256: 'a'.repeat(64), sizeBytes: 1024, format: 'qcow2', url: 'http://127.0.0.1:1/blob' } }, architecture: 'x86_64', rootDeviceName: '/dev/vda' };
+    return {
+      spec: { virtualizationType: 'hvm', root: { imageId, sha256: 'a'.repeat(64), sizeBytes: 1024, format: 'qcow2', url: 'http://127.0.0.1:1/blob' } },
+      architecture: 'x86_64',
+      rootDeviceName: '/dev/vda',
+    };
   });
   ec2 = cloud.ec2();
   bus = await NatsBus.connect({ url: 'nats://127.0.0.1:4222', name: `test-net-${zone.zone}` });
@@ -119,7 +123,9 @@ it('launch: private IP from the zone subnet, MAC from the id, public IP from the
     Groups: [{ GroupId: first.SecurityGroups![0]!.GroupId, GroupName: 'default' }],
     Attachment: { AttachmentId: expect.stringMatching(/^eni-attach-[0-9a-f]{17}$/), DeviceIndex: 0, Status: 'attached', DeleteOnTermination: true, NetworkCardIndex: 0, AttachTime: expect.any(Date) },
     Association: { PublicIp: first.PublicIpAddress, PublicDnsName: first.PublicDnsName, IpOwnerId: 'amazon' },
-    PrivateIpAddresses: [{ PrivateIpAddress: ip, PrivateDnsName: first.PrivateDnsName, Primary: true, Association: { PublicIp: first.PublicIpAddress, PublicDnsName: first.PublicDnsName, IpOwnerId: 'amazon' } }],
+    PrivateIpAddresses: [
+      { PrivateIpAddress: ip, PrivateDnsName: first.PrivateDnsName, Primary: true, Association: { PublicIp: first.PublicIpAddress, PublicDnsName: first.PublicDnsName, IpOwnerId: 'amazon' } },
+    ],
   });
   expect(d.MetadataOptions).toEqual({ State: 'applied', HttpTokens: 'optional', HttpPutResponseHopLimit: 1, HttpEndpoint: 'enabled', HttpProtocolIpv6: 'disabled', InstanceMetadataTags: 'disabled' });
   expect(zone.specs.get(id)).toMatchObject({
@@ -137,7 +143,12 @@ it('AssociatePublicIpAddress=false and MetadataOptions at launch; bad values are
   expect(await codeOf(run({ SubnetId: 'subnet-00000000000000000' }))).toBe('InvalidSubnetID.NotFound');
   expect(await codeOf(run({ SubnetId: first.SubnetId, Placement: { AvailabilityZone: 'elsewhere' } }))).toBe('InvalidParameterValue');
   expect((await live()).length).toBe(before);
-  const r = await run({ Placement: undefined, SubnetId: first.SubnetId, NetworkInterfaces: [{ DeviceIndex: 0, AssociatePublicIpAddress: false }], MetadataOptions: { HttpTokens: 'required', HttpPutResponseHopLimit: 2, HttpEndpoint: 'enabled' } });
+  const r = await run({
+    Placement: undefined,
+    SubnetId: first.SubnetId,
+    NetworkInterfaces: [{ DeviceIndex: 0, AssociatePublicIpAddress: false }],
+    MetadataOptions: { HttpTokens: 'required', HttpPutResponseHopLimit: 2, HttpEndpoint: 'enabled' },
+  });
   const i = r.Instances![0]!;
   expect(i.PrivateIpAddress).toMatch(/^10\.77\.0\./);
   expect(i.PublicIpAddress).toBeUndefined();
@@ -204,10 +215,14 @@ it('filters on addresses, names and MACs', async () => {
 
 it('the zone state: published after changes with the instances, answered on request; a revoked rule gives a newer version without it', async () => {
   const ids = (await live()).map((i) => i.InstanceId!).sort();
-  const s = await until(() => {
-    const l = lastState();
-    return l && l.interfaces.map((i) => i.instanceId).join() === ids.join() && l;
-  }, 10_000, 'a state with every live instance');
+  const s = await until(
+    () => {
+      const l = lastState();
+      return l && l.interfaces.map((i) => i.instanceId).join() === ids.join() && l;
+    },
+    10_000,
+    'a state with every live instance',
+  );
   expect(s.subnet).toBe(SUBNET);
   expect(s.dnsSuffix).toBe(`${cloud.region}.compute.internal`);
   const mine = s.interfaces.find((i) => i.instanceId === first.InstanceId)!;
@@ -224,7 +239,12 @@ it('the zone state: published after changes with the instances, answered on requ
   });
   const groupId = first.SecurityGroups![0]!.GroupId!;
   expect(s.groups).toEqual([
-    { groupId, name: 'default', ingress: [{ protocol: 'all', fromPort: -1, toPort: -1, cidrs: [], groupIds: [groupId] }], egress: [{ protocol: 'all', fromPort: -1, toPort: -1, cidrs: ['0.0.0.0/0'], groupIds: [] }] },
+    {
+      groupId,
+      name: 'default',
+      ingress: [{ protocol: 'all', fromPort: -1, toPort: -1, cidrs: [], groupIds: [groupId] }],
+      egress: [{ protocol: 'all', fromPort: -1, toPort: -1, cidrs: ['0.0.0.0/0'], groupIds: [] }],
+    },
   ]);
   const asked = await bus.request(networkState(), { zone: zone.zone, node: zone.node }, { timeoutMs: 5000 });
   expect(asked.version).toBe(s.version); // nothing changed since: same version, same content
@@ -232,16 +252,24 @@ it('the zone state: published after changes with the instances, answered on requ
 
   const ssh = { IpProtocol: 'tcp', FromPort: 22, ToPort: 22, IpRanges: [{ CidrIp: '192.0.2.0/24' }] };
   await ec2.send(new AuthorizeSecurityGroupIngressCommand({ GroupId: groupId, IpPermissions: [ssh] }));
-  const withSsh = await until(() => {
-    const l = lastState();
-    return l && l.version > s.version && l.groups[0]!.ingress.some((r) => r.fromPort === 22) && l;
-  }, 10_000, 'a state with the ssh rule');
+  const withSsh = await until(
+    () => {
+      const l = lastState();
+      return l && l.version > s.version && l.groups[0]!.ingress.some((r) => r.fromPort === 22) && l;
+    },
+    10_000,
+    'a state with the ssh rule',
+  );
   expect(withSsh.groups[0]!.ingress).toContainEqual({ protocol: 'tcp', fromPort: 22, toPort: 22, cidrs: ['192.0.2.0/24'], groupIds: [] });
   await ec2.send(new RevokeSecurityGroupIngressCommand({ GroupId: groupId, IpPermissions: [ssh] }));
-  const without = await until(() => {
-    const l = lastState();
-    return l && l.version > withSsh.version && l;
-  }, 10_000, 'a newer state after the revoke');
+  const without = await until(
+    () => {
+      const l = lastState();
+      return l && l.version > withSsh.version && l;
+    },
+    10_000,
+    'a newer state after the revoke',
+  );
   expect(without.groups[0]!.ingress.some((r) => r.fromPort === 22)).toBe(false);
   expect((await ec2.send(new DescribeSecurityGroupsCommand({ GroupIds: [groupId] }))).SecurityGroups![0]!.IpPermissions).toHaveLength(1);
   // A zone this cloud does not know gets no answer from it.
@@ -252,7 +280,14 @@ it('ModifyInstanceMetadataOptions: EC2 answer, DescribeInstances and the zone st
   const id = first.InstanceId!;
   const r = await ec2.send(new ModifyInstanceMetadataOptionsCommand({ InstanceId: id, HttpTokens: 'required', HttpPutResponseHopLimit: 3 }));
   expect(r.InstanceId).toBe(id);
-  expect(r.InstanceMetadataOptions).toEqual({ State: 'pending', HttpTokens: 'required', HttpPutResponseHopLimit: 3, HttpEndpoint: 'enabled', HttpProtocolIpv6: 'disabled', InstanceMetadataTags: 'disabled' });
+  expect(r.InstanceMetadataOptions).toEqual({
+    State: 'pending',
+    HttpTokens: 'required',
+    HttpPutResponseHopLimit: 3,
+    HttpEndpoint: 'enabled',
+    HttpProtocolIpv6: 'disabled',
+    InstanceMetadataTags: 'disabled',
+  });
   expect((await describe1(id)).MetadataOptions).toMatchObject({ State: 'applied', HttpTokens: 'required', HttpPutResponseHopLimit: 3, HttpEndpoint: 'enabled' });
   await until(() => lastState()?.interfaces.find((i) => i.instanceId === id)?.metadataOptions?.httpTokens === 'required', 10_000, 'the state with the new options');
   expect(lastState()!.interfaces.find((i) => i.instanceId === id)!.metadataOptions).toEqual({ httpTokens: 'required', httpPutResponseHopLimit: 3, httpEndpoint: 'enabled' });
@@ -426,7 +461,9 @@ it('a full public pool fails the launch with InsufficientAddressCapacity and kee
     const count = async () => ((await c.send(new DescribeInstancesCommand({}))).Reservations ?? []).flatMap((r) => r.Instances!).length;
     expect(await count()).toBe(2);
     expect(await codeOf(c.send(new AllocateAddressCommand({})))).toBe('InsufficientAddressCapacity');
-    const none = await c.send(new RunInstancesCommand({ ImageId: IMAGE, MinCount: 1, MaxCount: 1, Placement: { AvailabilityZone: z2.zone }, NetworkInterfaces: [{ DeviceIndex: 0, AssociatePublicIpAddress: false }] }));
+    const none = await c.send(
+      new RunInstancesCommand({ ImageId: IMAGE, MinCount: 1, MaxCount: 1, Placement: { AvailabilityZone: z2.zone }, NetworkInterfaces: [{ DeviceIndex: 0, AssociatePublicIpAddress: false }] }),
+    );
     expect(none.Instances![0]!.PublicIpAddress).toBeUndefined();
     expect(none.Instances![0]!.PrivateIpAddress).toMatch(/^172\.31\.0\.\d+$/);
     expect(two.Instances!.map((i) => i.PrivateIpAddress)).not.toContain(none.Instances![0]!.PrivateIpAddress);

@@ -30,7 +30,14 @@ const STATES: InstanceState[] = ['running', 'running', 'running', 'running', 'pe
 const TYPES = ['m1.small', 't1.micro', 'c1.medium'];
 const IMAGES = ['emi-0000000000000000a', 'emi-0000000000000000b'];
 /** Name tags chosen so that LIKE without escaping would match the wrong ones (`_`, `%`, `\`). */
-const NAMES = [(n: number) => `web-${n}`, (n: number) => `db_${n % 10}`, (n: number) => `dbx${n % 10}`, (n: number) => `50%off-${n}`, (n: number) => `50xoff-${n}`, (n: number) => `back\\slash-${n % 10}`];
+const NAMES = [
+  (n: number) => `web-${n}`,
+  (n: number) => `db_${n % 10}`,
+  (n: number) => `dbx${n % 10}`,
+  (n: number) => `50%off-${n}`,
+  (n: number) => `50xoff-${n}`,
+  (n: number) => `back\\slash-${n % 10}`,
+];
 
 /**
  * `count` instances spread over `accounts` and `zones`, in reservations of 1–4 instances of one
@@ -72,7 +79,8 @@ export function makeInstances(opts: { count: number; accounts: readonly string[]
 export async function seedInstances(ds: DataSource, instances: readonly SeededInstance[], now = new Date()): Promise<void> {
   const reservations = new Map<string, { id: string; accountId: string; requesterId: string; clientToken: null; paramsHash: string; createdAt: Date }>();
   for (const i of instances) {
-    if (!reservations.has(i.reservationId)) reservations.set(i.reservationId, { id: i.reservationId, accountId: i.accountId, requesterId: i.accountId, clientToken: null, paramsHash: 'seed', createdAt: i.launchTime });
+    if (!reservations.has(i.reservationId))
+      reservations.set(i.reservationId, { id: i.reservationId, accountId: i.accountId, requesterId: i.accountId, clientToken: null, paramsHash: 'seed', createdAt: i.launchTime });
   }
   const launchIndex = new Map<string, number>();
   const rows = instances.map((i) => {

@@ -57,7 +57,11 @@ beforeAll(async () => {
   });
   jest.spyOn(cloud.app.get<ImageLaunchPort>(IMAGE_LAUNCH), 'launchSpec').mockImplementation(async (_caller, imageId) => {
     if (imageId !== IMAGE) throw Ec2Error.notFound('InvalidAMIID.NotFound', imageId);
-    return { spec: { virtualizationType: 'hvm', root: { imageId, sha256: 'a'.repeat(64), sizeBytes: 1024, format: 'qcow2', url: 'http://127.0.0.1:1/blob' } }, architecture: 'x86_64', rootDeviceName: '/dev/vda' };
+    return {
+      spec: { virtualizationType: 'hvm', root: { imageId, sha256: 'a'.repeat(64), sizeBytes: 1024, format: 'qcow2', url: 'http://127.0.0.1:1/blob' } },
+      architecture: 'x86_64',
+      rootDeviceName: '/dev/vda',
+    };
   });
   ec2 = cloud.ec2();
 }, 60_000);
@@ -72,8 +76,7 @@ afterAll(async () => {
   await b.close();
 });
 
-const subnets = async (filters: Array<{ Name: string; Values: string[] }> = [], ids?: string[]) =>
-  (await ec2.send(new DescribeSubnetsCommand({ Filters: filters, SubnetIds: ids }))).Subnets ?? [];
+const subnets = async (filters: Array<{ Name: string; Values: string[] }> = [], ids?: string[]) => (await ec2.send(new DescribeSubnetsCommand({ Filters: filters, SubnetIds: ids }))).Subnets ?? [];
 const subnetOf = async (zone: string): Promise<Subnet> => (await subnets([{ Name: 'availability-zone', Values: [zone] }]))[0]!;
 
 let vpcId: string;
@@ -118,7 +121,14 @@ it('DescribeSubnets: one default subnet per zone, free addresses from real alloc
   expect(a.SubnetId).toMatch(/^subnet-[0-9a-f]{17}$/);
   expect((await subnets([{ Name: 'subnet-id', Values: [a.SubnetId!] }])).map((s) => s.AvailabilityZone)).toEqual([z1.zone]);
   expect((await subnets([{ Name: 'cidr-block', Values: ['10.78.1.0/24'] }])).map((s) => s.AvailabilityZone)).toEqual([z2.zone]);
-  expect((await subnets([{ Name: 'vpc-id', Values: [vpcId] }, { Name: 'default-for-az', Values: ['true'] }])).length).toBe(2);
+  expect(
+    (
+      await subnets([
+        { Name: 'vpc-id', Values: [vpcId] },
+        { Name: 'default-for-az', Values: ['true'] },
+      ])
+    ).length,
+  ).toBe(2);
   expect((await subnets([{ Name: 'vpc-id', Values: ['vpc-0123456789abcdef0'] }])).length).toBe(0);
   expect((await subnets([], [a.SubnetId!])).length).toBe(1);
   expect((await failure(subnets([], ['subnet-0123456789abcdef0']))).code).toBe('InvalidSubnetID.NotFound');
@@ -145,7 +155,9 @@ it('RunInstances with NetworkInterface.1: subnet picks the zone, groups, no publ
   const g = (await ec2.send(new DescribeSecurityGroupsCommand({ GroupNames: ['in-vpc'] }))).SecurityGroups![0]!;
   const r = await ec2.send(
     new RunInstancesCommand({
-      ImageId: IMAGE, MinCount: 1, MaxCount: 1,
+      ImageId: IMAGE,
+      MinCount: 1,
+      MaxCount: 1,
       NetworkInterfaces: [{ DeviceIndex: 0, SubnetId: b.SubnetId, Groups: [g.GroupId!], AssociatePublicIpAddress: false, DeleteOnTermination: true, PrivateIpAddress: '10.78.1.50' }],
     }),
   );
@@ -157,7 +169,18 @@ it('RunInstances with NetworkInterface.1: subnet picks the zone, groups, no publ
   expect(i.VpcId).toBe(vpcId);
   expect(i.SecurityGroups!.map((s) => s.GroupId)).toEqual([g.GroupId]);
   const found = async (Name: string, v: string) =>
-    ((await ec2.send(new DescribeInstancesCommand({ Filters: [{ Name, Values: [v] }, { Name: 'instance-id', Values: [i.InstanceId!] }] }))).Reservations ?? []).length;
+    (
+      (
+        await ec2.send(
+          new DescribeInstancesCommand({
+            Filters: [
+              { Name, Values: [v] },
+              { Name: 'instance-id', Values: [i.InstanceId!] },
+            ],
+          }),
+        )
+      ).Reservations ?? []
+    ).length;
   expect(await found('subnet-id', b.SubnetId!)).toBe(1);
   expect(await found('vpc-id', vpcId)).toBe(1);
   expect(await found('subnet-id', (await subnetOf(z1.zone)).SubnetId!)).toBe(0);

@@ -96,7 +96,7 @@ describe('multi-node lab (node namespaces with their own libvirtd on one segment
     expect(sh('ip', ['netns', 'list'])).not.toMatch(/^(\.\.|x{16}|-x)/m);
     // A login from inside the node reaches the host's tgtd: its answer is a Login Response (0x23).
     // tgtd drops every connection while it has no target, so a target of this test's own is made.
-    const tid = 30_000 + randomBytes(2).readUInt16BE() % 10_000;
+    const tid = 30_000 + (randomBytes(2).readUInt16BE() % 10_000);
     sh('tgtadm', ['--lld', 'iscsi', '--op', 'new', '--mode', 'target', '--tid', String(tid), '--targetname', `iqn.2026-12.dev.koala:lab-${tag}`]);
     try {
       sh('tgtadm', ['--lld', 'iscsi', '--op', 'bind', '--mode', 'target', '--tid', String(tid), '-I', 'ALL']);
@@ -175,7 +175,10 @@ describe('multi-node lab (node namespaces with their own libvirtd on one segment
 
       const text = (i: number) => (existsSync(consoles[i]!) ? readFileSync(consoles[i]!, 'utf8').replace(/\r/g, '') : '');
       const dump = () => consoles.map((_, i) => `--- guest ${i + 1}:\n${text(i).slice(-2500)}`).join('\n');
-      const wait = (what: string, probe: () => boolean, ms: number) => until(() => probe(), ms, what, 500).catch((e: Error) => { throw new Error(`${e.message}\n${dump()}`); });
+      const wait = (what: string, probe: () => boolean, ms: number) =>
+        until(() => probe(), ms, what, 500).catch((e: Error) => {
+          throw new Error(`${e.message}\n${dump()}`);
+        });
       for (const [i, p] of PLAN.entries()) {
         await wait(`guest ${i + 1} NET line`, () => /^NET: /m.test(text(i)), 120_000);
         expect(text(i)).toContain(`NET: eth0 ${p.guestIp}/24 ${p.mac}\n`);
@@ -196,7 +199,10 @@ describe('multi-node lab (node namespaces with their own libvirtd on one segment
       // Each guest's lease came from its own node's dnsmasq (both saw both DHCP requests).
       for (const [i, node] of nodes.entries()) {
         const dnsmasqDir = join(node.stateDir, 'lib', 'dnsmasq');
-        const leases = readdirSync(dnsmasqDir).filter((f) => f.endsWith('.status')).map((f) => readFileSync(join(dnsmasqDir, f), 'utf8')).join('');
+        const leases = readdirSync(dnsmasqDir)
+          .filter((f) => f.endsWith('.status'))
+          .map((f) => readFileSync(join(dnsmasqDir, f), 'utf8'))
+          .join('');
         expect(leases).toContain(PLAN[i]!.mac);
         expect(leases).not.toContain(PLAN[1 - i]!.mac);
       }

@@ -81,7 +81,9 @@ interface Daemon {
 
 const run = (cmd: string, args: string[], opts: { timeoutMs?: number } = {}) =>
   new Promise<string>((res, rej) =>
-    execFile(cmd, args, { encoding: 'utf8', timeout: opts.timeoutMs ?? 60_000, maxBuffer: 16 << 20 }, (err, stdout, stderr) => (err ? rej(new Error(`${cmd} ${args.join(' ')}: ${stderr || err.message}`)) : res(stdout))),
+    execFile(cmd, args, { encoding: 'utf8', timeout: opts.timeoutMs ?? 60_000, maxBuffer: 16 << 20 }, (err, stdout, stderr) =>
+      err ? rej(new Error(`${cmd} ${args.join(' ')}: ${stderr || err.message}`)) : res(stdout),
+    ),
   );
 
 /** The user-data prelude of every guest: its own metadata, then an httpd serving its id. */
@@ -115,8 +117,7 @@ while true; do probe eip http://${eip}:8080/; sleep 2; done
 `;
 
 const scriptB = (sIp: string) => prelude([8080, 8081]) + `while true; do probe s http://${sIp}:8080/; sleep 2; done\n`;
-const scriptN = (sIp: string, bIp: string) =>
-  prelude([8080]) + `while true; do probe s http://${sIp}:8080/; probe b80 http://${bIp}:8080/; probe b81 http://${bIp}:8081/; sleep 2; done\n`;
+const scriptN = (sIp: string, bIp: string) => prelude([8080]) + `while true; do probe s http://${sIp}:8080/; probe b80 http://${bIp}:8080/; probe b81 http://${bIp}:8081/; sleep 2; done\n`;
 
 /**
  * libvirt's per-interface dispatch rules (one per tap in its own chains: iptables libvirt-in,
@@ -151,17 +152,28 @@ function ebtablesNormal(text: string): string {
 async function snapshot(node: LabNode, zone: string): Promise<Record<string, string>> {
   const strip = (s: string) =>
     sortDispatch(
-      s.split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.replace(/\[\d+:\d+\]/g, '[]')),
+      s
+        .split('\n')
+        .filter((l) => l && !l.startsWith('#'))
+        .map((l) => l.replace(/\[\d+:\d+\]/g, '[]')),
       (l) => /^-A libvirt-(host-in|in|in-post|out) -m physdev /.test(l),
     ).join('\n');
-  const filters = (await run('virsh', ['-q', '-c', node.libvirtUri, 'nwfilter-list'])).split('\n').map((l) => l.trim().split(/\s+/)[1] ?? '').filter((n) => n.startsWith('koala-')).sort();
+  const filters = (await run('virsh', ['-q', '-c', node.libvirtUri, 'nwfilter-list']))
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/)[1] ?? '')
+    .filter((n) => n.startsWith('koala-'))
+    .sort();
   const filterXml: string[] = [];
   for (const f of filters) filterXml.push((await run('virsh', ['-q', '-c', node.libvirtUri, 'nwfilter-dumpxml', f])).replace(/<uuid>[^<]*<\/uuid>/, ''));
   return {
     nat: strip(await node.run(['iptables-save', '-t', 'nat'])),
     filter: strip(await node.run(['iptables-save', '-t', 'filter'])),
     ebtables: ebtablesNormal(await node.run(['ebtables', '-t', 'nat', '-L'])),
-    ipset: (await node.run(['ipset', 'save'])).split('\n').filter((l) => l.includes('koala-')).sort().join('\n'),
+    ipset: (await node.run(['ipset', 'save']))
+      .split('\n')
+      .filter((l) => l.includes('koala-'))
+      .sort()
+      .join('\n'),
     network: await run('virsh', ['-q', '-c', node.libvirtUri, 'net-dumpxml', `koala-${zone}`]),
     filters: filters.join('\n'),
     filterXml: filterXml.join('\n'),
@@ -185,7 +197,15 @@ describe('guest networking end to end (CLC + CC + two NCs on lab nodes, QEMU gue
     const home = mkdtempSync(join(tmpdir(), 'koala-net-'));
     chmodSync(home, 0o755); // QEMU runs as libvirt-qemu and must reach $KOALA_HOME/instances
     homes.push(home);
-    return loadConfig({ KOALA_HOME: home, KOALA_NATS_URL: nats.url, KOALA_ZONE: ZONE, KOALA_LOG_LEVEL: process.env.KOALA_TEST_LOG_LEVEL ?? 'warn', KOALA_HEARTBEAT_MS: '500', KOALA_NODE_TIMEOUT_MS: '5000', ...extra });
+    return loadConfig({
+      KOALA_HOME: home,
+      KOALA_NATS_URL: nats.url,
+      KOALA_ZONE: ZONE,
+      KOALA_LOG_LEVEL: process.env.KOALA_TEST_LOG_LEVEL ?? 'warn',
+      KOALA_HEARTBEAT_MS: '500',
+      KOALA_NODE_TIMEOUT_MS: '5000',
+      ...extra,
+    });
   }
 
   async function startNc(node: LabNode, reuse?: KoalaConfig): Promise<Daemon> {
@@ -224,7 +244,16 @@ describe('guest networking end to end (CLC + CC + two NCs on lab nodes, QEMU gue
 
   async function launch(groupId: string, userData: string): Promise<Instance> {
     const r = await ec2.send(
-      new RunInstancesCommand({ ImageId: imageId, MinCount: 1, MaxCount: 1, InstanceType: 'm1.small', KeyName: `k-${tag}`, SecurityGroupIds: [groupId], Placement: { AvailabilityZone: ZONE }, UserData: Buffer.from(userData).toString('base64') }),
+      new RunInstancesCommand({
+        ImageId: imageId,
+        MinCount: 1,
+        MaxCount: 1,
+        InstanceType: 'm1.small',
+        KeyName: `k-${tag}`,
+        SecurityGroupIds: [groupId],
+        Placement: { AvailabilityZone: ZONE },
+        UserData: Buffer.from(userData).toString('base64'),
+      }),
     );
     const i = r.Instances![0]!;
     launched.push(i.InstanceId!);
@@ -233,12 +262,17 @@ describe('guest networking end to end (CLC + CC + two NCs on lab nodes, QEMU gue
 
   /** The node (lab name) of each instance, from the CC's domain listing. */
   async function placement(ids: string[]): Promise<Record<string, string>> {
-    return until(async () => {
-      const out: Record<string, string> = {};
-      const { nodes } = await bus.request(listDomains(ZONE), {}, { timeoutMs: 3000 });
-      for (const n of nodes) for (const d of n.domains) if (d.instanceId && ids.includes(d.instanceId)) out[d.instanceId] = n.node.slice(`${ZONE}-`.length);
-      return Object.keys(out).length === ids.length && out;
-    }, 60_000, `placement of ${ids.join(',')}`, 500);
+    return until(
+      async () => {
+        const out: Record<string, string> = {};
+        const { nodes } = await bus.request(listDomains(ZONE), {}, { timeoutMs: 3000 });
+        for (const n of nodes) for (const d of n.domains) if (d.instanceId && ids.includes(d.instanceId)) out[d.instanceId] = n.node.slice(`${ZONE}-`.length);
+        return Object.keys(out).length === ids.length && out;
+      },
+      60_000,
+      `placement of ${ids.join(',')}`,
+      500,
+    );
   }
 
   /** Results of probe `name` in order (the console's latest 64 KiB). */
@@ -247,10 +281,15 @@ describe('guest networking end to end (CLC + CC + two NCs on lab nodes, QEMU gue
   async function probeIs(id: string, name: string, want: string, ms = 60_000): Promise<number> {
     const t0 = Date.now();
     let last: string[] = [];
-    await until(async () => {
-      last = probes(await consoleText(id), name).slice(-2);
-      return last.length === 2 && last.every((r) => r === want);
-    }, ms, `probe ${name} of ${id} = ${want}`, 500).catch(async (e: Error) => {
+    await until(
+      async () => {
+        last = probes(await consoleText(id), name).slice(-2);
+        return last.length === 2 && last.every((r) => r === want);
+      },
+      ms,
+      `probe ${name} of ${id} = ${want}`,
+      500,
+    ).catch(async (e: Error) => {
       throw new Error(`${e.message}; last results: ${JSON.stringify(last)}\n${await diagnostics()}`);
     });
     return Date.now() - t0;
@@ -287,7 +326,11 @@ describe('guest networking end to end (CLC + CC + two NCs on lab nodes, QEMU gue
     bus = await NatsBus.connect({ url: nats.url, name: 'net-e2e-probe' });
     let out = '';
     let err = '';
-    const code2 = await runAdminCommand(cloud.config, ['image', 'import', '--name', `tiny-linux-${tag}`, '--public', '--kernel', join(IMAGE_DIR, 'vmlinuz'), '--ramdisk', join(IMAGE_DIR, 'initramfs.img'), '--root', join(IMAGE_DIR, 'rootfs.img')], { out: (s) => (out += s), err: (s) => (err += s) });
+    const code2 = await runAdminCommand(
+      cloud.config,
+      ['image', 'import', '--name', `tiny-linux-${tag}`, '--public', '--kernel', join(IMAGE_DIR, 'vmlinuz'), '--ramdisk', join(IMAGE_DIR, 'initramfs.img'), '--root', join(IMAGE_DIR, 'rootfs.img')],
+      { out: (s) => (out += s), err: (s) => (err += s) },
+    );
     if (code2 !== 0) throw new Error(`image import failed: ${err}`);
     imageId = out.match(/emi-[0-9a-f]{17}/)![0];
 
@@ -337,25 +380,40 @@ describe('guest networking end to end (CLC + CC + two NCs on lab nodes, QEMU gue
     for (const id of ids) {
       const d = await describe1(id);
       described.set(id, d);
-      const text = await until(async () => {
-        const t = await consoleText(id);
-        return /^NET: /m.test(t) && t;
-      }, 240_000, `NET line of ${id}`, 1000);
+      const text = await until(
+        async () => {
+          const t = await consoleText(id);
+          return /^NET: /m.test(t) && t;
+        },
+        240_000,
+        `NET line of ${id}`,
+        1000,
+      );
       expect(text).toContain(`NET: eth0 ${d.PrivateIpAddress}/24 ${d.NetworkInterfaces![0]!.MacAddress}\n`);
     }
 
     // --- metadata: each guest sees its own data only -------------------------------------------
     for (const id of ids) {
-      const text = await until(async () => {
-        const t = await consoleText(id);
-        return /^MD-ID /m.test(t) && t;
-      }, 120_000, `MD-ID of ${id}`, 1000);
+      const text = await until(
+        async () => {
+          const t = await consoleText(id);
+          return /^MD-ID /m.test(t) && t;
+        },
+        120_000,
+        `MD-ID of ${id}`,
+        1000,
+      );
       expect(text).toContain(`MD-ID ${id}\n`);
     }
-    const sText = await until(async () => {
-      const t = await consoleText(s.InstanceId!);
-      return /^MD-DONE$/m.test(t) && t;
-    }, 90_000, 'the metadata checks of S', 1000).catch(async (e: Error) => {
+    const sText = await until(
+      async () => {
+        const t = await consoleText(s.InstanceId!);
+        return /^MD-DONE$/m.test(t) && t;
+      },
+      90_000,
+      'the metadata checks of S',
+      1000,
+    ).catch(async (e: Error) => {
       throw new Error(`${e.message}\n${(await consoleText(s.InstanceId!)).slice(-3000)}`);
     });
     expect(sText).toContain(`MD-KEY ${KEY}\n`);
@@ -393,12 +451,17 @@ describe('guest networking end to end (CLC + CC + two NCs on lab nodes, QEMU gue
     const settle = async (what: string) => {
       // Two equal snapshots 3 s apart: the agents are done.
       let prev: Record<string, string> | undefined;
-      await until(async () => {
-        const now = await snapshot(nodeOfS, ZONE);
-        const same = prev !== undefined && JSON.stringify(prev) === JSON.stringify(now);
-        prev = now;
-        return same;
-      }, 60_000, `${what}: a settled host state`, 3000);
+      await until(
+        async () => {
+          const now = await snapshot(nodeOfS, ZONE);
+          const same = prev !== undefined && JSON.stringify(prev) === JSON.stringify(now);
+          prev = now;
+          return same;
+        },
+        60_000,
+        `${what}: a settled host state`,
+        3000,
+      );
       return prev!;
     };
     const before = await settle('before the restarts');
@@ -406,8 +469,13 @@ describe('guest networking end to end (CLC + CC + two NCs on lab nodes, QEMU gue
     for (const chain of ['PREROUTING', 'POSTROUTING', 'OUTPUT']) expect(before.nat.split('\n').filter((l) => l === `-A ${chain} -j KOALA-${chain}`)).toHaveLength(1);
     const koalaNat = before.nat.split('\n').filter((l) => l.startsWith('-A KOALA-'));
     expect(new Set(koalaNat).size).toBe(koalaNat.length);
-    expect(before.filters.split('\n').sort()).toEqual(ids.filter((i) => where[i] === nodeOfS.name).map((i) => `koala-i-${i}`).sort());
-    expect(before.network).toContain("dhcp-ignore=tag:!known");
+    expect(before.filters.split('\n').sort()).toEqual(
+      ids
+        .filter((i) => where[i] === nodeOfS.name)
+        .map((i) => `koala-i-${i}`)
+        .sort(),
+    );
+    expect(before.network).toContain('dhcp-ignore=tag:!known');
 
     const nc = ncs.get(nodeOfS.name)!;
     await stopDaemon(nc);
@@ -419,14 +487,19 @@ describe('guest networking end to end (CLC + CC + two NCs on lab nodes, QEMU gue
     // --- a libvirtd restart (the node's daemon killed and started again) -----------------------
     const pid = readFileSync(join(nodeOfS.runDir, 'libvirtd.pid'), 'utf8').trim();
     process.kill(Number(pid), 'SIGKILL');
-    await until(() => {
-      try {
-        process.kill(Number(pid), 0);
-        return false;
-      } catch {
-        return true;
-      }
-    }, 10_000, 'libvirtd gone', 100);
+    await until(
+      () => {
+        try {
+          process.kill(Number(pid), 0);
+          return false;
+        } catch {
+          return true;
+        }
+      },
+      10_000,
+      'libvirtd gone',
+      100,
+    );
     await run(NODE_NETNS_SCRIPT, ['up', nodeOfS.netns, '--uplink-to', lab.segmentNs!], { timeoutMs: 120_000 });
     await new Promise((r) => setTimeout(r, 5000));
     const afterLibvirtd = await settle('after the libvirtd restart');
@@ -440,19 +513,29 @@ describe('guest networking end to end (CLC + CC + two NCs on lab nodes, QEMU gue
     for (const id of ids) expect(leasedIps(lab.nodes.find((n) => n.name === where[id])!)).toContain(described.get(id)!.PrivateIpAddress);
     await ec2.send(new TerminateInstancesCommand({ InstanceIds: ids }));
     await waitUntilInstanceTerminated({ client: ec2, maxWaitTime: 180, minDelay: 1, maxDelay: 2 }, { InstanceIds: ids });
-    const addrs = [...described.values()].flatMap((d) => [d.PrivateIpAddress!, d.PublicIpAddress!]).concat(eip.PublicIp!).filter(Boolean);
+    const addrs = [...described.values()]
+      .flatMap((d) => [d.PrivateIpAddress!, d.PublicIpAddress!])
+      .concat(eip.PublicIp!)
+      .filter(Boolean);
     for (const node of lab.nodes) {
-      await until(async () => {
-        const snap = await snapshot(node, ZONE);
-        const leftovers = [
-          ...snap.filters.split('\n').filter((f) => f.startsWith('koala-i-')),
-          ...leasedIps(node).filter((ip) => addrs.includes(ip)).map((ip) => `lease ${ip}`),
-          ...(snap.network.match(/<host [^>]*>/g) ?? []),
-          ...snap.ipset.split('\n').filter((l) => l.startsWith('add ')),
-          ...snap.nat.split('\n').filter((l) => addrs.some((a) => l.includes(`${a}/32`) || l.includes(`${a} `) || l.endsWith(a))),
-        ];
-        return leftovers.length === 0 || (console.log(`${node.name} still has: ${leftovers.join(' | ')}`), false);
-      }, 60_000, `no trace on ${node.name}`, 2000);
+      await until(
+        async () => {
+          const snap = await snapshot(node, ZONE);
+          const leftovers = [
+            ...snap.filters.split('\n').filter((f) => f.startsWith('koala-i-')),
+            ...leasedIps(node)
+              .filter((ip) => addrs.includes(ip))
+              .map((ip) => `lease ${ip}`),
+            ...(snap.network.match(/<host [^>]*>/g) ?? []),
+            ...snap.ipset.split('\n').filter((l) => l.startsWith('add ')),
+            ...snap.nat.split('\n').filter((l) => addrs.some((a) => l.includes(`${a}/32`) || l.includes(`${a} `) || l.endsWith(a))),
+          ];
+          return leftovers.length === 0 || (console.log(`${node.name} still has: ${leftovers.join(' | ')}`), false);
+        },
+        60_000,
+        `no trace on ${node.name}`,
+        2000,
+      );
     }
     launched.length = 0;
   });

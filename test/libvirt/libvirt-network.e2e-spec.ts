@@ -147,9 +147,9 @@ describe('networks and nwfilters on qemu:///system (define only, never started)'
         expect(parseNetworkXml(await lv.getNetworkXml(net, VIR_NETWORK_XML_INACTIVE)).ip?.dhcpHosts).toEqual([hostB]);
       }
       // A live update of a network that is not running is refused, and starts nothing.
-      await expect(
-        lv.updateNetwork(net, VIR_NETWORK_UPDATE_COMMAND_ADD_LAST, VIR_NETWORK_SECTION_IP_DHCP_HOST, -1, buildDhcpHostXml(hostA), VIR_NETWORK_UPDATE_AFFECT_LIVE),
-      ).rejects.toBeInstanceOf(LibvirtError);
+      await expect(lv.updateNetwork(net, VIR_NETWORK_UPDATE_COMMAND_ADD_LAST, VIR_NETWORK_SECTION_IP_DHCP_HOST, -1, buildDhcpHostXml(hostA), VIR_NETWORK_UPDATE_AFFECT_LIVE)).rejects.toBeInstanceOf(
+        LibvirtError,
+      );
       expect(await lv.isNetworkActive(net)).toBe(false);
     } finally {
       await lv.undefineNetwork(net);
@@ -201,8 +201,15 @@ describe('networks and nwfilters on qemu:///system (define only, never started)'
     try {
       expect(parseDomainXml(await lv.getDomainXml(dom)).interfaces).toEqual([
         expect.objectContaining({
-          type: 'network', source: name('net'), mac: hostA.mac, model: 'virtio', filter: 'clean-traffic',
-          filterParameters: [{ name: 'IP', value: '10.99.0.10' }, { name: 'MAC', value: hostA.mac }],
+          type: 'network',
+          source: name('net'),
+          mac: hostA.mac,
+          model: 'virtio',
+          filter: 'clean-traffic',
+          filterParameters: [
+            { name: 'IP', value: '10.99.0.10' },
+            { name: 'MAC', value: hostA.mac },
+          ],
         }),
       ]);
       expect(await lv.isDomainActive(dom)).toBe(false);

@@ -92,10 +92,7 @@ describe('libvirt client against qemu:///system', () => {
     expect(await lv.getStoragePoolXml(pool)).toContain(dir);
     await lv.setStoragePoolAutostart(pool, false);
 
-    const base = await lv.createVolume(
-      pool,
-      `<volume><name>koala-test-base.qcow2</name><capacity unit='M'>16</capacity><target><format type='qcow2'/></target></volume>`,
-    );
+    const base = await lv.createVolume(pool, `<volume><name>koala-test-base.qcow2</name><capacity unit='M'>16</capacity><target><format type='qcow2'/></target></volume>`);
     const basePath = await lv.getVolumePath(base);
     expect(basePath).toBe(join(dir, 'koala-test-base.qcow2'));
     const overlay = await lv.createVolume(
@@ -112,18 +109,9 @@ describe('libvirt client against qemu:///system', () => {
     const raw = await lv.createVolume(pool, `<volume><name>koala-test-raw.img</name><capacity unit='M'>1</capacity><target><format type='raw'/></target></volume>`);
     await lv.resizeVolume(raw, 2 * MiB);
     expect((await lv.getVolumeInfo(raw)).capacity).toBe(2 * MiB);
-    const clone = await lv.createVolumeFrom(
-      pool,
-      `<volume><name>koala-test-clone.img</name><capacity unit='M'>2</capacity><target><format type='raw'/></target></volume>`,
-      raw,
-    );
+    const clone = await lv.createVolumeFrom(pool, `<volume><name>koala-test-clone.img</name><capacity unit='M'>2</capacity><target><format type='raw'/></target></volume>`, raw);
     expect(await lv.lookupVolumeByPath(join(dir, 'koala-test-clone.img'))).toEqual(clone);
-    expect((await lv.listAllVolumes(pool)).map((v) => v.name).sort()).toEqual([
-      'koala-test-base.qcow2',
-      'koala-test-clone.img',
-      'koala-test-overlay.qcow2',
-      'koala-test-raw.img',
-    ]);
+    expect((await lv.listAllVolumes(pool)).map((v) => v.name).sort()).toEqual(['koala-test-base.qcow2', 'koala-test-clone.img', 'koala-test-overlay.qcow2', 'koala-test-raw.img']);
     await lv.deleteVolume(clone);
     expect(await code(lv.lookupVolumeByName(pool, 'koala-test-clone.img'))).toBe(VIR_ERR_NO_STORAGE_VOL);
   });
@@ -150,9 +138,7 @@ describe('libvirt client against qemu:///system', () => {
 
   it('defines, reads and undefines a secret', async () => {
     const usage = `/koala-test/${suffix}/volume`;
-    const s = await lv.defineSecret(
-      `<secret ephemeral='no' private='no'><description>koala test</description><usage type='volume'><volume>${usage}</volume></usage></secret>`,
-    );
+    const s = await lv.defineSecret(`<secret ephemeral='no' private='no'><description>koala test</description><usage type='volume'><volume>${usage}</volume></usage></secret>`);
     secrets.push(s.uuid);
     expect(s).toMatchObject({ usageType: SecretUsageType.VOLUME, usageId: usage });
     await lv.setSecretValue(s, 'chap-password-1');

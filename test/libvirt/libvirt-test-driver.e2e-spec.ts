@@ -180,9 +180,7 @@ describe('libvirt client against test:///default', () => {
 
   it('answers 1,000 concurrent calls on one connection', async () => {
     const test = await lv.lookupDomainByName('test');
-    const results = await Promise.all(
-      Array.from({ length: 1000 }, (_, i) => (i % 2 ? lv.getDomainInfo(test) : lv.lookupDomainByName('test'))),
-    );
+    const results = await Promise.all(Array.from({ length: 1000 }, (_, i) => (i % 2 ? lv.getDomainInfo(test) : lv.lookupDomainByName('test'))));
     expect(results).toHaveLength(1000);
     results.forEach((r, i) => {
       if (i % 2) expect(r).toMatchObject({ state: DomainState.RUNNING });

@@ -42,7 +42,12 @@ function domainSpec(name: string, uuid: string): DomainSpec {
       { kind: 'volume', pool: `${tag}-pool`, volume: 'root.qcow2', format: 'qcow2', targetDev: 'vda' },
       { kind: 'file', path: '/var/lib/koala/config.iso', format: 'raw', targetDev: 'vdb', readonly: true, serial: 'config' },
       {
-        kind: 'iscsi', iqn: 'iqn.2024-01.dev.koala:vol-0abc', lun: 1, host: '127.0.0.1', targetDev: 'vdc', serial: 'vol0abc',
+        kind: 'iscsi',
+        iqn: 'iqn.2024-01.dev.koala:vol-0abc',
+        lun: 1,
+        host: '127.0.0.1',
+        targetDev: 'vdc',
+        serial: 'vol0abc',
         auth: { username: 'koala', secret: { usage: `${tag}-chap` } },
       },
     ],
@@ -66,8 +71,14 @@ function expectDomainRoundTrip(xml: string, spec: DomainSpec): void {
     expect.objectContaining({ type: 'volume', targetDev: 'vda', bus: 'virtio', sourcePool: `${tag}-pool`, sourceVolume: 'root.qcow2', driverType: 'qcow2' }),
     expect.objectContaining({ type: 'file', targetDev: 'vdb', sourceFile: '/var/lib/koala/config.iso', readonly: true, serial: 'config' }),
     expect.objectContaining({
-      type: 'network', targetDev: 'vdc', sourceProtocol: 'iscsi', sourceName: 'iqn.2024-01.dev.koala:vol-0abc/1',
-      sourceHosts: [{ name: '127.0.0.1', port: 3260 }], authUsername: 'koala', authSecretUsage: `${tag}-chap`, serial: 'vol0abc',
+      type: 'network',
+      targetDev: 'vdc',
+      sourceProtocol: 'iscsi',
+      sourceName: 'iqn.2024-01.dev.koala:vol-0abc/1',
+      sourceHosts: [{ name: '127.0.0.1', port: 3260 }],
+      authUsername: 'koala',
+      authSecretUsage: `${tag}-chap`,
+      serial: 'vol0abc',
     }),
   ]);
   expect(d.interfaces).toEqual([]);
@@ -124,7 +135,14 @@ describe('libvirt test driver (test:///default) accepts our XML', () => {
 
   it('defines iscsi, iscsi-direct and logical pools', async () => {
     const specs = [
-      buildStoragePoolXml({ type: 'iscsi', name: `${tag}-iscsi`, host: '127.0.0.1', iqn: 'iqn.2024-01.dev.koala:sc', initiatorIqn: 'iqn.2024-01.dev.koala:nc', auth: { username: 'u', secret: { usage: `${tag}-chap` } } }),
+      buildStoragePoolXml({
+        type: 'iscsi',
+        name: `${tag}-iscsi`,
+        host: '127.0.0.1',
+        iqn: 'iqn.2024-01.dev.koala:sc',
+        initiatorIqn: 'iqn.2024-01.dev.koala:nc',
+        auth: { username: 'u', secret: { usage: `${tag}-chap` } },
+      }),
       buildStoragePoolXml({ type: 'iscsi-direct', name: `${tag}-direct`, host: '127.0.0.1', iqn: 'iqn.2024-01.dev.koala:sc', initiatorIqn: 'iqn.2024-01.dev.koala:nc' }),
       buildStoragePoolXml({ type: 'logical', name: `${tag}-lvm`, vgName: 'koalavg', devices: ['/dev/loop7'] }),
     ];
@@ -163,7 +181,12 @@ describe('qemu:///system accepts our XML (define only, never started)', () => {
     const secret = await lv.defineSecret(buildSecretXml({ usageType: 'iscsi', usageTarget: `${tag}-chap`, uuid, description: `d ${NASTY}` }));
     try {
       expect(parseSecretXml(await lv.getSecretXml(secret))).toEqual({
-        uuid, usageType: 'iscsi', usageTarget: `${tag}-chap`, description: `d ${NASTY}`, ephemeral: false, private: true,
+        uuid,
+        usageType: 'iscsi',
+        usageTarget: `${tag}-chap`,
+        description: `d ${NASTY}`,
+        ephemeral: false,
+        private: true,
       });
     } finally {
       await lv.undefineSecret(secret);
@@ -187,8 +210,12 @@ describe('qemu:///system accepts our XML (define only, never started)', () => {
       expect(b.allocationBytes).toBeLessThan(1 << 20); // sparse
       expect(parseStorageVolumeXml(await lv.getVolumeXml(data))).toMatchObject({ name: 'data.qcow2', format: 'qcow2', capacityBytes: 2 << 20 });
       expect(parseStorageVolumeXml(await lv.getVolumeXml(root))).toMatchObject({
-        name: 'root.qcow2', format: 'qcow2', capacityBytes: 1 << 20, key: join(target, 'root.qcow2'),
-        backingStorePath: join(target, 'base.raw'), backingStoreFormat: 'raw',
+        name: 'root.qcow2',
+        format: 'qcow2',
+        capacityBytes: 1 << 20,
+        key: join(target, 'root.qcow2'),
+        backingStorePath: join(target, 'base.raw'),
+        backingStoreFormat: 'raw',
       });
     } finally {
       for (const v of await lv.listAllVolumes(pool).catch(() => [])) await lv.deleteVolume(v).catch(() => undefined);
@@ -202,13 +229,25 @@ describe('qemu:///system accepts our XML (define only, never started)', () => {
   // storage backend ("missing backend for pool type 6"), package libvirt-daemon-driver-storage-iscsi-direct.
   it('defines (without starting) iscsi and logical pools', async () => {
     const specs = [
-      buildStoragePoolXml({ type: 'iscsi', name: `${tag}-iscsi`, host: '127.0.0.1', iqn: 'iqn.2024-01.dev.koala:sc', initiatorIqn: 'iqn.2024-01.dev.koala:nc', auth: { username: 'u', secret: { usage: `${tag}-chap` } } }),
+      buildStoragePoolXml({
+        type: 'iscsi',
+        name: `${tag}-iscsi`,
+        host: '127.0.0.1',
+        iqn: 'iqn.2024-01.dev.koala:sc',
+        initiatorIqn: 'iqn.2024-01.dev.koala:nc',
+        auth: { username: 'u', secret: { usage: `${tag}-chap` } },
+      }),
       buildStoragePoolXml({ type: 'logical', name: `${tag}-lvm`, vgName: 'koalavg', devices: ['/dev/loop7'] }),
     ];
     const pools = [];
     try {
       for (const x of specs) pools.push(await lv.defineStoragePool(x));
-      expect(parseStoragePoolXml(await lv.getStoragePoolXml(pools[0]!))).toMatchObject({ type: 'iscsi', sourceHosts: [{ name: '127.0.0.1', port: 3260 }], initiatorIqn: 'iqn.2024-01.dev.koala:nc', authUsername: 'u' });
+      expect(parseStoragePoolXml(await lv.getStoragePoolXml(pools[0]!))).toMatchObject({
+        type: 'iscsi',
+        sourceHosts: [{ name: '127.0.0.1', port: 3260 }],
+        initiatorIqn: 'iqn.2024-01.dev.koala:nc',
+        authUsername: 'u',
+      });
       expect(parseStoragePoolXml(await lv.getStoragePoolXml(pools[1]!))).toMatchObject({ type: 'logical', sourceName: 'koalavg', targetPath: '/dev/koalavg' });
     } finally {
       for (const p of pools) await lv.undefineStoragePool(p).catch(() => undefined);

@@ -51,7 +51,11 @@ describe('the bus permission table on a real nats-server', () => {
 
   beforeAll(async () => {
     const conf = join(dir, 'nats.conf');
-    writeFileSync(conf, natsServerConfig({ host: '127.0.0.1', port: 1, storeDir: join(dir, 'js'), users: principals.map((principal: BusPrincipal) => ({ principal, password: passwords.get(busUser(principal))! })) }), { mode: 0o600 });
+    writeFileSync(
+      conf,
+      natsServerConfig({ host: '127.0.0.1', port: 1, storeDir: join(dir, 'js'), users: principals.map((principal: BusPrincipal) => ({ principal, password: passwords.get(busUser(principal))! })) }),
+      { mode: 0o600 },
+    );
     // The test's -a/-p/-sd flags override host, port and store of the file.
     server = await TestNatsServer.start(['-c', conf]);
     for (const p of principals) buses.set(busUser(p), await connect(busUser(p)));
@@ -106,7 +110,9 @@ describe('the bus permission table on a real nats-server', () => {
     // Producers start first in the all-in-one cloud: the CC creates the stream, the CLC may update it.
     const ccStream = bus('cc-z1').events({ name: EVENTS_STREAM, subjects: [EventSubjects.all], maxAgeMs: 3600_000 });
     await ccStream.ensure();
-    await bus('clc').events({ name: EVENTS_STREAM, subjects: [EventSubjects.all], maxAgeMs: 7200_000 }).ensure();
+    await bus('clc')
+      .events({ name: EVENTS_STREAM, subjects: [EventSubjects.all], maxAgeMs: 7200_000 })
+      .ensure();
     const seenByCc: string[] = [];
     bus('cc-z1').subscribe(EventSubjects.instance('z1'), InstanceEvent, (ev) => void seenByCc.push(ev.instanceId));
     const instances: string[] = [];
@@ -117,10 +123,16 @@ describe('the bus permission table on a real nats-server', () => {
     await bus('cc-z1').flush();
 
     const ev1 = event('n1');
-    await bus('nc-n1').events({ name: EVENTS_STREAM, subjects: [EventSubjects.all], maxAgeMs: 7200_000 }).publish(EventSubjects.instance('z1'), InstanceEvent, ev1);
+    await bus('nc-n1')
+      .events({ name: EVENTS_STREAM, subjects: [EventSubjects.all], maxAgeMs: 7200_000 })
+      .publish(EventSubjects.instance('z1'), InstanceEvent, ev1);
     const ev3 = event('n3', 'z2');
-    await bus('nc-n3').events({ name: EVENTS_STREAM, subjects: [EventSubjects.all], maxAgeMs: 7200_000 }).publish(EventSubjects.instance('z2'), InstanceEvent, ev3);
-    await bus('sc-z1').events({ name: EVENTS_STREAM, subjects: [EventSubjects.all], maxAgeMs: 7200_000 }).publish(EventSubjects.volume('z1'), StorageEvent, { kind: 'volume', id: 'vol-9', zone: 'z1', state: 'available', at: new Date().toISOString() });
+    await bus('nc-n3')
+      .events({ name: EVENTS_STREAM, subjects: [EventSubjects.all], maxAgeMs: 7200_000 })
+      .publish(EventSubjects.instance('z2'), InstanceEvent, ev3);
+    await bus('sc-z1')
+      .events({ name: EVENTS_STREAM, subjects: [EventSubjects.all], maxAgeMs: 7200_000 })
+      .publish(EventSubjects.volume('z1'), StorageEvent, { kind: 'volume', id: 'vol-9', zone: 'z1', state: 'available', at: new Date().toISOString() });
     const deadline = Date.now() + 5000;
     while ((instances.length < 2 || volumes.length < 1) && Date.now() < deadline) await sleep(50);
     expect(instances.sort()).toEqual([ev1.instanceId, ev3.instanceId].sort());
@@ -153,7 +165,10 @@ describe('the bus permission table on a real nats-server', () => {
     await spy.close().catch(() => undefined);
 
     // Events: a CC, SC or NC publishes only its own zone's kind of event.
-    const pub = (user: string, subject: string) => bus(user).events({ name: EVENTS_STREAM, subjects: [EventSubjects.all], maxAgeMs: 7200_000 }).publish(subject, Any, event('x'));
+    const pub = (user: string, subject: string) =>
+      bus(user)
+        .events({ name: EVENTS_STREAM, subjects: [EventSubjects.all], maxAgeMs: 7200_000 })
+        .publish(subject, Any, event('x'));
     await expect(pub('cc-z1', EventSubjects.instance('z2'))).rejects.toThrow();
     await expect(pub('nc-n1', EventSubjects.instance('z2'))).rejects.toThrow();
     await expect(pub('nc-n1', EventSubjects.volume('z1'))).rejects.toThrow();

@@ -82,7 +82,10 @@ describe('metadata relay in a node namespace', () => {
     ip('-n', NODE_NS, 'addr', 'add', `${NODE_ADDR}/24`, 'dev', `kmd${tag}n`);
     ip('-n', GUEST_NS, 'addr', 'add', `${GUEST}/24`, 'dev', `kmd${tag}g`);
     ip('-n', GUEST_NS, 'addr', 'add', `${STRANGER}/24`, 'dev', `kmd${tag}g`);
-    for (const [ns, dev] of [[NODE_NS, `kmd${tag}n`], [GUEST_NS, `kmd${tag}g`]] as const) {
+    for (const [ns, dev] of [
+      [NODE_NS, `kmd${tag}n`],
+      [GUEST_NS, `kmd${tag}g`],
+    ] as const) {
       ip('-n', ns, 'link', 'set', 'lo', 'up');
       ip('-n', ns, 'link', 'set', dev, 'up');
     }
@@ -100,7 +103,10 @@ describe('metadata relay in a node namespace', () => {
     setHopLimit(1);
     execFileSync('ip', ['netns', 'exec', NODE_NS, 'iptables', '-t', 'mangle', '-I', 'OUTPUT', '1', '-j', MANGLE_CHAIN]);
     const entry = join(dir, 'relay-main.mjs');
-    writeFileSync(entry, transformFileSync(join(ROOT, 'apps/node-controller/src/metadata/relay-main.ts'), { jsc: { parser: { syntax: 'typescript' }, target: 'es2022' }, module: { type: 'es6' } }).code);
+    writeFileSync(
+      entry,
+      transformFileSync(join(ROOT, 'apps/node-controller/src/metadata/relay-main.ts'), { jsc: { parser: { syntax: 'typescript' }, target: 'es2022' }, module: { type: 'es6' } }).code,
+    );
     const store = new FsLaunchSpecStore(join(dir, 'records'));
     const record: LaunchRecord = {
       instanceId: A,

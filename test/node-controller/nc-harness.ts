@@ -60,11 +60,15 @@ export class ZoneWatcher {
 
   /** Waits until the instance's events end with `states` (after `from` events of it). */
   waitForStates(id: string, states: string[], timeoutMs = 30_000) {
-    return this.waitFor(`${id} -> ${states.join(',')}`, () => {
-      const s = this.states(id);
-      if (s.includes('failed')) throw new Error(`${id} failed: ${JSON.stringify(this.events.filter((e) => e.instanceId === id).at(-1)?.reason)}`);
-      return s.length >= states.length && s.slice(-states.length).join() === states.join() && s;
-    }, timeoutMs);
+    return this.waitFor(
+      `${id} -> ${states.join(',')}`,
+      () => {
+        const s = this.states(id);
+        if (s.includes('failed')) throw new Error(`${id} failed: ${JSON.stringify(this.events.filter((e) => e.instanceId === id).at(-1)?.reason)}`);
+        return s.length >= states.length && s.slice(-states.length).join() === states.join() && s;
+      },
+      timeoutMs,
+    );
   }
 
   /** The next heartbeat (sent after now) satisfying pred. */

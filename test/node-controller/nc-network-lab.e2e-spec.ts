@@ -98,7 +98,10 @@ maybe('network agent on a node host (libvirtd in a namespace)', () => {
   it('launch and terminate of an instance the state does not know', async () => {
     agent.receive(next);
     await agent.kick();
-    const spec = { instanceId: 'i-00000000000000a4', network: { mac: '02:00:00:00:00:a4', privateIp: '172.31.0.14', subnet: '172.31.0.0/20', privateDnsName: 'ip-172-31-0-14.x', groups: [{ groupId: 'sg-0000000a', name: 'default' }] } } as unknown as InstanceSpec;
+    const spec = {
+      instanceId: 'i-00000000000000a4',
+      network: { mac: '02:00:00:00:00:a4', privateIp: '172.31.0.14', subnet: '172.31.0.0/20', privateDnsName: 'ip-172-31-0-14.x', groups: [{ groupId: 'sg-0000000a', name: 'default' }] },
+    } as unknown as InstanceSpec;
     expect(await agent.prepare(spec)).toEqual({ network: 'koala-koala-1a', mac: '02:00:00:00:00:a4', ip: '172.31.0.14', filter: 'koala-i-i-00000000000000a4' });
     expect(hostsFile()).toContain('02:00:00:00:00:a4,172.31.0.14');
     await agent.release('i-00000000000000a4');
@@ -141,7 +144,18 @@ maybe('network agent on a node host (libvirtd in a namespace)', () => {
     const ex = (ns: string, ...argv: string[]) => execFileSync('ip', ['netns', 'exec', ns, ...argv], { encoding: 'utf8' });
     const servers: ChildProcess[] = [];
     const connect = (ns: string, host: string, port: number) =>
-      spawnSync('ip', ['netns', 'exec', ns, process.execPath, '-e', `const s = require('net').connect(${port}, '${host}'); s.setTimeout(1500, () => { console.log('timeout'); process.exit(2); }); s.on('data', (d) => process.stdout.write(d)); s.on('error', (e) => { console.log(e.code); process.exit(3); });`], { encoding: 'utf8' }).stdout.trim();
+      spawnSync(
+        'ip',
+        [
+          'netns',
+          'exec',
+          ns,
+          process.execPath,
+          '-e',
+          `const s = require('net').connect(${port}, '${host}'); s.setTimeout(1500, () => { console.log('timeout'); process.exit(2); }); s.on('data', (d) => process.stdout.write(d)); s.on('error', (e) => { console.log(e.code); process.exit(3); });`,
+        ],
+        { encoding: 'utf8' },
+      ).stdout.trim();
     const virsh = (...args: string[]) => execFileSync('virsh', ['-q', '-c', facts.LIBVIRT_URI!, ...args], { encoding: 'utf8' });
 
     beforeAll(async () => {
@@ -165,7 +179,11 @@ maybe('network agent on a node host (libvirtd in a namespace)', () => {
       writeFileSync(file, binding);
       virsh('nwfilter-binding-create', file);
       for (const port of [22, 23]) {
-        const p = spawn('ip', ['netns', 'exec', G.a3, process.execPath, '-e', `require('net').createServer((s) => s.end('hello ' + s.remoteAddress + '\\n')).listen(${port}, '172.31.0.13', () => console.log('up'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
+        const p = spawn(
+          'ip',
+          ['netns', 'exec', G.a3, process.execPath, '-e', `require('net').createServer((s) => s.end('hello ' + s.remoteAddress + '\\n')).listen(${port}, '172.31.0.13', () => console.log('up'))`],
+          { stdio: ['ignore', 'pipe', 'inherit'] },
+        );
         servers.push(p);
         await new Promise((r) => p.stdout!.once('data', r));
       }
@@ -198,11 +216,26 @@ maybe('network agent on a node host (libvirtd in a namespace)', () => {
 
     it('the guest may not send from another address', async () => {
       ex(G.a3, 'ip', 'addr', 'add', '172.31.0.99/20', 'dev', 'eth0');
-      const p = spawn('ip', ['netns', 'exec', G.a2, process.execPath, '-e', `require('net').createServer((s) => s.end('hi ' + s.remoteAddress + '\\n')).listen(24, '172.31.0.12', () => console.log('up'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const p = spawn(
+        'ip',
+        ['netns', 'exec', G.a2, process.execPath, '-e', `require('net').createServer((s) => s.end('hi ' + s.remoteAddress + '\\n')).listen(24, '172.31.0.12', () => console.log('up'))`],
+        { stdio: ['ignore', 'pipe', 'inherit'] },
+      );
       servers.push(p);
       await new Promise((r) => p.stdout!.once('data', r));
       expect(connect(G.a3, '172.31.0.12', 24)).toBe('hi 172.31.0.13');
-      const spoofed = spawnSync('ip', ['netns', 'exec', G.a3, process.execPath, '-e', `const s = require('net').connect({ port: 24, host: '172.31.0.12', localAddress: '172.31.0.99' }); s.setTimeout(1500, () => { console.log('timeout'); process.exit(2); }); s.on('data', (d) => process.stdout.write(d)); s.on('error', (e) => { console.log(e.code); process.exit(3); });`], { encoding: 'utf8' }).stdout.trim();
+      const spoofed = spawnSync(
+        'ip',
+        [
+          'netns',
+          'exec',
+          G.a3,
+          process.execPath,
+          '-e',
+          `const s = require('net').connect({ port: 24, host: '172.31.0.12', localAddress: '172.31.0.99' }); s.setTimeout(1500, () => { console.log('timeout'); process.exit(2); }); s.on('data', (d) => process.stdout.write(d)); s.on('error', (e) => { console.log(e.code); process.exit(3); });`,
+        ],
+        { encoding: 'utf8' },
+      ).stdout.trim();
       expect(spoofed).toBe('timeout');
     }, 30_000);
 
@@ -237,7 +270,11 @@ maybe('network agent on a node host (libvirtd in a namespace)', () => {
       return Number(out.split('\n')[1]);
     };
     const hex = (mac: string) => mac.replace(/:/g, '');
-    const ipHex = (ip: string) => ip.split('.').map((o) => Number(o).toString(16).padStart(2, '0')).join('');
+    const ipHex = (ip: string) =>
+      ip
+        .split('.')
+        .map((o) => Number(o).toString(16).padStart(2, '0'))
+        .join('');
     /** An ARP request (Ethernet/IPv4) from sender MAC/IP for `target`. */
     const arpRequest = (senderMac: string, senderIp: string, target: string) => `0001080006040001${hex(senderMac)}${ipHex(senderIp)}000000000000${ipHex(target)}`;
     const neigh = (ns: string, ip: string) => ex(ns, 'ip', 'neigh', 'show', ip, 'dev', 'eth0').trim();
@@ -247,43 +284,58 @@ maybe('network agent on a node host (libvirtd in a namespace)', () => {
     const BCAST = 'ff:ff:ff:ff:ff:ff';
     const hasPython = existsSync('/usr/bin/python3');
 
-    (hasPython ? it : it.skip)('the guest may not send from another MAC', async () => {
-      expect(connect(G.a3, '172.31.0.12', 24)).toBe('hi 172.31.0.13');
-      ex(G.a3, 'ip', 'link', 'set', 'eth0', 'address', '02:00:00:00:00:77');
-      try {
-        expect(connect(G.a3, '172.31.0.12', 24)).toBe('timeout');
-        // A frame of its own protocol and IP, only the source MAC not its own: dropped at the bridge.
-        expect(await framesSeen(G.a2, '0806', '02:00:00:00:00:77', () => sendFrame(G.a3, '02:00:00:00:00:77', BCAST, '0806', arpRequest('02:00:00:00:00:77', '172.31.0.13', '172.31.0.12')))).toBe(0);
-      } finally {
-        ex(G.a3, 'ip', 'link', 'set', 'eth0', 'address', A3);
-      }
-      expect(await framesSeen(G.a2, '0806', A3, () => sendFrame(G.a3, A3, BCAST, '0806', arpRequest(A3, '172.31.0.13', '172.31.0.12')))).toBe(1);
-    }, 30_000);
+    (hasPython ? it : it.skip)(
+      'the guest may not send from another MAC',
+      async () => {
+        expect(connect(G.a3, '172.31.0.12', 24)).toBe('hi 172.31.0.13');
+        ex(G.a3, 'ip', 'link', 'set', 'eth0', 'address', '02:00:00:00:00:77');
+        try {
+          expect(connect(G.a3, '172.31.0.12', 24)).toBe('timeout');
+          // A frame of its own protocol and IP, only the source MAC not its own: dropped at the bridge.
+          expect(await framesSeen(G.a2, '0806', '02:00:00:00:00:77', () => sendFrame(G.a3, '02:00:00:00:00:77', BCAST, '0806', arpRequest('02:00:00:00:00:77', '172.31.0.13', '172.31.0.12')))).toBe(0);
+        } finally {
+          ex(G.a3, 'ip', 'link', 'set', 'eth0', 'address', A3);
+        }
+        expect(await framesSeen(G.a2, '0806', A3, () => sendFrame(G.a3, A3, BCAST, '0806', arpRequest(A3, '172.31.0.13', '172.31.0.12')))).toBe(1);
+      },
+      30_000,
+    );
 
-    (hasPython ? it : it.skip)('no ARP spoofing: ARP only with the guest own MAC and IP', async () => {
-      // Claiming another IP (a poisoning answer would look the same): a2 never learns it; the
-      // unfiltered namespace sending the same is learnt, so the check would see it.
-      sendFrame(G.x, X, BCAST, '0806', arpRequest(X, '172.31.0.98', '172.31.0.12'));
-      await until('a2 learns the unfiltered sender', () => neigh(G.a2, '172.31.0.98').includes(X), 3_000);
-      sendFrame(G.a3, A3, BCAST, '0806', arpRequest(A3, '172.31.0.21', '172.31.0.12'));
-      // Its own IP with another MAC inside the ARP message (the frame's source is its own).
-      sendFrame(G.a3, A3, BCAST, '0806', arpRequest('02:00:00:00:00:77', '172.31.0.13', '172.31.0.12'));
-      await new Promise((r) => setTimeout(r, 500));
-      expect(neigh(G.a2, '172.31.0.21')).toBe('');
-      expect(neigh(G.a2, '172.31.0.13')).not.toContain('02:00:00:00:00:77');
-      expect(await framesSeen(G.a2, '0806', A3, () => sendFrame(G.a3, A3, BCAST, '0806', arpRequest(A3, '172.31.0.21', '172.31.0.12')))).toBe(0);
-    }, 30_000);
+    (hasPython ? it : it.skip)(
+      'no ARP spoofing: ARP only with the guest own MAC and IP',
+      async () => {
+        // Claiming another IP (a poisoning answer would look the same): a2 never learns it; the
+        // unfiltered namespace sending the same is learnt, so the check would see it.
+        sendFrame(G.x, X, BCAST, '0806', arpRequest(X, '172.31.0.98', '172.31.0.12'));
+        await until('a2 learns the unfiltered sender', () => neigh(G.a2, '172.31.0.98').includes(X), 3_000);
+        sendFrame(G.a3, A3, BCAST, '0806', arpRequest(A3, '172.31.0.21', '172.31.0.12'));
+        // Its own IP with another MAC inside the ARP message (the frame's source is its own).
+        sendFrame(G.a3, A3, BCAST, '0806', arpRequest('02:00:00:00:00:77', '172.31.0.13', '172.31.0.12'));
+        await new Promise((r) => setTimeout(r, 500));
+        expect(neigh(G.a2, '172.31.0.21')).toBe('');
+        expect(neigh(G.a2, '172.31.0.13')).not.toContain('02:00:00:00:00:77');
+        expect(await framesSeen(G.a2, '0806', A3, () => sendFrame(G.a3, A3, BCAST, '0806', arpRequest(A3, '172.31.0.21', '172.31.0.12')))).toBe(0);
+      },
+      30_000,
+    );
 
-    (hasPython ? it : it.skip)('only IPv4 and ARP leave the guest or reach it (no IPv6, no other L2 protocol)', async () => {
-      // A well-formed IPv6 header (no next header, fe80::1 -> ff02::1: the bridge's netfilter
-      // drops malformed ones by itself) and an experimental ethertype.
-      const ipv6 = `6000000000003b40fe80${'0'.repeat(27)}1ff02${'0'.repeat(27)}1`;
-      for (const [ethertype, payload] of [['86dd', ipv6], ['88b5', '00']] as const) {
-        // Unfiltered x -> a2: delivered (the check works); a3 -> a2 and x -> a3: dropped both ways.
-        expect(await framesSeen(G.a2, ethertype, X, () => sendFrame(G.x, X, A2, ethertype, payload))).toBe(1);
-        expect(await framesSeen(G.a2, ethertype, A3, () => sendFrame(G.a3, A3, A2, ethertype, payload))).toBe(0);
-        expect(await framesSeen(G.a3, ethertype, X, () => sendFrame(G.x, X, A3, ethertype, payload))).toBe(0);
-      }
-    }, 30_000);
+    (hasPython ? it : it.skip)(
+      'only IPv4 and ARP leave the guest or reach it (no IPv6, no other L2 protocol)',
+      async () => {
+        // A well-formed IPv6 header (no next header, fe80::1 -> ff02::1: the bridge's netfilter
+        // drops malformed ones by itself) and an experimental ethertype.
+        const ipv6 = `6000000000003b40fe80${'0'.repeat(27)}1ff02${'0'.repeat(27)}1`;
+        for (const [ethertype, payload] of [
+          ['86dd', ipv6],
+          ['88b5', '00'],
+        ] as const) {
+          // Unfiltered x -> a2: delivered (the check works); a3 -> a2 and x -> a3: dropped both ways.
+          expect(await framesSeen(G.a2, ethertype, X, () => sendFrame(G.x, X, A2, ethertype, payload))).toBe(1);
+          expect(await framesSeen(G.a2, ethertype, A3, () => sendFrame(G.a3, A3, A2, ethertype, payload))).toBe(0);
+          expect(await framesSeen(G.a3, ethertype, X, () => sendFrame(G.x, X, A3, ethertype, payload))).toBe(0);
+        }
+      },
+      30_000,
+    );
   });
 });

@@ -67,7 +67,12 @@ maybe('network agent in a namespace (iptables, ipset, ip)', () => {
     expect(first).toContain('-A OUTPUT -j KOALA-OUTPUT');
     expect(first).toContain('-A KOALA-PREROUTING -d 169.254.169.254/32 -i koala-br0 -p tcp -m tcp --dport 80 -j DNAT --to-destination 172.31.0.2:8775');
     expect(first).toContain('-A KOALA-POSTROUTING -s 172.31.0.11/32 ! -d 172.31.0.0/20 -j SNAT --to-source 198.51.100.11');
-    expect(inNs('ipset', 'save', 'koala-sg-0000000a-ai').split('\n').filter((l) => l.startsWith('add ')).sort()).toEqual(['add koala-sg-0000000a-ai 172.31.0.11', 'add koala-sg-0000000a-ai 172.31.0.12', 'add koala-sg-0000000a-ai 172.31.0.21']);
+    expect(
+      inNs('ipset', 'save', 'koala-sg-0000000a-ai')
+        .split('\n')
+        .filter((l) => l.startsWith('add '))
+        .sort(),
+    ).toEqual(['add koala-sg-0000000a-ai 172.31.0.11', 'add koala-sg-0000000a-ai 172.31.0.12', 'add koala-sg-0000000a-ai 172.31.0.21']);
     expect(inNs('ipset', 'save', 'koala-sg-0000000a-pi')).toContain('add koala-sg-0000000a-pi 198.51.100.0/24,tcp:22');
     expect(inNs('ip', '-o', 'link', 'show', 'dev', 'seg0')).toContain('master koala-br0');
     expect(inNs('ip', '-o', '-4', 'addr', 'show', 'dev', 'pub0')).toContain('198.51.100.11/32');
@@ -112,12 +117,21 @@ maybe('network agent in a namespace (iptables, ipset, ip)', () => {
     await agent().apply(empty);
     expect(inNs('ipset', 'list', '-n').trim()).toBe('');
     const nat = natSave();
-    expect(nat.split('\n').filter((l) => l.startsWith('-A KOALA-'))).toEqual(['-A KOALA-PREROUTING -d 169.254.169.254/32 -i koala-br0 -p tcp -m tcp --dport 80 -j DNAT --to-destination 172.31.0.2:8775']);
+    expect(nat.split('\n').filter((l) => l.startsWith('-A KOALA-'))).toEqual([
+      '-A KOALA-PREROUTING -d 169.254.169.254/32 -i koala-br0 -p tcp -m tcp --dport 80 -j DNAT --to-destination 172.31.0.2:8775',
+    ]);
     expect(nat).toContain('-A PREROUTING -d 192.0.2.1/32 -p tcp -m tcp --dport 2222 -j DNAT --to-destination 192.0.2.2:22');
   });
 
   it('a failing command surfaces as an error naming it', async () => {
-    const bad = new NetworkAgent({ zone: 'koala-1a', config: { ...nodeA, uplink: 'nosuchif0' }, enabled: true, host: new ExecHostNetCommands({ netns: NS }), libvirt: new FakeNetworkLibvirt(), fetchState: async () => sampleState() });
+    const bad = new NetworkAgent({
+      zone: 'koala-1a',
+      config: { ...nodeA, uplink: 'nosuchif0' },
+      enabled: true,
+      host: new ExecHostNetCommands({ netns: NS }),
+      libvirt: new FakeNetworkLibvirt(),
+      fetchState: async () => sampleState(),
+    });
     await expect(bad.apply(sampleState(10))).rejects.toThrow(/ip -o link show dev nosuchif0 failed/);
   });
 });
@@ -137,7 +151,9 @@ maybe('network agent NAT with traffic (namespaces only)', () => {
   /** A TCP server in `ns` answering each connection with the peer's address. */
   async function echoPeer(ns: string, host: string, port: number) {
     const { spawn } = await import('node:child_process');
-    const p = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', `require('net').createServer((s) => s.end(s.remoteAddress + '\\n')).listen(${port}, '${host}', () => console.log('up'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const p = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', `require('net').createServer((s) => s.end(s.remoteAddress + '\\n')).listen(${port}, '${host}', () => console.log('up'))`], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     servers.push(p);
     await new Promise<void>((resolve, reject) => {
       p.stdout!.once('data', () => resolve());
@@ -146,7 +162,18 @@ maybe('network agent NAT with traffic (namespaces only)', () => {
   }
   /** What the server answered, or `timeout` / an error code (the exit status is not an error here). */
   const connect = (ns: string, host: string, port: number) =>
-    spawnSync('ip', ['netns', 'exec', ns, process.execPath, '-e', `const s = require('net').connect(${port}, '${host}'); s.setTimeout(3000, () => { console.log('timeout'); process.exit(2); }); s.on('data', (d) => process.stdout.write(d)); s.on('error', (e) => { console.log(e.code); process.exit(3); });`], { encoding: 'utf8' }).stdout.trim();
+    spawnSync(
+      'ip',
+      [
+        'netns',
+        'exec',
+        ns,
+        process.execPath,
+        '-e',
+        `const s = require('net').connect(${port}, '${host}'); s.setTimeout(3000, () => { console.log('timeout'); process.exit(2); }); s.on('data', (d) => process.stdout.write(d)); s.on('error', (e) => { console.log(e.code); process.exit(3); });`,
+      ],
+      { encoding: 'utf8' },
+    ).stdout.trim();
 
   beforeAll(() => {
     for (const ns of [N, G1, G2, O]) {
@@ -163,7 +190,10 @@ maybe('network agent NAT with traffic (namespaces only)', () => {
     ex(O, 'ip', 'addr', 'add', '203.0.113.9/24', 'dev', 'eth0');
     ex(O, 'ip', 'link', 'set', 'eth0', 'up');
     ex(O, 'ip', 'route', 'add', '198.51.100.0/24', 'via', '203.0.113.250');
-    for (const [g, ip, port] of [[G1, '172.31.0.11', 'vn1'], [G2, '172.31.0.12', 'vn2']] as const) {
+    for (const [g, ip, port] of [
+      [G1, '172.31.0.11', 'vn1'],
+      [G2, '172.31.0.12', 'vn2'],
+    ] as const) {
       ex(N, 'ip', 'link', 'add', port, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', g);
       ex(N, 'ip', 'link', 'set', port, 'master', 'koala-br0', 'up');
       ex(g, 'ip', 'addr', 'add', `${ip}/20`, 'dev', 'eth0');

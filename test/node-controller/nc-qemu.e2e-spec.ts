@@ -102,10 +102,14 @@ describe('node controller on qemu:///system with tiny-linux', () => {
   });
 
   const consoleHas = (needle: string, times = 1, timeoutMs = 120_000) =>
-    watcher.waitFor(`console x${times}: ${needle}`, async () => {
-      const t = await watcher.consoleText(id);
-      return count(t, needle) >= times && t;
-    }, timeoutMs);
+    watcher.waitFor(
+      `console x${times}: ${needle}`,
+      async () => {
+        const t = await watcher.consoleText(id);
+        return count(t, needle) >= times && t;
+      },
+      timeoutMs,
+    );
 
   it('launches and boots: running, then banner, instance id and user-data on the console', async () => {
     const t0 = Date.now();

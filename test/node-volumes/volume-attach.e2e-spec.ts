@@ -12,18 +12,7 @@ import { dirname, join, resolve } from 'node:path';
 import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { nodeAttachVolume, nodeDetachVolume, nodeInitiatorIqn, volumeTargetIqn, type IscsiTarget } from '@koala/contracts';
-import {
-  DomainState,
-  Libvirt,
-  LibvirtError,
-  SecretUsageType,
-  VIR_DOMAIN_XML_INACTIVE,
-  VIR_ERR_NO_SECRET,
-  buildDomainXml,
-  parseDomainXml,
-  type Domain,
-  type StoragePool,
-} from '@koala/libvirt';
+import { DomainState, Libvirt, LibvirtError, SecretUsageType, VIR_DOMAIN_XML_INACTIVE, VIR_ERR_NO_SECRET, buildDomainXml, parseDomainXml, type Domain, type StoragePool } from '@koala/libvirt';
 import { createLogger } from '@koala/logging';
 import { BusRemoteError, NatsBus, SealKey, sealFor } from '@koala/messaging';
 import { execRunner } from '../../apps/storage-controller/src/iscsi/command-runner.js';
@@ -41,7 +30,10 @@ const MiB = 1024 * 1024;
 // TCG guests on 2 shared cores, and a libvirtd shared with other tests.
 jest.setTimeout(300_000);
 
-const hex = (n: number) => randomBytes(Math.ceil(n / 2)).toString('hex').slice(0, n);
+const hex = (n: number) =>
+  randomBytes(Math.ceil(n / 2))
+    .toString('hex')
+    .slice(0, n);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function remoteCode(p: Promise<unknown>): Promise<{ code: string; message: string }> {
@@ -89,7 +81,10 @@ describe('NC VolumeAttacher (libvirt qemu:///system + tgtd)', () => {
   const accounts = new Set<string>();
 
   const consoleText = () => (existsSync(consoleLog) ? readFileSync(consoleLog, 'utf8').replace(/\r/g, '') : '');
-  const blockLines = () => consoleText().split('\n').filter((l) => l.startsWith('BLOCK: '));
+  const blockLines = () =>
+    consoleText()
+      .split('\n')
+      .filter((l) => l.startsWith('BLOCK: '));
   const devices = (line: string) => line.slice('BLOCK: '.length).trim().split(/\s+/).filter(Boolean);
 
   async function waitFor<T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs: number): Promise<T> {
@@ -103,8 +98,7 @@ describe('NC VolumeAttacher (libvirt qemu:///system + tgtd)', () => {
   }
 
   /** Waits for a BLOCK line after the first `after` ones that satisfies `pred`. */
-  const waitBlock = (after: number, pred: (devs: string[]) => boolean, what: string) =>
-    waitFor(what, () => blockLines().slice(after).map(devices).find(pred), 120_000);
+  const waitBlock = (after: number, pred: (devs: string[]) => boolean, what: string) => waitFor(what, () => blockLines().slice(after).map(devices).find(pred), 120_000);
 
   /** Exports `volId` like the SC does: target, LUN 1 on a sparse file, ACL = node initiator, CHAP. */
   async function exportVolume(volId: string, password = chapSecret): Promise<IscsiTarget> {
@@ -297,7 +291,12 @@ describe('NC VolumeAttacher (libvirt qemu:///system + tgtd)', () => {
     expect(first === '' || /UNIT_ATTENTION/.test(first)).toBe(true);
     expect(second).toBe('');
     // The guest never lost the device: no BLOCK line without vdb.
-    expect(blockLines().slice(blockCount).map(devices).every((d) => d.includes('vdb'))).toBe(true);
+    expect(
+      blockLines()
+        .slice(blockCount)
+        .map(devices)
+        .every((d) => d.includes('vdb')),
+    ).toBe(true);
   });
 
   it('detaches: the guest drops the disk, the secret is undefined; detaching again succeeds', async () => {
@@ -328,7 +327,7 @@ describe('NC VolumeAttacher (libvirt qemu:///system + tgtd)', () => {
     await unexportVolume(badVolumeId);
   });
 
-  it('attaches into a stopped instance\'s persistent config (no login yet) and detaches from it; IncorrectState for an unknown instance', async () => {
+  it("attaches into a stopped instance's persistent config (no login yet) and detaches from it; IncorrectState for an unknown instance", async () => {
     // Still exported since the tgtd-restart test; nothing logs in until the domain starts.
     const target: IscsiTarget = { iqn: volumeTargetIqn(volumeId), lun: 1, portal: '127.0.0.1:3260', chapUser, chapSecret };
     const stopped = await lv.lookupDomainByName(stoppedId);

@@ -83,16 +83,12 @@ describe('account B', () => {
     const perm = { IpProtocol: 'tcp', FromPort: 22, ToPort: 22, IpRanges: [{ CidrIp: '0.0.0.0/0' }] };
     expect((await failure(b.send(new AuthorizeSecurityGroupIngressCommand({ GroupId: A.groupId, IpPermissions: [perm] })))).name).toBe('InvalidGroup.NotFound');
     expect((await failure(b.send(new RevokeSecurityGroupIngressCommand({ GroupId: A.groupId, IpPermissions: [perm] })))).name).toBe('InvalidGroup.NotFound');
-    expect(
-      (await failure(b.send(new AuthorizeSecurityGroupIngressCommand({ GroupName: 'default', IpPermissions: [{ IpProtocol: '-1', UserIdGroupPairs: [{ GroupId: A.groupId }] }] })))).name,
-    ).toBe('InvalidGroup.NotFound');
-    expect(
-      (
-        await failure(
-          b.send(new AuthorizeSecurityGroupIngressCommand({ GroupName: 'default', SourceSecurityGroupName: 'shared-name', SourceSecurityGroupOwnerId: aCreds.accountId })),
-        )
-      ).name,
-    ).toBe('InvalidGroup.NotFound');
+    expect((await failure(b.send(new AuthorizeSecurityGroupIngressCommand({ GroupName: 'default', IpPermissions: [{ IpProtocol: '-1', UserIdGroupPairs: [{ GroupId: A.groupId }] }] })))).name).toBe(
+      'InvalidGroup.NotFound',
+    );
+    expect((await failure(b.send(new AuthorizeSecurityGroupIngressCommand({ GroupName: 'default', SourceSecurityGroupName: 'shared-name', SourceSecurityGroupOwnerId: aCreds.accountId })))).name).toBe(
+      'InvalidGroup.NotFound',
+    );
     expect((await failure(b.send(new ReleaseAddressCommand({ AllocationId: A.allocId })))).name).toBe('InvalidAllocationID.NotFound');
     expect((await failure(b.send(new ReleaseAddressCommand({ PublicIp: A.ip })))).name).toBe('InvalidAddress.NotFound');
     // B may use the same names in its own account

@@ -1,13 +1,7 @@
 // Key pairs through the EC2 endpoint with AWS SDK v3: create (RSA, ED25519), import, describe, delete,
 // fingerprints checked against openssl / ssh-keygen run here.
 import { execFileSync } from 'node:child_process';
-import {
-  CreateKeyPairCommand,
-  DeleteKeyPairCommand,
-  DescribeKeyPairsCommand,
-  ImportKeyPairCommand,
-  type EC2Client,
-} from '@aws-sdk/client-ec2';
+import { CreateKeyPairCommand, DeleteKeyPairCommand, DescribeKeyPairsCommand, ImportKeyPairCommand, type EC2Client } from '@aws-sdk/client-ec2';
 import { startCloud, type TestCloud } from '../support/cloud.js';
 import { failure, opensslDigest, sh, sshKeygen, sshKeygenSha256, withTempDir, writeSecret } from './helpers.js';
 
@@ -62,19 +56,13 @@ describe('CreateKeyPair', () => {
   });
 
   it('with TagSpecification (resource type key-pair only)', async () => {
-    const k = await ec2.send(
-      new CreateKeyPairCommand({ KeyName: 'tagged', TagSpecifications: [{ ResourceType: 'key-pair', Tags: [{ Key: 'env', Value: 'prod' }] }] }),
-    );
+    const k = await ec2.send(new CreateKeyPairCommand({ KeyName: 'tagged', TagSpecifications: [{ ResourceType: 'key-pair', Tags: [{ Key: 'env', Value: 'prod' }] }] }));
     expect(k.Tags).toEqual([{ Key: 'env', Value: 'prod' }]);
-    const e = await failure(
-      ec2.send(new CreateKeyPairCommand({ KeyName: 'badtag', TagSpecifications: [{ ResourceType: 'instance', Tags: [{ Key: 'a', Value: 'b' }] }] })),
-    );
+    const e = await failure(ec2.send(new CreateKeyPairCommand({ KeyName: 'badtag', TagSpecifications: [{ ResourceType: 'instance', Tags: [{ Key: 'a', Value: 'b' }] }] })));
     expect(e).toMatchObject({ name: 'InvalidParameterValue', status: 400 });
     // nothing half-written
     expect((await failure(ec2.send(new DescribeKeyPairsCommand({ KeyNames: ['badtag'] })))).name).toBe('InvalidKeyPair.NotFound');
-    const reserved = await failure(
-      ec2.send(new CreateKeyPairCommand({ KeyName: 'awstag', TagSpecifications: [{ ResourceType: 'key-pair', Tags: [{ Key: 'aws:x', Value: 'b' }] }] })),
-    );
+    const reserved = await failure(ec2.send(new CreateKeyPairCommand({ KeyName: 'awstag', TagSpecifications: [{ ResourceType: 'key-pair', Tags: [{ Key: 'aws:x', Value: 'b' }] }] })));
     expect(reserved.name).toBe('InvalidParameterValue');
     expect((await failure(ec2.send(new DescribeKeyPairsCommand({ KeyNames: ['awstag'] })))).name).toBe('InvalidKeyPair.NotFound');
   });
@@ -129,7 +117,14 @@ describe('ImportKeyPair', () => {
       );
       expect(r.KeyFingerprint!.replace(/=$/, '')).toBe(sshKeygenSha256(`${dir}/k.pub`));
       expect(r.Tags).toEqual([{ Key: 'src', Value: 'laptop' }]);
-      const d = await ec2.send(new DescribeKeyPairsCommand({ Filters: [{ Name: 'key-type', Values: ['ed25519'] }, { Name: 'key-name', Values: ['imp-*'] }] }));
+      const d = await ec2.send(
+        new DescribeKeyPairsCommand({
+          Filters: [
+            { Name: 'key-type', Values: ['ed25519'] },
+            { Name: 'key-name', Values: ['imp-*'] },
+          ],
+        }),
+      );
       expect(d.KeyPairs!.map((k) => k.KeyName)).toEqual(['imp-ed']);
     });
   });
@@ -139,14 +134,10 @@ describe('ImportKeyPair', () => {
       name: 'InvalidKeyPair.Format',
       status: 400,
     });
-    expect((await failure(ec2.send(new ImportKeyPairCommand({ KeyName: 'dss', PublicKeyMaterial: Buffer.from('ssh-dss AAAAB3NzaC1kc3MAAAA= x') })))).name).toBe(
-      'InvalidKeyPair.Format',
-    );
+    expect((await failure(ec2.send(new ImportKeyPairCommand({ KeyName: 'dss', PublicKeyMaterial: Buffer.from('ssh-dss AAAAB3NzaC1kc3MAAAA= x') })))).name).toBe('InvalidKeyPair.Format');
     await withTempDir(async (dir) => {
       const { publicLine } = sshKeygen(dir, 'ed25519');
-      expect((await failure(ec2.send(new ImportKeyPairCommand({ KeyName: 'rsa-1', PublicKeyMaterial: Buffer.from(publicLine) })))).name).toBe(
-        'InvalidKeyPair.Duplicate',
-      );
+      expect((await failure(ec2.send(new ImportKeyPairCommand({ KeyName: 'rsa-1', PublicKeyMaterial: Buffer.from(publicLine) })))).name).toBe('InvalidKeyPair.Duplicate');
     });
   });
 });
@@ -155,8 +146,7 @@ describe('DescribeKeyPairs', () => {
   it('filters by key-name, key-pair-id, fingerprint, tag:*, tag-key; unknown names/ids/filters are errors', async () => {
     const all = (await ec2.send(new DescribeKeyPairsCommand({}))).KeyPairs!;
     const rsa = all.find((k) => k.KeyName === 'rsa-1')!;
-    const names = async (Filters: { Name: string; Values: string[] }[]) =>
-      (await ec2.send(new DescribeKeyPairsCommand({ Filters }))).KeyPairs!.map((k) => k.KeyName).sort();
+    const names = async (Filters: { Name: string; Values: string[] }[]) => (await ec2.send(new DescribeKeyPairsCommand({ Filters }))).KeyPairs!.map((k) => k.KeyName).sort();
     expect(await names([{ Name: 'key-name', Values: ['rsa-1', 'ed-1'] }])).toEqual(['ed-1', 'rsa-1']);
     expect(await names([{ Name: 'key-pair-id', Values: [rsa.KeyPairId!] }])).toEqual(['rsa-1']);
     expect(await names([{ Name: 'fingerprint', Values: [rsa.KeyFingerprint!] }])).toEqual(['rsa-1']);
@@ -175,9 +165,7 @@ describe('DescribeKeyPairs', () => {
 
 describe('DeleteKeyPair', () => {
   it('by name and by id; a missing name succeeds, a missing id is NotFound; tags go with the key', async () => {
-    const k = await ec2.send(
-      new CreateKeyPairCommand({ KeyName: 'to-delete', KeyType: 'ed25519', TagSpecifications: [{ ResourceType: 'key-pair', Tags: [{ Key: 'gone', Value: '1' }] }] }),
-    );
+    const k = await ec2.send(new CreateKeyPairCommand({ KeyName: 'to-delete', KeyType: 'ed25519', TagSpecifications: [{ ResourceType: 'key-pair', Tags: [{ Key: 'gone', Value: '1' }] }] }));
     expect((await failure(ec2.send(new DeleteKeyPairCommand({ KeyName: 'to-delete', DryRun: true })))).name).toBe('DryRunOperation');
     const r = await ec2.send(new DeleteKeyPairCommand({ KeyName: 'to-delete' }));
     expect(r.Return).toBe(true);

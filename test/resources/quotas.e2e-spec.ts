@@ -81,7 +81,11 @@ beforeAll(async () => {
   });
   jest.spyOn(cloud.app.get<ImageLaunchPort>(IMAGE_LAUNCH), 'launchSpec').mockImplementation(async (_caller, imageId) => {
     if (imageId !== IMAGE) throw Ec2Error.notFound('InvalidAMIID.NotFound', imageId);
-    return { spec: { virtualizationType: 'hvm', root: { imageId, sha256: 'a'.repeat(64), sizeBytes: 1024, format: 'qcow2', url: 'http://127.0.0.1:1/blob' } }, architecture: 'x86_64', rootDeviceName: '/dev/vda' };
+    return {
+      spec: { virtualizationType: 'hvm', root: { imageId, sha256: 'a'.repeat(64), sizeBytes: 1024, format: 'qcow2', url: 'http://127.0.0.1:1/blob' } },
+      architecture: 'x86_64',
+      rootDeviceName: '/dev/vda',
+    };
   });
 }, 60_000);
 
@@ -111,7 +115,13 @@ describe('koala quota (admin command)', () => {
     expect((await cloud.app.get(QuotaService).limitsOf(t.creds.accountId)).vcpus).toBe(7);
     expect((await quota('set', t.name, 'vcpus', 'default'))[0]).toBe(0);
     expect((await cloud.app.get(QuotaService).limitsOf(t.creds.accountId)).vcpus).toBe(64);
-    for (const bad of [['set', t.name, 'cores', '1'], ['set', t.name, 'vcpus', '-1'], ['set', t.name, 'vcpus', '1e3'], ['set', t.name, 'vcpus', '9'.repeat(12)], ['set', t.name, 'vcpus', '1\u0000']]) {
+    for (const bad of [
+      ['set', t.name, 'cores', '1'],
+      ['set', t.name, 'vcpus', '-1'],
+      ['set', t.name, 'vcpus', '1e3'],
+      ['set', t.name, 'vcpus', '9'.repeat(12)],
+      ['set', t.name, 'vcpus', '1\u0000'],
+    ]) {
       const [c, , err] = await quota(...bad);
       expect([c, err]).toEqual([1, expect.stringMatching(/quota/)]);
     }
@@ -133,7 +143,7 @@ describe('instances and vCPUs', () => {
     expect(await codeOf(run(t.ec2))).toBe('InstanceLimitExceeded');
   });
 
-  it('VcpuLimitExceeded by the instance type\'s vCPUs', async () => {
+  it("VcpuLimitExceeded by the instance type's vCPUs", async () => {
     const t = await tenant({ vcpus: 3 });
     await run(t.ec2, { InstanceType: 'c1.medium' }); // 2 vCPUs
     expect(await codeOf(run(t.ec2, { InstanceType: 'c1.medium' }))).toBe('VcpuLimitExceeded');

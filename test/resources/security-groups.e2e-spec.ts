@@ -44,9 +44,7 @@ describe('default group', () => {
     const d = r.SecurityGroups![0]!;
     expect(d).toMatchObject({ GroupName: 'default', Description: 'default group', OwnerId: me.accountId, Tags: [] });
     expect(d.GroupId).toMatch(/^sg-[0-9a-f]{17}$/);
-    expect(d.IpPermissions).toEqual([
-      { IpProtocol: '-1', UserIdGroupPairs: [{ UserId: me.accountId, GroupId: d.GroupId, GroupName: 'default' }], IpRanges: [], Ipv6Ranges: [], PrefixListIds: [] },
-    ]);
+    expect(d.IpPermissions).toEqual([{ IpProtocol: '-1', UserIdGroupPairs: [{ UserId: me.accountId, GroupId: d.GroupId, GroupName: 'default' }], IpRanges: [], Ipv6Ranges: [], PrefixListIds: [] }]);
     expect(d.IpPermissionsEgress).toEqual([{ IpProtocol: '-1', UserIdGroupPairs: [], IpRanges: [{ CidrIp: '0.0.0.0/0' }], Ipv6Ranges: [], PrefixListIds: [] }]);
     // only one default, however many calls
     await Promise.all([1, 2, 3].map(() => ec2.send(new DescribeSecurityGroupsCommand({}))));
@@ -62,10 +60,9 @@ describe('default group', () => {
     expect(new Set(ids).size).toBe(1);
     const rows = await cloud.dataSource.query(`SELECT count(*)::int AS n FROM security_groups WHERE account_id = $1 AND name = 'default'`, [fresh.accountId]);
     expect(rows[0].n).toBe(1);
-    const rules = await cloud.dataSource.query(
-      `SELECT is_egress, ip_protocol, cidr_ipv4, referenced_group_id, referenced_user_id FROM security_group_rules WHERE group_id = $1 ORDER BY is_egress`,
-      [ids[0]],
-    );
+    const rules = await cloud.dataSource.query(`SELECT is_egress, ip_protocol, cidr_ipv4, referenced_group_id, referenced_user_id FROM security_group_rules WHERE group_id = $1 ORDER BY is_egress`, [
+      ids[0],
+    ]);
     expect(rules).toEqual([
       { is_egress: false, ip_protocol: '-1', cidr_ipv4: null, referenced_group_id: ids[0], referenced_user_id: fresh.accountId },
       { is_egress: true, ip_protocol: '-1', cidr_ipv4: '0.0.0.0/0', referenced_group_id: null, referenced_user_id: null },
@@ -199,8 +196,7 @@ describe('ingress and egress rules', () => {
       ),
     ).toMatchObject({ name: 'InvalidPermission.Duplicate', status: 400, message: 'the specified rule "peer: 10.0.0.0/8, TCP, from port: 22, to port: 22, ALLOW" already exists' });
     expect(await group(app)).toEqual(before);
-    const bad = async (p: Record<string, unknown>) =>
-      (await failure(ec2.send(new AuthorizeSecurityGroupIngressCommand({ GroupId: app, IpPermissions: [p as never] })))).name;
+    const bad = async (p: Record<string, unknown>) => (await failure(ec2.send(new AuthorizeSecurityGroupIngressCommand({ GroupId: app, IpPermissions: [p as never] })))).name;
     expect(await bad({ IpProtocol: 'tcp', FromPort: 0, ToPort: 65536, IpRanges: [{ CidrIp: '0.0.0.0/0' }] })).toBe('InvalidParameterValue');
     expect(await bad({ IpProtocol: 'tcp', FromPort: 90, ToPort: 80, IpRanges: [{ CidrIp: '0.0.0.0/0' }] })).toBe('InvalidParameterValue');
     expect(await bad({ IpProtocol: 'tcp', IpRanges: [{ CidrIp: '0.0.0.0/0' }] })).toBe('InvalidParameterValue');
@@ -215,9 +211,9 @@ describe('ingress and egress rules', () => {
     expect((await failure(ec2.send(new AuthorizeSecurityGroupIngressCommand({ GroupId: 'sg-bad', IpProtocol: 'tcp', FromPort: 1, ToPort: 1, CidrIp: '1.1.1.1/32' })))).name).toBe(
       'InvalidGroupId.Malformed',
     );
-    expect(
-      (await failure(ec2.send(new AuthorizeSecurityGroupIngressCommand({ GroupId: app, DryRun: true, IpPermissions: [{ IpProtocol: '-1', IpRanges: [{ CidrIp: '9.9.9.9/32' }] }] })))).name,
-    ).toBe('DryRunOperation');
+    expect((await failure(ec2.send(new AuthorizeSecurityGroupIngressCommand({ GroupId: app, DryRun: true, IpPermissions: [{ IpProtocol: '-1', IpRanges: [{ CidrIp: '9.9.9.9/32' }] }] })))).name).toBe(
+      'DryRunOperation',
+    );
     expect(await group(app)).toEqual(before);
   });
 
@@ -236,34 +232,27 @@ describe('ingress and egress rules', () => {
   });
 
   it('revokes: exact match, partial match reports unknownIpPermissionSet, no match → InvalidPermission.NotFound', async () => {
-    const full = await ec2.send(
-      new RevokeSecurityGroupIngressCommand({ GroupId: app, IpPermissions: [{ IpProtocol: 'tcp', FromPort: 22, ToPort: 22, IpRanges: [{ CidrIp: '192.168.1.0/24' }] }] }),
-    );
+    const full = await ec2.send(new RevokeSecurityGroupIngressCommand({ GroupId: app, IpPermissions: [{ IpProtocol: 'tcp', FromPort: 22, ToPort: 22, IpRanges: [{ CidrIp: '192.168.1.0/24' }] }] }));
     expect(full.Return).toBe(true);
     expect(full.RevokedSecurityGroupRules).toHaveLength(1);
     const partial = await ec2.send(
       new RevokeSecurityGroupIngressCommand({
         GroupId: app,
-        IpPermissions: [
-          { IpProtocol: 'tcp', FromPort: 22, ToPort: 22, IpRanges: [{ CidrIp: '10.0.0.0/8' }, { CidrIp: '172.16.0.0/12' }] },
-        ],
+        IpPermissions: [{ IpProtocol: 'tcp', FromPort: 22, ToPort: 22, IpRanges: [{ CidrIp: '10.0.0.0/8' }, { CidrIp: '172.16.0.0/12' }] }],
       }),
     );
     expect(partial.Return).toBe(true);
-    expect(partial.UnknownIpPermissions).toEqual([
-      { IpProtocol: 'tcp', FromPort: 22, ToPort: 22, UserIdGroupPairs: [], IpRanges: [{ CidrIp: '172.16.0.0/12' }], Ipv6Ranges: [], PrefixListIds: [] },
-    ]);
-    expect(
-      await failure(ec2.send(new RevokeSecurityGroupIngressCommand({ GroupId: app, IpProtocol: 'tcp', FromPort: 22, ToPort: 22, CidrIp: '10.0.0.0/8' }))),
-    ).toMatchObject({ name: 'InvalidPermission.NotFound', status: 400 });
+    expect(partial.UnknownIpPermissions).toEqual([{ IpProtocol: 'tcp', FromPort: 22, ToPort: 22, UserIdGroupPairs: [], IpRanges: [{ CidrIp: '172.16.0.0/12' }], Ipv6Ranges: [], PrefixListIds: [] }]);
+    expect(await failure(ec2.send(new RevokeSecurityGroupIngressCommand({ GroupId: app, IpProtocol: 'tcp', FromPort: 22, ToPort: 22, CidrIp: '10.0.0.0/8' })))).toMatchObject({
+      name: 'InvalidPermission.NotFound',
+      status: 400,
+    });
     // old form by name
     expect((await ec2.send(new RevokeSecurityGroupIngressCommand({ GroupName: 'db', IpProtocol: 'tcp', FromPort: 5432, ToPort: 5432, CidrIp: '10.1.0.0/16' }))).Return).toBe(true);
     // by rule id
     const rules = (await ec2.send(new AuthorizeSecurityGroupIngressCommand({ GroupId: app, IpProtocol: 'tcp', FromPort: 8080, ToPort: 8080, CidrIp: '1.2.3.4/32' }))).SecurityGroupRules!;
     expect((await ec2.send(new RevokeSecurityGroupIngressCommand({ GroupId: app, SecurityGroupRuleIds: [rules[0]!.SecurityGroupRuleId!] }))).Return).toBe(true);
-    expect((await failure(ec2.send(new RevokeSecurityGroupIngressCommand({ GroupId: app, SecurityGroupRuleIds: [rules[0]!.SecurityGroupRuleId!] })))).name).toBe(
-      'InvalidSecurityGroupRuleId.NotFound',
-    );
+    expect((await failure(ec2.send(new RevokeSecurityGroupIngressCommand({ GroupId: app, SecurityGroupRuleIds: [rules[0]!.SecurityGroupRuleId!] })))).name).toBe('InvalidSecurityGroupRuleId.NotFound');
     expect((await failure(ec2.send(new RevokeSecurityGroupIngressCommand({ GroupId: app, DryRun: true, IpProtocol: 'icmp', FromPort: 8, ToPort: -1, CidrIp: '0.0.0.0/0' })))).name).toBe(
       'DryRunOperation',
     );
@@ -310,12 +299,21 @@ describe('DescribeSecurityGroups', () => {
   });
 
   it('filters: group-name, group-id, description, owner-id, ip-permission.*, egress.ip-permission.*, tag:*, tag-key', async () => {
-    const names = async (Filters: { Name: string; Values: string[] }[]) =>
-      (await ec2.send(new DescribeSecurityGroupsCommand({ Filters }))).SecurityGroups!.map((g) => g.GroupName!).sort();
-    expect(await names([{ Name: 'group-name', Values: ['page-0?'] }, { Name: 'tag:n', Values: ['1'] }])).toEqual(['page-01', 'page-04', 'page-07']);
+    const names = async (Filters: { Name: string; Values: string[] }[]) => (await ec2.send(new DescribeSecurityGroupsCommand({ Filters }))).SecurityGroups!.map((g) => g.GroupName!).sort();
+    expect(
+      await names([
+        { Name: 'group-name', Values: ['page-0?'] },
+        { Name: 'tag:n', Values: ['1'] },
+      ]),
+    ).toEqual(['page-01', 'page-04', 'page-07']);
     expect(await names([{ Name: 'description', Values: ['page-11 group'] }])).toEqual(['page-11']);
     expect(await names([{ Name: 'ip-permission.protocol', Values: ['udp'] }])).toEqual(['page-03']);
-    expect(await names([{ Name: 'ip-permission.from-port', Values: ['1000'] }, { Name: 'ip-permission.to-port', Values: ['2000'] }])).toEqual(['page-03']);
+    expect(
+      await names([
+        { Name: 'ip-permission.from-port', Values: ['1000'] },
+        { Name: 'ip-permission.to-port', Values: ['2000'] },
+      ]),
+    ).toEqual(['page-03']);
     expect(await names([{ Name: 'ip-permission.cidr', Values: ['203.0.113.*'] }])).toEqual(['page-03']);
     expect(await names([{ Name: 'egress.ip-permission.ipv6-cidr', Values: ['::/0'] }])).toEqual(['page-03']);
     expect(await names([{ Name: 'egress.ip-permission.protocol', Values: ['tcp'] }])).toEqual(['page-03']);

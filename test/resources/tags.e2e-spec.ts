@@ -37,7 +37,15 @@ async function tagsOf(id: string) {
 
 describe('CreateTags', () => {
   it('tags several resource kinds at once, overwrites values, shows them in DescribeTags and in each Describe', async () => {
-    const r = await ec2.send(new CreateTagsCommand({ Resources: [keyId, groupId, allocId], Tags: [{ Key: 'Name', Value: 'one' }, { Key: 'env', Value: '' }] }));
+    const r = await ec2.send(
+      new CreateTagsCommand({
+        Resources: [keyId, groupId, allocId],
+        Tags: [
+          { Key: 'Name', Value: 'one' },
+          { Key: 'env', Value: '' },
+        ],
+      }),
+    );
     expect(r.$metadata.httpStatusCode).toBe(200);
     await ec2.send(new CreateTagsCommand({ Resources: [keyId], Tags: [{ Key: 'Name', Value: 'two' }] }));
     expect(await tagsOf(keyId)).toEqual([
@@ -58,13 +66,9 @@ describe('CreateTags', () => {
     expect((await failure(ec2.send(new CreateTagsCommand({ Resources: ['whatever'], Tags: [{ Key: 'a', Value: 'b' }] })))).name).toBe('InvalidID');
     expect((await failure(ec2.send(new CreateTagsCommand({ Resources: ['key-00000000000000000'], Tags: [{ Key: 'a', Value: 'b' }] })))).name).toBe('InvalidKeyPair.NotFound');
     expect((await failure(ec2.send(new CreateTagsCommand({ Resources: ['sg-00000000000000000'], Tags: [{ Key: 'a', Value: 'b' }] })))).name).toBe('InvalidGroup.NotFound');
-    expect((await failure(ec2.send(new CreateTagsCommand({ Resources: ['eipalloc-00000000000000000'], Tags: [{ Key: 'a', Value: 'b' }] })))).name).toBe(
-      'InvalidAllocationID.NotFound',
-    );
+    expect((await failure(ec2.send(new CreateTagsCommand({ Resources: ['eipalloc-00000000000000000'], Tags: [{ Key: 'a', Value: 'b' }] })))).name).toBe('InvalidAllocationID.NotFound');
     // a bad id anywhere → nothing tagged
-    expect((await failure(ec2.send(new CreateTagsCommand({ Resources: [groupId, 'sg-00000000000000000'], Tags: [{ Key: 'partial', Value: 'x' }] })))).name).toBe(
-      'InvalidGroup.NotFound',
-    );
+    expect((await failure(ec2.send(new CreateTagsCommand({ Resources: [groupId, 'sg-00000000000000000'], Tags: [{ Key: 'partial', Value: 'x' }] })))).name).toBe('InvalidGroup.NotFound');
     expect((await tagsOf(groupId)).map((t) => t.Key)).not.toContain('partial');
     expect((await failure(ec2.send(new CreateTagsCommand({ Resources: [keyId], Tags: [{ Key: 'aws:x', Value: 'b' }] })))).name).toBe('InvalidParameterValue');
     expect((await failure(ec2.send(new CreateTagsCommand({ Resources: [keyId], Tags: [{ Key: 'k'.repeat(129), Value: 'b' }] })))).name).toBe('InvalidParameterValue');
@@ -83,10 +87,14 @@ describe('CreateTags', () => {
 
 describe('DescribeTags', () => {
   it('filters key, value, resource-id, resource-type; pages with the SDK paginator', async () => {
-    const keys = async (Filters: { Name: string; Values: string[] }[]) =>
-      (await ec2.send(new DescribeTagsCommand({ Filters }))).Tags!.map((t) => `${t.ResourceId}:${t.Key}`);
+    const keys = async (Filters: { Name: string; Values: string[] }[]) => (await ec2.send(new DescribeTagsCommand({ Filters }))).Tags!.map((t) => `${t.ResourceId}:${t.Key}`);
     expect(await keys([{ Name: 'resource-type', Values: ['security-group'] }])).toEqual([`${groupId}:Name`, `${groupId}:env`]);
-    expect(await keys([{ Name: 'key', Values: ['Name'] }, { Name: 'value', Values: ['one'] }])).toEqual([`${allocId}:Name`, `${groupId}:Name`].sort());
+    expect(
+      await keys([
+        { Name: 'key', Values: ['Name'] },
+        { Name: 'value', Values: ['one'] },
+      ]),
+    ).toEqual([`${allocId}:Name`, `${groupId}:Name`].sort());
     expect(await keys([{ Name: 'key', Values: ['t4?'] }])).toHaveLength(8);
     expect((await failure(ec2.send(new DescribeTagsCommand({ Filters: [{ Name: 'colour', Values: ['x'] }] })))).name).toBe('InvalidParameterValue');
     const seen: string[] = [];

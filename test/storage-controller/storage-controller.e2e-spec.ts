@@ -261,7 +261,10 @@ describe('storage controller (libvirt dir pool + tgt)', () => {
     volumeIds.push(crashed);
     await new FsPendingJournal(join(home, 'storage', 'pending')).add({ op: 'create-volume', volumeId: crashed, sizeGiB: 1, snapshotId });
     const vp = await pool(volumesPool);
-    const partial = await lv.createVolume(vp, `<volume><name>${crashed}.img</name><capacity unit="bytes">${GiB}</capacity><allocation unit="bytes">0</allocation><target><format type="raw"/></target></volume>`);
+    const partial = await lv.createVolume(
+      vp,
+      `<volume><name>${crashed}.img</name><capacity unit="bytes">${GiB}</capacity><allocation unit="bytes">0</allocation><target><format type="raw"/></target></volume>`,
+    );
     await lv.uploadVolume(partial, Buffer.alloc(MiB, 0xee), { offset: 200 * MiB });
     const n = events.length;
     await start();

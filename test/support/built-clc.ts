@@ -108,7 +108,9 @@ export async function waitHealthy(endpoint: string, child?: ChildProcess, ms = 6
   const deadline = Date.now() + ms;
   for (;;) {
     if (child && child.exitCode !== null) throw new Error(`CLC exited with ${child.exitCode}`);
-    const ok = await fetch(new URL('/healthz', endpoint)).then((r) => r.ok).catch(() => false);
+    const ok = await fetch(new URL('/healthz', endpoint))
+      .then((r) => r.ok)
+      .catch(() => false);
     if (ok) return;
     if (Date.now() > deadline) throw new Error(`CLC at ${endpoint} not healthy after ${ms} ms`);
     await new Promise((r) => setTimeout(r, 200));

@@ -123,7 +123,12 @@ export async function startCloud(opts: StartCloudOptions = {}): Promise<TestClou
     bus = await NatsBus.connect({ url: config.natsUrl, name: `test-clc-${dbName}`, logger });
     const identity = { kind: 'cloud-controller' as const, id: `cloud-controller@test/${dbName}`, startedAt: new Date() };
     const runtime = RuntimeModule.forRoot({ config, logger, bus, identity });
-    const app = await NestFactory.create(cloudModule({ runtime }, ds, { masterKey }), { logger: new NestPinoLogger(logger), bodyParser: false, abortOnError: false, httpsOptions: apiHttpsOptions(config) });
+    const app = await NestFactory.create(cloudModule({ runtime }, ds, { masterKey }), {
+      logger: new NestPinoLogger(logger),
+      bodyParser: false,
+      abortOnError: false,
+      httpsOptions: apiHttpsOptions(config),
+    });
     await app.listen(port, '127.0.0.1');
     const dataSource = ds;
     const accounts = app.get(AccountsService);
@@ -186,7 +191,11 @@ export function uniqueZone(prefix: string): string {
   return `t-${prefix}-${randomBytes(3).toString('hex')}`;
 }
 
-async function daemon(kind: 'cluster-controller' | 'node-controller', config: KoalaConfig, factory: (ctx: { runtime: ReturnType<typeof RuntimeModule.forRoot>; config: KoalaConfig }) => unknown): Promise<INestApplicationContext> {
+async function daemon(
+  kind: 'cluster-controller' | 'node-controller',
+  config: KoalaConfig,
+  factory: (ctx: { runtime: ReturnType<typeof RuntimeModule.forRoot>; config: KoalaConfig }) => unknown,
+): Promise<INestApplicationContext> {
   const logger = createLogger(kind, config.logLevel);
   const id = `${kind}@test/${config.zone}${kind === 'node-controller' ? `/${config.nodeName}` : ''}`;
   const bus = await NatsBus.connect({ url: config.natsUrl, name: id, logger });

@@ -85,7 +85,12 @@ function exec(cmd: string, args: string[], opts: { input?: string | Buffer; time
 }
 
 const parseFacts = (out: string): Record<string, string> =>
-  Object.fromEntries(out.split('\n').filter((l) => /^[A-Z_]+=/.test(l)).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+  Object.fromEntries(
+    out
+      .split('\n')
+      .filter((l) => /^[A-Z_]+=/.test(l))
+      .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+  );
 
 export async function startLab(opts: LabOptions): Promise<Lab> {
   if (!opts.nodes.length) throw new Error('startLab: at least one node');
@@ -114,10 +119,18 @@ export async function startLab(opts: LabOptions): Promise<Lab> {
   const atExit = () => {
     if (stopped) return;
     for (const ns of attempted) {
-      try { execFileSync(NODE_NETNS_SCRIPT, ['down', ns], { stdio: 'ignore', timeout: 60_000 }); } catch { /* best effort */ }
+      try {
+        execFileSync(NODE_NETNS_SCRIPT, ['down', ns], { stdio: 'ignore', timeout: 60_000 });
+      } catch {
+        /* best effort */
+      }
     }
     if (segmentNs) {
-      try { execFileSync(NODE_NETNS_SCRIPT, ['segment-down', segmentNs], { stdio: 'ignore', timeout: 60_000 }); } catch { /* best effort */ }
+      try {
+        execFileSync(NODE_NETNS_SCRIPT, ['segment-down', segmentNs], { stdio: 'ignore', timeout: 60_000 });
+      } catch {
+        /* best effort */
+      }
     }
   };
   process.once('exit', atExit);

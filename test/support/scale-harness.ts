@@ -265,7 +265,11 @@ export interface ScaleCheck {
  * resources), and every node's domains equal the CLC's view of what runs there.
  * `live` = the CLC instances that should have a domain (not terminated).
  */
-export async function checkScale(cloud: ScaleCloud, launched: readonly string[], resources: (type: string) => { vcpus: number; memoryMiB: number; rootDiskGiB: number; ephemeralGiB: number }): Promise<ScaleCheck> {
+export async function checkScale(
+  cloud: ScaleCloud,
+  launched: readonly string[],
+  resources: (type: string) => { vcpus: number; memoryMiB: number; rootDiskGiB: number; ephemeralGiB: number },
+): Promise<ScaleCheck> {
   const [rows, domains, nodes] = await Promise.all([cloud.instances(), cloud.domains(), cloud.listNodes()]);
   const byId = new Map(rows.map((r) => [r.id, r]));
   const lost = launched.filter((id) => !byId.get(id)?.node);
@@ -276,7 +280,11 @@ export async function checkScale(cloud: ScaleCloud, launched: readonly string[],
   const overcommitted: string[] = [];
   for (const n of nodes) {
     const mine = live.filter((r) => r.node === n.node).map((r) => resources(r.instanceType));
-    const need = mine.reduce((a, r) => ({ cores: a.cores + r.vcpus, memoryMiB: a.memoryMiB + r.memoryMiB, diskGiB: a.diskGiB + r.rootDiskGiB + r.ephemeralGiB }), { cores: 0, memoryMiB: 0, diskGiB: 0 });
+    const need = mine.reduce((a, r) => ({ cores: a.cores + r.vcpus, memoryMiB: a.memoryMiB + r.memoryMiB, diskGiB: a.diskGiB + r.rootDiskGiB + r.ephemeralGiB }), {
+      cores: 0,
+      memoryMiB: 0,
+      diskGiB: 0,
+    });
     if (need.cores > n.total.cores || need.memoryMiB > n.total.memoryMiB || need.diskGiB > n.total.diskGiB) overcommitted.push(n.node);
   }
   const mismatched: ScaleCheck['mismatched'] = [];
@@ -316,7 +324,10 @@ export async function describeAll(ec2: Ec2Like, filters?: Array<{ Name: string; 
   const out: Array<{ InstanceId?: string; State?: { Name?: string } }> = [];
   let token: string | undefined;
   do {
-    const r = (await ec2.send(new DescribeInstancesCommand({ MaxResults: 1000, NextToken: token, Filters: filters }))) as { Reservations?: Array<{ Instances?: Array<{ InstanceId?: string; State?: { Name?: string } }> }>; NextToken?: string };
+    const r = (await ec2.send(new DescribeInstancesCommand({ MaxResults: 1000, NextToken: token, Filters: filters }))) as {
+      Reservations?: Array<{ Instances?: Array<{ InstanceId?: string; State?: { Name?: string } }> }>;
+      NextToken?: string;
+    };
     for (const res of r.Reservations ?? []) out.push(...(res.Instances ?? []));
     token = r.NextToken;
   } while (token);
@@ -327,7 +338,20 @@ export async function describeAll(ec2: Ec2Like, filters?: Array<{ Name: string; 
  * `instances` t1.micro through RunInstances (MaxCount ≤ 20 a call, MinCount 1, `concurrency`
  * calls in flight), then DescribeInstances every `pollMs` until all launched are running.
  */
-export async function launchAll(ec2: Ec2Like, o: { imageId: string; zone?: string; instances: number; concurrency: number; instanceType?: string; pollMs?: number; timeoutMs?: number; perCall?: number; /** MinCount = MaxCount (moto launches MinCount instances) */ exact?: boolean }): Promise<LaunchResult> {
+export async function launchAll(
+  ec2: Ec2Like,
+  o: {
+    imageId: string;
+    zone?: string;
+    instances: number;
+    concurrency: number;
+    instanceType?: string;
+    pollMs?: number;
+    timeoutMs?: number;
+    perCall?: number;
+    /** MinCount = MaxCount (moto launches MinCount instances) */ exact?: boolean;
+  },
+): Promise<LaunchResult> {
   const { RunInstancesCommand } = await import('@aws-sdk/client-ec2');
   const launched: string[] = [];
   const runLatencyMs: number[] = [];
@@ -340,7 +364,15 @@ export async function launchAll(ec2: Ec2Like, o: { imageId: string; zone?: strin
       requested += n;
       const c0 = performance.now();
       try {
-        const r = (await ec2.send(new RunInstancesCommand({ ImageId: o.imageId, MinCount: o.exact ? n : 1, MaxCount: n, InstanceType: (o.instanceType ?? 't1.micro') as 't1.micro', ...(o.zone ? { Placement: { AvailabilityZone: o.zone } } : {}) }))) as { Instances?: Array<{ InstanceId?: string }> };
+        const r = (await ec2.send(
+          new RunInstancesCommand({
+            ImageId: o.imageId,
+            MinCount: o.exact ? n : 1,
+            MaxCount: n,
+            InstanceType: (o.instanceType ?? 't1.micro') as 't1.micro',
+            ...(o.zone ? { Placement: { AvailabilityZone: o.zone } } : {}),
+          }),
+        )) as { Instances?: Array<{ InstanceId?: string }> };
         runLatencyMs.push(performance.now() - c0);
         const ids = (r.Instances ?? []).map((i) => i.InstanceId!);
         launched.push(...ids);

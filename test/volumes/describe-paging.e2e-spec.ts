@@ -76,19 +76,24 @@ const sorted = (ids: readonly string[]) => [...ids].sort((a, b) => (a < b ? -1 :
 const f = (Name: string, ...Values: string[]): Filter => ({ Name, Values });
 
 /** The volumes a caller should see with these filters: its own (admin: all), not expired, matching `keep`. */
-const expectedVolumes = (who: Who, keep: (v: SeededVolume) => boolean) =>
-  sorted(volumes.filter((v) => (who === 'admin' || v.accountId === idOf(who)) && !v.expired && keep(v)).map((v) => v.id));
+const expectedVolumes = (who: Who, keep: (v: SeededVolume) => boolean) => sorted(volumes.filter((v) => (who === 'admin' || v.accountId === idOf(who)) && !v.expired && keep(v)).map((v) => v.id));
 
 /** Checks a returned volume against what was seeded. */
 function checkVolume(x: Volume): void {
   const v = volumeById.get(x.VolumeId!)!;
   expect(v).toBeDefined();
   expect([x.VolumeId, x.State, x.AvailabilityZone, x.Size, x.VolumeType, x.SnapshotId]).toEqual([v.id, v.state, v.zone, v.sizeGiB, v.volumeType, v.snapshotId ?? '']);
-  expect((x.Attachments ?? []).map((a) => [a.InstanceId, a.Device, a.State, a.DeleteOnTermination])).toEqual(v.attach ? [[v.attach.instanceId, v.attach.device, v.attach.state, v.deleteOnTermination]] : []);
+  expect((x.Attachments ?? []).map((a) => [a.InstanceId, a.Device, a.State, a.DeleteOnTermination])).toEqual(
+    v.attach ? [[v.attach.instanceId, v.attach.device, v.attach.state, v.deleteOnTermination]] : [],
+  );
 }
 
 /** Walks every page of `call`; checks page sizes, id order within and across pages, no duplicates, no spurious last token. */
-async function walkPages(call: (MaxResults: number | undefined, NextToken: string | undefined) => Promise<{ ids: string[]; next?: string }>, size: number, first?: (token?: string) => void): Promise<string[]> {
+async function walkPages(
+  call: (MaxResults: number | undefined, NextToken: string | undefined) => Promise<{ ids: string[]; next?: string }>,
+  size: number,
+  first?: (token?: string) => void,
+): Promise<string[]> {
   const all: string[] = [];
   let token: string | undefined;
   let pages = 0;
@@ -121,7 +126,11 @@ const walkVolumes = (ec2: EC2Client, Filters: Filter[], size: number, first?: (t
 const VOLUME_CASES: Array<{ name: string; filters: Filter[]; keep: (v: SeededVolume) => boolean }> = [
   { name: 'no filter', filters: [], keep: () => true },
   { name: 'status=available', filters: [f('status', 'available')], keep: (v) => v.state === 'available' },
-  { name: 'status in-use|error and zone B', filters: [f('status', 'in-use', 'error'), f('availability-zone', ZONE_B)], keep: (v) => (v.state === 'in-use' || v.state === 'error') && v.zone === ZONE_B },
+  {
+    name: 'status in-use|error and zone B',
+    filters: [f('status', 'in-use', 'error'), f('availability-zone', ZONE_B)],
+    keep: (v) => (v.state === 'in-use' || v.state === 'error') && v.zone === ZONE_B,
+  },
   { name: 'zone *-1a, size 1|2|3', filters: [f('availability-zone', '*-1a'), f('size', '1', '2', '3')], keep: (v) => v.zone === ZONE_A && v.sizeGiB <= 3 },
   { name: 'size 1? (wildcard on a number)', filters: [f('size', '1?')], keep: (v) => v.sizeGiB === 10 || v.sizeGiB === 16 },
   { name: 'deleted (expired ones hidden)', filters: [f('status', 'deleted')], keep: (v) => v.state === 'deleted' },
@@ -138,7 +147,11 @@ const VOLUME_CASES: Array<{ name: string; filters: Filter[]; keep: (v: SeededVol
     keep: (v) => v.attach?.state === 'attached' && v.deleteOnTermination,
   },
   { name: 'delete-on-termination false (detached volumes have none)', filters: [f('attachment.delete-on-termination', 'false')], keep: (v) => v.attach !== null && !v.deleteOnTermination },
-  { name: "snapshot-id '' (no source snapshot), volume-type io?|gp3", filters: [f('snapshot-id', ''), f('volume-type', 'io?', 'gp3')], keep: (v) => v.snapshotId === null && (v.volumeType === 'io1' || v.volumeType === 'gp3') },
+  {
+    name: "snapshot-id '' (no source snapshot), volume-type io?|gp3",
+    filters: [f('snapshot-id', ''), f('volume-type', 'io?', 'gp3')],
+    keep: (v) => v.snapshotId === null && (v.volumeType === 'io1' || v.volumeType === 'gp3'),
+  },
   { name: 'iops 3000', filters: [f('iops', '3000')], keep: (v) => v.iops === 3000 },
   {
     name: 'available|in-use, tag:env=prod, volume-type gp*, create-time 2026-01-1*',
@@ -209,7 +222,13 @@ describe('DescribeVolumes pages', () => {
     // answer. EC2 takes at most 200 values per filter, so six filters of 200.
     const fake = (k: number) => `vol-${k.toString(16).padStart(17, '0')}`;
     const many = (j: number, n = 200) => [...ids, ...Array.from({ length: n - ids.length }, (_, k) => fake(j * 1000 + k))];
-    expect(await walkVolumes(ec2, Array.from({ length: 6 }, (_, j) => f('volume-id', ...many(j))), 5)).toEqual(sorted(ids));
+    expect(
+      await walkVolumes(
+        ec2,
+        Array.from({ length: 6 }, (_, j) => f('volume-id', ...many(j))),
+        5,
+      ),
+    ).toEqual(sorted(ids));
     // Past EC2's caps: FilterLimitExceeded (201 values in a filter, 51 filters).
     expect(await codeOf(ec2.send(new DescribeVolumesCommand({ Filters: [f('volume-id', ...many(0, 201))] })))).toBe('FilterLimitExceeded');
     expect(await codeOf(ec2.send(new DescribeVolumesCommand({ Filters: Array.from({ length: 51 }, () => f('volume-id', ...ids)) })))).toBe('FilterLimitExceeded');
@@ -227,7 +246,10 @@ describe('DescribeVolumes pages', () => {
   it('never shows another account its volumes, even by id', async () => {
     const aliceOwn = volumes.find((v) => v.accountId === alice.accountId && !v.expired)!;
     const bobOwn = volumes.find((v) => v.accountId === bob.accountId && !v.expired)!;
-    for (const [who, other] of [['alice', bobOwn], ['bob', aliceOwn]] as const) {
+    for (const [who, other] of [
+      ['alice', bobOwn],
+      ['bob', aliceOwn],
+    ] as const) {
       const seen = await walkVolumes(client(who), [], 37);
       expect(seen).toEqual(expectedVolumes(who, () => true));
       expect(seen.every((id) => volumeById.get(id)!.accountId === idOf(who))).toBe(true);
@@ -352,7 +374,11 @@ const SNAPSHOT_CASES: Array<{ name: string; q: (who: Who) => SnapshotQuery; keep
   },
   { name: 'status=completed, volume-size 1|2', q: () => ({ Filters: [f('status', 'completed'), f('volume-size', '1', '2')] }), keep: (_who, s) => s.state === 'completed' && s.volumeSizeGiB <= 2 },
   { name: 'description=50%* (LIKE % escaped)', q: () => ({ Filters: [f('description', '50%*')] }), keep: (_who, s) => s.description.startsWith('50%') },
-  { name: 'tag:Name=db_? (LIKE _ escaped), Owner=self', q: () => ({ OwnerIds: ['self'], Filters: [f('tag:Name', 'db_?')] }), keep: (who, s) => /^db_.$/u.test(s.tags.Name!) && s.accountId === idOf(who) },
+  {
+    name: 'tag:Name=db_? (LIKE _ escaped), Owner=self',
+    q: () => ({ OwnerIds: ['self'], Filters: [f('tag:Name', 'db_?')] }),
+    keep: (who, s) => /^db_.$/u.test(s.tags.Name!) && s.accountId === idOf(who),
+  },
   { name: 'progress 1?% or 100%', q: () => ({ Filters: [f('progress', '1?%', '100%')] }), keep: (_who, s) => /^1.$/u.test(String(s.progress)) || s.progress === 100 },
   {
     name: 'start-time 2026-01-0* (not pushed), RestorableBy=self',

@@ -73,69 +73,105 @@ export class FakeStorage {
     await this.events.ensure();
     const sc = { queue: QueueGroups.storage(zone) };
     const cc = { queue: QueueGroups.cluster(zone) };
-    bus.handle(createVolume(zone), (r) => {
-      this.log.push(`create ${r.volumeId}`);
-      if (r.sizeGiB > 1000) throw codeError('InsufficientVolumeCapacity', `no room for ${r.sizeGiB} GiB`);
-      if (r.snapshotId && !this.snapshots.has(r.snapshotId)) throw codeError('InvalidSnapshot.NotFound', `snapshot ${r.snapshotId} is not here`);
-      this.later(async () => {
-        this.volumes.set(r.volumeId, r.sizeGiB);
-        await this.emit('volume', r.volumeId, 'available', { sizeBytes: r.sizeGiB * 1024 ** 3 });
-      });
-      return { accepted: true };
-    }, sc);
-    bus.handle(deleteVolume(zone), (r) => {
-      this.log.push(`delete ${r.volumeId}`);
-      this.later(async () => {
+    bus.handle(
+      createVolume(zone),
+      (r) => {
+        this.log.push(`create ${r.volumeId}`);
+        if (r.sizeGiB > 1000) throw codeError('InsufficientVolumeCapacity', `no room for ${r.sizeGiB} GiB`);
+        if (r.snapshotId && !this.snapshots.has(r.snapshotId)) throw codeError('InvalidSnapshot.NotFound', `snapshot ${r.snapshotId} is not here`);
+        this.later(async () => {
+          this.volumes.set(r.volumeId, r.sizeGiB);
+          await this.emit('volume', r.volumeId, 'available', { sizeBytes: r.sizeGiB * 1024 ** 3 });
+        });
+        return { accepted: true };
+      },
+      sc,
+    );
+    bus.handle(
+      deleteVolume(zone),
+      (r) => {
+        this.log.push(`delete ${r.volumeId}`);
+        this.later(async () => {
+          this.exports.delete(r.volumeId);
+          this.volumes.delete(r.volumeId);
+          await this.emit('volume', r.volumeId, 'deleted');
+        });
+        return { accepted: true };
+      },
+      sc,
+    );
+    bus.handle(
+      exportVolume(zone),
+      (r) => {
+        this.log.push(`export ${r.volumeId} ${r.node}`);
+        if (!this.volumes.has(r.volumeId)) throw codeError('InvalidVolume.NotFound', `volume ${r.volumeId} is not here`);
+        this.exports.set(r.volumeId, r);
+        return { iqn: volumeTargetIqn(r.volumeId), lun: 1, portal: '127.0.0.1:3260', chapUser: r.chapUser, chapSecret: r.chapSecret };
+      },
+      sc,
+    );
+    bus.handle(
+      unexportVolume(zone),
+      (r) => {
+        this.log.push(`unexport ${r.volumeId}`);
         this.exports.delete(r.volumeId);
-        this.volumes.delete(r.volumeId);
-        await this.emit('volume', r.volumeId, 'deleted');
-      });
-      return { accepted: true };
-    }, sc);
-    bus.handle(exportVolume(zone), (r) => {
-      this.log.push(`export ${r.volumeId} ${r.node}`);
-      if (!this.volumes.has(r.volumeId)) throw codeError('InvalidVolume.NotFound', `volume ${r.volumeId} is not here`);
-      this.exports.set(r.volumeId, r);
-      return { iqn: volumeTargetIqn(r.volumeId), lun: 1, portal: '127.0.0.1:3260', chapUser: r.chapUser, chapSecret: r.chapSecret };
-    }, sc);
-    bus.handle(unexportVolume(zone), (r) => {
-      this.log.push(`unexport ${r.volumeId}`);
-      this.exports.delete(r.volumeId);
-      return { accepted: true };
-    }, sc);
-    bus.handle(createSnapshot(zone), (r) => {
-      this.log.push(`snapshot ${r.snapshotId} ${r.volumeId}`);
-      const size = this.volumes.get(r.volumeId);
-      if (size === undefined) throw codeError('InvalidVolume.NotFound', `volume ${r.volumeId} is not here`);
-      this.later(() => this.snapshotProgress(r.snapshotId, size));
-      return { accepted: true };
-    }, sc);
-    bus.handle(copySnapshot(zone), (r) => {
-      this.log.push(`copy ${r.sourceSnapshotId} ${r.snapshotId}`);
-      const size = this.snapshots.get(r.sourceSnapshotId);
-      if (size === undefined) throw codeError('InvalidSnapshot.NotFound', `snapshot ${r.sourceSnapshotId} is not here`);
-      this.later(() => this.snapshotProgress(r.snapshotId, size));
-      return { accepted: true };
-    }, sc);
-    bus.handle(deleteSnapshot(zone), (r) => {
-      this.log.push(`delete-snapshot ${r.snapshotId}`);
-      this.snapshots.delete(r.snapshotId);
-      return { accepted: true };
-    }, sc);
-    bus.handle(attachVolume(zone), (r) => {
-      this.log.push(`attach ${r.volumeId} ${r.instanceId} ${r.device}`);
-      if (this.failAttach) throw codeError(this.failAttach, `the node could not log in to ${r.target.iqn}`);
-      if (!this.exports.has(r.volumeId) || r.target.chapSecret !== this.exports.get(r.volumeId)!.chapSecret) throw codeError('InternalError', 'no export');
-      const dev = `vd${String.fromCharCode(98 + this.attached.size)}`;
-      this.attached.set(r.volumeId, dev);
-      return { guestDevice: dev };
-    }, cc);
-    bus.handle(detachVolume(zone), (r) => {
-      this.log.push(`detach ${r.volumeId} ${r.instanceId}${r.force ? ' force' : ''}`);
-      if (this.detachUnreachable) throw codeError('Unavailable', `node of ${r.instanceId} is not answering`);
-      this.attached.delete(r.volumeId);
-      return { accepted: true };
-    }, cc);
+        return { accepted: true };
+      },
+      sc,
+    );
+    bus.handle(
+      createSnapshot(zone),
+      (r) => {
+        this.log.push(`snapshot ${r.snapshotId} ${r.volumeId}`);
+        const size = this.volumes.get(r.volumeId);
+        if (size === undefined) throw codeError('InvalidVolume.NotFound', `volume ${r.volumeId} is not here`);
+        this.later(() => this.snapshotProgress(r.snapshotId, size));
+        return { accepted: true };
+      },
+      sc,
+    );
+    bus.handle(
+      copySnapshot(zone),
+      (r) => {
+        this.log.push(`copy ${r.sourceSnapshotId} ${r.snapshotId}`);
+        const size = this.snapshots.get(r.sourceSnapshotId);
+        if (size === undefined) throw codeError('InvalidSnapshot.NotFound', `snapshot ${r.sourceSnapshotId} is not here`);
+        this.later(() => this.snapshotProgress(r.snapshotId, size));
+        return { accepted: true };
+      },
+      sc,
+    );
+    bus.handle(
+      deleteSnapshot(zone),
+      (r) => {
+        this.log.push(`delete-snapshot ${r.snapshotId}`);
+        this.snapshots.delete(r.snapshotId);
+        return { accepted: true };
+      },
+      sc,
+    );
+    bus.handle(
+      attachVolume(zone),
+      (r) => {
+        this.log.push(`attach ${r.volumeId} ${r.instanceId} ${r.device}`);
+        if (this.failAttach) throw codeError(this.failAttach, `the node could not log in to ${r.target.iqn}`);
+        if (!this.exports.has(r.volumeId) || r.target.chapSecret !== this.exports.get(r.volumeId)!.chapSecret) throw codeError('InternalError', 'no export');
+        const dev = `vd${String.fromCharCode(98 + this.attached.size)}`;
+        this.attached.set(r.volumeId, dev);
+        return { guestDevice: dev };
+      },
+      cc,
+    );
+    bus.handle(
+      detachVolume(zone),
+      (r) => {
+        this.log.push(`detach ${r.volumeId} ${r.instanceId}${r.force ? ' force' : ''}`);
+        if (this.detachUnreachable) throw codeError('Unavailable', `node of ${r.instanceId} is not answering`);
+        this.attached.delete(r.volumeId);
+        return { accepted: true };
+      },
+      cc,
+    );
     await bus.flush();
   }
 

@@ -49,12 +49,25 @@ export interface SeededSnapshot {
 
 const VOLUME_STATES: VolumeState[] = ['available', 'available', 'available', 'available', 'in-use', 'in-use', 'in-use', 'creating', 'deleting', 'deleted', 'error'];
 const SIZES = [1, 2, 3, 4, 8, 10, 16, 100];
-const TYPES: Array<[string, number | null]> = [['standard', null], ['gp2', null], ['gp3', 3000], ['io1', 400], ['sc1', null]];
+const TYPES: Array<[string, number | null]> = [
+  ['standard', null],
+  ['gp2', null],
+  ['gp3', 3000],
+  ['io1', 400],
+  ['sc1', null],
+];
 const ATTACH_STATES: AttachState[] = ['attached', 'attached', 'attached', 'attaching', 'detaching'];
 const DEVICES = ['/dev/sdf', '/dev/sdg', '/dev/sdh'];
 const SNAPSHOT_STATES: SnapshotState[] = ['completed', 'completed', 'completed', 'pending', 'error'];
 /** Name tags and descriptions chosen so that LIKE without escaping would match the wrong ones (`_`, `%`, `\`). */
-export const NAMES = [(n: number) => `web-${n}`, (n: number) => `db_${n % 10}`, (n: number) => `dbx${n % 10}`, (n: number) => `50%off-${n}`, (n: number) => `50xoff-${n}`, (n: number) => `back\\slash-${n % 10}`];
+export const NAMES = [
+  (n: number) => `web-${n}`,
+  (n: number) => `db_${n % 10}`,
+  (n: number) => `dbx${n % 10}`,
+  (n: number) => `50%off-${n}`,
+  (n: number) => `50xoff-${n}`,
+  (n: number) => `back\\slash-${n % 10}`,
+];
 const day = (rnd: () => number) => new Date(Date.UTC(2026, 0, 1 + Math.floor(rnd() * 20), Math.floor(rnd() * 24), Math.floor(rnd() * 60), 0, Math.floor(rnd() * 1000)));
 
 /**

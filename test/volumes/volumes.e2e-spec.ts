@@ -82,7 +82,11 @@ beforeAll(async () => {
   cloud = await startCloud({ env: { KOALA_EVENTS_CONSUMER: consumers.instances, KOALA_VOLUME_EVENTS_CONSUMER: consumers.volumes, KOALA_VOLUME_SWEEP_MS: '200' } });
   jest.spyOn(cloud.app.get<ImageLaunchPort>(IMAGE_LAUNCH), 'launchSpec').mockImplementation(async (_caller, imageId) => {
     if (imageId !== IMAGE) throw Ec2Error.notFound('InvalidAMIID.NotFound', imageId);
-    return { spec: { virtualizationType: 'hvm', root: { imageId, sha256: 'a'.repeat(64), sizeBytes: 1024, format: 'qcow2', url: 'http://127.0.0.1:1/blob' } }, architecture: 'x86_64', rootDeviceName: '/dev/vda' };
+    return {
+      spec: { virtualizationType: 'hvm', root: { imageId, sha256: 'a'.repeat(64), sizeBytes: 1024, format: 'qcow2', url: 'http://127.0.0.1:1/blob' } },
+      architecture: 'x86_64',
+      rootDeviceName: '/dev/vda',
+    };
   });
   ec2 = cloud.ec2();
   bob = await cloud.createAccount('bob');
@@ -109,9 +113,20 @@ beforeEach(() => {
 
 describe('CreateVolume / DescribeVolumes / DeleteVolume', () => {
   it('creates a volume that becomes available (SDK waiter), with the EC2 item shape and tags', async () => {
-    const r = await ec2.send(new CreateVolumeCommand({ AvailabilityZone: zoneA.zone, Size: 2, VolumeType: 'gp3', Iops: 3000, TagSpecifications: [{ ResourceType: 'volume', Tags: [{ Key: 'Name', Value: 'data' }] }] }));
+    const r = await ec2.send(
+      new CreateVolumeCommand({ AvailabilityZone: zoneA.zone, Size: 2, VolumeType: 'gp3', Iops: 3000, TagSpecifications: [{ ResourceType: 'volume', Tags: [{ Key: 'Name', Value: 'data' }] }] }),
+    );
     expect(r.VolumeId).toMatch(/^vol-[0-9a-f]{17}$/);
-    expect(r).toMatchObject({ Size: 2, AvailabilityZone: zoneA.zone, State: 'creating', VolumeType: 'gp3', Iops: 3000, Encrypted: false, MultiAttachEnabled: false, Tags: [{ Key: 'Name', Value: 'data' }] });
+    expect(r).toMatchObject({
+      Size: 2,
+      AvailabilityZone: zoneA.zone,
+      State: 'creating',
+      VolumeType: 'gp3',
+      Iops: 3000,
+      Encrypted: false,
+      MultiAttachEnabled: false,
+      Tags: [{ Key: 'Name', Value: 'data' }],
+    });
     expect(r.CreateTime).toBeInstanceOf(Date);
     await waitUntilVolumeAvailable({ client: ec2, ...wait }, { VolumeIds: [r.VolumeId!] });
     expect(await volume(r.VolumeId!)).toMatchObject({ State: 'available', Attachments: [], SnapshotId: '' });
@@ -147,7 +162,16 @@ describe('CreateVolume / DescribeVolumes / DeleteVolume', () => {
   it('filters and paginates', async () => {
     const tag = randomBytes(3).toString('hex');
     const ids = await Promise.all([0, 1, 2, 3, 4, 5].map(() => newVolume({ Size: 3, TagSpecifications: [{ ResourceType: 'volume', Tags: [{ Key: 'batch', Value: tag }] }] })));
-    const byTag = await ec2.send(new DescribeVolumesCommand({ Filters: [{ Name: 'tag:batch', Values: [tag] }, { Name: 'size', Values: ['3'] }, { Name: 'status', Values: ['available'] }, { Name: 'availability-zone', Values: [zoneA.zone] }] }));
+    const byTag = await ec2.send(
+      new DescribeVolumesCommand({
+        Filters: [
+          { Name: 'tag:batch', Values: [tag] },
+          { Name: 'size', Values: ['3'] },
+          { Name: 'status', Values: ['available'] },
+          { Name: 'availability-zone', Values: [zoneA.zone] },
+        ],
+      }),
+    );
     expect(byTag.Volumes!.map((v) => v.VolumeId).sort()).toEqual([...ids].sort());
     const pages: string[][] = [];
     for await (const page of paginateDescribeVolumes({ client: ec2, pageSize: 5 }, { Filters: [{ Name: 'tag:batch', Values: [tag] }] })) pages.push(page.Volumes!.map((v) => v.VolumeId!));
@@ -156,7 +180,19 @@ describe('CreateVolume / DescribeVolumes / DeleteVolume', () => {
     expect(await codeOf(ec2.send(new DescribeVolumesCommand({ VolumeIds: ['vol-00000000000000000'] })))).toBe('InvalidVolume.NotFound');
     expect(await codeOf(ec2.send(new DescribeVolumesCommand({ VolumeIds: ['vol-xyz'] })))).toBe('InvalidVolumeID.Malformed');
     const status = await ec2.send(new DescribeVolumeStatusCommand({ VolumeIds: [ids[0]!] }));
-    expect(status.VolumeStatuses![0]).toMatchObject({ VolumeId: ids[0], AvailabilityZone: zoneA.zone, VolumeStatus: { Status: 'ok', Details: [{ Name: 'io-enabled', Status: 'passed' }, { Name: 'io-performance', Status: 'not-applicable' }] }, Events: [], Actions: [] });
+    expect(status.VolumeStatuses![0]).toMatchObject({
+      VolumeId: ids[0],
+      AvailabilityZone: zoneA.zone,
+      VolumeStatus: {
+        Status: 'ok',
+        Details: [
+          { Name: 'io-enabled', Status: 'passed' },
+          { Name: 'io-performance', Status: 'not-applicable' },
+        ],
+      },
+      Events: [],
+      Actions: [],
+    });
   });
 
   it('deletes: deleting, then deleted on the SC event', async () => {
@@ -179,7 +215,15 @@ describe('AttachVolume / DetachVolume', () => {
     const v = await volume(id);
     expect(v).toMatchObject({ State: 'in-use', Attachments: [{ VolumeId: id, InstanceId: instanceA, Device: '/dev/sdf', State: 'attached', DeleteOnTermination: false }] });
     expect(JSON.stringify(v)).not.toContain(exp.chapSecret);
-    const filtered = await ec2.send(new DescribeVolumesCommand({ Filters: [{ Name: 'attachment.instance-id', Values: [instanceA] }, { Name: 'attachment.status', Values: ['attached'] }, { Name: 'attachment.device', Values: ['/dev/sdf'] }] }));
+    const filtered = await ec2.send(
+      new DescribeVolumesCommand({
+        Filters: [
+          { Name: 'attachment.instance-id', Values: [instanceA] },
+          { Name: 'attachment.status', Values: ['attached'] },
+          { Name: 'attachment.device', Values: ['/dev/sdf'] },
+        ],
+      }),
+    );
     expect(filtered.Volumes!.map((x) => x.VolumeId)).toContain(id);
 
     // The secret at rest is encrypted; listExports gives it back decrypted.
@@ -245,7 +289,11 @@ describe('AttachVolume / DetachVolume', () => {
     scA.failAttach = 'Server.IscsiLoginFailed';
     // The node's own failure: InternalError (500) for the caller with a generic message and the
     // request id (the node's text, with its iSCSI target name, only in the log); the code kept on the volume.
-    const err = (await ec2.send(new AttachVolumeCommand({ VolumeId: id, InstanceId: instanceA, Device: '/dev/sdh' })).catch((e: unknown) => e)) as { name: string; message: string; $metadata: { requestId?: string } };
+    const err = (await ec2.send(new AttachVolumeCommand({ VolumeId: id, InstanceId: instanceA, Device: '/dev/sdh' })).catch((e: unknown) => e)) as {
+      name: string;
+      message: string;
+      $metadata: { requestId?: string };
+    };
     expect(err.name).toBe('InternalError');
     expect(err.message).toBe(`An internal error has occurred (request id ${err.$metadata.requestId}).`);
     expect(err.message).not.toMatch(/iqn|log in/);
@@ -287,12 +335,30 @@ describe('snapshots', () => {
   it('takes a snapshot with progress to completed, restores a volume from it, copies it, deletes it', async () => {
     const vol = await newVolume({ Size: 4 });
     const s = await ec2.send(new CreateSnapshotCommand({ VolumeId: vol, Description: 'nightly', TagSpecifications: [{ ResourceType: 'snapshot', Tags: [{ Key: 'k', Value: 'v' }] }] }));
-    expect(s).toMatchObject({ VolumeId: vol, State: 'pending', Progress: '0%', OwnerId: cloud.admin.accountId, VolumeSize: 4, Description: 'nightly', Encrypted: false, Tags: [{ Key: 'k', Value: 'v' }] });
+    expect(s).toMatchObject({
+      VolumeId: vol,
+      State: 'pending',
+      Progress: '0%',
+      OwnerId: cloud.admin.accountId,
+      VolumeSize: 4,
+      Description: 'nightly',
+      Encrypted: false,
+      Tags: [{ Key: 'k', Value: 'v' }],
+    });
     expect(s.SnapshotId).toMatch(/^snap-[0-9a-f]{17}$/);
     await waitUntilSnapshotCompleted({ client: ec2, ...wait }, { SnapshotIds: [s.SnapshotId!] });
     const done = (await ec2.send(new DescribeSnapshotsCommand({ SnapshotIds: [s.SnapshotId!] }))).Snapshots![0]!;
     expect(done).toMatchObject({ State: 'completed', Progress: '100%' });
-    const filtered = await ec2.send(new DescribeSnapshotsCommand({ OwnerIds: ['self'], Filters: [{ Name: 'volume-id', Values: [vol] }, { Name: 'status', Values: ['completed'] }, { Name: 'description', Values: ['night*'] }] }));
+    const filtered = await ec2.send(
+      new DescribeSnapshotsCommand({
+        OwnerIds: ['self'],
+        Filters: [
+          { Name: 'volume-id', Values: [vol] },
+          { Name: 'status', Values: ['completed'] },
+          { Name: 'description', Values: ['night*'] },
+        ],
+      }),
+    );
     expect(filtered.Snapshots!.map((x) => x.SnapshotId)).toEqual([s.SnapshotId]);
 
     expect(await codeOf(ec2.send(new CreateVolumeCommand({ AvailabilityZone: zoneA.zone, SnapshotId: s.SnapshotId, Size: 2 })))).toBe('InvalidParameterValue');

@@ -23,7 +23,24 @@ import { QuotasModule } from './quotas/quotas.module.js';
 /** The cloud controller: the EC2 endpoint and the owner of all persistent state. */
 export function cloudModule(ctx: Pick<DaemonContext, 'runtime'>, ds: DataSource, opts: { masterKey: string; role?: ClcRole }) {
   @Module({
-    imports: [ctx.runtime, ClcRoleModule.forRoot(opts.role ?? SINGLE_PROCESS), PersistenceModule.forRoot(ds), AuthModule.forRoot(opts), Ec2Module, RegionsModule, InstanceTypesModule, QuotasModule, TagsModule, KeyPairsModule, SecurityGroupsModule, AddressesModule, ImagesModule, InstancesModule, VolumesModule, IdentityModule],
+    imports: [
+      ctx.runtime,
+      ClcRoleModule.forRoot(opts.role ?? SINGLE_PROCESS),
+      PersistenceModule.forRoot(ds),
+      AuthModule.forRoot(opts),
+      Ec2Module,
+      RegionsModule,
+      InstanceTypesModule,
+      QuotasModule,
+      TagsModule,
+      KeyPairsModule,
+      SecurityGroupsModule,
+      AddressesModule,
+      ImagesModule,
+      InstancesModule,
+      VolumesModule,
+      IdentityModule,
+    ],
     controllers: [HealthController, MetricsController],
     providers: [ClustersService],
     exports: [ClustersService],

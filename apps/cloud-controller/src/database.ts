@@ -47,4 +47,3 @@ export function createDataSource(databaseUrl: string): DataSource {
     extra: { max: 20 },
   });
 }
-

@@ -26,9 +26,9 @@ export const COMMANDS: Record<string, Command> = {
   account: { run: account, help: 'create NAME | list' },
   credentials: { run: credentials, help: 'NAME: print export lines for an account (creates a key if none)' },
   'access-key': { run: accessKey, help: 'create|list ACCOUNT | deactivate|activate|delete ACCOUNT KEYID' },
-  bus: { run: bus, help: 'add-node ZONE NODE (an NC user for another host) | users: the cloud\'s NATS users' },
+  bus: { run: bus, help: "add-node ZONE NODE (an NC user for another host) | users: the cloud's NATS users" },
   quota: { run: quota, help: 'list ACCOUNT | set ACCOUNT NAME VALUE|default: per-account quotas (instances, vcpus, volumes, volume-gib, ...)' },
-  ssh: { run: ssh, help: 'INSTANCE-ID [-i KEYFILE] [-l USER] [-- CMD...]: ssh to an instance from its node\'s network namespace' },
+  ssh: { run: ssh, help: "INSTANCE-ID [-i KEYFILE] [-l USER] [-- CMD...]: ssh to an instance from its node's network namespace" },
   image: { run: image, help: 'import --name NAME [--public] DISK | import --name NAME --kernel F --ramdisk F --root F | list' },
 };
 

@@ -52,7 +52,8 @@ export function nodeModule(ctx: Pick<DaemonContext, 'runtime' | 'config'>, overr
       {
         provide: HYPERVISOR,
         inject: [NODE_LIBVIRT, LOGGER],
-        useFactory: (conn: NodeLibvirt, logger: Logger) => new LibvirtHypervisor(conn, { poolPath: join(home, 'instances'), poolName: ctx.config.ncInstancesPool, domainType: ctx.config.ncDomainType }, logger),
+        useFactory: (conn: NodeLibvirt, logger: Logger) =>
+          new LibvirtHypervisor(conn, { poolPath: join(home, 'instances'), poolName: ctx.config.ncInstancesPool, domainType: ctx.config.ncDomainType }, logger),
       },
       {
         provide: IMAGE_CACHE,
@@ -65,8 +66,34 @@ export function nodeModule(ctx: Pick<DaemonContext, 'runtime' | 'config'>, overr
       {
         provide: INSTANCE_MANAGER,
         inject: [KOALA_CONFIG, HYPERVISOR, IMAGE_CACHE, CONFIG_DRIVE_BUILDER, CONSOLE_LOG, INSTANCE_EVENTS, VolumeAttacher, NETWORK_AGENT, CLOCK, LOGGER, LAUNCH_RECORDS],
-        useFactory: (config: KoalaConfig, hypervisor: Hypervisor, images: ImageCache, configDrive: ConfigDriveBuilder, consoleLog: ConsoleLog, events: InstanceEventSink, volumes: VolumeAttacher, network: NetworkAgent, clock: Clock, logger: Logger, launchRecords: LaunchRecords) =>
-          new InstanceManager({ zone: config.zone, node: config.nodeName, stopTimeoutMs: config.ncStopTimeoutMs, hypervisor, images, configDrive, consoleLog, events, volumes, network, clock, logger, launchRecords }),
+        useFactory: (
+          config: KoalaConfig,
+          hypervisor: Hypervisor,
+          images: ImageCache,
+          configDrive: ConfigDriveBuilder,
+          consoleLog: ConsoleLog,
+          events: InstanceEventSink,
+          volumes: VolumeAttacher,
+          network: NetworkAgent,
+          clock: Clock,
+          logger: Logger,
+          launchRecords: LaunchRecords,
+        ) =>
+          new InstanceManager({
+            zone: config.zone,
+            node: config.nodeName,
+            stopTimeoutMs: config.ncStopTimeoutMs,
+            hypervisor,
+            images,
+            configDrive,
+            consoleLog,
+            events,
+            volumes,
+            network,
+            clock,
+            logger,
+            launchRecords,
+          }),
       },
       { provide: ALLOCATED, inject: [INSTANCE_MANAGER], useFactory: (m: InstanceManager) => () => m.allocated() },
       { provide: DOMAIN_VIEW, inject: [INSTANCE_MANAGER], useFactory: (m: InstanceManager) => (d: Parameters<InstanceManager['annotate']>[0]) => m.annotate(d) },

@@ -11,15 +11,5 @@
  * );
  * ```
  */
-export {
-  verifyRequest,
-  rfc3986,
-  safeEqual,
-  type SignedRequest,
-  type AccessKeyRecord,
-  type SecretLookup,
-  type SignatureKind,
-  type VerifiedRequest,
-  type VerifyOptions,
-} from './verify.js';
+export { verifyRequest, rfc3986, safeEqual, type SignedRequest, type AccessKeyRecord, type SecretLookup, type SignatureKind, type VerifiedRequest, type VerifyOptions } from './verify.js';
 export { encryptSecret, decryptSecret, generateAccessKey, isAccessKeyId } from './secrets.js';

@@ -5,18 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { EC2Client, DescribeKeyPairsCommand, DescribeInstancesCommand } from '@aws-sdk/client-ec2';
-import {
-  EC2_XML_CONTENT_TYPE,
-  Ec2Error,
-  Params,
-  applyFilters,
-  paginate,
-  parseQueryParams,
-  readActionAndVersion,
-  readFilters,
-  renderError,
-  renderResponse,
-} from '@koala/ec2-query';
+import { EC2_XML_CONTENT_TYPE, Ec2Error, Params, applyFilters, paginate, parseQueryParams, readActionAndVersion, readFilters, renderError, renderResponse } from '@koala/ec2-query';
 import { verifyRequest } from './verify.js';
 
 const run = promisify(execFile);
@@ -44,11 +33,7 @@ beforeAll(async () => {
       try {
         const rawBody = Buffer.concat(chunks);
         const [path, query = ''] = (req.url ?? '/').split('?', 2) as [string, string?];
-        await verifyRequest(
-          { method: req.method ?? 'GET', path, query, headers: req.headers, rawBody },
-          async (id) => (id === AKID ? { secret: SECRET, active: true } : undefined),
-          new Date(),
-        );
+        await verifyRequest({ method: req.method ?? 'GET', path, query, headers: req.headers, rawBody }, async (id) => (id === AKID ? { secret: SECRET, active: true } : undefined), new Date());
         const p = new Params({ ...parseQueryParams(rawBody), ...parseQueryParams(query) });
         const { action, version } = readActionAndVersion(p);
         if (action === 'DescribeKeyPairs') {
@@ -103,7 +88,14 @@ function sdk(secret = SECRET, region = 'undefined-1234') {
 
 describe('AWS SDK v3 (client-ec2)', () => {
   it('signs, and parses our XML (filters, tags, dates)', async () => {
-    const r = await sdk().send(new DescribeKeyPairsCommand({ Filters: [{ Name: 'tag:team', Values: ['odd'] }, { Name: 'key-name', Values: ['k[13]', 'k?'] }] }));
+    const r = await sdk().send(
+      new DescribeKeyPairsCommand({
+        Filters: [
+          { Name: 'tag:team', Values: ['odd'] },
+          { Name: 'key-name', Values: ['k[13]', 'k?'] },
+        ],
+      }),
+    );
     expect(r.KeyPairs!.map((k) => k.KeyName)).toEqual(['k1', 'k3', 'k5']);
     expect(r.KeyPairs![0]!.CreateTime).toEqual(new Date(Date.UTC(2026, 0, 2)));
     expect(r.KeyPairs![0]!.Tags).toEqual([{ Key: 'team', Value: 'odd' }]);
@@ -123,10 +115,14 @@ describe('AWS SDK v3 (client-ec2)', () => {
   });
 
   it('sees our error codes', async () => {
-    const bad = await sdk('x'.repeat(40)).send(new DescribeKeyPairsCommand({})).catch((e) => e);
+    const bad = await sdk('x'.repeat(40))
+      .send(new DescribeKeyPairsCommand({}))
+      .catch((e) => e);
     expect(bad.name).toBe('SignatureDoesNotMatch');
     expect(bad.$metadata.httpStatusCode).toBe(403);
-    const filt = await sdk().send(new DescribeKeyPairsCommand({ Filters: [{ Name: 'nope', Values: ['x'] }] })).catch((e) => e);
+    const filt = await sdk()
+      .send(new DescribeKeyPairsCommand({ Filters: [{ Name: 'nope', Values: ['x'] }] }))
+      .catch((e) => e);
     expect(filt.name).toBe('InvalidParameterValue');
     expect(filt.message).toBe("The filter 'nope' is invalid");
   });

@@ -49,9 +49,7 @@ function fromUrl(method: string, url: string, headers: Record<string, unknown>, 
 
 // ------------------------------------------------------------------ signers
 
-function signAws4(
-  opts: { region?: string; service?: string; body?: string; secret?: string; akid?: string; path?: string; date?: Date } = {},
-): SignedRequest {
+function signAws4(opts: { region?: string; service?: string; body?: string; secret?: string; akid?: string; path?: string; date?: Date } = {}): SignedRequest {
   const req: aws4.Request & { headers: Record<string, string> } = {
     host: HOST,
     method: 'POST',
@@ -61,7 +59,11 @@ function signAws4(
     body: opts.body ?? BODY,
     headers: { 'Content-Type': 'application/x-www-form-urlencoded; charset=utf-8' },
   };
-  if (opts.date) req.headers['X-Amz-Date'] = opts.date.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '');
+  if (opts.date)
+    req.headers['X-Amz-Date'] = opts.date
+      .toISOString()
+      .replace(/[-:]/g, '')
+      .replace(/\.\d{3}/, '');
   aws4.sign(req, { accessKeyId: opts.akid ?? AKID, secretAccessKey: opts.secret ?? SECRET });
   return fromUrl('POST', `http://${HOST}${req.path}`, req.headers, opts.body ?? BODY);
 }
@@ -189,10 +191,7 @@ describe('verifyRequest — SigV4 Authorization header', () => {
     const r = signAws4();
     const h = { ...r.headers, host: 'evil.example:8773' };
     expect(await code(verifyRequest({ ...r, headers: h }, lookup, new Date()))).toEqual(['SignatureDoesNotMatch', 403]);
-    expect(await code(verifyRequest(signAws4({ secret: SECRET.replace('w', 'W') }), lookup, new Date()))).toEqual([
-      'SignatureDoesNotMatch',
-      403,
-    ]);
+    expect(await code(verifyRequest(signAws4({ secret: SECRET.replace('w', 'W') }), lookup, new Date()))).toEqual(['SignatureDoesNotMatch', 403]);
   });
 
   it('rejects unknown and inactive keys with AuthFailure 401', async () => {
@@ -217,10 +216,7 @@ describe('verifyRequest — SigV4 Authorization header', () => {
     expect(ip).toMatchObject({ region: '0', service: '127', kind: 'v4' });
     const named = await verifyRequest(signAws4({ region: 'koala', service: 'compute' }), lookup, new Date());
     expect(named).toMatchObject({ region: 'koala', service: 'compute' });
-    expect(await code(verifyRequest(signAws4({ service: 'sts' }), lookup, new Date(), { services: ['ec2'] }))).toEqual([
-      'SignatureDoesNotMatch',
-      403,
-    ]);
+    expect(await code(verifyRequest(signAws4({ service: 'sts' }), lookup, new Date(), { services: ['ec2'] }))).toEqual(['SignatureDoesNotMatch', 403]);
     // the scope is signed: a request signed for one service and claimed for another is refused
     const r = signAws4({ service: 'compute' });
     const auth = r.headers.authorization as string;
@@ -284,7 +280,9 @@ function signV2(method: 'HmacSHA1' | 'HmacSHA256', params: Record<string, string
     .map((k) => `${enc(k)}=${enc(p[k]!)}`)
     .join('&');
   const sts = `${httpMethod}\n${HOST}\n${path}\n${qs}`;
-  p.Signature = createHmac(method === 'HmacSHA1' ? 'sha1' : 'sha256', secret).update(sts).digest('base64');
+  p.Signature = createHmac(method === 'HmacSHA1' ? 'sha1' : 'sha256', secret)
+    .update(sts)
+    .digest('base64');
   return p;
 }
 
@@ -304,10 +302,7 @@ describe('verifyRequest — SigV2', () => {
     const r = fromUrl('POST', `http://${HOST}/services/compute`, { 'content-type': 'application/x-www-form-urlencoded' }, queryString(p));
     await expect(verifyRequest(r, lookup, new Date())).resolves.toMatchObject({ kind: 'v2' });
     const gone = signV2('HmacSHA256', { ...base, Expires: new Date(Date.now() - 1000).toISOString() });
-    expect(await code(verifyRequest(fromUrl('GET', `http://${HOST}/?${queryString(gone)}`, {}), lookup, new Date()))).toEqual([
-      'RequestExpired',
-      400,
-    ]);
+    expect(await code(verifyRequest(fromUrl('GET', `http://${HOST}/?${queryString(gone)}`, {}), lookup, new Date()))).toEqual(['RequestExpired', 400]);
   });
 
   it('accepts botocore SigV2Auth', async () => {
@@ -348,7 +343,11 @@ describe('verifyRequest — hostile shapes (edge hardening)', () => {
       const c = counting();
       const p = signV2('HmacSHA256', { ...base, Timestamp: now.toISOString(), AWSAccessKeyId: bad });
       expect(await code(verifyRequest(fromUrl('GET', `http://${HOST}/?${queryString(p)}`, {}), c.lookup, now))).toEqual(['AuthFailure', 401]);
-      const presigned = fromUrl('GET', `http://${HOST}/?${queryString({ ...base, 'X-Amz-Algorithm': 'AWS4-HMAC-SHA256', 'X-Amz-Credential': `${bad}/20260101/r/ec2/aws4_request`, 'X-Amz-Date': '20260101T000000Z', 'X-Amz-Expires': '60', 'X-Amz-SignedHeaders': 'host', 'X-Amz-Signature': 'a'.repeat(64) })}`, {});
+      const presigned = fromUrl(
+        'GET',
+        `http://${HOST}/?${queryString({ ...base, 'X-Amz-Algorithm': 'AWS4-HMAC-SHA256', 'X-Amz-Credential': `${bad}/20260101/r/ec2/aws4_request`, 'X-Amz-Date': '20260101T000000Z', 'X-Amz-Expires': '60', 'X-Amz-SignedHeaders': 'host', 'X-Amz-Signature': 'a'.repeat(64) })}`,
+        {},
+      );
       expect(await code(verifyRequest(presigned, c.lookup, new Date('2026-01-01T00:00:10Z')))).toEqual(['AuthFailure', 401]);
       expect(c.seen).toEqual([]);
     }

@@ -118,7 +118,10 @@ function parseAmzDate(s: string | undefined): Date | undefined {
 }
 
 function toAmzDate(d: Date): string {
-  return d.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '');
+  return d
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d{3}/, '');
 }
 
 /**
@@ -155,7 +158,13 @@ function parseCredential(cred: string): Pick<V4Parts, 'accessKeyId' | 'date' | '
 function canonicalPathCandidates(path: string): string[] {
   const p = path || '/';
   // Non-S3 services sign the path URI-encoded once more ("double encoding"); some signers don't.
-  const enc = p === '/' ? '/' : p.split('/').map((seg) => rfc3986(seg)).join('/');
+  const enc =
+    p === '/'
+      ? '/'
+      : p
+          .split('/')
+          .map((seg) => rfc3986(seg))
+          .join('/');
   return enc === p ? [p] : [enc, p];
 }
 
@@ -239,13 +248,7 @@ function checkScopeAndTime(p: V4Parts, now: Date, opts: Required<VerifyOptions>,
   }
 }
 
-async function verifyV4<K extends AccessKeyRecord>(
-  req: SignedRequest,
-  p: V4Parts,
-  queryPairs: Array<[string, string]>,
-  presigned: boolean,
-  lookup: SecretLookup<K>,
-): Promise<K> {
+async function verifyV4<K extends AccessKeyRecord>(req: SignedRequest, p: V4Parts, queryPairs: Array<[string, string]>, presigned: boolean, lookup: SecretLookup<K>): Promise<K> {
   const key = await lookupKey(lookup, p.accessKeyId);
 
   // Payload hash candidates.
@@ -266,13 +269,14 @@ async function verifyV4<K extends AccessKeyRecord>(
   const { key: kSigning, remember } = signingKey(key.secret, p.date, p.region, p.service);
   let ok = false;
   for (const path of canonicalPathCandidates(req.path)) {
-    for (const query of queries) for (const payload of payloads) {
-      const canonical = [req.method.toUpperCase(), path, query, hdrs, signedNames.join(';'), payload].join('\n');
-      const sts = ['AWS4-HMAC-SHA256', p.amzDate, scope, sha256hex(canonical)].join('\n');
-      const sig = createHmac('sha256', kSigning).update(sts, 'utf8').digest('hex');
-      // evaluate every candidate (no early exit) to keep timing independent of which matched
-      ok = safeEqual(sig, p.signature.toLowerCase()) || ok;
-    }
+    for (const query of queries)
+      for (const payload of payloads) {
+        const canonical = [req.method.toUpperCase(), path, query, hdrs, signedNames.join(';'), payload].join('\n');
+        const sts = ['AWS4-HMAC-SHA256', p.amzDate, scope, sha256hex(canonical)].join('\n');
+        const sig = createHmac('sha256', kSigning).update(sts, 'utf8').digest('hex');
+        // evaluate every candidate (no early exit) to keep timing independent of which matched
+        ok = safeEqual(sig, p.signature.toLowerCase()) || ok;
+      }
   }
   if (!ok) throw signatureMismatch();
   remember();
@@ -316,13 +320,7 @@ function v2Params(req: SignedRequest): Map<string, string> {
   return new Map(Object.entries((req.params ?? readRequestParams(req)).map));
 }
 
-async function verifyV2<K extends AccessKeyRecord>(
-  req: SignedRequest,
-  params: Map<string, string>,
-  lookup: SecretLookup<K>,
-  now: Date,
-  opts: Required<VerifyOptions>,
-): Promise<VerifiedRequest<K>> {
+async function verifyV2<K extends AccessKeyRecord>(req: SignedRequest, params: Map<string, string>, lookup: SecretLookup<K>, now: Date, opts: Required<VerifyOptions>): Promise<VerifiedRequest<K>> {
   const method = params.get('SignatureMethod') ?? '';
   const algo = method === 'HmacSHA256' ? 'sha256' : method === 'HmacSHA1' ? 'sha1' : undefined;
   if (!algo) throw new Ec2Error('InvalidParameterValue', `Value (${method}) for parameter SignatureMethod is invalid.`);
@@ -376,12 +374,7 @@ async function verifyV2<K extends AccessKeyRecord>(
  * accepted when the signature verifies with it (euca2ools sends `undefined-<pid>`, boto 2 derives
  * `<region>/<service>` from the host name). Signatures are compared in constant time; secrets are never logged.
  */
-export async function verifyRequest<K extends AccessKeyRecord>(
-  req: SignedRequest,
-  lookupSecret: SecretLookup<K>,
-  now: Date,
-  options: VerifyOptions = {},
-): Promise<VerifiedRequest<K>> {
+export async function verifyRequest<K extends AccessKeyRecord>(req: SignedRequest, lookupSecret: SecretLookup<K>, now: Date, options: VerifyOptions = {}): Promise<VerifiedRequest<K>> {
   const opts: Required<VerifyOptions> = {
     maxSkewMs: options.maxSkewMs ?? DEFAULT_SKEW_MS,
     services: options.services ?? [],
@@ -434,8 +427,5 @@ export async function verifyRequest<K extends AccessKeyRecord>(
     return verifyV2(req, v2, lookupSecret, now, opts);
   }
 
-  throw new Ec2Error(
-    'MissingAuthenticationToken',
-    'The request must contain either a valid (registered) AWS access key ID or X.509 certificate.',
-  );
+  throw new Ec2Error('MissingAuthenticationToken', 'The request must contain either a valid (registered) AWS access key ID or X.509 certificate.');
 }

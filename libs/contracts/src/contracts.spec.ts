@@ -10,7 +10,16 @@ describe('contracts', () => {
   });
 
   it('validates heartbeats', () => {
-    const ok = { node: 'n1', zone: 'z', version: '1', hypervisorUri: 'test:///default', total: { cores: 2, memoryMiB: 1024, diskGiB: 10 }, free: { cores: 2, memoryMiB: 1024, diskGiB: 10 }, domains: [], sentAt: new Date().toISOString() };
+    const ok = {
+      node: 'n1',
+      zone: 'z',
+      version: '1',
+      hypervisorUri: 'test:///default',
+      total: { cores: 2, memoryMiB: 1024, diskGiB: 10 },
+      free: { cores: 2, memoryMiB: 1024, diskGiB: 10 },
+      domains: [],
+      sentAt: new Date().toISOString(),
+    };
     expect(NodeHeartbeat.parse(ok)).toEqual(ok);
     expect(() => NodeHeartbeat.parse({ ...ok, total: { cores: -1, memoryMiB: 1, diskGiB: 1 } })).toThrow();
   });

@@ -129,8 +129,7 @@ export const runInstance = (zone: string, node: string) => requestContract('nc.r
 export const nodeInstanceAction = (zone: string, node: string) =>
   requestContract('nc.instance-action', Subjects.nodeCommand(zone, node, 'instance-action'), InstanceActionRequest, InstanceActionResponse);
 
-export const nodeConsoleOutput = (zone: string, node: string) =>
-  requestContract('nc.console-output', Subjects.nodeCommand(zone, node, 'console-output'), ConsoleOutputRequest, ConsoleOutputResponse);
+export const nodeConsoleOutput = (zone: string, node: string) => requestContract('nc.console-output', Subjects.nodeCommand(zone, node, 'console-output'), ConsoleOutputRequest, ConsoleOutputResponse);
 
 // ---- events (NC/CC -> JetStream -> CLC, CC) ---------------------------------------------
 

@@ -62,7 +62,10 @@ export const NetworkInterfaceState = z.object({
   instanceId: z.string().regex(/^i-[0-9a-f]{8,17}$/),
   node: z.string(),
   /** The CLC's id of the interface (DescribeInstances' networkInterfaceId; the metadata service's `interface-id`). */
-  interfaceId: z.string().regex(/^eni-[0-9a-f]{8,17}$/).optional(),
+  interfaceId: z
+    .string()
+    .regex(/^eni-[0-9a-f]{8,17}$/)
+    .optional(),
   mac,
   privateIp: ipv4,
   /** Elastic or launch-time public address, DNATed to `privateIp` on every node of the zone. */

@@ -48,7 +48,12 @@ describe('natsPermissions (the bus permission table)', () => {
 
   it('names users per zone and per node, and refuses names that are not subject tokens or repeat', () => {
     expect(busPrincipals([{ zone: 'z1', nodes: ['n1'] }]).map(busUser)).toEqual(['clc', 'cli', 'cc-z1', 'sc-z1', 'nc-n1']);
-    expect(() => busPrincipals([{ zone: 'z1', nodes: ['n1'] }, { zone: 'z2', nodes: ['n1'] }])).toThrow(/twice/);
+    expect(() =>
+      busPrincipals([
+        { zone: 'z1', nodes: ['n1'] },
+        { zone: 'z2', nodes: ['n1'] },
+      ]),
+    ).toThrow(/twice/);
     expect(() => busPrincipals([{ zone: 'z.*', nodes: [] }])).toThrow(/invalid zone/);
     expect(() => busPrincipals([{ zone: 'z1', nodes: ['>'] }])).toThrow(/invalid node/);
   });

@@ -77,12 +77,12 @@ export type NotFoundCode = keyof typeof NOT_FOUND_MESSAGES;
 
 /** `Invalid<Resource>.Malformed` codes, e.g. for ids with a wrong prefix or length. */
 export const MALFORMED_MESSAGES = Object.freeze({
-  'InvalidInstanceID.Malformed': "Invalid id: \"{id}\"",
-  'InvalidAMIID.Malformed': "Invalid id: \"{id}\"",
-  'InvalidVolumeID.Malformed': "Invalid id: \"{id}\"",
-  'InvalidSnapshotID.Malformed': "Invalid id: \"{id}\"",
-  'InvalidGroupId.Malformed': "Invalid id: \"{id}\"",
-  'InvalidAllocationID.Malformed': "Invalid id: \"{id}\"",
+  'InvalidInstanceID.Malformed': 'Invalid id: "{id}"',
+  'InvalidAMIID.Malformed': 'Invalid id: "{id}"',
+  'InvalidVolumeID.Malformed': 'Invalid id: "{id}"',
+  'InvalidSnapshotID.Malformed': 'Invalid id: "{id}"',
+  'InvalidGroupId.Malformed': 'Invalid id: "{id}"',
+  'InvalidAllocationID.Malformed': 'Invalid id: "{id}"',
   'InvalidKeyPair.Format': 'Key is not in valid OpenSSH public key format',
   InvalidID: "The ID '{id}' is not valid",
 } as const);
@@ -150,10 +150,7 @@ export class Ec2Error extends Error {
 
   /** `IncorrectInstanceState` (400). */
   static incorrectInstanceState(instanceId: string, state: string, action = 'perform this operation'): Ec2Error {
-    return new Ec2Error(
-      'IncorrectInstanceState',
-      `The instance '${instanceId}' is not in a state from which it can be ${action}. Current state: ${state}.`,
-    );
+    return new Ec2Error('IncorrectInstanceState', `The instance '${instanceId}' is not in a state from which it can be ${action}. Current state: ${state}.`);
   }
 
   /** `IncorrectState` (400). */
@@ -164,10 +161,7 @@ export class Ec2Error extends Error {
   /** `InsufficientInstanceCapacity` (500, as AWS). */
   static insufficientCapacity(instanceType: string, zone?: string): Ec2Error {
     const where = zone ? ` in the requested Availability Zone (${zone})` : '';
-    return new Ec2Error(
-      'InsufficientInstanceCapacity',
-      `We currently do not have sufficient ${instanceType} capacity${where}.`,
-    );
+    return new Ec2Error('InsufficientInstanceCapacity', `We currently do not have sufficient ${instanceType} capacity${where}.`);
   }
 
   /** `DryRunOperation` (412). */
@@ -190,7 +184,10 @@ export class Ec2Error extends Error {
 export function isEc2Error(e: unknown): e is Ec2Error {
   return (
     e instanceof Ec2Error ||
-    (typeof e === 'object' && e !== null && (e as { name?: unknown }).name === 'Ec2Error' &&
-      typeof (e as { code?: unknown }).code === 'string' && typeof (e as { httpStatus?: unknown }).httpStatus === 'number')
+    (typeof e === 'object' &&
+      e !== null &&
+      (e as { name?: unknown }).name === 'Ec2Error' &&
+      typeof (e as { code?: unknown }).code === 'string' &&
+      typeof (e as { httpStatus?: unknown }).httpStatus === 'number')
   );
 }

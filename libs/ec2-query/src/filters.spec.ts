@@ -22,10 +22,9 @@ const spec: FilterSpec<Inst> = {
   'private-ip-address': (i) => i.ips,
   'ebs-optimized': (i) => i.ebs,
   'cpu-cores': (i) => i.cores,
-  'never': () => undefined,
+  never: () => undefined,
 };
-const ids = (f: Parameters<typeof applyFilters<Inst>>[1], withTags = true) =>
-  applyFilters(items, f, spec, withTags ? (i) => i.tags : undefined).map((i) => i.id);
+const ids = (f: Parameters<typeof applyFilters<Inst>>[1], withTags = true) => applyFilters(items, f, spec, withTags ? (i) => i.tags : undefined).map((i) => i.id);
 
 describe('applyFilters', () => {
   it('returns everything without filters', () => {
@@ -68,14 +67,15 @@ describe('applyFilters', () => {
     expect(ids([{ name: 'tag:name', values: ['web-1'] }])).toEqual([]);
     expect(ids([{ name: 'tag-key', values: ['env'] }])).toEqual(['i-1', 'i-2']);
     expect(ids([{ name: 'tag-value', values: ['d*'] }])).toEqual(['i-2']);
-    const list = applyFilters(items, [{ name: 'tag:Name', values: ['db'] }], spec, (i) =>
-      Object.entries(i.tags).map(([key, value]) => ({ key, value })),
-    );
+    const list = applyFilters(items, [{ name: 'tag:Name', values: ['db'] }], spec, (i) => Object.entries(i.tags).map(([key, value]) => ({ key, value })));
     expect(list.map((i) => i.id)).toEqual(['i-2']);
   });
 
   it('rejects unknown filter names, even with no items, never matching all', () => {
-    for (const f of [{ name: 'instance-stat', values: ['x'] }, { name: 'tag:Name', values: ['x'] }]) {
+    for (const f of [
+      { name: 'instance-stat', values: ['x'] },
+      { name: 'tag:Name', values: ['x'] },
+    ]) {
       let e: unknown;
       try {
         applyFilters([], [f], spec); // no tagsOf → tag filters unknown

@@ -33,8 +33,7 @@ function parsePattern(pattern: string, name: string): Token[] {
   const out: Token[] = [];
   let wild = 0;
   let escaped = false;
-  const tooLong = () =>
-    Ec2Error.invalidParameterValue(name, undefined, `(a filter value may be at most ${QUERY_LIMITS.maxFilterValueChars} characters long).`);
+  const tooLong = () => Ec2Error.invalidParameterValue(name, undefined, `(a filter value may be at most ${QUERY_LIMITS.maxFilterValueChars} characters long).`);
   const literal = (cp: number) => {
     // A lone high surrogate then an escaped lone low one: one code point, as the string (and so
     // the LIKE pattern) holds them.
@@ -187,9 +186,7 @@ function tagList<T>(tagsOf: TagsOf<T>, item: T): Array<[string, string]> {
 /** Throw `InvalidParameterValue` for filter names not in `spec` (nor tag filters when `tagsOf` is given). */
 export function validateFilters<T>(filters: readonly Filter[], spec: FilterSpec<T>, tagsOf?: TagsOf<T>): void {
   for (const f of filters) {
-    const known =
-      Object.prototype.hasOwnProperty.call(spec, f.name) ||
-      (tagsOf !== undefined && (f.name === 'tag-key' || f.name === 'tag-value' || (f.name.startsWith('tag:') && f.name.length > 4)));
+    const known = Object.prototype.hasOwnProperty.call(spec, f.name) || (tagsOf !== undefined && (f.name === 'tag-key' || f.name === 'tag-value' || (f.name.startsWith('tag:') && f.name.length > 4)));
     if (!known) throw new Ec2Error('InvalidParameterValue', `The filter '${f.name}' is invalid`);
   }
 }

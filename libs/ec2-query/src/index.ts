@@ -15,16 +15,7 @@
  * // on error: const e = renderError(err, rid); res.status(e.status).type(EC2_XML_CONTENT_TYPE).send(e.body);
  * ```
  */
-export {
-  Ec2Error,
-  EC2_ERROR_STATUS,
-  NOT_FOUND_MESSAGES,
-  MALFORMED_MESSAGES,
-  statusForCode,
-  isEc2Error,
-  type NotFoundCode,
-  type MalformedCode,
-} from './errors.js';
+export { Ec2Error, EC2_ERROR_STATUS, NOT_FOUND_MESSAGES, MALFORMED_MESSAGES, statusForCode, isEc2Error, type NotFoundCode, type MalformedCode } from './errors.js';
 export {
   parseQueryParams,
   Params,
@@ -43,43 +34,13 @@ export {
   type PermissionSide,
   type PermissionChange,
 } from './params.js';
-export {
-  renderResponse,
-  renderError,
-  renderXmlBody,
-  toEc2Error,
-  escapeXml,
-  formatTimestamp,
-  EC2_XML_CONTENT_TYPE,
-  XmlNamespaced,
-  type XmlValue,
-  type RenderedError,
-} from './xml.js';
-export {
-  applyFilters,
-  validateFilters,
-  compileFilterPattern,
-  checkFilterValue,
-  readFilters,
-  filterPatternToSql,
-  type FilterSpec,
-  type FilterScalar,
-  type TagsOf,
-} from './filters.js';
+export { renderResponse, renderError, renderXmlBody, toEc2Error, escapeXml, formatTimestamp, EC2_XML_CONTENT_TYPE, XmlNamespaced, type XmlValue, type RenderedError } from './xml.js';
+export { applyFilters, validateFilters, compileFilterPattern, checkFilterValue, readFilters, filterPatternToSql, type FilterSpec, type FilterScalar, type TagsOf } from './filters.js';
 export { paginate, capMaxResults, keysetStart, keysetToken, INVALID_TOKEN_CODE, type PaginateOptions, type Page, type KeysetStart } from './pagination.js';
 export { QUERY_LIMITS } from './limits.js';
 export { renderQueryResponse, renderQueryError, STS_API, IAM_API, type QueryApi } from './query-dialect.js';
 export { checkDryRun } from './dry-run.js';
 export { newId, isValidId, idPrefixOf, ID_PREFIXES, type IdKind, type IdPrefix, type RandomSource } from './ids.js';
 export { readRequestParams, parsePairs, isFormContentType, type ParamSource, type RequestParams } from './request-params.js';
-export {
-  checkParamShapes,
-  CompiledShapes,
-  isCommonParam,
-  shapeOf,
-  FILTER_SHAPES,
-  TAG_SPECIFICATION_SHAPES,
-  PAGE_SHAPES,
-  type ParamShapes,
-} from './param-shapes.js';
+export { checkParamShapes, CompiledShapes, isCommonParam, shapeOf, FILTER_SHAPES, TAG_SPECIFICATION_SHAPES, PAGE_SHAPES, type ParamShapes } from './param-shapes.js';
 export { validateParamMap, DEFAULT_PARAM_LIMITS, type ParamLimits } from './validate.js';

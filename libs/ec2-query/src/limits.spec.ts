@@ -234,10 +234,20 @@ describe('Params name tree', () => {
 
   it('keeps readers over the same map consistent, and the endpoint form (body + query merged) works', () => {
     const map = { 'Tag.1.Key': 'a', 'Tag.1.Value': 'b', 'Tag.2.Key': 'c', Action: 'CreateTags' };
-    expect(readTags(new Params(map))).toEqual([{ key: 'a', value: 'b' }, { key: 'c', value: '' }]);
+    expect(readTags(new Params(map))).toEqual([
+      { key: 'a', value: 'b' },
+      { key: 'c', value: '' },
+    ]);
     expect(readTags(new Params(map))).toEqual(readTags(Params.from(map)));
-    expect(new Params(map, 'Tag.1.').entries()).toEqual([['Key', 'a'], ['Value', 'b']]);
-    expect(new Params(map, 'Tag.').entries()).toEqual([['1.Key', 'a'], ['1.Value', 'b'], ['2.Key', 'c']]);
+    expect(new Params(map, 'Tag.1.').entries()).toEqual([
+      ['Key', 'a'],
+      ['Value', 'b'],
+    ]);
+    expect(new Params(map, 'Tag.').entries()).toEqual([
+      ['1.Key', 'a'],
+      ['1.Value', 'b'],
+      ['2.Key', 'c'],
+    ]);
   });
 
   const filterBody = (filters: number, values: number) => {

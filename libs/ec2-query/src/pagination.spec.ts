@@ -56,9 +56,7 @@ describe('paginate', () => {
   it('rejects garbage, tampered and foreign tokens', () => {
     const t = paginate(items, { maxResults: 5 }).nextToken!;
     expect(code(() => paginate(items, { maxResults: 5, nextToken: 'garbage!' }))).toBe('InvalidPaginationToken');
-    expect(code(() => paginate(items, { maxResults: 5, nextToken: Buffer.from('o:3\nxxxx').toString('base64url') }))).toBe(
-      'InvalidPaginationToken',
-    );
+    expect(code(() => paginate(items, { maxResults: 5, nextToken: Buffer.from('o:3\nxxxx').toString('base64url') }))).toBe('InvalidPaginationToken');
     expect(code(() => paginate(items, { maxResults: 5, nextToken: t.slice(0, -2) }))).toBe('InvalidPaginationToken');
     expect(code(() => paginate(items, { maxResults: 5, nextToken: t, scope: 'DescribeVolumes' }))).toBe('InvalidPaginationToken');
     expect(code(() => paginate(items, { maxResults: 5, nextToken: t, keyOf: (s) => s }))).toBe('InvalidPaginationToken');

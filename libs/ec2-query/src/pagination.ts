@@ -51,10 +51,7 @@ function decodeToken(scope: string, token: string): string {
 function checkMaxResults(maxResults: number | undefined, min: number, max: number): void {
   if (maxResults === undefined) return;
   if (!Number.isInteger(maxResults) || maxResults < min || maxResults > max) {
-    throw new Ec2Error(
-      'InvalidParameterValue',
-      `Value ( ${maxResults} ) for parameter maxResults is invalid. Parameter must be between ${min} and ${max}.`,
-    );
+    throw new Ec2Error('InvalidParameterValue', `Value ( ${maxResults} ) for parameter maxResults is invalid. Parameter must be between ${min} and ${max}.`);
   }
 }
 

@@ -1,13 +1,6 @@
 import { Ec2Error } from './errors.js';
 import { readFilters } from './filters.js';
-import {
-  Params,
-  parseQueryParams,
-  readActionAndVersion,
-  readPermissionChange,
-  readTagSpecifications,
-  readTags,
-} from './params.js';
+import { Params, parseQueryParams, readActionAndVersion, readPermissionChange, readTagSpecifications, readTags } from './params.js';
 
 function err(fn: () => unknown): Ec2Error {
   try {
@@ -135,16 +128,12 @@ describe('shape helpers', () => {
   });
 
   it('readFilters', () => {
-    const p = Params.from(
-      'Filter.2.Name=tag%3AName&Filter.2.Value.1=web*&Filter.1.Name=instance-state-name&Filter.1.Value.2=stopped&Filter.1.Value.1=running',
-    );
+    const p = Params.from('Filter.2.Name=tag%3AName&Filter.2.Value.1=web*&Filter.1.Name=instance-state-name&Filter.1.Value.2=stopped&Filter.1.Value.1=running');
     expect(readFilters(p)).toEqual([
       { name: 'instance-state-name', values: ['running', 'stopped'] },
       { name: 'tag:Name', values: ['web*'] },
     ]);
-    expect(err(() => readFilters(Params.from('Filter.1.Value.1=x'))).message).toBe(
-      'The request must contain the parameter Filter.1.Name',
-    );
+    expect(err(() => readFilters(Params.from('Filter.1.Value.1=x'))).message).toBe('The request must contain the parameter Filter.1.Name');
   });
 
   it('readTagSpecifications and readTags', () => {
@@ -162,7 +151,13 @@ describe('shape helpers', () => {
       ].join('&'),
     );
     expect(readTagSpecifications(p)).toEqual([
-      { resourceType: 'instance', tags: [{ key: 'Name', value: 'web' }, { key: 'empty', value: '' }] },
+      {
+        resourceType: 'instance',
+        tags: [
+          { key: 'Name', value: 'web' },
+          { key: 'empty', value: '' },
+        ],
+      },
       { resourceType: 'volume', tags: [{ key: 'k', value: 'v' }] },
     ]);
     expect(readTags(p)).toEqual([{ key: 'a', value: 'b' }]);

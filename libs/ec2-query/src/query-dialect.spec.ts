@@ -16,5 +16,4 @@ describe('STS/IAM query dialect', () => {
     expect(internal.body).toContain('<Type>Receiver</Type>');
     expect(internal.body).not.toContain('secret detail');
   });
-
 });

@@ -53,4 +53,3 @@ export function renderQueryError(api: QueryApi, err: unknown, requestId: string)
     `<RequestId>${escapeXml(requestId)}</RequestId></ErrorResponse>`;
   return { status, code, body };
 }
-

@@ -17,7 +17,11 @@ describe('readRequestParams', () => {
   it('merges query then form body, the first occurrence winning', () => {
     const r = readRequestParams(req('A=body&B=2&B=3', 'application/x-www-form-urlencoded; charset=UTF-8', 'POST', 'A=query&C=x+y'));
     expect({ ...r.map }).toEqual({ A: 'query', C: 'x y', B: '2' });
-    expect(r.body).toEqual([['A', 'body'], ['B', '2'], ['B', '3']]);
+    expect(r.body).toEqual([
+      ['A', 'body'],
+      ['B', '2'],
+      ['B', '3'],
+    ]);
   });
 
   it('reads a POST body without content type as form data; ignores bodies of other methods', () => {

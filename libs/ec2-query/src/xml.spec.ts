@@ -30,10 +30,7 @@ function botocoreParse(op: string, xml: string, status = 200): any {
 describe('renderResponse', () => {
   it('renders the EC2 envelope, items, booleans, dates and escaping', () => {
     const xml = renderResponse('DescribeKeyPairs', undefined, 'req-1', {
-      keySet: [
-        { keyPairId: 'key-0123456789abcdef0', keyName: 'a<b>&"\'', keyFingerprint: 'ff:00', tagSet: [], createTime: new Date(Date.UTC(2026, 10, 26, 3, 24)) },
-        null,
-      ],
+      keySet: [{ keyPairId: 'key-0123456789abcdef0', keyName: 'a<b>&"\'', keyFingerprint: 'ff:00', tagSet: [], createTime: new Date(Date.UTC(2026, 10, 26, 3, 24)) }, null],
       nothing: undefined,
       flag: false,
     });
@@ -121,9 +118,7 @@ describe('renderResponse', () => {
         ],
       }),
     );
-    expect(sg.SecurityGroups[0].IpPermissions).toEqual([
-      { IpProtocol: 'tcp', FromPort: 22, ToPort: 22, IpRanges: [{ CidrIp: '0.0.0.0/0' }], UserIdGroupPairs: [] },
-    ]);
+    expect(sg.SecurityGroups[0].IpPermissions).toEqual([{ IpProtocol: 'tcp', FromPort: 22, ToPort: 22, IpRanges: [{ CidrIp: '0.0.0.0/0' }], UserIdGroupPairs: [] }]);
     expect(sg.SecurityGroups[0].Description).toBe('d');
     const del = botocoreParse('DeleteSecurityGroup', renderResponse('DeleteSecurityGroup', undefined, 'r', { return: true, groupId: 'sg-1' }));
     expect(del.Return).toBe(true);
@@ -145,7 +140,7 @@ describe('renderError', () => {
     expect(r.code).toBe('InvalidInstanceID.NotFound');
     expect(r.body).toBe(
       '<?xml version="1.0" encoding="UTF-8"?><Response><Errors><Error><Code>InvalidInstanceID.NotFound</Code>' +
-        "<Message>The instance ID &apos;i-1, i-2&apos; does not exist</Message></Error></Errors><RequestID>rid-7</RequestID></Response>",
+        '<Message>The instance ID &apos;i-1, i-2&apos; does not exist</Message></Error></Errors><RequestID>rid-7</RequestID></Response>',
     );
     const parsed = botocoreParse('DescribeInstances', r.body, 400);
     expect(parsed.Error).toEqual({ Code: 'InvalidInstanceID.NotFound', Message: "The instance ID 'i-1, i-2' does not exist" });

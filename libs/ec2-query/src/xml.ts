@@ -5,18 +5,7 @@ import { DEFAULT_EC2_VERSION } from './params.js';
 export const EC2_XML_CONTENT_TYPE = 'text/xml;charset=UTF-8';
 
 /** Values the serializer understands. */
-export type XmlValue =
-  | string
-  | number
-  | bigint
-  | boolean
-  | Date
-  | Buffer
-  | null
-  | undefined
-  | readonly XmlValue[]
-  | XmlNamespaced
-  | { readonly [key: string]: XmlValue };
+export type XmlValue = string | number | bigint | boolean | Date | Buffer | null | undefined | readonly XmlValue[] | XmlNamespaced | { readonly [key: string]: XmlValue };
 
 /**
  * An element in another XML namespace (`<name xmlns="ns">…</name>`; its children inherit it), e.g.
@@ -110,12 +99,7 @@ export function renderXmlBody(output: { readonly [key: string]: XmlValue }): str
  * are omitted, text is escaped. Send with status 200, `EC2_XML_CONTENT_TYPE` and the
  * `x-amzn-requestid` header.
  */
-export function renderResponse(
-  action: string,
-  version: string | undefined,
-  requestId: string,
-  output: { readonly [key: string]: XmlValue } = {},
-): string {
+export function renderResponse(action: string, version: string | undefined, requestId: string, output: { readonly [key: string]: XmlValue } = {}): string {
   if (!/^[A-Za-z0-9]+$/.test(action)) throw new Error(`invalid action name ${JSON.stringify(action)}`);
   const v = escapeXml(version || DEFAULT_EC2_VERSION);
   return (

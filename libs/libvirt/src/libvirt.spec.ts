@@ -65,7 +65,8 @@ describe('Libvirt over a fake dialer', () => {
   it('rejects a malformed reply without breaking the connection', async () => {
     let n = 0;
     const { lv } = await connect((p, io) => {
-      if (n++ === 0) io.reply(p, Buffer.from([0, 0, 0, 50, 1, 2])); // string length 50, 2 bytes follow
+      if (n++ === 0)
+        io.reply(p, Buffer.from([0, 0, 0, 50, 1, 2])); // string length 50, 2 bytes follow
       else io.reply(p, domainPayload('ok', 3));
     });
     await expect(lv.lookupDomainByName('a')).rejects.toBeInstanceOf(XdrError);
@@ -139,7 +140,8 @@ describe('Libvirt over a fake dialer', () => {
     const held = new Writable({
       highWaterMark: 1,
       write(_chunk, _e, cb) {
-        if (first) setTimeout(cb, 300); // ~15 keepalive intervals with the socket paused
+        if (first)
+          setTimeout(cb, 300); // ~15 keepalive intervals with the socket paused
         else cb();
         first = false;
       },
@@ -233,8 +235,7 @@ describe('Libvirt over a fake dialer', () => {
     const { lv } = await connect((p, io) => {
       if (p.header.procedure !== Proc.STORAGE_VOL_DOWNLOAD || p.header.type !== MessageType.Call) return;
       io.reply(p);
-      const s = (status: MessageStatus, payload?: Buffer) =>
-        io.send({ procedure: p.header.procedure, serial: p.header.serial, type: MessageType.Stream, status }, payload);
+      const s = (status: MessageStatus, payload?: Buffer) => io.send({ procedure: p.header.procedure, serial: p.header.serial, type: MessageType.Stream, status }, payload);
       for (let i = 0; i < 40; i++) s(MessageStatus.Continue, Buffer.alloc(1000, i));
       if (mode === 'ok') s(MessageStatus.Ok);
       else io.send({ procedure: p.header.procedure, serial: p.header.serial, type: MessageType.Stream, status: MessageStatus.Error }, errPayload());
@@ -264,7 +265,10 @@ describe('Libvirt over a fake dialer', () => {
 
 function errPayload(): Buffer {
   const w = new XdrWriter();
-  w.int(38).int(18).optional('disk on fire', (x, m) => x.string(m)).int(2);
+  w.int(38)
+    .int(18)
+    .optional('disk on fire', (x, m) => x.string(m))
+    .int(2);
   w.bool(false).bool(false).bool(false).bool(false).int(0).int(0).bool(false);
   return w.toBuffer();
 }
@@ -278,7 +282,8 @@ describe('Libvirt over a fake daemon on a UNIX socket', () => {
       handshakeHandler((p, io) => {
         if (p.header.procedure === Proc.DOMAIN_LOOKUP_BY_NAME) {
           const name = p.payload.subarray(4, 4 + p.payload.readUInt32BE(0)).toString();
-          if (name === hangUpOn) io.hangup(); // "daemon stopped mid-call"
+          if (name === hangUpOn)
+            io.hangup(); // "daemon stopped mid-call"
           else io.reply(p, domainPayload(name, 1));
         }
       }),

@@ -41,16 +41,7 @@ import {
   type StorageVol,
   type StorageVolInfo,
 } from './procedures.js';
-import {
-  LibvirtConnectionClosedError,
-  LibvirtError,
-  RpcClient,
-  VIR_ERR_AUTH_FAILED,
-  VIR_ERR_INVALID_ARG,
-  VIR_ERR_RPC,
-  withRetry,
-  type RetryOptions,
-} from './rpc.js';
+import { LibvirtConnectionClosedError, LibvirtError, RpcClient, VIR_ERR_AUTH_FAILED, VIR_ERR_INVALID_ARG, VIR_ERR_RPC, withRetry, type RetryOptions } from './rpc.js';
 import { Transport, UnixDialer, type Dialer } from './transport.js';
 
 export interface LibvirtConnectOptions {
@@ -376,11 +367,7 @@ export class Libvirt extends EventEmitter<LibvirtEvents> {
   }
 
   /** Writes `source` into the volume through a libvirt stream. */
-  async uploadVolume(
-    vol: StorageVol,
-    source: Uint8Array | Readable | AsyncIterable<Uint8Array>,
-    range: StreamRange = {},
-  ): Promise<void> {
+  async uploadVolume(vol: StorageVol, source: Uint8Array | Readable | AsyncIterable<Uint8Array>, range: StreamRange = {}): Promise<void> {
     const length = range.length ?? (source instanceof Uint8Array ? source.length : 0);
     const stream = await this.procedures.storageVolUpload(vol, range.offset ?? 0, length, range.flags ?? 0);
     try {
@@ -469,11 +456,7 @@ export class Libvirt extends EventEmitter<LibvirtEvents> {
    * reading a client with too many unacknowledged packets; a download whose consumer lags stops
    * reading its socket (flow control), so neither side moves again.
    */
-  async uploadVolumeSparse(
-    vol: StorageVol,
-    segments: Iterable<UploadSegment> | AsyncIterable<UploadSegment>,
-    range: SparseRange = {},
-  ): Promise<number> {
+  async uploadVolumeSparse(vol: StorageVol, segments: Iterable<UploadSegment> | AsyncIterable<UploadSegment>, range: SparseRange = {}): Promise<number> {
     const start = range.offset ?? 0;
     const end = range.length ? start + range.length : undefined;
     const stream = await this.procedures.storageVolUpload(vol, start, range.length ?? 0, VIR_STORAGE_VOL_UPLOAD_SPARSE_STREAM);
@@ -559,9 +542,7 @@ export class Libvirt extends EventEmitter<LibvirtEvents> {
       this.networkUpdateOrder = undefined; // ask again next time
       throw err;
     }
-    return correct
-      ? this.procedures.networkUpdate(net, command, section, parentIndex, xml, flags)
-      : this.procedures.networkUpdate(net, section, command, parentIndex, xml, flags);
+    return correct ? this.procedures.networkUpdate(net, command, section, parentIndex, xml, flags) : this.procedures.networkUpdate(net, section, command, parentIndex, xml, flags);
   }
 
   // --- network filters ------------------------------------------------------------------------
@@ -816,4 +797,3 @@ export class LibvirtReconnector extends EventEmitter<LibvirtReconnectorEvents> {
     await this.current?.close();
   }
 }
-

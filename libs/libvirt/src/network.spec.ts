@@ -99,8 +99,7 @@ describe('network procedures over a fake peer', () => {
   });
 
   const xml = "<host mac='02:00:00:00:00:01' ip='10.0.0.5'/>";
-  const updateBody = (first: number, second: number, flags: number) =>
-    hex(namedPayload('koala-net')) + hex(word(first)) + hex(word(second)) + 'ffffffff' + hex(str(xml)) + hex(word(flags));
+  const updateBody = (first: number, second: number, flags: number) => hex(namedPayload('koala-net')) + hex(word(first)) + hex(word(second)) + 'ffffffff' + hex(str(xml)) + hex(word(flags));
 
   it('sends command then section when the daemon has the correct order (feature 16 = 1), asking once', async () => {
     const { lv, dialer, featureAsks } = await connect(1, (p, io) => io.reply(p));

@@ -294,7 +294,11 @@ export function decodeNetworkLifecycleEvent(payload: Buffer): NetworkLifecycleEv
 }
 
 const procName = new Map<number, string>(Object.entries(Proc).map(([k, v]) => [v, k.toLowerCase()]));
-const callSeconds = metrics.histogram({ name: 'koala_libvirt_call_duration_seconds', help: 'libvirt remote procedure latency by procedure and outcome (ok, error), in seconds.', labelNames: ['procedure', 'outcome'] });
+const callSeconds = metrics.histogram({
+  name: 'koala_libvirt_call_duration_seconds',
+  help: 'libvirt remote procedure latency by procedure and outcome (ok, error), in seconds.',
+  labelNames: ['procedure', 'outcome'],
+});
 
 /**
  * The procedures. Each method is one RPC; argument and result shapes follow the protocol file.
@@ -336,7 +340,11 @@ export class Procedures {
     return this.invoke(Proc.CONNECT_CLOSE);
   }
   connectSupportsFeature(feature: number): Promise<boolean> {
-    return this.invoke(Proc.CONNECT_SUPPORTS_FEATURE, (w) => w.int(feature), (r) => r.int() !== 0);
+    return this.invoke(
+      Proc.CONNECT_SUPPORTS_FEATURE,
+      (w) => w.int(feature),
+      (r) => r.int() !== 0,
+    );
   }
   connectGetType(): Promise<string> {
     return this.invoke(Proc.CONNECT_GET_TYPE, undefined, (r) => r.string());
@@ -436,7 +444,11 @@ export class Procedures {
     return this.invoke(Proc.DOMAIN_UNDEFINE_FLAGS, (w) => (enc.domain(w, dom), w.uint(flags)));
   }
   domainIsActive(dom: Domain): Promise<boolean> {
-    return this.invoke(Proc.DOMAIN_IS_ACTIVE, (w) => enc.domain(w, dom), (r) => r.int() !== 0);
+    return this.invoke(
+      Proc.DOMAIN_IS_ACTIVE,
+      (w) => enc.domain(w, dom),
+      (r) => r.int() !== 0,
+    );
   }
   domainGetInfo(dom: Domain): Promise<DomainInfo> {
     return this.invoke(
@@ -460,7 +472,11 @@ export class Procedures {
     );
   }
   domainGetXmlDesc(dom: Domain, flags = 0): Promise<string> {
-    return this.invoke(Proc.DOMAIN_GET_XML_DESC, (w) => (enc.domain(w, dom), w.uint(flags)), (r) => r.string());
+    return this.invoke(
+      Proc.DOMAIN_GET_XML_DESC,
+      (w) => (enc.domain(w, dom), w.uint(flags)),
+      (r) => r.string(),
+    );
   }
   domainAttachDeviceFlags(dom: Domain, xml: string, flags: number): Promise<void> {
     return this.invoke(Proc.DOMAIN_ATTACH_DEVICE_FLAGS, (w) => (enc.domain(w, dom), w.string(xml).uint(flags)));
@@ -518,10 +534,18 @@ export class Procedures {
     );
   }
   storagePoolGetXmlDesc(pool: StoragePool, flags = 0): Promise<string> {
-    return this.invoke(Proc.STORAGE_POOL_GET_XML_DESC, (w) => (enc.pool(w, pool), w.uint(flags)), (r) => r.string());
+    return this.invoke(
+      Proc.STORAGE_POOL_GET_XML_DESC,
+      (w) => (enc.pool(w, pool), w.uint(flags)),
+      (r) => r.string(),
+    );
   }
   storagePoolGetAutostart(pool: StoragePool): Promise<boolean> {
-    return this.invoke(Proc.STORAGE_POOL_GET_AUTOSTART, (w) => enc.pool(w, pool), (r) => r.int() !== 0);
+    return this.invoke(
+      Proc.STORAGE_POOL_GET_AUTOSTART,
+      (w) => enc.pool(w, pool),
+      (r) => r.int() !== 0,
+    );
   }
   storagePoolSetAutostart(pool: StoragePool, autostart: boolean): Promise<void> {
     return this.invoke(Proc.STORAGE_POOL_SET_AUTOSTART, (w) => (enc.pool(w, pool), w.int(autostart ? 1 : 0)));
@@ -548,11 +572,7 @@ export class Procedures {
     return this.invoke(Proc.STORAGE_VOL_CREATE_XML, (w) => (enc.pool(w, pool), w.string(xml).uint(flags)), dec.vol);
   }
   storageVolCreateXmlFrom(pool: StoragePool, xml: string, clone: StorageVol, flags = 0): Promise<StorageVol> {
-    return this.invoke(
-      Proc.STORAGE_VOL_CREATE_XML_FROM,
-      (w) => (enc.pool(w, pool), w.string(xml), enc.vol(w, clone), w.uint(flags)),
-      dec.vol,
-    );
+    return this.invoke(Proc.STORAGE_VOL_CREATE_XML_FROM, (w) => (enc.pool(w, pool), w.string(xml), enc.vol(w, clone), w.uint(flags)), dec.vol);
   }
   storageVolDelete(vol: StorageVol, flags = 0): Promise<void> {
     return this.invoke(Proc.STORAGE_VOL_DELETE, (w) => (enc.vol(w, vol), w.uint(flags)));
@@ -565,10 +585,18 @@ export class Procedures {
     );
   }
   storageVolGetPath(vol: StorageVol): Promise<string> {
-    return this.invoke(Proc.STORAGE_VOL_GET_PATH, (w) => enc.vol(w, vol), (r) => r.string());
+    return this.invoke(
+      Proc.STORAGE_VOL_GET_PATH,
+      (w) => enc.vol(w, vol),
+      (r) => r.string(),
+    );
   }
   storageVolGetXmlDesc(vol: StorageVol, flags = 0): Promise<string> {
-    return this.invoke(Proc.STORAGE_VOL_GET_XML_DESC, (w) => (enc.vol(w, vol), w.uint(flags)), (r) => r.string());
+    return this.invoke(
+      Proc.STORAGE_VOL_GET_XML_DESC,
+      (w) => (enc.vol(w, vol), w.uint(flags)),
+      (r) => r.string(),
+    );
   }
   storageVolResize(vol: StorageVol, capacity: number | bigint, flags = 0): Promise<void> {
     return this.invoke(Proc.STORAGE_VOL_RESIZE, (w) => (enc.vol(w, vol), w.uhyper(capacity).uint(flags)));
@@ -613,13 +641,25 @@ export class Procedures {
     return this.invoke(Proc.NETWORK_UNDEFINE, (w) => enc.network(w, net));
   }
   networkGetXmlDesc(net: Network, flags = 0): Promise<string> {
-    return this.invoke(Proc.NETWORK_GET_XML_DESC, (w) => (enc.network(w, net), w.uint(flags)), (r) => r.string());
+    return this.invoke(
+      Proc.NETWORK_GET_XML_DESC,
+      (w) => (enc.network(w, net), w.uint(flags)),
+      (r) => r.string(),
+    );
   }
   networkIsActive(net: Network): Promise<boolean> {
-    return this.invoke(Proc.NETWORK_IS_ACTIVE, (w) => enc.network(w, net), (r) => r.int() !== 0);
+    return this.invoke(
+      Proc.NETWORK_IS_ACTIVE,
+      (w) => enc.network(w, net),
+      (r) => r.int() !== 0,
+    );
   }
   networkGetAutostart(net: Network): Promise<boolean> {
-    return this.invoke(Proc.NETWORK_GET_AUTOSTART, (w) => enc.network(w, net), (r) => r.int() !== 0);
+    return this.invoke(
+      Proc.NETWORK_GET_AUTOSTART,
+      (w) => enc.network(w, net),
+      (r) => r.int() !== 0,
+    );
   }
   networkSetAutostart(net: Network, autostart: boolean): Promise<void> {
     return this.invoke(Proc.NETWORK_SET_AUTOSTART, (w) => (enc.network(w, net), w.int(autostart ? 1 : 0)));
@@ -653,7 +693,11 @@ export class Procedures {
     return this.invoke(Proc.NWFILTER_UNDEFINE, (w) => enc.nwfilter(w, filter));
   }
   nwfilterGetXmlDesc(filter: NwFilter, flags = 0): Promise<string> {
-    return this.invoke(Proc.NWFILTER_GET_XML_DESC, (w) => (enc.nwfilter(w, filter), w.uint(flags)), (r) => r.string());
+    return this.invoke(
+      Proc.NWFILTER_GET_XML_DESC,
+      (w) => (enc.nwfilter(w, filter), w.uint(flags)),
+      (r) => r.string(),
+    );
   }
 
   // secrets
@@ -668,13 +712,21 @@ export class Procedures {
     return this.invoke(Proc.SECRET_DEFINE_XML, (w) => w.string(xml).uint(flags), dec.secret);
   }
   secretGetXmlDesc(secret: Secret, flags = 0): Promise<string> {
-    return this.invoke(Proc.SECRET_GET_XML_DESC, (w) => (enc.secret(w, secret), w.uint(flags)), (r) => r.string());
+    return this.invoke(
+      Proc.SECRET_GET_XML_DESC,
+      (w) => (enc.secret(w, secret), w.uint(flags)),
+      (r) => r.string(),
+    );
   }
   secretSetValue(secret: Secret, value: Uint8Array, flags = 0): Promise<void> {
     return this.invoke(Proc.SECRET_SET_VALUE, (w) => (enc.secret(w, secret), w.opaque(value, REMOTE_SECRET_VALUE_MAX).uint(flags)));
   }
   secretGetValue(secret: Secret, flags = 0): Promise<Buffer> {
-    return this.invoke(Proc.SECRET_GET_VALUE, (w) => (enc.secret(w, secret), w.uint(flags)), (r) => r.opaque(REMOTE_SECRET_VALUE_MAX));
+    return this.invoke(
+      Proc.SECRET_GET_VALUE,
+      (w) => (enc.secret(w, secret), w.uint(flags)),
+      (r) => r.opaque(REMOTE_SECRET_VALUE_MAX),
+    );
   }
   secretLookupByUuid(uuid: string): Promise<Secret> {
     return this.invoke(Proc.SECRET_LOOKUP_BY_UUID, (w) => enc.uuid(w, uuid), dec.secret);
@@ -708,4 +760,3 @@ export class Procedures {
     return this.invoke(Proc.CONNECT_NETWORK_EVENT_DEREGISTER_ANY, (w) => w.int(callbackId));
   }
 }
-

@@ -102,7 +102,10 @@ export class LibvirtError extends Error {
 
 /** Raised for every pending call and stream when the connection is closed or lost. */
 export class LibvirtConnectionClosedError extends Error {
-  constructor(message = 'libvirt connection closed', readonly cause?: Error) {
+  constructor(
+    message = 'libvirt connection closed',
+    readonly cause?: Error,
+  ) {
     super(cause ? `${message}: ${cause.message}` : message);
     this.name = 'LibvirtConnectionClosedError';
   }

@@ -49,7 +49,14 @@ describe('virNetStreamHole payload', () => {
     expect(() => decodeStreamHole(encodeStreamHole(10, 1))).toThrow(/flags/);
     expect(() => decodeStreamHole(Buffer.alloc(8))).toThrow();
     expect(() => decodeStreamHole(Buffer.alloc(16))).toThrow();
-    expect(() => decodeStreamHole(new XdrWriter().hyper(2n ** 60n).uint(0).toBuffer())).toThrow(/invalid length/);
+    expect(() =>
+      decodeStreamHole(
+        new XdrWriter()
+          .hyper(2n ** 60n)
+          .uint(0)
+          .toBuffer(),
+      ),
+    ).toThrow(/invalid length/);
   });
 });
 
@@ -241,7 +248,13 @@ describe('sparse upload', () => {
     return { packets, handler };
   }
   const summary = (p: Packet) =>
-    p.header.type === MessageType.StreamHole ? `hole ${decodeStreamHole(p.payload)}` : p.header.status === MessageStatus.Ok ? 'finish' : p.header.status === MessageStatus.Error ? 'abort' : `data ${p.payload.length}`;
+    p.header.type === MessageType.StreamHole
+      ? `hole ${decodeStreamHole(p.payload)}`
+      : p.header.status === MessageStatus.Ok
+        ? 'finish'
+        : p.header.status === MessageStatus.Error
+          ? 'abort'
+          : `data ${p.payload.length}`;
 
   it('sends data as stream packets and holes and gaps as merged hole packets, up to the range end', async () => {
     const peer = uploadPeer();
@@ -300,9 +313,7 @@ describe('sparse upload', () => {
     const kinds = peer.packets.map(summary);
     expect(kinds).toHaveLength(61);
     expect(kinds.slice(0, 4)).toEqual(['data 262144', 'hole 1048576', 'data 262144', 'hole 1048576']);
-    expect(peer.packets.filter((p) => p.header.type === MessageType.Stream && p.payload.length).map((p) => p.payload[0])).toEqual(
-      Array.from({ length: 30 }, (_, i) => i + 1),
-    );
+    expect(peer.packets.filter((p) => p.header.type === MessageType.Stream && p.payload.length).map((p) => p.payload[0])).toEqual(Array.from({ length: 30 }, (_, i) => i + 1));
     expect(lv.rpc.pendingCount).toBe(0);
     await lv.close();
   });

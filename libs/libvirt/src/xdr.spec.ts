@@ -3,8 +3,16 @@ import { REMOTE_STRING_MAX, XdrError, XdrReader, XdrWriter } from './xdr.js';
 describe('XDR', () => {
   it('encodes primitives big-endian with 4-byte alignment', () => {
     const w = new XdrWriter(4);
-    w.int(-2).uint(0xdeadbeef).hyper(-3n).uhyper(2n ** 64n - 1n).bool(true).string('abcde').opaque(Buffer.from([1, 2]), 8);
-    w.opaqueFixed(Buffer.from([9, 9, 9]), 3).optional(null, (x, v: number) => x.int(v)).optional(7, (x, v) => x.int(v));
+    w.int(-2)
+      .uint(0xdeadbeef)
+      .hyper(-3n)
+      .uhyper(2n ** 64n - 1n)
+      .bool(true)
+      .string('abcde')
+      .opaque(Buffer.from([1, 2]), 8);
+    w.opaqueFixed(Buffer.from([9, 9, 9]), 3)
+      .optional(null, (x, v: number) => x.int(v))
+      .optional(7, (x, v) => x.int(v));
     w.array([1, 2, 3], 3, (x, v) => x.uint(v));
     expect(w.toBuffer().toString('hex')).toBe(
       [

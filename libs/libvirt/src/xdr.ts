@@ -47,7 +47,10 @@ export class XdrWriter {
   private buf: Buffer;
   private pos = 0;
 
-  constructor(initialSize = 256, private readonly maxSize = VIR_NET_MESSAGE_PAYLOAD_MAX) {
+  constructor(
+    initialSize = 256,
+    private readonly maxSize = VIR_NET_MESSAGE_PAYLOAD_MAX,
+  ) {
     this.buf = Buffer.allocUnsafe(initialSize);
   }
 

@@ -5,7 +5,21 @@ import { currentCorrelationId } from './correlation.js';
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
 
 /** Keys whose values never reach a log line, wherever they appear in a logged object. */
-const REDACT = ['secret', 'secretAccessKey', 'password', 'chapPassword', 'privateKey', 'keyMaterial', 'authorization', '*.secret', '*.secretAccessKey', '*.password', '*.chapPassword', '*.privateKey', '*.authorization'];
+const REDACT = [
+  'secret',
+  'secretAccessKey',
+  'password',
+  'chapPassword',
+  'privateKey',
+  'keyMaterial',
+  'authorization',
+  '*.secret',
+  '*.secretAccessKey',
+  '*.password',
+  '*.chapPassword',
+  '*.privateKey',
+  '*.authorization',
+];
 
 /**
  * `err` as pino writes it, minus what a database error carries about the data: TypeORM's

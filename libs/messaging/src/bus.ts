@@ -29,7 +29,11 @@ function isUnreachable(err: unknown): boolean {
 }
 
 /** Request/reply latency by contract name (not subject: subjects carry zone and node names). */
-const requestSeconds = metrics.histogram({ name: 'koala_nats_request_duration_seconds', help: 'NATS request/reply latency by contract and outcome (ok, remote_error, unavailable), in seconds.', labelNames: ['contract', 'outcome'] });
+const requestSeconds = metrics.histogram({
+  name: 'koala_nats_request_duration_seconds',
+  help: 'NATS request/reply latency by contract and outcome (ok, remote_error, unavailable), in seconds.',
+  labelNames: ['contract', 'outcome'],
+});
 
 export class BusRemoteError extends Error {
   constructor(
@@ -226,9 +230,7 @@ export class NatsBus {
         for await (const msg of sub) {
           const correlationId = msg.headers?.get(CORRELATION_HEADER) || undefined;
           // Each message is handled concurrently; the loop only dispatches.
-          void withCorrelationId(correlationId, () =>
-            onMessage(msg).catch((err) => this.logger?.error({ err, subject }, 'message handling failed')),
-          );
+          void withCorrelationId(correlationId, () => onMessage(msg).catch((err) => this.logger?.error({ err, subject }, 'message handling failed')));
         }
       } catch (err) {
         // The server refused the subscription (permissions): say so instead of crashing.

@@ -160,7 +160,14 @@ export class EventStream {
     );
     if (!exists) {
       await jsm.consumers
-        .add(this.spec.name, { durable_name: durable, ack_policy: AckPolicy.Explicit, filter_subject: filterSubject, deliver_policy: opts.from === 'all' ? DeliverPolicy.All : DeliverPolicy.New, ack_wait: 30_000_000_000, max_deliver: 20 })
+        .add(this.spec.name, {
+          durable_name: durable,
+          ack_policy: AckPolicy.Explicit,
+          filter_subject: filterSubject,
+          deliver_policy: opts.from === 'all' ? DeliverPolicy.All : DeliverPolicy.New,
+          ack_wait: 30_000_000_000,
+          max_deliver: 20,
+        })
         .catch(async (e) => {
           // Another replica created it in between.
           if (!/already in use|exists/i.test(String(e.message))) throw e;

@@ -12,6 +12,16 @@ describe('natsServerConfig', () => {
 
   it('refuses weak passwords and duplicate users', () => {
     expect(() => natsServerConfig({ host: 'h', port: 1, storeDir: '/x', users: [{ principal: { kind: 'clc' }, password: 'short' }] })).toThrow(/16\+/);
-    expect(() => natsServerConfig({ host: 'h', port: 1, storeDir: '/x', users: [{ principal: { kind: 'clc' }, password: pw }, { principal: { kind: 'clc' }, password: pw }] })).toThrow(/twice/);
+    expect(() =>
+      natsServerConfig({
+        host: 'h',
+        port: 1,
+        storeDir: '/x',
+        users: [
+          { principal: { kind: 'clc' }, password: pw },
+          { principal: { kind: 'clc' }, password: pw },
+        ],
+      }),
+    ).toThrow(/twice/);
   });
 });

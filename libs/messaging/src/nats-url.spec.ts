@@ -13,7 +13,7 @@ describe('natsEndpoint', () => {
     expect(natsEndpoint('nats://10.0.0.5:4222', '/etc/koala/nats-ca.pem').tls).toEqual({ caFile: '/etc/koala/nats-ca.pem', ...anyCheck }); // a CA means TLS
   });
 
-  it('checks the certificate against the URL\'s host, IP addresses included', () => {
+  it("checks the certificate against the URL's host, IP addresses included", () => {
     const cert = (subjectaltname: string) => ({ subject: { CN: 'nats' }, subjectaltname }) as unknown as import('node:tls').PeerCertificate;
     const check = natsEndpoint('tls://10.0.0.5:4222').tls!.checkServerIdentity;
     expect(check('localhost', cert('IP Address:10.0.0.5'))).toBeUndefined();

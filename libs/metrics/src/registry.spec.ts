@@ -45,9 +45,7 @@ describe('Registry text exposition (0.0.4)', () => {
     g.set({ v: 'nan' }, NaN);
     g.set({ v: 'neg' }, -Infinity);
     g.set({ v: 'ü\u0000' }, -0.5);
-    expect(await r.metricsText()).toBe(
-      ['# HELP g a \\\\ back\\nslash', '# TYPE g gauge', 'g{v="q\\"uo\\\\te\\nnl"} +Inf', 'g{v="nan"} NaN', 'g{v="neg"} -Inf', 'g{v="ü\u0000"} -0.5', ''].join('\n'),
-    );
+    expect(await r.metricsText()).toBe(['# HELP g a \\\\ back\\nslash', '# TYPE g gauge', 'g{v="q\\"uo\\\\te\\nnl"} +Inf', 'g{v="nan"} NaN', 'g{v="neg"} -Inf', 'g{v="ü\u0000"} -0.5', ''].join('\n'));
     expect(escapeLabelValue('a\\"\n')).toBe('a\\\\\\"\\n');
   });
 

@@ -57,8 +57,7 @@ abstract class Metric<V> {
   protected entry(labels: LabelValues | undefined, init: () => V): { labels: string[]; value: V } {
     const given = labels ?? {};
     const keys = Object.keys(given);
-    if (keys.length !== this.labelNames.length || keys.some((k) => !this.labelNames.includes(k)))
-      throw new Error(`${this.name} takes labels {${this.labelNames.join(',')}}, got {${keys.join(',')}}`);
+    if (keys.length !== this.labelNames.length || keys.some((k) => !this.labelNames.includes(k))) throw new Error(`${this.name} takes labels {${this.labelNames.join(',')}}, got {${keys.join(',')}}`);
     const values = this.labelNames.map((l) => String(given[l]));
     const key = values.join('\u0000');
     let e = this.series.get(key);
@@ -237,7 +236,13 @@ export class Registry {
 
   /** The exposition text. A failing collector leaves its gauges as they were (and never fails the scrape). */
   async metricsText(): Promise<string> {
-    await Promise.all([...this.collectors].map((c) => Promise.resolve().then(c).catch(() => undefined)));
+    await Promise.all(
+      [...this.collectors].map((c) =>
+        Promise.resolve()
+          .then(c)
+          .catch(() => undefined),
+      ),
+    );
     return [...this.metrics.values()].map((m) => m.render()).join('');
   }
 

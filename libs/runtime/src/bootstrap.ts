@@ -23,9 +23,7 @@ export const MIN_NODE_MAJOR = 24;
 export function requireSupportedNode(version: string = process.versions.node): void {
   const major = Number(version.split('.')[0]);
   if (major >= MIN_NODE_MAJOR) return;
-  process.stderr.write(
-    `Koala needs Node.js >= ${MIN_NODE_MAJOR}; this is ${version}. The set-up (deploy/scripts/prepare.sh) installs Node ${MIN_NODE_MAJOR} in /opt/koala and bin/koala uses it.\n`,
-  );
+  process.stderr.write(`Koala needs Node.js >= ${MIN_NODE_MAJOR}; this is ${version}. The set-up (deploy/scripts/prepare.sh) installs Node ${MIN_NODE_MAJOR} in /opt/koala and bin/koala uses it.\n`);
   process.exit(78); // EX_CONFIG
 }
 

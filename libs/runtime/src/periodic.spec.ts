@@ -54,11 +54,15 @@ describe('every', () => {
   it('reports a failing run and keeps ticking; runNow joins the run in flight', async () => {
     const errors: unknown[] = [];
     let calls = 0;
-    const p = every(1000, async () => {
-      calls++;
-      await sleep(10);
-      if (calls === 1) throw new Error('boom');
-    }, { onError: (e) => errors.push(e) });
+    const p = every(
+      1000,
+      async () => {
+        calls++;
+        await sleep(10);
+        if (calls === 1) throw new Error('boom');
+      },
+      { onError: (e) => errors.push(e) },
+    );
     const a = p.runNow();
     const b = p.runNow();
     await Promise.all([a, b]);

@@ -82,10 +82,7 @@ export class AccountsRepository implements AccountsStore {
   }
 
   async oldestActiveKey(accountId: string): Promise<AccessKeyRow | undefined> {
-    const rows: AccessKeyRow[] = await this.ds.query(
-      `SELECT ${KEY} FROM access_keys WHERE account_id = $1 AND status = 'Active' ORDER BY created_at ASC, id ASC LIMIT 1`,
-      [accountId],
-    );
+    const rows: AccessKeyRow[] = await this.ds.query(`SELECT ${KEY} FROM access_keys WHERE account_id = $1 AND status = 'Active' ORDER BY created_at ASC, id ASC LIMIT 1`, [accountId]);
     return rows[0];
   }
 

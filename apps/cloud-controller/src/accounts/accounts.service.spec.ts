@@ -96,7 +96,10 @@ describe('accounts', () => {
     const bob = await service.createAccount('bob');
     await service.createAccount('alice', { isAdmin: true });
     expect(bob).toMatchObject({ name: 'bob', isAdmin: false });
-    expect((await service.listAccounts()).map((a) => [a.name, a.isAdmin])).toEqual([['alice', true], ['bob', false]]);
+    expect((await service.listAccounts()).map((a) => [a.name, a.isAdmin])).toEqual([
+      ['alice', true],
+      ['bob', false],
+    ]);
     expect(await failure(service.createAccount('bob'))).toBe('Duplicate: account "bob" already exists');
     for (const bad of ['', 'Bob', '-bob', 'b_b', 'x'.repeat(64)]) expect(await failure(service.createAccount(bad))).toMatch(/^Invalid: invalid account name/);
     expect(store.accounts).toHaveLength(2);

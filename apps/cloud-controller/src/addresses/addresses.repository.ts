@@ -79,7 +79,9 @@ export class AddressesRepository implements AddressesStore {
   }
 
   async owners(tx: Tx, allocationIds: readonly string[]): Promise<Map<string, string>> {
-    const rows: Array<{ allocation_id: string; account_id: string }> = await tx.query(`SELECT allocation_id, account_id FROM addresses WHERE kind = 'elastic' AND allocation_id = ANY($1)`, [[...allocationIds]]);
+    const rows: Array<{ allocation_id: string; account_id: string }> = await tx.query(`SELECT allocation_id, account_id FROM addresses WHERE kind = 'elastic' AND allocation_id = ANY($1)`, [
+      [...allocationIds],
+    ]);
     return new Map(rows.map((r) => [r.allocation_id, r.account_id]));
   }
 
@@ -107,7 +109,8 @@ export class AddressesRepository implements AddressesStore {
 
   /** One elastic address by allocation id, public IP or association id, row-locked. */
   async lockOne(tx: Tx, by: { allocationId?: string; publicIp?: string; associationId?: string }): Promise<AddressRow | undefined> {
-    const [column, value] = by.allocationId !== undefined ? ['allocation_id', by.allocationId] : by.associationId !== undefined ? ['association_id', by.associationId] : ['public_ip', by.publicIp ?? ''];
+    const [column, value] =
+      by.allocationId !== undefined ? ['allocation_id', by.allocationId] : by.associationId !== undefined ? ['association_id', by.associationId] : ['public_ip', by.publicIp ?? ''];
     const rows = await tx.query(`SELECT ${COLUMNS} FROM addresses a WHERE a.kind = 'elastic' AND a.${column} = $1 FOR UPDATE`, [value]);
     return rows[0];
   }

@@ -203,13 +203,28 @@ function instance(n: number, owner: Caller, f: Partial<FakeInstance> & { launchI
   const { launchIp, ...rest } = f;
   const i: FakeInstance = { id: iid(n), accountId: owner.id, zone: 'zone-a', state: 'running', privateIp: `10.0.0.${n}`, associatePublicIp: true, interfaceId: eni(n), ...rest };
   store.instances.set(i.id, i);
-  if (launchIp) store.addresses.push({ allocationId: launchAllocation(n), accountId: owner.id, publicIp: launchIp, domain: 'vpc', kind: 'launch', instanceId: i.id, associationId: null, privateIpAddress: i.privateIp, createdAt: now });
+  if (launchIp)
+    store.addresses.push({
+      allocationId: launchAllocation(n),
+      accountId: owner.id,
+      publicIp: launchIp,
+      domain: 'vpc',
+      kind: 'launch',
+      instanceId: i.id,
+      associationId: null,
+      privateIpAddress: i.privateIp,
+      createdAt: now,
+    });
   return i.id;
 }
 
 const allocate = (who: Caller, domain: 'vpc' | 'standard' = 'vpc', tagSpecifications: TagSpecification[] = []) => service.allocate(who, now, { domain, tagSpecifications });
-const associate = (who: Caller, address: AddressRef, instanceId: string | undefined, more: { allowReassociation?: boolean; dryRun?: boolean; privateIpAddress?: string; networkInterfaceId?: string } = {}) =>
-  service.associate(who, now, { address, instanceId, allowReassociation: false, dryRun: false, ...more });
+const associate = (
+  who: Caller,
+  address: AddressRef,
+  instanceId: string | undefined,
+  more: { allowReassociation?: boolean; dryRun?: boolean; privateIpAddress?: string; networkInterfaceId?: string } = {},
+) => service.associate(who, now, { address, instanceId, allowReassociation: false, dryRun: false, ...more });
 const describeIps = async (who: Caller, q: { publicIps?: string[]; allocationIds?: string[]; filters?: Filter[] } = {}) =>
   (await service.describe(who, { publicIps: [], allocationIds: [], filters: [], ...q })).map((v) => v.address.publicIp);
 /** Every address row as stored now. */
@@ -278,9 +293,39 @@ describe('DescribeAddresses', () => {
   beforeEach(async () => {
     // Allocated out of order so the answer's order is the service's (by address, numerically).
     store.addresses.push(
-      { allocationId: 'eipalloc-0000000000000000a', accountId: ALICE.id, publicIp: '10.99.0.10', domain: 'vpc', kind: 'elastic', instanceId: null, associationId: null, privateIpAddress: null, createdAt: now },
-      { allocationId: 'eipalloc-0000000000000000b', accountId: BOB.id, publicIp: '10.99.0.3', domain: 'standard', kind: 'elastic', instanceId: null, associationId: null, privateIpAddress: null, createdAt: now },
-      { allocationId: 'eipalloc-0000000000000000c', accountId: ALICE.id, publicIp: '10.99.0.9', domain: 'vpc', kind: 'elastic', instanceId: null, associationId: null, privateIpAddress: null, createdAt: now },
+      {
+        allocationId: 'eipalloc-0000000000000000a',
+        accountId: ALICE.id,
+        publicIp: '10.99.0.10',
+        domain: 'vpc',
+        kind: 'elastic',
+        instanceId: null,
+        associationId: null,
+        privateIpAddress: null,
+        createdAt: now,
+      },
+      {
+        allocationId: 'eipalloc-0000000000000000b',
+        accountId: BOB.id,
+        publicIp: '10.99.0.3',
+        domain: 'standard',
+        kind: 'elastic',
+        instanceId: null,
+        associationId: null,
+        privateIpAddress: null,
+        createdAt: now,
+      },
+      {
+        allocationId: 'eipalloc-0000000000000000c',
+        accountId: ALICE.id,
+        publicIp: '10.99.0.9',
+        domain: 'vpc',
+        kind: 'elastic',
+        instanceId: null,
+        associationId: null,
+        privateIpAddress: null,
+        createdAt: now,
+      },
     );
     instance(4, ALICE, { launchIp: '10.99.0.4' });
     alice = ['10.99.0.9', '10.99.0.10'];

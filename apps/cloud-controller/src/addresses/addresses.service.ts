@@ -91,7 +91,16 @@ export class AddressesService {
       await this.repo.lockPool(tx);
       const ip = firstFree(this.pool, await this.repo.usedPublicIps(tx));
       if (!ip) throw new Ec2Error('InsufficientAddressCapacity', 'There are no free addresses left in the public address pool of this cloud.', 500);
-      const address: AddressRow = { allocationId: newId('eipalloc'), accountId: caller.id, publicIp: ip, domain: input.domain, instanceId: null, associationId: null, privateIpAddress: null, createdAt: now };
+      const address: AddressRow = {
+        allocationId: newId('eipalloc'),
+        accountId: caller.id,
+        publicIp: ip,
+        domain: input.domain,
+        instanceId: null,
+        associationId: null,
+        privateIpAddress: null,
+        createdAt: now,
+      };
       await this.repo.insert(tx, address);
       const tags = await this.tags.applyTagSpecifications(caller, ADDRESS_RESOURCE_TYPE, address.allocationId, input.tagSpecifications, tx);
       return { address, tags };
@@ -150,7 +159,11 @@ export class AddressesService {
   }
 
   /** AssociateAddress: returns the association id. */
-  async associate(caller: Caller, now: Date, input: { address: AddressRef; instanceId?: string; networkInterfaceId?: string; privateIpAddress?: string; allowReassociation: boolean; dryRun: boolean }): Promise<string> {
+  async associate(
+    caller: Caller,
+    now: Date,
+    input: { address: AddressRef; instanceId?: string; networkInterfaceId?: string; privateIpAddress?: string; allowReassociation: boolean; dryRun: boolean },
+  ): Promise<string> {
     const { id, zones } = await this.repo.transaction(async (tx) => {
       let instanceId = input.instanceId;
       if (instanceId === undefined && input.networkInterfaceId !== undefined) {
@@ -165,7 +178,8 @@ export class AddressesService {
       if (!instance || !allows(accessOf(caller, instance), 'change')) throw Ec2Error.notFound('InvalidInstanceID.NotFound', instanceId);
       const address = await this.lockAddress(tx, caller, input.address);
       if (instance.accountId !== address.accountId) throw Ec2Error.notFound('InvalidInstanceID.NotFound', instanceId);
-      if (!instance.privateIp || instance.state === 'terminated' || instance.state === 'shutting-down') throw Ec2Error.incorrectInstanceState(instance.id, instance.state, 'associated with an address');
+      if (!instance.privateIp || instance.state === 'terminated' || instance.state === 'shutting-down')
+        throw Ec2Error.incorrectInstanceState(instance.id, instance.state, 'associated with an address');
       if (input.privateIpAddress !== undefined && input.privateIpAddress !== instance.privateIp) {
         throw Ec2Error.invalidParameterValue('PrivateIpAddress', input.privateIpAddress, `The instance's private address is ${instance.privateIp}.`);
       }

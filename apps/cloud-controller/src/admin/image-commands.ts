@@ -159,7 +159,22 @@ export async function runImageCommand(config: KoalaConfig, ds: DataSource, maste
     };
     const sizes = await Promise.all(rows.map(virtualSize));
     if (rest.includes('--json')) {
-      io.out(JSON.stringify(rows.map((r, i) => ({ id: r.id, name: r.name, owner: r.accountId, type: r.imageType, state: r.state, public: r.isPublic, size: sizes[i], stored: r.sizeBytes, format: r.format, sha256: r.blobSha256 }))) + '\n');
+      io.out(
+        JSON.stringify(
+          rows.map((r, i) => ({
+            id: r.id,
+            name: r.name,
+            owner: r.accountId,
+            type: r.imageType,
+            state: r.state,
+            public: r.isPublic,
+            size: sizes[i],
+            stored: r.sizeBytes,
+            format: r.format,
+            sha256: r.blobSha256,
+          })),
+        ) + '\n',
+      );
       return 0;
     }
     const table = [['IMAGE ID', 'NAME', 'OWNER', 'TYPE', 'VIRT', 'STATE', 'PUBLIC', 'FORMAT', 'SIZE', 'STORED']];
@@ -168,7 +183,16 @@ export async function runImageCommand(config: KoalaConfig, ds: DataSource, maste
       table.push([r.id, r.name, r.accountId, r.imageType, r.virtualizationType, r.state, r.isPublic ? 'yes' : 'no', r.format ?? '-', n(sizes[i]), n(r.sizeBytes)]);
     });
     const w = table[0]!.map((_, i) => Math.max(...table.map((r) => r[i]!.length)));
-    io.out(table.map((r) => r.map((c, i) => c.padEnd(w[i]!)).join('  ').trimEnd()).join('\n') + '\n');
+    io.out(
+      table
+        .map((r) =>
+          r
+            .map((c, i) => c.padEnd(w[i]!))
+            .join('  ')
+            .trimEnd(),
+        )
+        .join('\n') + '\n',
+    );
     return 0;
   }
   if (sub !== 'import') throw new ImageUsageError(sub ? `unknown image command "${sub}"` : 'missing image command');
@@ -186,22 +210,24 @@ export async function runImageCommand(config: KoalaConfig, ds: DataSource, maste
     const total = raw ? Math.min(size, statSync(file).blocks * 512) : size;
     const bar = new ProgressBar(io.err, `${name} (${basename(file)})`, total, io.tty ?? false);
     let done = 0;
-    const { image, existed } = await images.importImage(owner, {
-      name,
-      description: a.description,
-      imageType,
-      architecture: a.architecture,
-      virtualizationType: a.disk ? 'hvm' : 'paravirtual',
-      isPublic: a.isPublic,
-      location: `import:${basename(file)}`,
-      source: raw ? { rawDiskPath: file } : createReadStream(file, { highWaterMark: 1024 * 1024 }),
-      replace: a.replace,
-      onProgress: (n) => bar.update((done = n)),
-      ...extra,
-    }).catch((e) => {
-      bar.done(done, 'failed');
-      throw e;
-    });
+    const { image, existed } = await images
+      .importImage(owner, {
+        name,
+        description: a.description,
+        imageType,
+        architecture: a.architecture,
+        virtualizationType: a.disk ? 'hvm' : 'paravirtual',
+        isPublic: a.isPublic,
+        location: `import:${basename(file)}`,
+        source: raw ? { rawDiskPath: file } : createReadStream(file, { highWaterMark: 1024 * 1024 }),
+        replace: a.replace,
+        onProgress: (n) => bar.update((done = n)),
+        ...extra,
+      })
+      .catch((e) => {
+        bar.done(done, 'failed');
+        throw e;
+      });
     bar.done(done, existed ? `already imported as ${image.id}` : `imported as ${image.id}`);
     io.out(`${image.id}\t${image.name}\t${image.imageType}\t${existed ? 'existing' : 'new'}\n`);
     return image;

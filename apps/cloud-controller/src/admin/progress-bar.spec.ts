@@ -4,7 +4,13 @@ describe('ProgressBar', () => {
   it('plain lines at each quarter and a final line when not a terminal', () => {
     let t = 0;
     const out: string[] = [];
-    const bar = new ProgressBar((s) => out.push(s), 'disk', 4 * 1024 * 1024, false, () => t);
+    const bar = new ProgressBar(
+      (s) => out.push(s),
+      'disk',
+      4 * 1024 * 1024,
+      false,
+      () => t,
+    );
     for (let mb = 0; mb <= 4; mb++) {
       t = mb * 1000;
       bar.update(mb * 1024 * 1024);
@@ -21,7 +27,13 @@ describe('ProgressBar', () => {
   it('redraws one line with a bar on a terminal', () => {
     let t = 0;
     const out: string[] = [];
-    const bar = new ProgressBar((s) => out.push(s), 'k', 2_000_000, true, () => t);
+    const bar = new ProgressBar(
+      (s) => out.push(s),
+      'k',
+      2_000_000,
+      true,
+      () => t,
+    );
     t = 500;
     bar.update(1_000_000);
     t = 520;

@@ -41,7 +41,15 @@ function request(method: string, path: string, headers: Record<string, unknown>,
 
 /** SigV4 in the Authorization header, as the SDKs send a POST. */
 function signedV4(akid = ALICE_KEY, secret = SECRET): SignedRequest {
-  const r = { host: HOST, method: 'POST', path: '/', service: 'ec2', region: 'eucalyptus', body: BODY, headers: { 'Content-Type': 'application/x-www-form-urlencoded; charset=utf-8' } as Record<string, string> };
+  const r = {
+    host: HOST,
+    method: 'POST',
+    path: '/',
+    service: 'ec2',
+    region: 'eucalyptus',
+    body: BODY,
+    headers: { 'Content-Type': 'application/x-www-form-urlencoded; charset=utf-8' } as Record<string, string>,
+  };
   aws4.sign(r, { accessKeyId: akid, secretAccessKey: secret });
   return request('POST', '/', r.headers, BODY);
 }
@@ -55,7 +63,14 @@ function presigned(expires: number): SignedRequest {
 
 /** SigV2 (HmacSHA256) in the query string, as boto 2 and euca2ools send it. */
 function signedV2(akid = ALICE_KEY, secret = SECRET): SignedRequest {
-  const p: Record<string, string> = { Action: 'DescribeInstances', Version: '2016-11-15', AWSAccessKeyId: akid, SignatureVersion: '2', SignatureMethod: 'HmacSHA256', Timestamp: new Date().toISOString() };
+  const p: Record<string, string> = {
+    Action: 'DescribeInstances',
+    Version: '2016-11-15',
+    AWSAccessKeyId: akid,
+    SignatureVersion: '2',
+    SignatureMethod: 'HmacSHA256',
+    Timestamp: new Date().toISOString(),
+  };
   const enc = (s: string) => encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
   const canonical = Object.keys(p)
     .sort()

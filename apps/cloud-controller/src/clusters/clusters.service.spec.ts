@@ -3,7 +3,16 @@ import type { ClusterSummary } from '@koala/contracts';
 import type { NatsBus } from '@koala/messaging';
 import { ClustersService } from './clusters.service.js';
 
-const summary = (zone: string): ClusterSummary => ({ zone, ccId: `cc-${zone}`, state: 'available', policy: 'greedy', nodes: 1, nodesUp: 1, total: { cores: 2, memoryMiB: 1024, diskGiB: 10 }, free: { cores: 2, memoryMiB: 1024, diskGiB: 10 } });
+const summary = (zone: string): ClusterSummary => ({
+  zone,
+  ccId: `cc-${zone}`,
+  state: 'available',
+  policy: 'greedy',
+  nodes: 1,
+  nodesUp: 1,
+  total: { cores: 2, memoryMiB: 1024, diskGiB: 10 },
+  free: { cores: 2, memoryMiB: 1024, diskGiB: 10 },
+});
 
 /** A bus whose gathers resolve when the test says so, counting the questions asked. */
 function fakeBus() {
@@ -37,7 +46,12 @@ describe('ClustersService.describe', () => {
   });
 
   it('a failed question fails its callers and is not reused', async () => {
-    const bus = { gather: jest.fn<() => Promise<ClusterSummary[]>>().mockRejectedValueOnce(new Error('bus down')).mockResolvedValueOnce([summary('a')]) } as unknown as NatsBus;
+    const bus = {
+      gather: jest
+        .fn<() => Promise<ClusterSummary[]>>()
+        .mockRejectedValueOnce(new Error('bus down'))
+        .mockResolvedValueOnce([summary('a')]),
+    } as unknown as NatsBus;
     const clusters = new ClustersService(bus);
     await expect(clusters.describe()).rejects.toThrow('bus down');
     expect((await clusters.describe()).map((z) => z.zone)).toEqual(['a']);

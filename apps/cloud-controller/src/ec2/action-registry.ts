@@ -43,7 +43,13 @@ export class ActionRegistry implements OnModuleInit {
         const owner = `${instance.constructor.name}.${method}`;
         const existing = this.handlers.get(action);
         if (existing) throw new Error(`EC2 action ${action} has two handlers: ${existing.owner} and ${owner}`);
-        this.handlers.set(action, { handler: (fn as Ec2Handler).bind(instance), shapes: new CompiledShapes([...spec.params, ...(spec.ignored ?? [])]), ignored: spec.ignored ?? [], ...(spec.dialect ? { dialect: spec.dialect } : {}), owner });
+        this.handlers.set(action, {
+          handler: (fn as Ec2Handler).bind(instance),
+          shapes: new CompiledShapes([...spec.params, ...(spec.ignored ?? [])]),
+          ignored: spec.ignored ?? [],
+          ...(spec.dialect ? { dialect: spec.dialect } : {}),
+          owner,
+        });
       }
     }
   }

@@ -73,7 +73,14 @@ describe('Ec2EndpointService', () => {
   });
 
   it('answers a deadlock, a serialization failure or too many connections as Unavailable 503 (retryable), an unknown database error as 500', async () => {
-    for (const [code, status] of [['40P01', 503], ['40001', 503], ['53300', 503], ['57P01', 503], ['55P03', 503], ['42P01', 500]] as const) {
+    for (const [code, status] of [
+      ['40P01', 503],
+      ['40001', 503],
+      ['53300', 503],
+      ['57P01', 503],
+      ['55P03', 503],
+      ['42P01', 500],
+    ] as const) {
       const { svc, logs, req } = setup(async () => {
         throw Object.assign(new Error(`pg says ${code}`), { code });
       });

@@ -184,10 +184,7 @@ export class Ec2EndpointService {
     const label = action && this.registry.entry(action) ? action : action ? 'unknown' : 'none';
     ec2Requests.inc({ action: label, code: code ?? 'ok' });
     ec2RequestSeconds.observe({ action: label }, ms / 1000);
-    this.logger.info(
-      { requestId, action, account: caller?.account.id, accessKeyId: caller?.accessKeyId, status, code, ms: Math.round(ms * 100) / 100 },
-      'ec2 request',
-    );
+    this.logger.info({ requestId, action, account: caller?.account.id, accessKeyId: caller?.accessKeyId, status, code, ms: Math.round(ms * 100) / 100 }, 'ec2 request');
     return {
       status,
       headers: { 'content-type': EC2_XML_CONTENT_TYPE, 'x-amzn-requestid': requestId, ...(status === 413 ? { connection: 'close' } : {}) },
@@ -195,5 +192,3 @@ export class Ec2EndpointService {
     };
   }
 }
-
-

@@ -58,7 +58,12 @@ export class HttpEdge implements OnModuleInit {
     }
     const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
     const code = status === 431 ? 'RequestHeaderSectionTooLarge' : status === 408 ? 'RequestTimeout' : 'MalformedHTTPRequest';
-    const message = status === 431 ? 'The request line and headers must not exceed 16 KiB; send large parameters in a POST body.' : status === 408 ? 'The request was not received in time.' : 'The HTTP request could not be parsed.';
+    const message =
+      status === 431
+        ? 'The request line and headers must not exceed 16 KiB; send large parameters in a POST body.'
+        : status === 408
+          ? 'The request was not received in time.'
+          : 'The HTTP request could not be parsed.';
     const out = this.endpoint.refuse(status, code, message, { httpError: err.code });
     const body = Buffer.from(out.body, 'utf8');
     const head = [`HTTP/1.1 ${status} ${REASONS[status]}`, ...Object.entries(out.headers).map(([k, v]) => `${k}: ${v}`), `content-length: ${body.length}`, 'connection: close', '', ''].join('\r\n');

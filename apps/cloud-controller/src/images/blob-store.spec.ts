@@ -10,9 +10,12 @@ import { detectImageFormat } from './image-format.js';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 /** A stream of `data` in chunks of `size` bytes. */
-const chunks = (data: Buffer, size = 7000) => Readable.from((function* () {
-  for (let i = 0; i < data.length; i += size) yield data.subarray(i, i + size);
-})());
+const chunks = (data: Buffer, size = 7000) =>
+  Readable.from(
+    (function* () {
+      for (let i = 0; i < data.length; i += size) yield data.subarray(i, i + size);
+    })(),
+  );
 
 describe('FsBlobStore', () => {
   let root: string;
@@ -55,7 +58,12 @@ describe('FsBlobStore', () => {
 
   it('a put that fails leaves nothing behind (too large, stream error)', async () => {
     await expect(store.put(chunks(randomBytes(10_000)), { maxBytes: 9_999 })).rejects.toBeInstanceOf(BlobTooLargeError);
-    const broken = new Readable({ read() { this.push(Buffer.from('abc')); this.destroy(new Error('connection reset')); } });
+    const broken = new Readable({
+      read() {
+        this.push(Buffer.from('abc'));
+        this.destroy(new Error('connection reset'));
+      },
+    });
     await expect(store.put(broken)).rejects.toThrow('connection reset');
     expect(await store.list()).toEqual([]);
     expect(readdirSync(join(root, 'tmp'))).toEqual([]);

@@ -51,7 +51,7 @@ afterAll(async () => {
   }
 });
 beforeEach(() => {
-  for (const s of [a, b]) (s.connections = 0), (s.hosts = []), (s.auth = []);
+  for (const s of [a, b]) ((s.connections = 0), (s.hosts = []), (s.auth = []));
 });
 
 const signal = () => AbortSignal.timeout(5000);
@@ -62,7 +62,10 @@ async function read(f: HttpImageFetcher, url: string): Promise<string> {
   return out;
 }
 async function refusal(f: HttpImageFetcher, url: string): Promise<FetchError> {
-  const e = await f.open(url, signal()).then(() => undefined, (x: unknown) => x);
+  const e = await f.open(url, signal()).then(
+    () => undefined,
+    (x: unknown) => x,
+  );
   expect(e).toBeInstanceOf(FetchError);
   return e as FetchError;
 }
@@ -147,15 +150,33 @@ it('sends URL credentials as basic auth and keeps them out of the shown location
 it('https: pinned to the checked address, SNI is the host name and the certificate is still verified', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'koala-fetch-tls-'));
   try {
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=images.example',
-      '-addext', 'subjectAltName=DNS:images.example', '-keyout', join(dir, 'k.pem'), '-out', join(dir, 'c.pem')], { stdio: 'ignore' });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-days',
+        '1',
+        '-subj',
+        '/CN=images.example',
+        '-addext',
+        'subjectAltName=DNS:images.example',
+        '-keyout',
+        join(dir, 'k.pem'),
+        '-out',
+        join(dir, 'c.pem'),
+      ],
+      { stdio: 'ignore' },
+    );
     const names: string[] = [];
     let requests = 0;
     const creds = { key: readFileSync(join(dir, 'k.pem')), cert: readFileSync(join(dir, 'c.pem')) };
-    const tls = createTlsServer(
-      { ...creds, SNICallback: (name, cb) => (names.push(name), cb(null, createSecureContext(creds))) },
-      (_req, res) => (requests++, res.end('x')),
-    );
+    const tls = createTlsServer({ ...creds, SNICallback: (name, cb) => (names.push(name), cb(null, createSecureContext(creds))) }, (_req, res) => (requests++, res.end('x')));
     tls.on('tlsClientError', () => undefined);
     await new Promise<void>((r) => tls.listen(0, '127.0.0.1', r));
     const port = (tls.address() as AddressInfo).port;

@@ -37,7 +37,9 @@ function imageItem(v: ImageView) {
 export class ImagesHandlers {
   constructor(@Inject(ImagesService) private readonly images: ImagesService) {}
 
-  @Ec2Action('RegisterImage', { params: ['Name', 'Description', 'ImageLocation', 'ImageType', 'Architecture', 'VirtualizationType', 'RootDeviceName', 'KernelId', 'RamdiskId', ...TAG_SPECIFICATION_SHAPES, 'DryRun'] })
+  @Ec2Action('RegisterImage', {
+    params: ['Name', 'Description', 'ImageLocation', 'ImageType', 'Architecture', 'VirtualizationType', 'RootDeviceName', 'KernelId', 'RamdiskId', ...TAG_SPECIFICATION_SHAPES, 'DryRun'],
+  })
   async register(ctx: Ec2Context) {
     const p = ctx.params;
     const name = p.str('Name', { required: true });
@@ -107,7 +109,22 @@ export class ImagesHandlers {
     }
   }
 
-  @Ec2Action('ModifyImageAttribute', { params: ['ImageId', 'Attribute', 'Value', 'Description.Value', 'OperationType', 'UserId.N', 'UserGroup.N', 'LaunchPermission.Add.N.UserId', 'LaunchPermission.Add.N.Group', 'LaunchPermission.Remove.N.UserId', 'LaunchPermission.Remove.N.Group', 'DryRun'] })
+  @Ec2Action('ModifyImageAttribute', {
+    params: [
+      'ImageId',
+      'Attribute',
+      'Value',
+      'Description.Value',
+      'OperationType',
+      'UserId.N',
+      'UserGroup.N',
+      'LaunchPermission.Add.N.UserId',
+      'LaunchPermission.Add.N.Group',
+      'LaunchPermission.Remove.N.UserId',
+      'LaunchPermission.Remove.N.Group',
+      'DryRun',
+    ],
+  })
   async modifyAttribute(ctx: Ec2Context) {
     const p = ctx.params;
     const id = checkImageId(p.str('ImageId', { required: true }));

@@ -92,7 +92,6 @@ function affected(r: unknown): number {
   return Array.isArray(r) && typeof r[1] === 'number' ? r[1] : 0;
 }
 
-
 /** Nest token of the ImagesStore (bound to ImagesRepository in ImagesModule). */
 export const IMAGES_STORE = Symbol('IMAGES_STORE');
 
@@ -132,9 +131,29 @@ export class ImagesRepository implements ImagesStore {
 
   async insert(tx: Tx, r: ImageRow): Promise<boolean> {
     const values = [
-      r.id, r.accountId, r.name, r.description, r.state, r.stateReasonCode, r.stateReasonMessage, r.imageType, r.architecture,
-      r.virtualizationType, r.rootDeviceName, r.rootDeviceType, r.kernelId, r.ramdiskId, r.kernelArgs, r.blobSha256, r.sizeBytes,
-      r.format, r.isPublic, r.imageLocation, r.fetchLocation, r.createdAt, r.deregisteredAt,
+      r.id,
+      r.accountId,
+      r.name,
+      r.description,
+      r.state,
+      r.stateReasonCode,
+      r.stateReasonMessage,
+      r.imageType,
+      r.architecture,
+      r.virtualizationType,
+      r.rootDeviceName,
+      r.rootDeviceType,
+      r.kernelId,
+      r.ramdiskId,
+      r.kernelArgs,
+      r.blobSha256,
+      r.sizeBytes,
+      r.format,
+      r.isPublic,
+      r.imageLocation,
+      r.fetchLocation,
+      r.createdAt,
+      r.deregisteredAt,
     ];
     try {
       await tx.query(

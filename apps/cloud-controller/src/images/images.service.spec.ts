@@ -49,7 +49,11 @@ class FakeImagesStore implements ImagesStore {
     return [...this.images.values()].filter((i) => i.deregisteredAt === null).sort((a, b) => (a.id < b.id ? -1 : 1));
   }
   async owners(_tx: Tx, ids: readonly string[]) {
-    return new Map(this.registered().filter((i) => ids.includes(i.id)).map((i) => [i.id, i.accountId]));
+    return new Map(
+      this.registered()
+        .filter((i) => ids.includes(i.id))
+        .map((i) => [i.id, i.accountId]),
+    );
   }
   async pendingFetches() {
     return this.registered().filter((i) => i.state === 'pending');
@@ -73,9 +77,7 @@ class FakeImagesStore implements ImagesStore {
     return i && i.deregisteredAt === null ? { ...i, grantedToCaller: !!this.grants.get(id)?.has(accountId) } : undefined;
   }
   async listVisible(caller: Caller, ids: readonly string[]) {
-    return this.registered().filter(
-      (i) => (!ids.length || ids.includes(i.id)) && allows(accessOf(caller, { ...i, grantedToCaller: !!this.grants.get(i.id)?.has(caller.id) }), 'see'),
-    );
+    return this.registered().filter((i) => (!ids.length || ids.includes(i.id)) && allows(accessOf(caller, { ...i, grantedToCaller: !!this.grants.get(i.id)?.has(caller.id) }), 'see'));
   }
   async listRegistered() {
     return this.registered().sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime() || (a.id < b.id ? -1 : 1));
@@ -448,7 +450,14 @@ describe('DescribeImages', () => {
     expect((await tagsOf(ALICE)).get(bobsPublic)).toEqual([]);
     expect((await tagsOf(BOB)).get(bobsPublic)).toEqual([{ key: 'team', value: 'b' }]);
     expect(await ids(ALICE, { filters: [{ name: 'tag-key', values: ['team'] }] })).toEqual([mine]);
-    expect(await ids(ALICE, { filters: [{ name: 'is-public', values: ['true'] }, { name: 'owner-alias', values: ['amazon'] }] })).toEqual([amazon]);
+    expect(
+      await ids(ALICE, {
+        filters: [
+          { name: 'is-public', values: ['true'] },
+          { name: 'owner-alias', values: ['amazon'] },
+        ],
+      }),
+    ).toEqual([amazon]);
   });
 
   it('pages by id', async () => {

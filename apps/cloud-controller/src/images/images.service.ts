@@ -126,10 +126,7 @@ export const HYPERVISOR = 'kvm';
 /** AWS AMI name rules: 3-128 characters of letters, digits and ( ) [ ] space . / - ' @ _ */
 export function validateImageName(name: string): void {
   if (!/^[A-Za-z0-9()[\] ./\-'@_]{3,128}$/.test(name)) {
-    throw new Ec2Error(
-      'InvalidAMIName.Malformed',
-      `AMI names must be between 3 and 128 characters long, and may contain letters, numbers, '(', ')', '.', '-', '/' and '_': ${JSON.stringify(name)}`,
-    );
+    throw new Ec2Error('InvalidAMIName.Malformed', `AMI names must be between 3 and 128 characters long, and may contain letters, numbers, '(', ')', '.', '-', '/' and '_': ${JSON.stringify(name)}`);
   }
 }
 function validateDescription(d: string | undefined): void {
@@ -235,23 +232,29 @@ export class ImagesService implements ImageLaunchPort, OnApplicationBootstrap, O
     const shown = displayLocation(input.imageLocation);
     this.tags.checkTagSpecifications(IMAGE_RESOURCE_TYPE, input.tagSpecifications);
     await this.checkBootImages(caller, input.kernelId, input.ramdiskId);
-    const image = await this.insert(caller, {
-      id: newId(PREFIX[imageType]),
-      accountId: caller.id,
-      name: input.name,
-      description: input.description ?? null,
-      state: 'pending',
-      imageType,
-      architecture: input.architecture ?? 'x86_64',
-      virtualizationType,
-      rootDeviceName,
-      kernelId: input.kernelId ?? null,
-      ramdiskId: input.ramdiskId ?? null,
-      // Shown without credentials and query; the full URL is kept sealed until the fetch ends.
-      imageLocation: shown,
-      fetchLocation: shown === input.imageLocation ? null : encryptSecret(input.imageLocation, this.masterKey),
-      createdAt: now,
-    }, input.tagSpecifications, undefined, { kind: 'image', fetch: true });
+    const image = await this.insert(
+      caller,
+      {
+        id: newId(PREFIX[imageType]),
+        accountId: caller.id,
+        name: input.name,
+        description: input.description ?? null,
+        state: 'pending',
+        imageType,
+        architecture: input.architecture ?? 'x86_64',
+        virtualizationType,
+        rootDeviceName,
+        kernelId: input.kernelId ?? null,
+        ramdiskId: input.ramdiskId ?? null,
+        // Shown without credentials and query; the full URL is kept sealed until the fetch ends.
+        imageLocation: shown,
+        fetchLocation: shown === input.imageLocation ? null : encryptSecret(input.imageLocation, this.masterKey),
+        createdAt: now,
+      },
+      input.tagSpecifications,
+      undefined,
+      { kind: 'image', fetch: true },
+    );
     this.startFetch(image.id, input.imageLocation, imageType);
     return image;
   }
@@ -286,10 +289,7 @@ export class ImagesService implements ImageLaunchPort, OnApplicationBootstrap, O
 
   private startFetch(id: string, url: string, imageType: ImageType): void {
     const ac = new AbortController();
-    const timer = setTimeout(
-      () => ac.abort(new FetchError('Client.ImageFetchTimeout', `fetching the image took longer than ${this.config.imageFetchTimeoutMs} ms`)),
-      this.config.imageFetchTimeoutMs,
-    );
+    const timer = setTimeout(() => ac.abort(new FetchError('Client.ImageFetchTimeout', `fetching the image took longer than ${this.config.imageFetchTimeoutMs} ms`)), this.config.imageFetchTimeoutMs);
     timer.unref?.();
     const done = this.fetchAndStore(id, url, imageType, ac.signal).finally(() => {
       clearTimeout(timer);
@@ -462,11 +462,7 @@ export class ImagesService implements ImageLaunchPort, OnApplicationBootstrap, O
   }
 
   /** ModifyImageAttribute: launch permission changes and/or a new description (owner only). */
-  async modifyAttribute(
-    caller: Caller,
-    id: string,
-    change: PermissionChange & { description?: string },
-  ): Promise<void> {
+  async modifyAttribute(caller: Caller, id: string, change: PermissionChange & { description?: string }): Promise<void> {
     for (const u of [...change.add.accounts, ...change.remove.accounts]) {
       if (!/^\d{12}$/.test(u)) throw new Ec2Error('InvalidAMIAttributeItemValue', `Invalid attribute item value "${u}" for userId item type.`);
     }

@@ -64,7 +64,17 @@ export function awsItem(t: InstanceTypeSpec, eucaNs: string): Record<string, Xml
     // In Koala both the root overlay and the ephemeral disk are local to the node (instance storage).
     instanceStorageInfo: { totalSizeInGB: t.rootDiskGiB + t.ephemeralGiB, disks, nvmeSupport: 'unsupported', encryptionSupport: 'unsupported' },
     ebsInfo: { ebsOptimizedSupport: 'unsupported', encryptionSupport: 'unsupported', nvmeSupport: 'unsupported' },
-    networkInfo: { networkPerformance: 'Low', maximumNetworkInterfaces: 1, maximumNetworkCards: 1, defaultNetworkCardIndex: 0, ipv4AddressesPerInterface: 1, ipv6AddressesPerInterface: 0, ipv6Supported: false, enaSupport: 'unsupported', efaSupported: false },
+    networkInfo: {
+      networkPerformance: 'Low',
+      maximumNetworkInterfaces: 1,
+      maximumNetworkCards: 1,
+      defaultNetworkCardIndex: 0,
+      ipv4AddressesPerInterface: 1,
+      ipv6AddressesPerInterface: 0,
+      ipv6Supported: false,
+      enaSupport: 'unsupported',
+      efaSupported: false,
+    },
     placementGroupInfo: { supportedStrategies: [] },
     hibernationSupported: false,
     burstablePerformanceSupported: false,
@@ -78,14 +88,13 @@ export function awsItem(t: InstanceTypeSpec, eucaNs: string): Record<string, Xml
  * The whole answer: AWS's `instanceTypeSet` (for AWS API versions) and Eucalyptus'
  * `instanceTypeDetails` in the Eucalyptus namespace, same types, same order.
  */
-export function describeInstanceTypesXml(
-  types: readonly InstanceTypeSpec[],
-  version: string,
-  availability?: ReadonlyMap<string, readonly ZoneAvailability[]>,
-): Record<string, XmlValue> {
+export function describeInstanceTypesXml(types: readonly InstanceTypeSpec[], version: string, availability?: ReadonlyMap<string, readonly ZoneAvailability[]>): Record<string, XmlValue> {
   const ns = eucalyptusNamespace(version);
   return {
     instanceTypeSet: wantsAwsShape(version) ? types.map((t) => awsItem(t, ns)) : undefined,
-    instanceTypeDetails: new XmlNamespaced(ns, types.map((t) => eucalyptusItem(t, availability?.get(t.name) ?? (availability ? [] : undefined)))),
+    instanceTypeDetails: new XmlNamespaced(
+      ns,
+      types.map((t) => eucalyptusItem(t, availability?.get(t.name) ?? (availability ? [] : undefined))),
+    ),
   };
 }

@@ -68,7 +68,13 @@ describe('InstanceTypesService', () => {
     const dir = mkdtempSync(join(tmpdir(), 'koala-types-'));
     try {
       const file = join(dir, 'types.json');
-      writeFileSync(file, JSON.stringify([{ name: 'z1.b', vcpus: 2, memoryMiB: 64, rootDiskGiB: 1 }, { name: 'a1.a', vcpus: 1, memoryMiB: 32, rootDiskGiB: 1, ephemeralGiB: 2 }]));
+      writeFileSync(
+        file,
+        JSON.stringify([
+          { name: 'z1.b', vcpus: 2, memoryMiB: 64, rootDiskGiB: 1 },
+          { name: 'a1.a', vcpus: 1, memoryMiB: 32, rootDiskGiB: 1, ephemeralGiB: 2 },
+        ]),
+      );
       const s = new InstanceTypesService({ instanceTypesFile: file });
       expect(s.list().map((t) => t.name)).toEqual(['a1.a', 'z1.b']);
       expect(s.lookup('a1.a')?.ephemeralGiB).toBe(2);

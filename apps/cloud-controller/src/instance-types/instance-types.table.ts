@@ -4,9 +4,22 @@ import { z } from 'zod';
 export const InstanceTypeSpec = z.object({
   name: z.string().regex(/^[a-z][a-z0-9-]*\.[a-z0-9]+$/, 'an instance type name such as m1.small'),
   vcpus: z.number().int().min(1).max(256),
-  memoryMiB: z.number().int().min(16).max(4 * 1024 * 1024),
-  rootDiskGiB: z.number().int().min(1).max(16 * 1024),
-  ephemeralGiB: z.number().int().min(0).max(16 * 1024).default(0),
+  memoryMiB: z
+    .number()
+    .int()
+    .min(16)
+    .max(4 * 1024 * 1024),
+  rootDiskGiB: z
+    .number()
+    .int()
+    .min(1)
+    .max(16 * 1024),
+  ephemeralGiB: z
+    .number()
+    .int()
+    .min(0)
+    .max(16 * 1024)
+    .default(0),
 });
 export type InstanceTypeSpec = z.infer<typeof InstanceTypeSpec>;
 

@@ -74,7 +74,10 @@ export class InstanceLifecycleService {
       }
       await this.repo.writeStates(tx, [...changed]);
       // Terminated: their addresses are free again in the same transaction.
-      await this.network.release(tx, [...changed].filter((i) => i.state === 'terminated').map((i) => i.id));
+      await this.network.release(
+        tx,
+        [...changed].filter((i) => i.state === 'terminated').map((i) => i.id),
+      );
       return out;
     });
     for (const [n, ev] of evs.entries()) {
@@ -85,7 +88,9 @@ export class InstanceLifecycleService {
   }
 
   private withPublicReason<E extends EventFields>(event: E): E {
-    const reason = publicReason(event.reason, (ref, detail) => this.logger.warn({ instanceId: event.instanceId, ref, code: detail.code, detail: detail.message }, 'instance failure reported by the node'));
+    const reason = publicReason(event.reason, (ref, detail) =>
+      this.logger.warn({ instanceId: event.instanceId, ref, code: detail.code, detail: detail.message }, 'instance failure reported by the node'),
+    );
     return { ...event, reason };
   }
 

@@ -16,7 +16,10 @@ export type InstanceTypesPort = Pick<InstanceTypesService, 'lookup'>;
 export type InstanceTagsPort = Pick<TagsService, 'checkTagSpecifications' | 'applyTagSpecifications' | 'tagsOf' | 'deleteAllFor'>;
 export type LaunchGroupsPort = Pick<SecurityGroupsService, 'resolveGroup' | 'ensureDefaultGroup'>;
 export type BlockDevicesPort = Pick<BlockDevicesService, 'validate' | 'record' | 'step' | 'setDeleteOnTermination'>;
-export type InstanceNetworkPort = Pick<NetworkService, 'zoneOfSubnet' | 'checkRequestedIp' | 'wantsPublicIp' | 'launchMetadataOptions' | 'allocateForLaunch' | 'launchSpec' | 'release' | 'instanceNetworks'>;
+export type InstanceNetworkPort = Pick<
+  NetworkService,
+  'zoneOfSubnet' | 'checkRequestedIp' | 'wantsPublicIp' | 'launchMetadataOptions' | 'allocateForLaunch' | 'launchSpec' | 'release' | 'instanceNetworks'
+>;
 export type NetworkChangesPort = Pick<NetworkPublisher, 'changed'>;
 export type InstanceQuotasPort = Pick<QuotaService, 'admitInstances'>;
 

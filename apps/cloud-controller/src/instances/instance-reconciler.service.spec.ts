@@ -23,7 +23,12 @@ function setup() {
   const store = new FakeInstancesStore();
   const cluster = new FakeCluster();
   const tags = new FakeTags();
-  const clock = { at: t(0), now() { return this.at; } };
+  const clock = {
+    at: t(0),
+    now() {
+      return this.at;
+    },
+  };
   const calls: Array<{ call: string; instanceId: string; action?: InstanceAction; state?: string; unless?: ChangedSince }> = [];
   const lifecycle = {
     send: async (_zone: string, instanceId: string, _node: string, action: InstanceAction) => {
@@ -65,7 +70,12 @@ describe('InstanceReconcilerService.runOnce', () => {
   it('marks instances seen on their node; kills a domain nobody owns once it lasted the grace period', async () => {
     const { store, cluster, calls, pass } = setup();
     store.put({ id: A, accountId: 'a', stateChangedAt: t(0) });
-    cluster.domainsOf.set('zone-a', [node('n1', [[A, 'running'], [B, 'running']])]);
+    cluster.domainsOf.set('zone-a', [
+      node('n1', [
+        [A, 'running'],
+        [B, 'running'],
+      ]),
+    ]);
     await pass(100);
     expect(store.get(A)!.lastSeenAt).toEqual(t(100));
     expect(calls).toEqual([]);

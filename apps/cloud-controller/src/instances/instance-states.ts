@@ -54,9 +54,7 @@ export interface InstanceSnapshot extends StateFields {
 }
 
 /** A change of state: the new fields, plus the command to send afterwards, if any. */
-export type Decision =
-  | { kind: 'ignore'; why: 'unknown' | 'terminal' | 'stale' | 'same' | 'other-node' | 'not-allowed' }
-  | { kind: 'apply'; patch: Partial<StateFields>; then?: 'terminate' };
+export type Decision = { kind: 'ignore'; why: 'unknown' | 'terminal' | 'stale' | 'same' | 'other-node' | 'not-allowed' } | { kind: 'apply'; patch: Partial<StateFields>; then?: 'terminate' };
 
 /** Fields for a move to `state` at `at` (`reason`: undefined keeps the current one, null clears it). */
 export function moveTo(state: InstanceState, at: Date, opts: { reason?: StateReason | null; transitionReason?: string; now?: Date } = {}): Partial<StateFields> {

@@ -72,7 +72,11 @@ function readChange(p: Params): AttributeChange {
   // attributes EC2 can modify and Koala cannot: refused, never ignored
   const unsupported = ['Kernel', 'Ramdisk', 'SourceDestCheck', 'EbsOptimized'].filter((n) => p.has(`${n}.Value`));
   if (p.list('GroupId').length) unsupported.push('GroupId');
-  if (unsupported.length) throw new Ec2Error('UnsupportedOperation', `${unsupported.join(', ')} cannot be modified here: only instanceType, userData, disableApiTermination, instanceInitiatedShutdownBehavior and blockDeviceMapping can.`);
+  if (unsupported.length)
+    throw new Ec2Error(
+      'UnsupportedOperation',
+      `${unsupported.join(', ')} cannot be modified here: only instanceType, userData, disableApiTermination, instanceInitiatedShutdownBehavior and blockDeviceMapping can.`,
+    );
   if (p.hasAny('BlockDeviceMapping')) {
     const value = p.members('BlockDeviceMapping').map((m) => ({
       deviceName: m.str('DeviceName', { required: true }),
@@ -115,7 +119,37 @@ function readChange(p: Params): AttributeChange {
 export class InstancesHandlers {
   constructor(@Inject(InstancesService) private readonly instances: InstancesService) {}
 
-  @Ec2Action('RunInstances', { params: ['ImageId', 'InstanceType', 'MinCount', 'MaxCount', 'KeyName', 'UserData', 'SecurityGroup.N', 'SecurityGroupId.N', 'Placement.AvailabilityZone', ...TAG_SPECIFICATION_SHAPES, 'ClientToken', 'DisableApiTermination', 'InstanceInitiatedShutdownBehavior', 'BlockDeviceMapping.N.DeviceName', 'BlockDeviceMapping.N.VirtualName', 'BlockDeviceMapping.N.NoDevice', 'BlockDeviceMapping.N.Ebs.VolumeSize', 'BlockDeviceMapping.N.Ebs.SnapshotId', 'BlockDeviceMapping.N.Ebs.DeleteOnTermination', 'BlockDeviceMapping.N.Ebs.VolumeType', 'BlockDeviceMapping.N.Ebs.Iops', 'BlockDeviceMapping.N.Ebs.Encrypted', ...LAUNCH_NETWORK_SHAPES, 'MetadataOptions.HttpTokens', 'MetadataOptions.HttpPutResponseHopLimit', 'MetadataOptions.HttpEndpoint', 'DryRun'] })
+  @Ec2Action('RunInstances', {
+    params: [
+      'ImageId',
+      'InstanceType',
+      'MinCount',
+      'MaxCount',
+      'KeyName',
+      'UserData',
+      'SecurityGroup.N',
+      'SecurityGroupId.N',
+      'Placement.AvailabilityZone',
+      ...TAG_SPECIFICATION_SHAPES,
+      'ClientToken',
+      'DisableApiTermination',
+      'InstanceInitiatedShutdownBehavior',
+      'BlockDeviceMapping.N.DeviceName',
+      'BlockDeviceMapping.N.VirtualName',
+      'BlockDeviceMapping.N.NoDevice',
+      'BlockDeviceMapping.N.Ebs.VolumeSize',
+      'BlockDeviceMapping.N.Ebs.SnapshotId',
+      'BlockDeviceMapping.N.Ebs.DeleteOnTermination',
+      'BlockDeviceMapping.N.Ebs.VolumeType',
+      'BlockDeviceMapping.N.Ebs.Iops',
+      'BlockDeviceMapping.N.Ebs.Encrypted',
+      ...LAUNCH_NETWORK_SHAPES,
+      'MetadataOptions.HttpTokens',
+      'MetadataOptions.HttpPutResponseHopLimit',
+      'MetadataOptions.HttpEndpoint',
+      'DryRun',
+    ],
+  })
   async run(ctx: Ec2Context) {
     const p = ctx.params;
     const network = readLaunchNetwork(p);
@@ -203,26 +237,74 @@ export class InstancesHandlers {
     const value = (v: XmlValue) => ({ value: v });
     const out: Record<string, XmlValue> = { instanceId: i.id };
     switch (attribute) {
-      case 'instanceType': out.instanceType = value(i.instanceType); break;
-      case 'kernel': out.kernel = i.kernelId ? value(i.kernelId) : {}; break;
-      case 'ramdisk': out.ramdisk = i.ramdiskId ? value(i.ramdiskId) : {}; break;
-      case 'userData': out.userData = i.userData ? value(i.userData) : {}; break;
-      case 'disableApiTermination': out.disableApiTermination = value(i.disableApiTermination); break;
-      case 'instanceInitiatedShutdownBehavior': out.instanceInitiatedShutdownBehavior = value(i.shutdownBehavior); break;
-      case 'rootDeviceName': out.rootDeviceName = value(i.rootDeviceName); break;
-      case 'blockDeviceMapping': out.blockDeviceMapping = blockDevices.map(blockDeviceItem); break;
-      case 'productCodes': out.productCodes = []; break;
-      case 'sourceDestCheck': out.sourceDestCheck = value(true); break;
-      case 'groupSet': out.groupSet = groups.map((g) => ({ groupId: g.groupId })); break;
-      case 'ebsOptimized': out.ebsOptimized = value(false); break;
-      case 'enaSupport': out.enaSupport = value(false); break;
-      case 'sriovNetSupport': out.sriovNetSupport = {}; break;
-      case 'disableApiStop': out.disableApiStop = value(false); break;
+      case 'instanceType':
+        out.instanceType = value(i.instanceType);
+        break;
+      case 'kernel':
+        out.kernel = i.kernelId ? value(i.kernelId) : {};
+        break;
+      case 'ramdisk':
+        out.ramdisk = i.ramdiskId ? value(i.ramdiskId) : {};
+        break;
+      case 'userData':
+        out.userData = i.userData ? value(i.userData) : {};
+        break;
+      case 'disableApiTermination':
+        out.disableApiTermination = value(i.disableApiTermination);
+        break;
+      case 'instanceInitiatedShutdownBehavior':
+        out.instanceInitiatedShutdownBehavior = value(i.shutdownBehavior);
+        break;
+      case 'rootDeviceName':
+        out.rootDeviceName = value(i.rootDeviceName);
+        break;
+      case 'blockDeviceMapping':
+        out.blockDeviceMapping = blockDevices.map(blockDeviceItem);
+        break;
+      case 'productCodes':
+        out.productCodes = [];
+        break;
+      case 'sourceDestCheck':
+        out.sourceDestCheck = value(true);
+        break;
+      case 'groupSet':
+        out.groupSet = groups.map((g) => ({ groupId: g.groupId }));
+        break;
+      case 'ebsOptimized':
+        out.ebsOptimized = value(false);
+        break;
+      case 'enaSupport':
+        out.enaSupport = value(false);
+        break;
+      case 'sriovNetSupport':
+        out.sriovNetSupport = {};
+        break;
+      case 'disableApiStop':
+        out.disableApiStop = value(false);
+        break;
     }
     return out;
   }
 
-  @Ec2Action('ModifyInstanceAttribute', { params: ['InstanceId', 'Attribute', 'Value', 'InstanceType.Value', 'UserData.Value', 'DisableApiTermination.Value', 'InstanceInitiatedShutdownBehavior.Value', 'BlockDeviceMapping.N.DeviceName', 'BlockDeviceMapping.N.Ebs.DeleteOnTermination', 'GroupId.N', 'Kernel.Value', 'Ramdisk.Value', 'SourceDestCheck.Value', 'EbsOptimized.Value', 'DryRun'] })
+  @Ec2Action('ModifyInstanceAttribute', {
+    params: [
+      'InstanceId',
+      'Attribute',
+      'Value',
+      'InstanceType.Value',
+      'UserData.Value',
+      'DisableApiTermination.Value',
+      'InstanceInitiatedShutdownBehavior.Value',
+      'BlockDeviceMapping.N.DeviceName',
+      'BlockDeviceMapping.N.Ebs.DeleteOnTermination',
+      'GroupId.N',
+      'Kernel.Value',
+      'Ramdisk.Value',
+      'SourceDestCheck.Value',
+      'EbsOptimized.Value',
+      'DryRun',
+    ],
+  })
   async modifyAttribute(ctx: Ec2Context) {
     const p = ctx.params;
     const id = p.str('InstanceId', { required: true });

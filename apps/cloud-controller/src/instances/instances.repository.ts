@@ -104,7 +104,6 @@ export interface InstancesStore {
   terminatedBefore(tx: Tx, cutoff: Date): Promise<string[]>;
 }
 
-
 export class InstancesRepository implements InstancesStore {
   constructor(private readonly ds: DataSource) {}
 
@@ -141,11 +140,23 @@ export class InstancesRepository implements InstancesStore {
   }
 
   async insertInstances(tx: Tx, instances: readonly InstanceEntity[]): Promise<void> {
-    if (instances.length) await tx.createQueryBuilder().insert().into(InstanceEntity).values([...instances]).execute();
+    if (instances.length)
+      await tx
+        .createQueryBuilder()
+        .insert()
+        .into(InstanceEntity)
+        .values([...instances])
+        .execute();
   }
 
   async insertGroupLinks(tx: Tx, links: readonly InstanceSecurityGroupEntity[]): Promise<void> {
-    if (links.length) await tx.createQueryBuilder().insert().into(InstanceSecurityGroupEntity).values([...links]).execute();
+    if (links.length)
+      await tx
+        .createQueryBuilder()
+        .insert()
+        .into(InstanceSecurityGroupEntity)
+        .values([...links])
+        .execute();
   }
 
   async setNodes(tx: Tx, placed: ReadonlyMap<string, string>): Promise<void> {
@@ -161,7 +172,13 @@ export class InstancesRepository implements InstancesStore {
   }
 
   async deleteInstances(tx: Tx, ids: readonly string[]): Promise<void> {
-    if (ids.length) await tx.createQueryBuilder().delete().from(InstanceEntity).where('id IN (:...ids)', { ids: [...ids] }).execute();
+    if (ids.length)
+      await tx
+        .createQueryBuilder()
+        .delete()
+        .from(InstanceEntity)
+        .where('id IN (:...ids)', { ids: [...ids] })
+        .execute();
   }
 
   async deleteReservation(tx: Tx, id: string): Promise<void> {
@@ -174,12 +191,18 @@ export class InstancesRepository implements InstancesStore {
 
   async reservations(ids: readonly string[]): Promise<ReservationEntity[]> {
     if (!ids.length) return [];
-    return this.ds.createQueryBuilder(ReservationEntity, 'r').where('r.id IN (:...ids)', { ids: [...ids] }).getMany();
+    return this.ds
+      .createQueryBuilder(ReservationEntity, 'r')
+      .where('r.id IN (:...ids)', { ids: [...ids] })
+      .getMany();
   }
 
   async instancesOf(reservationIds: readonly string[]): Promise<InstanceEntity[]> {
     if (!reservationIds.length) return [];
-    return this.instances().where('i.reservation_id IN (:...ids)', { ids: [...reservationIds] }).orderBy('i.launch_index', 'ASC').getMany();
+    return this.instances()
+      .where('i.reservation_id IN (:...ids)', { ids: [...reservationIds] })
+      .orderBy('i.launch_index', 'ASC')
+      .getMany();
   }
 
   async groupLinks(instanceIds: readonly string[], tx: Tx = this.ds.manager): Promise<GroupLink[]> {
@@ -223,7 +246,11 @@ export class InstancesRepository implements InstancesStore {
 
   lockByIds(tx: Tx, ids: readonly string[]): Promise<InstanceEntity[]> {
     if (!ids.length) return Promise.resolve([]);
-    return this.instances(tx).where('i.id IN (:...ids)', { ids: [...ids] }).orderBy('i.id', 'ASC').setLock('pessimistic_write').getMany();
+    return this.instances(tx)
+      .where('i.id IN (:...ids)', { ids: [...ids] })
+      .orderBy('i.id', 'ASC')
+      .setLock('pessimistic_write')
+      .getMany();
   }
 
   async lockOne(tx: Tx, id: string): Promise<InstanceEntity | undefined> {
@@ -232,7 +259,12 @@ export class InstancesRepository implements InstancesStore {
 
   async update(tx: Tx, ids: readonly string[], patch: Partial<InstanceEntity>): Promise<void> {
     if (!ids.length || !Object.keys(patch).length) return;
-    await tx.createQueryBuilder().update(InstanceEntity).set(patch).where('id IN (:...ids)', { ids: [...ids] }).execute();
+    await tx
+      .createQueryBuilder()
+      .update(InstanceEntity)
+      .set(patch)
+      .where('id IN (:...ids)', { ids: [...ids] })
+      .execute();
   }
 
   async writeStates(tx: Tx, rows: ReadonlyArray<{ id: string } & StateFields>): Promise<void> {

@@ -73,8 +73,39 @@ export interface StateChange {
   current: { code: number; name: InstanceState };
 }
 
-export type InstanceAttributeName = 'instanceType' | 'kernel' | 'ramdisk' | 'userData' | 'disableApiTermination' | 'instanceInitiatedShutdownBehavior' | 'rootDeviceName' | 'blockDeviceMapping' | 'productCodes' | 'sourceDestCheck' | 'groupSet' | 'ebsOptimized' | 'enaSupport' | 'sriovNetSupport' | 'disableApiStop';
-export const INSTANCE_ATTRIBUTES: readonly InstanceAttributeName[] = ['instanceType', 'kernel', 'ramdisk', 'userData', 'disableApiTermination', 'instanceInitiatedShutdownBehavior', 'rootDeviceName', 'blockDeviceMapping', 'productCodes', 'sourceDestCheck', 'groupSet', 'ebsOptimized', 'enaSupport', 'sriovNetSupport', 'disableApiStop'];
+export type InstanceAttributeName =
+  | 'instanceType'
+  | 'kernel'
+  | 'ramdisk'
+  | 'userData'
+  | 'disableApiTermination'
+  | 'instanceInitiatedShutdownBehavior'
+  | 'rootDeviceName'
+  | 'blockDeviceMapping'
+  | 'productCodes'
+  | 'sourceDestCheck'
+  | 'groupSet'
+  | 'ebsOptimized'
+  | 'enaSupport'
+  | 'sriovNetSupport'
+  | 'disableApiStop';
+export const INSTANCE_ATTRIBUTES: readonly InstanceAttributeName[] = [
+  'instanceType',
+  'kernel',
+  'ramdisk',
+  'userData',
+  'disableApiTermination',
+  'instanceInitiatedShutdownBehavior',
+  'rootDeviceName',
+  'blockDeviceMapping',
+  'productCodes',
+  'sourceDestCheck',
+  'groupSet',
+  'ebsOptimized',
+  'enaSupport',
+  'sriovNetSupport',
+  'disableApiStop',
+];
 
 export type AttributeChange =
   | { attribute: 'instanceType'; value: string }
@@ -213,7 +244,8 @@ export class InstancesService {
     this.logger.info({ reservationId, zone: plan.zone, placed: Object.fromEntries(placed) }, 'instances placed');
     this.publisher.changed([plan.zone]);
     // The volumes of the block-device mappings: created now, attached once each instance runs.
-    if (plan.ebsMappings.length) await this.blockDevices.step([...placed.keys()]).catch((err) => this.logger.warn({ err, reservationId }, 'block-device volumes not created yet; the volume sweep retries'));
+    if (plan.ebsMappings.length)
+      await this.blockDevices.step([...placed.keys()]).catch((err) => this.logger.warn({ err, reservationId }, 'block-device volumes not created yet; the volume sweep retries'));
     return (await this.reservationViews([reservationId]))[0]!;
   }
 
@@ -284,7 +316,10 @@ export class InstancesService {
     if (zone !== undefined && !zones.some((z) => z.zone === zone)) throw new Ec2Error('InvalidParameterValue', `Invalid availability zone: [${zone}]`);
     if (input.subnetId !== undefined) {
       // A zone's default subnet names the zone (SubnetId instead of, or with, the placement).
-      const of = this.network.zoneOfSubnet(input.subnetId, zones.map((z) => z.zone));
+      const of = this.network.zoneOfSubnet(
+        input.subnetId,
+        zones.map((z) => z.zone),
+      );
       if (zone !== undefined && zone !== of) throw new Ec2Error('InvalidParameterValue', `Subnet '${input.subnetId}' is in the availability zone ${of}, not ${zone}.`);
       zone = of;
     }
@@ -360,12 +395,31 @@ export class InstancesService {
         instances.splice(await this.quotas.admitInstances(tx, caller, { min: input.minCount, max: instances.length, instanceType: plan.type.name }));
         await this.repo.insertReservation(tx, { id: reservationId, accountId: caller.id, requesterId: caller.id, clientToken: input.clientToken ?? null, paramsHash: plan.paramsHash, createdAt: now });
         await this.repo.insertInstances(tx, instances);
-        await this.repo.insertGroupLinks(tx, instances.flatMap((i) => plan.groups.map((g, position) => ({ instanceId: i.id, groupId: g.groupId, position }))));
+        await this.repo.insertGroupLinks(
+          tx,
+          instances.flatMap((i) => plan.groups.map((g, position) => ({ instanceId: i.id, groupId: g.groupId, position }))),
+        );
         for (const i of instances) await this.tags.applyTagSpecifications(caller, INSTANCE_RESOURCE_TYPE, i.id, plan.instanceTags, tx);
-        if (plan.ebsMappings.length) await this.blockDevices.record(tx, caller, now, instances.map((i) => i.id), plan.zone, plan.ebsMappings, plan.volumeTags);
+        if (plan.ebsMappings.length)
+          await this.blockDevices.record(
+            tx,
+            caller,
+            now,
+            instances.map((i) => i.id),
+            plan.zone,
+            plan.ebsMappings,
+            plan.volumeTags,
+          );
         // Last: the zone's address lock is held from here to the commit and serialises the
         // zone's launches, so nothing else runs under it.
-        const networks = await this.network.allocateForLaunch(tx, plan.zone, instances.map((i) => ({ id: i.id, accountId: caller.id })), plan.wantsPublicIp, now, input.privateIp);
+        const networks = await this.network.allocateForLaunch(
+          tx,
+          plan.zone,
+          instances.map((i) => ({ id: i.id, accountId: caller.id })),
+          plan.wantsPublicIp,
+          now,
+          input.privateIp,
+        );
         for (const i of instances) i.privateDnsName = networks.get(i.id)!.privateDnsName;
         return networks;
       });
@@ -402,7 +456,10 @@ export class InstancesService {
     try {
       placements = (await this.cluster.place(zone, { reservationId, minCount: input.minCount, instances: specs })).placements;
     } catch (e) {
-      await this.deleteReservation(reservationId, instances.map((i) => i.id));
+      await this.deleteReservation(
+        reservationId,
+        instances.map((i) => i.id),
+      );
       this.logger.warn({ err: e, reservationId, zone }, 'placement failed');
       throw fromBus(e, () => Ec2Error.insufficientCapacity(type.name, zone), 'RunInstances');
     }
@@ -488,9 +545,13 @@ export class InstancesService {
       groups: (groupsOf.get(instance.id) ?? []).map((l) => ({ groupId: l.groupId, groupName: l.groupName })),
       vcpus: this.types.lookup(instance.instanceType)?.vcpus,
       network: networks.get(instance.id),
-      blockDevices: (volumesOf.get(instance.id) ?? []).map(
-        (v): BlockDeviceView => ({ deviceName: v.device, volumeId: v.id, status: v.state, attachTime: v.attachTime, deleteOnTermination: v.deleteOnTermination }),
-      ),
+      blockDevices: (volumesOf.get(instance.id) ?? []).map((v): BlockDeviceView => ({
+        deviceName: v.device,
+        volumeId: v.id,
+        status: v.state,
+        attachTime: v.attachTime,
+        deleteOnTermination: v.deleteOnTermination,
+      })),
     }));
   }
 
@@ -507,12 +568,21 @@ export class InstancesService {
    * repository): named ids must all be visible; otherwise a keyset walk over the caller's
    * retained instances, every filter applied in memory to each chunk (`keep`).
    */
-  private page<V extends { instance: InstanceEntity }>(caller: Caller, now: Date, q: DescribeQuery, how: Pick<InstancePaging<V>, 'scope' | 'validate' | 'columns' | 'tagsOf' | 'runningOnly' | 'keep'>): Promise<{ page: V[]; nextToken?: string }> {
+  private page<V extends { instance: InstanceEntity }>(
+    caller: Caller,
+    now: Date,
+    q: DescribeQuery,
+    how: Pick<InstancePaging<V>, 'scope' | 'validate' | 'columns' | 'tagsOf' | 'runningOnly' | 'keep'>,
+  ): Promise<{ page: V[]; nextToken?: string }> {
     return this.repo.page(caller, this.cutoff(now), q, { ...PAGE, idsParameter: 'instancesSet', keyOf: (v) => v.instance.id, ...how });
   }
 
   /** DescribeInstances: reservations of the page of matching instances (pagination is over instances). */
-  async describe(caller: Caller, now: Date, q: { ids: readonly string[]; filters: readonly Filter[]; maxResults?: number; nextToken?: string }): Promise<{ reservations: ReservationView[]; nextToken?: string }> {
+  async describe(
+    caller: Caller,
+    now: Date,
+    q: { ids: readonly string[]; filters: readonly Filter[]; maxResults?: number; nextToken?: string },
+  ): Promise<{ reservations: ReservationView[]; nextToken?: string }> {
     const tagsOf = (v: InstanceView) => v.tags;
     const { page, nextToken } = await this.page(caller, now, q, {
       scope: DESCRIBE_SCOPE,
@@ -526,7 +596,11 @@ export class InstancesService {
   }
 
   /** DescribeInstanceStatus: running instances (all visible ones with `includeAll`). */
-  async describeStatus(caller: Caller, now: Date, q: { ids: readonly string[]; filters: readonly Filter[]; includeAll: boolean; maxResults?: number; nextToken?: string }): Promise<{ statuses: StatusView[]; nextToken?: string }> {
+  async describeStatus(
+    caller: Caller,
+    now: Date,
+    q: { ids: readonly string[]; filters: readonly Filter[]; includeAll: boolean; maxResults?: number; nextToken?: string },
+  ): Promise<{ statuses: StatusView[]; nextToken?: string }> {
     const { page, nextToken } = await this.page(caller, now, q, {
       scope: STATUS_SCOPE,
       validate: () => validateFilters(q.filters, STATUS_FILTERS),
@@ -616,7 +690,11 @@ export class InstancesService {
         if (locked) throw new Ec2Error('OperationNotPermitted', `The instance '${locked.id}' may not be terminated. Modify its 'disableApiTermination' instance attribute and try again.`);
       },
       // Never placed: terminated at once, its addresses free again (the others' at their terminated event).
-      async (tx, rows) => void (released = await this.network.release(tx, rows.filter((r) => r.state === 'terminated').map((r) => r.id))),
+      async (tx, rows) =>
+        void (released = await this.network.release(
+          tx,
+          rows.filter((r) => r.state === 'terminated').map((r) => r.id),
+        )),
     );
     this.publisher.changed(released);
     await Promise.all(sends.map((i) => this.lifecycle.send(i.zone, i.id, i.node!, 'terminate')));
@@ -675,7 +753,13 @@ export class InstancesService {
     }
   }
 
-  async describeAttribute(caller: Caller, now: Date, id: string, attribute: InstanceAttributeName, dryRun: boolean): Promise<{ instance: InstanceEntity; groups: GroupRef[]; blockDevices: BlockDeviceView[] }> {
+  async describeAttribute(
+    caller: Caller,
+    now: Date,
+    id: string,
+    attribute: InstanceAttributeName,
+    dryRun: boolean,
+  ): Promise<{ instance: InstanceEntity; groups: GroupRef[]; blockDevices: BlockDeviceView[] }> {
     const instance = await this.one(caller, now, id);
     if (dryRun) throw Ec2Error.dryRun();
     const [view] = await this.views([instance]);

@@ -57,7 +57,10 @@ describe('planZone (reconciliation)', () => {
     const down = planZone('z', [inst(A)], [node('n1', [], 'down')], t(500), timings, m);
     expect(down).toEqual([{ kind: 'impaired', instanceId: A, impaired: true }]);
     const up = planZone('z', [inst(A)], [node('n1', [[A, 'running']])], t(501), timings, m);
-    expect(up).toEqual([{ kind: 'impaired', instanceId: A, impaired: false }, { kind: 'seen', instanceId: A }]);
+    expect(up).toEqual([
+      { kind: 'impaired', instanceId: A, impaired: false },
+      { kind: 'seen', instanceId: A },
+    ]);
   });
 
   it('fails launches that never got a node or a domain (CC died mid-launch)', () => {
@@ -72,7 +75,12 @@ describe('planZone (reconciliation)', () => {
   it('corrects states whose events were lost, and re-sends commands that had no effect', () => {
     const m = new MismatchMemory();
     const live = [inst(A, { state: 'pending', stateCode: 0 }), inst(B, { state: 'shutting-down', stateCode: 32 })];
-    const nodes = [node('n1', [[A, 'running'], [B, 'running']])];
+    const nodes = [
+      node('n1', [
+        [A, 'running'],
+        [B, 'running'],
+      ]),
+    ];
     planZone('z', live, nodes, t(40), timings, m);
     const steps = planZone('z', live, nodes, t(71), timings, m);
     expect(kinds(steps, 'observe')).toEqual([{ kind: 'observe', instanceId: A, node: 'n1', state: 'running' }]);
@@ -80,7 +88,9 @@ describe('planZone (reconciliation)', () => {
     // A running instance whose domain shut off: a guest-initiated stop.
     const m2 = new MismatchMemory();
     planZone('z', [inst(A)], [node('n1', [[A, 'shutoff']])], t(40), timings, m2);
-    expect(kinds(planZone('z', [inst(A)], [node('n1', [[A, 'shutoff']])], t(71), timings, m2), 'observe')).toEqual([{ kind: 'observe', instanceId: A, node: 'n1', state: 'stopped', guestInitiated: true }]);
+    expect(kinds(planZone('z', [inst(A)], [node('n1', [[A, 'shutoff']])], t(71), timings, m2), 'observe')).toEqual([
+      { kind: 'observe', instanceId: A, node: 'n1', state: 'stopped', guestInitiated: true },
+    ]);
   });
 
   it('does not judge instances that changed state recently', () => {

@@ -103,11 +103,19 @@ export function sha256Fingerprint(blob: Buffer): string {
 }
 /** AWS fingerprint of an imported RSA key: MD5 of the DER SubjectPublicKeyInfo. */
 export function rsaImportedFingerprint(key: KeyObject): string {
-  return colonHex(createHash('md5').update(key.export({ type: 'spki', format: 'der' })).digest());
+  return colonHex(
+    createHash('md5')
+      .update(key.export({ type: 'spki', format: 'der' }))
+      .digest(),
+  );
 }
 /** AWS fingerprint of an RSA key it created: SHA-1 of the DER PKCS#8 private key. */
 export function rsaCreatedFingerprint(privateKey: KeyObject): string {
-  return colonHex(createHash('sha1').update(privateKey.export({ type: 'pkcs8', format: 'der' })).digest());
+  return colonHex(
+    createHash('sha1')
+      .update(privateKey.export({ type: 'pkcs8', format: 'der' }))
+      .digest(),
+  );
 }
 
 function publicLine(keyType: KeyType, blob: Buffer, comment: string): string {
@@ -126,16 +134,11 @@ export function opensshEd25519PrivateKey(privateKey: KeyObject, comment: string,
   const pad: number[] = [];
   for (let i = 1; (priv.length + pad.length) % 8 !== 0; i++) pad.push(i);
   priv = Buffer.concat([priv, Buffer.from(pad)]);
-  const body = Buffer.concat([
-    Buffer.from('openssh-key-v1\0', 'latin1'),
-    sshString('none'),
-    sshString('none'),
-    sshString(''),
-    u32(1),
-    sshString(pubBlob),
-    sshString(priv),
-  ]);
-  const lines = body.toString('base64').match(/.{1,70}/g)!.join('\n');
+  const body = Buffer.concat([Buffer.from('openssh-key-v1\0', 'latin1'), sshString('none'), sshString('none'), sshString(''), u32(1), sshString(pubBlob), sshString(priv)]);
+  const lines = body
+    .toString('base64')
+    .match(/.{1,70}/g)!
+    .join('\n');
   return `-----BEGIN OPENSSH PRIVATE KEY-----\n${lines}\n-----END OPENSSH PRIVATE KEY-----\n`;
 }
 

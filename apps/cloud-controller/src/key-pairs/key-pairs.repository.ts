@@ -36,7 +36,6 @@ export const KEY_PAIRS_STORE = Symbol('KEY_PAIRS_STORE');
 
 const COLUMNS = `k.id, k.account_id AS "accountId", k.name, k.key_type AS "keyType", k.fingerprint, k.public_key AS "publicKey", k.created_at AS "createdAt"`;
 
-
 export class KeyPairsRepository implements KeyPairsStore {
   constructor(private readonly ds: DataSource) {}
 
@@ -61,10 +60,15 @@ export class KeyPairsRepository implements KeyPairsStore {
 
   async insert(tx: Tx, r: KeyPairRow): Promise<boolean> {
     try {
-      await tx.query(
-        'INSERT INTO key_pairs (id, account_id, name, key_type, fingerprint, public_key, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)',
-        [r.id, r.accountId, r.name, r.keyType, r.fingerprint, r.publicKey, r.createdAt],
-      );
+      await tx.query('INSERT INTO key_pairs (id, account_id, name, key_type, fingerprint, public_key, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)', [
+        r.id,
+        r.accountId,
+        r.name,
+        r.keyType,
+        r.fingerprint,
+        r.publicKey,
+        r.createdAt,
+      ]);
       return true;
     } catch (e) {
       if (isUniqueViolation(e)) return false;

@@ -38,9 +38,7 @@ class FakeKeyPairsStore implements KeyPairsStore {
     return new Map([...this.rows.values()].filter((r) => ids.includes(r.id)).map((r) => [r.id, r.accountId]));
   }
   async listVisible(caller: Caller) {
-    return [...this.rows.values()]
-      .filter((r) => allows(accessOf(caller, r), 'see'))
-      .sort((a, b) => (a.name === b.name ? (a.accountId < b.accountId ? -1 : 1) : a.name < b.name ? -1 : 1));
+    return [...this.rows.values()].filter((r) => allows(accessOf(caller, r), 'see')).sort((a, b) => (a.name === b.name ? (a.accountId < b.accountId ? -1 : 1) : a.name < b.name ? -1 : 1));
   }
   async nameTaken(accountId: string, name: string) {
     return [...this.rows.values()].some((r) => r.accountId === accountId && r.name === name);
@@ -127,8 +125,7 @@ function ctx(account: Caller, params: Record<string, string>): Ec2Context {
 }
 
 const create = (who: Caller, name: string, tagSpecs: TagSpecification[] = []) => service.create(who, now, { name, keyType: 'ed25519', tagSpecifications: tagSpecs });
-const imp = (who: Caller, name: string, material = 'ssh-ed25519 AAAAC3 me@host') =>
-  service.import(who, now, { name, material: Buffer.from(material), tagSpecifications: [] });
+const imp = (who: Caller, name: string, material = 'ssh-ed25519 AAAAC3 me@host') => service.import(who, now, { name, material: Buffer.from(material), tagSpecifications: [] });
 const names = async (who: Caller, q: Partial<Parameters<KeyPairsService['describe']>[1]> = {}) =>
   (await service.describe(who, { names: [], ids: [], filters: [], ...q })).map((v) => `${v.keyPair.accountId}:${v.keyPair.name}`);
 

@@ -64,11 +64,7 @@ export class KeyPairsService {
   }
 
   /** CreateKeyPair: returns the private key (PEM) once. */
-  async create(
-    caller: Caller,
-    now: Date,
-    input: { name: string; keyType: KeyType; tagSpecifications: readonly TagSpecification[] },
-  ): Promise<KeyPairView & { privateKey: string }> {
+  async create(caller: Caller, now: Date, input: { name: string; keyType: KeyType; tagSpecifications: readonly TagSpecification[] }): Promise<KeyPairView & { privateKey: string }> {
     validateKeyName(input.name);
     this.tags.checkTagSpecifications(KEY_PAIR_RESOURCE_TYPE, input.tagSpecifications);
     await this.assertNameFree(caller.id, input.name);
@@ -78,11 +74,7 @@ export class KeyPairsService {
   }
 
   /** ImportKeyPair: `material` is the decoded PublicKeyMaterial. */
-  async import(
-    caller: Caller,
-    now: Date,
-    input: { name: string; material: Buffer; tagSpecifications: readonly TagSpecification[] },
-  ): Promise<KeyPairView> {
+  async import(caller: Caller, now: Date, input: { name: string; material: Buffer; tagSpecifications: readonly TagSpecification[] }): Promise<KeyPairView> {
     validateKeyName(input.name);
     this.tags.checkTagSpecifications(KEY_PAIR_RESOURCE_TYPE, input.tagSpecifications);
     const key = this.keys.parsePublicKey(input.material);
@@ -128,15 +120,7 @@ export class KeyPairsService {
     if (await this.repo.nameTaken(accountId, name)) throw duplicate(name);
   }
 
-  private async insert(
-    caller: Caller,
-    now: Date,
-    name: string,
-    keyType: KeyType,
-    fingerprint: string,
-    publicKey: string,
-    specs: readonly TagSpecification[],
-  ): Promise<KeyPairView> {
+  private async insert(caller: Caller, now: Date, name: string, keyType: KeyType, fingerprint: string, publicKey: string, specs: readonly TagSpecification[]): Promise<KeyPairView> {
     return this.repo.transaction(async (tx) => {
       await this.quotas.enforce(tx, caller, { kind: 'key-pair' });
       const keyPair: KeyPairRow = { id: newId('key'), accountId: caller.id, name, keyType, fingerprint, publicKey, createdAt: now };

@@ -48,8 +48,7 @@ export function nextPrivateIps(s: Subnet, used: Iterable<string>, count: number)
   return out;
 }
 
-const macText = (v: bigint): string =>
-  ['02', ...v.toString(16).padStart(10, '0').match(/../g)!].join(':');
+const macText = (v: bigint): string => ['02', ...v.toString(16).padStart(10, '0').match(/../g)!].join(':');
 
 /**
  * An instance's MAC: `02:` (locally administered, unicast) and the low 40 bits of its id; on a

@@ -17,7 +17,11 @@ describe('default-VPC face', () => {
     expect(availableIpCount(parseSubnet('10.0.0.0/24'), 0)).toBe(253);
     expect(availableIpCount(parseSubnet('10.0.0.0/28'), 20)).toBe(0);
     expect(defaultSubnet('koala-1', { z: '10.0.0.0/24' }, { name: 'other', zoneId: 'x' }, '1', 0, true)).toBeUndefined();
-    expect(defaultSubnet('koala-1', { '*': '10.0.0.0/24' }, { name: 'other', zoneId: 'x' }, '1', 3, false)).toMatchObject({ cidrBlock: '10.0.0.0/24', availableIpAddressCount: 250, mapPublicIpOnLaunch: false });
+    expect(defaultSubnet('koala-1', { '*': '10.0.0.0/24' }, { name: 'other', zoneId: 'x' }, '1', 3, false)).toMatchObject({
+      cidrBlock: '10.0.0.0/24',
+      availableIpAddressCount: 250,
+      mapPublicIpOnLaunch: false,
+    });
   });
 });
 
@@ -33,8 +37,19 @@ describe('readLaunchNetwork', () => {
   };
   it('reads the top-level and the NetworkInterface.1 forms', () => {
     expect(read({ SubnetId: 's', AssociatePublicIpAddress: 'false' })).toEqual({ subnetId: 's', associatePublicIp: false, privateIp: undefined, groupIds: [] });
-    expect(read({ 'NetworkInterface.1.DeviceIndex': '0', 'NetworkInterface.1.SubnetId': 's', 'NetworkInterface.1.SecurityGroupId.1': 'sg-1', 'NetworkInterface.1.PrivateIpAddress': '10.0.0.9', 'NetworkInterface.1.DeleteOnTermination': 'true' })).toEqual({
-      subnetId: 's', associatePublicIp: undefined, privateIp: '10.0.0.9', groupIds: ['sg-1'],
+    expect(
+      read({
+        'NetworkInterface.1.DeviceIndex': '0',
+        'NetworkInterface.1.SubnetId': 's',
+        'NetworkInterface.1.SecurityGroupId.1': 'sg-1',
+        'NetworkInterface.1.PrivateIpAddress': '10.0.0.9',
+        'NetworkInterface.1.DeleteOnTermination': 'true',
+      }),
+    ).toEqual({
+      subnetId: 's',
+      associatePublicIp: undefined,
+      privateIp: '10.0.0.9',
+      groupIds: ['sg-1'],
     });
   });
   it('refuses what one flat interface cannot be', () => {

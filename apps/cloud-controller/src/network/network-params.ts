@@ -46,7 +46,11 @@ export function readLaunchNetwork(p: Params): LaunchNetworkInput {
   if (ni.str('NetworkInterfaceId') !== undefined) throw new Ec2Error('UnsupportedOperation', `${ONE_INTERFACE}: an existing interface cannot be attached.`);
   if (ni.bool('DeleteOnTermination') === false) throw new Ec2Error('UnsupportedOperation', `${ONE_INTERFACE}: ${ni.fullName('DeleteOnTermination')} cannot be false.`);
   const inner = { associatePublicIp: ni.bool('AssociatePublicIpAddress'), subnetId: ni.str('SubnetId') || undefined, privateIp: ni.str('PrivateIpAddress') || undefined };
-  for (const [k, name] of [['subnetId', 'SubnetId'], ['associatePublicIp', 'AssociatePublicIpAddress'], ['privateIp', 'PrivateIpAddress']] as const) {
+  for (const [k, name] of [
+    ['subnetId', 'SubnetId'],
+    ['associatePublicIp', 'AssociatePublicIpAddress'],
+    ['privateIp', 'PrivateIpAddress'],
+  ] as const) {
     if (top[k] !== undefined && inner[k] !== undefined) {
       throw Ec2Error.invalidParameterCombination(`Network interfaces and an instance-level ${name} may not be specified on the same request`);
     }

@@ -5,7 +5,15 @@ const SG_WEB = 'sg-00000000000000001';
 const SG_DB = 'sg-00000000000000002';
 const SG_OTHER = 'sg-00000000000000003';
 const rule = (groupId: string, isEgress: boolean, ipProtocol: string, extra: Partial<StoredRule> = {}): StoredRule => ({
-  groupId, isEgress, ipProtocol, fromPort: null, toPort: null, cidrIpv4: null, cidrIpv6: null, referencedGroupId: null, ...extra,
+  groupId,
+  isEgress,
+  ipProtocol,
+  fromPort: null,
+  toPort: null,
+  cidrIpv4: null,
+  cidrIpv6: null,
+  referencedGroupId: null,
+  ...extra,
 });
 const META = { httpTokens: 'optional' as const, httpPutResponseHopLimit: 1, httpEndpoint: 'enabled' as const };
 
@@ -15,12 +23,28 @@ const inputs = (): ZoneNetworkInputs => ({
   subnet: '172.31.0.0/20',
   dnsSuffix: 'koala-1.compute.internal',
   generatedAt: new Date('2026-12-07T01:00:00Z'),
-  nodes: [{ node: 'n2', address: '172.31.0.3' }, { node: 'n1', address: '172.31.0.2' }],
+  nodes: [
+    { node: 'n2', address: '172.31.0.3' },
+    { node: 'n1', address: '172.31.0.2' },
+  ],
   interfaces: [
     { instanceId: 'i-00000000000000002', node: 'n2', mac: '02:00:00:00:00:02', privateIp: '172.31.0.5', publicIp: null, groupIds: [SG_DB], metadataOptions: { ...META, httpTokens: 'required' } },
-    { instanceId: 'i-00000000000000001', interfaceId: 'eni-0000000000000000a', node: 'n1', mac: '02:00:00:00:00:01', privateIp: '172.31.0.4', publicIp: '198.51.100.1', groupIds: [SG_WEB, SG_DB], metadataOptions: META },
+    {
+      instanceId: 'i-00000000000000001',
+      interfaceId: 'eni-0000000000000000a',
+      node: 'n1',
+      mac: '02:00:00:00:00:01',
+      privateIp: '172.31.0.4',
+      publicIp: '198.51.100.1',
+      groupIds: [SG_WEB, SG_DB],
+      metadataOptions: META,
+    },
   ],
-  groups: [{ groupId: SG_DB, name: 'db' }, { groupId: SG_WEB, name: 'web' }, { groupId: SG_OTHER, name: 'unused' }],
+  groups: [
+    { groupId: SG_DB, name: 'db' },
+    { groupId: SG_WEB, name: 'web' },
+    { groupId: SG_OTHER, name: 'unused' },
+  ],
   rules: [
     rule(SG_WEB, false, 'tcp', { fromPort: 80, toPort: 80, cidrIpv4: '0.0.0.0/0' }),
     rule(SG_WEB, false, 'tcp', { fromPort: 80, toPort: 80, cidrIpv4: '10.0.0.0/8' }),
@@ -42,9 +66,21 @@ describe('buildZoneNetworkState', () => {
       version: 7,
       subnet: '172.31.0.0/20',
       dnsSuffix: 'koala-1.compute.internal',
-      nodes: [{ node: 'n1', address: '172.31.0.2' }, { node: 'n2', address: '172.31.0.3' }],
+      nodes: [
+        { node: 'n1', address: '172.31.0.2' },
+        { node: 'n2', address: '172.31.0.3' },
+      ],
       interfaces: [
-        { instanceId: 'i-00000000000000001', interfaceId: 'eni-0000000000000000a', node: 'n1', mac: '02:00:00:00:00:01', privateIp: '172.31.0.4', publicIp: '198.51.100.1', groupIds: [SG_WEB, SG_DB], metadataOptions: META },
+        {
+          instanceId: 'i-00000000000000001',
+          interfaceId: 'eni-0000000000000000a',
+          node: 'n1',
+          mac: '02:00:00:00:00:01',
+          privateIp: '172.31.0.4',
+          publicIp: '198.51.100.1',
+          groupIds: [SG_WEB, SG_DB],
+          metadataOptions: META,
+        },
         { instanceId: 'i-00000000000000002', node: 'n2', mac: '02:00:00:00:00:02', privateIp: '172.31.0.5', groupIds: [SG_DB], metadataOptions: { ...META, httpTokens: 'required' } },
       ],
       groups: [

@@ -77,7 +77,10 @@ function mergeRules(rules: readonly NetworkRule[]): NetworkRule[] {
   return [...out.values()];
 }
 
-const byText = <T>(key: (t: T) => string) => (a: T, b: T) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0);
+const byText =
+  <T>(key: (t: T) => string) =>
+  (a: T, b: T) =>
+    key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0;
 
 export function buildZoneNetworkState(inputs: ZoneNetworkInputs): ZoneNetworkState {
   const used = new Set(inputs.interfaces.flatMap((i) => i.groupIds));
@@ -86,7 +89,13 @@ export function buildZoneNetworkState(inputs: ZoneNetworkInputs): ZoneNetworkSta
     .sort(byText((g) => g.groupId))
     .map((g) => {
       const mine = inputs.rules.filter((r) => r.groupId === g.groupId);
-      const translate = (egress: boolean) => mergeRules(mine.filter((r) => r.isEgress === egress).map(toNetworkRule).filter((r): r is NetworkRule => r !== undefined));
+      const translate = (egress: boolean) =>
+        mergeRules(
+          mine
+            .filter((r) => r.isEgress === egress)
+            .map(toNetworkRule)
+            .filter((r): r is NetworkRule => r !== undefined),
+        );
       return { groupId: g.groupId, name: g.name, ingress: translate(false), egress: translate(true) };
     });
   return {

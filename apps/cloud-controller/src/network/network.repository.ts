@@ -239,7 +239,9 @@ export class NetworkRepository implements NetworkStore {
   }
 
   async metadataOptions(tx: Tx, id: string): Promise<InstanceMetadataOptions | undefined> {
-    const rows = await tx.query('SELECT metadata_http_tokens AS "httpTokens", metadata_hop_limit AS "httpPutResponseHopLimit", metadata_http_endpoint AS "httpEndpoint" FROM instances WHERE id = $1', [id]);
+    const rows = await tx.query('SELECT metadata_http_tokens AS "httpTokens", metadata_hop_limit AS "httpPutResponseHopLimit", metadata_http_endpoint AS "httpEndpoint" FROM instances WHERE id = $1', [
+      id,
+    ]);
     return rows[0];
   }
 
@@ -259,7 +261,18 @@ export class NetworkRepository implements NetworkStore {
 
   /** Interfaces of the zone's live placed instances (not terminated, with a node). */
   async liveInterfaces(tx: Tx, zone: string): Promise<InterfaceInput[]> {
-    const rows: Array<{ instanceId: string; interfaceId: string; node: string; mac: string; privateIp: string; publicIp: string | null; groupIds: string[] | null; tokens: string; hops: number; endpoint: string }> = await tx.query(
+    const rows: Array<{
+      instanceId: string;
+      interfaceId: string;
+      node: string;
+      mac: string;
+      privateIp: string;
+      publicIp: string | null;
+      groupIds: string[] | null;
+      tokens: string;
+      hops: number;
+      endpoint: string;
+    }> = await tx.query(
       `SELECT i.id AS "instanceId", n.id AS "interfaceId", i.node, n.mac, n.private_ip AS "privateIp", a.public_ip AS "publicIp",
               (SELECT array_agg(g.group_id ORDER BY g.position) FROM instance_security_groups g WHERE g.instance_id = i.id) AS "groupIds",
               i.metadata_http_tokens AS tokens, i.metadata_hop_limit AS hops, i.metadata_http_endpoint AS endpoint

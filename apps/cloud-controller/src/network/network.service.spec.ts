@@ -112,7 +112,14 @@ class FakeNetworkStore implements NetworkStore {
       .filter((i) => instanceIds.includes(i.instanceId))
       .map((i) => {
         const a = this.data.addresses.find((x) => x.instanceId === i.instanceId);
-        return { ...i, publicIp: a?.publicIp ?? null, publicKind: a?.kind ?? null, publicOwnerId: a?.accountId ?? null, associationId: a?.associationId ?? null, allocationId: a?.allocationId ?? null };
+        return {
+          ...i,
+          publicIp: a?.publicIp ?? null,
+          publicKind: a?.kind ?? null,
+          publicOwnerId: a?.accountId ?? null,
+          associationId: a?.associationId ?? null,
+          allocationId: a?.allocationId ?? null,
+        };
       });
   }
   async lockInstance(_tx: Tx, id: string): Promise<NetworkInstance | undefined> {
@@ -139,7 +146,18 @@ class FakeNetworkStore implements NetworkStore {
       const i = this.data.instances.get(n.instanceId);
       if (!i || i.zone !== zone || i.state === 'terminated' || !i.node) return [];
       const a = this.data.addresses.find((x) => x.instanceId === i.id);
-      return [{ instanceId: i.id, interfaceId: n.id, node: i.node, mac: n.mac, privateIp: n.privateIp, publicIp: a?.publicIp ?? null, groupIds: [...i.groupIds], metadataOptions: i.metadata ?? DEFAULT_METADATA_OPTIONS }];
+      return [
+        {
+          instanceId: i.id,
+          interfaceId: n.id,
+          node: i.node,
+          mac: n.mac,
+          privateIp: n.privateIp,
+          publicIp: a?.publicIp ?? null,
+          groupIds: [...i.groupIds],
+          metadataOptions: i.metadata ?? DEFAULT_METADATA_OPTIONS,
+        },
+      ];
     });
   }
   async instanceNodes(_tx: Tx, zone: string) {
@@ -304,15 +322,28 @@ describe('allocateForLaunch', () => {
   });
 
   it('a full subnet fails the whole launch (InsufficientFreeAddressesInSubnet): nothing written', async () => {
-    await launch('zone-a', range(1, 10).map((n) => instance(n, ALICE)), false);
-    expect(await codeOf(() => launch('zone-a', range(11, 14).map((n) => instance(n, ALICE)), true))).toBe('InsufficientFreeAddressesInSubnet');
+    await launch(
+      'zone-a',
+      range(1, 10).map((n) => instance(n, ALICE)),
+      false,
+    );
+    expect(
+      await codeOf(() =>
+        launch(
+          'zone-a',
+          range(11, 14).map((n) => instance(n, ALICE)),
+          true,
+        ),
+      ),
+    ).toBe('InsufficientFreeAddressesInSubnet');
     expect(store.data.interfaces.map((i) => i.privateIp)).toEqual(range(2, 11).map((n) => `10.0.0.${n}`));
     expect(store.data.addresses).toEqual([]);
     expect(store.rollbacks).toBe(1);
   });
 
   it('an exhausted public pool fails the whole launch (InsufficientAddressCapacity): no interface written either', async () => {
-    for (let n = 1; n <= 5; n++) store.data.addresses.push({ allocationId: `eipalloc-${n}`, accountId: BOB.id, publicIp: `198.51.100.${n}`, instanceId: '', privateIp: '', createdAt: now, kind: 'elastic', associationId: null });
+    for (let n = 1; n <= 5; n++)
+      store.data.addresses.push({ allocationId: `eipalloc-${n}`, accountId: BOB.id, publicIp: `198.51.100.${n}`, instanceId: '', privateIp: '', createdAt: now, kind: 'elastic', associationId: null });
     expect(await codeOf(() => launch('zone-b', [instance(1, ALICE, { zone: 'zone-b' }), instance(2, ALICE, { zone: 'zone-b' })]))).toBe('InsufficientAddressCapacity');
     expect(store.data.interfaces).toEqual([]);
     expect(store.data.addresses).toHaveLength(5);
@@ -441,7 +472,11 @@ describe('the zone’s desired state (what is published)', () => {
 
   it('a CC that does not answer does not stop the build; a full subnet leaves a new node waiting', async () => {
     zoneNodes.down = true;
-    await launch('zone-a', range(1, 12).map((n) => instance(n, ALICE)), false);
+    await launch(
+      'zone-a',
+      range(1, 12).map((n) => instance(n, ALICE)),
+      false,
+    );
     const s = await service.state('zone-a', ['n1', 'n2']);
     expect(s.nodes).toEqual([{ node: 'n1', address: '10.0.0.14' }]);
   });

@@ -118,7 +118,8 @@ export class NetworkService {
     const { ips: used, macs } = await this.repo.usedAddresses(tx, zone);
     if (requestedIp !== undefined && used.includes(requestedIp)) throw new Ec2Error('InvalidIPAddress.InUse', `Address ${requestedIp} is in use.`);
     const ips = requestedIp !== undefined ? [requestedIp] : nextPrivateIps(subnet, used, instances.length); // one instance when requested
-    if (ips.length < instances.length) throw new Ec2Error('InsufficientFreeAddressesInSubnet', `The subnet ${subnet.cidr} of zone ${zone} has no free private IP addresses left for ${instances.length} instance(s).`);
+    if (ips.length < instances.length)
+      throw new Ec2Error('InsufficientFreeAddressesInSubnet', `The subnet ${subnet.cidr} of zone ${zone} has no free private IP addresses left for ${instances.length} instance(s).`);
     const rows: InterfaceRow[] = [];
     const out = new Map<string, LaunchNetwork>();
     for (const [n, i] of instances.entries()) {
@@ -136,7 +137,11 @@ export class NetworkService {
       const launch = [];
       for (const i of instances) {
         const ip = firstFree(this.pool, taken);
-        if (!ip) throw new Ec2Error('InsufficientAddressCapacity', `The public address pool has no free address for ${instances.length} instance(s); launch with AssociatePublicIpAddress=false or release addresses.`);
+        if (!ip)
+          throw new Ec2Error(
+            'InsufficientAddressCapacity',
+            `The public address pool has no free address for ${instances.length} instance(s); launch with AssociatePublicIpAddress=false or release addresses.`,
+          );
         taken.push(ip);
         const n = out.get(i.id)!;
         n.publicIp = ip;

@@ -64,13 +64,7 @@ export function allows(access: Access, want: 'see' | 'change'): boolean {
  * (TypeORM's `:name` style, prefixed with `prefix` so several scopes can share a query).
  * `want: 'see'` admits shared rows, `'change'` the owner's only. The admin gets `TRUE`.
  */
-export function scopeSql(
-  caller: Caller,
-  alias: string,
-  want: 'see' | 'change',
-  sharing?: Sharing,
-  prefix = 'scope',
-): { where: string; params: Record<string, string> } {
+export function scopeSql(caller: Caller, alias: string, want: 'see' | 'change', sharing?: Sharing, prefix = 'scope'): { where: string; params: Record<string, string> } {
   if (caller.isAdmin) return { where: 'TRUE', params: {} };
   const p = `${prefix}Account`;
   const own = `${alias}.account_id = :${p}`;
@@ -84,13 +78,7 @@ export function scopeSql(
  * The rule as positional SQL (`$n`) for repositories written in plain `query()` calls: the
  * condition and the parameters to append, numbered from `firstParam`.
  */
-export function scopeSqlPositional(
-  caller: Caller,
-  alias: string,
-  want: 'see' | 'change',
-  firstParam: number,
-  sharing?: Sharing,
-): { where: string; params: string[] } {
+export function scopeSqlPositional(caller: Caller, alias: string, want: 'see' | 'change', firstParam: number, sharing?: Sharing): { where: string; params: string[] } {
   const named = scopeSql(caller, alias, want, sharing, 'scope');
   const values = Object.values(named.params);
   return { where: named.where.replaceAll(':scopeAccount', `$${firstParam}`), params: values };

@@ -21,7 +21,10 @@ describe('quota decisions', () => {
     const d = defaultLimits(loadConfig({ KOALA_QUOTA_INSTANCES: '7', KOALA_ADDRESSES_PER_ACCOUNT: '3' }));
     expect(Object.keys(d).sort()).toEqual([...QUOTA_NAMES].sort());
     expect([d.instances, d.addresses, d.vcpus]).toEqual([7, 3, 64]);
-    const e = effectiveLimits(d, [{ name: 'vcpus', value: 2 }, { name: 'bogus', value: 1 }]);
+    const e = effectiveLimits(d, [
+      { name: 'vcpus', value: 2 },
+      { name: 'bogus', value: 1 },
+    ]);
     expect([e.vcpus, e.instances, (e as Record<string, number>).bogus]).toEqual([2, 7, undefined]);
   });
 

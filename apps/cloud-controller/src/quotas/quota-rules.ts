@@ -6,19 +6,7 @@
 import { Ec2Error } from '@koala/ec2-query';
 
 /** Quota names as `koala quota set ACCOUNT NAME VALUE` spells them. */
-export const QUOTA_NAMES = [
-  'instances',
-  'vcpus',
-  'volumes',
-  'volume-gib',
-  'snapshots',
-  'images',
-  'image-fetches',
-  'key-pairs',
-  'security-groups',
-  'rules-per-group',
-  'addresses',
-] as const;
+export const QUOTA_NAMES = ['instances', 'vcpus', 'volumes', 'volume-gib', 'snapshots', 'images', 'image-fetches', 'key-pairs', 'security-groups', 'rules-per-group', 'addresses'] as const;
 export type QuotaName = (typeof QUOTA_NAMES)[number];
 export type QuotaLimits = Readonly<Record<QuotaName, number>>;
 
@@ -69,12 +57,7 @@ export function effectiveLimits(defaults: QuotaLimits, overrides: ReadonlyArray<
 
 /** What a create adds. Only the quotas it names are checked. */
 export type QuotaRequest =
-  | { kind: 'volume'; count: number; gib: number }
-  | { kind: 'snapshot' }
-  | { kind: 'image'; fetch: boolean }
-  | { kind: 'key-pair' }
-  | { kind: 'security-group' }
-  | { kind: 'address' };
+  { kind: 'volume'; count: number; gib: number } | { kind: 'snapshot' } | { kind: 'image'; fetch: boolean } | { kind: 'key-pair' } | { kind: 'security-group' } | { kind: 'address' };
 
 /** What an account holds now (the fields a request's kind needs). */
 export interface QuotaUsage {
@@ -102,15 +85,22 @@ export function decideQuota(usage: QuotaUsage, request: QuotaRequest, limits: Qu
       }
       return undefined;
     case 'snapshot':
-      return exceeded(usage.snapshots, 1, limits.snapshots) ? new Ec2Error('SnapshotLimitExceeded', `You have reached the maximum number of snapshots (${limits.snapshots}) for this account.`) : undefined;
+      return exceeded(usage.snapshots, 1, limits.snapshots)
+        ? new Ec2Error('SnapshotLimitExceeded', `You have reached the maximum number of snapshots (${limits.snapshots}) for this account.`)
+        : undefined;
     case 'image':
       if (exceeded(usage.images, 1, limits.images)) return new Ec2Error('ResourceLimitExceeded', `You have reached the maximum number of images (${limits.images}) for this account.`);
       if (request.fetch && exceeded(usage.imageFetches, 1, limits['image-fetches'])) {
-        return new Ec2Error('ResourceLimitExceeded', `You have reached the maximum number of images being fetched at once (${limits['image-fetches']}); wait for a pending image to become available or failed.`);
+        return new Ec2Error(
+          'ResourceLimitExceeded',
+          `You have reached the maximum number of images being fetched at once (${limits['image-fetches']}); wait for a pending image to become available or failed.`,
+        );
       }
       return undefined;
     case 'key-pair':
-      return exceeded(usage.keyPairs, 1, limits['key-pairs']) ? new Ec2Error('ResourceLimitExceeded', `You have reached the maximum number of key pairs (${limits['key-pairs']}) for this account.`) : undefined;
+      return exceeded(usage.keyPairs, 1, limits['key-pairs'])
+        ? new Ec2Error('ResourceLimitExceeded', `You have reached the maximum number of key pairs (${limits['key-pairs']}) for this account.`)
+        : undefined;
     case 'security-group':
       return exceeded(usage.securityGroups, 1, limits['security-groups'])
         ? new Ec2Error('SecurityGroupLimitExceeded', `You have reached the maximum number of security groups (${limits['security-groups']}) for this account.`)
@@ -138,7 +128,10 @@ export function decideInstances(usage: Pick<QuotaUsage, 'instances' | 'vcpus'>, 
   }
   if (byVcpus < want.min) {
     return {
-      error: new Ec2Error('VcpuLimitExceeded', `You have requested more vCPU capacity than your current vCPU limit of ${limits.vcpus} allows for the instance bucket that the specified instance type belongs to (in use: ${usage.vcpus ?? 0}, requested: ${want.min * want.vcpus}).`),
+      error: new Ec2Error(
+        'VcpuLimitExceeded',
+        `You have requested more vCPU capacity than your current vCPU limit of ${limits.vcpus} allows for the instance bucket that the specified instance type belongs to (in use: ${usage.vcpus ?? 0}, requested: ${want.min * want.vcpus}).`,
+      ),
     };
   }
   return { count: Math.min(want.max, byCount, byVcpus) };

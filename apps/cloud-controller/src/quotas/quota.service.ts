@@ -1,7 +1,20 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { KOALA_CONFIG } from '@koala/config';
 import { InstanceTypesService } from '../instance-types/instance-types.service.js';
-import { decideInstances, decideQuota, decideRules, defaultLimits, effectiveLimits, isQuotaName, MAX_QUOTA_VALUE, QUOTA_NAMES, type QuotaDefaultsConfig, type QuotaLimits, type QuotaName, type QuotaRequest } from './quota-rules.js';
+import {
+  decideInstances,
+  decideQuota,
+  decideRules,
+  defaultLimits,
+  effectiveLimits,
+  isQuotaName,
+  MAX_QUOTA_VALUE,
+  QUOTA_NAMES,
+  type QuotaDefaultsConfig,
+  type QuotaLimits,
+  type QuotaName,
+  type QuotaRequest,
+} from './quota-rules.js';
 import { QUOTAS_STORE, QuotasRepository, type QuotasStore, type Tx, type UsageKind } from './quotas.repository.js';
 
 /** Who creates: the admin account (the operator's) is not subject to quotas. */
@@ -90,7 +103,8 @@ export class QuotaService {
       await this.repo.deleteOverride(accountId, name);
       return;
     }
-    if (!/^\d{1,10}$/.test(value) || Number(value) > MAX_QUOTA_VALUE) throw new QuotaUsageError(`quota value must be a whole number from 0 to ${MAX_QUOTA_VALUE} or "default", got "${value.slice(0, 64)}"`);
+    if (!/^\d{1,10}$/.test(value) || Number(value) > MAX_QUOTA_VALUE)
+      throw new QuotaUsageError(`quota value must be a whole number from 0 to ${MAX_QUOTA_VALUE} or "default", got "${value.slice(0, 64)}"`);
     await this.repo.setOverride(accountId, name, Number(value), now);
   }
 }

@@ -79,11 +79,7 @@ describe('RegionsService', () => {
   });
 
   it('capacity: per type, instances that fit in the free and total resources of the zone’s up nodes', async () => {
-    zones.nodesOf.set('za', [
-      node('n1', 'up', res(4, 2048, 40), res(2, 1024, 20)),
-      node('n2', 'up', res(2, 512, 10), res(0, 512, 10)),
-      node('n3', 'down', res(64, 65536, 1000), res(64, 65536, 1000)),
-    ]);
+    zones.nodesOf.set('za', [node('n1', 'up', res(4, 2048, 40), res(2, 1024, 20)), node('n2', 'up', res(2, 512, 10), res(0, 512, 10)), node('n3', 'down', res(64, 65536, 1000), res(64, 65536, 1000))]);
     const c = await regions.capacity('za');
     expect(c.map((t) => [t.type.name, t.free, t.max])).toEqual([
       ['c1.medium', 1, 3], // n1: free min(2/2, 1024/512, 20/5) = 1; total min(2, 4, 8) = 2 + n2 total 1

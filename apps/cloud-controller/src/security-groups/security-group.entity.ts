@@ -21,7 +21,8 @@ export class SecurityGroupEntity {
   vpcId: string | null;
 
   @Column({ name: 'created_at', type: 'timestamptz' })
-  createdAt: Date;}
+  createdAt: Date;
+}
 
 /**
  * One rule: protocol + port range + exactly one peer (IPv4 CIDR, IPv6 CIDR or group).

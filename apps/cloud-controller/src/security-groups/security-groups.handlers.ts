@@ -9,7 +9,26 @@ import type { GroupRow, RuleRow } from './security-groups.repository.js';
 import { SecurityGroupsService, type GroupRef, type GroupView } from './security-groups.service.js';
 
 /** The rules of Authorize/Revoke, new form (`IpPermissions.N.*`) and old form (see `readRuleInputs`). */
-const RULE_SHAPES = ['IpPermissions.N.IpProtocol', 'IpPermissions.N.FromPort', 'IpPermissions.N.ToPort', 'IpPermissions.N.IpRanges.N.CidrIp', 'IpPermissions.N.IpRanges.N.Description', 'IpPermissions.N.Ipv6Ranges.N.CidrIpv6', 'IpPermissions.N.Ipv6Ranges.N.Description', 'IpPermissions.N.Groups.N.GroupId', 'IpPermissions.N.Groups.N.GroupName', 'IpPermissions.N.Groups.N.UserId', 'IpPermissions.N.Groups.N.Description', 'IpPermissions.N.PrefixListIds.N.PrefixListId', 'IpProtocol', 'FromPort', 'ToPort', 'CidrIp', 'SourceSecurityGroupName', 'SourceSecurityGroupOwnerId'];
+const RULE_SHAPES = [
+  'IpPermissions.N.IpProtocol',
+  'IpPermissions.N.FromPort',
+  'IpPermissions.N.ToPort',
+  'IpPermissions.N.IpRanges.N.CidrIp',
+  'IpPermissions.N.IpRanges.N.Description',
+  'IpPermissions.N.Ipv6Ranges.N.CidrIpv6',
+  'IpPermissions.N.Ipv6Ranges.N.Description',
+  'IpPermissions.N.Groups.N.GroupId',
+  'IpPermissions.N.Groups.N.GroupName',
+  'IpPermissions.N.Groups.N.UserId',
+  'IpPermissions.N.Groups.N.Description',
+  'IpPermissions.N.PrefixListIds.N.PrefixListId',
+  'IpProtocol',
+  'FromPort',
+  'ToPort',
+  'CidrIp',
+  'SourceSecurityGroupName',
+  'SourceSecurityGroupOwnerId',
+];
 
 function groupRef(p: Params): GroupRef {
   return { id: p.str('GroupId') || undefined, name: p.str('GroupName') || undefined };

@@ -91,10 +91,7 @@ export class SecurityGroupsRepository implements SecurityGroupsStore {
 
   async groupOf(tx: Tx | undefined, accountId: string, key: GroupKey, lock = false): Promise<GroupRow | undefined> {
     const [column, value] = 'id' in key ? ['id', key.id] : ['name', key.name];
-    const rows: GroupRow[] = await (tx ?? this.ds.manager).query(
-      `SELECT ${GROUP} FROM security_groups g WHERE g.account_id = $1 AND g.${column} = $2${lock ? ' FOR UPDATE' : ''}`,
-      [accountId, value],
-    );
+    const rows: GroupRow[] = await (tx ?? this.ds.manager).query(`SELECT ${GROUP} FROM security_groups g WHERE g.account_id = $1 AND g.${column} = $2${lock ? ' FOR UPDATE' : ''}`, [accountId, value]);
     return rows[0];
   }
 

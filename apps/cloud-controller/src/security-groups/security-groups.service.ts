@@ -1,15 +1,5 @@
 import { Inject, Injectable, Optional } from '@nestjs/common';
-import {
-  applyFilters,
-  Ec2Error,
-  isValidId,
-  newId,
-  paginate,
-  type Filter,
-  type FilterSpec,
-  type Tag,
-  type TagSpecification,
-} from '@koala/ec2-query';
+import { applyFilters, Ec2Error, isValidId, newId, paginate, type Filter, type FilterSpec, type Tag, type TagSpecification } from '@koala/ec2-query';
 import { accessOf, allows, type Caller } from '../persistence/access-scope.js';
 import { isUniqueViolation } from '../persistence/pg-errors.js';
 import { QuotaService } from '../quotas/quota.service.js';
@@ -146,11 +136,7 @@ export class SecurityGroupsService {
   }
 
   /** CreateSecurityGroup: the group with the default egress rule and its tags, in one transaction. */
-  async create(
-    caller: Caller,
-    now: Date,
-    input: { name: string; description: string; vpcId?: string; tagSpecifications: readonly TagSpecification[] },
-  ): Promise<GroupView> {
+  async create(caller: Caller, now: Date, input: { name: string; description: string; vpcId?: string; tagSpecifications: readonly TagSpecification[] }): Promise<GroupView> {
     validateGroupInput(input.name, input.description);
     this.tags.checkTagSpecifications(SECURITY_GROUP_RESOURCE_TYPE, input.tagSpecifications);
     await this.ensureDefaultGroup(caller.id, now);

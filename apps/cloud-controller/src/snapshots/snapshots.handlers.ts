@@ -93,7 +93,20 @@ export class SnapshotsHandlers {
     return { snapshotId: snapshot.id, createVolumePermission: perms };
   }
 
-  @Ec2Action('ModifySnapshotAttribute', { params: ['SnapshotId', 'Attribute', 'OperationType', 'UserId.N', 'UserGroup.N', 'CreateVolumePermission.Add.N.UserId', 'CreateVolumePermission.Add.N.Group', 'CreateVolumePermission.Remove.N.UserId', 'CreateVolumePermission.Remove.N.Group', 'DryRun'] })
+  @Ec2Action('ModifySnapshotAttribute', {
+    params: [
+      'SnapshotId',
+      'Attribute',
+      'OperationType',
+      'UserId.N',
+      'UserGroup.N',
+      'CreateVolumePermission.Add.N.UserId',
+      'CreateVolumePermission.Add.N.Group',
+      'CreateVolumePermission.Remove.N.UserId',
+      'CreateVolumePermission.Remove.N.Group',
+      'DryRun',
+    ],
+  })
   async modifyAttribute(ctx: Ec2Context) {
     const p = ctx.params;
     const id = p.str('SnapshotId', { required: true });

@@ -104,7 +104,7 @@ describe('sharing: who may see, restore and change a snapshot', () => {
     expect(await codeOf(svc.restorable(bob, 'snap-x'))).toBe('InvalidSnapshotID.Malformed');
   });
 
-  it('changes: visible but not the caller\'s → UnauthorizedOperation; invisible → NotFound; nothing changed', async () => {
+  it("changes: visible but not the caller's → UnauthorizedOperation; invisible → NotFound; nothing changed", async () => {
     for (const [caller, id, code] of [
       [bob, SHARED, 'UnauthorizedOperation'],
       [carol, PUBLIC, 'UnauthorizedOperation'],
@@ -120,7 +120,7 @@ describe('sharing: who may see, restore and change a snapshot', () => {
     expect(zone.ops()).toEqual([]);
   });
 
-  it('CopySnapshot: from a snapshot the caller may restore, completed, within the region; the copy is the caller\'s', async () => {
+  it("CopySnapshot: from a snapshot the caller may restore, completed, within the region; the copy is the caller's", async () => {
     const copy = (caller: Caller, id: string, f: object = {}) => svc.copy(caller, now, { sourceSnapshotId: id, sourceRegion: 'r1', tagSpecifications: [], dryRun: false, ...f });
     expect(await codeOf(copy(bob, PRIVATE))).toBe('InvalidSnapshot.NotFound');
     expect(await codeOf(copy(alice, PENDING))).toBe('IncorrectState');

@@ -45,7 +45,8 @@ export const SNAPSHOT_FILTERS: FilterSpec<SnapshotView> = {
 };
 
 /** What `account` has of a snapshot whose createVolumePermission accounts are `permitted` (the one access rule). */
-const accessOfAccount = (account: Caller, s: SnapshotRow, permitted: readonly string[]) => accessOf(account, { accountId: s.accountId, isPublic: s.isPublic, grantedToCaller: permitted.includes(account.id) });
+const accessOfAccount = (account: Caller, s: SnapshotRow, permitted: readonly string[]) =>
+  accessOf(account, { accountId: s.accountId, isPublic: s.isPublic, grantedToCaller: permitted.includes(account.id) });
 
 /**
  * Snapshots: CreateSnapshot / CopySnapshot (the SC of the volume's zone copies and reports
@@ -111,7 +112,11 @@ export class SnapshotsService {
     return { snapshot, tags, permittedAccounts: [] };
   }
 
-  async copy(caller: Caller, now: Date, q: { sourceSnapshotId: string; sourceRegion: string; destinationRegion?: string; description?: string; encrypted?: boolean; tagSpecifications: TagSpecification[]; dryRun: boolean }): Promise<SnapshotView> {
+  async copy(
+    caller: Caller,
+    now: Date,
+    q: { sourceSnapshotId: string; sourceRegion: string; destinationRegion?: string; description?: string; encrypted?: boolean; tagSpecifications: TagSpecification[]; dryRun: boolean },
+  ): Promise<SnapshotView> {
     if (q.destinationRegion !== undefined && q.destinationRegion !== this.config.region) {
       throw Ec2Error.invalidParameterValue('DestinationRegion', q.destinationRegion, `Koala copies snapshots within this region (${this.config.region}) only.`);
     }
@@ -181,7 +186,11 @@ export class SnapshotsService {
       validate: () => validateFilters(q.filters, SNAPSHOT_FILTERS, tagsOf),
       keep: async (rows) => {
         const perms = await this.repo.permissions(rows.map((r) => r.id));
-        return this.matching(caller, q, rows.map((snapshot): SnapshotView => ({ snapshot, tags: [], permittedAccounts: perms.get(snapshot.id) ?? [] })));
+        return this.matching(
+          caller,
+          q,
+          rows.map((snapshot): SnapshotView => ({ snapshot, tags: [], permittedAccounts: perms.get(snapshot.id) ?? [] })),
+        );
       },
       keyOf: (v) => v.snapshot.id,
     });
@@ -248,7 +257,11 @@ export class SnapshotsService {
         return;
       }
       // The owner needs no grant of its own.
-      await this.repo.grant(tx, id, change.add.accounts.filter((a) => a !== s.accountId));
+      await this.repo.grant(
+        tx,
+        id,
+        change.add.accounts.filter((a) => a !== s.accountId),
+      );
       await this.repo.revoke(tx, id, change.remove.accounts);
       if (change.add.all || change.remove.all) await this.repo.update({ id }, { isPublic: change.add.all && !change.remove.all }, tx);
     });
@@ -257,7 +270,10 @@ export class SnapshotsService {
   // ---- StorageEvents -------------------------------------------------------------------------
 
   async applyEvent(event: StorageEvent): Promise<void> {
-    const ev = { ...event, reason: publicReason(event.reason, (ref, d) => this.logger.warn({ snapshotId: event.id, ref, code: d.code, detail: d.message }, 'snapshot failure reported by the storage controller')) };
+    const ev = {
+      ...event,
+      reason: publicReason(event.reason, (ref, d) => this.logger.warn({ snapshotId: event.id, ref, code: d.code, detail: d.message }, 'snapshot failure reported by the storage controller')),
+    };
     const applied = await this.repo.transaction(async (tx) => {
       const s = await this.repo.lock(tx, ev.id);
       const d = decideSnapshotEvent(s, ev);

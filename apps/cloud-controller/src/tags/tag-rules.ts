@@ -43,10 +43,7 @@ export function tagsFromSpecifications(resourceType: string, specs: readonly Tag
   const all: Tag[] = [];
   for (const s of specs) {
     if (s.resourceType !== resourceType) {
-      throw new Ec2Error(
-        'InvalidParameterValue',
-        `'${s.resourceType}' is not a valid taggable resource type for this operation.`,
-      );
+      throw new Ec2Error('InvalidParameterValue', `'${s.resourceType}' is not a valid taggable resource type for this operation.`);
     }
     all.push(...s.tags);
   }

@@ -68,7 +68,15 @@ describe('CreateTags', () => {
 
 describe('DeleteTags', () => {
   beforeEach(async () => {
-    await service.createTags(ALICE, [KEY_A, KEY_A2], [{ key: 'a', value: '1' }, { key: 'b', value: '2' }, { key: 'c', value: '3' }]);
+    await service.createTags(
+      ALICE,
+      [KEY_A, KEY_A2],
+      [
+        { key: 'a', value: '1' },
+        { key: 'b', value: '2' },
+        { key: 'c', value: '3' },
+      ],
+    );
   });
 
   it('by key, by key and value (only when equal), or every tag', async () => {
@@ -91,7 +99,14 @@ describe('DeleteTags', () => {
 
 describe('DescribeTags', () => {
   beforeEach(async () => {
-    await service.createTags(ALICE, [KEY_A2, KEY_A], [{ key: 'b', value: '1' }, { key: 'a', value: '2' }]);
+    await service.createTags(
+      ALICE,
+      [KEY_A2, KEY_A],
+      [
+        { key: 'b', value: '1' },
+        { key: 'a', value: '2' },
+      ],
+    );
     await service.createTags(BOB, [SG_B], [{ key: 'a', value: 'bob' }]);
   });
 
@@ -128,6 +143,10 @@ describe('TagSpecifications and resource helpers', () => {
     await service.createTags(ALICE, [KEY_A, KEY_A2], [{ key: 'x', value: '1' }]);
     await service.deleteAllFor(KEY_A);
     const m = await service.tagsOf([KEY_A, KEY_A2, SG_B]);
-    expect([...m]).toEqual([[KEY_A, []], [KEY_A2, [{ key: 'x', value: '1' }]], [SG_B, []]]);
+    expect([...m]).toEqual([
+      [KEY_A, []],
+      [KEY_A2, [{ key: 'x', value: '1' }]],
+      [SG_B, []],
+    ]);
   });
 });

@@ -56,11 +56,7 @@ export class TagsService {
   }
 
   /** DescribeTags: the tags the caller may see (the admin: everyone's), filtered, sorted by resource id and key. */
-  async describeTags(
-    caller: Caller,
-    filters: readonly Filter[],
-    page: { maxResults?: number; nextToken?: string },
-  ): Promise<{ tags: TagDescription[]; nextToken?: string }> {
+  async describeTags(caller: Caller, filters: readonly Filter[], page: { maxResults?: number; nextToken?: string }): Promise<{ tags: TagDescription[]; nextToken?: string }> {
     const rows = await this.repo.visible(caller);
     const matching = applyFilters(rows, filters, TAG_FILTERS).sort((a, b) => cmp(sortKey(a), sortKey(b)));
     const { page: items, nextToken } = paginate(matching, { ...page, keyOf: sortKey, scope: 'DescribeTags' });

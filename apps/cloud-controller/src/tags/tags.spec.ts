@@ -25,15 +25,18 @@ describe('tag rules', () => {
   });
 
   it('later duplicates of a key win', () => {
-    expect(validateTags([{ key: 'a', value: '1' }, { key: 'a', value: '2' }])).toEqual([{ key: 'a', value: '2' }]);
+    expect(
+      validateTags([
+        { key: 'a', value: '1' },
+        { key: 'a', value: '2' },
+      ]),
+    ).toEqual([{ key: 'a', value: '2' }]);
   });
 
   it('TagSpecification resource types must match the created resource', async () => {
     expect(tagsFromSpecifications('key-pair', [{ resourceType: 'key-pair', tags: [{ key: 'a', value: 'b' }] }])).toEqual([{ key: 'a', value: 'b' }]);
     expect(tagsFromSpecifications('key-pair', [])).toEqual([]);
-    expect(await codeOf(() => tagsFromSpecifications('key-pair', [{ resourceType: 'instance', tags: [] }]))).toMatch(
-      /^InvalidParameterValue: 'instance' is not a valid taggable resource type/,
-    );
+    expect(await codeOf(() => tagsFromSpecifications('key-pair', [{ resourceType: 'instance', tags: [] }]))).toMatch(/^InvalidParameterValue: 'instance' is not a valid taggable resource type/);
   });
 });
 
@@ -63,9 +66,7 @@ describe('TaggableResources', () => {
     expect(await codeOf(() => registry.resolve(em, alice, ['bogus']))).toMatch(/^InvalidID/);
     expect(await codeOf(() => registry.resolve(em, alice, ['sg-xyz']))).toMatch(/^InvalidID/);
     expect(await codeOf(() => registry.resolve(em, alice, ['key-00000000000000000']))).toMatch(/^InvalidKeyPair\.NotFound/);
-    expect(await codeOf(() => registry.resolve(em, alice, ['sg-0123456789abcdef0']))).toBe(
-      "InvalidGroup.NotFound: The security group 'sg-0123456789abcdef0' does not exist",
-    );
+    expect(await codeOf(() => registry.resolve(em, alice, ['sg-0123456789abcdef0']))).toBe("InvalidGroup.NotFound: The security group 'sg-0123456789abcdef0' does not exist");
   });
 
   it('the admin resolves any account’s ids', async () => {

@@ -15,7 +15,12 @@ describe('planBlockDevices', () => {
   it('returns the EBS mappings with DeleteOnTermination defaulting to true; ephemeral and NoDevice change nothing', () => {
     expect(
       planBlockDevices(
-        [m('/dev/sdf', { ebs: { volumeSize: 2 } }), m('/dev/xvdg', { ebs: { snapshotId: 'snap-0123456789abcdef0', deleteOnTermination: false } }, 2), m('/dev/sdb', { virtualName: 'ephemeral0' }, 3), m('/dev/sda1', { noDevice: true }, 4)],
+        [
+          m('/dev/sdf', { ebs: { volumeSize: 2 } }),
+          m('/dev/xvdg', { ebs: { snapshotId: 'snap-0123456789abcdef0', deleteOnTermination: false } }, 2),
+          m('/dev/sdb', { virtualName: 'ephemeral0' }, 3),
+          m('/dev/sda1', { noDevice: true }, 4),
+        ],
         root,
       ),
     ).toEqual([

@@ -172,7 +172,10 @@ export class BlockDevicesService {
       // a DeleteOnTermination volume is still deleted with the instance.
       const leftover = await this.repo.volumeByClientToken(row.accountId, mappingClientToken(row.instanceId, row.deviceName));
       await this.repo.move(key, 'pending', { state: 'failed', reason, claimedAt: null, ...(leftover ? { volumeId: leftover } : {}) });
-      this.logger.warn({ instanceId: row.instanceId, device: row.deviceName, code: reason.code, message: reason.message }, 'block-device mapping failed: the volume could not be created; the instance runs without it');
+      this.logger.warn(
+        { instanceId: row.instanceId, device: row.deviceName, code: reason.code, message: reason.message },
+        'block-device mapping failed: the volume could not be created; the instance runs without it',
+      );
     }
   }
 
@@ -189,9 +192,15 @@ export class BlockDevicesService {
   /** `creating`: waits for the volume to be available and the instance running, then attaches it (or fails, or releases). */
   private async followVolume({ row, now, key, ended }: Step, volume: MappedVolume | undefined): Promise<void> {
     if (!volume || volume.state === 'deleted' || volume.state === 'deleting' || volume.state === 'error') {
-      const reason = volume?.stateReasonCode ? { code: volume.stateReasonCode, message: volume.stateReasonMessage ?? volume.stateReasonCode } : { code: 'Server.InternalError', message: `volume ${row.volumeId} is ${volume?.state ?? 'gone'}` };
+      const reason = volume?.stateReasonCode
+        ? { code: volume.stateReasonCode, message: volume.stateReasonMessage ?? volume.stateReasonCode }
+        : { code: 'Server.InternalError', message: `volume ${row.volumeId} is ${volume?.state ?? 'gone'}` };
       await this.repo.move(key, 'creating', { state: ended ? 'released' : 'failed', reason });
-      if (!ended) this.logger.warn({ instanceId: row.instanceId, device: row.deviceName, volumeId: row.volumeId, code: reason.code }, 'block-device mapping failed: the volume could not be created; the instance runs without it');
+      if (!ended)
+        this.logger.warn(
+          { instanceId: row.instanceId, device: row.deviceName, volumeId: row.volumeId, code: reason.code },
+          'block-device mapping failed: the volume could not be created; the instance runs without it',
+        );
       return;
     }
     if (volume.attachInstanceId === row.instanceId && volume.attachDevice === row.deviceName && volume.attachState === 'attached') {
@@ -207,7 +216,10 @@ export class BlockDevicesService {
     if (ended) {
       if (row.deleteOnTermination) await this.volumes.delete(asAdmin(row), volume.id, false);
       await this.repo.move(key, 'creating', { state: 'released' });
-      this.logger.info({ instanceId: row.instanceId, device: row.deviceName, volumeId: volume.id, deleted: row.deleteOnTermination }, 'block-device mapping released: the instance ended before the attachment');
+      this.logger.info(
+        { instanceId: row.instanceId, device: row.deviceName, volumeId: volume.id, deleted: row.deleteOnTermination },
+        'block-device mapping released: the instance ended before the attachment',
+      );
       return;
     }
     if (row.instanceState !== 'running') return; // attached once the instance runs
@@ -230,7 +242,10 @@ export class BlockDevicesService {
         return;
       }
       await this.repo.move(key, 'attaching', { state: 'failed', reason, claimedAt: null });
-      this.logger.warn({ instanceId: row.instanceId, device: row.deviceName, volumeId, code: reason.code, message: reason.message }, 'block-device mapping failed: the volume could not be attached; the instance runs without it');
+      this.logger.warn(
+        { instanceId: row.instanceId, device: row.deviceName, volumeId, code: reason.code, message: reason.message },
+        'block-device mapping failed: the volume could not be attached; the instance runs without it',
+      );
     }
   }
 }

@@ -90,11 +90,13 @@ describe('attach workflow (rollback)', () => {
   const target: IscsiTarget = { iqn: 'iqn.x', lun: 1, portal: '127.0.0.1:3260', chapUser: 'vol-1', chapSecret: 's'.repeat(32) };
   function fake(fail: { export?: boolean; attach?: boolean; detach?: boolean; unexport?: boolean } = {}) {
     const calls: string[] = [];
-    const step = <T>(name: string, failIt: boolean | undefined, value: T) => async () => {
-      calls.push(name);
-      if (failIt) throw Object.assign(new Error(`${name} failed`), { code: `${name}.Failed` });
-      return value;
-    };
+    const step =
+      <T>(name: string, failIt: boolean | undefined, value: T) =>
+      async () => {
+        calls.push(name);
+        if (failIt) throw Object.assign(new Error(`${name} failed`), { code: `${name}.Failed` });
+        return value;
+      };
     const steps: AttachSteps = {
       exportVolume: step('export', fail.export, target),
       attach: step('attach', fail.attach, { guestDevice: 'vdb' }),

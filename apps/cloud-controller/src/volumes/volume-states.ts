@@ -36,9 +36,11 @@ export function decideVolumeEvent(v: Pick<VolumeEntity, 'state' | 'zone'> | unde
   const to = ev.state as VolumeState;
   if (v.state === to) return { kind: 'ignore', why: 'same' };
   if (v.state === 'creating' && to === 'available') return { kind: 'apply', patch: { state: 'available', ...reasonCols(null) } };
-  if (v.state === 'creating' && to === 'error') return { kind: 'apply', patch: { state: 'error', ...reasonCols(ev.reason ?? { code: 'Server.InternalError', message: 'the volume could not be created' }) } };
+  if (v.state === 'creating' && to === 'error')
+    return { kind: 'apply', patch: { state: 'error', ...reasonCols(ev.reason ?? { code: 'Server.InternalError', message: 'the volume could not be created' }) } };
   if (v.state === 'deleting' && to === 'deleted') return { kind: 'apply', patch: { state: 'deleted', deletedAt: now, ...DETACHED }, deleted: true };
-  if (v.state === 'deleting' && to === 'error') return { kind: 'apply', patch: { state: 'error', ...reasonCols(ev.reason ?? { code: 'Server.InternalError', message: 'the volume could not be deleted' }) } };
+  if (v.state === 'deleting' && to === 'error')
+    return { kind: 'apply', patch: { state: 'error', ...reasonCols(ev.reason ?? { code: 'Server.InternalError', message: 'the volume could not be deleted' }) } };
   return { kind: 'ignore', why: `stale ${to} while ${v.state}` };
 }
 
@@ -61,10 +63,7 @@ export function checkDevice(device: string, rootDevice?: string): void {
 }
 
 /** AttachVolume preconditions on the volume and instance (both rows locked by the caller). */
-export function checkAttachable(
-  v: Pick<VolumeEntity, 'id' | 'state' | 'zone' | 'attachState' | 'attachInstanceId'>,
-  i: { id: string; state: string; zone: string; node: string | null },
-): void {
+export function checkAttachable(v: Pick<VolumeEntity, 'id' | 'state' | 'zone' | 'attachState' | 'attachInstanceId'>, i: { id: string; state: string; zone: string; node: string | null }): void {
   if (v.attachState) throw new Ec2Error('VolumeInUse', `${v.id} is already attached to an instance`);
   if (v.state === 'in-use') throw new Ec2Error('VolumeInUse', `${v.id} is already attached to an instance`);
   if (v.state !== 'available') throw new Ec2Error('IncorrectState', `vol '${v.id}' is not 'available'. Current state: ${v.state}.`);

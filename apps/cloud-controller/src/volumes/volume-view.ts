@@ -12,9 +12,10 @@ export function volumeItem(v: VolumeView): Record<string, XmlValue> {
     availabilityZone: x.zone,
     status: x.state,
     createTime: x.createdAt,
-    attachmentSet: x.attachState && x.attachInstanceId
-      ? [{ volumeId: x.id, instanceId: x.attachInstanceId, device: x.attachDevice, status: x.attachState, attachTime: x.attachTime, deleteOnTermination: x.deleteOnTermination }]
-      : [],
+    attachmentSet:
+      x.attachState && x.attachInstanceId
+        ? [{ volumeId: x.id, instanceId: x.attachInstanceId, device: x.attachDevice, status: x.attachState, attachTime: x.attachTime, deleteOnTermination: x.deleteOnTermination }]
+        : [],
     volumeType: x.volumeType,
     iops: x.iops ?? undefined,
     encrypted: false,

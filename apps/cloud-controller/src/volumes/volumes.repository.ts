@@ -120,7 +120,13 @@ export class VolumesRepository implements VolumesStore {
 
   async owners(tx: Tx, ids: readonly string[]): Promise<Map<string, string>> {
     if (!ids.length) return new Map();
-    const rows = await tx.getRepository(VolumeEntity).createQueryBuilder('v').select(['v.id', 'v.accountId']).where('v.id IN (:...ids)', { ids: [...ids] }).andWhere("v.state <> 'deleted'").getMany();
+    const rows = await tx
+      .getRepository(VolumeEntity)
+      .createQueryBuilder('v')
+      .select(['v.id', 'v.accountId'])
+      .where('v.id IN (:...ids)', { ids: [...ids] })
+      .andWhere("v.state <> 'deleted'")
+      .getMany();
     return new Map(rows.map((r) => [r.id, r.accountId]));
   }
 

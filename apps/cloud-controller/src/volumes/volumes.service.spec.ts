@@ -148,7 +148,14 @@ describe('AttachVolume / DetachVolume', () => {
   it('attaches: exported with CHAP credentials, attached on the node', async () => {
     const a = await attach(alice);
     expect(a).toMatchObject({ volumeId: 'vol-0000000000000000a', instanceId: 'i-0000000000000000a', device: '/dev/sdf', status: 'attached' });
-    expect(repo.get('vol-0000000000000000a')).toMatchObject({ state: 'in-use', attachState: 'attached', attachNode: 'n1', guestDevice: 'vdb', chapUser: 'vol-0000000000000000a', chapSecretEnc: 'sealed:secret-0123456789abcdef' });
+    expect(repo.get('vol-0000000000000000a')).toMatchObject({
+      state: 'in-use',
+      attachState: 'attached',
+      attachNode: 'n1',
+      guestDevice: 'vdb',
+      chapUser: 'vol-0000000000000000a',
+      chapSecretEnc: 'sealed:secret-0123456789abcdef',
+    });
     expect(zone.ops()).toEqual(['storageSealKey', 'exportVolume', 'nodeSealKey', 'attachVolume']);
     expect(await svc.exports('z1')).toEqual([expect.objectContaining({ volumeId: 'vol-0000000000000000a', node: 'n1', chapSecret: 'secret-0123456789abcdef' })]);
   });

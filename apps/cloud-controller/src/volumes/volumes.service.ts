@@ -197,7 +197,16 @@ export class VolumesService {
     }
     this.tags.checkTagSpecifications(VOLUME_RESOURCE_TYPE, input.tagSpecifications);
     const paramsHash = createHash('sha256')
-      .update(JSON.stringify([input.sizeGiB ?? null, input.snapshotId ?? null, input.zone, volumeType, input.iops ?? null, input.tagSpecifications.map((s) => [s.resourceType, s.tags.map((t) => [t.key, t.value])])]))
+      .update(
+        JSON.stringify([
+          input.sizeGiB ?? null,
+          input.snapshotId ?? null,
+          input.zone,
+          volumeType,
+          input.iops ?? null,
+          input.tagSpecifications.map((s) => [s.resourceType, s.tags.map((t) => [t.key, t.value])]),
+        ]),
+      )
       .digest('hex');
     return { zone: input.zone, sizeGiB: input.sizeGiB, volumeType, paramsHash };
   }
@@ -210,7 +219,8 @@ export class VolumesService {
       throw Ec2Error.invalidParameterValue('AvailabilityZone', c.zone, `Snapshot '${snap.id}' is stored in ${snap.zone}; Koala restores a snapshot in the zone that holds it only.`);
     }
     const sizeGiB = c.sizeGiB ?? snap.volumeSizeGiB;
-    if (sizeGiB < snap.volumeSizeGiB) throw Ec2Error.invalidParameterValue('Size', String(sizeGiB), `Volume of ${sizeGiB}GiB is too small; minimum is ${snap.volumeSizeGiB}GiB for snapshot ${snap.id}.`);
+    if (sizeGiB < snap.volumeSizeGiB)
+      throw Ec2Error.invalidParameterValue('Size', String(sizeGiB), `Volume of ${sizeGiB}GiB is too small; minimum is ${snap.volumeSizeGiB}GiB for snapshot ${snap.id}.`);
     return sizeGiB;
   }
 
@@ -245,7 +255,10 @@ export class VolumesService {
   // ---- Describe ------------------------------------------------------------------------------
 
   async views(volumes: readonly VolumeRow[], tx?: Tx): Promise<VolumeView[]> {
-    const tags = await this.tags.tagsOf(volumes.map((v) => v.id), tx);
+    const tags = await this.tags.tagsOf(
+      volumes.map((v) => v.id),
+      tx,
+    );
     return volumes.map((volume) => ({ volume, tags: tags.get(volume.id) ?? [] }));
   }
 
@@ -257,30 +270,40 @@ export class VolumesService {
   /** DescribeVolumes: a page of the caller's volumes in id order (describePage: named ids in memory, else a keyset walk in SQL). */
   async describe(caller: Caller, now: Date, q: DescribeQuery): Promise<{ volumes: VolumeView[]; nextToken?: string }> {
     const tagsOf = (v: VolumeView) => v.tags;
-    const { page, nextToken } = await this.repo.describe(caller, q, { cutoff: this.retainedAfter(now), live: false }, {
-      ...DESCRIBE,
-      idsParameter: 'volumeSet',
-      validate: () => validateFilters(q.filters, VOLUME_FILTERS, tagsOf),
-      keep: async (rows) => applyFilters(await this.views(rows), q.filters, VOLUME_FILTERS, tagsOf),
-      keyOf: (v) => v.volume.id,
-    });
+    const { page, nextToken } = await this.repo.describe(
+      caller,
+      q,
+      { cutoff: this.retainedAfter(now), live: false },
+      {
+        ...DESCRIBE,
+        idsParameter: 'volumeSet',
+        validate: () => validateFilters(q.filters, VOLUME_FILTERS, tagsOf),
+        keep: async (rows) => applyFilters(await this.views(rows), q.filters, VOLUME_FILTERS, tagsOf),
+        keyOf: (v) => v.volume.id,
+      },
+    );
     return { volumes: page, nextToken };
   }
 
   /** DescribeVolumeStatus: the caller's volumes that are not deleted, paged as DescribeVolumes. */
   async describeStatus(caller: Caller, now: Date, q: DescribeQuery): Promise<{ statuses: VolumeStatusView[]; nextToken?: string }> {
-    const { page, nextToken } = await this.repo.describe(caller, q, { cutoff: this.retainedAfter(now), live: true }, {
-      ...STATUS,
-      idsParameter: 'volumeSet',
-      validate: () => validateFilters(q.filters, STATUS_FILTERS),
-      keep: (rows) =>
-        applyFilters(
-          rows.filter((v) => v.state !== 'deleted').map((volume): VolumeStatusView => ({ volume, status: volumeStatus(volume) })),
-          q.filters,
-          STATUS_FILTERS,
-        ),
-      keyOf: (v) => v.volume.id,
-    });
+    const { page, nextToken } = await this.repo.describe(
+      caller,
+      q,
+      { cutoff: this.retainedAfter(now), live: true },
+      {
+        ...STATUS,
+        idsParameter: 'volumeSet',
+        validate: () => validateFilters(q.filters, STATUS_FILTERS),
+        keep: (rows) =>
+          applyFilters(
+            rows.filter((v) => v.state !== 'deleted').map((volume): VolumeStatusView => ({ volume, status: volumeStatus(volume) })),
+            q.filters,
+            STATUS_FILTERS,
+          ),
+        keyOf: (v) => v.volume.id,
+      },
+    );
     return { statuses: page, nextToken };
   }
 
@@ -318,7 +341,10 @@ export class VolumesService {
 
   async applyEvent(event: StorageEvent): Promise<void> {
     const now = this.clock.now();
-    const ev = { ...event, reason: publicReason(event.reason, (ref, d) => this.logger.warn({ volumeId: event.id, ref, code: d.code, detail: d.message }, 'volume failure reported by the storage controller')) };
+    const ev = {
+      ...event,
+      reason: publicReason(event.reason, (ref, d) => this.logger.warn({ volumeId: event.id, ref, code: d.code, detail: d.message }, 'volume failure reported by the storage controller')),
+    };
     const applied = await this.repo.transaction(async (tx) => {
       const v = await this.repo.lock(tx, ev.id);
       const d = decideVolumeEvent(v, ev, now);
@@ -485,7 +511,11 @@ export class VolumesService {
     if (!volumeIds.length) return;
     const rows = await this.repo.transaction(async (tx) => {
       const attached = (await this.repo.lockMany(tx, volumeIds)).filter((r) => r.attachInstanceId);
-      await this.repo.updateMany(tx, attached.map((r) => r.id), { attachState: 'detaching' });
+      await this.repo.updateMany(
+        tx,
+        attached.map((r) => r.id),
+        { attachState: 'detaching' },
+      );
       return attached;
     });
     for (const v of rows) {
@@ -493,7 +523,9 @@ export class VolumesService {
       const r = await this.release(v, true);
       if (!r.ok) continue;
       if (v.deleteOnTermination) {
-        await this.delete({ id: v.accountId, isAdmin: true }, v.id, false).catch((err) => this.logger.warn({ err: (err as Error).message, volumeId: v.id }, 'DeleteOnTermination: delete failed; the volume stays available'));
+        await this.delete({ id: v.accountId, isAdmin: true }, v.id, false).catch((err) =>
+          this.logger.warn({ err: (err as Error).message, volumeId: v.id }, 'DeleteOnTermination: delete failed; the volume stays available'),
+        );
       }
     }
   }

@@ -19,7 +19,6 @@ import { BUS, CLOCK, LOGGER, type Clock } from '@koala/runtime';
 import { nodeErrors } from '../node-errors.js';
 import { SchedulerService } from '../scheduler/scheduler.service.js';
 
-
 /**
  * The CC's side of the instance contract (libs/contracts/src/instances.ts): places launches,
  * sends each placed instance to its NC, and routes actions and console requests to the node

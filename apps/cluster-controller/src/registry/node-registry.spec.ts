@@ -55,9 +55,7 @@ describe('NodeRegistry', () => {
     const r = new NodeRegistry('z1', 10_000);
     for (const n of ['c', 'a', 'b']) r.record(hb(n, 'z1', n === 'b' ? 8 : 4), t0);
     r.record(hb('a'), at(5_000)); // a known node again: order unchanged
-    expect(r.upFree(at(12_000))).toEqual([
-      { node: 'a', free: { cores: 4, memoryMiB: 4096, diskGiB: 50 } },
-    ]);
+    expect(r.upFree(at(12_000))).toEqual([{ node: 'a', free: { cores: 4, memoryMiB: 4096, diskGiB: 50 } }]);
     expect(r.upFree(at(1_000)).map((n) => [n.node, n.free.cores])).toEqual([
       ['a', 4],
       ['b', 8],
@@ -87,7 +85,11 @@ describe('NodeRegistry', () => {
     };
 
     it('walks every node exactly once, whole nodes per page, within the domain budget', () => {
-      expect(walk(registry(), 5)).toEqual([['n0', 'n1', 'n2'], ['n3', 'n4'], ['n5', 'n6']]);
+      expect(walk(registry(), 5)).toEqual([
+        ['n0', 'n1', 'n2'],
+        ['n3', 'n4'],
+        ['n5', 'n6'],
+      ]);
       expect(walk(registry(), 1000)).toEqual([['n0', 'n1', 'n2', 'n3', 'n4', 'n5', 'n6']]);
     });
 
@@ -95,10 +97,14 @@ describe('NodeRegistry', () => {
       expect(walk(registry(), 1)).toEqual([['n0'], ['n1'], ['n2'], ['n3'], ['n4'], ['n5'], ['n6']]);
     });
 
-    it('carries each node\'s domains and state', () => {
+    it("carries each node's domains and state", () => {
       const p = registry().domainsPage(at(1), 'n3', 100);
       expect(p.next).toBeUndefined();
-      expect(p.nodes.map((n) => [n.node, n.state, n.domains.length])).toEqual([['n4', 'up', 4], ['n5', 'up', 2], ['n6', 'down', 1]]);
+      expect(p.nodes.map((n) => [n.node, n.state, n.domains.length])).toEqual([
+        ['n4', 'up', 4],
+        ['n5', 'up', 2],
+        ['n6', 'down', 1],
+      ]);
       expect(p.nodes[0].domains[0]).toEqual({ name: 'n4-d0', state: 'running' });
     });
 

@@ -11,10 +11,22 @@ import { ReservationBook } from './reservation-book.js';
 /** A reservation not confirmed by a heartbeat within this time is dropped. */
 const RESERVATION_TTL_MS = 10 * 60_000;
 
-const decisions = metrics.counter({ name: 'koala_scheduler_decisions_total', help: 'Placement decisions of a CC by zone, policy and result (placed: at least MinCount placed; insufficient: none reserved).', labelNames: ['zone', 'policy', 'result'] });
+const decisions = metrics.counter({
+  name: 'koala_scheduler_decisions_total',
+  help: 'Placement decisions of a CC by zone, policy and result (placed: at least MinCount placed; insufficient: none reserved).',
+  labelNames: ['zone', 'policy', 'result'],
+});
 const placedInstances = metrics.counter({ name: 'koala_scheduler_placed_instances_total', help: 'Instances a CC placed, by zone.', labelNames: ['zone'] });
-const decisionSeconds = metrics.histogram({ name: 'koala_scheduler_decision_duration_seconds', help: 'Time of a placement decision including the wait for the scheduler lock, by zone, in seconds.', labelNames: ['zone'] });
-const nodeCapacity = metrics.gauge({ name: 'koala_node_capacity', help: 'Node capacity as the CC schedules it: total, free (heartbeat free minus open reservations) and used, by zone, node and resource (cores, memory_mib, disk_gib).', labelNames: ['zone', 'node', 'resource', 'kind'] });
+const decisionSeconds = metrics.histogram({
+  name: 'koala_scheduler_decision_duration_seconds',
+  help: 'Time of a placement decision including the wait for the scheduler lock, by zone, in seconds.',
+  labelNames: ['zone'],
+});
+const nodeCapacity = metrics.gauge({
+  name: 'koala_node_capacity',
+  help: 'Node capacity as the CC schedules it: total, free (heartbeat free minus open reservations) and used, by zone, node and resource (cores, memory_mib, disk_gib).',
+  labelNames: ['zone', 'node', 'resource', 'kind'],
+});
 const nodesByState = metrics.gauge({ name: 'koala_nodes', help: 'Nodes a CC knows, by zone and state (up, down).', labelNames: ['zone', 'state'] });
 
 /**
@@ -41,7 +53,12 @@ export class SchedulerService implements OnModuleInit, OnModuleDestroy {
   }
 
   onModuleInit() {
-    this.registry.onHeartbeat((hb) => this.reservations.onHeartbeat(hb.node, hb.domains.flatMap((d) => (d.instanceId ? [d.instanceId] : []))));
+    this.registry.onHeartbeat((hb) =>
+      this.reservations.onHeartbeat(
+        hb.node,
+        hb.domains.flatMap((d) => (d.instanceId ? [d.instanceId] : [])),
+      ),
+    );
     this.removeCollector = metrics.addCollector(() => this.collect());
   }
 
@@ -57,7 +74,11 @@ export class SchedulerService implements OnModuleInit, OnModuleDestroy {
     for (const state of ['up', 'down']) nodesByState.set({ zone: this.zone, state }, nodes.filter((n) => n.state === state).length);
     for (const n of nodes) {
       const f = free.get(n.node) ?? { cores: 0, memoryMiB: 0, diskGiB: 0 };
-      for (const [resource, key] of [['cores', 'cores'], ['memory_mib', 'memoryMiB'], ['disk_gib', 'diskGiB']] as const) {
+      for (const [resource, key] of [
+        ['cores', 'cores'],
+        ['memory_mib', 'memoryMiB'],
+        ['disk_gib', 'diskGiB'],
+      ] as const) {
         nodeCapacity.set({ zone: this.zone, node: n.node, resource, kind: 'total' }, n.total[key]);
         nodeCapacity.set({ zone: this.zone, node: n.node, resource, kind: 'free' }, f[key]);
         nodeCapacity.set({ zone: this.zone, node: n.node, resource, kind: 'used' }, n.total[key] - f[key]);

@@ -5,7 +5,6 @@ import type { NatsBus } from '@koala/messaging';
 import { BUS } from '@koala/runtime';
 import { nodeErrors } from '../node-errors.js';
 
-
 /** Routes volume attach/detach from the CLC to the NC that runs the instance. */
 @Injectable()
 export class VolumeRoutingService implements OnModuleInit {

@@ -24,7 +24,9 @@ export async function bus(config: KoalaConfig, args: string[]): Promise<number> 
     const pid = new BusSupervisor(config).running();
     if (pid) process.kill(pid, 'SIGHUP');
     const user = busUser({ kind: 'nc', zone, node });
-    process.stdout.write(`user ${user}: copy ${busFiles(config).env(user)} to the node host (root only, 0600) and point KOALA_NATS_URL at this host${pid ? '' : '; the bus picks it up at the next `koala up`'}\n`);
+    process.stdout.write(
+      `user ${user}: copy ${busFiles(config).env(user)} to the node host (root only, 0600) and point KOALA_NATS_URL at this host${pid ? '' : '; the bus picks it up at the next `koala up`'}\n`,
+    );
     return 0;
   }
   if (sub === 'users') {

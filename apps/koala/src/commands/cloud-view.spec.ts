@@ -3,9 +3,37 @@ import { buildCloudView } from './cloud-view.js';
 
 const at = new Date('2026-12-07T02:00:00.000Z');
 const cap = (cores: number) => ({ cores, memoryMiB: cores * 1024, diskGiB: cores * 10 });
-const comp = (component: ComponentStatus['component'], id: string, zone?: string, details?: Record<string, unknown>): ComponentStatus => ({ component, id, version: '0.1.0', zone, host: `host-of-${id}`, pid: 1, startedAt: at.toISOString(), details });
-const cluster = (zone: string, ccId: string, state: ClusterSummary['state'] = 'available'): ClusterSummary => ({ zone, ccId, state, policy: 'GREEDY', nodes: 2, nodesUp: 1, total: cap(12), free: cap(5) });
-const node = (name: string, state: 'up' | 'down', cores: number) => ({ node: name, zone: 'z', version: '0.1.0', hypervisorUri: 'test:///x', total: cap(cores), free: cap(cores - 1), domainCount: 1, state, lastSeen: '2026-12-07T01:59:59.000Z' });
+const comp = (component: ComponentStatus['component'], id: string, zone?: string, details?: Record<string, unknown>): ComponentStatus => ({
+  component,
+  id,
+  version: '0.1.0',
+  zone,
+  host: `host-of-${id}`,
+  pid: 1,
+  startedAt: at.toISOString(),
+  details,
+});
+const cluster = (zone: string, ccId: string, state: ClusterSummary['state'] = 'available'): ClusterSummary => ({
+  zone,
+  ccId,
+  state,
+  policy: 'GREEDY',
+  nodes: 2,
+  nodesUp: 1,
+  total: cap(12),
+  free: cap(5),
+});
+const node = (name: string, state: 'up' | 'down', cores: number) => ({
+  node: name,
+  zone: 'z',
+  version: '0.1.0',
+  hypervisorUri: 'test:///x',
+  total: cap(cores),
+  free: cap(cores - 1),
+  domainCount: 1,
+  state,
+  lastSeen: '2026-12-07T01:59:59.000Z',
+});
 
 describe('buildCloudView', () => {
   it('lists every zone with its CC, SCs and NCs, one row each, in order', () => {

@@ -35,7 +35,10 @@ const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v : u
  * status gather (host and version then come from the heartbeat or stay empty); an NC that
  * answered but its CC does not list is shown `down` (no heartbeat reached a CC).
  */
-export function buildCloudView(input: { components: readonly ComponentStatus[]; clusters: readonly ClusterSummary[]; zoneNodes: readonly ListNodesResponse[]; at: Date }): { clc: StatusRow[]; zones: ZoneView[] } {
+export function buildCloudView(input: { components: readonly ComponentStatus[]; clusters: readonly ClusterSummary[]; zoneNodes: readonly ListNodesResponse[]; at: Date }): {
+  clc: StatusRow[];
+  zones: ZoneView[];
+} {
   const at = input.at.toISOString();
   const of = (kind: ComponentStatus['component'], zone?: string) => input.components.filter((c) => c.component === kind && (zone === undefined || c.zone === zone));
   const clc: StatusRow[] = of('cloud-controller')
@@ -55,21 +58,20 @@ export function buildCloudView(input: { components: readonly ComponentStatus[]; 
       rows.push({ role: 'CC', zone, name: c.id, state: 'up', host: c.host, version: c.version, capacity: s && { free: s.free, total: s.total }, policy: s?.policy, lastSeen: at });
     }
     // a CC that answered clusters.describe but not status (or the reverse) still gets its row
-    for (const s of summaries) if (!ccAnswers.some((c) => c.id === s.ccId)) rows.push({ role: 'CC', zone, name: s.ccId, state: 'up', capacity: { free: s.free, total: s.total }, policy: s.policy, lastSeen: at });
+    for (const s of summaries)
+      if (!ccAnswers.some((c) => c.id === s.ccId)) rows.push({ role: 'CC', zone, name: s.ccId, state: 'up', capacity: { free: s.free, total: s.total }, policy: s.policy, lastSeen: at });
     if (!rows.length) rows.push({ role: 'CC', zone, name: '(no cluster controller answered)', state: 'down' });
     rows.sort(byName);
-    const scs = of('storage-controller', zone).map(
-      (c): StatusRow => ({
-        role: 'SC',
-        zone,
-        name: c.id,
-        state: 'up',
-        host: c.host,
-        version: c.version,
-        storage: { backend: typeof c.details?.backend === 'string' ? c.details.backend : undefined, availableBytes: num(c.details?.availableBytes), capacityBytes: num(c.details?.capacityBytes) },
-        lastSeen: at,
-      }),
-    );
+    const scs = of('storage-controller', zone).map((c): StatusRow => ({
+      role: 'SC',
+      zone,
+      name: c.id,
+      state: 'up',
+      host: c.host,
+      version: c.version,
+      storage: { backend: typeof c.details?.backend === 'string' ? c.details.backend : undefined, availableBytes: num(c.details?.availableBytes), capacityBytes: num(c.details?.capacityBytes) },
+      lastSeen: at,
+    }));
     rows.push(...scs.sort(byName));
     const ncAnswers = new Map(of('node-controller', zone).map((c) => [c.id.replace(/^node-controller@/, ''), c]));
     const listed = input.zoneNodes.find((z) => z.zone === zone)?.nodes ?? [];

@@ -4,7 +4,12 @@ import { parseSshArgs, sshArgv } from './ssh.js';
 
 describe('koala ssh arguments', () => {
   it('takes an instance id, -i, -l and a command after --', () => {
-    expect(parseSshArgs(['i-0123456789abcdef0', '-i', 'k.pem', '--', 'cat', '/proc/version'])).toEqual({ instanceId: 'i-0123456789abcdef0', identity: 'k.pem', user: 'root', command: ['cat', '/proc/version'] });
+    expect(parseSshArgs(['i-0123456789abcdef0', '-i', 'k.pem', '--', 'cat', '/proc/version'])).toEqual({
+      instanceId: 'i-0123456789abcdef0',
+      identity: 'k.pem',
+      user: 'root',
+      command: ['cat', '/proc/version'],
+    });
     expect(parseSshArgs(['-l', 'ec2-user', 'i-01234567'])).toEqual({ instanceId: 'i-01234567', user: 'ec2-user', command: [] });
   });
 
@@ -35,7 +40,12 @@ describe('all-in-one node host environment', () => {
 
   it('points the NC at the node libvirtd and namespace, and gives the CLC the subnet and public range unless set', () => {
     const base = { KOALA_HOME: '/h', KOALA_LIBVIRT_SOCKET: '/var/run/libvirt/libvirt-sock', KOALA_PUBLIC_IP_RANGE: '203.0.113.0/24' };
-    expect(componentEnv('node-controller', base, net, facts)).toMatchObject({ KOALA_NODE_NETNS: 'koala-node1', KOALA_LIBVIRT_SOCKET: facts.LIBVIRT_SOCKET, KOALA_NODE_UPLINK: 'koala-up0', KOALA_NODE_PUBLIC_IF: 'koala-pub0' });
+    expect(componentEnv('node-controller', base, net, facts)).toMatchObject({
+      KOALA_NODE_NETNS: 'koala-node1',
+      KOALA_LIBVIRT_SOCKET: facts.LIBVIRT_SOCKET,
+      KOALA_NODE_UPLINK: 'koala-up0',
+      KOALA_NODE_PUBLIC_IF: 'koala-pub0',
+    });
     expect(componentEnv('cloud-controller', base, net, facts)).toMatchObject({ KOALA_ZONE_SUBNETS: '*=172.31.0.0/20', KOALA_PUBLIC_IP_RANGE: '203.0.113.0/24' });
     expect(componentEnv('cloud-controller', {}, net, facts).KOALA_PUBLIC_IP_RANGE).toBe('198.51.100.128/25');
     expect(componentEnv('storage-controller', base, net, facts)).toBe(base); // the SC keeps the machine's libvirtd

@@ -37,13 +37,20 @@ export function parseSshArgs(args: string[]): SshArgs | string {
 /** The ssh command line, run inside the node's network namespace (where guests are reachable). */
 export function sshArgv(netns: string, home: string, ip: string, a: SshArgs): string[] {
   return [
-    'netns', 'exec', netns, 'ssh',
+    'netns',
+    'exec',
+    netns,
+    'ssh',
     ...(a.identity ? ['-i', a.identity, '-o', 'IdentitiesOnly=yes'] : []),
-    '-o', 'StrictHostKeyChecking=accept-new',
-    '-o', `UserKnownHostsFile=${join(home, 'known_hosts')}`,
+    '-o',
+    'StrictHostKeyChecking=accept-new',
+    '-o',
+    `UserKnownHostsFile=${join(home, 'known_hosts')}`,
     // Private IPs are reused after termination: remember host keys per instance, not per address.
-    '-o', `HostKeyAlias=${a.instanceId}`,
-    '-o', 'ConnectTimeout=15',
+    '-o',
+    `HostKeyAlias=${a.instanceId}`,
+    '-o',
+    'ConnectTimeout=15',
     `${a.user}@${ip}`,
     ...(a.command.length ? ['--', ...a.command] : []),
   ];

@@ -63,7 +63,9 @@ function render(config: KoalaConfig, s: Awaited<ReturnType<typeof gatherStatus>>
 export async function status(config: KoalaConfig, args: string[]): Promise<number> {
   const s = await gatherStatus(config);
   if (args.includes('--json'))
-    process.stdout.write(JSON.stringify({ healthy: s.healthy, components: s.components, nodes: s.probe.nodes?.nodes ?? [], clc: s.probe.clcHealth, controllers: s.view.clc, zones: s.view.zones }, null, 2) + '\n');
+    process.stdout.write(
+      JSON.stringify({ healthy: s.healthy, components: s.components, nodes: s.probe.nodes?.nodes ?? [], clc: s.probe.clcHealth, controllers: s.view.clc, zones: s.view.zones }, null, 2) + '\n',
+    );
   else process.stdout.write(render(config, s, s.probe));
   return s.healthy ? 0 : 3;
 }
@@ -71,6 +73,14 @@ export async function status(config: KoalaConfig, args: string[]): Promise<numbe
 /** `koala health`: silent check for scripts; exit 0 when every component and a node are up. */
 export async function health(config: KoalaConfig): Promise<number> {
   const s = await gatherStatus(config);
-  if (!s.healthy) process.stderr.write(`unhealthy: ${s.components.filter((c) => !c.up).map((c) => c.kind).join(', ') || 'no node up'}\n`);
+  if (!s.healthy)
+    process.stderr.write(
+      `unhealthy: ${
+        s.components
+          .filter((c) => !c.up)
+          .map((c) => c.kind)
+          .join(', ') || 'no node up'
+      }\n`,
+    );
   return s.healthy ? 0 : 1;
 }

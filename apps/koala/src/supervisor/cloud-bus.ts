@@ -72,7 +72,9 @@ export function natsUrlFor(config: KoalaConfig, user: string): string {
   if (!busEnabled(config)) return config.natsUrl;
   const file = busFiles(config).env(user);
   if (!existsSync(file)) return config.natsUrl;
-  const line = readFileSync(file, 'utf8').split('\n').find((l) => l.startsWith('KOALA_NATS_URL='));
+  const line = readFileSync(file, 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith('KOALA_NATS_URL='));
   return line ? line.slice('KOALA_NATS_URL='.length).trim() : config.natsUrl;
 }
 

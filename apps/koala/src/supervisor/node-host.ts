@@ -44,7 +44,12 @@ export function allInOneNet(config: Pick<KoalaConfig, 'aioNetns'>): AllInOneNet 
 export type NodeHostFacts = Record<string, string>;
 
 export function parseFacts(out: string): NodeHostFacts {
-  return Object.fromEntries(out.split('\n').filter((l) => /^[A-Z_]+=/.test(l)).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+  return Object.fromEntries(
+    out
+      .split('\n')
+      .filter((l) => /^[A-Z_]+=/.test(l))
+      .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+  );
 }
 
 /**

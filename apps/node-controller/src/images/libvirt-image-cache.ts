@@ -305,10 +305,7 @@ export class LibvirtImageCache implements ImageCache {
       const entry: Entry = { sha256: name, volume: name, path, sizeBytes: blob.sizeBytes, simulated: outcome === 'unsupported', format: found.format, virtualSize: found.virtualSize };
       this.entries.set(name, entry);
       this.counters.verified++;
-      this.opts.logger?.info(
-        { imageId: blob.imageId, sha256: name, bytes: blob.sizeBytes, simulated: entry.simulated, url: redactUrl(blob.url) },
-        'image cached',
-      );
+      this.opts.logger?.info({ imageId: blob.imageId, sha256: name, bytes: blob.sizeBytes, simulated: entry.simulated, url: redactUrl(blob.url) }, 'image cached');
       return entry;
     } catch (err) {
       this.counters.failures++;

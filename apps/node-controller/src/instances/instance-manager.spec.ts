@@ -225,12 +225,25 @@ describe('InstanceManager', () => {
     expect(d.state).toBe('running');
     expect(d.spec).toMatchObject({ vcpus: 2, memoryMiB: 512, boot: { kind: 'disk' }, consoleLogPath: `/console/${ID}.log` });
     expect(d.spec!.ephemeral?.name).toBe(`${ID}-ephemeral.raw`);
-    expect(d.meta).toEqual({ instanceId: ID, accountId: '111122223333', reservationId: 'r-1', instanceType: 't1.micro', node: 'node-1', resources: { vcpus: 2, memoryMiB: 512, rootDiskGiB: 2, ephemeralGiB: 3 }, images: { root: sha('a') } });
+    expect(d.meta).toEqual({
+      instanceId: ID,
+      accountId: '111122223333',
+      reservationId: 'r-1',
+      instanceType: 't1.micro',
+      node: 'node-1',
+      resources: { vcpus: 2, memoryMiB: 512, rootDiskGiB: 2, ephemeralGiB: 3 },
+      images: { root: sha('a') },
+    });
     expect(hv.calls).toContain(`root:/cache/aaaa:${2 * 1024 ** 3}`);
     expect(cd[0]).toMatchObject({ instanceId: ID, hostname: 'host-1', availabilityZone: 'zone-a', reservationId: 'r-1', publicKeys: [] });
     expect(cd[0].userData?.toString()).toBe('hello');
     expect(images.holders(sha('a'))).toEqual([ID]);
-    expect(m.annotate([{ name: ID, instanceId: ID, state: 'stopped' }, { name: 'other', state: 'running' }])).toEqual([
+    expect(
+      m.annotate([
+        { name: ID, instanceId: ID, state: 'stopped' },
+        { name: 'other', state: 'running' },
+      ]),
+    ).toEqual([
       { name: ID, instanceId: ID, state: 'running' },
       { name: 'other', state: 'running' },
     ]);
@@ -445,9 +458,17 @@ describe('InstanceManager', () => {
     expect(hv.domains.size).toBe(0);
   });
 
-  it('re-adopts its domains after a restart (images re-pinned), leaving foreign and other nodes\' domains alone', async () => {
+  it("re-adopts its domains after a restart (images re-pinned), leaving foreign and other nodes' domains alone", async () => {
     const { hv, images, sink, m } = setup();
-    const meta = (id: string, node: string): InstanceMeta => ({ instanceId: id, accountId: 'a', reservationId: 'r', instanceType: 't', node, resources: { vcpus: 1, memoryMiB: 128, rootDiskGiB: 1, ephemeralGiB: 0 }, images: { root: sha('d'), kernel: sha('e') } });
+    const meta = (id: string, node: string): InstanceMeta => ({
+      instanceId: id,
+      accountId: 'a',
+      reservationId: 'r',
+      instanceType: 't',
+      node,
+      resources: { vcpus: 1, memoryMiB: 128, rootDiskGiB: 1, ephemeralGiB: 0 },
+      images: { root: sha('d'), kernel: sha('e') },
+    });
     hv.domains.set(ID, { meta: meta(ID, 'node-1'), state: 'running' });
     hv.domains.set('i-0000000000000000f', { meta: meta('i-0000000000000000f', 'node-2'), state: 'running' });
     hv.domains.set('someone-elses-vm', { state: 'running' });

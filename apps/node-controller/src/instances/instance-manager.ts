@@ -203,7 +203,17 @@ export class InstanceManager {
       networked = !!spec.network && !!this.o.network;
       const network = spec.network && this.o.network ? await this.o.network.prepare(spec) : undefined;
       defined = true;
-      await this.o.hypervisor.defineDomain({ meta, memoryMiB: r.memoryMiB, vcpus: r.vcpus, root: rootVol, ...(ephemeral ? { ephemeral } : {}), configDrive, boot, consoleLogPath, ...(network ? { network } : {}) });
+      await this.o.hypervisor.defineDomain({
+        meta,
+        memoryMiB: r.memoryMiB,
+        vcpus: r.vcpus,
+        root: rootVol,
+        ...(ephemeral ? { ephemeral } : {}),
+        configDrive,
+        boot,
+        consoleLogPath,
+        ...(network ? { network } : {}),
+      });
       await this.o.hypervisor.startDomain(id);
       this.set(id, { state: 'running', op: undefined });
       this.o.logger?.info({ instanceId: id, ms: Date.now() - t0, imagesMs: tImages - t0 }, 'instance running');
@@ -483,7 +493,6 @@ export class InstanceManager {
   private locked<T>(id: string, fn: () => Promise<T>): Promise<T> {
     return this.locks.run(id, fn);
   }
-
 
   private inBackground(p: Promise<unknown>) {
     const q = p.catch((err) => this.o.logger?.error({ err }, 'instance work failed'));

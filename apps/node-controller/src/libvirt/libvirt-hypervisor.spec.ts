@@ -12,7 +12,15 @@ function hypervisor() {
 }
 
 const spec = (over: Partial<InstanceDomainSpec> = {}): InstanceDomainSpec => ({
-  meta: { instanceId: 'i-0123456789abcdef0', accountId: '111122223333', reservationId: 'r-1', instanceType: 't1.micro', node: 'n1', resources: { vcpus: 1, memoryMiB: 256, rootDiskGiB: 1, ephemeralGiB: 0 }, images: { root: 'a'.repeat(64) } },
+  meta: {
+    instanceId: 'i-0123456789abcdef0',
+    accountId: '111122223333',
+    reservationId: 'r-1',
+    instanceType: 't1.micro',
+    node: 'n1',
+    resources: { vcpus: 1, memoryMiB: 256, rootDiskGiB: 1, ephemeralGiB: 0 },
+    images: { root: 'a'.repeat(64) },
+  },
   memoryMiB: 256,
   vcpus: 1,
   root: { pool: 'koala-instances', name: 'i-0123456789abcdef0-root.qcow2', format: 'qcow2' },

@@ -121,7 +121,10 @@ export class LibvirtHypervisor implements Hypervisor {
 
   onConnected(listener: () => unknown): void {
     this.connectedListeners.push(listener);
-    if (this.conn.isConnected) void Promise.resolve().then(listener).catch((err) => this.logger?.error({ err }, 'hypervisor connected listener failed'));
+    if (this.conn.isConnected)
+      void Promise.resolve()
+        .then(listener)
+        .catch((err) => this.logger?.error({ err }, 'hypervisor connected listener failed'));
   }
 
   async prepare(): Promise<void> {
@@ -364,7 +367,11 @@ export class LibvirtHypervisor implements Hypervisor {
     return this.withDomain(
       name,
       async (lv, dom) => {
-        const attempts = [VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | VIR_DOMAIN_UNDEFINE_NVRAM | VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA, VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA, 0];
+        const attempts = [
+          VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | VIR_DOMAIN_UNDEFINE_NVRAM | VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA,
+          VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA,
+          0,
+        ];
         for (const [i, flags] of attempts.entries()) {
           try {
             await lv.undefineDomain(dom, flags);
@@ -379,4 +386,3 @@ export class LibvirtHypervisor implements Hypervisor {
     );
   }
 }
-

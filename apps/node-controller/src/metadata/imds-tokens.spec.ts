@@ -161,14 +161,14 @@ describe('answerImds', () => {
     expect((await answerImds(req('PUT', '/latest/api/token', { 'x-aws-ec2-metadata-token-ttl-seconds': '60' }), c)).status).toBe(404);
   });
 
-  it('unknown callers, other nodes\' instances, no state yet, no launch record → 404', async () => {
+  it("unknown callers, other nodes' instances, no state yet, no launch record → 404", async () => {
     expect((await answerImds(req('GET', '/latest/meta-data/instance-id', {}, '10.9.0.99'), ctx())).status).toBe(404);
     expect((await answerImds(req('GET', '/latest/meta-data/instance-id', {}, '10.9.0.11'), ctx())).status).toBe(404);
     expect((await answerImds(req('GET', '/latest/meta-data/instance-id'), { ...ctx(), state: undefined })).status).toBe(404);
     expect((await answerImds(req('GET', '/latest/meta-data/instance-id'), { ...ctx(), record: async () => undefined })).status).toBe(404);
   });
 
-  it('user-data absent, unknown paths → 404 with EC2\'s page; a query string is ignored', async () => {
+  it("user-data absent, unknown paths → 404 with EC2's page; a query string is ignored", async () => {
     const u = await answerImds(req('GET', '/latest/user-data'), ctx());
     expect([u.status, u.headers['content-type']]).toEqual([404, 'text/html']);
     expect(text(u)).toContain('<title>404 - Not Found</title>');

@@ -315,7 +315,13 @@ describe('imdsInstanceOf', () => {
     availabilityZone: 'koala-1a',
     launchIndex: 0,
     ephemeral: false,
-    network: { mac: '02:01:23:45:67:89', privateIp: '172.31.0.5', subnet: '172.31.0.0/20', privateDnsName: 'ip-172-31-0-5.koala-1.compute.internal', groups: [{ groupId: 'sg-0000000c', name: 'old' }] },
+    network: {
+      mac: '02:01:23:45:67:89',
+      privateIp: '172.31.0.5',
+      subnet: '172.31.0.0/20',
+      privateDnsName: 'ip-172-31-0-5.koala-1.compute.internal',
+      groups: [{ groupId: 'sg-0000000c', name: 'old' }],
+    },
     metadataOptions: { httpTokens: 'required', httpPutResponseHopLimit: 2, httpEndpoint: 'enabled' },
     pendingTime: '2026-12-07T01:02:03Z',
   };
@@ -326,7 +332,15 @@ describe('imdsInstanceOf', () => {
     dnsSuffix: 'koala-1.compute.internal',
     nodes: [{ node: 'n1', address: '172.31.0.2' }],
     interfaces: [
-      { instanceId: 'i-0123456789abcdef0', interfaceId: 'eni-00000000000000abc', node: 'n1', mac: '02:01:23:45:67:89', privateIp: '172.31.0.5', publicIp: '198.51.100.9', groupIds: ['sg-0000000a', 'sg-0000000c'] },
+      {
+        instanceId: 'i-0123456789abcdef0',
+        interfaceId: 'eni-00000000000000abc',
+        node: 'n1',
+        mac: '02:01:23:45:67:89',
+        privateIp: '172.31.0.5',
+        publicIp: '198.51.100.9',
+        groupIds: ['sg-0000000a', 'sg-0000000c'],
+      },
       { instanceId: 'i-0000000000000000f', node: 'n2', mac: '02:00:00:00:00:0f', privateIp: '172.31.0.6', groupIds: [] },
     ],
     groups: [{ groupId: 'sg-0000000a', name: 'default', ingress: [], egress: [] }],

@@ -73,9 +73,7 @@ export const IMDS_VERSIONS: readonly string[] = [
   'latest',
 ];
 
-export type ImdsAnswer =
-  | { status: 200; contentType: string; body: Buffer }
-  | { status: 404 };
+export type ImdsAnswer = { status: 200; contentType: string; body: Buffer } | { status: 404 };
 
 /** A directory: its entries, and optionally EC2's own listing (public-keys/: `0=name`). */
 class Dir {
@@ -134,15 +132,19 @@ function metaData(i: ImdsInstance): Dir {
     ['vpc-ipv4-cidr-block', i.vpcCidr],
     ['vpc-ipv4-cidr-blocks', i.vpcCidr],
   ]);
-  const publicKeys =
-    i.publicKey !== undefined
-      ? dir([['0', dir([['openssh-key', i.publicKey.trim() + '\n']])]], [`0=${i.keyName ?? ''}`])
-      : undefined;
+  const publicKeys = i.publicKey !== undefined ? dir([['0', dir([['openssh-key', i.publicKey.trim() + '\n']])]], [`0=${i.keyName ?? ''}`]) : undefined;
   return dir([
     ['ami-id', i.imageId],
     ['ami-launch-index', String(i.launchIndex)],
     ['ami-manifest-path', '(unknown)'],
-    ['block-device-mapping', dir([['ami', '/dev/vda'], ['root', '/dev/vda'], ['ephemeral0', i.ephemeral ? 'vdb' : undefined]])],
+    [
+      'block-device-mapping',
+      dir([
+        ['ami', '/dev/vda'],
+        ['root', '/dev/vda'],
+        ['ephemeral0', i.ephemeral ? 'vdb' : undefined],
+      ]),
+    ],
     ['hostname', i.localHostname],
     ['instance-action', 'none'],
     ['instance-id', i.instanceId],
@@ -153,7 +155,13 @@ function metaData(i: ImdsInstance): Dir {
     ['local-ipv4', i.localIpv4],
     ['mac', i.mac],
     ['network', dir([['interfaces', dir([['macs', dir([[i.mac, iface]])]])]])],
-    ['placement', dir([['availability-zone', i.availabilityZone], ['region', i.region]])],
+    [
+      'placement',
+      dir([
+        ['availability-zone', i.availabilityZone],
+        ['region', i.region],
+      ]),
+    ],
     ['profile', i.virtualizationType === 'paravirtual' ? 'default-paravirtual' : 'default-hvm'],
     ['public-hostname', publicHostname],
     ['public-ipv4', i.publicIpv4],
@@ -161,7 +169,13 @@ function metaData(i: ImdsInstance): Dir {
     ['ramdisk-id', i.ramdiskId],
     ['reservation-id', i.reservationId],
     ['security-groups', groupNames],
-    ['services', dir([['domain', 'amazonaws.com'], ['partition', 'aws']])],
+    [
+      'services',
+      dir([
+        ['domain', 'amazonaws.com'],
+        ['partition', 'aws'],
+      ]),
+    ],
   ]);
 }
 

@@ -28,8 +28,7 @@ export const derivedIds = (region: string, zone: string, iface: Pick<NetworkInte
 export function imdsInstanceOf(record: LaunchRecord, iface: NetworkInterfaceState, state: ZoneNetworkState, region: string): ImdsInstance {
   const names = new Map(state.groups.map((g) => [g.groupId, g.name]));
   for (const g of record.network?.groups ?? []) if (!names.has(g.groupId)) names.set(g.groupId, g.name);
-  const localHostname =
-    record.network?.privateDnsName || (state.dnsSuffix ? `ip-${iface.privateIp.replaceAll('.', '-')}.${state.dnsSuffix}` : record.hostname);
+  const localHostname = record.network?.privateDnsName || (state.dnsSuffix ? `ip-${iface.privateIp.replaceAll('.', '-')}.${state.dnsSuffix}` : record.hostname);
   const ids = derivedIds(region, state.zone, iface);
   return {
     instanceId: record.instanceId,

@@ -50,7 +50,14 @@ const stateWith = (nodeAddress = '127.0.0.1', version = 1, opts?: { httpTokens: 
   nodes: [{ node: 'n1', address: nodeAddress }],
   interfaces: [
     { instanceId: A, node: 'n1', mac: '02:00:00:00:00:0a', privateIp: '127.0.0.1', publicIp: '198.51.100.10', groupIds: ['sg-0000000a'] },
-    { instanceId: B, node: 'n1', mac: '02:00:00:00:00:0b', privateIp: '127.0.0.3', groupIds: [], ...(opts ? { metadataOptions: { httpTokens: opts.httpTokens, httpPutResponseHopLimit: 1, httpEndpoint: 'enabled' as const } } : {}) },
+    {
+      instanceId: B,
+      node: 'n1',
+      mac: '02:00:00:00:00:0b',
+      privateIp: '127.0.0.3',
+      groupIds: [],
+      ...(opts ? { metadataOptions: { httpTokens: opts.httpTokens, httpPutResponseHopLimit: 1, httpEndpoint: 'enabled' as const } } : {}),
+    },
     // Another node's instance at 127.0.0.2: this node must not answer for it.
     { instanceId: C, node: 'n2', mac: '02:00:00:00:00:0c', privateIp: '127.0.0.2', groupIds: [] },
   ],
@@ -173,7 +180,7 @@ describe('metadata server behind the relay (loopback)', () => {
     expect(JSON.parse((await call(relay.port, '/latest/dynamic/instance-identity/document')).body)).toMatchObject({ instanceId: A, privateIp: '127.0.0.1', region: 'koala-1' });
   });
 
-  it('another address is never answered with the first instance\'s data', async () => {
+  it("another address is never answered with the first instance's data", async () => {
     // 127.0.0.2 is another node's instance; 127.0.0.4 is nobody.
     for (const from of ['127.0.0.2', '127.0.0.4']) {
       for (const path of ['/', '/latest/meta-data/instance-id', '/latest/meta-data/', '/latest/user-data', '/latest/dynamic/instance-identity/document']) {
@@ -455,15 +462,33 @@ describe('relay arguments and command', () => {
     expect(parseRelayArgs(['--listen', '10.0.0.2:8775', '--socket', '/s', '--max-connections', '5', '--idle-ms', '100'])).toMatchObject({ maxConnections: 5, idleMs: 100 });
     expect(parseRelayArgs(['--listen', '10.0.0.2:8775', '--socket', '/s', '--token-mark', '0x20000000']).markTokenConnection).toBeInstanceOf(Function);
     expect(() => parseRelayArgs(['--listen', '10.0.0.2:8775', '--socket', '/s', '--token-mark', '536870912'])).toThrow(/hexadecimal/);
-    for (const bad of [[], ['--listen', '10.0.0.2'], ['--listen', '10.0.0.2:99999', '--socket', '/s'], ['--listen', '10.0.0.2:1', '--socket', 'rel'], ['--listen', '10.0.0.2:1', '--socket', '/s', '--idle-ms', '0'], ['--listen']]) {
+    for (const bad of [
+      [],
+      ['--listen', '10.0.0.2'],
+      ['--listen', '10.0.0.2:99999', '--socket', '/s'],
+      ['--listen', '10.0.0.2:1', '--socket', 'rel'],
+      ['--listen', '10.0.0.2:1', '--socket', '/s', '--idle-ms', '0'],
+      ['--listen'],
+    ]) {
       expect(() => parseRelayArgs(bad)).toThrow();
     }
   });
 
-  it('runs in the node\'s namespace when there is one', () => {
+  it("runs in the node's namespace when there is one", () => {
     const o = { entry: '/d/relay-main.js', socketPath: '/h/run/metadata-n1.sock', port: 8775, nodeBinary: '/usr/bin/node' };
     expect(relayCommand(o, '10.0.0.2')).toEqual(['/usr/bin/node', '/d/relay-main.js', '--listen', '10.0.0.2:8775', '--socket', '/h/run/metadata-n1.sock']);
-    expect(relayCommand({ ...o, netns: 'koala-n1' }, '10.0.0.2')).toEqual(['ip', 'netns', 'exec', 'koala-n1', '/usr/bin/node', '/d/relay-main.js', '--listen', '10.0.0.2:8775', '--socket', '/h/run/metadata-n1.sock']);
+    expect(relayCommand({ ...o, netns: 'koala-n1' }, '10.0.0.2')).toEqual([
+      'ip',
+      'netns',
+      'exec',
+      'koala-n1',
+      '/usr/bin/node',
+      '/d/relay-main.js',
+      '--listen',
+      '10.0.0.2:8775',
+      '--socket',
+      '/h/run/metadata-n1.sock',
+    ]);
     expect(relayCommand({ ...o, tokenMark: 0x20000000 }, '10.0.0.2').slice(-2)).toEqual(['--token-mark', '0x20000000']);
   });
 });

@@ -53,7 +53,15 @@ export class MetadataService implements OnApplicationBootstrap, OnApplicationShu
     }
     const logger = this.logger.child({ module: 'metadata' });
     const paths = metadataPaths(this.config);
-    const server = new MetadataServer({ socketPath: paths.socket, node: this.config.nodeName, region: this.config.region, view: this.view, store: this.store, tokens: new ImdsTokens(this.clock), logger });
+    const server = new MetadataServer({
+      socketPath: paths.socket,
+      node: this.config.nodeName,
+      region: this.config.region,
+      view: this.view,
+      store: this.store,
+      tokens: new ImdsTokens(this.clock),
+      logger,
+    });
     // Instances run without a metadata service (they have their config drive): an NC that cannot
     // serve it says so loudly and goes on.
     try {
@@ -70,7 +78,16 @@ export class MetadataService implements OnApplicationBootstrap, OnApplicationShu
     }
     // KOALA_NODE_NETNS belongs to the network agent's configuration; read when present.
     const netns = (this.config as KoalaConfig & { nodeNetns?: string }).nodeNetns;
-    this.relay = new RelaySupervisor({ node: this.config.nodeName, view: this.view, entry, socketPath: paths.socket, port: this.config.metadataPort, tokenMark: TOKEN_CONNMARK, ...(netns ? { netns } : {}), logger });
+    this.relay = new RelaySupervisor({
+      node: this.config.nodeName,
+      view: this.view,
+      entry,
+      socketPath: paths.socket,
+      port: this.config.metadataPort,
+      tokenMark: TOKEN_CONNMARK,
+      ...(netns ? { netns } : {}),
+      logger,
+    });
     this.relay.start();
   }
 

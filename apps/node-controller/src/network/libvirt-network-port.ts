@@ -109,7 +109,12 @@ export class LibvirtNetworkPort implements NetworkLibvirt {
   }
 
   listFilters(prefix: string): Promise<string[]> {
-    return this.conn.run(async (lv) => (await lv.listAllNwFilters()).map((f) => f.name).filter((n) => n.startsWith(prefix)).sort());
+    return this.conn.run(async (lv) =>
+      (await lv.listAllNwFilters())
+        .map((f) => f.name)
+        .filter((n) => n.startsWith(prefix))
+        .sort(),
+    );
   }
 
   getFilterXml(name: string): Promise<string | undefined> {

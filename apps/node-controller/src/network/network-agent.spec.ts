@@ -69,7 +69,7 @@ describe('NetworkAgent', () => {
     const { host, libvirt, agent } = setup();
     await agent.apply(sampleState());
     const net = libvirt.networks.get('koala-koala-1a')!;
-    expect(net.xml).toContain("<dnsmasq:option value=\"dhcp-ignore=tag:!known\"/>");
+    expect(net.xml).toContain('<dnsmasq:option value="dhcp-ignore=tag:!known"/>');
     net.xml = net.xml.replace(/ xmlns:dnsmasq="[^"]*"/, '').replace(/\s*<dnsmasq:options>[\s\S]*<\/dnsmasq:options>/, '');
     clear(host, libvirt);
     const changes = await agent.apply(sampleState());
@@ -129,7 +129,12 @@ describe('NetworkAgent', () => {
     next.interfaces.push({ instanceId: 'i-00000000000000a3', node: 'node-a', mac: '02:00:00:00:00:a3', privateIp: '172.31.0.13', publicIp: '198.51.100.13', groupIds: ['sg-0000000a'] });
     clear(host, libvirt);
     await agent.apply(next);
-    expect(libvirt.networks.get('koala-koala-1a')!.hosts.map((h) => h.ip).sort()).toEqual(['172.31.0.12', '172.31.0.13']);
+    expect(
+      libvirt.networks
+        .get('koala-koala-1a')!
+        .hosts.map((h) => h.ip)
+        .sort(),
+    ).toEqual(['172.31.0.12', '172.31.0.13']);
     expect([...libvirt.filters.keys()].filter((n) => n.startsWith('koala-'))).toEqual(['koala-i-i-00000000000000a2', 'koala-i-i-00000000000000a3']);
     expect(host.ipsets.get('koala-sg-0000000a-ai')).toEqual(['172.31.0.12', '172.31.0.13', '172.31.0.21']);
     expect(host.nat.get('KOALA-PREROUTING')!.join('\n')).not.toContain('198.51.100.11');
@@ -137,7 +142,13 @@ describe('NetworkAgent', () => {
     expect(host.nat.get('PREROUTING')!.filter((r) => r.includes('KOALA'))).toHaveLength(1);
     expect(host.addresses.get('pub0')).toEqual(['203.0.113.250/24 pub0', '198.51.100.13/32 pub0:k']);
     expect(writes(host, libvirt)).toEqual(
-      expect.arrayContaining(['dhcp del 172.31.0.11', 'dhcp add 172.31.0.13', 'undefine filter koala-i-i-00000000000000a1', 'define filter koala-i-i-00000000000000a3', 'ip addr del 198.51.100.11/32 dev pub0']),
+      expect.arrayContaining([
+        'dhcp del 172.31.0.11',
+        'dhcp add 172.31.0.13',
+        'undefine filter koala-i-i-00000000000000a1',
+        'define filter koala-i-i-00000000000000a3',
+        'ip addr del 198.51.100.11/32 dev pub0',
+      ]),
     );
     expect(writes(host, libvirt)).not.toContain('define filter koala-i-i-00000000000000a2'); // unchanged rules: not redefined
   });
@@ -237,7 +248,7 @@ describe('NetworkAgent', () => {
     expect(libvirt.networks.get('koala-koala-1a')!.hosts.map((h) => h.ip)).not.toContain('172.31.0.14');
   });
 
-  it('launch on an applied state: writes only the guest\'s own entries, reads nothing; the state catching up changes nothing', async () => {
+  it("launch on an applied state: writes only the guest's own entries, reads nothing; the state catching up changes nothing", async () => {
     const { host, libvirt, agent } = setup();
     agent.receive(sampleState(7));
     await agent.kick();

@@ -39,7 +39,6 @@ export interface InstanceNetworking {
   release(instanceId: string): Promise<void>;
 }
 
-
 /**
  * Reconciles this node to the zone's desired network state. Applies run one at a time; the
  * newest state received wins and an older one is ignored; a failed apply is retried with
@@ -234,7 +233,10 @@ export class NetworkAgent implements NetworkStateView, InstanceNetworking {
       // Something updateNetwork cannot change (bridge, address, mode): redefine. Guests on the
       // old bridge lose their port until restarted: only a changed node address or bridge does this.
       if (have?.active) {
-        this.o.logger?.warn({ network: want.name, have: { ...have, hosts: have.hosts.length }, want: { bridge: want.bridge, address: want.address, prefix: want.prefix } }, 'network differs beyond DHCP hosts: redefining it');
+        this.o.logger?.warn(
+          { network: want.name, have: { ...have, hosts: have.hosts.length }, want: { bridge: want.bridge, address: want.address, prefix: want.prefix } },
+          'network differs beyond DHCP hosts: redefining it',
+        );
         await lv.stopNetwork(want.name);
       }
       await lv.defineNetwork(want.xml);
@@ -274,7 +276,11 @@ export class NetworkAgent implements NetworkStateView, InstanceNetworking {
     try {
       return await this.sync.releaseLease(bridge, h.ip, h.mac);
     } catch (err) {
-      if (!this.warnedRelease) this.o.logger?.warn({ err: (err as Error).message, ip: h.ip }, 'could not release the DHCP lease of a removed guest (dhcp_release from dnsmasq-utils missing?); its address waits for the lease to run out');
+      if (!this.warnedRelease)
+        this.o.logger?.warn(
+          { err: (err as Error).message, ip: h.ip },
+          'could not release the DHCP lease of a removed guest (dhcp_release from dnsmasq-utils missing?); its address waits for the lease to run out',
+        );
       this.warnedRelease = true;
       return [];
     }
@@ -447,7 +453,12 @@ export function sameFilter(a: string, b: string): boolean {
     try {
       const f = parseNwFilterXml(xml);
       const sorted = (o: Record<string, unknown>) => Object.fromEntries(Object.entries(o).sort(([x], [y]) => (x < y ? -1 : 1)));
-      return JSON.stringify([f.name, f.chain ?? 'root', f.filterrefs.map((r) => [r.filter, sorted(r.parameters)]), f.rules.map((r) => [r.action, r.direction, r.priority ?? 500, r.statematch ?? true, r.protocol, sorted(r.attributes)])]);
+      return JSON.stringify([
+        f.name,
+        f.chain ?? 'root',
+        f.filterrefs.map((r) => [r.filter, sorted(r.parameters)]),
+        f.rules.map((r) => [r.action, r.direction, r.priority ?? 500, r.statematch ?? true, r.protocol, sorted(r.attributes)]),
+      ]);
     } catch {
       return undefined;
     }
@@ -462,5 +473,12 @@ function sameNetwork(a: PlannedNetwork, b: PlannedNetwork): boolean {
 }
 
 function sameShape(have: LibvirtNetworkFacts, want: PlannedNetwork): boolean {
-  return have.forwardMode === 'open' && have.bridge === want.bridge && have.address === want.address && have.prefix === want.prefix && (have.domain ?? '') === want.domain && have.dnsmasqOptions.join('\n') === want.dnsmasqOptions.join('\n');
+  return (
+    have.forwardMode === 'open' &&
+    have.bridge === want.bridge &&
+    have.address === want.address &&
+    have.prefix === want.prefix &&
+    (have.domain ?? '') === want.domain &&
+    have.dnsmasqOptions.join('\n') === want.dnsmasqOptions.join('\n')
+  );
 }

@@ -94,7 +94,8 @@ export class FakeHost implements HostNetCommands {
       let t = this.nat;
       for (const line of (opts.input ?? '').split('\n')) {
         if (line.startsWith('*')) t = this.table(line.slice(1));
-        else if (line.startsWith(':')) t.set(line.slice(1).split(' ')[0]!, []); // --noflush: declared chains are flushed
+        else if (line.startsWith(':'))
+          t.set(line.slice(1).split(' ')[0]!, []); // --noflush: declared chains are flushed
         else if (line.startsWith('-A ')) t.get(line.split(' ')[1]!)!.push(line);
       }
     } else if (c === 'iptables') {
@@ -118,7 +119,10 @@ export class FakeHost implements HostNetCommands {
       this.onRelease?.(a[1]!);
       this.released.push(`${a[0]} ${a[1]} ${a[2]}`);
     } else if (c === 'ip' && a[0] === 'addr' && a[1] === 'del') {
-      this.addresses.set(a[4]!, this.addresses.get(a[4]!)!.filter((x) => x.split(' ')[0] !== a[2]));
+      this.addresses.set(
+        a[4]!,
+        this.addresses.get(a[4]!)!.filter((x) => x.split(' ')[0] !== a[2]),
+      );
     } else {
       throw new Error(`FakeHost: unexpected command ${cmd}`);
     }
@@ -174,7 +178,9 @@ export class FakeNetworkLibvirt implements NetworkLibvirt {
   async getFilterXml(name: string): Promise<string | undefined> {
     // libvirt hands back its own layout: a uuid, attributes in another order.
     const x = this.filters.get(name);
-    return x?.replace(/^(<filter [^>]*>)/, "$1\n  <uuid>00000000-0000-4000-8000-000000000000</uuid>").replace(/<(tcp|udp|all|icmp) ([^/]*)\/>/g, (_m, p: string, a: string) => `<${p} ${a.split(' ').reverse().join(' ')}/>`);
+    return x
+      ?.replace(/^(<filter [^>]*>)/, '$1\n  <uuid>00000000-0000-4000-8000-000000000000</uuid>')
+      .replace(/<(tcp|udp|all|icmp) ([^/]*)\/>/g, (_m, p: string, a: string) => `<${p} ${a.split(' ').reverse().join(' ')}/>`);
   }
   async defineFilter(xml: string): Promise<void> {
     const name = /<filter name='([^']+)'/.exec(xml)![1]!;

@@ -52,7 +52,9 @@ describe('planNetwork (golden)', () => {
   it('IMDSv2 hop limit: one TTL rule per local instance, on token connections only, in Koala’s mangle chain', () => {
     expect(plan.mangleRestore).toBe(golden('mangle.rules'));
     const limited = sampleState();
-    limited.interfaces = limited.interfaces.map((i) => (i.instanceId === 'i-00000000000000a2' ? { ...i, metadataOptions: { httpTokens: 'required', httpPutResponseHopLimit: 3, httpEndpoint: 'enabled' } } : i));
+    limited.interfaces = limited.interfaces.map((i) =>
+      i.instanceId === 'i-00000000000000a2' ? { ...i, metadataOptions: { httpTokens: 'required', httpPutResponseHopLimit: 3, httpEndpoint: 'enabled' } } : i,
+    );
     expect(planNetwork(limited, nodeA)!.mangle).toEqual([
       '-A KOALA-IMDS-TTL -s 172.31.0.2/32 -d 172.31.0.11/32 -p tcp -m tcp --sport 8775 -m connmark --mark 0x20000000/0x20000000 -j TTL --ttl-set 1',
       '-A KOALA-IMDS-TTL -s 172.31.0.2/32 -d 172.31.0.12/32 -p tcp -m tcp --sport 8775 -m connmark --mark 0x20000000/0x20000000 -j TTL --ttl-set 3',
@@ -149,11 +151,13 @@ describe('planNetwork (rules)', () => {
   it('a rule change that sets hold changes set members only, never a filter (no re-instantiation on the taps)', () => {
     const s = sampleState();
     const before = planNetwork(s, nodeA)!;
-    s.groups.find((g) => g.groupId === 'sg-0000000a')!.ingress.push(
-      { protocol: 'tcp', fromPort: 8080, toPort: 8080, cidrs: ['198.51.100.0/24'], groupIds: [] },
-      { protocol: 'udp', fromPort: 53, toPort: 54, cidrs: [], groupIds: ['sg-0000000b'] },
-      { protocol: 'all', fromPort: -1, toPort: -1, cidrs: ['10.1.2.3/16'], groupIds: [] },
-    );
+    s.groups
+      .find((g) => g.groupId === 'sg-0000000a')!
+      .ingress.push(
+        { protocol: 'tcp', fromPort: 8080, toPort: 8080, cidrs: ['198.51.100.0/24'], groupIds: [] },
+        { protocol: 'udp', fromPort: 53, toPort: 54, cidrs: [], groupIds: ['sg-0000000b'] },
+        { protocol: 'all', fromPort: -1, toPort: -1, cidrs: ['10.1.2.3/16'], groupIds: [] },
+      );
     const after = planNetwork(s, nodeA)!;
     expect(after.filters).toEqual(before.filters);
     const m = new Map(after.ipsets.map((x) => [x.name, x.members]));

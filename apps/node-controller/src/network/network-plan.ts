@@ -123,7 +123,7 @@ export function inCidr(ip: string, cidr: string): boolean {
   const { base, prefix } = parseCidr(cidr);
   if (prefix === 0) return true;
   const mask = prefix === 32 ? 0xffffffff : ~((1 << (32 - prefix)) - 1) >>> 0;
-  return ((ipToInt(ip) & mask) >>> 0) === ((ipToInt(base) & mask) >>> 0);
+  return (ipToInt(ip) & mask) >>> 0 === (ipToInt(base) & mask) >>> 0;
 }
 
 /** A CIDR with its host bits cleared (iptables and libvirt print it that way). */
@@ -236,7 +236,10 @@ const entryOrder = (a: string, b: string) => {
  */
 export function groupSets(group: NetworkGroup, members: GroupMembers): PlannedIpset[] {
   const out: PlannedIpset[] = [];
-  for (const [dir, rules] of [['i', group.ingress], ['o', group.egress]] as const) {
+  for (const [dir, rules] of [
+    ['i', group.ingress],
+    ['o', group.egress],
+  ] as const) {
     const acc = { a: new Set<string>(), p: new Set<string>() };
     for (const r of rules) {
       const e = setEntries(r, members);
@@ -250,7 +253,13 @@ export function groupSets(group: NetworkGroup, members: GroupMembers): PlannedIp
 
 /** The filter's matches of a group's sets (their entries: groupSets). */
 function groupSetRules(groupId: string): FilterRule[] {
-  const rule = (direction: Dir, kind: 'a' | 'p', flags: string): FilterRule => ({ action: 'accept', direction, priority: PRIO.group, proto: 'all', attrs: { ipset: groupSetName(groupId, kind, direction === 'in' ? 'i' : 'o'), ipsetflags: flags } });
+  const rule = (direction: Dir, kind: 'a' | 'p', flags: string): FilterRule => ({
+    action: 'accept',
+    direction,
+    priority: PRIO.group,
+    proto: 'all',
+    attrs: { ipset: groupSetName(groupId, kind, direction === 'in' ? 'i' : 'o'), ipsetflags: flags },
+  });
   // In: the peer is the sender, the port the guest's; out: both the destination's.
   return [rule('in', 'a', 'src'), rule('in', 'p', 'src,dst'), rule('out', 'a', 'dst'), rule('out', 'p', 'dst,dst')];
 }
@@ -386,7 +395,9 @@ export function natRules(state: ZoneNetworkState, local: readonly NetworkInterfa
 }
 
 export function natRestoreText(nat: NatRules): string {
-  return ['*nat', `:${NAT_CHAINS.prerouting} - [0:0]`, `:${NAT_CHAINS.postrouting} - [0:0]`, `:${NAT_CHAINS.output} - [0:0]`, ...nat.prerouting, ...nat.postrouting, ...nat.output, 'COMMIT', ''].join('\n');
+  return ['*nat', `:${NAT_CHAINS.prerouting} - [0:0]`, `:${NAT_CHAINS.postrouting} - [0:0]`, `:${NAT_CHAINS.output} - [0:0]`, ...nat.prerouting, ...nat.postrouting, ...nat.output, 'COMMIT', ''].join(
+    '\n',
+  );
 }
 
 // ---- IMDSv2 hop limit ----------------------------------------------------------------------
@@ -447,9 +458,7 @@ export function planNetwork(state: ZoneNetworkState, cfg: NodeNetConfig, overrid
   const groups = new Map(state.groups.map((g) => [g.groupId, g]));
   const localGroups = [...new Set(local.flatMap((i) => i.groupIds))].filter((g) => groups.has(g)).sort();
   const referenced = new Set(localGroups.flatMap((gid) => [...groups.get(gid)!.ingress, ...groups.get(gid)!.egress].flatMap((r) => r.groupIds)));
-  const members: GroupMembers = new Map(
-    [...referenced].map((gid) => [gid, [...new Set(all.filter((i) => i.groupIds.includes(gid)).map((i) => i.privateIp))].sort(byIp)]),
-  );
+  const members: GroupMembers = new Map([...referenced].map((gid) => [gid, [...new Set(all.filter((i) => i.groupIds.includes(gid)).map((i) => i.privateIp))].sort(byIp)]));
   const filters = local.map((i) => ({ name: filterName(i.instanceId), instanceId: i.instanceId, xml: filterXml(i, state.groups, me.address, cfg.metadataPort, members) }));
   const ipsets = localGroups.flatMap((gid) => groupSets(groups.get(gid)!, members));
 

@@ -98,7 +98,10 @@ describe('VolumeAttacher and stopped instances', () => {
     lv.add('i-stopped', DomainState.SHUTOFF);
     expect(await attacher.attach({ instanceId: 'i-stopped', volumeId: VOL, target })).toEqual({ guestDevice: 'vdb' });
     expect(lv.calls).toEqual(['attach i-stopped config']);
-    expect(await disks('i-stopped')).toEqual([['vda', undefined], ['vdb', volumeSerial(VOL)]]);
+    expect(await disks('i-stopped')).toEqual([
+      ['vda', undefined],
+      ['vdb', volumeSerial(VOL)],
+    ]);
     expect(lv.secrets.get(volumeSecretUsage('i-stopped', VOL))?.value).toBe(target.chapSecret);
     expect(await attacher.attach({ instanceId: 'i-stopped', volumeId: VOL, target })).toEqual({ guestDevice: 'vdb' });
     expect(lv.calls).toHaveLength(1);
@@ -113,7 +116,10 @@ describe('VolumeAttacher and stopped instances', () => {
     lv.add('i-running', DomainState.RUNNING);
     expect(await attacher.attach({ instanceId: 'i-running', volumeId: VOL, target })).toEqual({ guestDevice: 'vdb' });
     expect(lv.calls).toEqual(['attach i-running liveconfig']);
-    expect(await disks('i-running', false)).toEqual([['vda', undefined], ['vdb', volumeSerial(VOL)]]);
+    expect(await disks('i-running', false)).toEqual([
+      ['vda', undefined],
+      ['vdb', volumeSerial(VOL)],
+    ]);
   });
 
   it('plugs the disk live too when the domain started while it was being added to the config', async () => {
@@ -126,7 +132,10 @@ describe('VolumeAttacher and stopped instances', () => {
     };
     expect(await attacher.attach({ instanceId: 'i-racing', volumeId: VOL, target })).toEqual({ guestDevice: 'vdb' });
     expect(lv.calls).toEqual(['attach i-racing config', 'attach i-racing live']);
-    expect(await disks('i-racing', false)).toEqual([['vda', undefined], ['vdb', volumeSerial(VOL)]]);
+    expect(await disks('i-racing', false)).toEqual([
+      ['vda', undefined],
+      ['vdb', volumeSerial(VOL)],
+    ]);
   });
 
   it('refuses a paused (neither running nor stopped) or unknown domain, leaving no secret', async () => {

@@ -25,16 +25,7 @@ import { KeyedLock } from '@koala/runtime';
 /** The part of the libvirt client the attacher uses (a fake implements it in unit tests). */
 export type VolumeLibvirt = Pick<
   Libvirt,
-  | 'lookupDomainByName'
-  | 'getDomainState'
-  | 'getDomainXml'
-  | 'attachDevice'
-  | 'detachDevice'
-  | 'defineSecret'
-  | 'setSecretValue'
-  | 'lookupSecretByUsage'
-  | 'undefineSecret'
-  | 'listAllSecrets'
+  'lookupDomainByName' | 'getDomainState' | 'getDomainXml' | 'attachDevice' | 'detachDevice' | 'defineSecret' | 'setSecretValue' | 'lookupSecretByUsage' | 'undefineSecret' | 'listAllSecrets'
 >;
 
 /** Hands out an open connection (`LibvirtReconnector` fits). */
@@ -211,9 +202,7 @@ export class VolumeAttacher {
       // A secret with this usage left from a crash would make the define fail: replace it.
       const stale = await lv.lookupSecretByUsage(SecretUsageType.ISCSI, usage).catch((e) => (isLibvirtError(e, VIR_ERR_NO_SECRET) ? undefined : Promise.reject(e)));
       if (stale) await lv.undefineSecret(stale);
-      secret = await lv.defineSecret(
-        buildSecretXml({ usageType: 'iscsi', usageTarget: usage, description: `CHAP secret of ${volumeId} on ${instanceId}`, ephemeral: false, private: true }),
-      );
+      secret = await lv.defineSecret(buildSecretXml({ usageType: 'iscsi', usageTarget: usage, description: `CHAP secret of ${volumeId} on ${instanceId}`, ephemeral: false, private: true }));
       await lv.setSecretValue(secret, target.chapSecret);
       const xml = buildDiskXml({
         kind: 'iscsi',
@@ -293,8 +282,7 @@ export class VolumeAttacher {
       if (!liveRemoved && !force) {
         throw new VolumeError(
           'VolumeDetachTimeout',
-          `the guest of ${instanceId} did not release ${inLive.targetDev} (${volumeId}) within ${this.detachTimeoutMs} ms; ` +
-            `it was removed from the persistent config; retry, or detach with Force`,
+          `the guest of ${instanceId} did not release ${inLive.targetDev} (${volumeId}) within ${this.detachTimeoutMs} ms; ` + `it was removed from the persistent config; retry, or detach with Force`,
         );
       }
     }

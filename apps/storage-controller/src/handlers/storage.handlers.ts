@@ -1,15 +1,5 @@
 import { Inject, Injectable, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
-import {
-  copySnapshot,
-  createSnapshot,
-  createVolume,
-  deleteSnapshot,
-  deleteVolume,
-  exportVolume,
-  QueueGroups,
-  storageSealKey,
-  unexportVolume,
-} from '@koala/contracts';
+import { copySnapshot, createSnapshot, createVolume, deleteSnapshot, deleteVolume, exportVolume, QueueGroups, storageSealKey, unexportVolume } from '@koala/contracts';
 import { KOALA_CONFIG, type KoalaConfig } from '@koala/config';
 import type { Logger } from '@koala/logging';
 import type { NatsBus, SealKey } from '@koala/messaging';
@@ -22,7 +12,11 @@ import { VolumeService } from '../volumes/volume.service.js';
 
 const ACK = { accepted: true } as const;
 /** Handler time: for create/delete/snapshot/copy that is accepting the work (its end is a storage event). */
-const opSeconds = metrics.histogram({ name: 'koala_volume_operation_duration_seconds', help: 'SC volume and snapshot requests by zone, operation and outcome (ok, error), in seconds.', labelNames: ['zone', 'op', 'outcome'] });
+const opSeconds = metrics.histogram({
+  name: 'koala_volume_operation_duration_seconds',
+  help: 'SC volume and snapshot requests by zone, operation and outcome (ok, error), in seconds.',
+  labelNames: ['zone', 'op', 'outcome'],
+});
 /** Closes the SC's libvirt connection (after background work stopped). */
 export const CLOSE_LIBVIRT = Symbol('CLOSE_LIBVIRT');
 /** The SC's key pair for CHAP secrets sealed to it. */

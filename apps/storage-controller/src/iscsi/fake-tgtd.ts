@@ -43,9 +43,9 @@ export class FakeTgtd implements CommandRunner {
         return ok();
       }
       if (!t) return fail("can't find the target");
-      if (op === 'delete') return this.targets.delete(tid), ok();
-      if (op === 'bind') return t.acl.push(opt('initiator-name')!), ok();
-      if (op === 'unbind') return (t.acl = t.acl.filter((a) => a !== opt('initiator-name'))), ok();
+      if (op === 'delete') return (this.targets.delete(tid), ok());
+      if (op === 'bind') return (t.acl.push(opt('initiator-name')!), ok());
+      if (op === 'unbind') return ((t.acl = t.acl.filter((a) => a !== opt('initiator-name'))), ok());
     }
     if (mode === 'logicalunit' && op === 'new') {
       if (!t) return fail("can't find the target");
@@ -67,8 +67,8 @@ export class FakeTgtd implements CommandRunner {
         return ok();
       }
       if (!t) return fail("can't find the target");
-      if (op === 'bind') return t.accounts.push(user), ok();
-      if (op === 'unbind') return (t.accounts = t.accounts.filter((a) => a !== user)), ok();
+      if (op === 'bind') return (t.accounts.push(user), ok());
+      if (op === 'unbind') return ((t.accounts = t.accounts.filter((a) => a !== user)), ok());
     }
     return fail(`unsupported ${args.join(' ')}`);
   }

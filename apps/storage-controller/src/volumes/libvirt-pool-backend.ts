@@ -19,8 +19,7 @@ const isCode = (err: unknown, ...codes: number[]): boolean => err instanceof Lib
 
 /** libvirt's answers for "this driver/pool cannot stream (sparsely)": no download/upload, or a refused flag. */
 const isUnsupported = (err: unknown): boolean =>
-  isCode(err, VIR_ERR_NO_SUPPORT, VIR_ERR_ARGUMENT_UNSUPPORTED, VIR_ERR_OPERATION_UNSUPPORTED) ||
-  (isCode(err, VIR_ERR_INVALID_ARG) && /unsupported flags/i.test((err as Error).message));
+  isCode(err, VIR_ERR_NO_SUPPORT, VIR_ERR_ARGUMENT_UNSUPPORTED, VIR_ERR_OPERATION_UNSUPPORTED) || (isCode(err, VIR_ERR_INVALID_ARG) && /unsupported flags/i.test((err as Error).message));
 
 /** Zeros for holes written to a thick volume (never modified: stream writes copy what they send). */
 const ZEROS = Buffer.alloc(1024 * 1024);

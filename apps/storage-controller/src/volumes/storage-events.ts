@@ -4,7 +4,11 @@ import type { EventStream, NatsBus } from '@koala/messaging';
 import { metrics } from '@koala/metrics';
 import type { Clock } from '@koala/runtime';
 
-const storageEvents = metrics.counter({ name: 'koala_storage_events_total', help: 'Volume and snapshot state changes an SC reported, by zone, kind and state (e.g. volume available, volume error).', labelNames: ['zone', 'kind', 'state'] });
+const storageEvents = metrics.counter({
+  name: 'koala_storage_events_total',
+  help: 'Volume and snapshot state changes an SC reported, by zone, kind and state (e.g. volume available, volume error).',
+  labelNames: ['zone', 'kind', 'state'],
+});
 
 export type StorageEventBody = Omit<StorageEvent, 'zone' | 'at'>;
 

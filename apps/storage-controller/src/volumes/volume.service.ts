@@ -36,8 +36,7 @@ export interface CapacityReport {
 }
 
 type Reason = { code: string; message: string };
-const reasonOf = (err: unknown): Reason =>
-  err instanceof StorageError ? { code: err.code, message: err.message } : { code: 'Server.InternalError', message: (err as Error)?.message ?? String(err) };
+const reasonOf = (err: unknown): Reason => (err instanceof StorageError ? { code: err.code, message: err.message } : { code: 'Server.InternalError', message: (err as Error)?.message ?? String(err) });
 
 /**
  * The storage controller's rules for volumes and snapshots. Requests are checked and
@@ -95,7 +94,8 @@ export class VolumeService {
         if (req.snapshotId) {
           const snap = await this.o.snapshots.get(req.snapshotId);
           if (!snap || (await this.o.journal.has(req.snapshotId))) throw new StorageError('InvalidSnapshot.NotFound', `snapshot ${req.snapshotId} does not exist or is not completed`);
-          if (snap.capacityBytes > sizeBytes) throw new StorageError('InvalidParameterValue', `volume size ${req.sizeGiB} GiB is smaller than snapshot ${req.snapshotId} (${snap.capacityBytes} bytes)`);
+          if (snap.capacityBytes > sizeBytes)
+            throw new StorageError('InvalidParameterValue', `volume size ${req.sizeGiB} GiB is smaller than snapshot ${req.snapshotId} (${snap.capacityBytes} bytes)`);
         }
         const cap = await this.capacity();
         if (sizeBytes > cap.availableBytes) {

@@ -23,23 +23,19 @@ export interface PeerIo {
 
 export function errorPayload(code: number, message: string, domain = 10): Buffer {
   const w = new XdrWriter();
-  w.int(code).int(domain).optional(message, (x, m) => x.string(m)).int(2);
+  w.int(code)
+    .int(domain)
+    .optional(message, (x, m) => x.string(m))
+    .int(2);
   w.bool(false).bool(false).bool(false).bool(false).int(0).int(0).bool(false);
   return w.toBuffer();
 }
 
 function makeIo(write: (b: Buffer) => void, hangup: () => void): PeerIo {
   const io: PeerIo = {
-    send: (h, payload) =>
-      write(
-        encodePacket(
-          { program: REMOTE_PROGRAM, version: REMOTE_PROTOCOL_VERSION, type: MessageType.Reply, status: MessageStatus.Ok, ...h },
-          payload,
-        ),
-      ),
+    send: (h, payload) => write(encodePacket({ program: REMOTE_PROGRAM, version: REMOTE_PROTOCOL_VERSION, type: MessageType.Reply, status: MessageStatus.Ok, ...h }, payload)),
     reply: (p, payload) => io.send({ procedure: p.header.procedure, serial: p.header.serial }, payload),
-    replyError: (p, code, message) =>
-      io.send({ procedure: p.header.procedure, serial: p.header.serial, status: MessageStatus.Error }, errorPayload(code, message)),
+    replyError: (p, code, message) => io.send({ procedure: p.header.procedure, serial: p.header.serial, status: MessageStatus.Error }, errorPayload(code, message)),
     raw: write,
     hangup,
   };

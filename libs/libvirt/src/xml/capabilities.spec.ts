@@ -26,10 +26,12 @@ describe('parseCapabilitiesXml', () => {
   });
 
   it('falls back to the CPU topology, and leaves the count out when unknown', () => {
-    expect(parseCapabilitiesXml(`<capabilities><host><cpu><arch>aarch64</arch><topology sockets='2' cores='4' threads='2'/></cpu></host></capabilities>`))
-      .toEqual({ hostArch: 'aarch64', hostCpuCount: 16, guests: [] });
-    expect(parseCapabilitiesXml(`<capabilities><host><cpu><arch>x86_64</arch></cpu></host></capabilities>`))
-      .toEqual({ hostArch: 'x86_64', guests: [] });
+    expect(parseCapabilitiesXml(`<capabilities><host><cpu><arch>aarch64</arch><topology sockets='2' cores='4' threads='2'/></cpu></host></capabilities>`)).toEqual({
+      hostArch: 'aarch64',
+      hostCpuCount: 16,
+      guests: [],
+    });
+    expect(parseCapabilitiesXml(`<capabilities><host><cpu><arch>x86_64</arch></cpu></host></capabilities>`)).toEqual({ hostArch: 'x86_64', guests: [] });
   });
 
   it('rejects other documents', () => {

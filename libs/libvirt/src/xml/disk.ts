@@ -177,9 +177,7 @@ export function diskNode(spec: DiskSpec, field = 'disk'): XmlNode {
   if (spec.serial !== undefined) {
     const serial = checkLine(spec.serial, `${field}.serial`);
     if (!SERIAL.test(serial)) {
-      throw new Error(
-        `${field}.serial must be 1-20 characters of A-Z a-z 0-9 _ . + - or space (virtio-blk limit), got ${JSON.stringify(serial)}`,
-      );
+      throw new Error(`${field}.serial must be 1-20 characters of A-Z a-z 0-9 _ . + - or space (virtio-blk limit), got ${JSON.stringify(serial)}`);
     }
     node.serial = serial;
   }

@@ -1,15 +1,4 @@
-import {
-  buildDiskXml,
-  buildDomainXml,
-  chooseDomainType,
-  diskIndexToSuffix,
-  diskSuffixToIndex,
-  KOALA_METADATA_NS,
-  nextFreeTargetDev,
-  parseDiskXml,
-  parseDomainXml,
-  type DomainSpec,
-} from './index.js';
+import { buildDiskXml, buildDomainXml, chooseDomainType, diskIndexToSuffix, diskSuffixToIndex, KOALA_METADATA_NS, nextFreeTargetDev, parseDiskXml, parseDomainXml, type DomainSpec } from './index.js';
 
 const NASTY = `a<b&c'd"e>f ]]> g`;
 
@@ -62,18 +51,40 @@ describe('buildDomainXml / parseDomainXml', () => {
     });
     expect(d.disks).toEqual([
       {
-        type: 'volume', device: 'disk', targetDev: 'vda', bus: 'virtio', driverType: 'qcow2',
-        sourcePool: 'koala', sourceVolume: 'i-0123-root.qcow2', sourceHosts: [], readonly: false,
+        type: 'volume',
+        device: 'disk',
+        targetDev: 'vda',
+        bus: 'virtio',
+        driverType: 'qcow2',
+        sourcePool: 'koala',
+        sourceVolume: 'i-0123-root.qcow2',
+        sourceHosts: [],
+        readonly: false,
       },
       {
-        type: 'file', device: 'disk', targetDev: 'vdb', bus: 'virtio', driverType: 'raw',
-        sourceFile: '/var/lib/koala/i-0123/config.iso', sourceHosts: [], readonly: true, serial: 'config-2',
+        type: 'file',
+        device: 'disk',
+        targetDev: 'vdb',
+        bus: 'virtio',
+        driverType: 'raw',
+        sourceFile: '/var/lib/koala/i-0123/config.iso',
+        sourceHosts: [],
+        readonly: true,
+        serial: 'config-2',
       },
       {
-        type: 'network', device: 'disk', targetDev: 'vdc', bus: 'virtio', driverType: 'raw',
-        sourceProtocol: 'iscsi', sourceName: 'iqn.2024-01.dev.koala:vol-0abc/1',
-        sourceHosts: [{ name: '127.0.0.1', port: 3260 }], authUsername: 'koala',
-        authSecretUsage: 'koala-chap-vol-0abc', readonly: false, serial: 'vol0abc',
+        type: 'network',
+        device: 'disk',
+        targetDev: 'vdc',
+        bus: 'virtio',
+        driverType: 'raw',
+        sourceProtocol: 'iscsi',
+        sourceName: 'iqn.2024-01.dev.koala:vol-0abc/1',
+        sourceHosts: [{ name: '127.0.0.1', port: 3260 }],
+        authUsername: 'koala',
+        authSecretUsage: 'koala-chap-vol-0abc',
+        readonly: false,
+        serial: 'vol0abc',
       },
     ]);
   });
@@ -97,9 +108,7 @@ describe('buildDomainXml / parseDomainXml', () => {
   });
 
   it('writes HVM disk boot, lifecycle actions, rng and balloon when asked', () => {
-    const xml = buildDomainXml(
-      baseSpec({ boot: { kind: 'disk' }, type: 'kvm', onReboot: 'destroy', onCrash: 'preserve', rng: true, memballoon: true }),
-    );
+    const xml = buildDomainXml(baseSpec({ boot: { kind: 'disk' }, type: 'kvm', onReboot: 'destroy', onCrash: 'preserve', rng: true, memballoon: true }));
     expect(xml).toContain('<boot dev="hd"/>');
     expect(xml).not.toContain('<kernel>');
     expect(xml).toContain('<on_reboot>destroy</on_reboot>');
@@ -113,7 +122,11 @@ describe('buildDomainXml / parseDomainXml', () => {
     const xml = buildDomainXml(baseSpec());
     expect(xml).toMatch(/<auth username="koala">\s*<secret type="iscsi" usage="koala-chap-vol-0abc"\/>\s*<\/auth>/);
     const byUuid = buildDiskXml({
-      kind: 'iscsi', iqn: 'iqn.2024-01.dev.koala:v', lun: 0, host: 'localhost', targetDev: 'vdd',
+      kind: 'iscsi',
+      iqn: 'iqn.2024-01.dev.koala:v',
+      lun: 0,
+      host: 'localhost',
+      targetDev: 'vdd',
       auth: { username: 'u', secret: { uuid: '11111111-2222-3333-4444-555555555555' } },
     });
     expect(parseDiskXml(byUuid)).toMatchObject({ authSecretUuid: '11111111-2222-3333-4444-555555555555', sourceHosts: [{ name: 'localhost', port: 3260 }] });
@@ -144,7 +157,7 @@ describe('buildDomainXml / parseDomainXml', () => {
     // No raw markup characters leak from values: every '<' starts a tag we wrote.
     expect(xml).not.toContain(NASTY);
     expect(xml).toContain('a&lt;b&amp;c\'d"e&gt;f ]]&gt; g'); // text
-    expect(xml).toContain('a&lt;b&amp;c\'d&quot;e>f ]]> g'); // attribute
+    expect(xml).toContain("a&lt;b&amp;c'd&quot;e>f ]]> g"); // attribute
     const d = parseDomainXml(xml);
     expect(d.name).toBe(`koala ${NASTY}`);
     expect(d.kernel).toBe(`/k/${NASTY}`);
@@ -188,7 +201,11 @@ describe('buildDomainXml / parseDomainXml', () => {
     );
     expect(parseDomainXml(xml).interfaces).toEqual([
       {
-        type: 'bridge', source: 'kbr0', mac: '52:54:00:12:34:56', model: 'virtio', filter: 'clean-traffic',
+        type: 'bridge',
+        source: 'kbr0',
+        mac: '52:54:00:12:34:56',
+        model: 'virtio',
+        filter: 'clean-traffic',
         filterParameters: [
           { name: 'IP', value: '10.0.0.5' },
           { name: 'IP', value: '10.0.0.6' },
@@ -200,8 +217,7 @@ describe('buildDomainXml / parseDomainXml', () => {
   });
 
   it('converts memory units written by libvirt', () => {
-    expect(parseDomainXml(`<domain type='qemu'><name>n</name><memory unit='KiB'>524288</memory><vcpu placement='static'>3</vcpu></domain>`))
-      .toMatchObject({ memoryMiB: 512, vcpus: 3 });
+    expect(parseDomainXml(`<domain type='qemu'><name>n</name><memory unit='KiB'>524288</memory><vcpu placement='static'>3</vcpu></domain>`)).toMatchObject({ memoryMiB: 512, vcpus: 3 });
     expect(parseDomainXml(`<domain><name>n</name><memory>1048576</memory></domain>`).memoryMiB).toBe(1024);
     expect(parseDomainXml(`<domain><name>n</name><memory unit='GiB'>2</memory></domain>`).memoryMiB).toBe(2048);
   });
@@ -228,10 +244,16 @@ describe('buildDomainXml / parseDomainXml', () => {
     ['relative kernel', { boot: { kind: 'kernel', kernel: 'vmlinuz' } }, /kernel must be an absolute path/],
     ['bad boot', { boot: { kind: 'pxe' } as never }, /domain.boot.kind must be disk or kernel/],
     ['bad action', { onReboot: 'explode' as never }, /onReboot must be one of/],
-    ['duplicate target', { disks: [
-      { kind: 'file', path: '/a', format: 'raw', targetDev: 'vda' },
-      { kind: 'file', path: '/b', format: 'raw', targetDev: 'vda' },
-    ] }, /vda is used twice/],
+    [
+      'duplicate target',
+      {
+        disks: [
+          { kind: 'file', path: '/a', format: 'raw', targetDev: 'vda' },
+          { kind: 'file', path: '/b', format: 'raw', targetDev: 'vda' },
+        ],
+      },
+      /vda is used twice/,
+    ],
     ['bad target', { disks: [{ kind: 'file', path: '/a', format: 'raw', targetDev: 'sda' }] }, /virtio device name/],
     ['bad format', { disks: [{ kind: 'file', path: '/a', format: 'vmdk' as never, targetDev: 'vda' }] }, /format must be one of qcow2, raw/],
     ['long serial', { disks: [{ kind: 'file', path: '/a', format: 'raw', targetDev: 'vda', serial: 'vol-0123456789abcdef0' }] }, /serial must be 1-20/],
@@ -239,8 +261,13 @@ describe('buildDomainXml / parseDomainXml', () => {
     ['bad iqn', { disks: [{ kind: 'iscsi', iqn: 'target one', lun: 1, host: 'h', targetDev: 'vda' }] }, /iqn must be an iSCSI name/],
     ['negative lun', { disks: [{ kind: 'iscsi', iqn: 'iqn.2024-01.x:y', lun: -1, host: 'h', targetDev: 'vda' }] }, /lun must be a non-negative integer/],
     ['bad port', { disks: [{ kind: 'iscsi', iqn: 'iqn.2024-01.x:y', lun: 1, host: 'h', port: 70000, targetDev: 'vda' }] }, /port must be at most 65535/],
-    ['both secret refs', { disks: [{ kind: 'iscsi', iqn: 'iqn.2024-01.x:y', lun: 1, host: 'h', targetDev: 'vda',
-      auth: { username: 'u', secret: { usage: 'a', uuid: '11111111-2222-3333-4444-555555555555' } as never } }] }, /either usage or uuid/],
+    [
+      'both secret refs',
+      {
+        disks: [{ kind: 'iscsi', iqn: 'iqn.2024-01.x:y', lun: 1, host: 'h', targetDev: 'vda', auth: { username: 'u', secret: { usage: 'a', uuid: '11111111-2222-3333-4444-555555555555' } as never } }],
+      },
+      /either usage or uuid/,
+    ],
     ['bad mac', { interfaces: [{ type: 'bridge', source: 'br0', mac: 'zz' }] }, /mac must look like/],
     ['relative log', { serialLog: { path: 'console.log' } }, /serialLog.path must be an absolute path/],
   ])('rejects %s with a clear error', (_label, over, message) => {
@@ -253,7 +280,12 @@ describe('buildDiskXml', () => {
     const spec = baseSpec().disks![2];
     const xml = buildDiskXml(spec);
     expect(xml.startsWith('<disk type="network" device="disk">')).toBe(true);
-    expect(buildDomainXml(baseSpec())).toContain(xml.split('\n').map((l) => `    ${l}`).join('\n'));
+    expect(buildDomainXml(baseSpec())).toContain(
+      xml
+        .split('\n')
+        .map((l) => `    ${l}`)
+        .join('\n'),
+    );
     expect(parseDiskXml(xml)).toEqual(parseDomainXml(buildDomainXml(baseSpec())).disks[2]);
   });
 

@@ -207,7 +207,8 @@ export function buildDomainXml(spec: DomainSpec): string {
       },
     };
     for (const [key, value] of Object.entries(spec.koala.extra ?? {})) {
-      if (!/^[A-Za-z][A-Za-z0-9_.-]*$/.test(key) || key === 'instanceId' || key === 'accountId') throw new Error(`domain.koala.extra key ${JSON.stringify(key)} must be an XML name other than instanceId/accountId`);
+      if (!/^[A-Za-z][A-Za-z0-9_.-]*$/.test(key) || key === 'instanceId' || key === 'accountId')
+        throw new Error(`domain.koala.extra key ${JSON.stringify(key)} must be an XML name other than instanceId/accountId`);
       (dom.metadata as Record<string, XmlNode>)[`${p}:instance`][`${p}:${key}`] = checkLine(value, `domain.koala.extra.${key}`, { allowEmpty: true });
     }
   }

@@ -85,7 +85,15 @@ describe('network XML', () => {
   });
 
   it('builds and parses a <domain> and dnsmasq options (namespace declared on the root)', () => {
-    const xml = buildNetworkXml(zoneNetwork({ uuid: undefined, mtu: undefined, ip: { address: '10.9.0.2', prefix: 24, dhcpHosts: [] }, domain: { name: 'koala.compute.internal', localOnly: true }, dnsmasqOptions: ['dhcp-ignore=tag:!known'] }));
+    const xml = buildNetworkXml(
+      zoneNetwork({
+        uuid: undefined,
+        mtu: undefined,
+        ip: { address: '10.9.0.2', prefix: 24, dhcpHosts: [] },
+        domain: { name: 'koala.compute.internal', localOnly: true },
+        dnsmasqOptions: ['dhcp-ignore=tag:!known'],
+      }),
+    );
     expect(xml).toBe(
       [
         '<network xmlns:dnsmasq="http://libvirt.org/schemas/network/dnsmasq/1.0">',
@@ -104,7 +112,9 @@ describe('network XML', () => {
     );
     expect(parseNetworkXml(xml)).toMatchObject({ domain: { name: 'koala.compute.internal', localOnly: true }, dnsmasqOptions: ['dhcp-ignore=tag:!known'] });
     // libvirt's dump may use another prefix for the namespace.
-    expect(parseNetworkXml("<network xmlns:d='http://libvirt.org/schemas/network/dnsmasq/1.0'><name>n</name><d:options><d:option value='a=1'/><d:option value='b'/></d:options></network>").dnsmasqOptions).toEqual(['a=1', 'b']);
+    expect(
+      parseNetworkXml("<network xmlns:d='http://libvirt.org/schemas/network/dnsmasq/1.0'><name>n</name><d:options><d:option value='a=1'/><d:option value='b'/></d:options></network>").dnsmasqOptions,
+    ).toEqual(['a=1', 'b']);
     expect(() => buildNetworkXml(zoneNetwork({ dnsmasqOptions: ['x\ny'] }))).toThrow(/dnsmasqOptions\[0\]/);
     expect(() => buildNetworkXml(zoneNetwork({ domain: { name: 'bad name' } }))).toThrow(/network.domain.name/);
     expect(buildNetworkXml(zoneNetwork({ dnsmasqOptions: [] }))).toMatch(/^<network>\n/);
@@ -128,7 +138,8 @@ describe('network XML', () => {
     const n = parseNetworkXml(dumped);
     expect(n).toMatchObject({ name: 'default', uuid: UUID, bridge: { name: 'virbr0', stp: true, delay: 0 }, forward: { mode: 'nat' } });
     expect(n.ip).toEqual({
-      address: '192.168.122.1', prefix: 24,
+      address: '192.168.122.1',
+      prefix: 24,
       dhcpHosts: [{ mac: '52:54:00:00:00:01', name: 'a', ip: '192.168.122.5' }],
       dhcpRanges: [{ start: '192.168.122.2', end: '192.168.122.254' }],
     });
@@ -154,8 +165,32 @@ describe('network XML', () => {
       [{ ip: { address: '10.0.0.1', prefix: 24, dhcpHosts: [{ mac: '02:00:00:00:00:01', ip: '2001:db8::5' }] } }, /dhcpHosts\[0\].ip must be an IPv4 address/],
       [{ ip: { address: '10.0.0.1', prefix: 24, dhcpHosts: [{ mac: '02:00:00:00:00:01', ip: '10.0.0.2', name: "a'b<c" }] } }, /name must be a host name/],
       [{ ip: { address: '2001:db8::1', prefix: 64, dhcpHosts: [] } }, /dhcpHosts need an IPv4/],
-      [{ ip: { address: '10.0.0.1', prefix: 24, dhcpHosts: [{ mac: '02:00:00:00:00:01', ip: '10.0.0.2' }, { mac: '02:00:00:00:00:01', ip: '10.0.0.3' }] } }, /MAC 02:00:00:00:00:01 appears twice/],
-      [{ ip: { address: '10.0.0.1', prefix: 24, dhcpHosts: [{ mac: '02:00:00:00:00:01', ip: '10.0.0.2' }, { mac: '02:00:00:00:00:02', ip: '10.0.0.2' }] } }, /IP 10.0.0.2 appears twice/],
+      [
+        {
+          ip: {
+            address: '10.0.0.1',
+            prefix: 24,
+            dhcpHosts: [
+              { mac: '02:00:00:00:00:01', ip: '10.0.0.2' },
+              { mac: '02:00:00:00:00:01', ip: '10.0.0.3' },
+            ],
+          },
+        },
+        /MAC 02:00:00:00:00:01 appears twice/,
+      ],
+      [
+        {
+          ip: {
+            address: '10.0.0.1',
+            prefix: 24,
+            dhcpHosts: [
+              { mac: '02:00:00:00:00:01', ip: '10.0.0.2' },
+              { mac: '02:00:00:00:00:02', ip: '10.0.0.2' },
+            ],
+          },
+        },
+        /IP 10.0.0.2 appears twice/,
+      ],
     ];
     for (const [over, err] of cases) expect(() => buildNetworkXml(zoneNetwork(over))).toThrow(err);
     expect(() => buildDhcpHostXml({ mac: '02:00:00:00:00:01', ip: '10.0.0.2"/><x' })).toThrow(/ip must be an IPv4 address/);

@@ -183,7 +183,7 @@ function netmaskToPrefix(mask: string | undefined): number | undefined {
     .split('.')
     .map((o) => Number(o).toString(2).padStart(8, '0'))
     .join('');
-  return /^1*0*$/.test(bits) ? bits.indexOf('0') === -1 ? 32 : bits.indexOf('0') : undefined;
+  return /^1*0*$/.test(bits) ? (bits.indexOf('0') === -1 ? 32 : bits.indexOf('0')) : undefined;
 }
 
 function parseIp(node: XmlNode): ParsedNetworkIp {
@@ -213,7 +213,11 @@ export function parseNetworkXml(xml: string): ParsedNetwork {
   const ips = children(net, 'ip').map(parseIp);
   const options = Object.entries(net).find(([k]) => /^[A-Za-z0-9_.-]+:options$/.test(k))?.[0];
   const dnsmasqOptions = options
-    ? children(net, options).flatMap((o) => Object.entries(o).filter(([k]) => /:option$/.test(k)).flatMap(([k]) => children(o, k).map((x) => attr(x, 'value') ?? '')))
+    ? children(net, options).flatMap((o) =>
+        Object.entries(o)
+          .filter(([k]) => /:option$/.test(k))
+          .flatMap(([k]) => children(o, k).map((x) => attr(x, 'value') ?? '')),
+      )
     : [];
   const out: ParsedNetwork = { name: childText(net, 'name') ?? '', ips, dnsmasqOptions };
   const dom = child(net, 'domain');

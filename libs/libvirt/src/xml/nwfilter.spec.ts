@@ -66,13 +66,16 @@ describe('nwfilter XML', () => {
     expect(buildNwFilterXml({ name: 'empty' })).toBe('<filter name="empty"/>');
   });
 
-  it('parses back what it builds, and a dump of libvirt\'s clean-traffic', () => {
+  it("parses back what it builds, and a dump of libvirt's clean-traffic", () => {
     const f = parseNwFilterXml(buildNwFilterXml(instanceFilter));
     expect(f).toMatchObject({ name: 'koala-i-0000000001', uuid: UUID, chain: 'root', priority: -500 });
     expect(f.filterrefs).toEqual([{ filter: 'clean-traffic', parameters: { IP: ['172.31.0.10'], MAC: ['02:00:00:00:00:01'] } }]);
     expect(f.rules).toHaveLength(7);
     expect(f.rules[0]).toEqual({
-      action: 'accept', direction: 'in', priority: 100, protocol: 'tcp',
+      action: 'accept',
+      direction: 'in',
+      priority: 100,
+      protocol: 'tcp',
       attributes: { srcipaddr: '198.51.100.0', srcipmask: '24', dstportstart: '22', dstportend: '22', state: 'NEW' },
     });
     expect(f.rules[6]).toEqual({ action: 'drop', direction: 'in', priority: 1000, statematch: false, protocol: 'all', attributes: {} });
@@ -155,8 +158,15 @@ describe('domain network interfaces', () => {
     );
     expect(parseDomainXml(xml).interfaces).toEqual([
       {
-        type: 'network', source: 'koala-koala-1a', mac: '02:00:00:00:00:01', model: 'virtio', filter: 'koala-i-1',
-        filterParameters: [{ name: 'IP', value: '172.31.0.10' }, { name: 'MAC', value: '02:00:00:00:00:01' }],
+        type: 'network',
+        source: 'koala-koala-1a',
+        mac: '02:00:00:00:00:01',
+        model: 'virtio',
+        filter: 'koala-i-1',
+        filterParameters: [
+          { name: 'IP', value: '172.31.0.10' },
+          { name: 'MAC', value: '02:00:00:00:00:01' },
+        ],
       },
     ]);
     expect(buildDomainXml({ ...base, interfaces: [{ network: 'n', mac: '02:00:00:00:00:02' }] })).toContain(
@@ -168,8 +178,6 @@ describe('domain network interfaces', () => {
     expect(() => buildDomainXml({ ...base, interfaces: [{ network: 'n' } as never] })).toThrow(/interfaces\[0\].mac is required/);
     expect(() => buildDomainXml({ ...base, interfaces: [{ network: 'n', mac: '02:00:00:00:00:01', model: 'e1000' as never }] })).toThrow(/model must be one of virtio/);
     expect(() => buildDomainXml({ ...base, interfaces: [{ network: 'a/b', mac: '02:00:00:00:00:01' }] })).toThrow(/source must not contain/);
-    expect(() =>
-      buildDomainXml({ ...base, interfaces: [{ network: 'n', mac: '02:00:00:00:00:01', filterref: { filter: 'f', parameters: { 'a-b': 'x' } } }] }),
-    ).toThrow(/is not a variable name/);
+    expect(() => buildDomainXml({ ...base, interfaces: [{ network: 'n', mac: '02:00:00:00:00:01', filterref: { filter: 'f', parameters: { 'a-b': 'x' } } }] })).toThrow(/is not a variable name/);
   });
 });

@@ -14,13 +14,55 @@ export const NWFILTER_DIRECTIONS: readonly NwFilterDirection[] = ['in', 'out', '
 
 /** The protocol elements of a `<rule>` (libvirt's formatnwfilter). */
 export type NwFilterProtocol =
-  | 'mac' | 'vlan' | 'stp' | 'arp' | 'rarp' | 'ip' | 'ipv6'
-  | 'tcp' | 'udp' | 'sctp' | 'icmp' | 'igmp' | 'esp' | 'ah' | 'udplite' | 'all'
-  | 'tcp-ipv6' | 'udp-ipv6' | 'sctp-ipv6' | 'icmpv6' | 'esp-ipv6' | 'ah-ipv6' | 'udplite-ipv6' | 'all-ipv6';
+  | 'mac'
+  | 'vlan'
+  | 'stp'
+  | 'arp'
+  | 'rarp'
+  | 'ip'
+  | 'ipv6'
+  | 'tcp'
+  | 'udp'
+  | 'sctp'
+  | 'icmp'
+  | 'igmp'
+  | 'esp'
+  | 'ah'
+  | 'udplite'
+  | 'all'
+  | 'tcp-ipv6'
+  | 'udp-ipv6'
+  | 'sctp-ipv6'
+  | 'icmpv6'
+  | 'esp-ipv6'
+  | 'ah-ipv6'
+  | 'udplite-ipv6'
+  | 'all-ipv6';
 export const NWFILTER_PROTOCOLS: readonly NwFilterProtocol[] = [
-  'mac', 'vlan', 'stp', 'arp', 'rarp', 'ip', 'ipv6',
-  'tcp', 'udp', 'sctp', 'icmp', 'igmp', 'esp', 'ah', 'udplite', 'all',
-  'tcp-ipv6', 'udp-ipv6', 'sctp-ipv6', 'icmpv6', 'esp-ipv6', 'ah-ipv6', 'udplite-ipv6', 'all-ipv6',
+  'mac',
+  'vlan',
+  'stp',
+  'arp',
+  'rarp',
+  'ip',
+  'ipv6',
+  'tcp',
+  'udp',
+  'sctp',
+  'icmp',
+  'igmp',
+  'esp',
+  'ah',
+  'udplite',
+  'all',
+  'tcp-ipv6',
+  'udp-ipv6',
+  'sctp-ipv6',
+  'icmpv6',
+  'esp-ipv6',
+  'ah-ipv6',
+  'udplite-ipv6',
+  'all-ipv6',
 ];
 const PORT_PROTOCOLS = new Set<NwFilterProtocol>(['ip', 'ipv6', 'tcp', 'udp', 'sctp', 'tcp-ipv6', 'udp-ipv6', 'sctp-ipv6']);
 const ICMP_PROTOCOLS = new Set<NwFilterProtocol>(['icmp', 'icmpv6']);
@@ -221,7 +263,10 @@ function ruleNode(rule: NwFilterRule, field: string): XmlNode {
   }
   const ipset = a.ipset !== undefined;
   if (ipset !== (a.ipsetflags !== undefined)) throw new Error(`${field}.attributes: ipset and ipsetflags go together`);
-  for (const [start, end] of [['srcportstart', 'srcportend'], ['dstportstart', 'dstportend']]) {
+  for (const [start, end] of [
+    ['srcportstart', 'srcportend'],
+    ['dstportstart', 'dstportend'],
+  ]) {
     if (a[start] !== undefined && a[end] !== undefined && !VARIABLE.test(a[start]) && !VARIABLE.test(a[end]) && Number(a[start]) > Number(a[end])) {
       throw new Error(`${field}.attributes: ${start} ${a[start]} is above ${end} ${a[end]}`);
     }

@@ -142,9 +142,7 @@ export function buildStoragePoolXml(spec: StoragePoolSpec): string {
       break;
     }
     default:
-      throw new Error(
-        `pool.type must be one of dir, logical, iscsi, iscsi-direct, got ${JSON.stringify((spec as { type?: unknown }).type)}`,
-      );
+      throw new Error(`pool.type must be one of dir, logical, iscsi, iscsi-direct, got ${JSON.stringify((spec as { type?: unknown }).type)}`);
   }
   return renderXml('pool', pool);
 }

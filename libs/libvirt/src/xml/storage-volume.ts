@@ -1,19 +1,6 @@
 // Storage volume XML builder and parser (for `dir` pools: raw sparse files and qcow2 files,
 // including qcow2 overlays on a cached base image so a launch copies nothing).
-import {
-  attr,
-  checkAbsolutePath,
-  checkEnum,
-  checkLine,
-  checkName,
-  checkNonNegativeInt,
-  child,
-  childText,
-  parseXmlRoot,
-  renderXml,
-  scaledToBytes,
-  type XmlNode,
-} from './xml-common.js';
+import { attr, checkAbsolutePath, checkEnum, checkLine, checkName, checkNonNegativeInt, child, childText, parseXmlRoot, renderXml, scaledToBytes, type XmlNode } from './xml-common.js';
 
 export type VolumeFormat = 'raw' | 'qcow2';
 const VOLUME_FORMATS: readonly VolumeFormat[] = ['raw', 'qcow2'];

@@ -1,11 +1,4 @@
-import {
-  buildSecretXml,
-  buildStoragePoolXml,
-  buildStorageVolumeXml,
-  parseSecretXml,
-  parseStoragePoolXml,
-  parseStorageVolumeXml,
-} from './index.js';
+import { buildSecretXml, buildStoragePoolXml, buildStorageVolumeXml, parseSecretXml, parseStoragePoolXml, parseStorageVolumeXml } from './index.js';
 
 const NASTY = `a<b&c'd"e>f ]]> g`;
 
@@ -13,8 +6,12 @@ describe('storage pool XML', () => {
   it('builds and parses a dir pool', () => {
     const xml = buildStoragePoolXml({ type: 'dir', name: 'koala', uuid: '0b9a7d8e-1111-4222-8333-944455556666', targetPath: '/var/lib/koala/pool' });
     expect(parseStoragePoolXml(xml)).toEqual({
-      name: 'koala', uuid: '0b9a7d8e-1111-4222-8333-944455556666', type: 'dir', targetPath: '/var/lib/koala/pool',
-      sourceHosts: [], sourceDevices: [],
+      name: 'koala',
+      uuid: '0b9a7d8e-1111-4222-8333-944455556666',
+      type: 'dir',
+      targetPath: '/var/lib/koala/pool',
+      sourceHosts: [],
+      sourceDevices: [],
     });
   });
 
@@ -22,26 +19,45 @@ describe('storage pool XML', () => {
     const xml = buildStoragePoolXml({ type: 'logical', name: 'koala-lvm', vgName: 'koalavg', devices: ['/dev/sdb', '/dev/sdc'] });
     expect(xml).toContain('<format type="lvm2"/>');
     expect(parseStoragePoolXml(xml)).toMatchObject({
-      type: 'logical', sourceName: 'koalavg', sourceDevices: ['/dev/sdb', '/dev/sdc'], targetPath: '/dev/koalavg',
+      type: 'logical',
+      sourceName: 'koalavg',
+      sourceDevices: ['/dev/sdb', '/dev/sdc'],
+      targetPath: '/dev/koalavg',
     });
   });
 
   it('builds iscsi and iscsi-direct pools with CHAP by secret reference', () => {
     const iscsi = buildStoragePoolXml({
-      type: 'iscsi', name: 'sc-1', host: '127.0.0.1', iqn: 'iqn.2024-01.dev.koala:sc', initiatorIqn: 'iqn.2024-01.dev.koala:nc-1',
+      type: 'iscsi',
+      name: 'sc-1',
+      host: '127.0.0.1',
+      iqn: 'iqn.2024-01.dev.koala:sc',
+      initiatorIqn: 'iqn.2024-01.dev.koala:nc-1',
       auth: { username: 'nc', secret: { usage: 'koala-chap-sc' } },
     });
     expect(iscsi).toMatch(/<auth type="chap" username="nc">\s*<secret usage="koala-chap-sc"\/>/);
     expect(parseStoragePoolXml(iscsi)).toMatchObject({
-      type: 'iscsi', sourceHosts: [{ name: '127.0.0.1', port: 3260 }], sourceDevices: ['iqn.2024-01.dev.koala:sc'],
-      initiatorIqn: 'iqn.2024-01.dev.koala:nc-1', authUsername: 'nc', authSecretUsage: 'koala-chap-sc', targetPath: '/dev/disk/by-path',
+      type: 'iscsi',
+      sourceHosts: [{ name: '127.0.0.1', port: 3260 }],
+      sourceDevices: ['iqn.2024-01.dev.koala:sc'],
+      initiatorIqn: 'iqn.2024-01.dev.koala:nc-1',
+      authUsername: 'nc',
+      authSecretUsage: 'koala-chap-sc',
+      targetPath: '/dev/disk/by-path',
     });
     const direct = buildStoragePoolXml({
-      type: 'iscsi-direct', name: 'sc-2', host: 'sc.local', port: 3261, iqn: 'iqn.2024-01.dev.koala:sc', initiatorIqn: 'iqn.2024-01.dev.koala:nc-1',
+      type: 'iscsi-direct',
+      name: 'sc-2',
+      host: 'sc.local',
+      port: 3261,
+      iqn: 'iqn.2024-01.dev.koala:sc',
+      initiatorIqn: 'iqn.2024-01.dev.koala:nc-1',
       auth: { username: 'nc', secret: { uuid: '11111111-2222-3333-4444-555555555555' } },
     });
     expect(parseStoragePoolXml(direct)).toMatchObject({
-      type: 'iscsi-direct', sourceHosts: [{ name: 'sc.local', port: 3261 }], initiatorIqn: 'iqn.2024-01.dev.koala:nc-1',
+      type: 'iscsi-direct',
+      sourceHosts: [{ name: 'sc.local', port: 3261 }],
+      initiatorIqn: 'iqn.2024-01.dev.koala:nc-1',
       authSecretUuid: '11111111-2222-3333-4444-555555555555',
     });
     expect(parseStoragePoolXml(direct).targetPath).toBeUndefined();
@@ -82,13 +98,18 @@ describe('storage volume XML', () => {
 
   it('builds a qcow2 overlay on a cached base, capacity optional', () => {
     const xml = buildStorageVolumeXml({
-      name: 'i-1-root.qcow2', format: 'qcow2', backingStore: { path: '/var/lib/koala/cache/sha256-ab', format: 'raw' },
+      name: 'i-1-root.qcow2',
+      format: 'qcow2',
+      backingStore: { path: '/var/lib/koala/cache/sha256-ab', format: 'raw' },
       permissions: { mode: 0o600, owner: 0, group: 0 },
     });
     expect(xml).not.toContain('<capacity');
     expect(xml).toMatch(/<mode>0600<\/mode>/);
     expect(parseStorageVolumeXml(xml)).toMatchObject({
-      name: 'i-1-root.qcow2', format: 'qcow2', backingStorePath: '/var/lib/koala/cache/sha256-ab', backingStoreFormat: 'raw',
+      name: 'i-1-root.qcow2',
+      format: 'qcow2',
+      backingStorePath: '/var/lib/koala/cache/sha256-ab',
+      backingStoreFormat: 'raw',
     });
     const grown = buildStorageVolumeXml({ name: 'r', format: 'qcow2', capacityBytes: 10 * 2 ** 30, backingStore: { path: '/b', format: 'qcow2' } });
     expect(parseStorageVolumeXml(grown)).toMatchObject({ capacityBytes: 10 * 2 ** 30, backingStoreFormat: 'qcow2' });
@@ -105,8 +126,15 @@ describe('storage volume XML', () => {
       <target><path>/p/a.qcow2</path><format type='qcow2'/><compat>1.1</compat></target>
       <backingStore><path>/p/base.raw</path><format type='raw'/></backingStore></volume>`);
     expect(v).toEqual({
-      name: 'a.qcow2', type: 'file', key: '/p/a.qcow2', path: '/p/a.qcow2', capacityBytes: 1048576, allocationBytes: 200704,
-      format: 'qcow2', backingStorePath: '/p/base.raw', backingStoreFormat: 'raw',
+      name: 'a.qcow2',
+      type: 'file',
+      key: '/p/a.qcow2',
+      path: '/p/a.qcow2',
+      capacityBytes: 1048576,
+      allocationBytes: 200704,
+      format: 'qcow2',
+      backingStorePath: '/p/base.raw',
+      backingStoreFormat: 'raw',
     });
   });
 
@@ -136,7 +164,11 @@ describe('secret XML', () => {
     expect(xml).toMatch(/^<secret ephemeral="no" private="yes">/);
     expect(xml).toMatch(/<usage type="iscsi">\s*<target>koala-chap-vol-1<\/target>\s*<\/usage>/);
     expect(parseSecretXml(xml)).toEqual({
-      ephemeral: false, private: true, usageType: 'iscsi', usageTarget: 'koala-chap-vol-1', description: 'CHAP for vol-1',
+      ephemeral: false,
+      private: true,
+      usageType: 'iscsi',
+      usageTarget: 'koala-chap-vol-1',
+      description: 'CHAP for vol-1',
     });
   });
 

@@ -127,7 +127,10 @@ export class FakeInstancesStore implements InstancesStore {
   /** Its instances with it (ON DELETE CASCADE). */
   async deleteReservation(tx: Tx, id: string) {
     this.reservationRows.delete(id);
-    await this.deleteInstances(tx, [...this.instances.values()].filter((i) => i.reservationId === id).map((i) => i.id));
+    await this.deleteInstances(
+      tx,
+      [...this.instances.values()].filter((i) => i.reservationId === id).map((i) => i.id),
+    );
   }
 
   async deleteEmptyReservations() {
@@ -139,7 +142,10 @@ export class FakeInstancesStore implements InstancesStore {
   }
 
   async instancesOf(reservationIds: readonly string[]) {
-    return [...this.instances.values()].filter((i) => reservationIds.includes(i.reservationId)).sort((a, b) => a.launchIndex - b.launchIndex).map(copy);
+    return [...this.instances.values()]
+      .filter((i) => reservationIds.includes(i.reservationId))
+      .sort((a, b) => a.launchIndex - b.launchIndex)
+      .map(copy);
   }
 
   async groupLinks(instanceIds: readonly string[]): Promise<GroupLink[]> {
@@ -167,7 +173,10 @@ export class FakeInstancesStore implements InstancesStore {
   }
 
   async lockByIds(_tx: Tx, ids: readonly string[]) {
-    return [...this.instances.values()].filter((i) => ids.includes(i.id)).sort(byId).map(copy);
+    return [...this.instances.values()]
+      .filter((i) => ids.includes(i.id))
+      .sort(byId)
+      .map(copy);
   }
 
   async lockOne(_tx: Tx, id: string) {

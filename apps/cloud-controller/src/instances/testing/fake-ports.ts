@@ -61,7 +61,11 @@ export class FakeCluster implements ClusterGateway {
 export class FakeImages implements ImageLaunchPort {
   async launchSpec(_caller: { accountId: string; isAdmin: boolean }, imageId: string) {
     if (imageId !== IMAGE) throw Ec2Error.notFound('InvalidAMIID.NotFound', imageId);
-    return { spec: { virtualizationType: 'hvm' as const, root: { imageId, sha256: 'a'.repeat(64), sizeBytes: 1024, format: 'qcow2' as const, url: 'http://127.0.0.1:1/blob' } }, architecture: 'x86_64', rootDeviceName: '/dev/vda' };
+    return {
+      spec: { virtualizationType: 'hvm' as const, root: { imageId, sha256: 'a'.repeat(64), sizeBytes: 1024, format: 'qcow2' as const, url: 'http://127.0.0.1:1/blob' } },
+      architecture: 'x86_64',
+      rootDeviceName: '/dev/vda',
+    };
   }
 }
 

@@ -298,7 +298,11 @@ export class FakeBlockDeviceStore implements BlockDeviceStore {
     return this.rows
       .filter((r) => !instanceIds || instanceIds.includes(r.instanceId))
       .map((r) => ({ ...r, instanceState: this.instanceStates.get(r.instanceId) ?? null }))
-      .filter((r) => ['pending', 'creating', 'attaching'].includes(r.state) || (r.state === 'failed' && r.volumeId !== null && r.deleteOnTermination && (r.instanceState === null || r.instanceState === 'terminated')));
+      .filter(
+        (r) =>
+          ['pending', 'creating', 'attaching'].includes(r.state) ||
+          (r.state === 'failed' && r.volumeId !== null && r.deleteOnTermination && (r.instanceState === null || r.instanceState === 'terminated')),
+      );
   }
 
   async move(key: { instanceId: string; deviceName: string }, from: BlockDeviceState, patch: BlockDevicePatch, claimedBefore?: Date): Promise<boolean> {
