@@ -4,6 +4,7 @@
  */
 import type { DataSource, EntityManager } from 'typeorm';
 import { scopeSqlPositional, type Caller } from '../persistence/access-scope.js';
+import type { RuleLike } from './ip-permissions.js';
 
 /** A transaction (or the pool's manager). Services only pass it through to repositories. */
 export type Tx = EntityManager;
@@ -17,18 +18,10 @@ export interface GroupRow {
   createdAt: Date;
 }
 
-export interface RuleRow {
+export interface RuleRow extends RuleLike {
   id: string;
   groupId: string;
   isEgress: boolean;
-  ipProtocol: string;
-  fromPort: number | null;
-  toPort: number | null;
-  cidrIpv4: string | null;
-  cidrIpv6: string | null;
-  referencedGroupId: string | null;
-  referencedUserId: string | null;
-  description: string | null;
   createdAt: Date;
 }
 
