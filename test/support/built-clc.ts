@@ -53,6 +53,8 @@ export async function prepareBuiltClc(extra: Record<string, string> = {}): Promi
     KOALA_API_PORT: String(port),
     KOALA_PUBLIC_ENDPOINT: endpoint,
     KOALA_LOG_LEVEL: 'warn',
+    // No node host: a test's `koala down` must never touch the machine's all-in-one (koala-node1).
+    KOALA_AIO_NETNS: 'none',
     KOALA_EVENTS_CONSUMER: `clc-built-${tag}`,
     KOALA_VOLUME_EVENTS_CONSUMER: `clc-vol-built-${tag}`,
     ...extra,

@@ -20,6 +20,6 @@ export async function down(config: KoalaConfig): Promise<number> {
   const net = allInOneNet(config);
   if (!net) return 0;
   const r = nodeHostDown(config, net);
-  process.stdout.write(`node ${net.netns.padEnd(20)} ${'error' in r ? `NOT removed: ${r.error}` : 'removed'}\n`);
+  process.stdout.write(`node ${net.netns.padEnd(20)} ${'error' in r ? `NOT removed: ${r.error}` : (r.skipped ?? 'removed')}\n`);
   return 'error' in r ? 1 : 0;
 }

@@ -82,13 +82,28 @@ function script(config: KoalaConfig, args: string[]) {
     encoding: 'utf8',
     timeout: 180_000,
     // Per-node state under $KOALA_HOME, so clouds with different homes never share a node's files.
-    env: { ...process.env, KOALA_NODES_STATE: join(config.home, 'nodes') },
+    env: { ...process.env, KOALA_NODES_STATE: nodesState(config) },
   });
+}
+
+const nodesState = (config: Pick<KoalaConfig, 'home'>) => join(config.home, 'nodes');
+
+/**
+ * Whose node host a namespace of that name is: `ours` when this cloud made it (its state lives
+ * under this $KOALA_HOME), `absent`, or `another` cloud's (another home on this machine made it:
+ * two all-in-one clouds with the same KOALA_AIO_NETNS, or a test's cloud next to the operator's).
+ */
+export function nodeHostOwner(config: Pick<KoalaConfig, 'home'>, net: AllInOneNet): 'ours' | 'absent' | 'another' {
+  if (existsSync(join(nodesState(config), net.netns))) return 'ours';
+  return nodeHostExists(net) ? 'another' : 'absent';
 }
 
 /** Makes (or completes) the node host; idempotent. */
 export function nodeHostUp(config: KoalaConfig, net: AllInOneNet): { facts: NodeHostFacts } | { error: string } {
   if (process.getuid?.() !== 0) return { error: 'the node host needs root (or set KOALA_AIO_NETNS=none)' };
+  if (nodeHostOwner(config, net) === 'another') {
+    return { error: `the network namespace ${net.netns} is another cloud's node host on this machine (its state is not under ${config.home}): set KOALA_AIO_NETNS to another prefix` };
+  }
   if (!existsSync(NODE_NETNS_SCRIPT)) return { error: `${NODE_NETNS_SCRIPT} is missing` };
   const r = script(config, ['up', net.netns, '--uplink-to', net.segment, '--public-to', net.pub, '--public-if', net.publicIf, '--public-router', net.router, '--iscsi', config.iscsiPortal]);
   if (r.status !== 0) return { error: (r.stderr || r.error?.message || `exit ${r.status}`).trim() };
@@ -97,8 +112,12 @@ export function nodeHostUp(config: KoalaConfig, net: AllInOneNet): { facts: Node
   return { facts };
 }
 
-/** Removes the node host (its guests, daemons, relays, namespaces and state); absent is fine. */
-export function nodeHostDown(config: KoalaConfig, net: AllInOneNet): { ok: true } | { error: string } {
+/**
+ * Removes this cloud's node host (its guests, daemons, relays, namespaces and state); absent is
+ * fine, and another cloud's is left alone (`skipped`).
+ */
+export function nodeHostDown(config: KoalaConfig, net: AllInOneNet): { ok: true; skipped?: string } | { error: string } {
+  if (nodeHostOwner(config, net) === 'another') return { ok: true, skipped: `another cloud's (its state is not under ${config.home}): left alone` };
   const r = script(config, ['down', net.netns]);
   return r.status === 0 ? { ok: true } : { error: (r.stderr || r.error?.message || `exit ${r.status}`).trim() };
 }
