@@ -6,12 +6,12 @@ import { Ec2Error, isEc2Error, Params, type Filter, type TagSpecification } from
 import type { Ec2Context } from '../ec2/ec2-action.decorator.js';
 import { accessOf, allows, type Caller } from '../persistence/access-scope.js';
 import type { QuotaRequest } from '../quotas/quota-rules.js';
-import { tagsFromSpecifications } from '../tags/tag-rules.js';
 import { TaggableResources } from '../tags/taggable-resources.js';
 import { AddressesHandlers } from './addresses.handlers.js';
 import type { AddressesStore, AddressRow, ListedAddress, TargetInstance, Tx } from './addresses.repository.js';
-import { AddressesService, type AddressNetworkChanges, type AddressQuotas, type AddressRef, type AddressTags } from './addresses.service.js';
+import { AddressesService, type AddressNetworkChanges, type AddressQuotas, type AddressRef } from './addresses.service.js';
 import { codeOf } from '../testing/ec2-code.js';
+import { FakeTags } from '../tags/testing/fake-tags.js';
 
 const TX = { fakeTx: true } as unknown as Tx;
 const now = new Date('2026-12-01T00:00:00Z');
@@ -129,28 +129,6 @@ class FakeAddressesStore implements AddressesStore {
   }
   launchOf(instanceId: string): StoredAddress | undefined {
     return this.addresses.find((a) => a.kind === 'launch' && a.instanceId === instanceId);
-  }
-}
-
-class FakeTags implements AddressTags {
-  readonly tags = new Map<string, ReturnType<typeof tagsFromSpecifications>>();
-  failApply = false;
-  failDelete = false;
-  checkTagSpecifications(resourceType: string, specs: readonly TagSpecification[]) {
-    tagsFromSpecifications(resourceType, specs);
-  }
-  async applyTagSpecifications(_caller: Caller, resourceType: string, id: string, specs: readonly TagSpecification[]) {
-    if (this.failApply) throw new Error('tags: database failure');
-    const t = tagsFromSpecifications(resourceType, specs);
-    if (t.length) this.tags.set(id, t);
-    return t;
-  }
-  async tagsOf(ids: readonly string[]) {
-    return new Map(ids.map((id) => [id, this.tags.get(id) ?? []]));
-  }
-  async deleteAllFor(id: string) {
-    if (this.failDelete) throw new Error('tags: database failure');
-    this.tags.delete(id);
   }
 }
 

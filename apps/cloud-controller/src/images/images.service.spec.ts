@@ -3,10 +3,9 @@
 // test/images-api/*.e2e-spec.ts on PostgreSQL.
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { Ec2Error, Params, type Tag, type TagSpecification } from '@koala/ec2-query';
+import { Ec2Error, Params, type Tag } from '@koala/ec2-query';
 import { accessOf, allows, type Caller } from '../persistence/access-scope.js';
 import type { QuotaRequest } from '../quotas/quota-rules.js';
-import { tagsFromSpecifications } from '../tags/tag-rules.js';
 import { TaggableResources } from '../tags/taggable-resources.js';
 import type { Ec2Context } from '../ec2/ec2-action.decorator.js';
 import type { BlobStore, PutResult } from './blob-store.js';
@@ -15,8 +14,9 @@ import { FetchError, type ImageFetcher } from './image-fetcher.js';
 import type { ImageUsage } from './image-usage.port.js';
 import { ImagesHandlers } from './images.handlers.js';
 import type { ImageRow, ImagesStore, ImageUpdate, ScopedImage, StoredBlob, Tx } from './images.repository.js';
-import { ImagesService, type ImageQuotas, type ImageTags } from './images.service.js';
+import { ImagesService, type ImageQuotas } from './images.service.js';
 import { codeOf } from '../testing/ec2-code.js';
+import { FakeTags } from '../tags/testing/fake-tags.js';
 
 const TX = { fakeTx: true } as unknown as Tx;
 const now = new Date('2026-12-01T00:00:00Z');
@@ -170,24 +170,6 @@ class FakeFetcher implements ImageFetcher {
     const b = this.bodies.get(url);
     if (!b) throw new FetchError('Client.InvalidImageLocation', 'The image location could not be fetched.');
     return { body: Readable.from([b]), contentLength: b.length };
-  }
-}
-
-class FakeTags implements ImageTags {
-  readonly tags = new Map<string, Tag[]>();
-  checkTagSpecifications(resourceType: string, specs: readonly TagSpecification[]) {
-    tagsFromSpecifications(resourceType, specs);
-  }
-  async applyTagSpecifications(_caller: Caller, resourceType: string, id: string, specs: readonly TagSpecification[]) {
-    const t = tagsFromSpecifications(resourceType, specs);
-    if (t.length) this.tags.set(id, t);
-    return t;
-  }
-  async tagsOf(ids: readonly string[]) {
-    return new Map(ids.map((id) => [id, this.tags.get(id) ?? []]));
-  }
-  async deleteAllFor(id: string) {
-    this.tags.delete(id);
   }
 }
 

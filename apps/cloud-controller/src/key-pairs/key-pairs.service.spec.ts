@@ -1,17 +1,17 @@
 // KeyPairsService on in-memory fakes of its repository (KeyPairsStore) and ports (key material,
 // tags, quotas): its own rules, no database. The real repository is tested by
 // test/resources/key-pairs.e2e-spec.ts on PostgreSQL.
-import { Ec2Error, Params, type Tag, type TagSpecification } from '@koala/ec2-query';
+import { Ec2Error, Params, type TagSpecification } from '@koala/ec2-query';
 import { accessOf, allows, type Caller } from '../persistence/access-scope.js';
 import type { QuotaRequest } from '../quotas/quota-rules.js';
-import { tagsFromSpecifications } from '../tags/tag-rules.js';
 import { TaggableResources } from '../tags/taggable-resources.js';
 import type { Ec2Context } from '../ec2/ec2-action.decorator.js';
 import type { GeneratedKey, KeyMaterial, KeyType, ParsedPublicKey } from './key-material.js';
 import { KeyPairsHandlers } from './key-pairs.handlers.js';
 import type { KeyPairRow, KeyPairsStore, Tx } from './key-pairs.repository.js';
-import { KeyPairsService, type KeyPairQuotas, type KeyPairTags } from './key-pairs.service.js';
+import { KeyPairsService, type KeyPairQuotas } from './key-pairs.service.js';
 import { codeOf } from '../testing/ec2-code.js';
+import { FakeTags } from '../tags/testing/fake-tags.js';
 
 const TX = { fakeTx: true } as unknown as Tx;
 const now = new Date('2026-12-01T00:00:00Z');
@@ -74,24 +74,6 @@ class FakeKeys implements KeyMaterial {
     const text = material.toString('utf8');
     if (!text.startsWith('ssh-ed25519 ')) throw Ec2Error.malformed('InvalidKeyPair.Format', '');
     return { keyType: 'ed25519', publicKey: text, fingerprint: `fp:imported:${text.length}` };
-  }
-}
-
-class FakeTags implements KeyPairTags {
-  readonly tags = new Map<string, Tag[]>();
-  checkTagSpecifications(resourceType: string, specs: readonly TagSpecification[]) {
-    tagsFromSpecifications(resourceType, specs);
-  }
-  async applyTagSpecifications(_caller: Caller, resourceType: string, id: string, specs: readonly TagSpecification[]) {
-    const t = tagsFromSpecifications(resourceType, specs);
-    if (t.length) this.tags.set(id, t);
-    return t;
-  }
-  async tagsOf(ids: readonly string[]) {
-    return new Map(ids.map((id) => [id, this.tags.get(id) ?? []]));
-  }
-  async deleteAllFor(id: string) {
-    this.tags.delete(id);
   }
 }
 

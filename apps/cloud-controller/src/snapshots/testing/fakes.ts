@@ -3,14 +3,14 @@
  * real one, rolled back on an error) and the ports (volumes, the zone's SC, image usage, tags,
  * quotas).
  */
-import { capMaxResults, Ec2Error, paginate, type Tag, type TagSpecification } from '@koala/ec2-query';
+import { capMaxResults, Ec2Error, paginate } from '@koala/ec2-query';
 import type { Logger } from '@koala/logging';
 import { accessOf, allows, type Caller } from '../../persistence/access-scope.js';
-import { tagsFromSpecifications } from '../../tags/tag-rules.js';
 import type { SnapshotUsage } from '../snapshot-usage.port.js';
 import type { SnapshotStorage, SnapshotVolume, SnapshotVolumes } from '../snapshot-volumes.port.js';
 import type { CallerSnapshot, DescribeSnapshotsQuery, SnapshotPaging, SnapshotRow, SnapshotsStore, Tx } from '../snapshots.repository.js';
-import type { SnapshotQuotas, SnapshotTags } from '../snapshots.service.js';
+import type { SnapshotQuotas } from '../snapshots.service.js';
+export { FakeTags } from '../../tags/testing/fake-tags.js';
 
 export const FAKE_TX = {} as Tx;
 
@@ -164,25 +164,6 @@ export class FakeSnapshotUsage implements SnapshotUsage {
   using = new Map<string, string[]>();
   async imagesUsing(snapshotId: string) {
     return this.using.get(snapshotId) ?? [];
-  }
-}
-
-/** Tags kept in a map, checked by the real tag rules. */
-export class FakeTags implements SnapshotTags {
-  tags = new Map<string, Tag[]>();
-  checkTagSpecifications(resourceType: string, specs: readonly TagSpecification[]): void {
-    tagsFromSpecifications(resourceType, specs);
-  }
-  async applyTagSpecifications(_caller: Caller, resourceType: string, resourceId: string, specs: readonly TagSpecification[]): Promise<Tag[]> {
-    const tags = tagsFromSpecifications(resourceType, specs);
-    if (tags.length) this.tags.set(resourceId, tags);
-    return tags;
-  }
-  async tagsOf(ids: readonly string[]): Promise<Map<string, Tag[]>> {
-    return new Map(ids.map((id) => [id, this.tags.get(id) ?? []]));
-  }
-  async deleteAllFor(id: string): Promise<void> {
-    this.tags.delete(id);
   }
 }
 

@@ -4,18 +4,18 @@
  * an error) and the ports (zone storage, tags, quotas, CHAP secrets, restorable snapshots).
  */
 import type { ExportedTarget, ExportVolumeRequest, IscsiTarget } from '@koala/contracts';
-import { capMaxResults, Ec2Error, isValidId, paginate, type Tag, type TagSpecification } from '@koala/ec2-query';
+import { capMaxResults, Ec2Error, isValidId, paginate } from '@koala/ec2-query';
 import type { Logger } from '@koala/logging';
 import { accessOf, allows, type Caller } from '../../persistence/access-scope.js';
 import type { DescribeQuery } from '../../persistence/describe-page.js';
-import { tagsFromSpecifications } from '../../tags/tag-rules.js';
 import type { BlockDevicePatch, BlockDeviceRow, BlockDeviceState, BlockDeviceStore, MappedVolume, OpenBlockDevice, Tx } from '../block-device.repository.js';
 import type { ChapSecrets } from '../chap-credentials.js';
 import type { RestorableSnapshot, RestorableSnapshots } from '../restorable-snapshots.port.js';
 import type { ZoneStorageGateway } from '../storage-gateway.js';
 import { DETACHED } from '../volume-states.js';
 import { UniqueViolation, type AttachTarget, type VolumeMatch, type VolumePaging, type VolumeRow, type VolumesStore } from '../volumes.repository.js';
-import type { VolumeQuotas, VolumeTags } from '../volumes.service.js';
+import type { VolumeQuotas } from '../volumes.service.js';
+export { FakeTags } from '../../tags/testing/fake-tags.js';
 
 /** The handle the fakes pass as a transaction (never used by them). */
 export const FAKE_TX = {} as Tx;
@@ -231,25 +231,6 @@ export class FakeZoneStorage implements ZoneStorageGateway {
   }
   detachVolume(zone: string, r: { instanceId: string; node: string; volumeId: string; force?: boolean }) {
     return this.call('detachVolume', zone, r, undefined);
-  }
-}
-
-/** Tags kept in a map, checked by the real tag rules. */
-export class FakeTags implements VolumeTags {
-  tags = new Map<string, Tag[]>();
-  checkTagSpecifications(resourceType: string, specs: readonly TagSpecification[]): void {
-    tagsFromSpecifications(resourceType, specs);
-  }
-  async applyTagSpecifications(_caller: Caller, resourceType: string, resourceId: string, specs: readonly TagSpecification[]): Promise<Tag[]> {
-    const tags = tagsFromSpecifications(resourceType, specs);
-    if (tags.length) this.tags.set(resourceId, tags);
-    return tags;
-  }
-  async tagsOf(ids: readonly string[]): Promise<Map<string, Tag[]>> {
-    return new Map(ids.map((id) => [id, this.tags.get(id) ?? []]));
-  }
-  async deleteAllFor(id: string): Promise<void> {
-    this.tags.delete(id);
   }
 }
 
