@@ -1,11 +1,11 @@
 // InstanceTypeAvailabilityService (DescribeInstanceTypes' Availability=true) on a fake of the
 // zones' answers and a small type table: one entry per type and zone, in the zones' order, from
 // the zone's up nodes; zeros and a warning for a zone whose CC does not answer its node list.
-import type { ClusterSummary, ListNodesResponse, NodeSummary } from '@koala/contracts';
+import type { ClusterSummary } from '@koala/contracts';
 import type { Logger } from '@koala/logging';
-import type { ClustersService } from '../clusters/clusters.service.js';
 import { InstanceTypeAvailabilityService } from './instance-type-availability.service.js';
 import type { InstanceTypeSpec } from './instance-types.table.js';
+import { FakeLogger, FakeZones, fakeNode } from '../clusters/testing/fake-zones.js';
 
 const TYPES: readonly InstanceTypeSpec[] = [
   { name: 'c1.medium', vcpus: 2, memoryMiB: 512, rootDiskGiB: 4, ephemeralGiB: 1 },
@@ -18,33 +18,7 @@ function cluster(zone: string): ClusterSummary {
   return { zone, ccId: `cc-${zone}`, state: 'available', policy: 'greedy', nodes: 1, nodesUp: 1, total: res(0, 0, 0), free: res(0, 0, 0) };
 }
 
-function node(name: string, state: NodeSummary['state'], total: ReturnType<typeof res>, free: ReturnType<typeof res>): NodeSummary {
-  return { node: name, zone: 'z', version: '1', hypervisorUri: 'test:///default', total, free, domainCount: 0, state, lastSeen: '2026-12-01T00:00:00Z', sentAt: '2026-12-01T00:00:00Z' };
-}
-
-/** The CCs that answer, and each zone's nodes (a zone missing here does not answer `nodes`). */
-class FakeZones implements Pick<ClustersService, 'describe' | 'nodes'> {
-  clusters: ClusterSummary[] = [];
-  readonly nodesOf = new Map<string, NodeSummary[]>();
-  async describe(): Promise<ClusterSummary[]> {
-    return this.clusters.map((c) => ({ ...c }));
-  }
-  async nodes(zone: string): Promise<ListNodesResponse> {
-    const nodes = this.nodesOf.get(zone);
-    if (!nodes) throw new Error(`no answer from ${zone}`);
-    return { zone, nodes };
-  }
-}
-
-class FakeLogger {
-  readonly warnings: Array<[Record<string, unknown>, string]> = [];
-  debug() {}
-  info() {}
-  error() {}
-  warn(fields: Record<string, unknown>, msg: string) {
-    this.warnings.push([fields, msg]);
-  }
-}
+const node = fakeNode;
 
 let zones: FakeZones;
 let logger: FakeLogger;

@@ -2,10 +2,11 @@
 // region from the configuration, the zones from the CCs that answer, per-type capacity from a
 // zone's nodes, zeros (and a warning) for a zone whose CC does not answer. The real CCs on NATS
 // are test/api/regions.e2e-spec.ts.
-import type { ClusterSummary, ListNodesResponse, NodeSummary } from '@koala/contracts';
+import type { ClusterSummary } from '@koala/contracts';
 import type { Logger } from '@koala/logging';
 import type { InstanceTypeSpec } from '../instance-types/instance-types.table.js';
-import { RegionsService, zoneIdOf, type ZoneAnswers } from './regions.service.js';
+import { RegionsService, zoneIdOf } from './regions.service.js';
+import { FakeLogger, FakeZones, fakeNode } from '../clusters/testing/fake-zones.js';
 
 const TYPES: readonly InstanceTypeSpec[] = [
   { name: 'c1.medium', vcpus: 2, memoryMiB: 512, rootDiskGiB: 4, ephemeralGiB: 1 },
@@ -18,33 +19,7 @@ function cluster(zone: string, state: ClusterSummary['state'] = 'available'): Cl
   return { zone, ccId: `cc-${zone}`, state, policy: 'greedy', nodes: 1, nodesUp: 1, total: res(4, 4096, 100), free: res(4, 4096, 100) };
 }
 
-function node(name: string, state: NodeSummary['state'], total: ReturnType<typeof res>, free: ReturnType<typeof res>): NodeSummary {
-  return { node: name, zone: 'z', version: '1', hypervisorUri: 'test:///default', total, free, domainCount: 0, state, lastSeen: '2026-12-01T00:00:00Z', sentAt: '2026-12-01T00:00:00Z' };
-}
-
-/** The CCs that answer, and each zone's nodes (a zone missing here does not answer `nodes`). */
-class FakeZones implements ZoneAnswers {
-  clusters: ClusterSummary[] = [];
-  readonly nodesOf = new Map<string, NodeSummary[]>();
-  async describe(): Promise<ClusterSummary[]> {
-    return this.clusters.map((c) => ({ ...c }));
-  }
-  async nodes(zone: string): Promise<ListNodesResponse> {
-    const nodes = this.nodesOf.get(zone);
-    if (!nodes) throw new Error(`no answer from ${zone}`);
-    return { zone, nodes };
-  }
-}
-
-class FakeLogger {
-  readonly warnings: Array<[Record<string, unknown>, string]> = [];
-  debug() {}
-  info() {}
-  error() {}
-  warn(fields: Record<string, unknown>, msg: string) {
-    this.warnings.push([fields, msg]);
-  }
-}
+const node = fakeNode;
 
 let zones: FakeZones;
 let logger: FakeLogger;
