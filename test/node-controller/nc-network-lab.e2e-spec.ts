@@ -109,6 +109,18 @@ maybe('network agent on a node host (libvirtd in a namespace)', () => {
     expect(await conn.run(async (lv) => (await lv.listAllNwFilters()).map((f) => f.name))).not.toContain('koala-i-i-00000000000000a4');
   });
 
+  it('DHCP stays on with no guest: the last entry going and the first coming back do not restart dnsmasq', async () => {
+    const dnsmasqPid = () => readFileSync(join(facts.RUN_DIR!, 'libvirt', 'network', 'koala-koala-1a.pid'), 'utf8').trim();
+    const pid = dnsmasqPid();
+    const empty = { ...next, version: next.version + 1, interfaces: next.interfaces.filter((i) => i.node !== 'node-a') };
+    expect(await agent.apply(empty)).toEqual(expect.arrayContaining(['dhcp -172.31.0.12', 'dhcp -172.31.0.13']));
+    expect(hostsFile()).not.toContain('02:00:00:00:00:a');
+    expect(hostsFile()).toContain('06:00:00:00:00:00,172.31.0.2,koala-dhcp-anchor');
+    expect(dnsmasqPid()).toBe(pid);
+    expect(await agent.apply(next)).toEqual(expect.arrayContaining(['dhcp +172.31.0.12', 'dhcp +172.31.0.13']));
+    expect(dnsmasqPid()).toBe(pid); // a reload of the hosts file, not a restart
+  });
+
   it('after libvirtd restarted without its network running, the agent brings it back on reconnect', async () => {
     agent.start();
     // libvirtd dies and comes back (the node's script restarts it); the network is left stopped.

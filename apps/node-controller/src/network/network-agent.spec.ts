@@ -47,7 +47,7 @@ describe('NetworkAgent', () => {
     const first = await agent.apply(state);
     expect(first.length).toBeGreaterThan(0);
     expect(libvirt.networks.get('koala-koala-1a')).toMatchObject({ active: true, autostart: true });
-    expect(libvirt.networks.get('koala-koala-1a')!.hosts.map((h) => h.ip)).toEqual(['172.31.0.11', '172.31.0.12']);
+    expect(libvirt.networks.get('koala-koala-1a')!.hosts.map((h) => h.ip)).toEqual(['172.31.0.2', '172.31.0.11', '172.31.0.12']);
     expect([...libvirt.filters.keys()]).toEqual(['koala-i-i-00000000000000a1', 'koala-i-i-00000000000000a2']);
     expect(host.ipsets.get('koala-sg-0000000a-ai')).toEqual(['172.31.0.11', '172.31.0.12', '172.31.0.21']);
     expect(host.ipsets.get('koala-sg-0000000a-pi')).toEqual(['198.51.100.0/24,tcp:22', '203.0.113.7,tcp:22']);
@@ -134,7 +134,7 @@ describe('NetworkAgent', () => {
         .get('koala-koala-1a')!
         .hosts.map((h) => h.ip)
         .sort(),
-    ).toEqual(['172.31.0.12', '172.31.0.13']);
+    ).toEqual(['172.31.0.12', '172.31.0.13', '172.31.0.2']);
     expect([...libvirt.filters.keys()].filter((n) => n.startsWith('koala-'))).toEqual(['koala-i-i-00000000000000a2', 'koala-i-i-00000000000000a3']);
     expect(host.ipsets.get('koala-sg-0000000a-ai')).toEqual(['172.31.0.12', '172.31.0.13', '172.31.0.21']);
     expect(host.nat.get('KOALA-PREROUTING')!.join('\n')).not.toContain('198.51.100.11');
@@ -307,7 +307,7 @@ describe('NetworkAgent', () => {
     expect(libvirt.networks.get('koala-koala-1a')!.hosts.map((h) => h.ip)).not.toContain('172.31.0.14');
     host.noDhcpRelease = true;
     await agent.release('i-00000000000000a1');
-    expect(libvirt.networks.get('koala-koala-1a')!.hosts.map((h) => h.ip)).toEqual(['172.31.0.12']);
+    expect(libvirt.networks.get('koala-koala-1a')!.hosts.map((h) => h.ip)).toEqual(['172.31.0.2', '172.31.0.12']);
     expect(host.released).toHaveLength(1);
   });
 

@@ -3,7 +3,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ZoneNetworkState } from '@koala/contracts';
 import { sampleState, nodeA } from './network-fixtures.js';
-import { filterName, inCidr, normalCidr, planNetwork } from './network-plan.js';
+import { DHCP_ANCHOR_MAC, filterName, inCidr, normalCidr, planNetwork } from './network-plan.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const golden = (name: string) => readFileSync(join(here, 'golden', name), 'utf8');
@@ -11,9 +11,12 @@ const golden = (name: string) => readFileSync(join(here, 'golden', name), 'utf8'
 describe('planNetwork (golden)', () => {
   const plan = planNetwork(ZoneNetworkState.parse(sampleState()), nodeA)!;
 
-  it('libvirt network: open forward, the bridge, the node address, DHCP hosts of this node only', () => {
+  it('libvirt network: open forward, the bridge, the node address, DHCP hosts of this node only (and the anchor entry)', () => {
     expect(plan.network.xml).toBe(golden('network.xml'));
-    expect(plan.network.hosts.map((h) => h.ip)).toEqual(['172.31.0.11', '172.31.0.12']);
+    expect(plan.network.hosts.map((h) => h.ip)).toEqual(['172.31.0.2', '172.31.0.11', '172.31.0.12']);
+    // DHCP stays on with no guest: the anchor holds the node's own address under a MAC no guest has.
+    expect(plan.network.hosts[0]).toEqual({ mac: DHCP_ANCHOR_MAC, ip: '172.31.0.2', name: 'koala-dhcp-anchor' });
+    expect(planNetwork({ ...sampleState(), interfaces: [] }, nodeA)!.network.hosts).toEqual([plan.network.hosts[0]]);
   });
 
   it('one nwfilter per local instance: anti-spoofing, replies, DHCP, node services, group rules, drop', () => {
@@ -97,7 +100,7 @@ describe('planNetwork (rules)', () => {
     const extra = { instanceId: 'i-00000000000000a3', node: 'node-a', mac: '02:00:00:00:00:a3', privateIp: '172.31.0.13', groupIds: ['sg-0000000a'] };
     const p = planNetwork(sampleState(), nodeA, { extra: [extra], exclude: ['i-00000000000000a1'] })!;
     expect(p.filters.map((f) => f.instanceId)).toEqual(['i-00000000000000a2', 'i-00000000000000a3']);
-    expect(p.network.hosts.map((h) => h.ip)).toEqual(['172.31.0.12', '172.31.0.13']);
+    expect(p.network.hosts.map((h) => h.ip)).toEqual(['172.31.0.2', '172.31.0.12', '172.31.0.13']);
     expect(p.ipsets[0]!.members).toEqual(['172.31.0.12', '172.31.0.13', '172.31.0.21']); // koala-sg-0000000a-ai
     expect(p.natRestore).not.toContain('198.51.100.11');
   });

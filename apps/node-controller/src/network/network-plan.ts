@@ -150,6 +150,19 @@ const attrs = (a: Record<string, string | number | undefined>) =>
  */
 export const DHCP_LEASE_MINUTES = 2;
 
+/**
+ * A DHCP entry every node's network holds besides its guests': the node's own address under a
+ * MAC no guest has (the CLC gives guests `02:` MACs). libvirt restarts dnsmasq (1-2 s here)
+ * when an update turns DHCP on or off, i.e. when the first guest's entry comes or the last one's
+ * goes; with this entry DHCP is always on and every guest's entry is a hosts-file reload (SIGHUP).
+ * The MAC never sends (anti-spoofing lets a guest send only with its own), so nothing is ever
+ * offered the node's address.
+ */
+export function dhcpAnchor(nodeAddress: string): DhcpHost {
+  return { mac: DHCP_ANCHOR_MAC, ip: nodeAddress, name: 'koala-dhcp-anchor' };
+}
+export const DHCP_ANCHOR_MAC = '06:00:00:00:00:00';
+
 export function dhcpHostXml(h: DhcpHost): string {
   return buildDhcpHostXml({ ...h, leaseMinutes: DHCP_LEASE_MINUTES });
 }
@@ -451,7 +464,7 @@ export function planNetwork(state: ZoneNetworkState, cfg: NodeNetConfig, overrid
   const all = [...byInstance.values()].sort((a, b) => (a.instanceId < b.instanceId ? -1 : a.instanceId > b.instanceId ? 1 : 0));
   const local = all.filter((i) => i.node === cfg.node);
 
-  const hosts = local.map((i) => ({ mac: i.mac, ip: i.privateIp, name: privateHostName(i.privateIp) })).sort((a, b) => byIp(a.ip, b.ip) || (a.mac < b.mac ? -1 : 1));
+  const hosts = [dhcpAnchor(me.address), ...local.map((i) => ({ mac: i.mac, ip: i.privateIp, name: privateHostName(i.privateIp) }))].sort((a, b) => byIp(a.ip, b.ip) || (a.mac < b.mac ? -1 : 1));
   const net = { name: networkName(state.zone), bridge: cfg.bridge, address: me.address, prefix, domain: state.dnsSuffix, hosts, dnsmasqOptions: [...ZONE_DNSMASQ_OPTIONS] };
   // The local instances' groups (their rule sets) and every group their rules name as peers:
   // its members' current IPs (in the sets, or in the filters for rules sets cannot hold).
