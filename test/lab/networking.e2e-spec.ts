@@ -530,6 +530,7 @@ describe('guest networking end to end (CLC + CC + two NCs on lab nodes, QEMU gue
             ...(snap.network.match(/<host [^>]*>/g) ?? []).filter((h) => !h.includes("name='koala-dhcp-anchor'")),
             ...snap.ipset.split('\n').filter((l) => l.startsWith('add ')),
             ...snap.nat.split('\n').filter((l) => addrs.some((a) => l.includes(`${a}/32`) || l.includes(`${a} `) || l.endsWith(a))),
+            ...snap.filter.split('\n').filter((l) => l.startsWith('-A KOALA-') && addrs.some((a) => l.includes(`${a}/32`))),
           ];
           return leftovers.length === 0 || (console.log(`${node.name} still has: ${leftovers.join(' | ')}`), false);
         },

@@ -251,6 +251,25 @@ maybe('network agent on a node host (libvirtd in a namespace)', () => {
       expect(spoofed).toBe('timeout');
     }, 30_000);
 
+    it('traffic routed to the guest by the node (a public client) meets the same rules as bridged traffic', async () => {
+      // A client in a "public" namespace on a documentation range, routed by the node.
+      const pub = `kg${tag}pub`;
+      execFileSync('ip', ['netns', 'add', pub]);
+      try {
+        inNs('ip', 'link', 'add', `q${tag}`, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', pub);
+        inNs('ip', 'addr', 'add', '198.51.100.1/24', 'dev', `q${tag}`);
+        inNs('ip', 'link', 'set', `q${tag}`, 'up');
+        ex(pub, 'ip', 'addr', 'add', '198.51.100.50/24', 'dev', 'eth0');
+        ex(pub, 'ip', 'link', 'set', 'eth0', 'up');
+        ex(pub, 'ip', 'route', 'add', 'default', 'via', '198.51.100.1');
+        ex(G.a3, 'ip', 'route', 'replace', 'default', 'via', '172.31.0.2');
+        expect(connect(pub, '172.31.0.13', 22)).toBe('hello 198.51.100.50'); // 22 is open to 198.51.100.0/24: the path works
+        expect(connect(pub, '172.31.0.13', 23)).toBe('timeout'); // 23 is for members of the group only
+      } finally {
+        execFileSync('ip', ['netns', 'del', pub]);
+      }
+    }, 30_000);
+
     // Raw frames (python3's AF_PACKET, inside these namespaces only): a sniffer counts the frames of
     // one ethertype reaching an interface; a sender writes one frame as given.
     const RAW = [

@@ -210,6 +210,8 @@ maybe('network agent NAT with traffic (namespaces only)', () => {
   beforeAll(async () => {
     const state = sampleState(7);
     state.interfaces = state.interfaces.map((i) => (i.instanceId === 'i-00000000000000a2' ? { ...i, publicIp: '198.51.100.12' } : i));
+    // The outside client may reach G1's port 80 (traffic routed to a guest meets its groups' rules too).
+    state.groups.find((g) => g.groupId === 'sg-0000000a')!.ingress.push({ protocol: 'tcp', fromPort: 80, toPort: 80, cidrs: ['203.0.113.9/32'], groupIds: [] });
     const a = new NetworkAgent({ zone: 'koala-1a', config: nodeA, enabled: true, host: new ExecHostNetCommands({ netns: N }), libvirt: new FakeNetworkLibvirt(), fetchState: async () => state });
     await a.apply(state);
   });
@@ -227,8 +229,10 @@ maybe('network agent NAT with traffic (namespaces only)', () => {
 
   it('public addresses: held on the public interface, DNATed inbound, SNATed outbound', async () => {
     await echoPeer(G1, '172.31.0.11', 80);
+    await echoPeer(G1, '172.31.0.11', 81);
     await echoPeer(O, '203.0.113.9', 80);
     expect(connect(O, '198.51.100.11', 80)).toBe('203.0.113.9');
+    expect(connect(O, '198.51.100.11', 81)).toBe('timeout'); // no rule opens 81
     expect(connect(G1, '203.0.113.9', 80)).toBe('198.51.100.11');
     expect(connect(G2, '203.0.113.9', 80)).toBe('198.51.100.12');
     // Only Koala's addresses carry its label; the interface's own is untouched.

@@ -1,5 +1,8 @@
-import { OWNED_IPSET_PREFIX, MANGLE_CHAIN, MANGLE_JUMPS, NAT_CHAINS, NAT_JUMPS, type NetworkPlan, type PlannedIpset } from './network-plan.js';
+import { FORWARD_CHAIN, FORWARD_JUMPS, OWNED_IPSET_PREFIX, MANGLE_CHAIN, MANGLE_JUMPS, NAT_CHAINS, NAT_JUMPS, type NetworkPlan, type PlannedIpset } from './network-plan.js';
 import type { HostNetCommands } from './network-state-view.js';
+
+/** The iptables part of a plan: Koala's chains of each table and their restore texts. */
+export type TablePlans = Pick<NetworkPlan, 'forward' | 'forwardRestore' | 'nat' | 'natRestore' | 'mangle' | 'mangleRestore'>;
 
 /** A host change the agent made (for logs and the idempotence specs). */
 export type Change = string;
@@ -14,8 +17,8 @@ const SYSCTLS: readonly (readonly [string, string])[] = [
 const TMP_SUFFIX = '-t';
 
 /**
- * The host-command half of an apply: sysctls, ipsets, Koala's NAT chains and their jumps, the
- * uplink, the public addresses. Each step reads first and changes only what differs, so an
+ * The host-command half of an apply: sysctls, ipsets, Koala's NAT, mangle and filter chains and
+ * their jumps, the uplink, the public addresses. Each step reads first and changes only what differs, so an
  * apply of an applied plan runs read commands only.
  */
 export class HostNetSync {
@@ -103,6 +106,11 @@ export class HostNetSync {
     return this.syncChains('mangle', [MANGLE_CHAIN], MANGLE_JUMPS, plan.mangle, plan.mangleRestore);
   }
 
+  /** Koala's filter chain (security groups on routed traffic to the guests), the same way. */
+  syncForward(plan: NetworkPlan): Promise<Change[]> {
+    return this.syncChains('filter', [FORWARD_CHAIN], FORWARD_JUMPS, plan.forward, plan.forwardRestore);
+  }
+
   private async syncChains(table: string, ours: readonly string[], jumps: readonly (readonly [string, string])[], want: readonly string[], restore: string): Promise<Change[]> {
     const { stdout } = await this.sh.run(['iptables-save', '-t', table]);
     const lines = stdout.split('\n');
@@ -119,14 +127,21 @@ export class HostNetSync {
     return changes;
   }
 
-  /** Koala's nat chains rewritten whole from the plan, without reading first (the jumps to them are syncNat's). */
-  writeNat(plan: Pick<NetworkPlan, 'nat' | 'natRestore'>): Promise<Change[]> {
-    return this.writeChains('nat', plan.natRestore, plan.nat.prerouting.length + plan.nat.postrouting.length + plan.nat.output.length);
-  }
-
-  /** Koala's mangle chain rewritten whole from the plan, without reading first (the jump is syncMangle's). */
-  writeMangle(plan: Pick<NetworkPlan, 'mangle' | 'mangleRestore'>): Promise<Change[]> {
-    return this.writeChains('mangle', plan.mangleRestore, plan.mangle.length);
+  /**
+   * Koala's chains of the tables whose plan differs from `base`, rewritten whole without reading
+   * first, in one `iptables-restore` (the launch path: one process, whatever changed; the jumps
+   * to them are the sync methods').
+   */
+  async writeChanged(next: TablePlans, base: TablePlans): Promise<Change[]> {
+    const parts = [
+      ['filter', next.forwardRestore, base.forwardRestore, next.forward.length],
+      ['nat', next.natRestore, base.natRestore, next.nat.prerouting.length + next.nat.postrouting.length + next.nat.output.length],
+      ['mangle', next.mangleRestore, base.mangleRestore, next.mangle.length],
+    ] as const;
+    const changed = parts.filter(([, want, have]) => want !== have);
+    if (!changed.length) return [];
+    await this.sh.run(['iptables-restore', '-w', '5', '--noflush'], { input: changed.map(([, want]) => want).join('') });
+    return changed.map(([table, , , rules]) => `${table} chains (${rules} rules)`);
   }
 
   private async writeChains(table: string, restore: string, rules: number): Promise<Change[]> {

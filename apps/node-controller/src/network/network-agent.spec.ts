@@ -257,8 +257,15 @@ describe('NetworkAgent', () => {
     const spec = launchSpec('i-00000000000000a4', '172.31.0.14', '02:00:00:00:00:a4');
     (spec.network as { publicIp?: string }).publicIp = '198.51.100.14';
     await agent.prepare(spec);
-    // its address joins its group's set, its DHCP entry, its filter, its public address's NAT
-    expect(host.commands).toEqual(['ipset restore', 'iptables-restore -w 5 --noflush', 'iptables-restore -w 5 --noflush', 'ip addr replace 198.51.100.14/32 dev pub0 label pub0:k']);
+    // its address joins its group's set, its DHCP entry, its filter, its routed-traffic rules, NAT
+    // and hop limit (one iptables-restore for the three tables), its public address
+    expect(host.commands).toEqual(['ipset restore', 'iptables-restore -w 5 --noflush', 'ip addr replace 198.51.100.14/32 dev pub0 label pub0:k']);
+    expect(host.filter.get('KOALA-FORWARD')!.filter((r) => r.includes('172.31.0.14/32'))).toEqual([
+      '-A KOALA-FORWARD -d 172.31.0.14/32 -m set --match-set koala-sg-0000000a-ai src -j RETURN',
+      '-A KOALA-FORWARD -d 172.31.0.14/32 -m set --match-set koala-sg-0000000a-pi src,dst -j RETURN',
+      '-A KOALA-FORWARD -d 172.31.0.14/32 -p icmp -m icmp --icmp-type 8 -j RETURN',
+      '-A KOALA-FORWARD -d 172.31.0.14/32 -j DROP',
+    ]);
     expect(libvirt.writes).toEqual(['dhcp add 172.31.0.14', 'define filter koala-i-i-00000000000000a4']);
     expect(host.ipsets.get('koala-sg-0000000a-ai')).toEqual(['172.31.0.11', '172.31.0.12', '172.31.0.14', '172.31.0.21']);
     expect(host.nat.get('KOALA-PREROUTING')).toContain('-A KOALA-PREROUTING -d 198.51.100.14/32 -j DNAT --to-destination 172.31.0.14');
@@ -275,7 +282,7 @@ describe('NetworkAgent', () => {
     clear(host, libvirt);
     await agent.prepare(launchSpec('i-00000000000000a5', '172.31.0.15', '02:00:00:00:00:a5'));
     expect(libvirt.writes).toEqual(['dhcp add 172.31.0.15', 'define filter koala-i-i-00000000000000a5']);
-    expect(host.writes).toEqual(['ipset restore', 'iptables-restore -w 5 --noflush']); // its hop-limit rule
+    expect(host.writes).toEqual(['ipset restore', 'iptables-restore -w 5 --noflush']); // its routed-traffic and hop-limit rules
   });
 
   it('launch before any complete apply (NC just started, or the last apply or launch failed) runs a whole apply', async () => {

@@ -200,8 +200,9 @@ export class NetworkAgent implements NetworkStateView, InstanceNetworking {
   /**
    * One reconcile pass. Returns the changes made (empty: everything was in place). Three
    * independent strands run side by side (each host command or libvirt call costs a process or a
-   * round trip): sysctls; sets, network, uplink and filters (in that order: sets before the
-   * filters naming them, the bridge before its uplink); NAT and public addresses.
+   * round trip): sysctls; sets, the routed-traffic chain, network, uplink and filters (in that
+   * order: sets before the chain and filters naming them, the bridge before its uplink); NAT and
+   * public addresses.
    */
   async apply(state: ZoneNetworkState): Promise<Change[]> {
     const plan = this.plan(state);
@@ -212,6 +213,7 @@ export class NetworkAgent implements NetworkStateView, InstanceNetworking {
       this.sync.sysctls(),
       (async () => [
         ...(await this.sync.syncIpsets(plan.ipsets)),
+        ...(await this.sync.syncForward(plan)), // names the sets: after them, before stale ones go
         ...(await this.syncNetwork(plan.network)),
         ...(uplink ? await this.sync.enslaveUplink(uplink, bridge) : []),
         ...(await this.syncFilters(plan)),
@@ -414,8 +416,7 @@ export class NetworkAgent implements NetworkStateView, InstanceNetworking {
       changes.push(`filter ${filter.name}`);
     }
     let publicAddresses = base.publicAddresses;
-    if (next.natRestore !== base.natRestore) changes.push(...(await this.sync.writeNat(next)));
-    if (next.mangleRestore !== base.mangleRestore) changes.push(...(await this.sync.writeMangle(next)));
+    changes.push(...(await this.sync.writeChanged(next, base))); // after the sets its rules name
     const publicIp = next.interfaces.find((i) => i.instanceId === instanceId)?.publicIp;
     if (this.o.config.publicIf && publicIp && !publicAddresses.includes(publicIp)) {
       changes.push(...(await this.sync.addPublicAddress(this.o.config.publicIf, publicIp)));
@@ -431,6 +432,10 @@ export class NetworkAgent implements NetworkStateView, InstanceNetworking {
       ipsets: [...sets.values()],
       nat: next.nat,
       natRestore: next.natRestore,
+      forward: next.forward,
+      forwardRestore: next.forwardRestore,
+      mangle: next.mangle,
+      mangleRestore: next.mangleRestore,
       publicAddresses,
     };
     if (changes.length) this.o.logger?.info({ instanceId, changes }, 'network of a launch set up');

@@ -52,6 +52,27 @@ describe('planNetwork (golden)', () => {
     expect(plan.natRestore).not.toMatch(/^:(PREROUTING|POSTROUTING|OUTPUT|INPUT) /m);
   });
 
+  it('routed traffic to the guests: per local guest its ingress rules, then a drop; bridged traffic and replies pass on', () => {
+    expect(plan.forwardRestore).toBe(golden('forward.rules'));
+    expect(plan.forwardRestore).not.toMatch(/^-A (INPUT|FORWARD|OUTPUT) /m);
+    // Rules sets cannot hold: a port range too wide to list, a group's members as peers.
+    const wide = sampleState();
+    wide.groups.find((g) => g.groupId === 'sg-0000000b')!.ingress = [
+      { protocol: 'tcp', fromPort: 0, toPort: 65535, cidrs: ['10.0.0.0/8'], groupIds: [] },
+      { protocol: 'udp', fromPort: 1000, toPort: 3000, cidrs: [], groupIds: ['sg-0000000a'] },
+      { protocol: 'icmp', fromPort: 3, toPort: 4, cidrs: ['0.0.0.0/0'], groupIds: [] },
+    ];
+    expect(planNetwork(wide, nodeA)!.forward.filter((r) => r.includes('-d 172.31.0.12/32') && !r.includes('--match-set'))).toEqual([
+      '-A KOALA-FORWARD -d 172.31.0.12/32 -p icmp -m icmp --icmp-type 8 -j RETURN',
+      '-A KOALA-FORWARD -s 10.0.0.0/8 -d 172.31.0.12/32 -p tcp -j RETURN',
+      '-A KOALA-FORWARD -s 172.31.0.11/32 -d 172.31.0.12/32 -p udp -m udp --dport 1000:3000 -j RETURN',
+      '-A KOALA-FORWARD -s 172.31.0.12/32 -d 172.31.0.12/32 -p udp -m udp --dport 1000:3000 -j RETURN',
+      '-A KOALA-FORWARD -s 172.31.0.21/32 -d 172.31.0.12/32 -p udp -m udp --dport 1000:3000 -j RETURN',
+      '-A KOALA-FORWARD -d 172.31.0.12/32 -p icmp -m icmp --icmp-type 3/4 -j RETURN',
+      '-A KOALA-FORWARD -d 172.31.0.12/32 -j DROP',
+    ]);
+  });
+
   it('IMDSv2 hop limit: one TTL rule per local instance, on token connections only, in Koala’s mangle chain', () => {
     expect(plan.mangleRestore).toBe(golden('mangle.rules'));
     const limited = sampleState();

@@ -61,6 +61,10 @@ export interface NetworkPlan {
   mangle: string[];
   /** `iptables-restore --noflush` input holding only that chain. */
   mangleRestore: string;
+  /** Koala's filter chain: security groups on traffic routed to the guests (`routedIngressRules`). */
+  forward: string[];
+  /** `iptables-restore --noflush` input holding only that chain. */
+  forwardRestore: string;
   zone: string;
   version: number;
   subnet: string;
@@ -343,6 +347,20 @@ function antiSpoofRules(ip: string, mac: string): FilterRule[] {
   ];
 }
 
+/** What the guest's security groups allow, both directions (sets first, then the rules sets cannot hold). */
+function groupFilterRules(iface: NetworkInterfaceState, groups: readonly NetworkGroup[], members: GroupMembers): FilterRule[] {
+  const byId = new Map(groups.map((g) => [g.groupId, g]));
+  const out: FilterRule[] = [];
+  for (const gid of [...new Set(iface.groupIds)].sort()) {
+    const g = byId.get(gid);
+    if (!g) continue; // unknown yet: contributes nothing (deny)
+    out.push(...groupSetRules(gid));
+    for (const r of g.ingress) out.push(...groupRules(r, true, members));
+    for (const r of g.egress) out.push(...groupRules(r, false, members));
+  }
+  return out;
+}
+
 export function filterXml(iface: NetworkInterfaceState, groups: readonly NetworkGroup[], nodeAddress: string, metadataPort: number, members: GroupMembers = new Map()): string {
   const rules: FilterRule[] = [
     ...antiSpoofRules(iface.privateIp, iface.mac),
@@ -359,17 +377,8 @@ export function filterXml(iface: NetworkInterfaceState, groups: readonly Network
     { action: 'accept', direction: 'out', priority: PRIO.node, proto: 'tcp', attrs: { dstipaddr: METADATA_ADDRESS, dstportstart: 80 } },
     { action: 'accept', direction: 'out', priority: PRIO.node, proto: 'tcp', attrs: { dstipaddr: nodeAddress, dstportstart: metadataPort } },
   ];
-  const byId = new Map(groups.map((g) => [g.groupId, g]));
   const seen = new Set<string>();
-  const groupPart: FilterRule[] = [];
-  for (const gid of [...new Set(iface.groupIds)].sort()) {
-    const g = byId.get(gid);
-    if (!g) continue; // unknown yet: contributes nothing (deny)
-    groupPart.push(...groupSetRules(gid));
-    for (const r of g.ingress) groupPart.push(...groupRules(r, true, members));
-    for (const r of g.egress) groupPart.push(...groupRules(r, false, members));
-  }
-  for (const r of groupPart) {
+  for (const r of groupFilterRules(iface, groups, members)) {
     const x = ruleXml(r);
     if (!seen.has(x)) seen.add(x);
   }
@@ -387,6 +396,52 @@ export function filterXml(iface: NetworkInterfaceState, groups: readonly Network
 }
 
 const dirKey = (x: string) => (x.includes("direction='in'") ? 0 : 1);
+
+// ---- routed traffic to the guests ----------------------------------------------------------
+
+/**
+ * Koala's filter-table chain, jumped to from FORWARD. libvirt's filters see only BRIDGED traffic
+ * to a guest (`--physdev-out` of its tap): what the node ROUTES to a guest — a client reaching
+ * its public address (DNAT), another guest through the hairpin — leaves the IP stack through the
+ * bridge without passing them. This chain holds the same ingress rules for that traffic: per
+ * local guest its groups' set matches and other ingress rules (RETURN: the rest of FORWARD
+ * decides, as without Koala), then a DROP. Bridged traffic and replies RETURN at once.
+ */
+export const FORWARD_CHAIN = 'KOALA-FORWARD';
+export const FORWARD_JUMPS: readonly (readonly [string, string])[] = [['FORWARD', FORWARD_CHAIN]];
+
+/** One ingress rule of a guest's groups as an iptables rule of that chain, in `iptables-save`'s spelling. */
+function routedRule(ip: string, r: FilterRule): string {
+  const a = r.attrs;
+  const parts = [`-A ${FORWARD_CHAIN}`];
+  if (a.srcipaddr !== undefined) parts.push(`-s ${a.srcipaddr}/${a.srcipmask ?? 32}`);
+  parts.push(`-d ${ip}/32`);
+  if (r.proto === 'tcp' || r.proto === 'udp') {
+    parts.push(`-p ${r.proto}`);
+    if (a.dstportstart !== undefined) parts.push(`-m ${r.proto} --dport ${a.dstportstart}${a.dstportend !== undefined ? `:${a.dstportend}` : ''}`);
+  } else if (r.proto === 'icmp') {
+    parts.push('-p icmp');
+    if (a.type !== undefined) parts.push(`-m icmp --icmp-type ${a.type}${a.code !== undefined ? `/${a.code}` : ''}`);
+  }
+  if (a.ipset !== undefined) parts.push(`-m set --match-set ${a.ipset} ${a.ipsetflags}`);
+  parts.push('-j RETURN');
+  return parts.join(' ');
+}
+
+export function routedIngressRules(local: readonly NetworkInterfaceState[], groups: readonly NetworkGroup[], members: GroupMembers): string[] {
+  const rules = [`-A ${FORWARD_CHAIN} -m physdev --physdev-is-bridged -j RETURN`, `-A ${FORWARD_CHAIN} -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN`];
+  for (const i of [...local].sort((a, b) => byIp(a.privateIp, b.privateIp))) {
+    const own = groupFilterRules(i, groups, members)
+      .filter((r) => r.direction === 'in')
+      .map((r) => routedRule(i.privateIp, r));
+    rules.push(...new Set(own), `-A ${FORWARD_CHAIN} -d ${i.privateIp}/32 -j DROP`);
+  }
+  return rules;
+}
+
+export function forwardRestoreText(rules: readonly string[]): string {
+  return ['*filter', `:${FORWARD_CHAIN} - [0:0]`, ...rules, 'COMMIT', ''].join('\n');
+}
 
 // ---- NAT -----------------------------------------------------------------------------------
 
@@ -475,6 +530,7 @@ export function planNetwork(state: ZoneNetworkState, cfg: NodeNetConfig, overrid
   const filters = local.map((i) => ({ name: filterName(i.instanceId), instanceId: i.instanceId, xml: filterXml(i, state.groups, me.address, cfg.metadataPort, members) }));
   const ipsets = localGroups.flatMap((gid) => groupSets(groups.get(gid)!, members));
 
+  const forward = routedIngressRules(local, state.groups, members);
   const nat = natRules(state, local, all, cfg, me.address);
   const mangle = imdsHopLimitRules(local, me.address, cfg.metadataPort);
   return {
@@ -489,6 +545,8 @@ export function planNetwork(state: ZoneNetworkState, cfg: NodeNetConfig, overrid
     natRestore: natRestoreText(nat),
     mangle,
     mangleRestore: mangleRestoreText(mangle),
+    forward,
+    forwardRestore: forwardRestoreText(forward),
     publicAddresses: cfg.publicIf ? local.flatMap((i) => (i.publicIp ? [i.publicIp] : [])).sort(byIp) : [],
     interfaces: local,
   };
