@@ -4,7 +4,7 @@
  *
  * The CLC, one CC and N simulated nodes as separate processes running the compiled code
  * (test/support/scale-harness.ts: each node its own libvirt test-driver host with 8, 12 or 16
- * cores and 256 MiB a core, 50 NCs a process), on a private nats-server; M t1.micro through the
+ * cores, or CORES, 1.5 × CORES and 2 × CORES with `--node-cores CORES`, and 256 MiB a core, 50 NCs a process), on a private nats-server; M t1.micro through the
  * EC2 API (@aws-sdk/client-ec2, RunInstances of up to 20, C calls in flight) until all run;
  * correctness checked as the smoke test does; DescribeInstances over everything; all terminated.
  * Prints a table and writes JSON (`--json`). Asserts nothing about timings.
@@ -29,6 +29,9 @@ const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 4);
 const HEARTBEAT_MS = Number(process.env.BENCH_HEARTBEAT_MS ?? 2000);
 const PER_PROCESS = Number(process.env.BENCH_NODES_PER_PROCESS ?? 50);
 const JSON_FILE = process.env.BENCH_JSON;
+/** Hosts of CORES, 1.5 × CORES and 2 × CORES cores by node index (default: the harness's 8, 12, 16). */
+const NODE_CORES = process.env.BENCH_NODE_CORES ? Number(process.env.BENCH_NODE_CORES) : undefined;
+const hostOf = NODE_CORES ? (k: number) => ({ cores: Math.round(NODE_CORES * [1, 1.5, 2][k % 3]!), memoryMiB: Math.round(NODE_CORES * [1, 1.5, 2][k % 3]!) * 256 }) : undefined;
 const MOTO = process.env.BENCH_COMPARE_MOTO === '1';
 jest.setTimeout(3_600_000);
 
@@ -103,7 +106,7 @@ describe('scale: CLC + CC + simulated nodes through the EC2 API', () => {
 
   it(`${NODES} nodes, ${INSTANCES} instances`, async () => {
     const t0 = performance.now();
-    cloud = await startScaleCloud({ nodes: NODES, nodesPerProcess: PER_PROCESS, heartbeatMs: HEARTBEAT_MS });
+    cloud = await startScaleCloud({ nodes: NODES, nodesPerProcess: PER_PROCESS, heartbeatMs: HEARTBEAT_MS, ...(hostOf ? { host: hostOf } : {}) });
     const startSeconds = (performance.now() - t0) / 1000;
     const capacity = cloud.nodes.reduce((a, n) => a + Math.min(n.cores, Math.floor(n.memoryMiB / 128)), 0);
     if (INSTANCES > capacity) throw new Error(`${INSTANCES} instances do not fit ${NODES} nodes (${capacity} t1.micro)`);
