@@ -331,6 +331,25 @@ describe('InstanceManager', () => {
     expect(m.allocated()).toEqual({ cores: 0, memoryMiB: 0, diskGiB: 0 });
   });
 
+  it('the disks are made side by side; a failed one is cleaned up only once the others are done', async () => {
+    const { hv, sink, m } = setup();
+    await m.start();
+    hv.failOn = 'createRootDisk';
+    const slow = hv.createConfigDrive.bind(hv);
+    let made: Promise<unknown> = Promise.resolve();
+    hv.createConfigDrive = (id: string) => {
+      // still being made when the root disk fails
+      made = new Promise((r) => setTimeout(r, 50)).then(() => slow(id));
+      return made as ReturnType<typeof slow>;
+    };
+    await m.run(spec(ID));
+    await settle(m);
+    await made;
+    expect(sink.states(ID)).toEqual(['pending', 'failed']);
+    expect(hv.calls.indexOf('createConfigDrive')).toBeLessThan(hv.calls.indexOf('deleteVolumes'));
+    expect(hv.volumes.size).toBe(0);
+  });
+
   it('stop, start, reboot and terminate report in order, without echoes of libvirt events', async () => {
     const { hv, images, consoleLog, sink, m } = setup();
     await m.start();

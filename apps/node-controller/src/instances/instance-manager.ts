@@ -4,7 +4,7 @@ import { KeyedLock, type Clock } from '@koala/runtime';
 import type { ConfigDriveBuilder } from '../config-drive/config-drive.js';
 import type { ConsoleLog } from '../console/console-log.js';
 import type { CachedImage, ImageCache } from '../images/image-cache.js';
-import type { DomainRunState, HostDomain, HostDomainEvent, Hypervisor, InstanceMeta, InstanceNic, VolumeRef } from '../libvirt/hypervisor.js';
+import type { DomainRunState, HostDomain, HostDomainEvent, Hypervisor, InstanceMeta, InstanceNic } from '../libvirt/hypervisor.js';
 import type { InstanceEventSink } from './instance-events.js';
 import { codedError } from '@koala/messaging';
 
@@ -185,20 +185,25 @@ export class InstanceManager {
       }
       const tImages = Date.now();
       const r = spec.resources;
-      const rootVol = await this.o.hypervisor.createRootDisk(id, root, Math.max(r.rootDiskGiB * GiB, root.virtualSizeBytes));
-      let ephemeral: VolumeRef | undefined;
-      if (r.ephemeralGiB > 0) ephemeral = await this.o.hypervisor.createEphemeralDisk(id, r.ephemeralGiB * GiB);
-      const iso = await this.o.configDrive.build({
-        instanceId: id,
-        hostname: spec.hostname,
-        ...(spec.userData ? { userData: Buffer.from(spec.userData, 'base64') } : {}),
-        publicKeys: spec.publicKey ? [spec.publicKey] : [],
-        availabilityZone: spec.availabilityZone,
-        launchIndex: spec.launchIndex,
-        reservationId: spec.reservationId,
-      });
-      const configDrive = await this.o.hypervisor.createConfigDrive(id, iso);
-      const consoleLogPath = await this.o.consoleLog.reset(id);
+      // Independent of one another: side by side (the ISO is built by a process of its own while
+      // libvirt makes the overlay). All settle before a failure is thrown, so the clean-up below
+      // never races a volume still being made.
+      const [rootVol, ephemeral, configDrive, consoleLogPath] = await allSettledOrThrow([
+        this.o.hypervisor.createRootDisk(id, root, Math.max(r.rootDiskGiB * GiB, root.virtualSizeBytes)),
+        r.ephemeralGiB > 0 ? this.o.hypervisor.createEphemeralDisk(id, r.ephemeralGiB * GiB) : Promise.resolve(undefined),
+        this.o.configDrive
+          .build({
+            instanceId: id,
+            hostname: spec.hostname,
+            ...(spec.userData ? { userData: Buffer.from(spec.userData, 'base64') } : {}),
+            publicKeys: spec.publicKey ? [spec.publicKey] : [],
+            availabilityZone: spec.availabilityZone,
+            launchIndex: spec.launchIndex,
+            reservationId: spec.reservationId,
+          })
+          .then((iso) => this.o.hypervisor.createConfigDrive(id, iso)),
+        this.o.consoleLog.reset(id),
+      ] as const);
       // The guest never runs before its DHCP entry and security-group filter exist.
       networked = !!spec.network && !!this.o.network;
       const tDisks = Date.now();
@@ -512,4 +517,12 @@ function reasonOf(err: unknown): StateReason {
   const e = err as { code?: unknown; message?: string };
   const code = typeof e?.code === 'string' && /^[A-Z][A-Za-z.]+$/.test(e.code) ? e.code : 'Server.InternalError';
   return { code, message: e?.message ?? String(err) };
+}
+
+/** Awaits every promise; then rejects with the first failure, if any (nothing is left running). */
+async function allSettledOrThrow<T extends readonly unknown[]>(work: { [K in keyof T]: Promise<T[K]> }): Promise<T> {
+  const settled = await Promise.allSettled(work);
+  const failed = settled.find((x): x is PromiseRejectedResult => x.status === 'rejected');
+  if (failed) throw failed.reason;
+  return settled.map((x) => (x as PromiseFulfilledResult<unknown>).value) as unknown as T;
 }
