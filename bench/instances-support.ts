@@ -25,6 +25,30 @@ import { TestNatsServer } from '../test/support/nats-server.js';
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** Where the benches build tiny-linux (deploy/images/build-tiny-linux.sh). */
+export const TINY_LINUX_DIR = join(tmpdir(), 'koala-test-images', 'tiny-linux');
+
+/** `koala image import` of tiny-linux (kernel, ramdisk, root) as a public image; its emi id. */
+export async function importTinyLinux(config: KoalaConfig, name: string, dir = TINY_LINUX_DIR): Promise<string> {
+  let out = '';
+  let err = '';
+  const args = ['image', 'import', '--name', name, '--public', '--kernel', join(dir, 'vmlinuz'), '--ramdisk', join(dir, 'initramfs.img'), '--root', join(dir, 'rootfs.img')];
+  const code = await runAdminCommand(config, args, { out: (s) => (out += s), err: (s) => (err += s) });
+  if (code !== 0) throw new Error(`image import failed (${code}): ${err}`);
+  return out.match(/emi-[0-9a-f]{17}/)![0];
+}
+
+/** Removes every storage pool whose name holds `tag`, volumes first (best effort). */
+export async function removeTaggedPools(lv: Libvirt, tag: string): Promise<void> {
+  for (const pool of await lv.listAllStoragePools().catch(() => [])) {
+    if (!pool.name.includes(tag)) continue;
+    await lv.refreshStoragePool(pool).catch(() => undefined);
+    for (const v of await lv.listAllVolumes(pool).catch(() => [])) await lv.deleteVolume(v).catch(() => undefined);
+    await lv.destroyStoragePool(pool).catch(() => undefined);
+    await lv.undefineStoragePool(pool).catch(() => undefined);
+  }
+}
+
 /** Median, min and max of a sample (median of an even sample: the mean of the middle two). */
 export function stats(xs: number[]): { median: number; min: number; max: number } {
   const s = [...xs].sort((a, b) => a - b);
@@ -116,13 +140,7 @@ export async function startBenchCloud(opts: { uri?: string; ncEnv?: Record<strin
           await lv.undefineDomain(dom).catch(() => undefined);
         }
       }
-      for (const pool of await lv.listAllStoragePools().catch(() => [])) {
-        if (!pool.name.includes(tag)) continue;
-        await lv.refreshStoragePool(pool).catch(() => undefined);
-        for (const v of await lv.listAllVolumes(pool).catch(() => [])) await lv.deleteVolume(v).catch(() => undefined);
-        await lv.destroyStoragePool(pool).catch(() => undefined);
-        await lv.undefineStoragePool(pool).catch(() => undefined);
-      }
+      await removeTaggedPools(lv, tag);
       await lv.close().catch(() => undefined);
     }
     await cloud?.close().catch(() => undefined);

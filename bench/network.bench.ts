@@ -46,7 +46,6 @@ import { loadConfig, type KoalaConfig } from '@koala/config';
 import { buildDomainXml, type Domain } from '@koala/libvirt';
 import { startDaemon } from '@koala/runtime';
 import { NatsBus } from '@koala/messaging';
-import { runAdminCommand } from '../apps/cloud-controller/src/admin/admin-commands.js';
 import { clusterModule } from '../apps/cluster-controller/src/cluster.module.js';
 import { NodeLibvirt } from '../apps/node-controller/src/libvirt/node-libvirt.js';
 import { ExecHostNetCommands } from '../apps/node-controller/src/network/host-net-commands.js';
@@ -56,7 +55,7 @@ import { nodeModule } from '../apps/node-controller/src/node.module.js';
 import { startCloud, type TestCloud } from '../test/support/cloud.js';
 import { startLab, type Lab } from '../test/support/lab.js';
 import { TestNatsServer } from '../test/support/nats-server.js';
-import { fmt, stats, until } from './instances-support.js';
+import { fmt, importTinyLinux, stats, until } from './instances-support.js';
 
 jest.setTimeout(3_600_000);
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -123,14 +122,7 @@ it('RunInstances -> running / booted with guest networking vs without (one lab n
       daemons.push((await startDaemon('node-controller', (c) => nodeModule(c, { relayEntry }), { zoned: true, config })).app);
       await until(`${zone} node up`, async () => (await bus!.request(listNodes(zone), {}, { timeoutMs: 3000 }).catch(() => ({ nodes: [] }))).nodes.some((n) => n.state === 'up'), 60_000, 500);
     }
-    let out = '';
-    const code = await runAdminCommand(
-      cloud.config,
-      ['image', 'import', '--name', `tiny-${tag}`, '--public', '--kernel', join(IMAGE_DIR, 'vmlinuz'), '--ramdisk', join(IMAGE_DIR, 'initramfs.img'), '--root', join(IMAGE_DIR, 'rootfs.img')],
-      { out: (s) => (out += s), err: () => undefined },
-    );
-    if (code !== 0) throw new Error('image import failed');
-    const imageId = out.match(/emi-[0-9a-f]{17}/)![0];
+    const imageId = await importTinyLinux(cloud.config, `tiny-${tag}`, IMAGE_DIR);
     const text = async (id: string) => {
       const r = await ec2!.send(new GetConsoleOutputCommand({ InstanceId: id, Latest: true }));
       return r.Output ? Buffer.from(r.Output, 'base64').toString('utf8') : '';

@@ -44,7 +44,6 @@ import { loadConfig, type KoalaConfig } from '@koala/config';
 import { nodeInitiatorIqn, volumeTargetIqn } from '@koala/contracts';
 import { Libvirt, VIR_DOMAIN_AFFECT_CONFIG, VIR_DOMAIN_AFFECT_LIVE, buildDiskXml, buildSecretXml, parseDomainXml } from '@koala/libvirt';
 import { startDaemon } from '@koala/runtime';
-import { runAdminCommand } from '../apps/cloud-controller/src/admin/admin-commands.js';
 import { clusterModule } from '../apps/cluster-controller/src/cluster.module.js';
 import { nodeModule } from '../apps/node-controller/src/node.module.js';
 import { volumeSecretUsage, volumeSerial } from '../apps/node-controller/src/volumes/volume-attacher.js';
@@ -53,11 +52,10 @@ import { TgtAdmin } from '../apps/storage-controller/src/iscsi/tgt-admin.js';
 import { storageModule } from '../apps/storage-controller/src/storage.module.js';
 import { startCloud, type TestCloud } from '../test/support/cloud.js';
 import { TestNatsServer } from '../test/support/nats-server.js';
-import { fmt, stats, until } from './instances-support.js';
+import { TINY_LINUX_DIR, fmt, importTinyLinux, removeTaggedPools, stats, until } from './instances-support.js';
 
 jest.setTimeout(3_600_000);
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const IMAGE_DIR = join(tmpdir(), 'koala-test-images', 'tiny-linux');
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 7);
 const tag = randomBytes(3).toString('hex');
 const GiB = 1024 ** 3;
@@ -77,7 +75,7 @@ it('AttachVolume -> attached through the EC2 API vs bare tgtadm export + attachD
   const work = mkdtempSync(join(tmpdir(), 'koala-bench-attach-'));
   chmodSync(work, 0o755);
   try {
-    execFileSync('bash', [join(ROOT, 'deploy/images/build-tiny-linux.sh'), IMAGE_DIR], { stdio: 'ignore', timeout: 600_000 });
+    execFileSync('bash', [join(ROOT, 'deploy/images/build-tiny-linux.sh'), TINY_LINUX_DIR], { stdio: 'ignore', timeout: 600_000 });
     nats = await TestNatsServer.start();
     cloud = await startCloud({ natsUrl: nats.url });
     ec2 = cloud.ec2();
@@ -94,14 +92,7 @@ it('AttachVolume -> attached through the EC2 API vs bare tgtadm export + attachD
     const sc = env({ KOALA_VOLUMES_POOL: `koala-bench-vol-${tag}`, KOALA_SNAPSHOTS_POOL: `koala-bench-snap-${tag}` });
     daemons.push((await startDaemon('storage-controller', (c) => storageModule(c), { zoned: true, config: sc })).app);
 
-    let out = '';
-    const code = await runAdminCommand(
-      cloud.config,
-      ['image', 'import', '--name', `tiny-${tag}`, '--public', '--kernel', join(IMAGE_DIR, 'vmlinuz'), '--ramdisk', join(IMAGE_DIR, 'initramfs.img'), '--root', join(IMAGE_DIR, 'rootfs.img')],
-      { out: (s) => (out += s), err: () => undefined },
-    );
-    if (code !== 0) throw new Error('image import failed');
-    const imageId = out.match(/emi-[0-9a-f]{17}/)![0];
+    const imageId = await importTinyLinux(cloud.config, `tiny-${tag}`);
     const run = () => ec2!.send(new RunInstancesCommand({ ImageId: imageId, MinCount: 1, MaxCount: 1, InstanceType: 'm1.small', Placement: { AvailabilityZone: zone } })).catch(() => undefined);
     instanceId = (await until('a node in the zone', run, 60_000, 500)).Instances![0]!.InstanceId!;
     await waitUntilInstanceRunning({ client: ec2, maxWaitTime: 240, minDelay: 1, maxDelay: 2 }, { InstanceIds: [instanceId] });
@@ -189,13 +180,7 @@ it('AttachVolume -> attached through the EC2 API vs bare tgtadm export + attachD
     }
     for (const d of daemons.reverse()) await d.close().catch(() => undefined);
     if (lv) {
-      for (const pool of await lv.listAllStoragePools().catch(() => [])) {
-        if (!pool.name.includes(tag)) continue;
-        await lv.refreshStoragePool(pool).catch(() => undefined);
-        for (const v of await lv.listAllVolumes(pool).catch(() => [])) await lv.deleteVolume(v).catch(() => undefined);
-        await lv.destroyStoragePool(pool).catch(() => undefined);
-        await lv.undefineStoragePool(pool).catch(() => undefined);
-      }
+      await removeTaggedPools(lv, tag);
       await lv.close();
     }
     await cloud?.close();
