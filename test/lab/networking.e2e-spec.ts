@@ -168,6 +168,7 @@ async function snapshot(node: LabNode, zone: string): Promise<Record<string, str
   return {
     nat: strip(await node.run(['iptables-save', '-t', 'nat'])),
     filter: strip(await node.run(['iptables-save', '-t', 'filter'])),
+    mangle: strip(await node.run(['iptables-save', '-t', 'mangle'])),
     ebtables: ebtablesNormal(await node.run(['ebtables', '-t', 'nat', '-L'])),
     ipset: (await node.run(['ipset', 'save']))
       .split('\n')
@@ -530,7 +531,7 @@ describe('guest networking end to end (CLC + CC + two NCs on lab nodes, QEMU gue
             ...(snap.network.match(/<host [^>]*>/g) ?? []).filter((h) => !h.includes("name='koala-dhcp-anchor'")),
             ...snap.ipset.split('\n').filter((l) => l.startsWith('add ')),
             ...snap.nat.split('\n').filter((l) => addrs.some((a) => l.includes(`${a}/32`) || l.includes(`${a} `) || l.endsWith(a))),
-            ...snap.filter.split('\n').filter((l) => l.startsWith('-A KOALA-') && addrs.some((a) => l.includes(`${a}/32`))),
+            ...snap.mangle.split('\n').filter((l) => l.startsWith('-A KOALA-') && addrs.some((a) => l.includes(`${a}/32`))),
           ];
           return leftovers.length === 0 || (console.log(`${node.name} still has: ${leftovers.join(' | ')}`), false);
         },

@@ -81,6 +81,12 @@ maybe('network agent on a node host (libvirtd in a namespace)', () => {
     const filters = await conn.run(async (lv) => (await lv.listAllNwFilters()).map((f) => f.name));
     expect(filters).toEqual(expect.arrayContaining(['koala-i-i-00000000000000a1', 'koala-i-i-00000000000000a2', 'clean-traffic']));
     expect(inNs('iptables-save', '-t', 'nat')).toContain('-A PREROUTING -j KOALA-PREROUTING');
+    // Routed traffic to the guests: Koala's chain first in mangle/FORWARD, where libvirt puts nothing.
+    expect(
+      inNs('iptables-save', '-t', 'mangle')
+        .split('\n')
+        .find((l) => l.startsWith('-A FORWARD ')),
+    ).toBe('-A FORWARD -j KOALA-FORWARD');
     // The machine's own namespace has none of it.
     expect(execFileSync('iptables-save', ['-t', 'nat'], { encoding: 'utf8' })).not.toContain('KOALA');
   });

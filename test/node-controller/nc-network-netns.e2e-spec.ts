@@ -291,7 +291,8 @@ maybe('two clouds side by side (one namespace each)', () => {
     empty.interfaces = [];
     await agentIn(clouds[0]!, 0).apply(empty);
     expect(save(clouds[0]!, 'nat').join('\n')).not.toContain('SNAT');
-    expect(save(clouds[0]!, 'mangle')).toEqual([]);
+    // no guest's rule is left; the routed-traffic chain keeps only its two fixed rules
+    expect(save(clouds[0]!, 'mangle')).toEqual(['-A KOALA-FORWARD -m physdev --physdev-is-bridged -j RETURN', '-A KOALA-FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN']);
     expect(save(clouds[1]!, 'nat')).toEqual(nat2);
     expect(save(clouds[1]!, 'mangle')).toEqual(mangle2);
     expect(execFileSync('ip', ['netns', 'exec', clouds[1]!, 'ipset', 'list', '-n'], { encoding: 'utf8' })).toBe(sets2);

@@ -106,9 +106,9 @@ export class HostNetSync {
     return this.syncChains('mangle', [MANGLE_CHAIN], MANGLE_JUMPS, plan.mangle, plan.mangleRestore);
   }
 
-  /** Koala's filter chain (security groups on routed traffic to the guests), the same way. */
+  /** Koala's chain for traffic routed to the guests (mangle table), the same way. */
   syncForward(plan: NetworkPlan): Promise<Change[]> {
-    return this.syncChains('filter', [FORWARD_CHAIN], FORWARD_JUMPS, plan.forward, plan.forwardRestore);
+    return this.syncChains('mangle', [FORWARD_CHAIN], FORWARD_JUMPS, plan.forward, plan.forwardRestore);
   }
 
   private async syncChains(table: string, ours: readonly string[], jumps: readonly (readonly [string, string])[], want: readonly string[], restore: string): Promise<Change[]> {
@@ -134,14 +134,14 @@ export class HostNetSync {
    */
   async writeChanged(next: TablePlans, base: TablePlans): Promise<Change[]> {
     const parts = [
-      ['filter', next.forwardRestore, base.forwardRestore, next.forward.length],
-      ['nat', next.natRestore, base.natRestore, next.nat.prerouting.length + next.nat.postrouting.length + next.nat.output.length],
-      ['mangle', next.mangleRestore, base.mangleRestore, next.mangle.length],
+      [`mangle ${FORWARD_CHAIN}`, next.forwardRestore, base.forwardRestore, next.forward.length],
+      ['nat chains', next.natRestore, base.natRestore, next.nat.prerouting.length + next.nat.postrouting.length + next.nat.output.length],
+      ['mangle chains', next.mangleRestore, base.mangleRestore, next.mangle.length],
     ] as const;
     const changed = parts.filter(([, want, have]) => want !== have);
     if (!changed.length) return [];
     await this.sh.run(['iptables-restore', '-w', '5', '--noflush'], { input: changed.map(([, want]) => want).join('') });
-    return changed.map(([table, , , rules]) => `${table} chains (${rules} rules)`);
+    return changed.map(([what, , , rules]) => `${what} (${rules} rules)`);
   }
 
   private async writeChains(table: string, restore: string, rules: number): Promise<Change[]> {

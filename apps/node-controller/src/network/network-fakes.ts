@@ -28,16 +28,9 @@ export class FakeHost implements HostNetCommands {
     ['OUTPUT', []],
     ['POSTROUTING', []],
   ]);
-  /** filter table, the same way. */
-  filter = new Map<string, string[]>([
-    ['INPUT', []],
-    ['FORWARD', ['-A FORWARD -i seg0 -j ACCEPT']],
-    ['OUTPUT', []],
-  ]);
   private table(name: string | undefined): Map<string, string[]> {
     if (name === 'nat') return this.nat;
     if (name === 'mangle') return this.mangle;
-    if (name === 'filter') return this.filter;
     throw new Error(`table ${name} is not faked`);
   }
   links = new Map<string, { master?: string; up: boolean }>([['seg0', { up: false }]]);

@@ -61,7 +61,7 @@ export interface NetworkPlan {
   mangle: string[];
   /** `iptables-restore --noflush` input holding only that chain. */
   mangleRestore: string;
-  /** Koala's filter chain: security groups on traffic routed to the guests (`routedIngressRules`). */
+  /** Koala's mangle chain for traffic routed to the guests: their ingress rules (`routedIngressRules`). */
   forward: string[];
   /** `iptables-restore --noflush` input holding only that chain. */
   forwardRestore: string;
@@ -400,12 +400,16 @@ const dirKey = (x: string) => (x.includes("direction='in'") ? 0 : 1);
 // ---- routed traffic to the guests ----------------------------------------------------------
 
 /**
- * Koala's filter-table chain, jumped to from FORWARD. libvirt's filters see only BRIDGED traffic
- * to a guest (`--physdev-out` of its tap): what the node ROUTES to a guest — a client reaching
- * its public address (DNAT), another guest through the hairpin — leaves the IP stack through the
- * bridge without passing them. This chain holds the same ingress rules for that traffic: per
- * local guest its groups' set matches and other ingress rules (RETURN: the rest of FORWARD
- * decides, as without Koala), then a DROP. Bridged traffic and replies RETURN at once.
+ * Koala's chain for traffic the node ROUTES to its guests, in the mangle table (jumped to from
+ * its FORWARD chain). libvirt's filters see only BRIDGED traffic to a guest (`--physdev-out` of
+ * its tap): what the node routes to a guest — a client reaching its public address (DNAT),
+ * another guest through the hairpin — leaves the IP stack through the bridge without passing
+ * them. This chain holds the same ingress rules for that traffic: bridged packets and replies
+ * RETURN at once; then per local guest its groups' set matches and other ingress rules (RETURN:
+ * the rest of the tables decide, as without Koala), then a DROP. Not the filter table: libvirt
+ * puts its own jumps first in filter/FORWARD at every filter instantiation, and its
+ * `libvirt-in-post` ACCEPTs everything a guest sends (hairpin included) before a later chain
+ * could look at it; mangle/FORWARD runs before filter/FORWARD and libvirt leaves it alone.
  */
 export const FORWARD_CHAIN = 'KOALA-FORWARD';
 export const FORWARD_JUMPS: readonly (readonly [string, string])[] = [['FORWARD', FORWARD_CHAIN]];
@@ -440,7 +444,7 @@ export function routedIngressRules(local: readonly NetworkInterfaceState[], grou
 }
 
 export function forwardRestoreText(rules: readonly string[]): string {
-  return ['*filter', `:${FORWARD_CHAIN} - [0:0]`, ...rules, 'COMMIT', ''].join('\n');
+  return ['*mangle', `:${FORWARD_CHAIN} - [0:0]`, ...rules, 'COMMIT', ''].join('\n');
 }
 
 // ---- NAT -----------------------------------------------------------------------------------
