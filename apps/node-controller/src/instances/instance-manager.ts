@@ -1,6 +1,6 @@
 import type { DomainReport, InstanceAction, InstanceEvent, InstanceSpec, InstanceState, Resources, StateReason } from '@koala/contracts';
 import type { Logger } from '@koala/logging';
-import { KeyedLock, type Clock } from '@koala/runtime';
+import { KeyedLock, settleAll, type Clock } from '@koala/runtime';
 import type { ConfigDriveBuilder } from '../config-drive/config-drive.js';
 import type { ConsoleLog } from '../console/console-log.js';
 import type { CachedImage, ImageCache } from '../images/image-cache.js';
@@ -188,7 +188,7 @@ export class InstanceManager {
       // Independent of one another: side by side (the ISO is built by a process of its own while
       // libvirt makes the overlay). All settle before a failure is thrown, so the clean-up below
       // never races a volume still being made.
-      const [rootVol, ephemeral, configDrive, consoleLogPath] = await allSettledOrThrow([
+      const [rootVol, ephemeral, configDrive, consoleLogPath] = await settleAll([
         this.o.hypervisor.createRootDisk(id, root, Math.max(r.rootDiskGiB * GiB, root.virtualSizeBytes)),
         r.ephemeralGiB > 0 ? this.o.hypervisor.createEphemeralDisk(id, r.ephemeralGiB * GiB) : Promise.resolve(undefined),
         this.o.configDrive
@@ -517,12 +517,4 @@ function reasonOf(err: unknown): StateReason {
   const e = err as { code?: unknown; message?: string };
   const code = typeof e?.code === 'string' && /^[A-Z][A-Za-z.]+$/.test(e.code) ? e.code : 'Server.InternalError';
   return { code, message: e?.message ?? String(err) };
-}
-
-/** Awaits every promise; then rejects with the first failure, if any (nothing is left running). */
-async function allSettledOrThrow<T extends readonly unknown[]>(work: { [K in keyof T]: Promise<T[K]> }): Promise<T> {
-  const settled = await Promise.allSettled(work);
-  const failed = settled.find((x): x is PromiseRejectedResult => x.status === 'rejected');
-  if (failed) throw failed.reason;
-  return settled.map((x) => (x as PromiseFulfilledResult<unknown>).value) as unknown as T;
 }

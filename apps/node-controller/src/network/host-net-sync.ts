@@ -17,9 +17,9 @@ const SYSCTLS: readonly (readonly [string, string])[] = [
 const TMP_SUFFIX = '-t';
 
 /**
- * The host-command half of an apply: sysctls, ipsets, Koala's NAT, mangle and filter chains and
- * their jumps, the uplink, the public addresses. Each step reads first and changes only what differs, so an
- * apply of an applied plan runs read commands only.
+ * The host-command half of an apply: sysctls, ipsets, Koala's nat and mangle chains and their
+ * jumps, the uplink, the public addresses. Each step reads first and changes only what differs,
+ * so an apply of an applied plan runs read commands only.
  */
 export class HostNetSync {
   constructor(private readonly sh: HostNetCommands) {}
@@ -101,14 +101,12 @@ export class HostNetSync {
     return this.syncChains('nat', Object.values(NAT_CHAINS), NAT_JUMPS, want, plan.natRestore);
   }
 
-  /** Koala's mangle chain (the IMDSv2 hop limit), the same way. */
+  /**
+   * Koala's mangle chains, the same way and with one read: the IMDSv2 hop limit and the ingress
+   * rules of traffic routed to the guests (which name the sets: after them).
+   */
   syncMangle(plan: NetworkPlan): Promise<Change[]> {
-    return this.syncChains('mangle', [MANGLE_CHAIN], MANGLE_JUMPS, plan.mangle, plan.mangleRestore);
-  }
-
-  /** Koala's chain for traffic routed to the guests (mangle table), the same way. */
-  syncForward(plan: NetworkPlan): Promise<Change[]> {
-    return this.syncChains('mangle', [FORWARD_CHAIN], FORWARD_JUMPS, plan.forward, plan.forwardRestore);
+    return this.syncChains('mangle', [MANGLE_CHAIN, FORWARD_CHAIN], [...MANGLE_JUMPS, ...FORWARD_JUMPS], [...plan.mangle, ...plan.forward], plan.mangleRestore + plan.forwardRestore);
   }
 
   private async syncChains(table: string, ours: readonly string[], jumps: readonly (readonly [string, string])[], want: readonly string[], restore: string): Promise<Change[]> {

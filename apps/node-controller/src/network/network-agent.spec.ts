@@ -258,7 +258,7 @@ describe('NetworkAgent', () => {
     (spec.network as { publicIp?: string }).publicIp = '198.51.100.14';
     await agent.prepare(spec);
     // its address joins its group's set, its DHCP entry, its filter, its routed-traffic rules, NAT
-    // and hop limit (one iptables-restore for the three tables), its public address
+    // and hop limit (one iptables-restore for the chains that changed), its public address
     expect(host.commands).toEqual(['ipset restore', 'iptables-restore -w 5 --noflush', 'ip addr replace 198.51.100.14/32 dev pub0 label pub0:k']);
     expect(host.mangle.get('KOALA-FORWARD')!.filter((r) => r.includes('172.31.0.14/32'))).toEqual([
       '-A KOALA-FORWARD -d 172.31.0.14/32 -m set --match-set koala-sg-0000000a-ai src -j RETURN',

@@ -6,6 +6,7 @@ import { FILTER_PREFIX, filterName, networkName, planNetwork, type DhcpHost, typ
 import type { LibvirtNetworkFacts, NetworkLibvirt } from './network-ports.js';
 import type { HostNetCommands, NetworkStateView } from './network-state-view.js';
 import { codedError } from '@koala/messaging';
+import { settleAll } from '@koala/runtime';
 
 export interface NetworkAgentOptions {
   zone: string;
@@ -200,31 +201,29 @@ export class NetworkAgent implements NetworkStateView, InstanceNetworking {
   /**
    * One reconcile pass. Returns the changes made (empty: everything was in place). Three
    * independent strands run side by side (each host command or libvirt call costs a process or a
-   * round trip): sysctls; sets, the routed-traffic chain, network, uplink and filters (in that
-   * order: sets before the chain and filters naming them, the bridge before its uplink); NAT and
-   * public addresses.
+   * round trip): sysctls; sets, the mangle chains (routed traffic, hop limit), network, uplink
+   * and filters (in that order: sets before the chain and filters naming them, the bridge before
+   * its uplink); NAT and public addresses.
    */
   async apply(state: ZoneNetworkState): Promise<Change[]> {
     const plan = this.plan(state);
     if (!plan) return []; // this node has no address in the zone yet: nothing to hold
     this.appliedPlan = undefined; // until this pass has completed, nothing is known to be in place
     const { uplink, bridge, publicIf } = this.o.config;
-    const strands = await Promise.allSettled([
+    const strands = await settleAll([
       this.sync.sysctls(),
       (async () => [
         ...(await this.sync.syncIpsets(plan.ipsets)),
-        ...(await this.sync.syncForward(plan)), // names the sets: after them, before stale ones go
+        ...(await this.sync.syncMangle(plan)), // its routed-traffic chain names the sets: after them, before stale ones go
         ...(await this.syncNetwork(plan.network)),
         ...(uplink ? await this.sync.enslaveUplink(uplink, bridge) : []),
         ...(await this.syncFilters(plan)),
         ...(await this.sync.removeStaleIpsets(plan.ipsets, (name, err) => this.o.logger?.debug({ ipset: name, err: (err as Error).message }, 'stale ipset still in use; next apply'))),
       ])(),
-      (async () => [...(await this.sync.syncNat(plan)), ...(await this.sync.syncMangle(plan)), ...(publicIf ? await this.sync.syncPublicAddresses(publicIf, plan.publicAddresses) : [])])(),
-    ]);
-    const failed = strands.find((r) => r.status === 'rejected');
-    if (failed) throw failed.reason;
+      (async () => [...(await this.sync.syncNat(plan)), ...(publicIf ? await this.sync.syncPublicAddresses(publicIf, plan.publicAddresses) : [])])(),
+    ] as const);
     this.appliedPlan = plan;
-    return strands.flatMap((r) => (r.status === 'fulfilled' ? r.value : []));
+    return strands.flat();
   }
 
   private async syncNetwork(want: PlannedNetwork): Promise<Change[]> {

@@ -162,10 +162,10 @@ export const DHCP_LEASE_MINUTES = 2;
  * The MAC never sends (anti-spoofing lets a guest send only with its own), so nothing is ever
  * offered the node's address.
  */
+export const DHCP_ANCHOR_MAC = '06:00:00:00:00:00';
 export function dhcpAnchor(nodeAddress: string): DhcpHost {
   return { mac: DHCP_ANCHOR_MAC, ip: nodeAddress, name: 'koala-dhcp-anchor' };
 }
-export const DHCP_ANCHOR_MAC = '06:00:00:00:00:00';
 
 export function dhcpHostXml(h: DhcpHost): string {
   return buildDhcpHostXml({ ...h, leaseMinutes: DHCP_LEASE_MINUTES });
