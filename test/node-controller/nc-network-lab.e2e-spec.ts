@@ -1,11 +1,13 @@
 // The whole network agent against a real libvirtd running inside a node namespace
 // (deploy/scripts/koala-node-netns.sh, the lab's node host): the libvirt network is defined and
 // STARTED there (bridge and dnsmasq inside the namespace), the uplink is a veth into a segment
-// namespace, filters are defined in that libvirtd, and a libvirtd restart is survived. Everything
+// namespace, the security groups and anti-spoofing are Koala's chains in that namespace's
+// iptables and ebtables (checked on the wire with "guests" on veths named as guests' taps), and a
+// libvirtd restart is survived. Everything
 // is removed afterwards (`down` deletes the namespaces, their daemons and state).
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { randomBytes, randomUUID } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { InstanceSpec } from '@koala/contracts';
@@ -69,32 +71,37 @@ maybe('network agent on a node host (libvirtd in a namespace)', () => {
     script('segment-down', SEG);
   }, 60_000);
 
-  it('starts the zone network in the namespace with its DHCP hosts, enslaves the uplink, defines the filters', async () => {
+  it("starts the zone network in the namespace with its DHCP hosts, enslaves the uplink, writes the guests' chains", async () => {
     const changes = await agent.apply(sampleState(7));
-    expect(changes).toEqual(expect.arrayContaining(['network koala-koala-1a defined', 'network koala-koala-1a started', 'uplink koala-up0 -> koala-br0', 'filter koala-i-i-00000000000000a1']));
+    expect(changes).toEqual(
+      expect.arrayContaining(['network koala-koala-1a defined', 'network koala-koala-1a started', 'uplink koala-up0 -> koala-br0', 'mangle chains (41 rules)', 'ebtables nat chains (14 rules)']),
+    );
     expect(inNs('ip', '-o', '-4', 'addr', 'show', 'dev', 'koala-br0')).toContain('inet 172.31.0.2/20');
     expect(inNs('ip', '-o', 'link', 'show', 'dev', 'koala-up0')).toContain('master koala-br0');
     // dnsmasq (inside the namespace) serves exactly this node's instances.
     expect(hostsFile()).toContain('02:00:00:00:00:a1,172.31.0.11,ip-172-31-0-11');
     expect(hostsFile()).toContain('02:00:00:00:00:a2,172.31.0.12,ip-172-31-0-12');
     expect(hostsFile()).not.toContain('172.31.0.21');
-    const filters = await conn.run(async (lv) => (await lv.listAllNwFilters()).map((f) => f.name));
-    expect(filters).toEqual(expect.arrayContaining(['koala-i-i-00000000000000a1', 'koala-i-i-00000000000000a2', 'clean-traffic']));
+    // No nwfilter of Koala's: its own chains, first in mangle FORWARD and INPUT (where libvirt puts nothing).
+    expect((await conn.run(async (lv) => (await lv.listAllNwFilters()).map((f) => f.name))).filter((n) => n.startsWith('koala-'))).toEqual([]);
     expect(inNs('iptables-save', '-t', 'nat')).toContain('-A PREROUTING -j KOALA-PREROUTING');
-    // Routed traffic to the guests: Koala's chain first in mangle/FORWARD, where libvirt puts nothing.
-    expect(
-      inNs('iptables-save', '-t', 'mangle')
-        .split('\n')
-        .find((l) => l.startsWith('-A FORWARD ')),
-    ).toBe('-A FORWARD -j KOALA-FORWARD');
+    const mangle = inNs('iptables-save', '-t', 'mangle').split('\n');
+    expect(mangle.find((l) => l.startsWith('-A FORWARD '))).toBe('-A FORWARD -j KOALA-FORWARD');
+    expect(mangle.find((l) => l.startsWith('-A INPUT '))).toBe('-A INPUT -j KOALA-INPUT');
+    expect(mangle).toContain('-A KOALA-EGRESS -m physdev --physdev-in kv0200000000a1 -m set --match-set koala-sg-0000000a-ao dst -j RETURN');
+    const eb = inNs('ebtables-save', '-t', 'nat').split('\n');
+    expect(eb).toEqual(expect.arrayContaining(['-A PREROUTING -j KOALA-L2-IN', '-A POSTROUTING -j KOALA-L2-OUT', '-A KOALA-L2-IN -p IPv4 -i kv0200000000a1 --ip-src 172.31.0.11 -j RETURN']));
     // The machine's own namespace has none of it.
     expect(execFileSync('iptables-save', ['-t', 'nat'], { encoding: 'utf8' })).not.toContain('KOALA');
   });
 
-  it('re-applying changes nothing; a changed state updates DHCP live and the filters', async () => {
+  it("re-applying changes nothing (the chains' spelling is the tools' own); a changed state updates DHCP live and the chains", async () => {
     expect(await agent.apply(sampleState(7))).toEqual([]);
     const changes = await agent.apply(next);
-    expect(changes).toEqual(expect.arrayContaining(['dhcp -172.31.0.11', 'dhcp +172.31.0.13', 'filter koala-i-i-00000000000000a3', 'filter -koala-i-i-00000000000000a1']));
+    expect(changes).toEqual(expect.arrayContaining(['dhcp -172.31.0.11', 'dhcp +172.31.0.13', 'mangle chains (41 rules)', 'ebtables nat chains (14 rules)']));
+    expect(inNs('iptables-save', '-t', 'mangle')).toContain('--physdev-in kv0200000000a3 ');
+    expect(inNs('iptables-save', '-t', 'mangle')).not.toContain('kv0200000000a1');
+    expect(inNs('ebtables-save', '-t', 'nat')).not.toContain('kv0200000000a1');
     expect(changes.some((c) => c.startsWith('network '))).toBe(false); // live update, no restart
     expect(hostsFile()).toContain('02:00:00:00:00:a3,172.31.0.13');
     expect(hostsFile()).not.toContain('172.31.0.11');
@@ -108,11 +115,14 @@ maybe('network agent on a node host (libvirtd in a namespace)', () => {
       instanceId: 'i-00000000000000a4',
       network: { mac: '02:00:00:00:00:a4', privateIp: '172.31.0.14', subnet: '172.31.0.0/20', privateDnsName: 'ip-172-31-0-14.x', groups: [{ groupId: 'sg-0000000a', name: 'default' }] },
     } as unknown as InstanceSpec;
-    expect(await agent.prepare(spec)).toEqual({ network: 'koala-koala-1a', mac: '02:00:00:00:00:a4', ip: '172.31.0.14', filter: 'koala-i-i-00000000000000a4' });
+    expect(await agent.prepare(spec)).toEqual({ network: 'koala-koala-1a', mac: '02:00:00:00:00:a4', ip: '172.31.0.14', tap: 'kv0200000000a4' });
     expect(hostsFile()).toContain('02:00:00:00:00:a4,172.31.0.14');
+    expect(inNs('iptables-save', '-t', 'mangle')).toContain('--physdev-out kv0200000000a4 --physdev-is-bridged');
+    expect(inNs('ebtables-save', '-t', 'nat')).toContain('-i kv0200000000a4 ');
     await agent.release('i-00000000000000a4');
     expect(hostsFile()).not.toContain('172.31.0.14');
-    expect(await conn.run(async (lv) => (await lv.listAllNwFilters()).map((f) => f.name))).not.toContain('koala-i-i-00000000000000a4');
+    expect(inNs('iptables-save', '-t', 'mangle')).not.toContain('kv0200000000a4');
+    expect(inNs('ebtables-save', '-t', 'nat')).not.toContain('kv0200000000a4');
   });
 
   it('DHCP stays on with no guest: the last entry going and the first coming back do not restart dnsmasq', async () => {
@@ -153,9 +163,9 @@ maybe('network agent on a node host (libvirtd in a namespace)', () => {
     expect(await conn.run(async (lv) => lv.getNetworkAutostart(await lv.lookupNetworkByName('koala-koala-1a')))).toBe(true);
   }, 60_000);
 
-  // The filters at work: a "guest" namespace bound to instance a3's filter through a veth on the
-  // bridge (a filter binding, as libvirt makes for a guest's tap), members and non-members of its
-  // group in other namespaces. Traffic stays among the namespaces this test creates.
+  // The rules at work: a "guest" namespace for instance a3 on a veth whose bridge end has the name
+  // of a3's tap (as libvirt makes it from the domain XML), members and non-members of its group in
+  // other namespaces on ports of other names. Traffic stays among the namespaces this test creates.
   describe('security groups on the wire', () => {
     const tag = randomBytes(3).toString('hex');
     const G = { a3: `kg${tag}a3`, a2: `kg${tag}a2`, x: `kg${tag}x` };
@@ -174,11 +184,10 @@ maybe('network agent on a node host (libvirtd in a namespace)', () => {
         ],
         { encoding: 'utf8' },
       ).stdout.trim();
-    const virsh = (...args: string[]) => execFileSync('virsh', ['-q', '-c', facts.LIBVIRT_URI!, ...args], { encoding: 'utf8' });
 
     beforeAll(async () => {
       const guests: [string, string, string, string][] = [
-        [G.a3, '172.31.0.13', '02:00:00:00:00:a3', `p${tag}a3`],
+        [G.a3, '172.31.0.13', '02:00:00:00:00:a3', 'kv0200000000a3'],
         [G.a2, '172.31.0.12', '02:00:00:00:00:a2', `p${tag}a2`],
         [G.x, '172.31.0.30', '02:00:00:00:00:ee', `p${tag}x`],
       ];
@@ -191,11 +200,6 @@ maybe('network agent on a node host (libvirtd in a namespace)', () => {
         ex(ns, 'ip', 'link', 'set', 'eth0', 'up');
         ex(ns, 'ip', 'link', 'set', 'lo', 'up');
       }
-      // What libvirt does for a guest's tap: bind the instance's filter to the port.
-      const binding = `<filterbinding><owner><name>${G.a3}</name><uuid>${randomUUID()}</uuid></owner><portdev name='p${tag}a3'/><mac address='02:00:00:00:00:a3'/><filterref filter='koala-i-i-00000000000000a3'><parameter name='IP' value='172.31.0.13'/><parameter name='MAC' value='02:00:00:00:00:a3'/><parameter name='CTRL_IP_LEARNING' value='none'/></filterref></filterbinding>`;
-      const file = join(facts.RUN_DIR!, `binding-${tag}.xml`);
-      writeFileSync(file, binding);
-      virsh('nwfilter-binding-create', file);
       for (const port of [22, 23]) {
         const p = spawn(
           'ip',
@@ -209,11 +213,6 @@ maybe('network agent on a node host (libvirtd in a namespace)', () => {
 
     afterAll(() => {
       for (const p of servers) p.kill();
-      try {
-        virsh('nwfilter-binding-delete', `p${tag}a3`);
-      } catch {
-        // the namespace's removal takes the port and its rules with it
-      }
       for (const ns of Object.values(G)) execFileSync('ip', ['netns', 'del', ns]);
     });
 
@@ -221,7 +220,7 @@ maybe('network agent on a node host (libvirtd in a namespace)', () => {
       expect(connect(G.a2, '172.31.0.13', 23)).toBe('hello 172.31.0.12');
       expect(connect(G.x, '172.31.0.13', 23)).toBe('timeout');
       expect(connect(G.x, '172.31.0.13', 22)).toBe('timeout'); // 22 is open to 203.0.113.7 and 198.51.100.0/24 only
-      // The stranger joins the group (an instance on another node): the set changes, the filter does not.
+      // The stranger joins the group (an instance on another node): the set changes, no rule does.
       const joined = structuredClone(next);
       joined.version = 9;
       joined.interfaces.push({ instanceId: 'i-00000000000000b2', node: 'node-b', mac: '02:00:00:00:00:ee', privateIp: '172.31.0.30', groupIds: ['sg-0000000a'] });
@@ -231,6 +230,25 @@ maybe('network agent on a node host (libvirtd in a namespace)', () => {
       await agent.apply(next);
       expect(connect(G.x, '172.31.0.13', 23)).toBe('timeout');
     }, 60_000);
+
+    it("the guest reaches the node only at the node's services (DHCP, DNS, metadata), whatever its egress rules", async () => {
+      // a3's group allows all egress; a service of the node's own on another port stays closed to it.
+      const p = spawn('ip', ['netns', 'exec', NODE, process.execPath, '-e', `require('net').createServer((s) => s.end('node\\n')).listen(2222, '172.31.0.2', () => console.log('up'))`], {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      servers.push(p);
+      await new Promise((r) => p.stdout!.once('data', r));
+      expect(connect(G.x, '172.31.0.2', 2222)).toBe('node'); // the path works (x is not a guest's tap)
+      expect(connect(G.a3, '172.31.0.2', 2222)).toBe('timeout');
+      // dnsmasq's DNS over TCP accepts the connection (it then waits for a query).
+      const opened = (ns: string) =>
+        spawnSync(
+          'ip',
+          ['netns', 'exec', ns, process.execPath, '-e', `const s = require('net').connect(53, '172.31.0.2', () => { console.log('open'); process.exit(0); }); s.setTimeout(1500, () => { console.log('timeout'); process.exit(2); });`],
+          { encoding: 'utf8' },
+        ).stdout.trim();
+      expect(opened(G.a3)).toBe('open');
+    }, 30_000);
 
     it('the guest may not send from another address', async () => {
       ex(G.a3, 'ip', 'addr', 'add', '172.31.0.99/20', 'dev', 'eth0');

@@ -1,7 +1,7 @@
 // The node controller as in production (nodeModule) with guest networking on, against a lab node
 // host (deploy/scripts/koala-node-netns.sh: libvirtd in a namespace): it asks a stand-in CLC for
 // the zone's network state, applies it in the namespace, reports the applied version in its
-// heartbeat, and launches a guest whose filter is instantiated on its tap before it runs (QEMU
+// heartbeat, and launches a guest on a tap whose rules are in place before it runs (QEMU
 // boots a blank disk: the guest never gets far, the network side is what is checked). Everything
 // lives in namespaces this test creates and removes.
 import { jest } from '@jest/globals';
@@ -107,7 +107,7 @@ maybe('node controller with guest networking on a lab node host', () => {
     await watcher.heartbeat((h) => h.networkVersion === 4);
   });
 
-  it('launches a networked guest with its filter on its tap, and cleans up on terminate', async () => {
+  it('launches a networked guest on a tap its rules already name, and cleans up on terminate', async () => {
     const id = newInstanceId();
     const spec: InstanceSpec = {
       instanceId: id,
@@ -123,20 +123,24 @@ maybe('node controller with guest networking on a lab node host', () => {
     };
     await watcher.run(spec);
     await watcher.waitForStates(id, ['pending', 'running'], 120_000);
-    const filterName = `koala-i-${id}`;
-    // libvirt instantiated the instance's filter for the guest's tap, with the group's ipset.
-    const filter = inNs('iptables-save', '-t', 'filter');
-    expect(filter).toMatch(/-A FO-vnet\d+ .*--match-set koala-sg-0000000a-ai src .*-j ACCEPT/);
-    expect(filter).toMatch(/-A FO-vnet\d+ .*--match-set koala-sg-0000000a-pi src,dst .*-j ACCEPT/);
+    // The domain's tap has the name Koala's chains hold for it: its groups' sets, its anti-spoofing.
+    const tap = 'kv0200000000c1';
+    expect(inNs('ip', '-o', 'link', 'show', 'dev', tap)).toContain('master koala-br0');
+    const mangle = inNs('iptables-save', '-t', 'mangle');
+    expect(mangle).toContain(`-A KOALA-BRIDGED-IN -m physdev --physdev-out ${tap} --physdev-is-bridged -m set --match-set koala-sg-0000000a-ai src -j RETURN`);
+    expect(mangle).toContain(`-A KOALA-EGRESS -m physdev --physdev-in ${tap} -m set --match-set koala-sg-0000000a-ao dst -j RETURN`);
+    expect(inNs('ebtables-save', '-t', 'nat')).toContain(`-A KOALA-L2-IN -p IPv4 -i ${tap} --ip-src 172.31.0.41 -j RETURN`);
+    expect(inNs('iptables-save', '-t', 'filter')).not.toMatch(/vnet|kv02/); // no nwfilter rules
     expect(hostsFile()).toContain('02:00:00:00:00:c1,172.31.0.41');
     await watcher.action(id, 'terminate');
     await watcher.waitForStates(id, ['shutting-down', 'terminated'], 60_000);
     expect(hostsFile()).not.toContain('172.31.0.41');
-    expect(inNs('iptables-save', '-t', 'filter')).not.toMatch(/FO-vnet/);
+    expect(inNs('iptables-save', '-t', 'mangle')).not.toContain(tap);
+    expect(inNs('ebtables-save', '-t', 'nat')).not.toContain(tap);
     const lv = await import('@koala/libvirt');
     const conn = await lv.Libvirt.connect({ uri: 'qemu:///system', socketPath: facts.LIBVIRT_SOCKET! });
     try {
-      expect((await conn.listAllNwFilters()).map((f) => f.name)).not.toContain(filterName);
+      expect((await conn.listAllNwFilters()).map((f) => f.name).filter((n) => n.startsWith('koala-'))).toEqual([]);
     } finally {
       await conn.close();
     }

@@ -174,7 +174,7 @@ class FakeNetworking {
   async prepare(s: InstanceSpec) {
     this.hv.calls.push(`net:prepare:${s.instanceId}`);
     if (this.fail) throw Object.assign(new Error('ipset restore failed'), { code: 'Server.InternalError' });
-    return s.network ? { network: 'koala-zone-a', mac: s.network.mac, ip: s.network.privateIp, filter: `koala-i-${s.instanceId}` } : undefined;
+    return s.network ? { network: 'koala-zone-a', mac: s.network.mac, ip: s.network.privateIp, tap: `kv${s.network.mac.replace(/:/g, '')}` } : undefined;
   }
   async release(id: string) {
     this.hv.calls.push(`net:release:${id}`);
@@ -249,7 +249,7 @@ describe('InstanceManager', () => {
     ]);
   });
 
-  it('networked launch: DHCP entry and filter before the domain is defined; terminate releases them after it is gone', async () => {
+  it('networked launch: DHCP entry and rules of its tap before the domain is defined; terminate releases them after it is gone', async () => {
     const { hv, sink, m } = setup({ network: true });
     await m.start();
     const network = { mac: '02:01:23:45:67:89', privateIp: '172.31.0.9', subnet: '172.31.0.0/20', privateDnsName: 'ip-172-31-0-9.x', groups: [{ groupId: 'sg-0000000a', name: 'default' }] };
@@ -257,7 +257,7 @@ describe('InstanceManager', () => {
     await settle(m);
     expect(sink.states(ID)).toEqual(['pending', 'running']);
     expect(hv.calls.indexOf(`net:prepare:${ID}`)).toBeLessThan(hv.calls.indexOf('defineDomain'));
-    expect(hv.domains.get(ID)!.spec!.network).toEqual({ network: 'koala-zone-a', mac: '02:01:23:45:67:89', ip: '172.31.0.9', filter: `koala-i-${ID}` });
+    expect(hv.domains.get(ID)!.spec!.network).toEqual({ network: 'koala-zone-a', mac: '02:01:23:45:67:89', ip: '172.31.0.9', tap: 'kv020123456789' });
     await m.action(ID, 'terminate');
     await settle(m);
     expect(hv.calls.indexOf(`net:release:${ID}`)).toBeGreaterThan(hv.calls.indexOf('undefineDomain'));

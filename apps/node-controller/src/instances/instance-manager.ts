@@ -173,7 +173,11 @@ export class InstanceManager {
       return img;
     };
     let defined = false;
-    let networked = false;
+    // The guest's network (DHCP entry, its tap's rules) is made alongside its images and disks;
+    // the domain is defined only once both are in place, and a failure waits for both to settle.
+    const networked = !!spec.network && !!this.o.network;
+    const network = networked ? this.o.network!.prepare(spec) : Promise.resolve(undefined);
+    network.catch(() => undefined); // awaited below (or before the clean-up)
     try {
       const root = await acquire(spec.image.root);
       let boot: { kind: 'disk' } | { kind: 'kernel'; kernel: string; initrd?: string; cmdline: string } = { kind: 'disk' };
@@ -204,10 +208,9 @@ export class InstanceManager {
           .then((iso) => this.o.hypervisor.createConfigDrive(id, iso)),
         this.o.consoleLog.reset(id),
       ] as const);
-      // The guest never runs before its DHCP entry and security-group filter exist.
-      networked = !!spec.network && !!this.o.network;
+      // The guest never runs before its DHCP entry and the rules of its tap exist.
       const tDisks = Date.now();
-      const network = spec.network && this.o.network ? await this.o.network.prepare(spec) : undefined;
+      const nic = await network;
       const tNetwork = Date.now();
       defined = true;
       await this.o.hypervisor.defineDomain({
@@ -219,19 +222,20 @@ export class InstanceManager {
         configDrive,
         boot,
         consoleLogPath,
-        ...(network ? { network } : {}),
+        ...(nic ? { network: nic } : {}),
       });
       const tDefined = Date.now();
       await this.o.hypervisor.startDomain(id);
       const tStarted = Date.now();
       this.set(id, { state: 'running', op: undefined });
       // Where a launch spends its time (images fetched or cached, disks and config drive, the
-      // guest's network, libvirt's define and start: the last includes nwfilter instantiation).
+      // wait for the guest's network beyond them, libvirt's define and start).
       const breakdown = { imagesMs: tImages - t0, disksMs: tDisks - tImages, networkMs: tNetwork - tDisks, defineMs: tDefined - tNetwork, startMs: tStarted - tDefined };
       this.o.logger?.info({ instanceId: id, ms: tStarted - t0, ...breakdown }, 'instance running');
       await this.emit(id, 'running');
     } catch (err) {
       this.o.logger?.error({ err, instanceId: id }, 'launch failed; cleaning up');
+      await network.catch(() => undefined); // its release must not race its set-up
       await this.removeEverything(id, defined, held, networked);
       this.instances.delete(id);
       await this.forgetLaunchRecord(id);

@@ -43,12 +43,15 @@ export interface InstanceDomainSpec {
   network?: InstanceNic;
 }
 
-/** A guest NIC on the node's libvirt network, filtered by the instance's nwfilter. */
+/**
+ * A guest NIC on the node's libvirt network. Its tap has a name of Koala's (not libvirt's
+ * `vnetN`): the security-group and anti-spoofing rules name it before the domain exists.
+ */
 export interface InstanceNic {
   network: string;
   mac: string;
   ip: string;
-  filter: string;
+  tap: string;
 }
 
 /** A lifecycle change of a domain (libvirt event names: started, stopped, resumed, crashed, …). */

@@ -289,19 +289,8 @@ export class LibvirtHypervisor implements Hypervisor {
         onReboot: 'restart',
         onCrash: 'destroy',
         disks,
-        // The filter's IP and MAC are the guest's own (anti-spoofing); no learning of others.
-        ...(spec.network
-          ? {
-              interfaces: [
-                {
-                  type: 'network' as const,
-                  source: spec.network.network,
-                  mac: spec.network.mac,
-                  filter: { name: spec.network.filter, parameters: { IP: spec.network.ip, MAC: spec.network.mac, CTRL_IP_LEARNING: 'none' } },
-                },
-              ],
-            }
-          : {}),
+        // The tap by the name the node's firewall and L2 rules already hold for it.
+        ...(spec.network ? { interfaces: [{ type: 'network' as const, source: spec.network.network, mac: spec.network.mac, targetDev: spec.network.tap }] } : {}),
         serialLog: { path: spec.consoleLogPath, mode: 'pty-log', append: true },
         koala: toDomainMetadata(spec.meta),
         description: `Koala instance ${spec.meta.instanceId} (${spec.meta.instanceType})`,

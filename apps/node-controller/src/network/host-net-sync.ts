@@ -1,8 +1,9 @@
-import { FORWARD_CHAIN, FORWARD_JUMPS, OWNED_IPSET_PREFIX, MANGLE_CHAIN, MANGLE_JUMPS, NAT_CHAINS, NAT_JUMPS, type NetworkPlan, type PlannedIpset } from './network-plan.js';
+import { FIREWALL_CHAINS, FIREWALL_JUMPS, L2_CHAINS, L2_JUMPS, OWNED_IPSET_PREFIX, type PlannedIpset } from './guest-firewall.js';
+import { MANGLE_CHAIN, MANGLE_JUMPS, NAT_CHAINS, NAT_JUMPS, type NetworkPlan } from './network-plan.js';
 import type { HostNetCommands } from './network-state-view.js';
 
 /** The iptables part of a plan: Koala's chains of each table and their restore texts. */
-export type TablePlans = Pick<NetworkPlan, 'forward' | 'forwardRestore' | 'nat' | 'natRestore' | 'mangle' | 'mangleRestore'>;
+export type TablePlans = Pick<NetworkPlan, 'firewall' | 'firewallRestore' | 'nat' | 'natRestore' | 'mangle' | 'mangleRestore' | 'l2' | 'l2Restore'>;
 
 /** A host change the agent made (for logs and the idempotence specs). */
 export type Change = string;
@@ -102,25 +103,39 @@ export class HostNetSync {
   }
 
   /**
-   * Koala's mangle chains, the same way and with one read: the IMDSv2 hop limit and the ingress
-   * rules of traffic routed to the guests (which name the sets: after them).
+   * Koala's mangle chains, the same way and with one read: the IMDSv2 hop limit and the guests'
+   * security groups (which name the sets: after them).
    */
   syncMangle(plan: NetworkPlan): Promise<Change[]> {
-    return this.syncChains('mangle', [MANGLE_CHAIN, FORWARD_CHAIN], [...MANGLE_JUMPS, ...FORWARD_JUMPS], [...plan.mangle, ...plan.forward], plan.mangleRestore + plan.forwardRestore);
+    return this.syncChains('mangle', [MANGLE_CHAIN, ...Object.values(FIREWALL_CHAINS)], [...MANGLE_JUMPS, ...FIREWALL_JUMPS], [...plan.mangle, ...plan.firewall], plan.mangleRestore + plan.firewallRestore);
   }
 
-  private async syncChains(table: string, ours: readonly string[], jumps: readonly (readonly [string, string])[], want: readonly string[], restore: string): Promise<Change[]> {
-    const { stdout } = await this.sh.run(['iptables-save', '-t', table]);
+  /** Koala's ebtables nat chains (anti-spoofing), the same way with ebtables. */
+  syncL2(plan: NetworkPlan): Promise<Change[]> {
+    return this.syncChains('nat', Object.values(L2_CHAINS), L2_JUMPS, plan.l2, plan.l2Restore, 'ebtables');
+  }
+
+  private async syncChains(
+    table: string,
+    ours: readonly string[],
+    jumps: readonly (readonly [string, string])[],
+    want: readonly string[],
+    restore: string,
+    tool: 'iptables' | 'ebtables' = 'iptables',
+  ): Promise<Change[]> {
+    const { stdout } = await this.sh.run([`${tool}-save`, '-t', table]);
     const lines = stdout.split('\n');
-    const chains = new Set(lines.filter((l) => l.startsWith(':')).map((l) => l.slice(1).split(' ')[0]));
+    const chains = new Map(lines.filter((l) => l.startsWith(':')).map((l) => [l.slice(1).split(' ')[0], l.slice(1).split(' ')[1]]));
+    // ebtables chains carry a policy (Koala's: RETURN); iptables user chains print `-`.
+    const policyOk = (c: string) => tool === 'iptables' || chains.get(c) === 'RETURN';
     // iptables-save lists chains in its own order: compare chain by chain, rules in order.
     const rulesOf = (chain: string, from: readonly string[]) => from.filter((l) => l.startsWith(`-A ${chain} `)).join('\n');
     const changes: Change[] = [];
-    if (!ours.every((c) => chains.has(c) && rulesOf(c, lines) === rulesOf(c, want))) changes.push(...(await this.writeChains(table, restore, want.length)));
+    if (!ours.every((c) => chains.has(c) && policyOk(c) && rulesOf(c, lines) === rulesOf(c, want))) changes.push(...(await this.writeChains(tool, table, restore, want.length)));
     for (const [builtin, chain] of jumps) {
       if (lines.includes(`-A ${builtin} -j ${chain}`)) continue;
-      await this.sh.run(['iptables', '-w', '5', '-t', table, '-I', builtin, '1', '-j', chain]);
-      changes.push(`jump ${builtin} -> ${chain}`);
+      await this.sh.run(tool === 'iptables' ? ['iptables', '-w', '5', '-t', table, '-I', builtin, '1', '-j', chain] : ['ebtables', '--concurrent', '-t', table, '-I', builtin, '1', '-j', chain]);
+      changes.push(`${tool === 'iptables' ? '' : 'ebtables '}jump ${builtin} -> ${chain}`);
     }
     return changes;
   }
@@ -132,19 +147,23 @@ export class HostNetSync {
    */
   async writeChanged(next: TablePlans, base: TablePlans): Promise<Change[]> {
     const parts = [
-      [`mangle ${FORWARD_CHAIN}`, next.forwardRestore, base.forwardRestore, next.forward.length],
+      ['firewall chains', next.firewallRestore, base.firewallRestore, next.firewall.length],
       ['nat chains', next.natRestore, base.natRestore, next.nat.prerouting.length + next.nat.postrouting.length + next.nat.output.length],
       ['mangle chains', next.mangleRestore, base.mangleRestore, next.mangle.length],
     ] as const;
     const changed = parts.filter(([, want, have]) => want !== have);
-    if (!changed.length) return [];
-    await this.sh.run(['iptables-restore', '-w', '5', '--noflush'], { input: changed.map(([, want]) => want).join('') });
-    return changed.map(([what, , , rules]) => `${what} (${rules} rules)`);
+    const l2 = next.l2Restore !== base.l2Restore;
+    // The two tools side by side: each is its own process and its own table.
+    const [ip4, eb] = await Promise.all([
+      changed.length ? this.sh.run(['iptables-restore', '-w', '5', '--noflush'], { input: changed.map(([, want]) => want).join('') }).then(() => changed.map(([what, , , rules]) => `${what} (${rules} rules)`)) : [],
+      l2 ? this.writeChains('ebtables', 'nat', next.l2Restore, next.l2.length) : [],
+    ]);
+    return [...ip4, ...eb];
   }
 
-  private async writeChains(table: string, restore: string, rules: number): Promise<Change[]> {
-    await this.sh.run(['iptables-restore', '-w', '5', '--noflush'], { input: restore });
-    return [`${table} chains (${rules} rules)`];
+  private async writeChains(tool: 'iptables' | 'ebtables', table: string, restore: string, rules: number): Promise<Change[]> {
+    await this.sh.run(tool === 'iptables' ? ['iptables-restore', '-w', '5', '--noflush'] : ['ebtables-restore', '--noflush'], { input: restore });
+    return [`${tool === 'iptables' ? '' : 'ebtables '}${table} chains (${rules} rules)`];
   }
 
   /**

@@ -117,31 +117,6 @@ export class LibvirtNetworkPort implements NetworkLibvirt {
     );
   }
 
-  getFilterXml(name: string): Promise<string | undefined> {
-    return this.conn.run(async (lv) => {
-      try {
-        return await lv.getNwFilterXml(await lv.lookupNwFilterByName(name));
-      } catch (err) {
-        if (isCode(err, VIR_ERR_NO_NWFILTER)) return undefined;
-        throw err;
-      }
-    });
-  }
-
-  defineFilter(xml: string): Promise<void> {
-    return this.conn.run(async (lv) => {
-      const name = /<filter name='([^']+)'/.exec(xml)?.[1];
-      let uuid: string | undefined;
-      try {
-        if (name) uuid = (await lv.lookupNwFilterByName(name)).uuid;
-      } catch (err) {
-        if (!isCode(err, VIR_ERR_NO_NWFILTER)) throw err;
-      }
-      const open = /^<filter [^>]*>/.exec(xml)?.[0];
-      await lv.defineNwFilter(uuid && open ? withUuid(xml, open, uuid) : xml);
-    });
-  }
-
   undefineFilter(name: string): Promise<void> {
     return this.conn.run(async (lv) => {
       try {

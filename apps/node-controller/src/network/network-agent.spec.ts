@@ -26,6 +26,18 @@ function setup(over: Partial<NetworkAgentOptions> = {}) {
 }
 
 const writes = (h: FakeHost, l: FakeNetworkLibvirt) => [...h.writes, ...l.writes];
+/** Whether the node holds a guest's rules: its tap's egress and ingress (mangle) and anti-spoofing (ebtables). */
+const guarded = (h: FakeHost, mac: string) => {
+  const tap = `kv${mac.replace(/:/g, '')}`;
+  return (
+    h.mangle.get('KOALA-EGRESS')!.some((r) => r.includes(`--physdev-in ${tap} `)) &&
+    h.mangle.get('KOALA-BRIDGED-IN')!.some((r) => r.includes(`--physdev-out ${tap} `)) &&
+    h.ebnat.get('KOALA-L2-IN')!.some((r) => r.includes(`-i ${tap} `))
+  );
+};
+const A1 = '02:00:00:00:00:a1';
+const A4 = '02:00:00:00:00:a4';
+const A5 = '02:00:00:00:00:a5';
 const clear = (h: FakeHost, l: FakeNetworkLibvirt) => {
   h.writes = [];
   l.writes = [];
@@ -48,7 +60,13 @@ describe('NetworkAgent', () => {
     expect(first.length).toBeGreaterThan(0);
     expect(libvirt.networks.get('koala-koala-1a')).toMatchObject({ active: true, autostart: true });
     expect(libvirt.networks.get('koala-koala-1a')!.hosts.map((h) => h.ip)).toEqual(['172.31.0.2', '172.31.0.11', '172.31.0.12']);
-    expect([...libvirt.filters.keys()]).toEqual(['koala-i-i-00000000000000a1', 'koala-i-i-00000000000000a2']);
+    expect(libvirt.filters.size).toBe(0); // no nwfilter: Koala's own chains
+    expect(guarded(host, A1) && guarded(host, '02:00:00:00:00:a2')).toBe(true);
+    expect(host.mangle.get('FORWARD')).toEqual(['-A FORWARD -j KOALA-FORWARD']);
+    expect(host.mangle.get('INPUT')).toEqual(['-A INPUT -j KOALA-INPUT']);
+    expect(host.ebnat.get('PREROUTING')).toEqual(['-A PREROUTING -j KOALA-L2-IN']);
+    expect(host.ebnat.get('POSTROUTING')).toEqual(['-A POSTROUTING -j KOALA-L2-OUT']);
+    expect(host.ebPolicy.get('KOALA-L2-IN')).toBe('RETURN');
     expect(host.ipsets.get('koala-sg-0000000a-ai')).toEqual(['172.31.0.11', '172.31.0.12', '172.31.0.21']);
     expect(host.ipsets.get('koala-sg-0000000a-pi')).toEqual(['198.51.100.0/24,tcp:22', '203.0.113.7,tcp:22']);
     expect(host.ipsets.size).toBe(8);
@@ -79,17 +97,21 @@ describe('NetworkAgent', () => {
     expect(await agent.apply(sampleState())).toEqual([]);
   });
 
-  it('a restarted NC (a fresh agent) finds everything in place and changes nothing; a filter edited behind its back is redefined', async () => {
+  it('a restarted NC (a fresh agent) finds everything in place and changes nothing; a chain edited behind its back is rewritten', async () => {
     const { host, libvirt, agent } = setup();
     await agent.apply(sampleState());
     const again = new NetworkAgent({ zone: 'koala-1a', config: nodeA, enabled: true, host, libvirt, fetchState: async () => sampleState() });
     clear(host, libvirt);
     expect(await again.apply(sampleState())).toEqual([]);
     expect(writes(host, libvirt)).toEqual([]);
-    libvirt.filters.set('koala-i-i-00000000000000a1', libvirt.filters.get('koala-i-i-00000000000000a1')!.replace("<icmp type='8'/>", "<icmp type='9'/>"));
+    const edit = (rules: string[]) => rules.map((r) => r.replace('--icmp-type 8 ', '--icmp-type 9 '));
+    host.mangle.set('KOALA-BRIDGED-IN', edit(host.mangle.get('KOALA-BRIDGED-IN')!));
+    host.ebnat.set('KOALA-L2-IN', host.ebnat.get('KOALA-L2-IN')!.slice(1)); // a rule gone
     const fresh = new NetworkAgent({ zone: 'koala-1a', config: nodeA, enabled: true, host, libvirt, fetchState: async () => sampleState() });
-    expect(await fresh.apply(sampleState())).toEqual(['filter koala-i-i-00000000000000a1']);
-    expect(libvirt.filters.get('koala-i-i-00000000000000a1')).toContain("<icmp type='8'/>");
+    expect(await fresh.apply(sampleState())).toEqual(['mangle chains (41 rules)', 'ebtables nat chains (14 rules)']);
+    expect(host.mangle.get('KOALA-BRIDGED-IN')!.join('\n')).toContain('--icmp-type 8 ');
+    clear(host, libvirt);
+    expect(await fresh.apply(sampleState())).toEqual([]);
   });
 
   it('receive: applies in the background, reports the version, ignores older ones', async () => {
@@ -106,15 +128,15 @@ describe('NetworkAgent', () => {
     expect(agent.receive({ ...sampleState(9), zone: 'koala-1b' })).toBe(false);
     await agent.kick();
     expect(agent.current()?.version).toBe(7);
-    expect(libvirt.filters.size).toBe(2);
+    expect(guarded(host, A1)).toBe(true);
     expect(agent.receive(sampleState(7))).toBe(false); // republished, already applied
     expect(applied).toEqual([7]); // the extra kick (a periodic pass) found nothing to change: no second report
     expect(writes(host, libvirt)).toEqual([]);
   });
 
-  it('a changed state replaces DHCP entries, filters, set members, NAT rules and addresses; stale ones go', async () => {
+  it('a changed state replaces DHCP entries, rules, set members, NAT rules and addresses; stale ones go', async () => {
     const { host, libvirt, agent } = setup();
-    libvirt.filters.set('koala-i-i-0000000000000dead', "<filter name='koala-i-i-0000000000000dead'/>");
+    libvirt.filters.set('koala-i-i-0000000000000dead', "<filter name='koala-i-i-0000000000000dead'/>"); // an older Koala's
     libvirt.filters.set('clean-traffic', '<filter/>'); // not Koala's: never touched
     host.ipsets.set('koala-sg-000000ee', ['172.31.0.99']);
     host.ipsets.set('koala-other', ['10.0.0.1']); // a Koala name, not the agent's: kept
@@ -135,7 +157,8 @@ describe('NetworkAgent', () => {
         .hosts.map((h) => h.ip)
         .sort(),
     ).toEqual(['172.31.0.12', '172.31.0.13', '172.31.0.2']);
-    expect([...libvirt.filters.keys()].filter((n) => n.startsWith('koala-'))).toEqual(['koala-i-i-00000000000000a2', 'koala-i-i-00000000000000a3']);
+    expect([guarded(host, A1), guarded(host, '02:00:00:00:00:a2'), guarded(host, '02:00:00:00:00:a3')]).toEqual([false, true, true]);
+    expect(host.mangle.get('KOALA-ROUTED-IN')!.join('\n')).not.toContain('172.31.0.11/32');
     expect(host.ipsets.get('koala-sg-0000000a-ai')).toEqual(['172.31.0.12', '172.31.0.13', '172.31.0.21']);
     expect(host.nat.get('KOALA-PREROUTING')!.join('\n')).not.toContain('198.51.100.11');
     expect(host.nat.get('KOALA-POSTROUTING')).toContain('-A KOALA-POSTROUTING -s 172.31.0.13/32 ! -d 172.31.0.0/20 -j SNAT --to-source 198.51.100.13');
@@ -145,15 +168,15 @@ describe('NetworkAgent', () => {
       expect.arrayContaining([
         'dhcp del 172.31.0.11',
         'dhcp add 172.31.0.13',
-        'undefine filter koala-i-i-00000000000000a1',
-        'define filter koala-i-i-00000000000000a3',
+        'iptables-restore -w 5 --noflush',
+        'ebtables-restore --noflush',
         'ip addr del 198.51.100.11/32 dev pub0',
       ]),
     );
-    expect(writes(host, libvirt)).not.toContain('define filter koala-i-i-00000000000000a2'); // unchanged rules: not redefined
+    expect(writes(host, libvirt).filter((w) => w.includes('filter'))).toEqual([]); // the older Koala's is gone already
   });
 
-  it('a rule change on running guests rewrites one set and redefines no filter', async () => {
+  it('a rule change on running guests rewrites one set and no rule', async () => {
     const { host, libvirt, agent } = setup();
     await agent.apply(sampleState(7));
     clear(host, libvirt);
@@ -164,12 +187,12 @@ describe('NetworkAgent', () => {
     expect(host.ipsets.get('koala-sg-0000000a-pi')).toContain('198.51.100.0/24,tcp:8080');
   });
 
-  it('sets of an older NC (koala-<sg>, hash:ip) go once no filter uses them', async () => {
-    const { host, libvirt, agent } = setup();
+  it('sets of an older NC (koala-<sg>, hash:ip) go once no rule uses them', async () => {
+    const { host, agent } = setup();
     host.ipsets.set('koala-sg-0000000a', ['172.31.0.11']);
     await agent.apply(sampleState(7));
     expect(host.ipsets.has('koala-sg-0000000a')).toBe(false);
-    expect(libvirt.filters.get('koala-i-i-00000000000000a1')).not.toContain("'koala-sg-0000000a'");
+    expect(host.mangle.get('KOALA-BRIDGED-IN')!.join('\n')).not.toContain('koala-sg-0000000a ');
   });
 
   it('loads br_netfilter when the bridge sysctl is missing', async () => {
@@ -179,16 +202,21 @@ describe('NetworkAgent', () => {
     expect(changes.slice(0, 3)).toEqual(['sysctl net.ipv4.ip_forward=1', 'modprobe br_netfilter', 'sysctl net.bridge.bridge-nf-call-iptables=1']);
   });
 
-  it('a filter still in use stays until a later apply', async () => {
+  it("an older Koala's nwfilter still in use by a guest stays until a later apply; looked for once per libvirtd connection", async () => {
     const { libvirt, agent } = setup();
-    await agent.apply(sampleState(7));
+    libvirt.filters.set('koala-i-i-00000000000000a1', "<filter name='koala-i-i-00000000000000a1'/>");
     libvirt.inUse.add('koala-i-i-00000000000000a1');
-    const next = sampleState(8);
-    next.interfaces = next.interfaces.filter((i) => i.instanceId !== 'i-00000000000000a1');
-    await agent.apply(next);
+    agent.start();
+    for (let i = 0; i < 100 && !agent.current(); i++) await new Promise((r) => setTimeout(r, 5));
     expect(libvirt.filters.has('koala-i-i-00000000000000a1')).toBe(true);
     libvirt.inUse.clear();
-    expect(await agent.apply(next)).toEqual(['filter -koala-i-i-00000000000000a1']);
+    expect(await agent.apply(sampleState(7))).toEqual(['legacy filter -koala-i-i-00000000000000a1']);
+    libvirt.filters.set('koala-i-i-0000000000000dead', "<filter name='koala-i-i-0000000000000dead'/>");
+    expect(await agent.apply(sampleState(7))).toEqual([]); // checked: not looked for again
+    await libvirt.reconnect();
+    await agent.kick();
+    expect(libvirt.filters.has('koala-i-i-0000000000000dead')).toBe(false);
+    await agent.stop();
   });
 
   it('a network that differs beyond DHCP hosts is redefined; one stopped (libvirtd restart) is started', async () => {
@@ -224,27 +252,29 @@ describe('NetworkAgent', () => {
     agent.start();
     for (let i = 0; i < 100 && !agent.current(); i++) await new Promise((r) => setTimeout(r, 5));
     expect(agent.current()?.version).toBe(7);
-    libvirt.filters.clear(); // a libvirtd that lost its definitions
+    libvirt.networks.clear(); // a libvirtd that lost its definitions
     await libvirt.reconnect();
     await agent.kick();
-    expect(libvirt.filters.size).toBe(2);
+    expect(libvirt.networks.get('koala-koala-1a')?.active).toBe(true);
     await agent.stop();
   });
 
-  it('launch: a guest the state does not know yet gets its DHCP entry and filter first; terminate removes them', async () => {
-    const { libvirt, agent } = setup();
+  it('launch: a guest the state does not know yet gets its DHCP entry and rules first; terminate removes them', async () => {
+    const { host, libvirt, agent } = setup();
     agent.receive(sampleState(7));
     await agent.kick();
     const iface = await agent.prepare(launchSpec('i-00000000000000a4', '172.31.0.14', '02:00:00:00:00:a4'));
-    expect(iface).toEqual({ network: 'koala-koala-1a', mac: '02:00:00:00:00:a4', ip: '172.31.0.14', filter: 'koala-i-i-00000000000000a4' });
-    expect(libvirt.filters.get('koala-i-i-00000000000000a4')).toContain("<all ipset='koala-sg-0000000a-ai' ipsetflags='src'/>");
+    expect(iface).toEqual({ network: 'koala-koala-1a', mac: A4, ip: '172.31.0.14', tap: 'kv0200000000a4' });
+    expect(host.mangle.get('KOALA-BRIDGED-IN')).toContain(
+      '-A KOALA-BRIDGED-IN -m physdev --physdev-out kv0200000000a4 --physdev-is-bridged -m set --match-set koala-sg-0000000a-ai src -j RETURN',
+    );
     expect(libvirt.networks.get('koala-koala-1a')!.hosts.map((h) => h.ip)).toContain('172.31.0.14');
     // a periodic re-apply of the old state keeps the launch's entries
     await agent.kick();
-    expect(libvirt.filters.has('koala-i-i-00000000000000a4')).toBe(true);
+    expect(guarded(host, A4)).toBe(true);
 
     await agent.release('i-00000000000000a4');
-    expect(libvirt.filters.has('koala-i-i-00000000000000a4')).toBe(false);
+    expect(guarded(host, A4)).toBe(false);
     expect(libvirt.networks.get('koala-koala-1a')!.hosts.map((h) => h.ip)).not.toContain('172.31.0.14');
   });
 
@@ -257,16 +287,17 @@ describe('NetworkAgent', () => {
     const spec = launchSpec('i-00000000000000a4', '172.31.0.14', '02:00:00:00:00:a4');
     (spec.network as { publicIp?: string }).publicIp = '198.51.100.14';
     await agent.prepare(spec);
-    // its address joins its group's set, its DHCP entry, its filter, its routed-traffic rules, NAT
-    // and hop limit (one iptables-restore for the chains that changed), its public address
-    expect(host.commands).toEqual(['ipset restore', 'iptables-restore -w 5 --noflush', 'ip addr replace 198.51.100.14/32 dev pub0 label pub0:k']);
-    expect(host.mangle.get('KOALA-FORWARD')!.filter((r) => r.includes('172.31.0.14/32'))).toEqual([
-      '-A KOALA-FORWARD -d 172.31.0.14/32 -m set --match-set koala-sg-0000000a-ai src -j RETURN',
-      '-A KOALA-FORWARD -d 172.31.0.14/32 -m set --match-set koala-sg-0000000a-pi src,dst -j RETURN',
-      '-A KOALA-FORWARD -d 172.31.0.14/32 -p icmp -m icmp --icmp-type 8 -j RETURN',
-      '-A KOALA-FORWARD -d 172.31.0.14/32 -j DROP',
+    // its address joins its group's set, its DHCP entry, its tap's rules, NAT and hop limit (one
+    // iptables-restore for the chains that changed), its anti-spoofing, its public address
+    expect(host.commands).toEqual(['ipset restore', 'iptables-restore -w 5 --noflush', 'ebtables-restore --noflush', 'ip addr replace 198.51.100.14/32 dev pub0 label pub0:k']);
+    expect(host.mangle.get('KOALA-ROUTED-IN')!.filter((r) => r.includes('172.31.0.14/32'))).toEqual([
+      '-A KOALA-ROUTED-IN -d 172.31.0.14/32 -m set --match-set koala-sg-0000000a-ai src -j RETURN',
+      '-A KOALA-ROUTED-IN -d 172.31.0.14/32 -m set --match-set koala-sg-0000000a-pi src,dst -j RETURN',
+      '-A KOALA-ROUTED-IN -d 172.31.0.14/32 -p icmp -m icmp --icmp-type 8 -j RETURN',
+      '-A KOALA-ROUTED-IN -d 172.31.0.14/32 -j DROP',
     ]);
-    expect(libvirt.writes).toEqual(['dhcp add 172.31.0.14', 'define filter koala-i-i-00000000000000a4']);
+    expect(guarded(host, A4)).toBe(true);
+    expect(libvirt.writes).toEqual(['dhcp add 172.31.0.14']);
     expect(host.ipsets.get('koala-sg-0000000a-ai')).toEqual(['172.31.0.11', '172.31.0.12', '172.31.0.14', '172.31.0.21']);
     expect(host.nat.get('KOALA-PREROUTING')).toContain('-A KOALA-PREROUTING -d 198.51.100.14/32 -j DNAT --to-destination 172.31.0.14');
     expect(host.mangle.get('KOALA-IMDS-TTL')!.join('\n')).toContain('-d 172.31.0.14/32 -p tcp -m tcp --sport 8775');
@@ -281,22 +312,23 @@ describe('NetworkAgent', () => {
     // A second launch builds on the first.
     clear(host, libvirt);
     await agent.prepare(launchSpec('i-00000000000000a5', '172.31.0.15', '02:00:00:00:00:a5'));
-    expect(libvirt.writes).toEqual(['dhcp add 172.31.0.15', 'define filter koala-i-i-00000000000000a5']);
-    expect(host.writes).toEqual(['ipset restore', 'iptables-restore -w 5 --noflush']); // its routed-traffic and hop-limit rules
+    expect(libvirt.writes).toEqual(['dhcp add 172.31.0.15']);
+    expect(host.writes).toEqual(['ipset restore', 'iptables-restore -w 5 --noflush', 'ebtables-restore --noflush']);
+    expect(guarded(host, A5)).toBe(true);
   });
 
   it('launch before any complete apply (NC just started, or the last apply or launch failed) runs a whole apply', async () => {
     const { host, libvirt, agent } = setup();
     await agent.prepare(launchSpec('i-00000000000000a4', '172.31.0.14', '02:00:00:00:00:a4'));
-    expect(libvirt.filters.has('koala-i-i-00000000000000a1')).toBe(true); // the whole state, not just the launch
-    expect(libvirt.filters.has('koala-i-i-00000000000000a4')).toBe(true);
+    expect(guarded(host, A1)).toBe(true); // the whole state, not just the launch
+    expect(guarded(host, A4)).toBe(true);
     host.failNext = /^ipset restore/;
     await expect(agent.prepare(launchSpec('i-00000000000000a5', '172.31.0.15', '02:00:00:00:00:a5'))).rejects.toMatchObject({ code: 'Server.InternalError' });
     clear(host, libvirt);
     host.commands = [];
     await agent.prepare(launchSpec('i-00000000000000a5', '172.31.0.15', '02:00:00:00:00:a5'));
     expect(host.commands).toContain('ipset save'); // a whole (reading) apply again
-    expect(libvirt.filters.has('koala-i-i-00000000000000a5')).toBe(true);
+    expect(guarded(host, A5)).toBe(true);
     await agent.stop();
   });
 
@@ -319,13 +351,13 @@ describe('NetworkAgent', () => {
   });
 
   it('terminate of an instance the state still lists: removed now, not re-added by the lagging state', async () => {
-    const { libvirt, agent } = setup();
+    const { host, agent } = setup();
     agent.receive(sampleState(7));
     await agent.kick();
     await agent.release('i-00000000000000a1');
-    expect(libvirt.filters.has('koala-i-i-00000000000000a1')).toBe(false);
+    expect(guarded(host, A1)).toBe(false);
     await agent.kick();
-    expect(libvirt.filters.has('koala-i-i-00000000000000a1')).toBe(false);
+    expect(guarded(host, A1)).toBe(false);
   });
 
   it('launch without a state: asks for one; without the node in it: a clear error', async () => {

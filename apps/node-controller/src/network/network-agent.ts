@@ -1,8 +1,8 @@
 import type { InstanceSpec, NetworkInterfaceState, ZoneNetworkState } from '@koala/contracts';
-import { parseNwFilterXml } from '@koala/libvirt';
 import type { Logger } from '@koala/logging';
 import { HostNetSync, sameMembers, type Change } from './host-net-sync.js';
-import { FILTER_PREFIX, filterName, networkName, planNetwork, type DhcpHost, type NetworkPlan, type NodeNetConfig, type PlannedNetwork } from './network-plan.js';
+import { tapName } from './guest-firewall.js';
+import { LEGACY_FILTER_PREFIX, networkName, planNetwork, type DhcpHost, type NetworkPlan, type NodeNetConfig, type PlannedNetwork } from './network-plan.js';
 import type { LibvirtNetworkFacts, NetworkLibvirt } from './network-ports.js';
 import type { HostNetCommands, NetworkStateView } from './network-state-view.js';
 import { codedError } from '@koala/messaging';
@@ -29,14 +29,15 @@ export interface InstanceInterface {
   network: string;
   mac: string;
   ip: string;
-  filter: string;
+  /** The tap's name: Koala's firewall and L2 rules name it before the domain exists (tapName). */
+  tap: string;
 }
 
 /** The launch path's view of the agent (InstanceManager). */
 export interface InstanceNetworking {
-  /** Before the domain is defined: DHCP entry, ipsets and filter in place. Undefined: no interface. */
+  /** Before the domain is defined: DHCP entry, ipsets and the rules of its tap in place. Undefined: no interface. */
   prepare(spec: InstanceSpec): Promise<InstanceInterface | undefined>;
-  /** After the domain is gone: its DHCP entry and filter removed (best effort). */
+  /** After the domain is gone: its DHCP entry and rules removed (best effort). */
   release(instanceId: string): Promise<void>;
 }
 
@@ -56,8 +57,8 @@ export class NetworkAgent implements NetworkStateView, InstanceNetworking {
   private readonly launching = new Map<string, NetworkInterfaceState>();
   /** Terminated here while the state still lists them. */
   private readonly released = new Set<string>();
-  /** Filter XML this process defined (libvirt reformats what it returns, so compare ours). */
-  private readonly definedFilters = new Map<string, string>();
+  /** Legacy nwfilters are looked for once per connection to libvirtd (they only ever go). */
+  private legacyChecked = false;
   private readonly sync: HostNetSync;
   private queue: Promise<unknown> = Promise.resolve();
   private waiting?: Promise<void>;
@@ -99,7 +100,7 @@ export class NetworkAgent implements NetworkStateView, InstanceNetworking {
   start(): void {
     if (!this.o.enabled) return;
     this.o.libvirt.onConnected(() => {
-      this.definedFilters.clear(); // libvirtd may have restarted with other definitions
+      this.legacyChecked = false;
       this.poke();
     });
     void this.fetchUntilKnown();
@@ -199,11 +200,11 @@ export class NetworkAgent implements NetworkStateView, InstanceNetworking {
   }
 
   /**
-   * One reconcile pass. Returns the changes made (empty: everything was in place). Three
-   * independent strands run side by side (each host command or libvirt call costs a process or a
-   * round trip): sysctls; sets, the mangle chains (routed traffic, hop limit), network, uplink
-   * and filters (in that order: sets before the chain and filters naming them, the bridge before
-   * its uplink); NAT and public addresses.
+   * One reconcile pass. Returns the changes made (empty: everything was in place). Independent
+   * strands run side by side (each host command or libvirt call costs a process or a round trip):
+   * sysctls; sets and the mangle chains (security groups, hop limit: after the sets they name,
+   * before stale sets go); the L2 chains; network and uplink (the bridge before its uplink); NAT
+   * and public addresses.
    */
   async apply(state: ZoneNetworkState): Promise<Change[]> {
     const plan = this.plan(state);
@@ -214,12 +215,11 @@ export class NetworkAgent implements NetworkStateView, InstanceNetworking {
       this.sync.sysctls(),
       (async () => [
         ...(await this.sync.syncIpsets(plan.ipsets)),
-        ...(await this.sync.syncMangle(plan)), // its routed-traffic chain names the sets: after them, before stale ones go
-        ...(await this.syncNetwork(plan.network)),
-        ...(uplink ? await this.sync.enslaveUplink(uplink, bridge) : []),
-        ...(await this.syncFilters(plan)),
+        ...(await this.sync.syncMangle(plan)),
         ...(await this.sync.removeStaleIpsets(plan.ipsets, (name, err) => this.o.logger?.debug({ ipset: name, err: (err as Error).message }, 'stale ipset still in use; next apply'))),
       ])(),
+      this.sync.syncL2(plan),
+      (async () => [...(await this.syncNetwork(plan.network)), ...(uplink ? await this.sync.enslaveUplink(uplink, bridge) : []), ...(await this.removeLegacyFilters())])(),
       (async () => [...(await this.sync.syncNat(plan)), ...(publicIf ? await this.sync.syncPublicAddresses(publicIf, plan.publicAddresses) : [])])(),
     ] as const);
     this.appliedPlan = plan;
@@ -287,35 +287,24 @@ export class NetworkAgent implements NetworkStateView, InstanceNetworking {
     }
   }
 
-  private async syncFilters(plan: NetworkPlan): Promise<Change[]> {
-    const lv = this.o.libvirt;
+  /**
+   * Removes the per-instance nwfilters an earlier Koala defined (before its own chains). One a
+   * guest still uses stays until that guest goes; looked for once per connection to libvirtd.
+   */
+  private async removeLegacyFilters(): Promise<Change[]> {
+    if (this.legacyChecked) return [];
     const changes: Change[] = [];
-    const existing = new Set(await lv.listFilters(FILTER_PREFIX));
-    for (const f of plan.filters) {
-      if (existing.has(f.name) && this.definedFilters.get(f.name) === f.xml) continue;
-      // Not defined by this process (NC restart, libvirtd reconnect): compare libvirt's copy, so
-      // running guests' rules are not rebuilt for nothing.
-      const current = existing.has(f.name) ? await lv.getFilterXml(f.name) : undefined;
-      if (current !== undefined && sameFilter(current, f.xml)) {
-        this.definedFilters.set(f.name, f.xml);
-        continue;
-      }
-      await lv.defineFilter(f.xml);
-      this.definedFilters.set(f.name, f.xml);
-      changes.push(`filter ${f.name}`);
-    }
-    const keep = new Set(plan.filters.map((f) => f.name));
-    for (const name of existing) {
-      if (keep.has(name)) continue;
+    let busy = false;
+    for (const name of await this.o.libvirt.listFilters(LEGACY_FILTER_PREFIX)) {
       try {
-        await lv.undefineFilter(name);
-        this.definedFilters.delete(name);
-        changes.push(`filter -${name}`);
+        await this.o.libvirt.undefineFilter(name);
+        changes.push(`legacy filter -${name}`);
       } catch (err) {
-        // Still used by a guest (terminating, or not Koala's to judge): try again next time.
-        this.o.logger?.debug({ filter: name, err: (err as Error).message }, 'stale filter still in use; next apply');
+        busy = true;
+        this.o.logger?.debug({ filter: name, err: (err as Error).message }, 'legacy filter still in use; next apply');
       }
     }
+    this.legacyChecked = !busy;
     return changes;
   }
 
@@ -365,7 +354,7 @@ export class NetworkAgent implements NetworkStateView, InstanceNetworking {
       this.launching.delete(spec.instanceId);
       throw codedError('Server.InternalError', `could not set up the network of ${spec.instanceId}: ${(err as Error).message}`);
     }
-    return { network: networkName(this.o.zone), mac: net.mac, ip: net.privateIp, filter: filterName(spec.instanceId) };
+    return { network: networkName(this.o.zone), mac: net.mac, ip: net.privateIp, tap: tapName(net.mac) };
   }
 
   /** Runs `work` between applies (the agent changes the host one pass at a time). */
@@ -377,46 +366,33 @@ export class NetworkAgent implements NetworkStateView, InstanceNetworking {
 
   /**
    * The launch path: only what the new guest needs before its domain is defined — the sets of
-   * its groups with its address in them, its DHCP entry, its filter, NAT of its public address —
+   * its groups with its address in them, its DHCP entry, the chains with its tap's rules, NAT of
+   * its public address —
    * written on top of what the last complete apply left, without reading the host again.
-   * Everything else the new state implies (other guests' filters naming its groups, stale
-   * entries) is the next whole apply's: the CLC publishes that state right after the launch.
+   * Everything else the new state implies (stale entries, a public interface's addresses) is the
+   * next whole apply's: the CLC publishes that state right after the launch.
    * Without a complete apply to build on (first launch, last apply failed) it runs a whole one.
    */
   private async applyOwn(instanceId: string): Promise<Change[]> {
     const base = this.appliedPlan;
     const next = this.desired && this.plan(this.desired);
-    const filter = next?.filters.find((f) => f.instanceId === instanceId);
-    const host = next?.network.hosts.find((h) => h.ip === next.interfaces.find((i) => i.instanceId === instanceId)?.privateIp);
-    if (!base || !next || !filter || !host || this.dirty || !sameNetwork(base.network, next.network)) {
+    const own = next?.interfaces.find((i) => i.instanceId === instanceId);
+    const host = own && next?.network.hosts.find((h) => h.ip === own.privateIp);
+    if (!base || !next || !own || !host || this.dirty || !sameNetwork(base.network, next.network)) {
       await this.applyNewest();
-      if (!this.appliedPlan?.filters.some((f) => f.instanceId === instanceId)) throw new Error(`the network apply did not set up ${instanceId}`);
+      if (!this.appliedPlan?.interfaces.some((i) => i.instanceId === instanceId)) throw new Error(`the network apply did not set up ${instanceId}`);
       return [];
     }
-    const changes: Change[] = [];
     const haveSets = new Map(base.ipsets.map((x) => [x.name, x.members]));
-    changes.push(...(await this.sync.writeIpsets(next.ipsets.filter((x) => !sameMembers(haveSets.get(x.name), x.members)))));
-    const lv = this.o.libvirt;
-    let hosts = base.network.hosts;
-    if (!hosts.some((h) => h.mac === host.mac && h.ip === host.ip && h.name === host.name)) {
-      // An entry holding its address or MAC (a guest gone meanwhile) would make the add fail.
-      for (const h of hosts.filter((h) => h.mac === host.mac || h.ip === host.ip)) {
-        changes.push(...(await this.releaseLease(next.network.bridge, h)));
-        await lv.removeDhcpHost(next.network.name, h);
-        changes.push(`dhcp -${h.ip}`);
-      }
-      await lv.addDhcpHost(next.network.name, host);
-      changes.push(`dhcp +${host.ip}`);
-      hosts = [...hosts.filter((h) => h.mac !== host.mac && h.ip !== host.ip), host];
-    }
-    if (this.definedFilters.get(filter.name) !== filter.xml) {
-      await lv.defineFilter(filter.xml);
-      this.definedFilters.set(filter.name, filter.xml);
-      changes.push(`filter ${filter.name}`);
-    }
+    // Two independent strands: the sets, then the chains naming them; the DHCP entry.
+    const [tables, dhcp] = await settleAll([
+      (async () => [...(await this.sync.writeIpsets(next.ipsets.filter((x) => !sameMembers(haveSets.get(x.name), x.members)))), ...(await this.sync.writeChanged(next, base))])(),
+      this.addOwnDhcpHost(next.network, base.network.hosts, host),
+    ] as const);
+    const changes: Change[] = [...tables, ...dhcp.changes];
+    const hosts = dhcp.hosts;
     let publicAddresses = base.publicAddresses;
-    changes.push(...(await this.sync.writeChanged(next, base))); // after the sets its rules name
-    const publicIp = next.interfaces.find((i) => i.instanceId === instanceId)?.publicIp;
+    const publicIp = own.publicIp;
     if (this.o.config.publicIf && publicIp && !publicAddresses.includes(publicIp)) {
       changes.push(...(await this.sync.addPublicAddress(this.o.config.publicIf, publicIp)));
       publicAddresses = [...publicAddresses, publicIp];
@@ -427,18 +403,36 @@ export class NetworkAgent implements NetworkStateView, InstanceNetworking {
     this.appliedPlan = {
       ...base,
       network: { ...base.network, hosts },
-      filters: [...base.filters.filter((f) => f.name !== filter.name), filter],
       ipsets: [...sets.values()],
       nat: next.nat,
       natRestore: next.natRestore,
-      forward: next.forward,
-      forwardRestore: next.forwardRestore,
+      firewall: next.firewall,
+      firewallRestore: next.firewallRestore,
+      l2: next.l2,
+      l2Restore: next.l2Restore,
+      interfaces: [...base.interfaces.filter((i) => i.instanceId !== instanceId), own],
       mangle: next.mangle,
       mangleRestore: next.mangleRestore,
       publicAddresses,
     };
     if (changes.length) this.o.logger?.info({ instanceId, changes }, 'network of a launch set up');
     return changes;
+  }
+
+  /** The launch's DHCP entry on top of `hosts` (what is in place); returns the entries now in place. */
+  private async addOwnDhcpHost(network: PlannedNetwork, hosts: readonly DhcpHost[], host: DhcpHost): Promise<{ changes: Change[]; hosts: DhcpHost[] }> {
+    if (hosts.some((h) => h.mac === host.mac && h.ip === host.ip && h.name === host.name)) return { changes: [], hosts: [...hosts] };
+    const lv = this.o.libvirt;
+    const changes: Change[] = [];
+    // An entry holding its address or MAC (a guest gone meanwhile) would make the add fail.
+    for (const h of hosts.filter((h) => h.mac === host.mac || h.ip === host.ip)) {
+      changes.push(...(await this.releaseLease(network.bridge, h)));
+      await lv.removeDhcpHost(network.name, h);
+      changes.push(`dhcp -${h.ip}`);
+    }
+    await lv.addDhcpHost(network.name, host);
+    changes.push(`dhcp +${host.ip}`);
+    return { changes, hosts: [...hosts.filter((h) => h.mac !== host.mac && h.ip !== host.ip), host] };
   }
 
   async release(instanceId: string): Promise<void> {
@@ -449,26 +443,6 @@ export class NetworkAgent implements NetworkStateView, InstanceNetworking {
     this.dirty = true;
     await this.kick().catch((err) => this.o.logger?.warn({ err, instanceId }, 'network clean-up after terminate failed; the next apply retries'));
   }
-}
-
-/** Same filter content (uuid, attribute order and layout ignored). */
-export function sameFilter(a: string, b: string): boolean {
-  const canon = (xml: string) => {
-    try {
-      const f = parseNwFilterXml(xml);
-      const sorted = (o: Record<string, unknown>) => Object.fromEntries(Object.entries(o).sort(([x], [y]) => (x < y ? -1 : 1)));
-      return JSON.stringify([
-        f.name,
-        f.chain ?? 'root',
-        f.filterrefs.map((r) => [r.filter, sorted(r.parameters)]),
-        f.rules.map((r) => [r.action, r.direction, r.priority ?? 500, r.statematch ?? true, r.protocol, sorted(r.attributes)]),
-      ]);
-    } catch {
-      return undefined;
-    }
-  };
-  const x = canon(a);
-  return x !== undefined && x === canon(b);
 }
 
 /** Two plans of the same libvirt network but for its DHCP hosts. */

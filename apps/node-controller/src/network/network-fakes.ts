@@ -28,6 +28,13 @@ export class FakeHost implements HostNetCommands {
     ['OUTPUT', []],
     ['POSTROUTING', []],
   ]);
+  /** ebtables nat table: chain -> rules, and each chain's policy. */
+  ebnat = new Map<string, string[]>([
+    ['PREROUTING', []],
+    ['OUTPUT', []],
+    ['POSTROUTING', []],
+  ]);
+  ebPolicy = new Map<string, string>();
   private table(name: string | undefined): Map<string, string[]> {
     if (name === 'nat') return this.nat;
     if (name === 'mangle') return this.mangle;
@@ -98,6 +105,22 @@ export class FakeHost implements HostNetCommands {
           t.set(line.slice(1).split(' ')[0]!, []); // --noflush: declared chains are flushed
         else if (line.startsWith('-A ')) t.get(line.split(' ')[1]!)!.push(line);
       }
+    } else if (c === 'ebtables-save') {
+      const builtin = (ch: string) => ['PREROUTING', 'OUTPUT', 'POSTROUTING'].includes(ch);
+      const order = [...this.ebnat.keys()].filter(builtin).concat([...this.ebnat.keys()].filter((c) => !builtin(c)));
+      const lines = ['*nat', ...order.map((ch) => `:${ch} ${this.ebPolicy.get(ch) ?? 'ACCEPT'}`), ...order.flatMap((ch) => this.ebnat.get(ch)!)];
+      return out(lines.join('\n') + '\n');
+    } else if (c === 'ebtables-restore') {
+      for (const line of (opts.input ?? '').split('\n')) {
+        if (line.startsWith(':')) {
+          const [name, policy] = line.slice(1).split(' ');
+          this.ebnat.set(name!, []);
+          this.ebPolicy.set(name!, policy!);
+        } else if (line.startsWith('-A ')) this.ebnat.get(line.split(' ')[1]!)!.push(line);
+      }
+    } else if (c === 'ebtables') {
+      const chain = a[a.indexOf('-I') + 1]!;
+      this.ebnat.get(chain)!.unshift(`-A ${chain} -j ${a[a.indexOf('-j') + 1]}`);
     } else if (c === 'iptables') {
       const t = this.table(a[a.indexOf('-t') + 1]);
       const chain = a[a.indexOf('-I') + 1]!;
@@ -131,7 +154,7 @@ export class FakeHost implements HostNetCommands {
   }
 }
 
-/** libvirt networks and nwfilters in memory, recording every change. */
+/** libvirt networks (and an older Koala's nwfilters) in memory, recording every change. */
 export class FakeNetworkLibvirt implements NetworkLibvirt {
   networks = new Map<string, { xml: string; active: boolean; autostart: boolean; hosts: DhcpHost[] }>();
   filters = new Map<string, string>();
@@ -174,18 +197,6 @@ export class FakeNetworkLibvirt implements NetworkLibvirt {
   }
   async listFilters(prefix: string): Promise<string[]> {
     return [...this.filters.keys()].filter((n) => n.startsWith(prefix)).sort();
-  }
-  async getFilterXml(name: string): Promise<string | undefined> {
-    // libvirt hands back its own layout: a uuid, attributes in another order.
-    const x = this.filters.get(name);
-    return x
-      ?.replace(/^(<filter [^>]*>)/, '$1\n  <uuid>00000000-0000-4000-8000-000000000000</uuid>')
-      .replace(/<(tcp|udp|all|icmp) ([^/]*)\/>/g, (_m, p: string, a: string) => `<${p} ${a.split(' ').reverse().join(' ')}/>`);
-  }
-  async defineFilter(xml: string): Promise<void> {
-    const name = /<filter name='([^']+)'/.exec(xml)![1]!;
-    this.filters.set(name, xml);
-    this.writes.push(`define filter ${name}`);
   }
   async undefineFilter(name: string): Promise<void> {
     if (this.inUse.has(name)) throw new Error(`nwfilter '${name}' is in use`);

@@ -3,7 +3,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ZoneNetworkState } from '@koala/contracts';
 import { sampleState, nodeA } from './network-fixtures.js';
-import { DHCP_ANCHOR_MAC, filterName, inCidr, normalCidr, planNetwork } from './network-plan.js';
+import { tapName } from './guest-firewall.js';
+import { DHCP_ANCHOR_MAC, inCidr, normalCidr, planNetwork } from './network-plan.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const golden = (name: string) => readFileSync(join(here, 'golden', name), 'utf8');
@@ -19,10 +20,14 @@ describe('planNetwork (golden)', () => {
     expect(planNetwork({ ...sampleState(), interfaces: [] }, nodeA)!.network.hosts).toEqual([plan.network.hosts[0]]);
   });
 
-  it('one nwfilter per local instance: anti-spoofing, replies, DHCP, node services, group rules, drop', () => {
-    expect(plan.filters.map((f) => f.name)).toEqual(['koala-i-i-00000000000000a1', 'koala-i-i-00000000000000a2']);
-    expect(plan.filters[0]!.xml).toBe(golden('filter-a1.xml'));
-    expect(plan.filters[1]!.xml).toBe(golden('filter-a2.xml'));
+  it("security groups: replies, each local guest's egress by its tap, ingress bridged to its tap and routed to its address, the node's services; drops", () => {
+    expect(plan.firewallRestore).toBe(golden('firewall.rules'));
+    expect(plan.firewallRestore).not.toMatch(/^-A (INPUT|FORWARD|OUTPUT|PREROUTING|POSTROUTING) /m);
+  });
+
+  it('anti-spoofing: per local guest its own MAC, IPv4 address and ARP; only IPv4 and ARP to a guest; unknown taps dropped', () => {
+    expect(plan.l2Restore).toBe(golden('l2.rules'));
+    expect(plan.l2Restore).not.toMatch(/^-A (PREROUTING|OUTPUT|POSTROUTING) /m);
   });
 
   it('ipsets: four per local group (all / tcp-udp × in / out), peer groups as their members across the zone', () => {
@@ -52,9 +57,7 @@ describe('planNetwork (golden)', () => {
     expect(plan.natRestore).not.toMatch(/^:(PREROUTING|POSTROUTING|OUTPUT|INPUT) /m);
   });
 
-  it('routed traffic to the guests: per local guest its ingress rules, then a drop; bridged traffic and replies pass on', () => {
-    expect(plan.forwardRestore).toBe(golden('forward.rules'));
-    expect(plan.forwardRestore).not.toMatch(/^-A (INPUT|FORWARD|OUTPUT) /m);
+  it('rules sets cannot hold: one rule per peer, the same bridged and routed', () => {
     // Rules sets cannot hold: a port range too wide to list, a group's members as peers.
     const wide = sampleState();
     wide.groups.find((g) => g.groupId === 'sg-0000000b')!.ingress = [
@@ -62,14 +65,24 @@ describe('planNetwork (golden)', () => {
       { protocol: 'udp', fromPort: 1000, toPort: 3000, cidrs: [], groupIds: ['sg-0000000a'] },
       { protocol: 'icmp', fromPort: 3, toPort: 4, cidrs: ['0.0.0.0/0'], groupIds: [] },
     ];
-    expect(planNetwork(wide, nodeA)!.forward.filter((r) => r.includes('-d 172.31.0.12/32') && !r.includes('--match-set'))).toEqual([
-      '-A KOALA-FORWARD -d 172.31.0.12/32 -p icmp -m icmp --icmp-type 8 -j RETURN',
-      '-A KOALA-FORWARD -s 10.0.0.0/8 -d 172.31.0.12/32 -p tcp -j RETURN',
-      '-A KOALA-FORWARD -s 172.31.0.11/32 -d 172.31.0.12/32 -p udp -m udp --dport 1000:3000 -j RETURN',
-      '-A KOALA-FORWARD -s 172.31.0.12/32 -d 172.31.0.12/32 -p udp -m udp --dport 1000:3000 -j RETURN',
-      '-A KOALA-FORWARD -s 172.31.0.21/32 -d 172.31.0.12/32 -p udp -m udp --dport 1000:3000 -j RETURN',
-      '-A KOALA-FORWARD -d 172.31.0.12/32 -p icmp -m icmp --icmp-type 3/4 -j RETURN',
-      '-A KOALA-FORWARD -d 172.31.0.12/32 -j DROP',
+    const rules = planNetwork(wide, nodeA)!.firewall;
+    expect(rules.filter((r) => r.includes('-d 172.31.0.12/32') && !r.includes('--match-set'))).toEqual([
+      '-A KOALA-ROUTED-IN -d 172.31.0.12/32 -p icmp -m icmp --icmp-type 8 -j RETURN',
+      '-A KOALA-ROUTED-IN -s 10.0.0.0/8 -d 172.31.0.12/32 -p tcp -j RETURN',
+      '-A KOALA-ROUTED-IN -s 172.31.0.11/32 -d 172.31.0.12/32 -p udp -m udp --dport 1000:3000 -j RETURN',
+      '-A KOALA-ROUTED-IN -s 172.31.0.12/32 -d 172.31.0.12/32 -p udp -m udp --dport 1000:3000 -j RETURN',
+      '-A KOALA-ROUTED-IN -s 172.31.0.21/32 -d 172.31.0.12/32 -p udp -m udp --dport 1000:3000 -j RETURN',
+      '-A KOALA-ROUTED-IN -d 172.31.0.12/32 -p icmp -m icmp --icmp-type 3/4 -j RETURN',
+      '-A KOALA-ROUTED-IN -d 172.31.0.12/32 -j DROP',
+    ]);
+    const tap = '--physdev-out kv0200000000a2 --physdev-is-bridged';
+    expect(rules.filter((r) => r.includes(tap) && !r.includes('--match-set'))).toEqual([
+      `-A KOALA-BRIDGED-IN -p icmp -m physdev ${tap} -m icmp --icmp-type 8 -j RETURN`,
+      `-A KOALA-BRIDGED-IN -s 10.0.0.0/8 -p tcp -m physdev ${tap} -j RETURN`,
+      `-A KOALA-BRIDGED-IN -s 172.31.0.11/32 -p udp -m physdev ${tap} -m udp --dport 1000:3000 -j RETURN`,
+      `-A KOALA-BRIDGED-IN -s 172.31.0.12/32 -p udp -m physdev ${tap} -m udp --dport 1000:3000 -j RETURN`,
+      `-A KOALA-BRIDGED-IN -s 172.31.0.21/32 -p udp -m physdev ${tap} -m udp --dport 1000:3000 -j RETURN`,
+      `-A KOALA-BRIDGED-IN -p icmp -m physdev ${tap} -m icmp --icmp-type 3/4 -j RETURN`,
     ]);
   });
 
@@ -110,7 +123,8 @@ describe('planNetwork (rules)', () => {
   it('another node holds its own instances', () => {
     const b = planNetwork(sampleState(), { ...nodeA, node: 'node-b' })!;
     expect(b.nodeAddress).toBe('172.31.0.3');
-    expect(b.filters.map((f) => f.instanceId)).toEqual(['i-00000000000000b1']);
+    expect([...new Set(b.firewall.flatMap((r) => /--physdev-(?:in|out) (kv0\w+)/.exec(r)?.[1] ?? []))]).toEqual([tapName('02:00:00:00:00:b1')]);
+    expect(b.l2.filter((r) => r.includes(' -i kv02')).every((r) => r.includes('kv0200000000b1'))).toBe(true);
     expect(b.natRestore).toContain('-A KOALA-POSTROUTING -s 172.31.0.21/32 ! -d 172.31.0.0/20 -j SNAT --to-source 198.51.100.21');
     expect(b.natRestore).not.toContain('--to-source 198.51.100.11');
     // every node DNATs every public address of the zone
@@ -120,18 +134,19 @@ describe('planNetwork (rules)', () => {
   it('local overrides: a launch the state does not know yet is added; a terminated one left out', () => {
     const extra = { instanceId: 'i-00000000000000a3', node: 'node-a', mac: '02:00:00:00:00:a3', privateIp: '172.31.0.13', groupIds: ['sg-0000000a'] };
     const p = planNetwork(sampleState(), nodeA, { extra: [extra], exclude: ['i-00000000000000a1'] })!;
-    expect(p.filters.map((f) => f.instanceId)).toEqual(['i-00000000000000a2', 'i-00000000000000a3']);
+    expect([...new Set(p.l2.flatMap((r) => / -i (kv02\w+) /.exec(r)?.[1] ?? []))]).toEqual(['kv0200000000a2', 'kv0200000000a3']);
     expect(p.network.hosts.map((h) => h.ip)).toEqual(['172.31.0.2', '172.31.0.12', '172.31.0.13']);
     expect(p.ipsets[0]!.members).toEqual(['172.31.0.12', '172.31.0.13', '172.31.0.21']); // koala-sg-0000000a-ai
     expect(p.natRestore).not.toContain('198.51.100.11');
   });
 
-  it('a group the state does not know gives no rule: inbound dropped, egress dropped', () => {
+  it('a group the state does not know gives no rule: inbound dropped, egress dropped (but DHCP)', () => {
     const s = sampleState();
     s.interfaces = [{ ...s.interfaces[2]!, groupIds: ['sg-000000ff'] }];
-    const xml = planNetwork(s, nodeA)!.filters[0]!.xml;
-    expect(xml).not.toContain("priority='500'");
-    expect(xml).toContain("<rule action='drop' direction='inout' priority='1000' statematch='false'>");
+    const rules = planNetwork(s, nodeA)!.firewall;
+    expect(rules.filter((r) => r.includes('kv0200000000a1'))).toEqual(['-A KOALA-EGRESS -p udp -m physdev --physdev-in kv0200000000a1 -m udp --sport 68 --dport 67 -j RETURN']);
+    expect(rules.filter((r) => r.includes('172.31.0.11'))).toEqual(['-A KOALA-ROUTED-IN -d 172.31.0.11/32 -j DROP']);
+    expect(rules).toEqual(expect.arrayContaining(['-A KOALA-EGRESS -j DROP', '-A KOALA-BRIDGED-IN -j DROP']));
   });
 
   it('ports: any port, ranges, ICMP any type, udp', () => {
@@ -149,30 +164,38 @@ describe('planNetwork (rules)', () => {
       },
     ];
     const p = planNetwork(s, nodeA)!;
-    const xml = p.filters[0]!.xml;
+    const routed = (q: typeof p) => q.firewall.filter((r) => r.startsWith('-A KOALA-ROUTED-IN ') && r.includes('-d 172.31.0.11/32'));
+    const egress = (q: typeof p) => q.firewall.filter((r) => r.startsWith('-A KOALA-EGRESS ') && r.includes('kv0200000000a1'));
     const sets = (q: typeof p) => new Map(q.ipsets.map((x) => [x.name, x.members]));
-    // Sets cannot hold these (65536 ports; icmp, which `ipset save` prints by name): nwfilter rules.
-    expect(xml).toContain("<udp srcipaddr='10.9.0.0' srcipmask='16'/>");
-    expect(xml).toContain("<icmp srcipaddr='10.0.0.0' srcipmask='8'/>");
-    // libvirt drops `ipset` from tcp/udp/icmp: group peers of those rules are the members' addresses.
-    expect(xml).toContain("<icmp srcipaddr='172.31.0.12' type='3' code='4'/>");
-    // tcp 443 to the members of B: set entries, matched by one `all` rule of the filter
-    expect(xml).not.toContain("dstportstart='443'");
-    expect(xml).toContain("<rule action='accept' direction='out' priority='500'>\n    <all ipset='koala-sg-0000000a-po' ipsetflags='dst,dst'/>");
+    // Sets cannot hold these (65536 ports; icmp, which `ipset save` prints by name): rules of their own.
+    expect(routed(p)).toEqual([
+      '-A KOALA-ROUTED-IN -d 172.31.0.11/32 -m set --match-set koala-sg-0000000a-ai src -j RETURN',
+      '-A KOALA-ROUTED-IN -d 172.31.0.11/32 -m set --match-set koala-sg-0000000a-pi src,dst -j RETURN',
+      '-A KOALA-ROUTED-IN -s 10.9.0.0/16 -d 172.31.0.11/32 -p udp -j RETURN',
+      '-A KOALA-ROUTED-IN -s 10.0.0.0/8 -d 172.31.0.11/32 -p icmp -j RETURN',
+      '-A KOALA-ROUTED-IN -s 172.31.0.12/32 -d 172.31.0.11/32 -p icmp -m icmp --icmp-type 3/4 -j RETURN',
+      '-A KOALA-ROUTED-IN -d 172.31.0.11/32 -j DROP',
+    ]);
+    // tcp 443 to the members of B: set entries, matched by the guest's one set rule
+    expect(egress(p)).toEqual([
+      '-A KOALA-EGRESS -p udp -m physdev --physdev-in kv0200000000a1 -m udp --sport 68 --dport 67 -j RETURN',
+      '-A KOALA-EGRESS -m physdev --physdev-in kv0200000000a1 -m set --match-set koala-sg-0000000a-ao dst -j RETURN',
+      '-A KOALA-EGRESS -m physdev --physdev-in kv0200000000a1 -m set --match-set koala-sg-0000000a-po dst,dst -j RETURN',
+    ]);
     expect(sets(p).get('koala-sg-0000000a-po')).toEqual(['172.31.0.12,tcp:443']);
-    // A member joining: the filters with rules sets cannot hold change, the set gets the member.
+    // A member joining: the rules sets cannot hold gain a peer, the set gets the member.
     s.interfaces.push({ instanceId: 'i-00000000000000b9', node: 'node-b', mac: '02:00:00:00:00:b9', privateIp: '172.31.0.29', groupIds: ['sg-0000000b'] });
     const joined = planNetwork(s, nodeA)!;
-    expect(joined.filters[0]!.xml).toContain("<icmp srcipaddr='172.31.0.29' type='3' code='4'/>");
+    expect(routed(joined)).toContain('-A KOALA-ROUTED-IN -s 172.31.0.29/32 -d 172.31.0.11/32 -p icmp -m icmp --icmp-type 3/4 -j RETURN');
     expect(sets(joined).get('koala-sg-0000000a-po')).toEqual(['172.31.0.12,tcp:443', '172.31.0.29,tcp:443']);
     // A group without members: its rule accepts nobody.
     s.interfaces = s.interfaces.filter((i) => !i.groupIds.includes('sg-0000000b'));
     const none = planNetwork(s, nodeA)!;
-    expect(none.filters[0]!.xml).not.toMatch(/type='3'/);
+    expect(none.firewall.join('\n')).not.toContain('--icmp-type 3/4');
     expect(sets(none).get('koala-sg-0000000a-po')).toEqual([]);
   });
 
-  it('a rule change that sets hold changes set members only, never a filter (no re-instantiation on the taps)', () => {
+  it('a rule change that sets hold changes set members only, never a rule', () => {
     const s = sampleState();
     const before = planNetwork(s, nodeA)!;
     s.groups
@@ -183,14 +206,16 @@ describe('planNetwork (rules)', () => {
         { protocol: 'all', fromPort: -1, toPort: -1, cidrs: ['10.1.2.3/16'], groupIds: [] },
       );
     const after = planNetwork(s, nodeA)!;
-    expect(after.filters).toEqual(before.filters);
+    expect(after.firewall).toEqual(before.firewall);
+    expect(after.l2).toEqual(before.l2);
     const m = new Map(after.ipsets.map((x) => [x.name, x.members]));
     expect(m.get('koala-sg-0000000a-pi')).toEqual(['172.31.0.12,udp:53', '172.31.0.12,udp:54', '198.51.100.0/24,tcp:22', '198.51.100.0/24,tcp:8080', '203.0.113.7,tcp:22']);
     expect(m.get('koala-sg-0000000a-ai')).toEqual(['10.1.0.0/16', '172.31.0.11', '172.31.0.12', '172.31.0.21']);
   });
 
   it('names and address helpers', () => {
-    expect(filterName('i-0123456789abcdef0')).toBe('koala-i-i-0123456789abcdef0');
+    expect(tapName('02:0A:bc:00:00:a1')).toBe('kv020abc0000a1');
+    expect(tapName('02:0A:bc:00:00:a1').length).toBeLessThanOrEqual(15); // IFNAMSIZ
     expect(normalCidr('10.1.2.3/8')).toBe('10.0.0.0/8');
     expect(normalCidr('0.0.0.0/0')).toBe('0.0.0.0/0');
     expect(inCidr('172.31.15.255', '172.31.0.0/20')).toBe(true);

@@ -14,7 +14,7 @@ export interface LibvirtNetworkFacts {
 }
 
 /**
- * The libvirt side of the network agent: the zone's network and the instances' nwfilters.
+ * The libvirt side of the network agent: the zone's network (and removing an older Koala's nwfilters).
  * Implemented over the NC's libvirt connection (LibvirtNetworkPort); unit specs use a fake.
  * Removals of things already gone succeed.
  */
@@ -29,12 +29,8 @@ export interface NetworkLibvirt {
   /** Live and persistent (virNetworkUpdate LIVE|CONFIG, or CONFIG only while inactive). */
   addDhcpHost(network: string, host: DhcpHost): Promise<void>;
   removeDhcpHost(network: string, host: DhcpHost): Promise<void>;
-  /** Names of the defined nwfilters starting with `prefix`. */
+  /** Names of the defined nwfilters starting with `prefix` (an older Koala's, to remove). */
   listFilters(prefix: string): Promise<string[]>;
-  /** A filter's XML as libvirt has it (undefined: no such filter). */
-  getFilterXml(name: string): Promise<string | undefined>;
-  /** Defines or redefines a filter (guests using it get the new rules at once). */
-  defineFilter(xml: string): Promise<void>;
   /** Undefines a filter; rejects while a guest still uses it. */
   undefineFilter(name: string): Promise<void>;
   /** Called after every (re)connection to libvirtd. */

@@ -131,6 +131,8 @@ export interface ParsedInterface {
   source?: string;
   mac?: string;
   model?: string;
+  /** The host-side tap (`<target dev>`): given, or libvirt's `vnetN` on a running domain. */
+  targetDev?: string;
   filter?: string;
   filterParameters: { name: string; value: string }[];
 }
@@ -314,6 +316,8 @@ function parseInterface(node: XmlNode): ParsedInterface {
   if (mac !== undefined) out.mac = mac;
   const model = attr(child(node, 'model'), 'type');
   if (model !== undefined) out.model = model;
+  const targetDev = attr(child(node, 'target'), 'dev');
+  if (targetDev !== undefined) out.targetDev = targetDev;
   const filter = attr(filterref, 'filter');
   if (filter !== undefined) out.filter = filter;
   return out;
