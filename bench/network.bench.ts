@@ -4,7 +4,7 @@
  * 1. RunInstances -> running and -> booted for tiny-linux with guest networking vs without, on
  *    ONE lab node (test/support/lab.ts: a namespace with its own libvirtd): a real CLC, two zones
  *    each with its CC and an NC on that same libvirtd — one NC with KOALA_NODE_NETNS (network
- *    agent on: DHCP entry, ipsets, nwfilter, NAT before the domain is defined), one without (no
+ *    agent on: DHCP entry, ipsets, the tap's chains, NAT before the domain is defined), one without (no
  *    interface). Rounds alternate. `running` = first DescribeInstances (every 100 ms) saying
  *    running; `booted` = first GetConsoleOutput (every 100 ms) holding TINY-LINUX-BOOTED; `NET` =
  *    the guest's `NET:` line (its DHCP address; the plain guest prints `NET: none` at once).
@@ -12,20 +12,18 @@
  *
  * 2. A security-group rule change on 50 running interfaces: the NC's NetworkAgent (real
  *    LibvirtNetworkPort and host commands on the lab node) holds a zone of 50 instances in one
- *    group (the rule toggled: tcp 8080 from a CIDR); 50 domains using their koala-i-* filters
- *    are started PAUSED on the node (QEMU processes and tap devices exist, libvirt instantiates
- *    each filter on its tap; no guest CPU: 50 TCG boots would not fit this machine). Measured:
- *    the agent's apply of the state where the group's ingress rule was revoked or authorized
- *    again. The rule is an entry of the group's `-pi` set, matched by every filter: the apply
- *    rewrites that set and redefines no filter (until the sets, it was 50 nwfilter
- *    redefinitions, each re-instantiated by libvirt on its tap). What it does NOT include: the
+ *    group (the rule toggled: tcp 8080 from a CIDR); 50 domains on taps named as Koala's chains
+ *    name them are started PAUSED on the node (QEMU processes and tap devices exist; no guest
+ *    CPU: 50 TCG boots would not fit this machine). Measured: the agent's apply of the state
+ *    where the group's ingress rule was revoked or authorized again. The rule is an entry of the
+ *    group's `-pi` set, matched by every guest's rules: the apply rewrites that set and no rule.
+ *    What it does NOT include: the
  *    CLC building and publishing the state (RevokeSecurityGroupIngress -> NATS, measured end to
  *    end on real guests in test/lab/networking.e2e-spec.ts).
  *
  * 3. The NC's share of a networked launch: the agent's prepare() of a new instance on an applied
- *    state (only its own entries: set, DHCP entry, filter, NAT) against a whole apply of a state
- *    holding one more instance (what the launch path ran once or twice before). No domain: the
- *    rest of `running` is libvirt instantiating the filter on the tap at domain start.
+ *    state (only its own entries: set, DHCP entry, chains, NAT) against a whole apply of a state
+ *    holding one more instance (what the launch path ran once or twice before). No domain.
  *
  * Run (root; PostgreSQL, libvirtd, nats-server):
  *   NODE_OPTIONS=--experimental-vm-modules npx jest -c bench/network-jest.config.js
@@ -229,7 +227,7 @@ it(`a security-group rule change on ${GUESTS} running interfaces (agent apply: r
             type: 'network',
             source: `koala-${zone}`,
             mac: `02:00:00:55:00:${(i + 16).toString(16).padStart(2, '0')}`,
-            filter: { name: `koala-i-${id}`, parameters: { IP: `10.55.0.${i + 10}`, MAC: `02:00:00:55:00:${(i + 16).toString(16).padStart(2, '0')}`, CTRL_IP_LEARNING: 'none' } },
+            targetDev: `kv0200005500${(i + 16).toString(16).padStart(2, '0')}`,
           },
         ],
       });
@@ -240,12 +238,12 @@ it(`a security-group rule change on ${GUESTS} running interfaces (agent apply: r
     const startMs = performance.now() - t0;
     // The rule in the kernel: its set entry; every tap's chains match the set.
     const tapRules = async () => (await node.run(['ipset', 'save', 'koala-sg-0000000a-pi'])).split('\n').filter((l) => l.endsWith(',tcp:8080')).length;
-    const setMatches = (await node.run(['iptables-save', '-t', 'filter'])).split('\n').filter((l) => l.includes('--match-set koala-sg-0000000a-pi ')).length;
+    const setMatches = (await node.run(['iptables-save', '-t', 'mangle'])).split('\n').filter((l) => l.includes('--match-set koala-sg-0000000a-pi ')).length;
     expect(setMatches).toBeGreaterThanOrEqual(GUESTS);
     const withRule = await tapRules();
     const times: number[] = [];
     for (let r = 0; r < ROUNDS; r++) {
-      // Revoke (the rule leaves 50 filters), then authorize again (it comes back): each timed.
+      // Revoke (the rule leaves the set all 50 guests' rules match), then authorize again: each timed.
       for (const allow of [false, true]) {
         const t = performance.now();
         const changes = await agent.apply(state(2 + r * 2 + (allow ? 1 : 0), allow));
@@ -260,8 +258,8 @@ it(`a security-group rule change on ${GUESTS} running interfaces (agent apply: r
     const noopMs = performance.now() - noop;
     process.stdout.write(
       `\nsecurity-group rule change on ${GUESTS} running (paused) guests' interfaces on one lab node:\n` +
-        `  start of ${GUESTS} paused domains with their filters: ${startMs.toFixed(0)} ms\n` +
-        `  agent apply of a rule change (revoke or authorize; one set rewritten, no filter redefined): ${fmt(times)}\n` +
+        `  start of ${GUESTS} paused domains on their taps: ${startMs.toFixed(0)} ms\n` +
+        `  agent apply of a rule change (revoke or authorize; one set rewritten, no rule): ${fmt(times)}\n` +
         `  the rule's set entries: ${withRule} with the rule, ${without} without; iptables rules matching the set: ${setMatches}\n` +
         `  re-apply of an applied state (reads only): ${noopMs.toFixed(0)} ms\n`,
     );
@@ -336,7 +334,7 @@ it("the NC's share of a networked launch: prepare() (own entries) vs a whole app
       // a whole apply of a state with one more instance (the old launch path's pass)
       served = state(10 + r * 2, n + 2);
       const t2 = performance.now();
-      expect(await agent.apply(served)).toEqual(expect.arrayContaining([`filter koala-i-${iface(n + 1).instanceId}`]));
+      expect(await agent.apply(served)).toEqual(expect.arrayContaining([expect.stringMatching(/^mangle chains /), expect.stringMatching(/^ebtables nat chains /)]));
       whole.push(performance.now() - t2);
       agent.receive(served);
       await agent.kick();

@@ -119,45 +119,14 @@ while true; do probe eip http://${eip}:8080/; sleep 2; done
 const scriptB = (sIp: string) => prelude([8080, 8081]) + `while true; do probe s http://${sIp}:8080/; sleep 2; done\n`;
 const scriptN = (sIp: string, bIp: string) => prelude([8080]) + `while true; do probe s http://${sIp}:8080/; probe b80 http://${bIp}:8080/; probe b81 http://${bIp}:8081/; sleep 2; done\n`;
 
-/**
- * libvirt's per-interface dispatch rules (one per tap in its own chains: iptables libvirt-in,
- * libvirt-out, ...; ebtables PREROUTING/POSTROUTING) come back in another order when libvirtd
- * re-instantiates the filters after a restart; each matches a distinct tap, so their order is
- * meaningless: sorted among themselves, in place. Every other rule keeps its order.
- */
-function sortDispatch(lines: string[], isDispatch: (l: string) => boolean): string[] {
-  const sorted = lines.filter(isDispatch).sort();
-  return lines.map((l) => (isDispatch(l) ? sorted.shift()! : l));
-}
-
-function ebtablesNormal(text: string): string {
-  const out: string[] = [];
-  let chain = '';
-  let block: string[] = [];
-  const flush = () => out.push(...(/^(PREROUTING|POSTROUTING)$/.test(chain) ? block.sort() : block));
-  for (const l of text.trim().split('\n')) {
-    const m = /^Bridge chain: ([^,]+),/.exec(l);
-    if (m || !l.trim()) {
-      flush();
-      block = [];
-      chain = m?.[1] ?? '';
-      out.push(l);
-    } else block.push(l);
-  }
-  flush();
-  return out.join('\n');
-}
-
-/** Host state of a node, in a comparable form (counters removed, libvirt's dispatch rules sorted). */
+/** Host state of a node, in a comparable form (counters removed). */
 async function snapshot(node: LabNode, zone: string): Promise<Record<string, string>> {
   const strip = (s: string) =>
-    sortDispatch(
-      s
-        .split('\n')
-        .filter((l) => l && !l.startsWith('#'))
-        .map((l) => l.replace(/\[\d+:\d+\]/g, '[]')),
-      (l) => /^-A libvirt-(host-in|in|in-post|out) -m physdev /.test(l),
-    ).join('\n');
+    s
+      .split('\n')
+      .filter((l) => l && !l.startsWith('#'))
+      .map((l) => l.replace(/\[\d+:\d+\]/g, '[]'))
+      .join('\n');
   const filters = (await run('virsh', ['-q', '-c', node.libvirtUri, 'nwfilter-list']))
     .split('\n')
     .map((l) => l.trim().split(/\s+/)[1] ?? '')
@@ -169,7 +138,7 @@ async function snapshot(node: LabNode, zone: string): Promise<Record<string, str
     nat: strip(await node.run(['iptables-save', '-t', 'nat'])),
     filter: strip(await node.run(['iptables-save', '-t', 'filter'])),
     mangle: strip(await node.run(['iptables-save', '-t', 'mangle'])),
-    ebtables: ebtablesNormal(await node.run(['ebtables', '-t', 'nat', '-L'])),
+    ebtables: strip(await node.run(['ebtables-save', '-t', 'nat'])),
     ipset: (await node.run(['ipset', 'save']))
       .split('\n')
       .filter((l) => l.includes('koala-'))
@@ -470,12 +439,13 @@ describe('guest networking end to end (CLC + CC + two NCs on lab nodes, QEMU gue
     for (const chain of ['PREROUTING', 'POSTROUTING', 'OUTPUT']) expect(before.nat.split('\n').filter((l) => l === `-A ${chain} -j KOALA-${chain}`)).toHaveLength(1);
     const koalaNat = before.nat.split('\n').filter((l) => l.startsWith('-A KOALA-'));
     expect(new Set(koalaNat).size).toBe(koalaNat.length);
-    expect(before.filters.split('\n').sort()).toEqual(
-      ids
-        .filter((i) => where[i] === nodeOfS.name)
-        .map((i) => `koala-i-${i}`)
-        .sort(),
-    );
+    // No nwfilter: each local guest's tap is named in Koala's chains (iptables and ebtables).
+    expect(before.filters).toBe('');
+    for (const id of ids.filter((i) => where[i] === nodeOfS.name)) {
+      const tap = `kv${described.get(id)!.NetworkInterfaces![0]!.MacAddress!.replace(/:/g, '')}`;
+      expect(before.mangle).toContain(`--physdev-in ${tap} `);
+      expect(before.ebtables).toContain(`-i ${tap} `);
+    }
     expect(before.network).toContain('dhcp-ignore=tag:!known');
 
     const nc = ncs.get(nodeOfS.name)!;
@@ -518,6 +488,7 @@ describe('guest networking end to end (CLC + CC + two NCs on lab nodes, QEMU gue
       .flatMap((d) => [d.PrivateIpAddress!, d.PublicIpAddress!])
       .concat(eip.PublicIp!)
       .filter(Boolean);
+    const taps = [...described.values()].map((d) => `kv${d.NetworkInterfaces![0]!.MacAddress!.replace(/:/g, '')}`);
     for (const node of lab.nodes) {
       await until(
         async () => {
@@ -531,7 +502,8 @@ describe('guest networking end to end (CLC + CC + two NCs on lab nodes, QEMU gue
             ...(snap.network.match(/<host [^>]*>/g) ?? []).filter((h) => !h.includes("name='koala-dhcp-anchor'")),
             ...snap.ipset.split('\n').filter((l) => l.startsWith('add ')),
             ...snap.nat.split('\n').filter((l) => addrs.some((a) => l.includes(`${a}/32`) || l.includes(`${a} `) || l.endsWith(a))),
-            ...snap.mangle.split('\n').filter((l) => l.startsWith('-A KOALA-') && addrs.some((a) => l.includes(`${a}/32`))),
+            ...snap.mangle.split('\n').filter((l) => l.startsWith('-A KOALA-') && (addrs.some((a) => l.includes(`${a}/32`)) || taps.some((t) => l.includes(t)))),
+            ...snap.ebtables.split('\n').filter((l) => taps.some((t) => l.includes(t))),
           ];
           return leftovers.length === 0 || (console.log(`${node.name} still has: ${leftovers.join(' | ')}`), false);
         },
