@@ -1,4 +1,4 @@
-import type { NetworkGroup, NetworkInterfaceState, NetworkRule, ZoneNetworkState } from '@koala/contracts';
+import type { NetworkInterfaceState, ZoneNetworkState } from '@koala/contracts';
 import { buildDhcpHostXml, buildNetworkXml } from '@koala/libvirt';
 import { firewallRestoreText, firewallRules, groupSets, l2RestoreText, l2Rules, type GroupMembers, type PlannedIpset } from './guest-firewall.js';
 import { byIp, normalCidr, parseCidr } from './net-addresses.js';
