@@ -244,7 +244,14 @@ maybe('network agent on a node host (libvirtd in a namespace)', () => {
       const opened = (ns: string) =>
         spawnSync(
           'ip',
-          ['netns', 'exec', ns, process.execPath, '-e', `const s = require('net').connect(53, '172.31.0.2', () => { console.log('open'); process.exit(0); }); s.setTimeout(1500, () => { console.log('timeout'); process.exit(2); });`],
+          [
+            'netns',
+            'exec',
+            ns,
+            process.execPath,
+            '-e',
+            `const s = require('net').connect(53, '172.31.0.2', () => { console.log('open'); process.exit(0); }); s.setTimeout(1500, () => { console.log('timeout'); process.exit(2); });`,
+          ],
           { encoding: 'utf8' },
         ).stdout.trim();
       expect(opened(G.a3)).toBe('open');

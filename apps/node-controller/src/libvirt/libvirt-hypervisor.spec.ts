@@ -33,7 +33,9 @@ describe('LibvirtHypervisor.defineDomain', () => {
   it('a networked instance gets one virtio interface on the zone network, its tap named as the node rules name it, no nwfilter', async () => {
     const { hv, defined } = hypervisor();
     await hv.defineDomain(spec({ network: { network: 'koala-koala-1a', mac: '02:01:23:45:67:89', ip: '172.31.0.9', tap: 'kv020123456789' } }));
-    expect(parseDomainXml(defined[0]!).interfaces).toEqual([{ type: 'network', source: 'koala-koala-1a', mac: '02:01:23:45:67:89', model: 'virtio', targetDev: 'kv020123456789', filterParameters: [] }]);
+    expect(parseDomainXml(defined[0]!).interfaces).toEqual([
+      { type: 'network', source: 'koala-koala-1a', mac: '02:01:23:45:67:89', model: 'virtio', targetDev: 'kv020123456789', filterParameters: [] },
+    ]);
   });
 
   it('no network: no interface at all', async () => {

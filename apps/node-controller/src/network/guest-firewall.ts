@@ -129,10 +129,7 @@ interface Allowance {
 /** The matches of a group's sets (their entries: groupSets). In: the peer is the sender, the port the guest's; out: both the destination's. */
 function setAllowances(groupId: string, ingress: boolean): Allowance[] {
   const dir = ingress ? 'i' : 'o';
-  return [
-    { set: { name: groupSetName(groupId, 'a', dir), flags: ingress ? 'src' : 'dst' } },
-    { set: { name: groupSetName(groupId, 'p', dir), flags: ingress ? 'src,dst' : 'dst,dst' } },
-  ];
+  return [{ set: { name: groupSetName(groupId, 'a', dir), flags: ingress ? 'src' : 'dst' } }, { set: { name: groupSetName(groupId, 'p', dir), flags: ingress ? 'src,dst' : 'dst,dst' } }];
 }
 
 /** A rule that sets cannot hold (setEntries): one allowance per peer network and member. */

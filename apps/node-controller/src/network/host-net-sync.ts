@@ -107,7 +107,13 @@ export class HostNetSync {
    * security groups (which name the sets: after them).
    */
   syncMangle(plan: NetworkPlan): Promise<Change[]> {
-    return this.syncChains('mangle', [MANGLE_CHAIN, ...Object.values(FIREWALL_CHAINS)], [...MANGLE_JUMPS, ...FIREWALL_JUMPS], [...plan.mangle, ...plan.firewall], plan.mangleRestore + plan.firewallRestore);
+    return this.syncChains(
+      'mangle',
+      [MANGLE_CHAIN, ...Object.values(FIREWALL_CHAINS)],
+      [...MANGLE_JUMPS, ...FIREWALL_JUMPS],
+      [...plan.mangle, ...plan.firewall],
+      plan.mangleRestore + plan.firewallRestore,
+    );
   }
 
   /** Koala's ebtables nat chains (anti-spoofing), the same way with ebtables. */
@@ -155,7 +161,9 @@ export class HostNetSync {
     const l2 = next.l2Restore !== base.l2Restore;
     // The two tools side by side: each is its own process and its own table.
     const [ip4, eb] = await Promise.all([
-      changed.length ? this.sh.run(['iptables-restore', '-w', '5', '--noflush'], { input: changed.map(([, want]) => want).join('') }).then(() => changed.map(([what, , , rules]) => `${what} (${rules} rules)`)) : [],
+      changed.length
+        ? this.sh.run(['iptables-restore', '-w', '5', '--noflush'], { input: changed.map(([, want]) => want).join('') }).then(() => changed.map(([what, , , rules]) => `${what} (${rules} rules)`))
+        : [],
       l2 ? this.writeChains('ebtables', 'nat', next.l2Restore, next.l2.length) : [],
     ]);
     return [...ip4, ...eb];
