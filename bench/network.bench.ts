@@ -27,7 +27,7 @@
  *
  * Run (root; PostgreSQL, libvirtd, nats-server):
  *   NODE_OPTIONS=--experimental-vm-modules npx jest -c bench/network-jest.config.js
- * Knobs: BENCH_ROUNDS=3, BENCH_GUESTS=50.
+ * Knobs: BENCH_ROUNDS=3, BENCH_GUESTS=50; KOALA_TEST_LOG_LEVEL=info shows the NC's launch breakdown (`instance running`).
  */
 import { jest } from '@jest/globals';
 import { execFileSync } from 'node:child_process';
@@ -102,7 +102,7 @@ it('RunInstances -> running / booted with guest networking vs without (one lab n
       const home = mkdtempSync(join(tmpdir(), 'koala-netbench-'));
       chmodSync(home, 0o755);
       homes.push(home);
-      return loadConfig({ KOALA_HOME: home, KOALA_NATS_URL: nats.url, KOALA_ZONE: zone, KOALA_LOG_LEVEL: 'warn', KOALA_HEARTBEAT_MS: '500', ...extra });
+      return loadConfig({ KOALA_HOME: home, KOALA_NATS_URL: nats.url, KOALA_ZONE: zone, KOALA_LOG_LEVEL: process.env.KOALA_TEST_LOG_LEVEL ?? 'warn', KOALA_HEARTBEAT_MS: '500', ...extra });
     };
     for (const [zone, net] of [
       [zNet, true],
