@@ -51,6 +51,13 @@ describe('IscsiExportService', () => {
     await expect(service.export(req('vol-9'))).rejects.toMatchObject({ code: 'InvalidVolume.NotFound' });
   });
 
+  it('a new export reads each listing once and runs nothing twice (each tgtadm is a process)', async () => {
+    const { service, tgtd } = setup();
+    await service.export(req('vol-1'));
+    const ops = tgtd.calls.map((c) => `${c[c.indexOf('--mode') + 1]} ${c[c.indexOf('--op') + 1]}`).sort();
+    expect(ops).toEqual(['account bind', 'account new', 'account show', 'logicalunit new', 'target bind', 'target new', 'target show'].sort());
+  });
+
   it('unexport removes the target and its account, and is idempotent', async () => {
     const { service, tgtd, target } = setup();
     await service.export(req('vol-1'));

@@ -1,6 +1,6 @@
 import { volumeTargetIqn, type ExportedTarget } from '@koala/contracts';
 import type { Logger } from '@koala/logging';
-import { KeyedLock } from '@koala/runtime';
+import { KeyedLock, settleAll } from '@koala/runtime';
 import { StorageError } from '../volumes/volume-backend.js';
 import type { OpenExport } from './sealed-exports.js';
 import type { TgtAdmin, TgtTarget } from './tgt-admin.js';
@@ -128,34 +128,50 @@ export class IscsiExportService {
     }
   }
 
-  /** Creates whatever part of the export is missing (idempotent). */
+  /**
+   * Creates whatever part of the export is missing (idempotent). Each `tgtadm` is a process of
+   * its own (~10 ms here), so what does not depend on another step runs beside it: the two
+   * listings; the CHAP account beside the target, its LUN and its initiator; the LUN beside the
+   * initiator. Only binding the account waits for both. A new export is four steps deep
+   * (listings, target, LUN and initiator, account binding), where one by one it was nine.
+   */
   private async ensure(req: OpenExport): Promise<void> {
     const tgt = this.o.tgt;
     const iqn = volumeTargetIqn(req.volumeId);
-    const path = await this.o.volumes.path(req.volumeId);
-    let t: TgtTarget | undefined = (await tgt.listTargets()).find((x) => x.iqn === iqn);
-    if (t && t.luns.some((l) => l.lun === 1 && l.backingStore !== path)) {
-      await tgt.deleteTarget(t.tid);
-      t = undefined;
-    }
-    if (!t) {
-      this.o.logger.info({ volumeId: req.volumeId, iqn, node: req.node }, 'creating iSCSI target');
-      t = { tid: await tgt.createTarget(iqn), iqn, luns: [], accounts: [], acl: [], sessions: [] };
-    }
-    if (!t.luns.some((l) => l.lun === 1)) await tgt.addLun(t.tid, 1, path);
-    for (const a of t.acl) if (a !== req.initiatorIqn) await tgt.unbindInitiatorName(t.tid, a);
-    if (!t.acl.includes(req.initiatorIqn)) await tgt.bindInitiatorName(t.tid, req.initiatorIqn);
-
-    let bound = t.accounts.includes(req.chapUser);
-    if (this.accountSecrets.get(req.chapUser) !== req.chapSecret || !(await tgt.listAccounts()).includes(req.chapUser)) {
+    const [path, targets, accounts] = await Promise.all([this.o.volumes.path(req.volumeId), tgt.listTargets(), tgt.listAccounts()]);
+    let t: TgtTarget | undefined = targets.find((x) => x.iqn === iqn);
+    const target = async (): Promise<TgtTarget> => {
+      if (t && t.luns.some((l) => l.lun === 1 && l.backingStore !== path)) {
+        await tgt.deleteTarget(t.tid);
+        t = undefined;
+      }
+      if (!t) {
+        this.o.logger.info({ volumeId: req.volumeId, iqn, node: req.node }, 'creating iSCSI target');
+        t = { tid: await tgt.createTarget(iqn, targets), iqn, luns: [], accounts: [], acl: [], sessions: [] };
+      }
+      const tid = t.tid;
+      const acl = t.acl;
+      await settleAll([
+        t.luns.some((l) => l.lun === 1) ? Promise.resolve() : tgt.addLun(tid, 1, path),
+        (async () => {
+          for (const a of acl) if (a !== req.initiatorIqn) await tgt.unbindInitiatorName(tid, a);
+          if (!acl.includes(req.initiatorIqn)) await tgt.bindInitiatorName(tid, req.initiatorIqn);
+        })(),
+      ] as const);
+      return t;
+    };
+    const account = async (): Promise<boolean> => {
+      if (this.accountSecrets.get(req.chapUser) === req.chapSecret && accounts.includes(req.chapUser)) return false;
       // Unknown password (earlier run) or a new one: re-create the account with the wanted secret.
-      await tgt.deleteAccount(req.chapUser).catch(() => undefined);
+      if (accounts.includes(req.chapUser)) await tgt.deleteAccount(req.chapUser).catch(() => undefined);
       await tgt.createAccount(req.chapUser, req.chapSecret);
       this.accountSecrets.set(req.chapUser, req.chapSecret);
-      bound = false;
-    }
-    for (const a of t.accounts) if (a !== req.chapUser) await tgt.unbindAccount(t.tid, a).catch(() => undefined);
-    if (!bound) await tgt.bindAccount(t.tid, req.chapUser);
+      return true;
+    };
+    // All steps settle before a failure is thrown: the caller's rollback never races one.
+    const [ready, recreated] = await settleAll([target(), account()] as const);
+    for (const a of ready.accounts) if (a !== req.chapUser) await tgt.unbindAccount(ready.tid, a).catch(() => undefined);
+    if (recreated || !ready.accounts.includes(req.chapUser)) await tgt.bindAccount(ready.tid, req.chapUser);
   }
 
   /** Deletes the volume's target (even with sessions) and its CHAP accounts no other target uses. */

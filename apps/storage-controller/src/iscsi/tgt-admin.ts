@@ -117,10 +117,13 @@ export class TgtAdmin {
       .filter(Boolean);
   }
 
-  /** Creates a target with the lowest free tid; retries when another process takes it first. */
-  async createTarget(iqn: string): Promise<number> {
+  /**
+   * Creates a target with the lowest free tid; retries when another process takes it first.
+   * `known`: a listing the caller just read (saves the first read).
+   */
+  async createTarget(iqn: string, known?: readonly TgtTarget[]): Promise<number> {
     for (let attempt = 0; attempt < 20; attempt++) {
-      const used = new Set((await this.listTargets()).map((t) => t.tid));
+      const used = new Set((attempt === 0 && known ? known : await this.listTargets()).map((t) => t.tid));
       let tid = 1;
       while (used.has(tid)) tid++;
       try {
