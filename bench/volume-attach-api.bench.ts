@@ -84,7 +84,7 @@ it('AttachVolume -> attached through the EC2 API vs bare tgtadm export + attachD
       const home = mkdtempSync(join(tmpdir(), 'koala-bench-'));
       chmodSync(home, 0o755);
       homes.push(home);
-      return loadConfig({ KOALA_HOME: home, KOALA_NATS_URL: nats!.url, KOALA_ZONE: zone, KOALA_LOG_LEVEL: 'warn', KOALA_HEARTBEAT_MS: '500', ...extra });
+      return loadConfig({ KOALA_HOME: home, KOALA_NATS_URL: nats!.url, KOALA_ZONE: zone, KOALA_LOG_LEVEL: process.env.KOALA_TEST_LOG_LEVEL ?? 'warn', KOALA_HEARTBEAT_MS: '500', ...extra });
     };
     daemons.push((await startDaemon('cluster-controller', clusterModule, { zoned: true, config: env({}) })).app);
     const nc = env({ KOALA_NODE_NAME: node, KOALA_LIBVIRT_URI: 'qemu:///system', KOALA_IMAGE_CACHE_POOL: `koala-bench-img-${tag}`, KOALA_NC_INSTANCES_POOL: `koala-bench-inst-${tag}` });
