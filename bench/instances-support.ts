@@ -111,7 +111,15 @@ export async function startBenchCloud(opts: { uri?: string; ncEnv?: Record<strin
     const home = mkdtempSync(join(tmpdir(), 'koala-bench-'));
     chmodSync(home, 0o755); // QEMU runs as libvirt-qemu and must reach $KOALA_HOME/instances
     homes.push(home);
-    return loadConfig({ KOALA_HOME: home, KOALA_NATS_URL: nats!.url, KOALA_ZONE: zone, KOALA_LOG_LEVEL: process.env.KOALA_TEST_LOG_LEVEL ?? 'warn', KOALA_HEARTBEAT_MS: '500', KOALA_NODE_TIMEOUT_MS: '5000', ...extra });
+    return loadConfig({
+      KOALA_HOME: home,
+      KOALA_NATS_URL: nats!.url,
+      KOALA_ZONE: zone,
+      KOALA_LOG_LEVEL: process.env.KOALA_TEST_LOG_LEVEL ?? 'warn',
+      KOALA_HEARTBEAT_MS: '500',
+      KOALA_NODE_TIMEOUT_MS: '5000',
+      ...extra,
+    });
   };
 
   const cleanup = async (ec2?: EC2Client) => {

@@ -147,7 +147,7 @@ export class HostNetSync {
   }
 
   /**
-   * Koala's chains of the tables whose plan differs from `base`, rewritten whole without reading
+   * Koala's iptables chains whose plan differs from `base`, rewritten whole without reading
    * first, in one `iptables-restore` (the launch path: one process, whatever changed; the jumps
    * to them are the sync methods').
    */
@@ -158,15 +158,14 @@ export class HostNetSync {
       ['mangle chains', next.mangleRestore, base.mangleRestore, next.mangle.length],
     ] as const;
     const changed = parts.filter(([, want, have]) => want !== have);
-    const l2 = next.l2Restore !== base.l2Restore;
-    // The two tools side by side: each is its own process and its own table.
-    const [ip4, eb] = await Promise.all([
-      changed.length
-        ? this.sh.run(['iptables-restore', '-w', '5', '--noflush'], { input: changed.map(([, want]) => want).join('') }).then(() => changed.map(([what, , , rules]) => `${what} (${rules} rules)`))
-        : [],
-      l2 ? this.writeChains('ebtables', 'nat', next.l2Restore, next.l2.length) : [],
-    ]);
-    return [...ip4, ...eb];
+    if (!changed.length) return [];
+    await this.sh.run(['iptables-restore', '-w', '5', '--noflush'], { input: changed.map(([, want]) => want).join('') });
+    return changed.map(([what, , , rules]) => `${what} (${rules} rules)`);
+  }
+
+  /** Koala's ebtables chains when their plan differs from `base`, without reading first (the launch path). */
+  writeChangedL2(next: TablePlans, base: TablePlans): Promise<Change[]> {
+    return next.l2Restore === base.l2Restore ? Promise.resolve([]) : this.writeChains('ebtables', 'nat', next.l2Restore, next.l2.length);
   }
 
   private async writeChains(tool: 'iptables' | 'ebtables', table: string, restore: string, rules: number): Promise<Change[]> {

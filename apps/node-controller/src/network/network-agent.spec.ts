@@ -281,7 +281,9 @@ describe('NetworkAgent', () => {
     await agent.prepare(spec);
     // its address joins its group's set, its DHCP entry, its tap's rules, NAT and hop limit (one
     // iptables-restore for the chains that changed), its anti-spoofing, its public address
-    expect(host.commands).toEqual(['ipset restore', 'iptables-restore -w 5 --noflush', 'ebtables-restore --noflush', 'ip addr replace 198.51.100.14/32 dev pub0 label pub0:k']);
+    // (the L2 chains beside the sets and the iptables chains, which come after the sets they name)
+    expect([...host.commands].sort()).toEqual(['ebtables-restore --noflush', 'ip addr replace 198.51.100.14/32 dev pub0 label pub0:k', 'ipset restore', 'iptables-restore -w 5 --noflush']);
+    expect(host.commands.indexOf('ipset restore')).toBeLessThan(host.commands.indexOf('iptables-restore -w 5 --noflush'));
     expect(host.mangle.get('KOALA-ROUTED-IN')!.filter((r) => r.includes('172.31.0.14/32'))).toEqual([
       '-A KOALA-ROUTED-IN -d 172.31.0.14/32 -m set --match-set koala-sg-0000000a-ai src -j RETURN',
       '-A KOALA-ROUTED-IN -d 172.31.0.14/32 -m set --match-set koala-sg-0000000a-pi src,dst -j RETURN',
@@ -305,7 +307,7 @@ describe('NetworkAgent', () => {
     clear(host, libvirt);
     await agent.prepare(launchSpec('i-00000000000000a5', '172.31.0.15', '02:00:00:00:00:a5'));
     expect(libvirt.writes).toEqual(['dhcp add 172.31.0.15']);
-    expect(host.writes).toEqual(['ipset restore', 'iptables-restore -w 5 --noflush', 'ebtables-restore --noflush']);
+    expect([...host.writes].sort()).toEqual(['ebtables-restore --noflush', 'ipset restore', 'iptables-restore -w 5 --noflush']);
     expect(guarded(host, A5)).toBe(true);
   });
 

@@ -384,12 +384,14 @@ export class NetworkAgent implements NetworkStateView, InstanceNetworking {
       return [];
     }
     const haveSets = new Map(base.ipsets.map((x) => [x.name, x.members]));
-    // Two independent strands: the sets, then the chains naming them; the DHCP entry.
-    const [tables, dhcp] = await settleAll([
+    // Independent strands, each a process or a libvirt call: the sets, then the iptables chains
+    // naming them; the L2 chains; the DHCP entry.
+    const [tables, l2, dhcp] = await settleAll([
       (async () => [...(await this.sync.writeIpsets(next.ipsets.filter((x) => !sameMembers(haveSets.get(x.name), x.members)))), ...(await this.sync.writeChanged(next, base))])(),
+      this.sync.writeChangedL2(next, base),
       this.addOwnDhcpHost(next.network, base.network.hosts, host),
     ] as const);
-    const changes: Change[] = [...tables, ...dhcp.changes];
+    const changes: Change[] = [...tables, ...l2, ...dhcp.changes];
     const hosts = dhcp.hosts;
     let publicAddresses = base.publicAddresses;
     const publicIp = own.publicIp;
