@@ -311,6 +311,33 @@ describe('NetworkAgent', () => {
     expect(guarded(host, A5)).toBe(true);
   });
 
+  it('the state catching up with a launch is taken without reading the host; a periodic pass reads', async () => {
+    const { host, agent } = setup({ reapplyMs: 40 });
+    agent.receive(sampleState(7));
+    await agent.kick();
+    await agent.prepare(launchSpec('i-00000000000000a4', '172.31.0.14', '02:00:00:00:00:a4'));
+    const next = sampleState(8);
+    next.interfaces.push({ instanceId: 'i-00000000000000a4', node: 'node-a', mac: '02:00:00:00:00:a4', privateIp: '172.31.0.14', groupIds: ['sg-0000000a'] });
+    host.commands = [];
+    expect(agent.receive(next)).toBe(true);
+    await agent.kick();
+    expect(agent.current()?.version).toBe(8);
+    expect(host.commands).toEqual([]); // nothing read, nothing written
+    // A state that differs is a reading pass.
+    const other = structuredClone(next);
+    other.version = 9;
+    other.interfaces = other.interfaces.filter((i) => i.instanceId !== 'i-00000000000000a1');
+    agent.receive(other);
+    await agent.kick();
+    expect(host.commands).toContain('ipset save');
+    // The periodic pass reads even when nothing changed (drift).
+    agent.start();
+    host.commands = [];
+    await new Promise((r) => setTimeout(r, 120));
+    expect(host.commands).toContain('iptables-save -t mangle');
+    await agent.stop();
+  });
+
   it('launch before any complete apply (NC just started, or the last apply or launch failed) runs a whole apply', async () => {
     const { host, libvirt, agent } = setup();
     await agent.prepare(launchSpec('i-00000000000000a4', '172.31.0.14', '02:00:00:00:00:a4'));
