@@ -171,7 +171,8 @@ maybe('network agent on a node host (libvirtd in a namespace)', () => {
     const G = { a3: `kg${tag}a3`, a2: `kg${tag}a2`, x: `kg${tag}x` };
     const ex = (ns: string, ...argv: string[]) => execFileSync('ip', ['netns', 'exec', ns, ...argv], { encoding: 'utf8' });
     const servers: ChildProcess[] = [];
-    const connect = (ns: string, host: string, port: number) =>
+    /** What a TCP client in `ns` gets: the server's first bytes (or `open` once connected, for a server that waits), `timeout`, or an error code. */
+    const connect = (ns: string, host: string, port: number, untilOpen = false) =>
       spawnSync(
         'ip',
         [
@@ -180,7 +181,7 @@ maybe('network agent on a node host (libvirtd in a namespace)', () => {
           ns,
           process.execPath,
           '-e',
-          `const s = require('net').connect(${port}, '${host}'); s.setTimeout(1500, () => { console.log('timeout'); process.exit(2); }); s.on('data', (d) => process.stdout.write(d)); s.on('error', (e) => { console.log(e.code); process.exit(3); });`,
+          `const s = require('net').connect(${port}, '${host}'${untilOpen ? ", () => { console.log('open'); process.exit(0); }" : ''}); s.setTimeout(1500, () => { console.log('timeout'); process.exit(2); }); s.on('data', (d) => process.stdout.write(d)); s.on('error', (e) => { console.log(e.code); process.exit(3); });`,
         ],
         { encoding: 'utf8' },
       ).stdout.trim();
@@ -241,20 +242,7 @@ maybe('network agent on a node host (libvirtd in a namespace)', () => {
       expect(connect(G.x, '172.31.0.2', 2222)).toBe('node'); // the path works (x is not a guest's tap)
       expect(connect(G.a3, '172.31.0.2', 2222)).toBe('timeout');
       // dnsmasq's DNS over TCP accepts the connection (it then waits for a query).
-      const opened = (ns: string) =>
-        spawnSync(
-          'ip',
-          [
-            'netns',
-            'exec',
-            ns,
-            process.execPath,
-            '-e',
-            `const s = require('net').connect(53, '172.31.0.2', () => { console.log('open'); process.exit(0); }); s.setTimeout(1500, () => { console.log('timeout'); process.exit(2); });`,
-          ],
-          { encoding: 'utf8' },
-        ).stdout.trim();
-      expect(opened(G.a3)).toBe('open');
+      expect(connect(G.a3, '172.31.0.2', 53, true)).toBe('open');
     }, 30_000);
 
     it('the guest may not send from another address', async () => {
