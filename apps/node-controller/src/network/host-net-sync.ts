@@ -14,6 +14,16 @@ const SYSCTLS: readonly (readonly [string, string])[] = [
   ['net.bridge.bridge-nf-call-iptables', '1'],
 ];
 
+/**
+ * The two rule tools, driven the same way: a save to compare, a `--noflush` restore that replaces
+ * only the chains it declares, an insert for the jumps, a prefix for the change log.
+ */
+type RuleTool = 'iptables' | 'ebtables';
+const TOOLS: Record<RuleTool, { save: string; restore: string[]; insert: string[]; label: string }> = {
+  iptables: { save: 'iptables-save', restore: ['iptables-restore', '-w', '5', '--noflush'], insert: ['iptables', '-w', '5'], label: '' },
+  ebtables: { save: 'ebtables-save', restore: ['ebtables-restore', '--noflush'], insert: ['ebtables', '--concurrent'], label: 'ebtables ' },
+};
+
 /** Suffix of the temporary set an ipset is rebuilt in before the swap. */
 const TMP_SUFFIX = '-t';
 
@@ -127,9 +137,9 @@ export class HostNetSync {
     jumps: readonly (readonly [string, string])[],
     want: readonly string[],
     restore: string,
-    tool: 'iptables' | 'ebtables' = 'iptables',
+    tool: RuleTool = 'iptables',
   ): Promise<Change[]> {
-    const { stdout } = await this.sh.run([`${tool}-save`, '-t', table]);
+    const { stdout } = await this.sh.run([TOOLS[tool].save, '-t', table]);
     const lines = stdout.split('\n');
     const chains = new Map(lines.filter((l) => l.startsWith(':')).map((l) => [l.slice(1).split(' ')[0], l.slice(1).split(' ')[1]]));
     // ebtables chains carry a policy (Koala's: RETURN); iptables user chains print `-`.
@@ -140,8 +150,8 @@ export class HostNetSync {
     if (!ours.every((c) => chains.has(c) && policyOk(c) && rulesOf(c, lines) === rulesOf(c, want))) changes.push(...(await this.writeChains(tool, table, restore, want.length)));
     for (const [builtin, chain] of jumps) {
       if (lines.includes(`-A ${builtin} -j ${chain}`)) continue;
-      await this.sh.run(tool === 'iptables' ? ['iptables', '-w', '5', '-t', table, '-I', builtin, '1', '-j', chain] : ['ebtables', '--concurrent', '-t', table, '-I', builtin, '1', '-j', chain]);
-      changes.push(`${tool === 'iptables' ? '' : 'ebtables '}jump ${builtin} -> ${chain}`);
+      await this.sh.run([...TOOLS[tool].insert, '-t', table, '-I', builtin, '1', '-j', chain]);
+      changes.push(`${TOOLS[tool].label}jump ${builtin} -> ${chain}`);
     }
     return changes;
   }
@@ -159,7 +169,7 @@ export class HostNetSync {
     ] as const;
     const changed = parts.filter(([, want, have]) => want !== have);
     if (!changed.length) return [];
-    await this.sh.run(['iptables-restore', '-w', '5', '--noflush'], { input: changed.map(([, want]) => want).join('') });
+    await this.sh.run(TOOLS.iptables.restore, { input: changed.map(([, want]) => want).join('') });
     return changed.map(([what, , , rules]) => `${what} (${rules} rules)`);
   }
 
@@ -168,9 +178,9 @@ export class HostNetSync {
     return next.l2Restore === base.l2Restore ? Promise.resolve([]) : this.writeChains('ebtables', 'nat', next.l2Restore, next.l2.length);
   }
 
-  private async writeChains(tool: 'iptables' | 'ebtables', table: string, restore: string, rules: number): Promise<Change[]> {
-    await this.sh.run(tool === 'iptables' ? ['iptables-restore', '-w', '5', '--noflush'] : ['ebtables-restore', '--noflush'], { input: restore });
-    return [`${tool === 'iptables' ? '' : 'ebtables '}${table} chains (${rules} rules)`];
+  private async writeChains(tool: RuleTool, table: string, restore: string, rules: number): Promise<Change[]> {
+    await this.sh.run(TOOLS[tool].restore, { input: restore });
+    return [`${TOOLS[tool].label}${table} chains (${rules} rules)`];
   }
 
   /**

@@ -179,7 +179,7 @@ export class NetworkAgent implements NetworkStateView, InstanceNetworking {
       const plan = this.plan(state);
       const inPlace = !this.mustRead && !this.dirty && !!plan && !!this.appliedPlan && samePlan(plan, this.appliedPlan);
       if (!inPlace) this.mustRead = false;
-      const changes = inPlace ? [] : await this.apply(state);
+      const changes = inPlace ? [] : await this.apply(state, plan);
       this.failures = 0;
       this.dirty = false;
       clearTimeout(this.retryTimer);
@@ -219,8 +219,7 @@ export class NetworkAgent implements NetworkStateView, InstanceNetworking {
    * before stale sets go); the L2 chains; network and uplink (the bridge before its uplink); NAT
    * and public addresses.
    */
-  async apply(state: ZoneNetworkState): Promise<Change[]> {
-    const plan = this.plan(state);
+  async apply(state: ZoneNetworkState, plan = this.plan(state)): Promise<Change[]> {
     if (!plan) return []; // this node has no address in the zone yet: nothing to hold
     this.appliedPlan = undefined; // until this pass has completed, nothing is known to be in place
     const { uplink, bridge, publicIf } = this.o.config;

@@ -4,7 +4,8 @@ import { fileURLToPath } from 'node:url';
 import { ZoneNetworkState } from '@koala/contracts';
 import { sampleState, nodeA } from './network-fixtures.js';
 import { tapName } from './guest-firewall.js';
-import { DHCP_ANCHOR_MAC, inCidr, normalCidr, planNetwork } from './network-plan.js';
+import { inCidr, normalCidr } from './net-addresses.js';
+import { DHCP_ANCHOR_MAC, planNetwork } from './network-plan.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const golden = (name: string) => readFileSync(join(here, 'golden', name), 'utf8');

@@ -3,8 +3,6 @@ import { buildDhcpHostXml, buildNetworkXml } from '@koala/libvirt';
 import { firewallRestoreText, firewallRules, groupSets, l2RestoreText, l2Rules, type GroupMembers, type PlannedIpset } from './guest-firewall.js';
 import { byIp, normalCidr, parseCidr } from './net-addresses.js';
 
-export { inCidr, ipToInt, normalCidr, parseCidr } from './net-addresses.js';
-
 /**
  * The pure half of the network agent: from the zone's desired state and this node's settings,
  * everything this node must hold (libvirt network, ipsets, its guests' firewall and L2 chains, NAT rules,
